@@ -1,0 +1,61 @@
+# Every target creates .venv from the locked requirements/ files when it is missing or stale.
+PYTHON ?= python3.11
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Tools that load settings without serving anything (mypy's Django plugin) need some key.
+TOOL_ENV := SECRET_KEY=$${SECRET_KEY:-not-a-secret-tools-only}
+
+.PHONY: run test lint format bench clean requirements
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(VENV)/.installed-base: requirements/base.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements/base.txt
+	touch $@
+
+$(VENV)/.installed-dev: requirements/dev.txt | $(BIN)/python
+	$(BIN)/pip install --quiet -r requirements/dev.txt
+	touch $@ $(VENV)/.installed-base
+
+.env:
+	cp .env.example .env
+
+## run: start the whole product on the embedded default (SQLite + embedded Redis)
+run: $(VENV)/.installed-base .env
+	$(BIN)/python manage.py migrate --noinput
+	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
+	$(BIN)/python manage.py seed_demo
+	$(BIN)/python manage.py stack up
+
+## test: the whole test suite, integration tests included
+test: $(VENV)/.installed-dev
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## lint: ruff (lint + format) and mypy
+lint: $(VENV)/.installed-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(TOOL_ENV) $(BIN)/mypy .
+
+format: $(VENV)/.installed-dev
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+## bench: every benchmark in benchmarks/, each printing its figures and writing JSON
+bench: $(VENV)/.installed-dev
+	@set -e; for script in benchmarks/[!_]*.py; do \
+		echo "== $$script"; $(BIN)/python $$script; \
+	done
+
+## requirements: regenerate the locked files from pyproject.toml
+requirements: $(VENV)/.installed-dev
+	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --quiet \
+		--custom-compile-command "make requirements" -o requirements/base.txt
+	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet \
+		--custom-compile-command "make requirements" -o requirements/dev.txt
+
+clean:
+	rm -rf $(VENV) var .mypy_cache .ruff_cache .pytest_cache benchmarks/results
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

@@ -1,0 +1,31 @@
+#!/usr/bin/env python
+"""Django's command-line utility for administrative tasks."""
+
+from __future__ import annotations
+
+import os
+import sys
+
+
+def main() -> None:
+    os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    from django.core.exceptions import ImproperlyConfigured
+    from django.core.management import execute_from_command_line
+    from django.db import OperationalError
+
+    # Bad configuration is the operator's to fix: one line naming it, not a traceback.
+    try:
+        execute_from_command_line(sys.argv)
+    except ImproperlyConfigured as exc:
+        sys.stderr.write(f"Configuration error: {exc}\n")
+        sys.exit(2)
+    except OperationalError as exc:
+        from django.db import connection
+
+        name = connection.settings_dict.get("NAME")
+        sys.stderr.write(f"Database error ({connection.vendor} {name}): {exc}\n")
+        sys.exit(2)
+
+
+if __name__ == "__main__":
+    main()

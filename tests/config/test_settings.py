@@ -1,0 +1,186 @@
+"""Settings are read from the environment; each case loads them in a fresh interpreter."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.processes import BASE_DIR, run_manage
+
+_PRINT_SETTINGS = """
+import json, django
+from django.conf import settings
+django.setup()
+db = settings.DATABASES["default"]
+print(json.dumps({
+    "debug": settings.DEBUG,
+    "engine": db["ENGINE"],
+    "name": str(db["NAME"]),
+    "options": db.get("OPTIONS", {}),
+    "redis_url": settings.REDIS_URL,
+    "broker_url": settings.CELERY_BROKER_URL,
+    "channel_layer_url": settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"],
+    "result_backend": settings.CELERY_RESULT_BACKEND,
+    "celery_enabled": settings.CELERY_ENABLED,
+    "eager": settings.CELERY_TASK_ALWAYS_EAGER,
+    "concurrency": settings.CELERY_WORKER_CONCURRENCY,
+    "max_tasks_per_child": settings.CELERY_WORKER_MAX_TASKS_PER_CHILD,
+    "time_zone": settings.TIME_ZONE,
+    "allowed_hosts": settings.ALLOWED_HOSTS,
+}))
+"""
+
+# Variables the settings read; each case starts from none of them.
+_SETTINGS_VARIABLES = {
+    "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL",
+    "CHANNEL_LAYER_URL", "CELERY_RESULT_BACKEND", "CELERY_ENABLED", "CELERY_EAGER",
+    "CELERY_CONCURRENCY", "CELERY_MAX_TASKS_PER_CHILD", "TIME_ZONE", "REDIS_KEY_PREFIX",
+    "DJANGO_SETTINGS_MODULE", "ENV_FILE", "VAR_DIR",
+}  # fmt: skip
+
+
+def _env(tmp_path: Path, **values: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _SETTINGS_VARIABLES}
+    env["ENV_FILE"] = str(tmp_path / "absent.env")
+    env["VAR_DIR"] = str(tmp_path / "var")
+    env["DJANGO_SETTINGS_MODULE"] = "config.settings.base"
+    env.update(values)
+    return env
+
+
+def _load(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-c", _PRINT_SETTINGS],
+        env=env,
+        cwd=BASE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def _settings(env: dict[str, str]) -> dict:
+    result = _load(env)
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+def test_it_defaults_to_sqlite_under_var_and_redis_everywhere(tmp_path):
+    values = _settings(_env(tmp_path, SECRET_KEY="s"))
+
+    assert values["debug"] is False
+    assert values["engine"] == "django.db.backends.sqlite3"
+    assert values["name"] == str(tmp_path / "var" / "db.sqlite3")
+    assert values["options"]["transaction_mode"] == "IMMEDIATE"
+    socket = tmp_path / "var" / "run" / "redis.sock"
+    assert values["redis_url"] == f"unix://{socket}"
+    assert values["broker_url"] == f"redis+socket://{socket}?virtual_host=0"
+    assert values["channel_layer_url"] == f"unix://{socket}"
+    assert values["result_backend"] == "django-db"
+    assert values["celery_enabled"] is True
+    assert values["eager"] is False
+    assert values["time_zone"] == "UTC"
+
+
+def test_it_derives_broker_and_channel_layer_from_redis_url(tmp_path):
+    values = _settings(_env(tmp_path, SECRET_KEY="s", REDIS_URL="redis://10.0.0.5:6380/3"))
+
+    assert values["broker_url"] == "redis://10.0.0.5:6380/3"
+    assert values["channel_layer_url"] == "redis://10.0.0.5:6380/3"
+
+
+def test_it_lets_each_url_be_set_on_its_own(tmp_path):
+    values = _settings(
+        _env(
+            tmp_path,
+            SECRET_KEY="s",
+            REDIS_URL="redis://a:6379/0",
+            CELERY_BROKER_URL="redis://b:6379/1",
+            CHANNEL_LAYER_URL="redis://c:6379/2",
+            CELERY_RESULT_BACKEND="redis://d:6379/3",
+        )
+    )
+
+    assert values["redis_url"] == "redis://a:6379/0"
+    assert values["broker_url"] == "redis://b:6379/1"
+    assert values["channel_layer_url"] == "redis://c:6379/2"
+    assert values["result_backend"] == "redis://d:6379/3"
+
+
+@pytest.mark.parametrize(
+    ("variable", "raw", "key", "expected"),
+    [
+        ("DEBUG", "true", "debug", True),
+        ("CELERY_ENABLED", "false", "celery_enabled", False),
+        ("CELERY_EAGER", "true", "eager", True),
+        ("CELERY_CONCURRENCY", "6", "concurrency", 6),
+        ("CELERY_MAX_TASKS_PER_CHILD", "50", "max_tasks_per_child", 50),
+        ("TIME_ZONE", "Europe/London", "time_zone", "Europe/London"),
+        ("ALLOWED_HOSTS", "a.example,b.example", "allowed_hosts", ["a.example", "b.example"]),
+    ],
+)
+def test_it_reads_each_variable(tmp_path, variable, raw, key, expected):
+    values = _settings(_env(tmp_path, SECRET_KEY="s", **{variable: raw}))
+
+    assert values[key] == expected
+
+
+def test_it_reads_postgres_urls(tmp_path):
+    values = _settings(
+        _env(tmp_path, SECRET_KEY="s", DATABASE_URL="postgres://u:p@db.internal:5433/sched")
+    )
+
+    assert values["engine"] == "django.db.backends.postgresql"
+    assert values["name"] == "sched"
+
+
+def test_it_reads_a_dotenv_file_without_overriding_the_environment(tmp_path):
+    env_file = tmp_path / "custom.env"
+    env_file.write_text("SECRET_KEY=from-file\nTIME_ZONE=Asia/Tokyo\nCELERY_CONCURRENCY=9\n")
+    env = _env(tmp_path, CELERY_CONCURRENCY="3")
+    env["ENV_FILE"] = str(env_file)
+
+    values = _settings(env)
+
+    assert values["time_zone"] == "Asia/Tokyo"
+    assert values["concurrency"] == 3
+
+
+def test_it_fails_loudly_naming_a_missing_secret_key_in_production(tmp_path):
+    result = run_manage("check", env=_env(tmp_path))
+
+    assert result.returncode != 0
+    assert result.stderr.strip().splitlines() == [
+        "Configuration error: SECRET_KEY is required when DEBUG is false: "
+        "set the SECRET_KEY environment variable"
+    ]
+
+
+def test_it_allows_no_secret_key_in_debug(tmp_path):
+    values = _settings(_env(tmp_path, DEBUG="true"))
+
+    assert values["debug"] is True
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("notaurl", "DATABASE_URL"),
+        ("mysqlx://u@h/db", "DATABASE_URL"),
+        ("postgres://u@h:5432/", "DATABASE_URL names no database"),
+        ("postgres://u@h:notaport/db", "DATABASE_URL"),
+    ],
+)
+def test_it_rejects_a_bad_database_url_in_one_line(tmp_path, url, message):
+    result = run_manage("check", env=_env(tmp_path, SECRET_KEY="s", DATABASE_URL=url))
+
+    assert result.returncode != 0
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("Configuration error: ")
+    assert message in lines[0]

@@ -1,0 +1,89 @@
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+
+from config.settings import test as test_settings
+from scheduler.redis_connection import get_redis
+from scheduler.stack import embedded_redis_argv, redis_answers
+from scheduler.supervisor import ManagedProcess, ProcessSpec
+from tests.processes import RunningProcess, start_beat, start_worker, wait_for
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    owner = os.environ.get("TEST_RUN_DIR_OWNER")
+    if owner == str(os.getpid()):
+        shutil.rmtree(os.environ["TEST_RUN_DIR"], ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def run_dir() -> Path:
+    return test_settings.TEST_RUN_DIR
+
+
+@pytest.fixture(scope="session", autouse=True)
+def redis_server(run_dir: Path) -> Iterator[str]:
+    """The Redis of this run: an embedded one, or REDIS_URL's with this run's key prefix."""
+    process = None
+    if test_settings.TEST_EMBEDDED_REDIS:
+        data_dir = run_dir / "redis"
+        data_dir.mkdir(exist_ok=True)
+        sock = Path(settings.REDIS_URL.removeprefix("unix://"))
+        with open(run_dir / "redis.log", "wb") as log:
+            process = ManagedProcess(
+                ProcessSpec(
+                    name="redis", argv=embedded_redis_argv(socket_path=sock, data_dir=data_dir)
+                ),
+                stdout=log,
+            )
+            process.start()
+        wait_for(lambda: _answers(settings.REDIS_URL), timeout=15, what="the embedded Redis")
+    try:
+        yield settings.REDIS_URL
+    finally:
+        client = get_redis()
+        try:
+            keys = list(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}*", count=1000))
+            for start in range(0, len(keys), 500):
+                client.delete(*keys[start : start + 500])
+        finally:
+            if process is not None:
+                process.stop(timeout=10)
+
+
+def _answers(url: str) -> bool:
+    try:
+        return redis_answers(url, timeout=0.5)
+    except Exception:
+        return False
+
+
+@pytest.fixture(scope="module")
+def celery_worker(
+    django_db_setup: None, django_db_blocker: object, run_dir: Path
+) -> Iterator[RunningProcess]:
+    """A real `celery worker` process consuming every queue, on this run's database and Redis.
+
+    Tests that use it need `@pytest.mark.django_db(transaction=True)`, so that the rows they
+    write are committed where the worker can see them.
+    """
+    worker = start_worker(log_dir=run_dir)
+    try:
+        yield worker
+    finally:
+        worker.stop()
+
+
+@pytest.fixture
+def celery_beat(celery_worker: RunningProcess, run_dir: Path) -> Iterator[RunningProcess]:
+    """A real `celery beat` process (with the worker), stopped at the end of the test."""
+    beat = start_beat(log_dir=run_dir)
+    try:
+        yield beat
+    finally:
+        beat.stop()

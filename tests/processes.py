@@ -1,0 +1,155 @@
+"""Real processes for integration tests: workers, beat and `manage.py` commands.
+
+Every wait is bounded, and every process started here is stopped by the fixture that started
+it, process group and all.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import quote
+
+from django.conf import settings
+from django.db import connection
+
+from config.queues import QUEUES
+from scheduler.supervisor import ManagedProcess, ProcessSpec
+from scheduler.workers import workers_seen_within
+
+BASE_DIR = Path(settings.BASE_DIR)
+MANAGE = str(BASE_DIR / "manage.py")
+
+
+def wait_for(
+    predicate: Callable[[], object], *, timeout: float, interval: float = 0.1, what: str
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
+
+
+def child_database_url() -> str:
+    """A DATABASE_URL naming the database the tests use, for processes the tests start."""
+    db = connection.settings_dict
+    if connection.vendor == "sqlite":
+        return f"sqlite:///{db['NAME']}"
+    if connection.vendor == "postgresql":
+        credentials = quote(db["USER"] or "")
+        if db.get("PASSWORD"):
+            credentials += f":{quote(db['PASSWORD'])}"
+        host = db["HOST"] or "localhost"
+        port = f":{db['PORT']}" if db.get("PORT") else ""
+        return f"postgres://{credentials}@{host}{port}/{db['NAME']}"
+    raise NotImplementedError(f"no child URL for {connection.vendor}")
+
+
+def child_env(**overrides: str | None) -> dict[str, str]:
+    env = dict(os.environ)
+    env["DATABASE_URL"] = child_database_url()
+    env["PYTHONUNBUFFERED"] = "1"
+    for key, value in overrides.items():
+        if value is None:
+            env.pop(key, None)
+        else:
+            env[key] = value
+    return env
+
+
+def log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"
+
+
+@dataclass
+class RunningProcess:
+    process: ManagedProcess
+    log_path: Path
+    hostname: str = ""
+
+    def stop(self) -> None:
+        self.process.stop(timeout=20)
+
+    def log(self) -> str:
+        return log_tail(self.log_path)
+
+
+def start_process(
+    name: str, argv: list[str], *, env: Mapping[str, str], log_dir: Path
+) -> RunningProcess:
+    log_path = log_dir / f"{name}-{uuid.uuid4().hex[:6]}.log"
+    log = open(log_path, "wb")  # noqa: SIM115  (the child writes to it; closed below)
+    try:
+        process = ManagedProcess(ProcessSpec(name=name, argv=argv, env=env), stdout=log)
+        process.start()
+    finally:
+        log.close()
+    return RunningProcess(process=process, log_path=log_path)
+
+
+def start_worker(
+    *, log_dir: Path, queues: list[str] | None = None, concurrency: int = 2, timeout: float = 60
+) -> RunningProcess:
+    hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
+    argv = [
+        sys.executable,
+        "-m",
+        "celery",
+        "-A",
+        "config",
+        "worker",
+        "-E",
+        "-l",
+        "INFO",
+        "-Q",
+        ",".join(queues or list(QUEUES)),
+        "-n",
+        hostname,
+        "-c",
+        str(concurrency),
+        "--without-mingle",
+        "--without-gossip",
+    ]
+    running = start_process("worker", argv, env=child_env(), log_dir=log_dir)
+    running.hostname = hostname
+    try:
+        wait_for(
+            lambda: hostname in workers_seen_within(timeout) or running.process.poll() is not None,
+            timeout=timeout,
+            what=f"worker {hostname} to become ready",
+        )
+        if running.process.poll() is not None:
+            raise AssertionError(f"worker exited while starting:\n{running.log()}")
+    except AssertionError:
+        running.stop()
+        raise
+    return running
+
+
+def start_beat(*, log_dir: Path) -> RunningProcess:
+    argv = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
+    return start_process("beat", argv, env=child_env(), log_dir=log_dir)
+
+
+def run_manage(
+    *args: str, env: Mapping[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, MANAGE, *args],
+        env=dict(os.environ if env is None else env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+import pytest
+from django.core.management import call_command
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+from agents.demo import DEMO_AGENT_SLUG
+from agents.models import Agent
+from scheduler.demo import DEMO_PING_NAME
+
+pytestmark = pytest.mark.django_db
+
+
+def test_it_creates_a_demo_agent_and_a_ping_every_minute(capsys):
+    call_command("seed_demo")
+
+    task = PeriodicTask.objects.get(name=DEMO_PING_NAME)
+    assert task.task == "scheduler.ping"
+    assert task.interval is not None
+    assert (task.interval.every, task.interval.period) == (1, IntervalSchedule.MINUTES)
+    assert task.enabled
+    assert Agent.objects.filter(slug=DEMO_AGENT_SLUG).exists()
+    assert "Created" in capsys.readouterr().out
+
+
+def test_it_is_idempotent_and_keeps_what_users_changed(capsys):
+    call_command("seed_demo")
+    task = PeriodicTask.objects.get(name=DEMO_PING_NAME)
+    task.enabled = False
+    task.save()
+    mine = Agent.objects.create(name="Mine", slug="mine")
+
+    call_command("seed_demo")
+
+    assert PeriodicTask.objects.filter(name=DEMO_PING_NAME).count() == 1
+    assert PeriodicTask.objects.get(name=DEMO_PING_NAME).enabled is False
+    assert Agent.objects.filter(pk=mine.pk).exists()
+    assert Agent.objects.count() == 2
+    assert capsys.readouterr().out.strip().endswith("nothing to do.")

@@ -1,0 +1,217 @@
+"""`manage.py stack`: the whole product as real processes, started and stopped like a user does."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from tests.processes import MANAGE, child_env, run_manage, wait_for
+
+pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
+
+PASSWORD = "stack-test-password"
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def var_dir() -> Iterator[Path]:
+    # Short: the embedded Redis socket lives in it, and socket paths are limited to 107 bytes.
+    path = Path(tempfile.mkdtemp(prefix="as-stack-"))
+    yield path
+    subprocess.run(["rm", "-rf", str(path)], check=False)
+
+
+@pytest.fixture
+def stack_env(var_dir: Path) -> dict[str, str]:
+    """The newcomer's configuration: production settings, embedded Redis, the test database."""
+    return child_env(
+        DJANGO_SETTINGS_MODULE="config.settings.base",
+        VAR_DIR=str(var_dir),
+        REDIS_URL=None,
+        TEST_EMBEDDED_REDIS=None,
+        DJANGO_SUPERUSER_PASSWORD=PASSWORD,
+        ENV_FILE=str(var_dir / "none.env"),
+    )
+
+
+def _state(var_dir: Path) -> dict:
+    return json.loads((var_dir / "run" / "stack.json").read_text())
+
+
+def _running(var_dir: Path) -> bool:
+    try:
+        return _state(var_dir)["status"] == "running"
+    except (OSError, ValueError, KeyError):
+        return False
+
+
+def _alive(pids: list[int]) -> list[int]:
+    alive = []
+    for pid in pids:
+        try:
+            if psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                alive.append(pid)
+        except psutil.NoSuchProcess:
+            pass
+    return alive
+
+
+def _descendants(pid: int) -> list[int]:
+    return [child.pid for child in psutil.Process(pid).children(recursive=True)]
+
+
+def _get(url: str) -> tuple[int, str]:
+    with urllib.request.urlopen(url, timeout=10) as response:  # noqa: S310  (our own server)
+        return response.status, response.read().decode()
+
+
+def test_it_serves_the_admin_and_exits_nonzero_naming_a_worker_that_died(stack_env, var_dir):
+    port = _free_port()
+    log = var_dir / "foreground.log"
+    with open(log, "wb") as out:
+        stack = subprocess.Popen(
+            [sys.executable, MANAGE, "stack", "up", "--port", str(port)],
+            env=stack_env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    try:
+        wait_for(
+            lambda: _running(var_dir) or stack.poll() is not None,
+            timeout=90,
+            what="the stack to come up",
+        )
+        assert stack.poll() is None, log.read_text()
+        status, body = _get(f"http://127.0.0.1:{port}/admin/login/")
+        assert status == 200
+        assert "Django administration" in body
+        healthz_status, healthz = _get(f"http://127.0.0.1:{port}/healthz")
+        assert healthz_status == 200, healthz
+
+        shown = run_manage("stack", "status", env=stack_env)
+        assert shown.returncode == 0, shown.stdout + shown.stderr
+        for name in ("redis", "web", "worker", "beat"):
+            assert f"  {name:<8}up" in shown.stdout
+        family = _descendants(stack.pid)
+        worker_pid = next(p["pid"] for p in _state(var_dir)["processes"] if p["name"] == "worker")
+
+        os.kill(worker_pid, signal.SIGKILL)
+        code = stack.wait(timeout=90)
+
+        output = log.read_text()
+        assert code != 0
+        assert f"worker (pid {worker_pid}) was killed by SIGKILL" in output
+        assert output.rstrip().splitlines()[-1].startswith("CommandError: worker (pid")
+        wait_for(lambda: not _alive(family), timeout=30, what="every child to exit")
+        assert not (var_dir / "run" / "stack.json").exists()
+    finally:
+        if stack.poll() is None:
+            os.killpg(stack.pid, signal.SIGKILL)
+            stack.wait(10)
+
+
+def test_detach_status_and_down(stack_env, var_dir):
+    port = _free_port()
+
+    up = run_manage("stack", "up", "--detach", "--port", str(port), env=stack_env, timeout=150)
+
+    assert up.returncode == 0, up.stdout + up.stderr
+    assert "running in the background" in up.stdout
+    supervisor = int((var_dir / "run" / "stack.pid").read_text())
+    try:
+        family = [supervisor, *_descendants(supervisor)]
+        status = run_manage("stack", "status", env=stack_env)
+        assert status.returncode == 0, status.stdout + status.stderr
+        assert _get(f"http://127.0.0.1:{port}/admin/login/")[0] == 200
+
+        again = run_manage("stack", "up", "--detach", "--port", str(_free_port()), env=stack_env)
+        assert again.returncode != 0
+        assert f"a stack is already running (pid {supervisor})" in again.stderr
+
+        down = run_manage("stack", "down", env=stack_env, timeout=120)
+        assert down.returncode == 0, down.stdout + down.stderr
+        assert down.stdout.strip() == "stack: stopped"
+        wait_for(lambda: not _alive(family), timeout=30, what="every process to exit")
+
+        after = run_manage("stack", "status", env=stack_env)
+        assert after.returncode != 0
+        assert after.stderr.strip() == "CommandError: stack: not running"
+        assert "SIGTERM" in (var_dir / "log" / "stack.log").read_text()
+    finally:
+        if psutil.pid_exists(supervisor):
+            os.kill(supervisor, signal.SIGKILL)
+
+
+def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode != 0
+    assert "Traceback" not in result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+def test_a_port_in_use_is_one_clear_line(stack_env):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        line = _one_line_error(run_manage("stack", "up", "--port", str(port), env=stack_env))
+
+    assert f"cannot listen on 127.0.0.1:{port}" in line
+    assert "--port" in line
+
+
+def test_an_unreachable_redis_url_is_one_clear_line(stack_env):
+    stack_env["REDIS_URL"] = "redis://:secret@127.0.0.1:1/0"
+
+    line = _one_line_error(run_manage("stack", "up", "--port", str(_free_port()), env=stack_env))
+
+    assert "Redis at redis://:***@127.0.0.1:1/0 is unreachable" in line
+    assert "secret" not in line
+
+
+def test_a_malformed_database_url_is_one_clear_line(stack_env):
+    stack_env["DATABASE_URL"] = "postgres//nope"
+
+    line = _one_line_error(run_manage("stack", "up", env=stack_env))
+
+    assert line.startswith("Configuration error: DATABASE_URL is not a URL")
+
+
+def test_an_unknown_process_name_is_one_clear_line(stack_env):
+    line = _one_line_error(run_manage("stack", "up", "--only", "web,flower", env=stack_env))
+
+    assert "unknown process 'flower' in --only" in line
+
+
+def test_unapplied_migrations_are_one_clear_line(stack_env, var_dir):
+    stack_env["DATABASE_URL"] = f"sqlite:///{var_dir / 'empty.sqlite3'}"
+
+    line = _one_line_error(run_manage("stack", "up", "--port", str(_free_port()), env=stack_env))
+
+    assert "migration(s) are not applied: run `python manage.py migrate` first" in line
+
+
+def test_down_without_a_stack_says_so(stack_env):
+    result = run_manage("stack", "down", env=stack_env)
+
+    assert result.returncode == 0
+    assert result.stdout.strip() == "stack: not running"

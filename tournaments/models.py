@@ -1,0 +1,1 @@
+# Tournament, Entry, Trade and EquitySnapshot arrive with the tournaments issue.
