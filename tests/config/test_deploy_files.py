@@ -1,0 +1,53 @@
+"""The deploy files are not run here (no Docker engine, no systemd); they are checked against
+the code instead, so a renamed module or a new queue cannot leave them behind."""
+
+from __future__ import annotations
+
+import re
+
+import yaml
+
+from config.queues import QUEUES
+from tests.processes import BASE_DIR
+
+DEPLOY = BASE_DIR / "deploy"
+ALL_QUEUES = ",".join(QUEUES)
+
+
+def _procfile() -> dict[str, str]:
+    lines = (DEPLOY / "Procfile").read_text().splitlines()
+    return dict(line.split(": ", 1) for line in lines if line.strip())
+
+
+def test_the_procfile_runs_web_worker_and_beat_on_our_entry_points():
+    processes = _procfile()
+
+    assert "config.asgi:application" in processes["web"]
+    assert processes["worker"].startswith("celery -A config worker -E ")
+    assert f"-Q {ALL_QUEUES}" in processes["worker"]
+    assert processes["beat"].startswith("celery -A config beat")
+    assert "migrate" in processes["release"]
+
+
+def test_the_systemd_units_start_our_entry_points():
+    units = {path.name: path.read_text() for path in (DEPLOY / "systemd").glob("*.service")}
+    exec_starts = {
+        name: re.search(r"^ExecStart=(.+)$", text, re.M).group(1)  # type: ignore[union-attr]
+        for name, text in units.items()
+    }
+
+    assert "config.asgi:application" in exec_starts["agent-scheduler-web.service"]
+    assert "-A config worker -E" in exec_starts["agent-scheduler-worker@.service"]
+    assert "-A config beat" in exec_starts["agent-scheduler-beat.service"]
+
+
+def test_the_compose_file_has_every_service_and_one_image_for_the_app():
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    services = compose["services"]
+
+    assert set(services) == {"redis", "postgres", "web", "worker", "beat", "flower"}
+    assert f"-Q {ALL_QUEUES}" in services["worker"]["command"]
+    for name in ("web", "worker", "beat"):
+        assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
+        assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    assert (DEPLOY / "Dockerfile").exists()
