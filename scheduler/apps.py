@@ -8,4 +8,4 @@ class SchedulerConfig(AppConfig):
     verbose_name = "Scheduler"
 
     def ready(self) -> None:
-        from scheduler import signals  # noqa: F401  (connects Celery signal receivers)
+        from scheduler import checks, signals  # noqa: F401  (registers checks, connects receivers)

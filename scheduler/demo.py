@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from django.db import transaction
-from django_celery_beat.models import IntervalSchedule, PeriodicTask
+from django_celery_beat.models import PeriodicTask
+
+from scheduler.models import Source
+from scheduler.services import schedule_create
 
 DEMO_PING_NAME = "demo: ping every minute"
 
@@ -12,18 +15,13 @@ DEMO_PING_NAME = "demo: ping every minute"
 def seed_demo_schedules() -> list[str]:
     """Create the demo periodic tasks that are missing; never touch rows that exist."""
     created: list[str] = []
-    every_minute, _ = IntervalSchedule.objects.get_or_create(
-        every=1, period=IntervalSchedule.MINUTES
-    )
-    _, was_created = PeriodicTask.objects.get_or_create(
-        name=DEMO_PING_NAME,
-        defaults={
-            "task": "scheduler.ping",
-            "interval": every_minute,
-            "description": "Demo: a ping every minute, so the results list fills up.",
-            "queue": "default",
-        },
-    )
-    if was_created:
+    if not PeriodicTask.objects.filter(name=DEMO_PING_NAME).exists():
+        schedule_create(
+            name=DEMO_PING_NAME,
+            task="scheduler.ping",
+            schedule="every minute",
+            description="Demo: a ping every minute, so the results list fills up.",
+            source=Source.SYSTEM,
+        )
         created.append(f"periodic task '{DEMO_PING_NAME}'")
     return created

@@ -1,15 +1,30 @@
-"""Celery signal receivers: each translates one worker event into one call of our code."""
+"""Celery signal receivers: each translates one worker or task event into one call of our code."""
 
 from __future__ import annotations
 
 import logging
+import time
 from typing import Any
 
-from celery.signals import heartbeat_sent, worker_ready, worker_shutdown
+from celery.signals import (
+    before_task_publish,
+    heartbeat_sent,
+    task_failure,
+    task_prerun,
+    task_retry,
+    task_revoked,
+    task_success,
+    worker_ready,
+    worker_shutdown,
+)
 
+from scheduler.events import event_record_safely
 from scheduler.workers import forget_worker, record_worker_seen
 
 logger = logging.getLogger(__name__)
+
+# task id -> monotonic start, in the process that runs the task; popped when it finishes.
+_started: dict[str, float] = {}
 
 
 @worker_ready.connect
@@ -36,3 +51,99 @@ def _record(hostname: str) -> None:
         record_worker_seen(hostname)
     except Exception:
         logger.warning("could not record heartbeat of worker %s", hostname, exc_info=True)
+
+
+# --- task lifecycle -> events ----------------------------------------------------------------
+
+
+@before_task_publish.connect
+def _task_queued(
+    sender: str | None = None, headers: dict[str, Any] | None = None, **kwargs: Any
+) -> None:
+    headers = headers or {}
+    event_record_safely(
+        type="task.queued",
+        task_id=headers.get("id", ""),
+        task_name=headers.get("task", sender or ""),
+        periodic_task_name=headers.get("periodic_task_name") or "",
+        state="PENDING",
+        payload={"queue": kwargs.get("routing_key") or ""},
+    )
+
+
+def _request_fields(task: Any) -> dict[str, Any]:
+    request = task.request
+    return {
+        "task_id": request.id or "",
+        "task_name": task.name,
+        "periodic_task_name": getattr(request, "periodic_task_name", None) or "",
+        "worker": request.hostname or "",
+    }
+
+
+def _duration(task_id: str | None) -> float | None:
+    started = _started.pop(task_id or "", None)
+    return None if started is None else round(time.monotonic() - started, 6)
+
+
+@task_prerun.connect
+def _task_started(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
+    _started[task_id or ""] = time.monotonic()
+    event_record_safely(type="task.started", state="STARTED", **_request_fields(task))
+
+
+@task_success.connect
+def _task_succeeded(sender: Any = None, **kwargs: Any) -> None:
+    fields = _request_fields(sender)
+    event_record_safely(
+        type="task.succeeded", state="SUCCESS", duration=_duration(fields["task_id"]), **fields
+    )
+
+
+@task_failure.connect
+def _task_failed(
+    sender: Any = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    **kwargs: Any,
+) -> None:
+    fields = _request_fields(sender)
+    event_record_safely(
+        type="task.failed",
+        state="FAILURE",
+        duration=_duration(fields["task_id"]),
+        message=f"{type(exception).__name__}: {exception}" if exception else "",
+        **fields,
+    )
+
+
+@task_retry.connect
+def _task_retried(sender: Any = None, reason: Any = None, **kwargs: Any) -> None:
+    fields = _request_fields(sender)
+    event_record_safely(
+        type="task.retried",
+        state="RETRY",
+        duration=_duration(fields["task_id"]),
+        message=str(reason or ""),
+        **fields,
+    )
+
+
+@task_revoked.connect
+def _task_revoked(
+    sender: Any = None,
+    request: Any = None,
+    terminated: bool = False,
+    expired: bool = False,
+    **kwargs: Any,
+) -> None:
+    why = "expired" if expired else "terminated" if terminated else "revoked"
+    event_record_safely(
+        type="task.revoked",
+        task_id=getattr(request, "id", "") or "",
+        task_name=getattr(sender, "name", "") or "",
+        periodic_task_name=getattr(request, "periodic_task_name", None) or "",
+        state="REVOKED",
+        worker=getattr(request, "hostname", "") or "",
+        message=why,
+    )

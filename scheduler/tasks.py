@@ -2,10 +2,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from celery import shared_task
 from django.utils import timezone
 
+from scheduler.catalog import catalog_task
 
-@shared_task(name="scheduler.ping")
+
+@catalog_task(
+    name="scheduler.ping", description="Answer pong: the smallest round trip through a worker."
+)
 def ping() -> dict[str, Any]:
     return {"pong": True, "timestamp": timezone.now().isoformat()}

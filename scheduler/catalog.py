@@ -1,0 +1,161 @@
+"""The catalog: the only tasks that can be scheduled or run from the admin, the CLI or the API.
+
+An app adds an entry where it defines the task:
+
+    class CleanupParams(Params):
+        days: int = Field(30, ge=1, description="delete results older than this")
+
+    @catalog_task(name="scheduler.cleanup_results", params=CleanupParams,
+                  description="Delete old task results and events.")
+    def cleanup_results(days: int = 30) -> dict: ...
+
+The decorator registers a Celery task (`shared_task`) and its entry: a stable name, a one-line
+description, the queue it is routed to, a pydantic model of its parameters (whose JSON Schema
+the admin, the CLI and the API show), and its default overlap policy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from celery import shared_task
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from config.queues import queue_for
+from scheduler.policies import OverlapPolicy
+
+
+class Params(BaseModel):
+    """Base of every parameter model: unknown parameters are an error, not ignored."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+class NoParams(Params):
+    pass
+
+
+class UnknownTaskError(LookupError):
+    def __init__(self, name: str, available: list[str]):
+        self.name = name
+        super().__init__(
+            f"unknown task {name!r}: not in the catalog (available: {', '.join(available)})"
+        )
+
+
+class ParameterError(ValueError):
+    """Parameters that do not match the task's declared parameters.
+
+    `errors` maps a dotted parameter path ('days', 'recipients.0') to its messages.
+    """
+
+    def __init__(self, task: str, errors: dict[str, list[str]]):
+        self.task = task
+        self.errors = errors
+        details = "; ".join(f"{path}: {' '.join(msgs)}" for path, msgs in errors.items())
+        super().__init__(f"invalid parameters for {task}: {details}")
+
+
+@dataclass(frozen=True)
+class CatalogEntry:
+    name: str
+    description: str
+    params: type[Params] = NoParams
+    overlap: OverlapPolicy = OverlapPolicy.ALLOW
+
+    @property
+    def queue(self) -> str:
+        return queue_for(self.name)
+
+    def schema(self) -> dict[str, Any]:
+        return self.params.model_json_schema()
+
+    def validate(self, raw: Any) -> dict[str, Any]:
+        """Checked, defaulted parameters as plain JSON values; ParameterError if they are wrong."""
+        if raw is None:
+            raw = {}
+        if not isinstance(raw, dict):
+            raise ParameterError(
+                self.name, {"params": [f"must be a JSON object, not {type(raw).__name__}"]}
+            )
+        try:
+            model = self.params.model_validate(raw)
+        except ValidationError as exc:
+            errors: dict[str, list[str]] = {}
+            for error in exc.errors():
+                path = ".".join(str(part) for part in error["loc"]) or "params"
+                message = error["msg"]
+                if error["type"] == "extra_forbidden":
+                    message = "is not a parameter of this task"
+                errors.setdefault(path, []).append(message)
+            raise ParameterError(self.name, errors) from exc
+        return model.model_dump(mode="json")
+
+
+class Catalog:
+    def __init__(self) -> None:
+        self._entries: dict[str, CatalogEntry] = {}
+
+    def register(self, entry: CatalogEntry) -> None:
+        existing = self._entries.get(entry.name)
+        if existing is not None and existing != entry:
+            raise ValueError(f"catalog entry {entry.name!r} is registered twice")
+        self._entries[entry.name] = entry
+
+    def get(self, name: str) -> CatalogEntry:
+        try:
+            return self._entries[name]
+        except KeyError:
+            raise UnknownTaskError(name, self.names()) from None
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries
+
+    def __iter__(self) -> Iterator[CatalogEntry]:
+        return iter(sorted(self._entries.values(), key=lambda entry: entry.name))
+
+    def names(self) -> list[str]:
+        return sorted(self._entries)
+
+
+catalog = Catalog()
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def catalog_task(
+    *,
+    name: str,
+    description: str,
+    params: type[Params] = NoParams,
+    overlap: OverlapPolicy = OverlapPolicy.ALLOW,
+    **task_options: Any,
+) -> Callable[[F], Any]:
+    """Register a Celery task and its catalog entry (module docstring)."""
+    entry = CatalogEntry(name=name, description=description, params=params, overlap=overlap)
+
+    def decorate(function: F) -> Any:
+        task_options.setdefault("base", _catalog_task_base())
+        task = shared_task(name=name, **task_options)(function)
+        catalog.register(entry)
+        return task
+
+    return decorate
+
+
+def _catalog_task_base() -> type:
+    from scheduler.runs import CatalogTask
+
+    return CatalogTask
+
+
+def load_catalog() -> Catalog:
+    """Import every app's tasks module so that all entries are registered."""
+    from django.apps import apps
+    from django.utils.module_loading import autodiscover_modules
+
+    if apps.ready:
+        autodiscover_modules("tasks")
+    return catalog

@@ -1,0 +1,101 @@
+"""What the scheduler adds to django-celery-beat's tables: per-schedule policies, the audit
+trail of every change, and the persisted log of task and schedule events.
+
+django-celery-beat's `PeriodicTask` stays the one source of truth that beat reads and staff
+edit in the admin; `ScheduleOptions` only holds what it has no column for.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django_celery_beat.models import PeriodicTask
+
+from scheduler.policies import MisfirePolicy, OverlapPolicy
+
+
+class Source(models.TextChoices):
+    ADMIN = "admin", "Admin"
+    CLI = "cli", "Command line"
+    API = "api", "REST API"
+    DASHBOARD = "dashboard", "Dashboard"
+    SYSTEM = "system", "System"
+
+
+class ScheduleOptions(models.Model):
+    periodic_task = models.OneToOneField(
+        PeriodicTask, on_delete=models.CASCADE, related_name="options", primary_key=True
+    )
+    # What the schedule was written as ("every monday at 8am", "0 9 * * 1"), shown back to staff.
+    phrase = models.CharField(max_length=200, blank=True)
+    # The zone the phrase was read in; crontab rows carry it too, for beat.
+    timezone = models.CharField(max_length=63, default="UTC")
+    overlap = models.CharField(
+        max_length=10, choices=OverlapPolicy.choices, default=OverlapPolicy.ALLOW
+    )
+    misfire = models.CharField(
+        max_length=10, choices=MisfirePolicy.choices, default=MisfirePolicy.RUN_ONCE
+    )
+
+    class Meta:
+        verbose_name = "schedule options"
+        verbose_name_plural = "schedule options"
+
+    def __str__(self) -> str:
+        return f"options of {self.periodic_task_id}"
+
+
+class AuditEntry(models.Model):
+    class Action(models.TextChoices):
+        CREATED = "created", "Created"
+        UPDATED = "updated", "Updated"
+        ENABLED = "enabled", "Enabled"
+        DISABLED = "disabled", "Disabled"
+        DELETED = "deleted", "Deleted"
+        RUN_NOW = "run_now", "Run now"
+
+    # The name is kept as text: the trail outlives a deleted periodic task.
+    periodic_task_name = models.CharField(max_length=200, db_index=True)
+    periodic_task = models.ForeignKey(
+        PeriodicTask,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="audit_entries",
+    )
+    action = models.CharField(max_length=20, choices=Action.choices)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    source = models.CharField(max_length=20, choices=Source.choices)
+    # {"field": [old, new], ...}; for "created" every field has old None.
+    changes = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "audit entries"
+
+    def __str__(self) -> str:
+        return f"{self.periodic_task_name} {self.action} via {self.source}"
+
+
+class TaskEvent(models.Model):
+    """One task lifecycle or schedule change event, as the event service recorded it."""
+
+    type = models.CharField(max_length=40, db_index=True)  # "task.started", "schedule.updated"
+    task_id = models.CharField(max_length=255, blank=True, db_index=True)
+    task_name = models.CharField(max_length=255, blank=True)
+    periodic_task_name = models.CharField(max_length=255, blank=True, db_index=True)
+    state = models.CharField(max_length=20, blank=True)
+    worker = models.CharField(max_length=255, blank=True)
+    duration = models.FloatField(null=True, blank=True)  # seconds, on finished runs
+    message = models.TextField(blank=True)
+    payload = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.task_name or self.periodic_task_name}"

@@ -1,0 +1,51 @@
+"""Factories for the models tests need; rows go through the services where one exists."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import factory
+from django.contrib.auth import get_user_model
+from django_celery_beat.models import PeriodicTask
+from django_celery_results.models import TaskResult
+
+from scheduler.models import Source
+from scheduler.services import schedule_create
+
+
+class UserFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = get_user_model()
+        django_get_or_create = ("username",)
+
+    username = factory.Sequence(lambda n: f"user{n}")
+    email = factory.LazyAttribute(lambda user: f"{user.username}@example.com")
+    is_staff = True
+    password = factory.django.Password("correct horse battery staple")
+
+
+class TaskResultFactory(factory.django.DjangoModelFactory):
+    class Meta:
+        model = TaskResult
+
+    task_id = factory.Faker("uuid4")
+    task_name = "scheduler.ping"
+    status = "SUCCESS"
+    task_kwargs = '"{}"'
+    task_args = '"()"'
+    result = '{"pong": true}'
+
+
+_counter = iter(range(1, 1_000_000))
+
+
+def make_schedule(**overrides: Any) -> PeriodicTask:
+    """A periodic task created through the service, as staff would create one."""
+    fields: dict[str, Any] = {
+        "name": f"schedule {next(_counter)}",
+        "task": "scheduler.ping",
+        "schedule": "every 5 minutes",
+        "source": Source.SYSTEM,
+    }
+    fields.update(overrides)
+    return schedule_create(**fields)
