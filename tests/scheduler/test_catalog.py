@@ -71,7 +71,7 @@ def test_it_names_the_available_tasks_for_an_unknown_one():
     registry = Catalog()
     registry.register(ENTRY)
 
-    with pytest.raises(UnknownTaskError, match="unknown task 'nope'.*available: demo.cleanup"):
+    with pytest.raises(UnknownTaskError, match=r"unknown task 'nope'.*available: demo\.cleanup"):
         registry.get("nope")
 
 
