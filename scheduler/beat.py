@@ -14,19 +14,19 @@ import os
 import socket
 import time
 from datetime import timedelta
-from typing import Any, cast
+from typing import Any
 
 from celery.schedules import schedstate
 from celery.utils.time import maybe_make_aware
 from django_celery_beat import schedulers as beat_schedulers
 from django_celery_beat.models import PeriodicTask
 
+from scheduler.health import BEAT_HEARTBEAT_KEY
 from scheduler.policies import MisfirePolicy
 from scheduler.redis_connection import get_redis, redis_key
 
 logger = logging.getLogger(__name__)
 
-HEARTBEAT_KEY = "scheduler:beat:heartbeat"
 # A run later than this is a misfire (beat was down), not the ordinary lag of a tick.
 MISFIRE_GRACE = timedelta(seconds=60)
 _HEARTBEAT_EVERY = 5.0
@@ -113,22 +113,6 @@ class DatabaseScheduler(beat_schedulers.DatabaseScheduler):
         self._last_heartbeat = now
         payload = {"at": now, "pid": os.getpid(), "hostname": socket.gethostname()}
         try:
-            get_redis().set(redis_key(HEARTBEAT_KEY), json.dumps(payload), ex=3600)
+            get_redis().set(redis_key(BEAT_HEARTBEAT_KEY), json.dumps(payload), ex=3600)
         except Exception:  # beat keeps scheduling while Redis hiccups; health shows it
             logger.warning("could not record the beat heartbeat", exc_info=True)
-
-
-def beat_heartbeat() -> dict[str, Any] | None:
-    """The last heartbeat beat recorded: {"at": epoch seconds, "pid", "hostname"}, or None."""
-    raw = cast("bytes | None", get_redis().get(redis_key(HEARTBEAT_KEY)))
-    if raw is None:
-        return None
-    try:
-        heartbeat: dict[str, Any] = json.loads(raw)
-    except ValueError:
-        return None
-    return heartbeat
-
-
-def beat_heartbeat_age(heartbeat: dict[str, Any] | None) -> float | None:
-    return None if heartbeat is None else max(time.time() - float(heartbeat["at"]), 0.0)

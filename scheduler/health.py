@@ -1,16 +1,25 @@
-"""Health of the parts the product needs: database, Redis, workers."""
+"""Health of the parts the product needs: database, Redis, workers, and beat.
+
+/healthz (`health_report`) checks what serving requests and running tasks depend on; beat is
+only in `full_health_report` (the `scheduler.health_check` task, `manage.py scheduler health`),
+so that a load balancer does not take the web servers out while beat restarts.
+"""
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 from django.conf import settings
 from django.db import connection
 
-from scheduler.redis_connection import describe_redis_url, get_redis
+from scheduler.redis_connection import describe_redis_url, get_redis, redis_key
 from scheduler.workers import ping_workers, workers_seen_within
+
+# Beat writes {"at": epoch seconds, "pid": int, "hostname": str} here as it runs.
+BEAT_HEARTBEAT_KEY = "scheduler:beat:heartbeat"
 
 
 @dataclass
@@ -87,3 +96,50 @@ def health_report() -> HealthReport:
             "workers": check_workers(),
         }
     )
+
+
+def beat_heartbeat() -> dict[str, Any] | None:
+    """Beat's last heartbeat ({"at", "pid", "hostname"}), or None when none was recorded.
+
+    ValueError when the key holds something other than such a heartbeat.
+    """
+    raw = cast("bytes | None", get_redis().get(redis_key(BEAT_HEARTBEAT_KEY)))
+    if raw is None:
+        return None
+    try:
+        heartbeat = json.loads(raw)
+    except (TypeError, ValueError):
+        raise ValueError(f"the beat heartbeat is not JSON: {raw!r:.100}") from None
+    if not isinstance(heartbeat, dict) or not isinstance(heartbeat.get("at"), int | float):
+        raise ValueError(f"the beat heartbeat has no time: {raw!r:.100}")
+    return heartbeat
+
+
+def check_beat(*, window: float | None = None) -> Check:
+    window = settings.BEAT_HEALTH_WINDOW if window is None else window
+    try:
+        heartbeat = beat_heartbeat()
+    except Exception as exc:
+        return Check(ok=False, detail=f"cannot tell whether beat is alive: {exc}")
+    if heartbeat is None:
+        return Check(ok=False, detail="beat has never recorded a heartbeat: is it running?")
+    age = round(time.time() - float(heartbeat["at"]), 2)
+    data = {
+        "hostname": heartbeat.get("hostname", ""),
+        "pid": heartbeat.get("pid"),
+        "last_seen_seconds_ago": age,
+    }
+    if age > window:
+        return Check(
+            ok=False,
+            detail=f"beat last recorded a heartbeat {age:g} s ago (more than {window:g} s)",
+            data=data,
+        )
+    return Check(ok=True, detail=f"beat recorded a heartbeat {age:g} s ago", data=data)
+
+
+def full_health_report() -> HealthReport:
+    """Everything /healthz checks, and beat."""
+    report = health_report()
+    report.checks["beat"] = check_beat()
+    return report

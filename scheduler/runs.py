@@ -46,7 +46,10 @@ def overlap_policy_of(periodic_task_name: str, task_name: str) -> str:
 
 class CatalogTask(Task):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        periodic_task_name = getattr(self.request, "periodic_task_name", None)
+        # A worker puts message headers on the request; a run in the caller keeps them apart.
+        periodic_task_name = getattr(self.request, "periodic_task_name", None) or (
+            self.request.headers or {}
+        ).get("periodic_task_name")
         if (
             not periodic_task_name
             or overlap_policy_of(periodic_task_name, self.name) != OverlapPolicy.SKIP

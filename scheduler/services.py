@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db import transaction
@@ -750,6 +751,10 @@ def task_enqueue(
     headers = {"periodic_task_name": periodic_task_name} if periodic_task_name else None
 
     def send() -> None:
+        if not settings.CELERY_ENABLED:
+            # No broker in this deployment: the caller runs the task itself (MIRT's dispatcher).
+            app.tasks[checked.task].apply(kwargs=checked.params, task_id=task_id, headers=headers)
+            return
         app.send_task(
             checked.task,
             kwargs=checked.params,

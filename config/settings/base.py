@@ -15,6 +15,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.queues import VISIBILITY_TIMEOUT
 from config.redis_urls import redis_url_for_celery
+from scheduler.commands import parse_allowed_commands
 
 # Lets classes such as ModelAdmin[Agent] be subscripted at run time, as the type stubs allow.
 django_stubs_ext.monkeypatch()
@@ -194,6 +195,8 @@ CELERY_CACHE_BACKEND = "django-cache"
 # Eager mode is for debugging one task in a shell; it is never the default, tests included.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_EAGER", default=False)
 CELERY_TASK_EAGER_PROPAGATES = True
+# Runs executed in the caller (CELERY_ENABLED=false, CELERY_EAGER) are stored like the rest.
+CELERY_TASK_STORE_EAGER_RESULT = True
 CELERY_WORKER_CONCURRENCY = env.int("CELERY_CONCURRENCY", default=2)
 CELERY_WORKER_MAX_TASKS_PER_CHILD = env.int("CELERY_MAX_TASKS_PER_CHILD", default=1000)
 CELERY_BEAT_SCHEDULER = "scheduler.beat:DatabaseScheduler"
@@ -201,6 +204,39 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # How recently a worker must have sent a heartbeat for /healthz to call the workers healthy.
 WORKER_HEALTH_WINDOW = env.int("WORKER_HEALTH_WINDOW", default=30)
+# How recently beat must have recorded its heartbeat for `scheduler.health_check` to call it
+# alive. /healthz leaves beat out: web and workers stay useful while beat restarts.
+BEAT_HEALTH_WINDOW = env.int("BEAT_HEALTH_WINDOW", default=60)
+
+# --- Built-in system tasks ----------------------------------------------------------------------
+# `scheduler.backup_database` writes here and keeps the newest BACKUP_KEEP backups.
+BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(VAR_DIR / "backups")))
+BACKUP_KEEP = env.int("BACKUP_KEEP", default=7)
+if BACKUP_KEEP < 1:
+    raise ImproperlyConfigured("BACKUP_KEEP must be 1 or more: a backup is kept once it is made")
+
+# `scheduler.execute_command` runs only these: name -> argv, never through a shell. Empty (the
+# default) turns the task off. "name=argv,name=argv" or a JSON object, see .env.example.
+try:
+    SCHEDULER_ALLOWED_COMMANDS: dict[str, list[str]] = parse_allowed_commands(
+        env.str("SCHEDULER_ALLOWED_COMMANDS", default="")
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(f"SCHEDULER_ALLOWED_COMMANDS: {exc}") from exc
+
+# `scheduler.send_notification` sends mail through this. Unset: printed to the console while
+# DEBUG, else sent to an SMTP server on this machine (fails loudly when there is none).
+_email = env.email_url("EMAIL_URL", default="consolemail://" if DEBUG else "smtp://localhost:25")
+EMAIL_BACKEND = _email["EMAIL_BACKEND"]
+EMAIL_HOST = _email["EMAIL_HOST"] or "localhost"
+EMAIL_PORT = _email["EMAIL_PORT"] or 25
+EMAIL_HOST_USER = _email["EMAIL_HOST_USER"] or ""
+EMAIL_HOST_PASSWORD = _email["EMAIL_HOST_PASSWORD"] or ""
+EMAIL_USE_TLS = bool(_email.get("EMAIL_USE_TLS", False))
+EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
+EMAIL_TIMEOUT = 20  # seconds; under the webhooks queue's time limit, so a retry can follow
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="scheduler@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {

@@ -361,3 +361,18 @@ def test_it_describes_schedules_made_by_the_service_or_by_hand():
 
     assert schedule_describe(by_service) == "At 08:00, only on Monday"
     assert schedule_describe(by_hand) == "every 2 hours"
+
+
+def test_it_runs_the_task_in_the_caller_when_celery_is_disabled(
+    settings, django_capture_on_commit_callbacks
+):
+    from django_celery_results.models import TaskResult
+
+    settings.CELERY_ENABLED = False
+
+    with django_capture_on_commit_callbacks(execute=True):
+        task_id = task_enqueue(task="scheduler.ping")
+
+    row = TaskResult.objects.get(task_id=task_id)
+    assert row.status == "SUCCESS"
+    assert json.loads(row.result)["pong"] is True

@@ -1,0 +1,96 @@
+"""Notifications sent by `scheduler.send_notification`: an email, or a JSON POST to a webhook.
+
+Failures that a later attempt may not repeat (a network error, a timeout, a 5xx, a 429, an
+SMTP error) raise NotificationError, which the task retries; a webhook that answers 4xx
+otherwise will answer the same next time, so it raises NotificationRejected, which fails at once.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import urllib.error
+import urllib.request
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import send_mail
+from django.utils import timezone
+
+# Statuses worth another attempt: the server is overloaded, restarting, or asks us to wait.
+_RETRYABLE_STATUSES = {408, 425, 429, 500, 502, 503, 504}
+_USER_AGENT = "agent-scheduler/1 (+scheduler.send_notification)"
+
+
+class NotificationError(RuntimeError):
+    """A delivery that failed in a way another attempt may not (the task retries it)."""
+
+
+class NotificationRejected(RuntimeError):
+    """A delivery the receiver refused for good (a webhook's 4xx): retrying would not help."""
+
+
+def notification_send(
+    *,
+    subject: str,
+    message: str,
+    recipients: list[str] | None = None,
+    webhook_url: str | None = None,
+    timeout: float = 10.0,
+) -> dict[str, Any]:
+    """Send by email to `recipients` or POST to `webhook_url` (exactly one); what was sent."""
+    if bool(recipients) == bool(webhook_url):
+        raise ValueError("give exactly one of recipients or webhook_url")
+    if recipients:
+        email_send(subject=subject, message=message, recipients=recipients)
+        return {"channel": "email", "recipients": recipients, "subject": subject}
+    assert webhook_url is not None
+    status = webhook_post(
+        url=webhook_url,
+        payload={
+            "subject": subject,
+            "message": message,
+            "sent_at": timezone.now().isoformat(),
+        },
+        timeout=timeout,
+    )
+    return {"channel": "webhook", "webhook_url": webhook_url, "status": status}
+
+
+def email_send(*, subject: str, message: str, recipients: list[str]) -> None:
+    try:
+        send_mail(subject, message, settings.DEFAULT_FROM_EMAIL, recipients, fail_silently=False)
+    except (smtplib.SMTPException, OSError) as exc:
+        raise NotificationError(f"email to {', '.join(recipients)} failed: {exc}") from exc
+
+
+class _NoRedirects(urllib.request.HTTPRedirectHandler):
+    # Following a redirect would turn the POST into a GET without its body: a webhook that
+    # redirects is misconfigured, and the 3xx is reported as such.
+    def redirect_request(self, *args: Any, **kwargs: Any) -> None:
+        return None
+
+
+_opener = urllib.request.build_opener(_NoRedirects)
+
+
+def webhook_post(*, url: str, payload: dict[str, Any], timeout: float) -> int:
+    """POST `payload` as JSON; the response status (2xx), or an error saying what went wrong."""
+    request = urllib.request.Request(  # noqa: S310 (the params model allows http(s) only)
+        url,
+        data=json.dumps(payload).encode(),
+        method="POST",
+        headers={"Content-Type": "application/json", "User-Agent": _USER_AGENT},
+    )
+    try:
+        with _opener.open(request, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        body = exc.read(500).decode(errors="replace").strip()
+        detail = f"webhook {url} answered {exc.code} {exc.reason}" + (f": {body}" if body else "")
+        if exc.code in _RETRYABLE_STATUSES or exc.code >= 500:
+            raise NotificationError(detail) from exc
+        raise NotificationRejected(detail) from exc
+    except OSError as exc:  # URLError, a timeout, a refused or reset connection
+        reason = getattr(exc, "reason", exc)
+        raise NotificationError(f"webhook {url} unreachable: {reason}") from exc
