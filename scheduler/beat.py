@@ -14,7 +14,7 @@ import os
 import socket
 import time
 from datetime import timedelta
-from typing import Any
+from typing import Any, cast
 
 from celery.schedules import schedstate
 from celery.utils.time import maybe_make_aware
@@ -40,7 +40,7 @@ def is_misfire(*, remaining: timedelta, grace: timedelta = MISFIRE_GRACE) -> boo
 class ModelEntry(beat_schedulers.ModelEntry):
     def __init__(self, model: PeriodicTask, app: Any = None) -> None:
         super().__init__(model, app)
-        options = getattr(model, "options", None) if _has_options(model) else None
+        options = cast(Any, model).options if _has_options(model) else None
         self.misfire = options.misfire if options is not None else MisfirePolicy.RUN_ONCE
 
     def is_due(self) -> schedstate:
@@ -84,7 +84,7 @@ def _has_options(model: PeriodicTask) -> bool:
     from scheduler.models import ScheduleOptions
 
     try:
-        model.options  # type: ignore[attr-defined]  # noqa: B018
+        cast(Any, model).options  # noqa: B018
     except ScheduleOptions.DoesNotExist:
         return False
     return True

@@ -297,7 +297,7 @@ def schedule_get(name: str) -> PeriodicTask:
 
 def _options_of(periodic_task: PeriodicTask) -> ScheduleOptions | None:
     try:
-        options: ScheduleOptions = periodic_task.options  # type: ignore[attr-defined]
+        options: ScheduleOptions = cast(Any, periodic_task).options
     except ScheduleOptions.DoesNotExist:
         return None
     return options

@@ -6,6 +6,7 @@ from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
+from django.contrib.auth.models import User
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
@@ -13,7 +14,7 @@ from scheduler.models import Source
 from scheduler.services import schedule_create
 
 
-class UserFactory(factory.django.DjangoModelFactory):
+class UserFactory(factory.django.DjangoModelFactory[User]):
     class Meta:
         model = get_user_model()
         django_get_or_create = ("username",)
@@ -24,7 +25,7 @@ class UserFactory(factory.django.DjangoModelFactory):
     password = factory.django.Password("correct horse battery staple")
 
 
-class TaskResultFactory(factory.django.DjangoModelFactory):
+class TaskResultFactory(factory.django.DjangoModelFactory[TaskResult]):
     class Meta:
         model = TaskResult
 

@@ -50,7 +50,7 @@ def _rows() -> tuple[int, int, int, int, int]:
 
 
 def test_it_creates_an_interval_schedule_with_options_audit_and_event():
-    user = UserFactory()
+    user = UserFactory.create()
 
     task = schedule_create(
         name="pinger",
@@ -66,8 +66,8 @@ def test_it_creates_an_interval_schedule_with_options_audit_and_event():
     assert (task.interval.every, task.interval.period) == (30, "seconds")
     assert task.queue == "default"
     assert json.loads(task.kwargs) == {}
-    assert task.options.phrase == "every 30 seconds"  # type: ignore[attr-defined]
-    assert task.options.overlap == "allow"  # type: ignore[attr-defined]
+    options = ScheduleOptions.objects.get(periodic_task=task)
+    assert (options.phrase, options.overlap) == ("every 30 seconds", "allow")
     entry = AuditEntry.objects.get(periodic_task=task)
     assert (entry.action, entry.source, entry.actor) == ("created", "cli", user)
     assert entry.changes["task"] == [None, "scheduler.ping"]
@@ -174,7 +174,7 @@ def test_it_parses_params_json_or_names_the_error():
 
 def test_it_updates_only_the_given_fields_and_records_the_diff():
     task = make_schedule(name="report", schedule="every day at 2am", tz="Europe/London")
-    user = UserFactory()
+    user = UserFactory.create()
 
     schedule_update(
         name="report", schedule="0 9 * * 1", overlap="skip", actor=user, source=Source.ADMIN
@@ -325,13 +325,13 @@ def test_it_enqueues_only_catalog_tasks_with_valid_params():
     ],
 )
 def test_it_reads_stored_kwargs_back(stored, expected):
-    result = TaskResultFactory(task_kwargs=stored)
+    result = TaskResultFactory.create(task_kwargs=stored)
 
     assert stored_kwargs(result) == expected
 
 
 def test_it_refuses_to_retry_unreadable_arguments():
-    result = TaskResultFactory(task_kwargs="\"{'days': 3, 'cut': ...\"")
+    result = TaskResultFactory.create(task_kwargs="\"{'days': 3, 'cut': ...\"")
 
     with pytest.raises(ScheduleError, match="cannot be read back"):
         stored_kwargs(result)
@@ -339,8 +339,8 @@ def test_it_refuses_to_retry_unreadable_arguments():
 
 def test_it_clears_history_older_than_n_days_in_batches():
     now = datetime.now(UTC)
-    old = [TaskResultFactory() for _ in range(5)]
-    fresh = TaskResultFactory()
+    old = [TaskResultFactory.create() for _ in range(5)]
+    fresh = TaskResultFactory.create()
     from django_celery_results.models import TaskResult
 
     TaskResult.objects.filter(pk__in=[r.pk for r in old]).update(date_done=now - timedelta(days=40))
