@@ -1,0 +1,791 @@
+"""django-celery-beat's and django-celery-results' admins, extended for the scheduler.
+
+Their admins stay (list filters, stock schedule rows, the change form's crontab help); what
+changes is where writes go: every save, delete, enable, disable, run and retry calls one
+function of `scheduler.services`, so the admin validates and audits exactly as the CLI and the
+API do. The form only translates: it runs the same validators to put each error on its field,
+and the services' field names onto the form's (`params` is the `kwargs` field).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from datetime import datetime
+from typing import Any, ClassVar, cast
+from urllib.parse import urlencode
+from zoneinfo import available_timezones
+
+from django import forms
+from django.conf import settings
+from django.contrib import admin, messages
+from django.contrib.admin.utils import unquote
+from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.validators import MaxLengthValidator
+from django.db import models, transaction
+from django.db.models import OuterRef, QuerySet, Subquery
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.urls import URLPattern, path, reverse
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+from django.utils.timezone import localtime, now
+from django.views.decorators.http import require_POST
+from django_celery_beat.admin import PeriodicTaskAdmin as StockPeriodicTaskAdmin
+from django_celery_beat.admin import PeriodicTaskForm
+from django_celery_beat.models import PeriodicTask
+from django_celery_results.admin import TaskResultAdmin as StockTaskResultAdmin
+from django_celery_results.models import TaskResult
+from kombu.exceptions import OperationalError
+
+from config.queues import QUEUES
+from scheduler.catalog import CatalogEntry, load_catalog
+from scheduler.models import AuditEntry, ScheduleOptions, Source
+from scheduler.parsing import ScheduleParseError, zone_named
+from scheduler.policies import MisfirePolicy, OverlapPolicy
+from scheduler.preview import Preview, format_run, periodic_task_preview
+from scheduler.services import (
+    DESCRIPTION_MAX_LENGTH,
+    ScheduleError,
+    ScheduleNotFound,
+    params_from_json,
+    schedule_delete,
+    schedule_parse,
+    schedule_run_now,
+    schedule_save,
+    schedule_set_enabled_bulk,
+    task_result_retry,
+    task_validate,
+)
+
+STOCK_SCHEDULE_FIELDS = ("interval", "crontab", "solar", "clocked")
+# The services name a task's parameters `params`; django-celery-beat's column is `kwargs`.
+FORM_FIELD_OF = {"params": "kwargs"}
+AUDIT_ENTRIES_SHOWN = 20
+RUN_PERMISSION = "django_celery_beat.change_periodictask"
+TIME_ZONES = sorted(available_timezones())
+# The stock admins are untyped: mypy infers their option tuples down to the exact length, so
+# ours are declared as this to override them.
+AdminOption = Any
+QUEUE_CHOICES = [
+    ("", "The task's own queue"),
+    *((name, f"{name}: {spec.purpose}") for name, spec in QUEUES.items()),
+]
+
+
+def options_of(periodic_task: PeriodicTask) -> ScheduleOptions | None:
+    try:
+        options: ScheduleOptions = cast(Any, periodic_task).options
+    except ScheduleOptions.DoesNotExist:
+        return None
+    return options
+
+
+def history_url(periodic_task_name: str) -> str:
+    """The run history of a periodic task: the results changelist filtered on its name."""
+    changelist = reverse("admin:django_celery_results_taskresult_changelist")
+    return f"{changelist}?{urlencode({'periodic_task_name': periodic_task_name})}"
+
+
+def format_duration(started: datetime | None, done: datetime | None) -> str:
+    if started is None or done is None or done < started:
+        return ""
+    seconds = (done - started).total_seconds()
+    if seconds < 60:
+        return f"{seconds:.2f} s"
+    minutes, seconds = divmod(round(seconds), 60)
+    return f"{minutes} min {seconds} s"
+
+
+def broker_down_message(exc: Exception) -> str:
+    return f"the broker (Redis) could not be reached, nothing was queued: {exc}"
+
+
+# --- The periodic task form ----------------------------------------------------------------------
+
+
+class CatalogTaskField(forms.ChoiceField):
+    """A select of the catalog's tasks.
+
+    Any submitted name passes the field: `task_validate` then rejects a name outside the
+    catalog with its own message, which lists the tasks that exist.
+    """
+
+    def valid_value(self, value: Any) -> bool:
+        return True
+
+
+class TimeZoneInput(forms.TextInput):
+    """A text input suggesting IANA zone names, so any zone can be typed and none misspelt."""
+
+    def __init__(self) -> None:
+        super().__init__(attrs={"list": "scheduler-time-zones", "autocomplete": "off"})
+
+    def render(
+        self, name: str, value: Any, attrs: dict[str, Any] | None = None, renderer: Any = None
+    ) -> SafeString:
+        options = format_html_join("", '<option value="{}">', ((zone,) for zone in TIME_ZONES))
+        datalist = format_html('<datalist id="scheduler-time-zones">{}</datalist>', options)
+        return format_html("{}{}", super().render(name, value, attrs, renderer), datalist)
+
+
+def params_help(entry: CatalogEntry | None) -> SafeString:
+    if entry is None:
+        body = format_html("{}", "Choose a task to see the parameters it takes.")
+    else:
+        body = format_html(
+            "<strong>{}</strong>: {}<br>Parameters as a JSON object, checked against this "
+            "JSON Schema:<pre>{}</pre>",
+            entry.name,
+            entry.description,
+            json.dumps(entry.schema(), indent=2),
+        )
+    return format_html('<div id="scheduler-params-help">{}</div>', body)
+
+
+class PeriodicTaskScheduleForm(PeriodicTaskForm):
+    # The stock "registered task" select lists every Celery task; only catalog tasks may run.
+    regtask: AdminOption = None
+    task: AdminOption = CatalogTaskField(label="Task", help_text="A task from the catalog.")
+    schedule = forms.CharField(
+        label="Schedule",
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(attrs={"class": "vTextField"}),
+        help_text=(
+            "Plain English or cron, e.g. <code>every monday at 8am</code>, "
+            "<code>every 15 minutes</code>, <code>tomorrow at 9am</code>, "
+            "<code>0 9 * * 1</code>. Leave it empty to choose one of the stock schedules "
+            "below instead."
+        ),
+    )
+    timezone = forms.CharField(
+        label="Time zone",
+        max_length=63,
+        widget=TimeZoneInput(),
+        help_text="The IANA zone the schedule is read in, e.g. Europe/London.",
+    )
+    overlap = forms.ChoiceField(
+        label="Overlap policy",
+        required=False,
+        choices=[("", "The task's default"), *OverlapPolicy.choices],
+    )
+    misfire = forms.ChoiceField(label="Misfire policy", choices=MisfirePolicy.choices)
+    queue = forms.ChoiceField(label="Queue", required=False, choices=QUEUE_CHOICES)
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The phrase to resolve on save; None keeps the schedule columns as the form sets them.
+        self.schedule_phrase: str | None = None
+        self.params: Any = {}
+        catalog = load_catalog()
+        instance = self.instance
+        options = options_of(instance) if not instance._state.adding else None
+        if options is not None:
+            self.initial.setdefault("schedule", options.phrase)
+            self.initial.setdefault("timezone", options.timezone)
+            self.initial.setdefault("overlap", options.overlap)
+            self.initial.setdefault("misfire", options.misfire)
+        else:
+            crontab = instance.crontab if instance.crontab_id else None
+            zone = str(crontab.timezone) if crontab is not None else settings.TIME_ZONE
+            self.initial.setdefault("timezone", zone)
+            self.initial.setdefault("misfire", MisfirePolicy.RUN_ONCE.value)
+        if "task" in self.fields:
+            choices: list[tuple[str, str]] = [("", "---------")]
+            choices += [(entry.name, f"{entry.name}: {entry.description}") for entry in catalog]
+            if instance.task and instance.task not in catalog:
+                # Shown as it is, so staff see what the row runs; saving it fails with a message.
+                choices.append((instance.task, f"{instance.task} (not in the catalog)"))
+            cast(forms.ChoiceField, self.fields["task"]).choices = choices
+        if "kwargs" in self.fields:
+            field = self.fields["kwargs"]
+            field.label = "Parameters (JSON)"
+            current = catalog.get(instance.task) if instance.task in catalog else None
+            field.help_text = params_help(current)
+        if "queue" in self.fields and instance.queue and instance.queue not in QUEUES:
+            # Shown as it is; saving it fails with the list of queues.
+            choices = [*QUEUE_CHOICES, (instance.queue, f"{instance.queue} (not a queue of ours)")]
+            cast(forms.ChoiceField, self.fields["queue"]).choices = choices
+        if "description" in self.fields:
+            self.fields["description"].validators.append(MaxLengthValidator(DESCRIPTION_MAX_LENGTH))
+
+    def add_service_errors(self, exc: ScheduleError, *, skip: Iterable[str] = ()) -> None:
+        """Put each of a ScheduleError's messages on the form field it names."""
+        for name, messages_ in exc.errors.items():
+            field = FORM_FIELD_OF.get(name, name)
+            if field in skip:
+                continue
+            if field in self.fields:
+                for message in messages_:
+                    self.add_error(field, message)
+            else:
+                self.add_error(None, [f"{name}: {message}" for message in messages_])
+
+    def clean_kwargs(self) -> str:
+        text: str = self.cleaned_data.get("kwargs") or "{}"
+        try:
+            self.params = params_from_json(text)
+        except ScheduleError as exc:
+            raise ValidationError(exc.errors.get("params") or [str(exc)]) from exc
+        return text
+
+    def clean_headers(self) -> str:
+        # Empty would be stored as NULL by PeriodicTask.save(), which the column refuses.
+        text: str = self.cleaned_data.get("headers") or "{}"
+        try:
+            headers = json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise ValidationError(f"malformed JSON: {exc.msg}") from exc
+        if not isinstance(headers, dict):
+            raise ValidationError("must be a JSON object")
+        return text
+
+    def clean(self) -> dict[str, Any]:
+        # Not PeriodicTaskForm.clean: it reads the registered-task select this form removes.
+        data: dict[str, Any] = forms.ModelForm.clean(self) or {}
+        if data.get("expire_seconds") is not None and data.get("expires"):
+            self.add_error("expires", "Only one can be set, in expires and expire_seconds.")
+        self._check_task(data)
+        self._check_schedule(data)
+        return data
+
+    def _check_task(self, data: dict[str, Any]) -> None:
+        task = data.get("task")
+        if not task:
+            return
+        bad_json = self.has_error("kwargs")
+        try:
+            task_validate(
+                task=task, params={} if bad_json else self.params, queue=data.get("queue") or None
+            )
+        except ScheduleError as exc:
+            # Unreadable JSON already says what is wrong with the parameters.
+            self.add_service_errors(exc, skip=["kwargs"] if bad_json else [])
+
+    def _check_schedule(self, data: dict[str, Any]) -> None:
+        phrase = " ".join((data.get("schedule") or "").split())
+        tz = data.get("timezone")
+        if tz is None:
+            return  # the field's own error says it is required
+        stock_changed = any(name in self.changed_data for name in STOCK_SCHEDULE_FIELDS)
+        phrase_changed = "schedule" in self.changed_data or "timezone" in self.changed_data
+        if phrase and phrase_changed:
+            if stock_changed:
+                self.add_error(
+                    "schedule",
+                    "Write the schedule here or choose a stock schedule below, not both: "
+                    "clear one of them.",
+                )
+                return
+            try:
+                schedule_parse(schedule=phrase, tz=tz)
+            except ScheduleError as exc:
+                self.add_service_errors(exc)
+                return
+            self.schedule_phrase = phrase
+            return
+        # Unchanged phrase (the row keeps its schedule) or the stock fields: the zone still
+        # has to be a real one.
+        try:
+            zone_named(tz)
+        except ScheduleParseError as exc:
+            self.add_error("timezone", str(exc))
+            return
+        crontab = data.get("crontab")
+        zone_changed = "timezone" in self.changed_data
+        if not phrase and zone_changed and crontab is not None and str(crontab.timezone) != tz:
+            # Beat reads a crontab row's own zone: a different one here would be ignored.
+            self.add_error(
+                "timezone",
+                f"The crontab schedule chosen below runs in its own time zone, "
+                f"{crontab.timezone}: choose a crontab in {tz}, or write the schedule above.",
+            )
+        if not phrase and not any(data.get(name) for name in STOCK_SCHEDULE_FIELDS):
+            self.add_error(
+                "schedule",
+                "Write a schedule (e.g. 'every day at 2am' or '0 2 * * *'), or choose one of "
+                "the stock schedules below.",
+            )
+
+    def validate_unique(self) -> None:
+        if self.schedule_phrase is None and not self.has_error("schedule"):
+            super().validate_unique()  # the stock checks: one schedule, clocked is one-off
+            return
+        # The phrase sets the schedule columns on save: only the name must be unique now.
+        try:
+            models.Model.validate_unique(self.instance)
+        except ValidationError as exc:
+            self.add_error(None, exc)
+
+
+# --- The periodic task admin ---------------------------------------------------------------------
+
+
+admin.site.unregister(PeriodicTask)
+
+
+@admin.register(PeriodicTask)
+class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
+    form = PeriodicTaskScheduleForm
+    change_form_template = "admin/scheduler/periodictask/change_form.html"
+    list_display: AdminOption = (
+        "name",
+        "enabled",
+        "task",
+        "schedule_summary",
+        "last_run_at",
+        "last_status",
+        "last_duration",
+        "run_history",
+    )
+    actions: AdminOption = ("enable_tasks", "disable_tasks", "toggle_tasks", "run_now")
+    fieldsets: ClassVar[AdminOption] = (
+        (
+            None,
+            {
+                "fields": ("name", "task", "enabled", "description"),
+                "classes": ("extrapretty", "wide"),
+            },
+        ),
+        ("Parameters", {"fields": ("kwargs",), "classes": ("extrapretty", "wide")}),
+        (
+            "Schedule",
+            {
+                "fields": (
+                    "schedule",
+                    "timezone",
+                    "next_runs",
+                    "interval",
+                    "crontab",
+                    "crontab_translation",
+                    "solar",
+                    "clocked",
+                    "start_time",
+                    "last_run_at",
+                    "one_off",
+                ),
+                "classes": ("extrapretty", "wide"),
+            },
+        ),
+        ("Policies", {"fields": ("overlap", "misfire"), "classes": ("extrapretty", "wide")}),
+        (
+            "Execution options",
+            {
+                "fields": (
+                    "queue",
+                    "expires",
+                    "expire_seconds",
+                    "priority",
+                    "exchange",
+                    "routing_key",
+                    "headers",
+                ),
+                "classes": ("extrapretty", "wide", "collapse"),
+            },
+        ),
+        (
+            "History",
+            {
+                "fields": ("last_run", "run_history", "audit_trail"),
+                "classes": ("extrapretty", "wide"),
+            },
+        ),
+    )
+    readonly_fields: ClassVar[AdminOption] = (
+        "last_run_at",
+        "crontab_translation",
+        "next_runs",
+        "last_run",
+        "run_history",
+        "audit_trail",
+    )
+
+    def get_fieldsets(self, request: HttpRequest, obj: PeriodicTask | None = None) -> Any:
+        if obj is not None:
+            return self.fieldsets
+        # A task being added has no runs, no history and no preview yet.
+        adding = []
+        for title, options in self.fieldsets:
+            fields = [
+                name
+                for name in options["fields"]
+                if name not in ("next_runs", "last_run_at", "crontab_translation")
+            ]
+            if title != "History":
+                adding.append((title, {**options, "fields": fields}))
+        return adding
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[PeriodicTask]:
+        # The latest result of each periodic task, as subqueries: one query for the whole page.
+        latest = TaskResult.objects.filter(periodic_task_name=OuterRef("name")).order_by(
+            "-date_created", "-pk"
+        )
+        queryset: QuerySet[PeriodicTask] = super().get_queryset(request)
+        return queryset.select_related("options").annotate(
+            last_status=Subquery(latest.values("status")[:1]),
+            last_started=Subquery(latest.values("date_started")[:1]),
+            last_done=Subquery(latest.values("date_done")[:1]),
+            last_result_pk=Subquery(latest.values("pk")[:1]),
+        )
+
+    # --- URLs and views --------------------------------------------------------------------------
+
+    def get_urls(self) -> list[URLPattern]:
+        info = (self.opts.app_label, self.opts.model_name)
+        urls: list[URLPattern] = [
+            path(
+                "<path:object_id>/run-now/",
+                self.admin_site.admin_view(require_POST(self.run_now_view)),
+                name="{}_{}_run_now".format(*info),
+            ),
+        ]
+        return urls + super().get_urls()
+
+    def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
+        obj = self.get_object(request, unquote(object_id))
+        if obj is None:
+            raise Http404(f"no periodic task with id {object_id!r}")
+        if not self.has_change_permission(request, obj):
+            raise PermissionDenied
+        self.run_named(request, [obj.name])
+        return HttpResponseRedirect(
+            reverse(
+                "admin:django_celery_beat_periodictask_change",
+                args=[obj.pk],
+                current_app=self.admin_site.name,
+            )
+        )
+
+    def changeform_view(
+        self,
+        request: HttpRequest,
+        object_id: str | None = None,
+        form_url: str = "",
+        extra_context: dict[str, Any] | None = None,
+    ) -> HttpResponse:
+        extra_context = dict(extra_context or {})
+        extra_context["catalog_params_help"] = {"": str(params_help(None))} | {
+            entry.name: str(params_help(entry)) for entry in load_catalog()
+        }
+        if object_id is not None:
+            extra_context["run_now_url"] = reverse(
+                "admin:django_celery_beat_periodictask_run_now",
+                args=[object_id],
+                current_app=self.admin_site.name,
+            )
+        try:
+            return super().changeform_view(request, object_id, form_url, extra_context)
+        except ScheduleError as exc:
+            # The form runs the services' checks, so only a race (another save in between)
+            # gets here; the admin's transaction has rolled back: nothing was saved.
+            self.message_user(request, f"Nothing was saved: {exc}", messages.ERROR)
+            return HttpResponseRedirect(request.get_full_path())
+
+    # --- Writes: each one call of a service ------------------------------------------------------
+
+    def save_model(
+        self, request: HttpRequest, obj: PeriodicTask, form: forms.Form, change: bool
+    ) -> None:
+        assert isinstance(form, PeriodicTaskScheduleForm)
+        data = form.cleaned_data
+        schedule_save(
+            periodic_task=obj,
+            schedule=form.schedule_phrase,
+            tz=data["timezone"],
+            overlap=data.get("overlap") or None,
+            misfire=data.get("misfire") or None,
+            actor=request.user,
+            source=Source.ADMIN,
+        )
+
+    def delete_model(self, request: HttpRequest, obj: PeriodicTask) -> None:
+        schedule_delete(name=obj.name, actor=request.user, source=Source.ADMIN)
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        with transaction.atomic():
+            for name in queryset.values_list("name", flat=True):
+                schedule_delete(name=name, actor=request.user, source=Source.ADMIN)
+
+    def _set_enabled(
+        self, request: HttpRequest, queryset: QuerySet[PeriodicTask], *, enabled: bool
+    ) -> None:
+        names = list(queryset.values_list("name", flat=True))
+        changed = schedule_set_enabled_bulk(
+            names=names, enabled=enabled, actor=request.user, source=Source.ADMIN
+        )
+        verb = "enabled" if enabled else "disabled"
+        unchanged = len(names) - changed
+        note = f" ({unchanged} already {verb})" if unchanged else ""
+        self.message_user(request, f"{_tasks(changed)} {verb}{note}.", messages.SUCCESS)
+
+    @admin.action(description="Enable selected tasks", permissions=["change"])
+    def enable_tasks(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        self._set_enabled(request, queryset, enabled=True)
+
+    @admin.action(description="Disable selected tasks", permissions=["change"])
+    def disable_tasks(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        self._set_enabled(request, queryset, enabled=False)
+
+    @admin.action(description="Toggle activity of selected tasks", permissions=["change"])
+    def toggle_tasks(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        states = dict(queryset.values_list("name", "enabled"))
+        with transaction.atomic():  # both halves or neither
+            enabled = schedule_set_enabled_bulk(
+                names=[name for name, on in states.items() if not on],
+                enabled=True,
+                actor=request.user,
+                source=Source.ADMIN,
+            )
+            disabled = schedule_set_enabled_bulk(
+                names=[name for name, on in states.items() if on],
+                enabled=False,
+                actor=request.user,
+                source=Source.ADMIN,
+            )
+        self.message_user(
+            request, f"{_tasks(enabled)} enabled, {_tasks(disabled)} disabled.", messages.SUCCESS
+        )
+
+    @admin.action(description="Run selected tasks now", permissions=["change"])
+    def run_now(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        self.run_named(request, list(queryset.values_list("name", flat=True)))
+
+    def run_named(self, request: HttpRequest, names: list[str]) -> None:
+        queued: list[str] = []
+        for name in names:
+            try:
+                task_id = schedule_run_now(name=name, actor=request.user, source=Source.ADMIN)
+            except (ScheduleError, ScheduleNotFound) as exc:
+                self.message_user(request, f"{name} was not run: {exc}", messages.ERROR)
+            except OperationalError as exc:
+                self.message_user(
+                    request, f"{name} was not run: {broker_down_message(exc)}", messages.ERROR
+                )
+            else:
+                queued.append(f"{name} (task id {task_id})")
+        if queued:
+            self.message_user(request, f"Queued to run now: {', '.join(queued)}.", messages.SUCCESS)
+
+    # --- Columns and read-only fields ------------------------------------------------------------
+
+    @admin.display(description="Schedule")
+    def schedule_summary(self, obj: PeriodicTask) -> str:
+        options = options_of(obj)
+        if obj.clocked is not None:
+            # The time itself: a relative phrase ("in 5 minutes") means nothing a day later.
+            zone = zone_named(options.timezone) if options is not None else None
+            return f"once, at {localtime(obj.clocked.clocked_time, zone):%Y-%m-%d %H:%M %Z}"
+        if options is not None and options.phrase:
+            return f"{options.phrase} ({options.timezone})"
+        return str(obj.scheduler or "")
+
+    @admin.display(description="Last status", ordering="last_status")
+    def last_status(self, obj: PeriodicTask) -> str:
+        return getattr(obj, "last_status", None) or ""
+
+    @admin.display(description="Last duration")
+    def last_duration(self, obj: PeriodicTask) -> str:
+        return format_duration(getattr(obj, "last_started", None), getattr(obj, "last_done", None))
+
+    @admin.display(description="Run history")
+    def run_history(self, obj: PeriodicTask) -> str:
+        if obj.pk is None:
+            return ""
+        return format_html('<a href="{}">Runs</a>', history_url(obj.name))
+
+    @admin.display(description="Last run")
+    def last_run(self, obj: PeriodicTask) -> str:
+        status = getattr(obj, "last_status", None)
+        result_pk = getattr(obj, "last_result_pk", None)
+        if not status or result_pk is None:
+            return "No run recorded yet."
+        done = getattr(obj, "last_done", None)
+        duration = format_duration(getattr(obj, "last_started", None), done)
+        link = reverse("admin:django_celery_results_taskresult_change", args=[result_pk])
+        return format_html(
+            '<a href="{}">{}</a>{}{}',
+            link,
+            status,
+            f", finished {localtime(done):%Y-%m-%d %H:%M:%S %Z}" if done else "",
+            f", took {duration}" if duration else "",
+        )
+
+    @admin.display(description="Next runs")
+    def next_runs(self, obj: PeriodicTask) -> str:
+        if obj.pk is None:
+            return ""
+        return render_preview(periodic_task_preview(obj, now=now()))
+
+    @admin.display(description="Audit trail")
+    def audit_trail(self, obj: PeriodicTask) -> str:
+        if obj.pk is None:
+            return ""
+        entries = list(
+            AuditEntry.objects.filter(periodic_task=obj).select_related("actor")[
+                : AUDIT_ENTRIES_SHOWN + 1
+            ]
+        )
+        if not entries:
+            return "No changes recorded."
+        rows = format_html_join(
+            "",
+            "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
+            (
+                (
+                    f"{localtime(entry.created_at):%Y-%m-%d %H:%M:%S %Z}",
+                    entry.get_action_display(),
+                    entry.actor or "",
+                    entry.get_source_display(),
+                    _changes(entry.changes),
+                )
+                for entry in entries[:AUDIT_ENTRIES_SHOWN]
+            ),
+        )
+        more = (
+            format_html("<p>Only the latest {} changes are shown.</p>", AUDIT_ENTRIES_SHOWN)
+            if len(entries) > AUDIT_ENTRIES_SHOWN
+            else ""
+        )
+        return format_html(
+            '<table class="scheduler-audit"><thead><tr><th>When</th><th>Action</th>'
+            "<th>Who</th><th>Via</th><th>Changes</th></tr></thead><tbody>{}</tbody></table>{}",
+            rows,
+            more,
+        )
+
+    # Shown when a user may view but not change: the form's own fields are then read-only
+    # fields, looked up here by name.
+    def schedule(self, obj: PeriodicTask) -> str:
+        options = options_of(obj)
+        return options.phrase if options is not None else ""
+
+    def timezone(self, obj: PeriodicTask) -> str:
+        options = options_of(obj)
+        return options.timezone if options is not None else ""
+
+    def overlap(self, obj: PeriodicTask) -> str:
+        options = options_of(obj)
+        return options.get_overlap_display() if options is not None else ""
+
+    def misfire(self, obj: PeriodicTask) -> str:
+        options = options_of(obj)
+        return options.get_misfire_display() if options is not None else ""
+
+
+def _tasks(count: int) -> str:
+    return f"{count} task" if count == 1 else f"{count} tasks"
+
+
+def _changes(changes: dict[str, Any]) -> str:
+    def short(value: Any) -> str:
+        text = json.dumps(value, ensure_ascii=False, default=str)
+        return text if len(text) <= 80 else text[:77] + "..."
+
+    return format_html_join(
+        "",
+        "<div><strong>{}</strong>: {} &rarr; {}</div>",
+        ((name, short(old), short(new)) for name, (old, new) in sorted(changes.items())),
+    )
+
+
+def render_preview(preview: Preview) -> str:
+    runs = format_html_join("", "<li>{}</li>", ((format_run(run),) for run in preview.runs))
+    warnings = format_html_join(
+        "", '<li class="warning">{}</li>', ((warning,) for warning in preview.warnings)
+    )
+    notes = format_html_join("", "<p>{}</p>", ((note,) for note in preview.notes))
+    return format_html(
+        '<div class="scheduler-preview"><p>In {}:</p><ol>{}</ol>{}{}</div>',
+        preview.timezone,
+        runs,
+        format_html('<ul class="messagelist">{}</ul>', warnings) if preview.warnings else "",
+        notes,
+    )
+
+
+# --- The results admin ---------------------------------------------------------------------------
+
+
+admin.site.unregister(TaskResult)
+
+
+@admin.register(TaskResult)
+class TaskResultAdmin(StockTaskResultAdmin):
+    list_display: AdminOption = (
+        "task_id",
+        "periodic_task_link",
+        "task_name",
+        "date_done",
+        "status",
+        "duration",
+        "worker",
+    )
+    actions: AdminOption = ("retry_selected",)
+    fieldsets: ClassVar[AdminOption] = (
+        (
+            None,
+            {
+                "fields": (
+                    "task_id",
+                    "task_name",
+                    "periodic_task_name",
+                    "periodic_task_link",
+                    "status",
+                    "worker",
+                    "content_type",
+                    "content_encoding",
+                ),
+                "classes": ("extrapretty", "wide"),
+            },
+        ),
+        *StockTaskResultAdmin.fieldsets[1:],
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[TaskResult]:
+        queryset: QuerySet[TaskResult] = super().get_queryset(request)
+        # The periodic task is named, not linked: look its id up for the whole page at once.
+        return queryset.annotate(
+            periodic_task_pk=Subquery(
+                PeriodicTask.objects.filter(name=OuterRef("periodic_task_name")).values("pk")[:1]
+            )
+        )
+
+    def get_readonly_fields(self, request: HttpRequest, obj: TaskResult | None = None) -> Any:
+        return [*super().get_readonly_fields(request, obj), "periodic_task_link", "duration"]
+
+    def has_retry_permission(self, request: HttpRequest) -> bool:
+        # A retry runs a task: the permission that runs periodic tasks now.
+        return bool(request.user.has_perm(RUN_PERMISSION))
+
+    @admin.display(description="Periodic task", ordering="periodic_task_name")
+    def periodic_task_link(self, obj: TaskResult) -> str:
+        name = getattr(obj, "periodic_task_name", "")  # a column mypy's view of the model lacks
+        if not name:
+            return ""
+        pk = getattr(obj, "periodic_task_pk", None)
+        if pk is None:
+            return f"{name} (deleted)"
+        url = reverse("admin:django_celery_beat_periodictask_change", args=[pk])
+        return format_html('<a href="{}">{}</a>', url, name)
+
+    @admin.display(description="Duration")
+    def duration(self, obj: TaskResult) -> str:
+        return format_duration(getattr(obj, "date_started", None), obj.date_done)
+
+    @admin.action(description="Retry selected (same arguments)", permissions=["retry"])
+    def retry_selected(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:
+        queued: list[str] = []
+        for result in queryset:
+            label = f"{result.task_name or 'unnamed task'} ({result.task_id})"
+            try:
+                task_id = task_result_retry(result=result)
+            except ScheduleError as exc:
+                self.message_user(request, f"{label} was not retried: {exc}", messages.ERROR)
+            except OperationalError as exc:
+                self.message_user(
+                    request, f"{label} was not retried: {broker_down_message(exc)}", messages.ERROR
+                )
+            else:
+                queued.append(f"{label} as {task_id}")
+        if queued:
+            self.message_user(request, f"Queued again: {', '.join(queued)}.", messages.SUCCESS)
