@@ -1,0 +1,323 @@
+"""How `manage.py scheduler` shows things: tables, times, log lines and JSON documents.
+
+Pure rendering: the command reads through selectors and writes through services, then hands
+rows to these functions. Times are shown in the schedule's zone when there is one, otherwise in
+settings.TIME_ZONE; JSON carries ISO 8601 with an offset.
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any, Protocol, cast
+from zoneinfo import ZoneInfo
+
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+from django_celery_results.models import TaskResult
+
+from scheduler.catalog import CatalogEntry
+from scheduler.events import event_level
+from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
+from scheduler.policies import MisfirePolicy, OverlapPolicy
+from scheduler.services import ScheduleError, stored_kwargs
+
+NONE = "-"
+# Cells longer than this are cut in tables (the detailed and JSON formats keep everything).
+_CELL_MAX = 48
+
+
+def when(moment: datetime | None, tz: str | None = None) -> str:
+    """'2025-01-15 09:00:00 CET': in `tz`, or the project's zone."""
+    if moment is None:
+        return NONE
+    local = moment.astimezone(ZoneInfo(tz)) if tz else timezone.localtime(moment)
+    return f"{local:%Y-%m-%d %H:%M:%S} {local.tzname()}"
+
+
+def iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
+
+
+def seconds(value: float | None) -> str:
+    if value is None:
+        return NONE
+    if value < 1:
+        return f"{value * 1000:.0f} ms"
+    return f"{value:.2f} s"
+
+
+def one_line(text: str) -> str:
+    """Messages for stderr: one line, whatever the exception text looked like."""
+    return " ".join(str(text).split())
+
+
+def json_document(value: Any) -> str:
+    return json.dumps(value, indent=2, default=str, ensure_ascii=False)
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]]) -> str:
+    cells = [[_cell(value) for value in row] for row in rows]
+    widths = [len(header) for header in headers]
+    for row in cells:
+        widths = [max(width, len(cell)) for width, cell in zip(widths, row, strict=True)]
+    lines = [
+        "  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip()
+        for row in [list(headers), *cells]
+    ]
+    return "\n".join(lines)
+
+
+def _cell(value: object) -> str:
+    text = NONE if value is None or value == "" else one_line(str(value))
+    return text if len(text) <= _CELL_MAX else text[: _CELL_MAX - 1] + "…"
+
+
+# --- Catalog -------------------------------------------------------------------------------------
+
+
+def entry_as_dict(entry: CatalogEntry) -> dict[str, Any]:
+    return {
+        "name": entry.name,
+        "description": entry.description,
+        "queue": entry.queue,
+        "overlap": str(entry.overlap),
+        "params_schema": entry.schema(),
+    }
+
+
+def schema_summary(schema: dict[str, Any]) -> list[str]:
+    """One line per parameter: 'days: integer, default 30, >= 1. Delete results older than…'."""
+    required = set(schema.get("required", []))
+    lines = []
+    for name, spec in schema.get("properties", {}).items():
+        facts = [_schema_type(spec)]
+        if name in required:
+            facts.append("required")
+        elif "default" in spec:
+            facts.append(f"default {json.dumps(spec['default'])}")
+        for key, symbol in (
+            ("minimum", ">="),
+            ("exclusiveMinimum", ">"),
+            ("maximum", "<="),
+            ("exclusiveMaximum", "<"),
+        ):
+            if key in spec:
+                facts.append(f"{symbol} {spec[key]}")
+        line = f"{name}: {', '.join(facts)}"
+        if spec.get("description"):
+            line += f". {spec['description']}"
+        lines.append(line)
+    return lines
+
+
+def _schema_type(spec: dict[str, Any]) -> str:
+    if "enum" in spec:
+        return "one of " + ", ".join(json.dumps(value) for value in spec["enum"])
+    if "anyOf" in spec:
+        return " or ".join(_schema_type(option) for option in spec["anyOf"])
+    if "$ref" in spec:
+        return "object"
+    kind = spec.get("type", "any")
+    if kind == "array" and isinstance(spec.get("items"), dict):
+        return f"list of {_schema_type(spec['items'])}"
+    return str(kind)
+
+
+# --- Periodic tasks ------------------------------------------------------------------------------
+
+
+def options_of(periodic_task: PeriodicTask) -> ScheduleOptions | None:
+    options: ScheduleOptions | None = getattr(periodic_task, "options", None)
+    return options
+
+
+def periodic_task_as_dict(
+    periodic_task: PeriodicTask, *, description: str, next_runs: list[datetime]
+) -> dict[str, Any]:
+    options = options_of(periodic_task)
+    try:
+        params: Any = json.loads(periodic_task.kwargs or "{}")
+    except json.JSONDecodeError:
+        params = periodic_task.kwargs
+    return {
+        "name": periodic_task.name,
+        "task": periodic_task.task,
+        "enabled": periodic_task.enabled,
+        "schedule": options.phrase if options is not None and options.phrase else None,
+        "schedule_description": description,
+        "timezone": options.timezone if options is not None else "UTC",
+        "params": params,
+        "queue": periodic_task.queue or None,
+        "description": periodic_task.description,
+        "overlap": options.overlap if options is not None else str(OverlapPolicy.ALLOW),
+        "misfire": options.misfire if options is not None else str(MisfirePolicy.RUN_ONCE),
+        "one_off": periodic_task.one_off,
+        "last_run_at": iso(periodic_task.last_run_at),
+        "total_run_count": periodic_task.total_run_count,
+        "date_changed": iso(periodic_task.date_changed),
+        "next_runs": [run.isoformat() for run in next_runs],
+    }
+
+
+def audit_as_dict(entry: AuditEntry) -> dict[str, Any]:
+    return {
+        "at": iso(entry.created_at),
+        "action": entry.action,
+        "source": entry.source,
+        "actor": entry.actor.get_username() if entry.actor is not None else None,
+        "changes": entry.changes,
+    }
+
+
+def changes_summary(changes: dict[str, Any]) -> str:
+    """'schedule: "0 9 * * *" -> "0 10 * * *"; enabled: true -> false'."""
+    parts = []
+    for field, change in changes.items():
+        if isinstance(change, list) and len(change) == 2:
+            old, new = change
+            if old is None:
+                if new in (None, "", [], {}):
+                    continue  # a created entry lists every field: keep the line short
+                parts.append(f"{field}={json.dumps(new, default=str)}")
+            else:
+                parts.append(
+                    f"{field}: {json.dumps(old, default=str)} -> {json.dumps(new, default=str)}"
+                )
+        else:
+            parts.append(f"{field}: {json.dumps(change, default=str)}")
+    return "; ".join(parts)
+
+
+# --- Task results --------------------------------------------------------------------------------
+
+
+class ExtendedResult(Protocol):
+    """Columns of TaskResult that the stubs bundled with celery-types predate."""
+
+    periodic_task_name: str | None
+    worker: str | None
+    date_created: datetime
+    date_started: datetime | None
+
+
+def extended(result: TaskResult) -> ExtendedResult:
+    return cast("ExtendedResult", result)
+
+
+def result_duration(result: TaskResult) -> float | None:
+    started = extended(result).date_started
+    if started is None or result.date_done is None:
+        return None
+    if result.status in ("PENDING", "STARTED", "RECEIVED", "RETRY"):
+        return None  # date_done moves on every save until the run is over
+    return max((result.date_done - started).total_seconds(), 0.0)
+
+
+def stored_value(text: str | None, content_type: str = "application/json") -> Any:
+    """A result or argument column as a JSON value when it holds JSON, else the text itself."""
+    if text is None or content_type != "application/json":
+        return text
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError:
+        return text
+
+
+def stored_args(result: TaskResult) -> Any:
+    """Positional arguments as a list: stored as a repr ('()'), sometimes inside a JSON string."""
+    raw = result.task_args
+    value = stored_value(raw)
+    if isinstance(value, str):
+        try:
+            value = ast.literal_eval(value)
+        except (ValueError, SyntaxError, RecursionError, MemoryError):
+            return raw
+    return list(value) if isinstance(value, tuple | list) else value
+
+
+def result_kwargs(result: TaskResult) -> Any:
+    try:
+        return stored_kwargs(result)
+    except ScheduleError:
+        return result.task_kwargs  # cut at 1024 characters, or not a literal: show the text
+
+
+def result_as_dict(result: TaskResult) -> dict[str, Any]:
+    more = extended(result)
+    return {
+        "task_id": result.task_id,
+        "task_name": result.task_name,
+        "periodic_task_name": more.periodic_task_name,
+        "status": result.status,
+        "worker": more.worker,
+        "args": stored_args(result),
+        "kwargs": result_kwargs(result),
+        "result": stored_value(result.result, result.content_type),
+        "traceback": result.traceback,
+        "date_created": iso(more.date_created),
+        "date_started": iso(more.date_started),
+        "date_done": iso(result.date_done),
+        "duration_seconds": result_duration(result),
+    }
+
+
+RESULT_HEADERS = ("DONE", "STATUS", "TASK", "PERIODIC TASK", "DURATION", "WORKER", "TASK ID")
+
+
+def result_row(result: TaskResult) -> tuple[object, ...]:
+    more = extended(result)
+    return (
+        when(result.date_done),
+        result.status,
+        result.task_name,
+        more.periodic_task_name,
+        seconds(result_duration(result)),
+        more.worker,
+        result.task_id,
+    )
+
+
+def result_detailed(result: TaskResult) -> str:
+    data = result_as_dict(result)
+    more = extended(result)
+    lines = [
+        f"{result.task_id}  {result.status}",
+        f"  task:          {result.task_name or NONE}",
+        f"  periodic task: {more.periodic_task_name or NONE}",
+        f"  worker:        {more.worker or NONE}",
+        f"  created:       {when(more.date_created)}",
+        f"  started:       {when(more.date_started)}",
+        f"  done:          {when(result.date_done)}",
+        f"  duration:      {seconds(data['duration_seconds'])}",
+        f"  args:          {json.dumps(data['args'], default=str)}",
+        f"  kwargs:        {json.dumps(data['kwargs'], default=str)}",
+        f"  result:        {json.dumps(data['result'], default=str)}",
+    ]
+    if result.traceback:
+        lines.append("  traceback:")
+        lines.extend(f"    {line}" for line in result.traceback.rstrip().splitlines())
+    return "\n".join(lines)
+
+
+# --- Event log -----------------------------------------------------------------------------------
+
+
+def event_line(event: TaskEvent) -> str:
+    """One log line: time, level, type, task, [periodic task], id, worker, duration, message."""
+    parts = [when(event.created_at), f"{event_level(event.type):<7}", f"{event.type:<17}"]
+    if event.task_name:
+        parts.append(event.task_name)
+    if event.periodic_task_name:
+        parts.append(f"[{event.periodic_task_name}]")
+    if event.task_id:
+        parts.append(f"id={event.task_id}")
+    if event.worker:
+        parts.append(f"worker={event.worker}")
+    if event.duration is not None:
+        parts.append(f"took {seconds(event.duration)}")
+    if event.message:
+        parts.append(f"- {one_line(event.message)}")
+    return " ".join(parts)

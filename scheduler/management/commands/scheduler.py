@@ -1,0 +1,610 @@
+"""`manage.py scheduler <verb>`: the catalog, schedules, runs, history, logs and health.
+
+Reads go through `scheduler.selectors`, writes through `scheduler.services` (with
+source=cli), rendering through `scheduler.cli_output`. Every error is a CommandError: one line
+on stderr and exit status 1, never a traceback; `--json` prints exactly one JSON document.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from datetime import UTC, datetime, timedelta
+from typing import Any, NoReturn
+from zoneinfo import ZoneInfo
+
+import kombu.exceptions
+import redis
+from celery import states
+from celery.result import AsyncResult
+from django.conf import settings
+from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.utils import timezone
+
+from config.queues import QUEUES
+from scheduler import cli_output as out
+from scheduler import selectors
+from scheduler.catalog import load_catalog
+from scheduler.health import beat_heartbeat, full_health_report
+from scheduler.models import Source, TaskEvent
+from scheduler.parsing import ScheduleParseError, parse_schedule, zone_named
+from scheduler.policies import MisfirePolicy, OverlapPolicy
+from scheduler.redis_connection import describe_redis_url
+from scheduler.runs import SKIPPED
+from scheduler.services import (
+    ScheduleError,
+    ScheduleNotFound,
+    history_clear,
+    params_from_json,
+    schedule_create,
+    schedule_delete,
+    schedule_describe,
+    schedule_disable,
+    schedule_enable,
+    schedule_get,
+    schedule_run_now,
+    task_enqueue,
+)
+from scheduler.workers import workers_seen_within
+
+# How often waits poll the result backend and `logs --follow` polls the event table.
+_POLL_SECONDS = 0.2
+_FOLLOW_SECONDS = 1.0
+# Under PostgreSQL ids are handed out before commit, so an event can appear below the highest
+# id already shown; `logs --follow` looks back this many ids for such late commits.
+_LATE_COMMIT_IDS = 200
+
+
+class _Parser(CommandParser):
+    """Usage errors as one line on stderr (`... create: error: ... required: --task`)."""
+
+    def error(self, message: str) -> NoReturn:
+        if not self.called_from_command_line:
+            raise CommandError(f"Error: {message}")
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+class Command(BaseCommand):
+    help = "Manage scheduled tasks: catalog, schedules, runs, history, logs and health."
+
+    # Waits sleep through this, so that tests can drive the clock of `logs --follow`.
+    sleep = staticmethod(time.sleep)
+
+    def add_arguments(self, parser: CommandParser) -> None:
+        verbs = parser.add_subparsers(
+            dest="verb", required=True, metavar="VERB", parser_class=_Parser
+        )
+        zone_help = f"IANA time zone (default: {settings.TIME_ZONE})"
+
+        available = verbs.add_parser("available", help="list the tasks that can be scheduled")
+        available.add_argument("--json", action="store_true", help="print JSON")
+
+        parse = verbs.add_parser("parse", help="show how a schedule phrase or cron is read")
+        parse.add_argument("phrase", nargs="+", help="e.g. 'every monday at 8am', '0 9 * * 1'")
+        parse.add_argument("--tz", default=settings.TIME_ZONE, help=zone_help)
+        parse.add_argument("--now", help="ISO 8601 time to count from (default: the clock)")
+        parse.add_argument("--count", type=int, default=5, help="how many next runs (default 5)")
+        parse.add_argument("--json", action="store_true", help="print JSON")
+
+        create = verbs.add_parser("create", help="create a periodic task")
+        create.add_argument("name")
+        create.add_argument("schedule", nargs="+", help="phrase or cron, as `parse` reads it")
+        create.add_argument("--task", required=True, help="catalog task (see `available`)")
+        create.add_argument("--params", help="parameters as a JSON object")
+        create.add_argument("--queue", help=f"one of: {', '.join(QUEUES)} (default: the task's)")
+        create.add_argument("--tz", default=settings.TIME_ZONE, help=zone_help)
+        create.add_argument("--description", default="")
+        create.add_argument(
+            "--overlap",
+            choices=OverlapPolicy.values,
+            help="skip a run while the previous one runs (default: the task's policy)",
+        )
+        create.add_argument(
+            "--misfire",
+            choices=MisfirePolicy.values,
+            default=MisfirePolicy.RUN_ONCE.value,
+            help="after downtime: run once, or skip to the next due time",
+        )
+        create.add_argument("--disabled", action="store_true", help="create it disabled")
+
+        listing = verbs.add_parser("list", help="list periodic tasks")
+        which = listing.add_mutually_exclusive_group()
+        which.add_argument("--enabled", dest="only", action="store_const", const=True)
+        which.add_argument("--disabled", dest="only", action="store_const", const=False)
+        listing.add_argument("--json", action="store_true", help="print JSON")
+
+        show = verbs.add_parser("show", help="a periodic task: fields, next runs, runs, audit")
+        show.add_argument("name")
+        show.add_argument("--json", action="store_true", help="print JSON")
+
+        for verb, what in (
+            ("enable", "enable"),
+            ("disable", "disable"),
+            ("delete", "delete"),
+        ):
+            verbs.add_parser(verb, help=f"{what} a periodic task").add_argument("name")
+
+        run = verbs.add_parser("run", help="run a periodic task now, outside its schedule")
+        run.add_argument("name")
+        run.add_argument("--wait", action="store_true", help="wait for the result and print it")
+        run.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (30)")
+
+        history = verbs.add_parser("history", help="stored task results, newest first")
+        history.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+        history.add_argument("--task-name", help="catalog task name, e.g. scheduler.ping")
+        history.add_argument("--periodic-task", help="name of the periodic task that sent it")
+        history.add_argument("--status", help="failed, success, pending, started, retry, ...")
+        history.add_argument("--since", help="ISO 8601 date or time (naive: TIME_ZONE)")
+        history.add_argument(
+            "--format", choices=("table", "detailed", "json"), default="table", dest="fmt"
+        )
+
+        clear = verbs.add_parser("clear-history", help="delete stored results and events")
+        clear.add_argument("--confirm", action="store_true", help="required: yes, delete")
+        clear.add_argument("--older-than", type=int, metavar="DAYS", help="keep the last DAYS")
+
+        logs = verbs.add_parser("logs", help="the task and schedule event log")
+        logs.add_argument("--follow", "-f", action="store_true", help="print new events (Ctrl-C)")
+        logs.add_argument("--filter", metavar="TEXT", help="only lines containing TEXT (any case)")
+        logs.add_argument("--level", help="DEBUG, INFO, WARNING or ERROR: that or worse")
+        logs.add_argument("--lines", "-n", type=int, default=50, help="how many (default 50)")
+        # Bounds --follow for tests and scripts; --interval sets its polling period.
+        logs.add_argument("--max-seconds", type=float, help=argparse.SUPPRESS)
+        logs.add_argument("--interval", type=float, default=_FOLLOW_SECONDS, help=argparse.SUPPRESS)
+
+        status = verbs.add_parser("status", help="workers, beat, schedules, results, queues")
+        status.add_argument("--json", action="store_true", help="print JSON")
+
+        health = verbs.add_parser("health", help="health checks; exit 1 when unhealthy")
+        health.add_argument("--json", action="store_true", help="print JSON")
+
+        test = verbs.add_parser("test", help="round trip a ping through a worker")
+        test.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (10)")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        handler = getattr(self, "_" + options["verb"].replace("-", "_"))
+        try:
+            handler(options)
+        except (ScheduleError, ScheduleNotFound, ScheduleParseError) as exc:
+            raise CommandError(out.one_line(str(exc))) from exc
+        except kombu.exceptions.OperationalError as exc:
+            raise CommandError(out.one_line(f"cannot reach the broker: {exc}")) from exc
+        except redis.exceptions.ConnectionError as exc:
+            where = describe_redis_url(settings.REDIS_URL)
+            raise CommandError(out.one_line(f"cannot reach Redis at {where}: {exc}")) from exc
+
+    def _print(self, text: str = "") -> None:
+        self.stdout.write(text)
+
+    def _json(self, value: Any) -> None:
+        self.stdout.write(out.json_document(value))
+
+    # --- catalog and parsing ---------------------------------------------------------------------
+
+    def _available(self, options: dict[str, Any]) -> None:
+        entries = list(load_catalog())
+        if options["json"]:
+            self._json([out.entry_as_dict(entry) for entry in entries])
+            return
+        for entry in entries:
+            self._print(f"{entry.name}  (queue {entry.queue}, overlap {entry.overlap})")
+            self._print(f"    {entry.description}")
+            params = out.schema_summary(entry.schema())
+            if not params:
+                self._print("    parameters: none")
+                continue
+            self._print("    parameters:")
+            for line in params:
+                self._print(f"      {line}")
+
+    def _parse(self, options: dict[str, Any]) -> None:
+        tz = options["tz"]
+        zone_named(tz)
+        now = _moment(options["now"], flag="--now", tz=tz) or timezone.now()
+        count = _bounded(options["count"], flag="--count", low=0, high=1000)
+        parsed = parse_schedule(" ".join(options["phrase"]), tz=tz, now=now)
+        if options["json"]:
+            self._json(parsed.as_dict(now=now, count=count))
+            return
+        self._print(f"Schedule:   {parsed.description}")
+        self._print(f"Kind:       {parsed.kind}")
+        if parsed.interval is not None:
+            every, period = parsed.interval.every, parsed.interval.period
+            self._print(f"Every:      {every} {period.removesuffix('s') if every == 1 else period}")
+        if parsed.crontab is not None:
+            self._print(f"Cron:       {parsed.crontab.expression}")
+        if parsed.clocked is not None:
+            self._print(f"At:         {out.when(parsed.clocked, tz)}")
+        self._print(f"Time zone:  {parsed.timezone}")
+        runs = parsed.next_runs(count, now=now)
+        if count:
+            self._print(f"Next runs after {out.when(now, tz)}:" if runs else "No runs ahead.")
+        for run in runs:
+            self._print(f"  {out.when(run, tz)}  ({run:%a})")
+
+    # --- periodic tasks --------------------------------------------------------------------------
+
+    def _create(self, options: dict[str, Any]) -> None:
+        periodic_task = schedule_create(
+            name=options["name"],
+            task=options["task"],
+            schedule=" ".join(options["schedule"]),
+            params=params_from_json(options["params"]),
+            tz=options["tz"],
+            queue=options["queue"],
+            description=options["description"],
+            overlap=options["overlap"],
+            misfire=options["misfire"],
+            enabled=not options["disabled"],
+            source=Source.CLI,
+        )
+        periodic_task = schedule_get(periodic_task.name)
+        state = "enabled" if periodic_task.enabled else "disabled"
+        self._print(
+            f"Created {periodic_task.name!r} ({state}): {schedule_describe(periodic_task)}; "
+            f"task {periodic_task.task} on queue {periodic_task.queue}."
+        )
+        runs = selectors.periodic_task_next_runs(periodic_task, count=1)
+        if runs:
+            self._print(f"Next run: {out.when(runs[0], _zone_of(periodic_task))}")
+
+    def _list(self, options: dict[str, Any]) -> None:
+        rows = []
+        now = timezone.now()
+        for periodic_task in selectors.periodic_tasks_listed(enabled=options["only"]):
+            runs = selectors.periodic_task_next_runs(periodic_task, count=1, now=now)
+            rows.append((periodic_task, schedule_describe(periodic_task), runs))
+        if options["json"]:
+            self._json(
+                [
+                    out.periodic_task_as_dict(task, description=description, next_runs=runs)
+                    for task, description, runs in rows
+                ]
+            )
+            return
+        if not rows:
+            self._print("No periodic tasks.")
+            return
+        self._print(
+            out.table(
+                ("NAME", "ENABLED", "TASK", "SCHEDULE", "NEXT RUN", "LAST RUN", "RUNS"),
+                (
+                    (
+                        task.name,
+                        "yes" if task.enabled else "no",
+                        task.task,
+                        description,
+                        out.when(runs[0], _zone_of(task)) if runs else None,
+                        out.when(task.last_run_at, _zone_of(task)),
+                        task.total_run_count,
+                    )
+                    for task, description, runs in rows
+                ),
+            )
+        )
+
+    def _show(self, options: dict[str, Any]) -> None:
+        periodic_task = schedule_get(options["name"])
+        description = schedule_describe(periodic_task)
+        runs = selectors.periodic_task_next_runs(periodic_task, count=5)
+        results = list(selectors.task_results(periodic_task_name=periodic_task.name, limit=10))
+        trail = list(selectors.audit_trail(periodic_task.name))
+        data = out.periodic_task_as_dict(periodic_task, description=description, next_runs=runs)
+        if options["json"]:
+            data["last_results"] = [out.result_as_dict(result) for result in results]
+            data["audit"] = [out.audit_as_dict(entry) for entry in trail]
+            self._json(data)
+            return
+        tz = data["timezone"]
+        written = f"{data['schedule']}  " if data["schedule"] else ""
+        for label, value in (
+            ("name", periodic_task.name),
+            ("task", periodic_task.task),
+            ("enabled", "yes" if periodic_task.enabled else "no"),
+            ("schedule", f"{written}({description})"),
+            ("time zone", tz),
+            ("params", out.json_document(data["params"]).replace("\n", " ")),
+            ("queue", data["queue"]),
+            ("overlap", data["overlap"]),
+            ("misfire", data["misfire"]),
+            ("one-off", "yes" if periodic_task.one_off else "no"),
+            ("description", periodic_task.description),
+            ("runs so far", periodic_task.total_run_count),
+            ("last run", out.when(periodic_task.last_run_at, tz)),
+            ("changed", out.when(periodic_task.date_changed, tz)),
+        ):
+            self._print(f"{label + ':':<13}{value if value not in (None, '') else out.NONE}")
+        self._print()
+        self._print("Next runs:" if runs else "Next runs: none")
+        for run in runs:
+            self._print(f"  {out.when(run, tz)}  ({run.astimezone(ZoneInfo(tz)):%a})")
+        self._print()
+        if results:
+            self._print("Last runs:")
+            self._print(out.table(out.RESULT_HEADERS, map(out.result_row, results)))
+        else:
+            self._print("Last runs: none")
+        self._print()
+        self._print("Audit trail:" if trail else "Audit trail: none")
+        for entry in trail:
+            who = entry.actor.get_username() if entry.actor is not None else out.NONE
+            self._print(
+                f"  {out.when(entry.created_at, tz)}  {entry.action:<8} via {entry.source:<9} "
+                f"by {who}  {out.changes_summary(entry.changes)}"
+            )
+
+    def _enable(self, options: dict[str, Any]) -> None:
+        self._set_enabled(options["name"], enabled=True)
+
+    def _disable(self, options: dict[str, Any]) -> None:
+        self._set_enabled(options["name"], enabled=False)
+
+    def _set_enabled(self, name: str, *, enabled: bool) -> None:
+        word = "enabled" if enabled else "disabled"
+        if schedule_get(name).enabled == enabled:
+            self._print(f"{name!r} is already {word}.")
+            return
+        change = schedule_enable if enabled else schedule_disable
+        change(name=name, source=Source.CLI)
+        self._print(f"{word.capitalize()} {name!r}.")
+
+    def _delete(self, options: dict[str, Any]) -> None:
+        schedule_delete(name=options["name"], source=Source.CLI)
+        self._print(f"Deleted {options['name']!r}.")
+
+    # --- runs ------------------------------------------------------------------------------------
+
+    def _run(self, options: dict[str, Any]) -> None:
+        timeout = _positive(options["timeout"], flag="--timeout")
+        periodic_task = schedule_get(options["name"])
+        task_id = schedule_run_now(name=periodic_task.name, source=Source.CLI)
+        self._print(
+            f"Queued {periodic_task.name!r} ({periodic_task.task} on queue "
+            f"{periodic_task.queue or 'default'}) as task {task_id}."
+        )
+        if not options["wait"]:
+            return
+        result = self._wait(task_id, timeout=timeout, queue=periodic_task.queue or "default")
+        row = selectors.task_result(task_id)
+        took = out.seconds(out.result_duration(row)) if row is not None else out.NONE
+        worker = (out.extended(row).worker if row is not None else None) or "a worker"
+        self._print(f"{result.state} in {took} on {worker}:")
+        self._json(result.result)
+
+    def _test(self, options: dict[str, Any]) -> None:
+        timeout = _positive(options["timeout"], flag="--timeout")
+        started = time.perf_counter()
+        task_id = task_enqueue(task="scheduler.ping")
+        self._wait(task_id, timeout=timeout, queue=load_catalog().get("scheduler.ping").queue)
+        round_trip_ms = (time.perf_counter() - started) * 1000
+        row = selectors.task_result(task_id)
+        worker = (out.extended(row).worker if row is not None else None) or "a worker"
+        self._print(f"pong from {worker} in {round_trip_ms:.0f} ms (task {task_id})")
+
+    def _wait(self, task_id: str, *, timeout: float, queue: str) -> AsyncResult[Any]:
+        """The finished result of `task_id`; CommandError if it failed, was skipped or is late."""
+        from config.celery import app
+
+        result: AsyncResult[Any] = AsyncResult(task_id, app=app)
+        deadline = time.monotonic() + timeout
+        while True:
+            state = result.state
+            if state in states.READY_STATES or state == SKIPPED:
+                break
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise CommandError(
+                    f"timed out after {timeout:g} s waiting for task {task_id} (state {state}): "
+                    f"is a worker consuming queue {queue!r}? See `manage.py scheduler status`."
+                )
+            self.sleep(min(_POLL_SECONDS, remaining))
+        if state == states.SUCCESS:
+            return result
+        if state == SKIPPED:
+            info = result.info if isinstance(result.info, dict) else {}
+            raise CommandError(out.one_line(f"task {task_id} {info.get('reason', 'was skipped')}"))
+        error = result.result
+        why = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else state
+        raise CommandError(out.one_line(f"task {task_id} ended in {state}: {why}"))
+
+    # --- history and logs ------------------------------------------------------------------------
+
+    def _history(self, options: dict[str, Any]) -> None:
+        try:
+            status = selectors.result_status_named(options["status"]) if options["status"] else None
+        except ValueError as exc:
+            raise CommandError(f"--status: {exc}") from exc
+        results = list(
+            selectors.task_results(
+                task_name=options["task_name"],
+                periodic_task_name=options["periodic_task"],
+                status=status,
+                since=_moment(options["since"], flag="--since", tz=settings.TIME_ZONE),
+                limit=_bounded(options["limit"], flag="--limit", low=1, high=10_000),
+            )
+        )
+        if options["fmt"] == "json":
+            self._json([out.result_as_dict(result) for result in results])
+        elif not results:
+            self._print("No task results.")
+        elif options["fmt"] == "detailed":
+            self._print("\n\n".join(out.result_detailed(result) for result in results))
+        else:
+            self._print(out.table(out.RESULT_HEADERS, map(out.result_row, results)))
+
+    def _clear_history(self, options: dict[str, Any]) -> None:
+        if not options["confirm"]:
+            raise CommandError(
+                "refusing to delete task history without --confirm "
+                "(add --older-than DAYS to keep recent runs)"
+            )
+        days = options["older_than"]
+        deleted = history_clear(older_than_days=days)
+        scope = f" older than {days} days" if days is not None else ""
+        self._print(f"Deleted {deleted} stored results and events{scope}.")
+
+    def _logs(self, options: dict[str, Any]) -> None:
+        text, level = options["filter"], options["level"]
+        if level:
+            try:
+                selectors.event_types_at_least(level)
+            except ValueError as exc:
+                raise CommandError(f"--level: {exc}") from exc
+        lines = _bounded(options["lines"], flag="--lines", low=0, high=100_000)
+        last_id = selectors.task_event_last_id()
+        for event in selectors.task_events_tail(
+            lines=lines, text=text, level=level, up_to_id=last_id
+        ):
+            self._print(out.event_line(event))
+        if options["follow"]:
+            self._follow(
+                after_id=last_id,
+                text=text,
+                level=level,
+                interval=_positive(options["interval"], flag="--interval"),
+                max_seconds=options["max_seconds"],
+            )
+
+    def _follow(
+        self,
+        *,
+        after_id: int,
+        text: str | None,
+        level: str | None,
+        interval: float,
+        max_seconds: float | None,
+    ) -> None:
+        # Ids at or below `after_id` that were committed (and so shown, or passed over) already;
+        # a late commit below `after_id` is one not in here.
+        events = selectors.task_events(text=text, level=level)
+        seen = set(
+            events.filter(id__gt=after_id - _LATE_COMMIT_IDS, id__lte=after_id).values_list(
+                "id", flat=True
+            )
+        )
+        deadline = None if max_seconds is None else time.monotonic() + max_seconds
+        self.stdout.flush()
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                self.sleep(interval)
+                fresh: list[TaskEvent] = [
+                    event
+                    for event in events.filter(id__gt=after_id - _LATE_COMMIT_IDS).order_by("id")
+                    if event.pk not in seen
+                ]
+                for event in fresh:
+                    self._print(out.event_line(event))
+                    seen.add(event.pk)
+                    after_id = max(after_id, event.pk)
+                if fresh:
+                    self.stdout.flush()
+                    floor = after_id - _LATE_COMMIT_IDS
+                    seen = {pk for pk in seen if pk > floor}
+        except KeyboardInterrupt:
+            return
+
+    # --- status and health -----------------------------------------------------------------------
+
+    def _status(self, options: dict[str, Any]) -> None:
+        report: dict[str, Any] = {}
+        window = settings.WORKER_HEALTH_WINDOW
+        try:
+            report["workers"] = sorted(workers_seen_within(window))
+        except redis.exceptions.RedisError as exc:
+            report["workers"] = {"error": out.one_line(str(exc))}
+        try:
+            heartbeat = beat_heartbeat()
+        except (redis.exceptions.RedisError, ValueError) as exc:
+            report["beat"] = {"error": out.one_line(str(exc))}
+        else:
+            report["beat"] = heartbeat and {
+                "at": datetime.fromtimestamp(float(heartbeat["at"]), tz=UTC).isoformat(),
+                "seconds_ago": round(time.time() - float(heartbeat["at"]), 1),
+                "pid": heartbeat.get("pid"),
+                "hostname": heartbeat.get("hostname", ""),
+            }
+        report["periodic_tasks"] = selectors.periodic_task_counts()
+        report["results_last_hour"] = selectors.task_result_counts_since(
+            timezone.now() - timedelta(hours=1)
+        )
+        try:
+            report["queues"] = selectors.queue_depths()
+        except redis.exceptions.RedisError as exc:
+            report["queues"] = {"error": out.one_line(str(exc))}
+        if options["json"]:
+            self._json(report)
+            return
+
+        workers, beat, queues = report["workers"], report["beat"], report["queues"]
+        if isinstance(workers, dict):
+            self._print(f"Workers:         unknown ({workers['error']})")
+        elif workers:
+            self._print(f"Workers:         {len(workers)} online ({', '.join(workers)})")
+        else:
+            self._print(f"Workers:         none answered in the last {window} s")
+        if beat is None:
+            self._print("Beat:            no heartbeat recorded")
+        elif "error" in beat:
+            self._print(f"Beat:            unknown ({beat['error']})")
+        else:
+            self._print(
+                f"Beat:            last heartbeat {beat['seconds_ago']:g} s ago "
+                f"(pid {beat['pid']} on {beat['hostname'] or out.NONE})"
+            )
+        counts = report["periodic_tasks"]
+        self._print(f"Periodic tasks:  {counts['enabled']} enabled, {counts['disabled']} disabled")
+        results = report["results_last_hour"]
+        summary = ", ".join(f"{status} {count}" for status, count in results.items())
+        self._print(f"Last hour:       {summary or 'no results'}")
+        if "error" in queues:
+            self._print(f"Queues:          unknown ({queues['error']})")
+            return
+        self._print("Queues:")
+        self._print(out.table(("QUEUE", "WAITING"), queues.items()))
+
+    def _health(self, options: dict[str, Any]) -> None:
+        report = full_health_report()
+        if options["json"]:
+            self._json(report.as_dict())
+        else:
+            for name, check in report.checks.items():
+                self._print(f"{name:<10} {'ok' if check.ok else 'FAIL':<5} {check.detail}")
+        if not report.ok:
+            failed = [name for name, check in report.checks.items() if not check.ok]
+            raise CommandError(f"unhealthy: {', '.join(failed)} failed")
+
+
+# --- argument values -----------------------------------------------------------------------------
+
+
+def _moment(text: str | None, *, flag: str, tz: str) -> datetime | None:
+    """An ISO 8601 date or time; a naive one is read in `tz`."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise CommandError(
+            f"{flag} {text!r} is not an ISO 8601 date or time "
+            "(e.g. 2025-01-15 or 2025-01-15T09:00:00+00:00)"
+        ) from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone_named(tz))
+    return moment
+
+
+def _bounded(value: int, *, flag: str, low: int, high: int) -> int:
+    if not low <= value <= high:
+        raise CommandError(f"{flag} {value} is out of range {low}-{high}")
+    return value
+
+
+def _positive(value: float, *, flag: str) -> float:
+    if not value > 0:
+        raise CommandError(f"{flag} must be more than 0 seconds, not {value:g}")
+    return value
+
+
+def _zone_of(periodic_task: Any) -> str:
+    options = out.options_of(periodic_task)
+    return options.timezone if options is not None else "UTC"
