@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 
@@ -9,19 +11,34 @@ from scheduler.models import Source
 from scheduler.services import schedule_create
 
 DEMO_PING_NAME = "demo: ping every minute"
+CLEANUP_NAME = "system: clean up results"
+
+# name -> schedule_create arguments
+DEMO_SCHEDULES: dict[str, dict[str, Any]] = {
+    DEMO_PING_NAME: {
+        "task": "scheduler.ping",
+        "schedule": "every minute",
+        "description": "Demo: a ping every minute, so the results list fills up.",
+    },
+    CLEANUP_NAME: {
+        "task": "scheduler.cleanup_results",
+        "schedule": "daily at midnight",
+        "params": {"days": 30},
+        "description": "Keeps results and events bounded: drops rows older than 30 days.",
+    },
+}
 
 
 @transaction.atomic
 def seed_demo_schedules() -> list[str]:
     """Create the demo periodic tasks that are missing; never touch rows that exist."""
+    existing = set(
+        PeriodicTask.objects.filter(name__in=DEMO_SCHEDULES).values_list("name", flat=True)
+    )
     created: list[str] = []
-    if not PeriodicTask.objects.filter(name=DEMO_PING_NAME).exists():
-        schedule_create(
-            name=DEMO_PING_NAME,
-            task="scheduler.ping",
-            schedule="every minute",
-            description="Demo: a ping every minute, so the results list fills up.",
-            source=Source.SYSTEM,
-        )
-        created.append(f"periodic task '{DEMO_PING_NAME}'")
+    for name, arguments in DEMO_SCHEDULES.items():
+        if name in existing:
+            continue
+        schedule_create(name=name, source=Source.SYSTEM, **arguments)
+        created.append(f"periodic task '{name}'")
     return created

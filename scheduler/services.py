@@ -755,15 +755,28 @@ def task_enqueue(
             # No broker in this deployment: the caller runs the task itself (MIRT's dispatcher).
             app.tasks[checked.task].apply(kwargs=checked.params, task_id=task_id, headers=headers)
             return
-        app.send_task(
-            checked.task,
-            kwargs=checked.params,
-            queue=checked.queue,
-            task_id=task_id,
-            headers=headers,
-            kwargsrepr=json.dumps(checked.params),
-            countdown=countdown,
-        )
+        try:
+            app.send_task(
+                checked.task,
+                kwargs=checked.params,
+                queue=checked.queue,
+                task_id=task_id,
+                headers=headers,
+                kwargsrepr=json.dumps(checked.params),
+                countdown=countdown,
+            )
+        except Exception as exc:
+            # The transaction that asked for this run has committed (its audit entry too): the
+            # event log must say the run never left, and the caller gets the error.
+            event_record(
+                type="task.failed",
+                task_id=task_id,
+                task_name=checked.task,
+                periodic_task_name=periodic_task_name or "",
+                state="FAILURE",
+                message=f"could not be queued: {type(exc).__name__}: {exc}",
+            )
+            raise
 
     transaction.on_commit(send)
     return task_id

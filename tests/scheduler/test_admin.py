@@ -693,6 +693,8 @@ def test_it_says_so_when_the_broker_is_down(admin_client, monkeypatch):
         "unlucky was not run" in text and "could not be reached" in text
         for text in page_messages(response)
     )
+    failed = TaskEvent.objects.get(type="task.failed", periodic_task_name="unlucky")
+    assert "could not be queued: OperationalError" in failed.message
 
 
 def test_it_offers_no_actions_to_staff_who_may_not_change(viewer_client):

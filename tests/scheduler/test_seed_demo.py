@@ -1,12 +1,14 @@
 from __future__ import annotations
 
+import json
+
 import pytest
 from django.core.management import call_command
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from agents.demo import DEMO_AGENT_SLUG
 from agents.models import Agent
-from scheduler.demo import DEMO_PING_NAME
+from scheduler.demo import CLEANUP_NAME, DEMO_PING_NAME
 
 pytestmark = pytest.mark.django_db
 
@@ -37,3 +39,14 @@ def test_it_is_idempotent_and_keeps_what_users_changed(capsys):
     assert Agent.objects.filter(pk=mine.pk).exists()
     assert Agent.objects.count() == 2
     assert capsys.readouterr().out.strip().endswith("nothing to do.")
+
+
+def test_it_schedules_the_results_cleanup_daily_at_midnight():
+    call_command("seed_demo")
+
+    task = PeriodicTask.objects.select_related("crontab").get(name=CLEANUP_NAME)
+    assert task.task == "scheduler.cleanup_results"
+    assert task.queue == "maintenance"
+    assert task.crontab is not None
+    assert (task.crontab.minute, task.crontab.hour) == ("0", "0")
+    assert json.loads(task.kwargs) == {"days": 30, "batch_size": 1000}
