@@ -540,7 +540,8 @@ def schedule_save(
     stored = (
         None
         if adding
-        else PeriodicTask.objects.select_for_update()
+        # of=self: PostgreSQL cannot lock the nullable side of the outer joins.
+        else PeriodicTask.objects.select_for_update(of=("self",))
         .select_related("interval", "crontab", "clocked", "solar", "options")
         .get(pk=periodic_task.pk)
     )
