@@ -4,4 +4,6 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver
 
-websocket_urlpatterns: list[URLPattern | URLResolver] = []
+from scheduler.routing import websocket_urlpatterns as scheduler_websockets
+
+websocket_urlpatterns: list[URLPattern | URLResolver] = [*scheduler_websockets]

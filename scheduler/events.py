@@ -2,7 +2,8 @@
 
 Celery signal receivers and the schedule services each make one call of `event_record`; it
 persists the event (the log `manage.py scheduler logs` reads, kept bounded by
-`scheduler.cleanup_results`).
+`scheduler.cleanup_results`) and publishes it to the channel layer (`scheduler/publisher.py`)
+for the dashboard, websocket clients and REST clients waiting on a task.
 """
 
 from __future__ import annotations
@@ -11,9 +12,11 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from django.db import transaction
 from django.utils import timezone
 
 from scheduler.models import TaskEvent
+from scheduler.publisher import publisher
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +46,36 @@ def event_level(event_type: str) -> str:
     return LEVELS.get(event_type, "INFO")
 
 
+# In worker and beat processes events are written in batches by the publisher thread (they are
+# on the hot path of every task); elsewhere they are saved in the caller's transaction.
+_deferred_writes = False
+
+
+def defer_event_writes(enabled: bool = True) -> None:
+    global _deferred_writes
+    _deferred_writes = enabled
+
+
+def event_payload(event: TaskEvent) -> dict[str, Any]:
+    """The JSON sent to the dashboard, websocket clients and waiting API clients."""
+    return {
+        "id": event.pk,
+        "type": event.type,
+        "task_id": event.task_id,
+        "task_name": event.task_name,
+        "periodic_task_name": event.periodic_task_name,
+        "state": event.state,
+        "worker": event.worker,
+        "duration": event.duration,
+        "message": event.message,
+        "at": event.created_at.isoformat(),
+        "object": (
+            {"type": event.object_type, "id": event.object_id} if event.object_type else None
+        ),
+        "data": event.payload,
+    }
+
+
 def event_record(
     *,
     type: str,
@@ -54,10 +87,16 @@ def event_record(
     duration: float | None = None,
     message: str = "",
     payload: dict[str, Any] | None = None,
+    object_type: str = "",
+    object_id: str | int = "",
     at: datetime | None = None,
 ) -> TaskEvent:
-    """Persist one event; `type` is one of TASK_EVENTS or SCHEDULE_EVENTS."""
-    return TaskEvent.objects.create(
+    """Record one event and publish it live; `type` is one of TASK_EVENTS or SCHEDULE_EVENTS.
+
+    Published after the surrounding transaction commits, so nobody sees an event of a change
+    that was rolled back.
+    """
+    event = TaskEvent(
         type=type,
         task_id=task_id or "",
         task_name=task_name or "",
@@ -67,8 +106,16 @@ def event_record(
         duration=duration,
         message=message[:10_000],
         payload=payload or {},
+        object_type=object_type or "",
+        object_id=str(object_id or ""),
         created_at=at or timezone.now(),
     )
+    if _deferred_writes and not transaction.get_connection().in_atomic_block:
+        publisher().publish(event_payload(event), row=event)
+        return event
+    event.save()
+    transaction.on_commit(lambda: publisher().publish(event_payload(event)))
+    return event
 
 
 def event_record_safely(**fields: Any) -> TaskEvent | None:

@@ -92,10 +92,17 @@ class TaskEvent(models.Model):
     duration = models.FloatField(null=True, blank=True)  # seconds, on finished runs
     message = models.TextField(blank=True)
     payload = models.JSONField(default=dict, blank=True)
+    # The domain object the event belongs to, when there is one ("tournament", "42").
+    object_type = models.CharField(max_length=40, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
     created_at = models.DateTimeField(db_index=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        permissions = [
+            ("view_dashboard", "Can watch the live dashboard and its event stream"),
+            ("run_tasks", "Can run catalog tasks and retry failed runs"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.type} {self.task_name or self.periodic_task_name}"

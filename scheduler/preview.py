@@ -233,6 +233,8 @@ def periodic_task_preview(
     periodic_task: PeriodicTask, *, now: datetime, count: int = PREVIEW_COUNT
 ) -> Preview:
     """The next `count` runs of a saved periodic task, in its time zone, with warnings."""
+    from scheduler.selectors import crontab_spec_of
+
     options = _options(periodic_task)
     crontab = periodic_task.crontab
     zone_name = str(crontab.timezone) if crontab is not None else "UTC"
@@ -258,13 +260,7 @@ def periodic_task_preview(
     runs: list[datetime] = []
     warnings: list[str] = []
     if crontab is not None:
-        spec = CrontabSpec(
-            minute=str(crontab.minute),
-            hour=str(crontab.hour),
-            day_of_week=str(crontab.day_of_week),
-            day_of_month=str(crontab.day_of_month),
-            month_of_year=str(crontab.month_of_year),
-        )
+        spec = crontab_spec_of(crontab)
         try:
             runs, warnings = crontab_preview(spec, zone, now=start, count=count, until=until)
         except ScheduleParseError as exc:

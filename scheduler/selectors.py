@@ -3,19 +3,20 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterable
 from datetime import datetime, timedelta
-from typing import cast
+from typing import Any, cast
 
 from celery import states
 from django.conf import settings
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_results.models import TaskResult
 from kombu.transport.redis import PRIORITY_STEPS
 
 from config.queues import QUEUES
-from scheduler.events import LEVELS
+from scheduler.events import LEVELS, event_payload
 from scheduler.models import AuditEntry, TaskEvent
 from scheduler.parsing import CrontabSpec, IntervalSpec, ParsedSchedule, Period
 from scheduler.redis_connection import get_redis
@@ -52,6 +53,18 @@ def periodic_task_counts() -> dict[str, int]:
     return {"enabled": counts["on"], "disabled": counts["off"]}
 
 
+def crontab_spec_of(row: CrontabSchedule) -> CrontabSpec:
+    """The five cron fields of a django-celery-beat crontab row (its zone is not part of them)."""
+    # str(): an unsaved row built in code may hold ints where the columns hold text.
+    return CrontabSpec(
+        minute=str(row.minute),
+        hour=str(row.hour),
+        day_of_week=str(row.day_of_week),
+        day_of_month=str(row.day_of_month),
+        month_of_year=str(row.month_of_year),
+    )
+
+
 def periodic_task_schedule(periodic_task: PeriodicTask) -> ParsedSchedule | None:
     """The schedule beat runs, read from the schedule rows (not the phrase): None for solar.
 
@@ -79,13 +92,7 @@ def periodic_task_schedule(periodic_task: PeriodicTask) -> ParsedSchedule | None
             kind="crontab",
             timezone=str(row.timezone),
             description=description,
-            crontab=CrontabSpec(
-                minute=row.minute,
-                hour=row.hour,
-                day_of_week=row.day_of_week,
-                day_of_month=row.day_of_month,
-                month_of_year=row.month_of_year,
-            ),
+            crontab=crontab_spec_of(row),
         )
     if periodic_task.clocked is not None:
         return ParsedSchedule(
@@ -268,3 +275,24 @@ def queue_depths() -> dict[str, int]:
             pipe.llen(f"{prefix}{name}{_KOMBU_PRIORITY_SEP}{step}" if step else f"{prefix}{name}")
     sizes = iter(pipe.execute())
     return {name: sum(int(next(sizes)) for _ in steps) for name in names}
+
+
+def events_recent(
+    *,
+    limit: int = 50,
+    task_name: str = "",
+    state_in: Iterable[str] = (),
+    object_type: str = "",
+    object_id: str = "",
+) -> list[dict[str, Any]]:
+    """The latest `limit` events as live payloads, oldest first (the dashboard's backfill)."""
+    events = TaskEvent.objects.all()
+    if task_name:
+        events = events.filter(task_name=task_name)
+    wanted = list(state_in)
+    if wanted:
+        events = events.filter(state__in=wanted)
+    if object_type:
+        events = events.filter(object_type=object_type, object_id=object_id)
+    latest = list(events.order_by("-created_at", "-id")[:limit])
+    return [event_payload(event) for event in reversed(latest)]

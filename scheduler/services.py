@@ -11,14 +11,16 @@ import ast
 import json
 import secrets
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any, cast
+from typing import Any, ParamSpec, TypeVar, cast
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import transaction
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError, transaction
 from django.utils import timezone
 from django_celery_beat.models import (
     ClockedSchedule,
@@ -34,7 +36,6 @@ from scheduler.catalog import ParameterError, UnknownTaskError, load_catalog
 from scheduler.events import event_record
 from scheduler.models import AuditEntry, ScheduleOptions, Source, TaskEvent
 from scheduler.parsing import (
-    CrontabSpec,
     IntervalSpec,
     ParsedSchedule,
     Period,
@@ -45,8 +46,12 @@ from scheduler.parsing import (
     zone_named,
 )
 from scheduler.policies import MisfirePolicy, OverlapPolicy
+from scheduler.selectors import crontab_spec_of
 
 User = AbstractBaseUser | AnonymousUser | None
+_P = ParamSpec("_P")
+_T = TypeVar("_T")
+_Row = TypeVar("_Row", IntervalSchedule, CrontabSchedule, ClockedSchedule)
 
 NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
@@ -164,28 +169,32 @@ def _schedule_fields(parsed: ParsedSchedule) -> dict[str, Any]:
         "one_off": False,
     }
     if parsed.interval is not None:
-        fields["interval"], _ = IntervalSchedule.objects.get_or_create(
-            every=parsed.interval.every, period=parsed.interval.period
+        fields["interval"] = _schedule_row(
+            IntervalSchedule, every=parsed.interval.every, period=parsed.interval.period
         )
     elif parsed.crontab is not None:
         spec = parsed.crontab
-        lookup = {
-            "minute": spec.minute,
-            "hour": spec.hour,
-            "day_of_week": spec.day_of_week,
-            "day_of_month": spec.day_of_month,
-            "month_of_year": spec.month_of_year,
-            "timezone": parsed.timezone,
-        }
-        # No unique constraint on crontab rows (the admin can add duplicates): take any match.
-        fields["crontab"] = CrontabSchedule.objects.filter(**lookup).order_by(
-            "pk"
-        ).first() or CrontabSchedule.objects.create(**lookup)
+        fields["crontab"] = _schedule_row(
+            CrontabSchedule,
+            minute=spec.minute,
+            hour=spec.hour,
+            day_of_week=spec.day_of_week,
+            day_of_month=spec.day_of_month,
+            month_of_year=spec.month_of_year,
+            timezone=parsed.timezone,
+        )
     else:
         assert parsed.clocked is not None
-        fields["clocked"], _ = ClockedSchedule.objects.get_or_create(clocked_time=parsed.clocked)
+        fields["clocked"] = _schedule_row(ClockedSchedule, clocked_time=parsed.clocked)
         fields["one_off"] = True
     return fields
+
+
+def _schedule_row(model: type[_Row], **lookup: Any) -> _Row:
+    # No unique constraint on schedule rows (the stock admins can add duplicates), so
+    # get_or_create could raise MultipleObjectsReturned: take the oldest match.
+    rows = model._default_manager.filter(**lookup).order_by("pk")
+    return rows.first() or model._default_manager.create(**lookup)
 
 
 def schedule_describe(periodic_task: PeriodicTask) -> str:
@@ -205,13 +214,7 @@ def schedule_describe(periodic_task: PeriodicTask) -> str:
         return describe_interval(IntervalSpec(every=interval.every, period=period))
     if periodic_task.crontab is not None:
         row = periodic_task.crontab
-        spec = CrontabSpec(
-            minute=row.minute,
-            hour=row.hour,
-            day_of_week=row.day_of_week,
-            day_of_month=row.day_of_month,
-            month_of_year=row.month_of_year,
-        )
+        spec = crontab_spec_of(row)
         try:
             return f"{describe_crontab(spec)} ({row.timezone})"
         except Exception:  # a hand-made row cron-descriptor cannot read
@@ -228,13 +231,22 @@ def _snapshot(periodic_task: PeriodicTask, options: ScheduleOptions | None) -> d
         if options and options.phrase
         else _stock_schedule(periodic_task),
         "timezone": options.timezone if options else "UTC",
-        "params": json.loads(periodic_task.kwargs or "{}"),
+        "params": _stored_params(periodic_task),
         "queue": periodic_task.queue or "",
         "enabled": periodic_task.enabled,
         "description": periodic_task.description,
         "overlap": options.overlap if options else OverlapPolicy.ALLOW.value,
         "misfire": options.misfire if options else MisfirePolicy.RUN_ONCE.value,
     }
+
+
+def _stored_params(periodic_task: PeriodicTask) -> Any:
+    try:
+        return json.loads(periodic_task.kwargs or "{}")
+    except json.JSONDecodeError:
+        # Stored by hand as non-JSON: shown and diffed as the text it is, so such a row can
+        # still be updated (with new params) and deleted.
+        return periodic_task.kwargs
 
 
 def _stock_schedule(periodic_task: PeriodicTask) -> str:
@@ -286,6 +298,50 @@ def _event(action: str, periodic_task: PeriodicTask, *, message: str = "", **pay
     )
 
 
+def _record(
+    periodic_task: PeriodicTask,
+    action: AuditEntry.Action,
+    changes: dict[str, Any],
+    /,
+    *,
+    actor: User,
+    source: str,
+    **event: Any,
+) -> None:
+    """The audit entry and the event of one write to `periodic_task` (`event`: its payload)."""
+    _audit(
+        periodic_task,
+        name=periodic_task.name,
+        action=action,
+        actor=actor,
+        source=source,
+        changes=changes,
+    )
+    _event(str(action), periodic_task, **event, source=source)
+
+
+def _record_update(
+    periodic_task: PeriodicTask,
+    changes: dict[str, Any],
+    *,
+    old_name: str,
+    actor: User,
+    source: str,
+) -> None:
+    """Record an update, unless it changed nothing."""
+    if periodic_task.name != old_name:
+        changes = {**changes, "name": [old_name, periodic_task.name]}
+    if changes:
+        _record(
+            periodic_task,
+            AuditEntry.Action.UPDATED,
+            changes,
+            actor=actor,
+            source=source,
+            changes=sorted(changes),
+        )
+
+
 def schedule_get(name: str) -> PeriodicTask:
     try:
         return PeriodicTask.objects.select_related(
@@ -306,6 +362,99 @@ def _options_of(periodic_task: PeriodicTask) -> ScheduleOptions | None:
 # --- Services ------------------------------------------------------------------------------------
 
 
+def _check_description(description: str) -> None:
+    if len(description) > DESCRIPTION_MAX_LENGTH:
+        raise ScheduleError.on("description", f"is longer than {DESCRIPTION_MAX_LENGTH} characters")
+
+
+class _FieldErrors:
+    """Every field's errors at once, so a form can show them all; raised together."""
+
+    def __init__(self) -> None:
+        self.errors: dict[str, list[str]] = {}
+
+    def check(
+        self, validate: Callable[_P, _T], /, *args: _P.args, **kwargs: _P.kwargs
+    ) -> _T | None:
+        """What `validate` returns; None when it raised ScheduleError, whose errors are kept."""
+        try:
+            return validate(*args, **kwargs)
+        except ScheduleError as exc:
+            self.errors.update(exc.errors)
+            return None
+
+    def add(self, field: str, message: str) -> None:
+        self.errors[field] = [message]
+
+    def raise_any(self) -> None:
+        if self.errors:
+            raise ScheduleError(self.errors)
+
+
+def _check_options(
+    errors: _FieldErrors, *, overlap: str | None, misfire: str | None, description: str | None
+) -> None:
+    """The policies and the description; None: the write leaves that field as it is."""
+    if overlap is not None:
+        errors.check(_choice, overlap, OverlapPolicy, "overlap")
+    if misfire is not None:
+        errors.check(_choice, misfire, MisfirePolicy, "misfire")
+    if description is not None:
+        errors.check(_check_description, description)
+
+
+def _row_save(
+    periodic_task: PeriodicTask, *, checked: ValidatedTask, parsed: ParsedSchedule | None
+) -> None:
+    """Save the validated task, parameters and queue, and the schedule columns of `parsed`."""
+    periodic_task.task = checked.task
+    periodic_task.kwargs = json.dumps(checked.params)
+    periodic_task.queue = checked.queue
+    if parsed is not None:
+        for field, value in _schedule_fields(parsed).items():
+            setattr(periodic_task, field, value)
+    try:
+        # A savepoint: a concurrent create of the same name fails here, not in the commit.
+        with transaction.atomic():
+            periodic_task.save()
+    except (IntegrityError, DjangoValidationError) as exc:
+        if (
+            PeriodicTask.objects.filter(name=periodic_task.name)
+            .exclude(pk=periodic_task.pk)
+            .exists()
+        ):
+            raise ScheduleError.on(
+                "name", f"a periodic task named {periodic_task.name!r} already exists"
+            ) from exc
+        raise
+
+
+def _default_options(periodic_task: PeriodicTask) -> ScheduleOptions:
+    return ScheduleOptions(
+        periodic_task=periodic_task, overlap=load_catalog().get(periodic_task.task).overlap
+    )
+
+
+def _options_save(
+    options: ScheduleOptions,
+    *,
+    parsed: ParsedSchedule | None,
+    phrase: str,
+    overlap: str | None,
+    misfire: str | None,
+) -> ScheduleOptions:
+    """Save the phrase `parsed` was read from and the policies given (None: left as they are)."""
+    if parsed is not None:
+        options.phrase = " ".join(phrase.split())
+        options.timezone = parsed.timezone
+    if overlap is not None:
+        options.overlap = overlap
+    if misfire is not None:
+        options.misfire = misfire
+    options.save()
+    return options
+
+
 @transaction.atomic
 def schedule_create(
     *,
@@ -323,65 +472,33 @@ def schedule_create(
     source: str = Source.SYSTEM,
 ) -> PeriodicTask:
     """Create a periodic task running catalog task `task` on `schedule` (English or cron)."""
-    errors: dict[str, list[str]] = {}
-    checked: ValidatedTask | None = None
-    parsed: ParsedSchedule | None = None
-    # Collect every field's errors at once, so a form can show them all.
-    for field, check in (
-        ("name", lambda: _validate_name(name)),
-        ("task", lambda: task_validate(task=task, params=params, queue=queue)),
-        ("schedule", lambda: schedule_parse(schedule=schedule, tz=tz)),
-        ("overlap", lambda: overlap is None or _choice(overlap, OverlapPolicy, "overlap")),
-        ("misfire", lambda: _choice(misfire, MisfirePolicy, "misfire")),
-        ("description", lambda: _check_description(description)),
-    ):
-        try:
-            result = check()
-        except ScheduleError as exc:
-            errors.update(exc.errors)
-            continue
-        if field == "task":
-            checked = result  # type: ignore[assignment]
-        elif field == "schedule":
-            parsed = result  # type: ignore[assignment]
-    if errors:
-        raise ScheduleError(errors)
+    errors = _FieldErrors()
+    errors.check(_validate_name, name)
+    checked = errors.check(task_validate, task=task, params=params, queue=queue)
+    parsed = errors.check(schedule_parse, schedule=schedule, tz=tz)
+    _check_options(errors, overlap=overlap, misfire=misfire, description=description)
+    errors.raise_any()
     assert checked is not None
     assert parsed is not None
-    entry = load_catalog().get(task)
-    periodic_task = PeriodicTask(
-        name=name.strip(),
-        task=task,
-        kwargs=json.dumps(checked.params),
-        queue=checked.queue,
-        description=description,
-        enabled=enabled,
-        **_schedule_fields(parsed),
-    )
-    periodic_task.save()
-    options = ScheduleOptions.objects.create(
-        periodic_task=periodic_task,
-        phrase=" ".join(schedule.split()),
-        timezone=parsed.timezone,
-        overlap=overlap or entry.overlap,
+
+    periodic_task = PeriodicTask(name=name.strip(), description=description, enabled=enabled)
+    _row_save(periodic_task, checked=checked, parsed=parsed)
+    options = _options_save(
+        _default_options(periodic_task),
+        parsed=parsed,
+        phrase=schedule,
+        overlap=overlap,
         misfire=misfire,
     )
-    after = _snapshot(periodic_task, options)
-    _audit(
+    _record(
         periodic_task,
-        name=periodic_task.name,
-        action=AuditEntry.Action.CREATED,
+        AuditEntry.Action.CREATED,
+        _diff({}, _snapshot(periodic_task, options)),
         actor=actor,
         source=source,
-        changes=_diff({}, after),
+        message=parsed.description,
     )
-    _event("created", periodic_task, message=parsed.description, source=source)
     return periodic_task
-
-
-def _check_description(description: str) -> None:
-    if len(description) > DESCRIPTION_MAX_LENGTH:
-        raise ScheduleError.on("description", f"is longer than {DESCRIPTION_MAX_LENGTH} characters")
 
 
 _UNSET: Any = object()
@@ -409,87 +526,46 @@ def schedule_update(
     periodic_task = PeriodicTask.objects.select_for_update().get(pk=periodic_task.pk)
     options = _options_of(periodic_task)
     before = _snapshot(periodic_task, options)
-    errors: dict[str, list[str]] = {}
 
-    target_task = task or periodic_task.task
-    target_params = before["params"] if params is _UNSET else params
-    target_tz = tz or (options.timezone if options else "UTC")
-    checked: ValidatedTask | None = None
-    parsed: ParsedSchedule | None = None
-    try:
-        checked = task_validate(
-            task=target_task, params=target_params, queue=queue or periodic_task.queue or None
-        )
-    except ScheduleError as exc:
-        errors.update(exc.errors)
+    errors = _FieldErrors()
+    checked = errors.check(
+        task_validate,
+        task=task or periodic_task.task,
+        params=before["params"] if params is _UNSET else params,
+        queue=queue or periodic_task.queue or None,
+    )
     phrase = schedule if schedule is not None else (options.phrase if options else "")
+    parsed: ParsedSchedule | None = None
     if schedule is not None or (tz is not None and phrase):
-        try:
-            parsed = schedule_parse(schedule=phrase, tz=target_tz)
-        except ScheduleError as exc:
-            errors.update(exc.errors)
+        target_tz = tz or (options.timezone if options else "UTC")
+        parsed = errors.check(schedule_parse, schedule=phrase, tz=target_tz)
     if new_name is not None and new_name.strip() != periodic_task.name:
-        try:
-            _validate_name(new_name, exclude_pk=periodic_task.pk)
-        except ScheduleError as exc:
-            errors.update(exc.errors)
-    for value, choices, field in (
-        (overlap, OverlapPolicy, "overlap"),
-        (misfire, MisfirePolicy, "misfire"),
-    ):
-        if value is not None:
-            try:
-                _choice(value, choices, field)
-            except ScheduleError as exc:
-                errors.update(exc.errors)
-    if description is not None:
-        try:
-            _check_description(description)
-        except ScheduleError as exc:
-            errors.update(exc.errors)
-    if errors:
-        raise ScheduleError(errors)
+        errors.check(_validate_name, new_name, exclude_pk=periodic_task.pk)
+    _check_options(errors, overlap=overlap, misfire=misfire, description=description)
+    errors.raise_any()
     assert checked is not None
 
     if new_name is not None:
         periodic_task.name = new_name.strip()
-    periodic_task.task = checked.task
-    periodic_task.kwargs = json.dumps(checked.params)
-    periodic_task.queue = checked.queue
     if description is not None:
         periodic_task.description = description
     if enabled is not None:
         periodic_task.enabled = enabled
-    if parsed is not None:
-        for field, value in _schedule_fields(parsed).items():
-            setattr(periodic_task, field, value)
-    periodic_task.save()
-    if options is None:
-        options = ScheduleOptions(
-            periodic_task=periodic_task, overlap=load_catalog().get(checked.task).overlap
-        )
-    if parsed is not None:
-        options.phrase = " ".join(phrase.split())
-        options.timezone = parsed.timezone
-    if overlap is not None:
-        options.overlap = overlap
-    if misfire is not None:
-        options.misfire = misfire
-    options.save()
-    after = _snapshot(periodic_task, options)
-    changes = _diff(before, after)
-    if periodic_task.name != name:
-        changes["name"] = [name, periodic_task.name]
-    if changes:
-        _audit(
-            periodic_task,
-            name=periodic_task.name,
-            action=AuditEntry.Action.UPDATED,
-            actor=actor,
-            source=source,
-            changes=changes,
-        )
-        _event("updated", periodic_task, changes=sorted(changes), source=source)
+    _row_save(periodic_task, checked=checked, parsed=parsed)
+    options = _options_save(
+        options if options is not None else _default_options(periodic_task),
+        parsed=parsed,
+        phrase=phrase,
+        overlap=overlap,
+        misfire=misfire,
+    )
+    _record_update(
+        periodic_task,
+        _diff(before, _snapshot(periodic_task, options)),
+        old_name=name,
+        actor=actor,
+        source=source,
+    )
     return periodic_task
 
 
@@ -546,86 +622,56 @@ def schedule_save(
         .get(pk=periodic_task.pk)
     )
     options = None if stored is None else _options_of(stored)
-    errors: dict[str, list[str]] = {}
-    checked: ValidatedTask | None = None
-    parsed: ParsedSchedule | None = None
-    try:
-        checked = task_validate(
+
+    errors = _FieldErrors()
+    checked = errors.check(
+        lambda: task_validate(
             task=periodic_task.task,
             params=params_from_json(periodic_task.kwargs),
             queue=periodic_task.queue or None,
         )
-    except ScheduleError as exc:
-        errors.update(exc.errors)
+    )
+    parsed: ParsedSchedule | None = None
     if schedule is not None:
-        try:
-            parsed = schedule_parse(schedule=schedule, tz=tz)
-        except ScheduleError as exc:
-            errors.update(exc.errors)
+        parsed = errors.check(schedule_parse, schedule=schedule, tz=tz)
     else:
         try:
             zone_named(tz)
         except ScheduleParseError as exc:
-            errors["timezone"] = [str(exc)]
+            errors.add("timezone", str(exc))
         chosen = [column for column in _SCHEDULE_COLUMNS if getattr(periodic_task, column)]
         if len(chosen) != 1:
-            errors["schedule"] = [
+            errors.add(
+                "schedule",
                 "write a schedule (English or cron), or choose exactly one interval, crontab, "
-                "solar or clocked schedule"
-            ]
+                "solar or clocked schedule",
+            )
         elif periodic_task.clocked_id and not periodic_task.one_off:
-            errors["one_off"] = ["a clocked schedule runs once: it must be one-off"]
-    for check in (
-        lambda: _validate_name(periodic_task.name, exclude_pk=None if adding else periodic_task.pk),
-        lambda: overlap is None or _choice(overlap, OverlapPolicy, "overlap"),
-        lambda: misfire is None or _choice(misfire, MisfirePolicy, "misfire"),
-        lambda: _check_description(periodic_task.description),
-    ):
-        try:
-            check()
-        except ScheduleError as exc:
-            errors.update(exc.errors)
-    if errors:
-        raise ScheduleError(errors)
+            errors.add("one_off", "a clocked schedule runs once: it must be one-off")
+    errors.check(
+        _validate_name, periodic_task.name, exclude_pk=None if adding else periodic_task.pk
+    )
+    _check_options(errors, overlap=overlap, misfire=misfire, description=periodic_task.description)
+    errors.raise_any()
     assert checked is not None
 
-    before: dict[str, Any] = {}
-    if stored is not None:
-        try:
-            before = _snapshot(stored, options)
-        except json.JSONDecodeError:  # parameters stored by hand as non-JSON: the diff shows them
-            before = {"params": stored.kwargs}
+    before = {} if stored is None else _snapshot(stored, options)
     before_columns = {} if stored is None else _stock_columns(stored)
     periodic_task.name = periodic_task.name.strip()
-    periodic_task.task = checked.task
-    periodic_task.kwargs = json.dumps(checked.params)
-    periodic_task.queue = checked.queue
-    if parsed is not None:
-        for field, value in _schedule_fields(parsed).items():
-            setattr(periodic_task, field, value)
-    periodic_task.save()
+    _row_save(periodic_task, checked=checked, parsed=parsed)
 
     if options is None:
-        options = ScheduleOptions(
-            periodic_task=periodic_task, overlap=load_catalog().get(checked.task).overlap
-        )
+        options = _default_options(periodic_task)
     schedule_moved = stored is None or any(
         getattr(stored, column) != getattr(periodic_task, column) for column in _SCHEDULE_COLUMNS
     )
-    if parsed is not None:
-        options.phrase = " ".join((schedule or "").split())
-        options.timezone = parsed.timezone
-    elif schedule_moved or not options.phrase:
+    if parsed is None and (schedule_moved or not options.phrase):
         # The row now runs on a stock schedule: the phrase no longer describes it. A crontab
         # row carries its own zone, which is the one beat uses.
         options.phrase = ""
         crontab = periodic_task.crontab
         options.timezone = str(crontab.timezone) if crontab is not None else tz
-    if overlap:
-        options.overlap = overlap
-    if misfire:
-        options.misfire = misfire
-    options.save()
+    _options_save(options, parsed=parsed, phrase=schedule or "", overlap=overlap, misfire=misfire)
 
     after = _snapshot(periodic_task, options)
     after_columns = _stock_columns(periodic_task)
@@ -638,47 +684,29 @@ def schedule_save(
         }
     changes = _diff(before, after) | _diff(before_columns, after_columns)
     if stored is None:
-        _audit(
+        _record(
             periodic_task,
-            name=periodic_task.name,
-            action=AuditEntry.Action.CREATED,
+            AuditEntry.Action.CREATED,
+            changes,
             actor=actor,
             source=source,
-            changes=changes,
+            message=schedule_describe(periodic_task),
         )
-        _event("created", periodic_task, message=schedule_describe(periodic_task), source=source)
-        return periodic_task
-    if periodic_task.name != stored.name:
-        changes["name"] = [stored.name, periodic_task.name]
-    if changes:
-        _audit(
-            periodic_task,
-            name=periodic_task.name,
-            action=AuditEntry.Action.UPDATED,
-            actor=actor,
-            source=source,
-            changes=changes,
-        )
-        _event("updated", periodic_task, changes=sorted(changes), source=source)
+    else:
+        _record_update(periodic_task, changes, old_name=stored.name, actor=actor, source=source)
     return periodic_task
 
 
 def _set_enabled(name: str, *, enabled: bool, actor: User, source: str) -> PeriodicTask:
-    periodic_task = schedule_get(name)
+    # Locked as the edits lock it: save() writes every column, so an unlocked read could
+    # write back the columns of an edit that committed in between.
+    periodic_task = PeriodicTask.objects.select_for_update().get(pk=schedule_get(name).pk)
     if periodic_task.enabled == enabled:
         return periodic_task
     periodic_task.enabled = enabled
     periodic_task.save()  # save(): beat's change counter moves with it
     action = AuditEntry.Action.ENABLED if enabled else AuditEntry.Action.DISABLED
-    _audit(
-        periodic_task,
-        name=name,
-        action=action,
-        actor=actor,
-        source=source,
-        changes={"enabled": [not enabled, enabled]},
-    )
-    _event(str(action), periodic_task, source=source)
+    _record(periodic_task, action, {"enabled": [not enabled, enabled]}, actor=actor, source=source)
     return periodic_task
 
 
@@ -708,15 +736,7 @@ def schedule_set_enabled_bulk(
     PeriodicTasks.update_changed()
     action = AuditEntry.Action.ENABLED if enabled else AuditEntry.Action.DISABLED
     for row in rows:
-        _audit(
-            row,
-            name=row.name,
-            action=action,
-            actor=actor,
-            source=source,
-            changes={"enabled": [not enabled, enabled]},
-        )
-        _event(str(action), row, source=source)
+        _record(row, action, {"enabled": [not enabled, enabled]}, actor=actor, source=source)
     return len(rows)
 
 
@@ -797,15 +817,14 @@ def schedule_run_now(*, name: str, actor: User = None, source: str = Source.SYST
         queue=periodic_task.queue or None,
         periodic_task_name=periodic_task.name,
     )
-    _audit(
+    _record(
         periodic_task,
-        name=name,
-        action=AuditEntry.Action.RUN_NOW,
+        AuditEntry.Action.RUN_NOW,
+        {"task_id": [None, task_id]},
         actor=actor,
         source=source,
-        changes={"task_id": [None, task_id]},
+        task_id=task_id,
     )
-    _event("run_now", periodic_task, task_id=task_id, source=source)
     return task_id
 
 

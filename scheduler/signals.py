@@ -7,6 +7,7 @@ import time
 from typing import Any
 
 from celery.signals import (
+    beat_init,
     before_task_publish,
     heartbeat_sent,
     task_failure,
@@ -14,17 +15,34 @@ from celery.signals import (
     task_retry,
     task_revoked,
     task_success,
+    worker_init,
+    worker_process_init,
+    worker_process_shutdown,
     worker_ready,
     worker_shutdown,
 )
 
-from scheduler.events import event_record_safely
+from scheduler.events import defer_event_writes, event_record_safely
+from scheduler.publisher import publisher
 from scheduler.workers import forget_worker, record_worker_seen
 
 logger = logging.getLogger(__name__)
 
 # task id -> monotonic start, in the process that runs the task; popped when it finishes.
 _started: dict[str, float] = {}
+
+
+@worker_init.connect
+@worker_process_init.connect
+@beat_init.connect
+def _defer_event_writes(**kwargs: Any) -> None:
+    # Task events are on the hot path of every run: written in batches by the publisher.
+    defer_event_writes()
+
+
+@worker_process_shutdown.connect
+def _flush_events(**kwargs: Any) -> None:
+    publisher().flush(timeout=5.0)
 
 
 @worker_ready.connect
@@ -39,6 +57,7 @@ def _heartbeat_sent(sender: Any = None, **kwargs: Any) -> None:
 
 @worker_shutdown.connect
 def _worker_shutdown(sender: Any = None, **kwargs: Any) -> None:
+    publisher().flush(timeout=5.0)
     try:
         forget_worker(sender.hostname)
     except Exception:  # shutting down: Redis may already be gone
@@ -68,16 +87,28 @@ def _task_queued(
         periodic_task_name=headers.get("periodic_task_name") or "",
         state="PENDING",
         payload={"queue": kwargs.get("routing_key") or ""},
+        **object_of(headers),
     )
+
+
+def object_of(headers: Any) -> dict[str, str]:
+    """The domain object a run belongs to, from its `scheduler_object` header ("type:id")."""
+    value = headers.get("scheduler_object") if isinstance(headers, dict) else None
+    if not isinstance(value, str) or ":" not in value:
+        return {}
+    object_type, _, object_id = value.partition(":")
+    return {"object_type": object_type[:40], "object_id": object_id[:64]}
 
 
 def _request_fields(task: Any) -> dict[str, Any]:
     request = task.request
+    headers = {"scheduler_object": getattr(request, "scheduler_object", None)}
     return {
         "task_id": request.id or "",
         "task_name": task.name,
         "periodic_task_name": getattr(request, "periodic_task_name", None) or "",
         "worker": request.hostname or "",
+        **object_of(headers),
     }
 
 

@@ -108,6 +108,20 @@ def test_it_reuses_schedule_rows():
 
 
 @time_machine.travel(datetime(2026, 3, 1, 12, 0, tzinfo=UTC), tick=False)
+def test_it_reuses_the_oldest_of_duplicate_schedule_rows():
+    # The stock admins can add the same interval or clocked time twice: no unique constraint.
+    intervals = [IntervalSchedule.objects.create(every=5, period="minutes") for _ in range(2)]
+    clocked_time = datetime(2026, 3, 1, 12, 5, tzinfo=UTC)
+    clocks = [ClockedSchedule.objects.create(clocked_time=clocked_time) for _ in range(2)]
+
+    every = schedule_create(name="every", task="scheduler.ping", schedule="every 5 minutes")
+    once = schedule_create(name="once", task="scheduler.ping", schedule="in 5 minutes")
+
+    assert (every.interval, once.clocked) == (intervals[0], clocks[0])
+    assert (IntervalSchedule.objects.count(), ClockedSchedule.objects.count()) == (2, 2)
+
+
+@time_machine.travel(datetime(2026, 3, 1, 12, 0, tzinfo=UTC), tick=False)
 def test_it_creates_a_one_off_as_a_clocked_task():
     task = schedule_create(name="once", task="scheduler.ping", schedule="in 5 minutes")
 
@@ -284,6 +298,37 @@ def test_it_deletes_and_keeps_the_audit_trail():
     assert TaskEvent.objects.filter(type="schedule.deleted").exists()
 
 
+def test_it_updates_and_deletes_a_row_whose_params_are_not_json():
+    make_schedule(name="by hand")
+    PeriodicTask.objects.filter(name="by hand").update(kwargs="days=3")
+
+    with pytest.raises(ScheduleError) as caught:
+        schedule_update(name="by hand", description="kept params")
+    assert set(caught.value.errors) == {"params"}
+    schedule_update(name="by hand", params={})
+    assert PeriodicTask.objects.get(name="by hand").kwargs == "{}"
+
+    PeriodicTask.objects.filter(name="by hand").update(kwargs="days=3")
+    schedule_delete(name="by hand")
+
+    assert not PeriodicTask.objects.filter(name="by hand").exists()
+    deleted = AuditEntry.objects.get(action="deleted")
+    assert deleted.changes["params"] == ["days=3", None]
+
+
+def test_it_locks_the_row_it_enables_or_disables():
+    if not connection.features.has_select_for_update:
+        pytest.skip("the test database has no SELECT ... FOR UPDATE")
+    make_schedule(name="locked")
+
+    with CaptureQueriesContext(connection) as queries:
+        schedule_disable(name="locked")
+
+    table = f'FROM "{PeriodicTask._meta.db_table}"'
+    locks = [q for q in queries.captured_queries if table in q["sql"] and "FOR UPDATE" in q["sql"]]
+    assert locks  # beat's change counter takes a lock of its own: look at the task's table
+
+
 def test_it_queues_run_now_after_commit_with_the_periodic_task_header(
     django_capture_on_commit_callbacks, monkeypatch
 ):
@@ -376,3 +421,16 @@ def test_it_runs_the_task_in_the_caller_when_celery_is_disabled(
     row = TaskResult.objects.get(task_id=task_id)
     assert row.status == "SUCCESS"
     assert json.loads(row.result)["pong"] is True
+
+
+def test_it_names_the_clash_when_a_concurrent_create_took_the_name_first(monkeypatch):
+    make_schedule(name="raced")
+    before = _rows()
+    # As if the other create committed between our name check and our save.
+    monkeypatch.setattr("scheduler.services._validate_name", lambda name, **kwargs: name)
+
+    with pytest.raises(ScheduleError, match="'raced' already exists") as caught:
+        make_schedule(name="raced")
+
+    assert list(caught.value.errors) == ["name"]
+    assert _rows() == before

@@ -1,0 +1,30 @@
+"""Who may do what outside the admin: the dashboard, its websocket, and the REST API.
+
+Staff only, and then by permission (superusers have them all):
+- watching: `scheduler.view_dashboard`;
+- running catalog tasks, retrying runs, revoking: `scheduler.run_tasks`;
+- editing schedules (create, update, delete, enable, disable, run now): django-celery-beat's
+  `change_periodictask` (and `add_`/`delete_` for creating and deleting), as in the admin.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+VIEW_DASHBOARD = "scheduler.view_dashboard"
+RUN_TASKS = "scheduler.run_tasks"
+ADD_SCHEDULE = "django_celery_beat.add_periodictask"
+CHANGE_SCHEDULE = "django_celery_beat.change_periodictask"
+DELETE_SCHEDULE = "django_celery_beat.delete_periodictask"
+
+
+def is_staff(user: Any) -> bool:
+    return bool(user is not None and user.is_authenticated and user.is_active and user.is_staff)
+
+
+def staff_has(user: Any, permission: str) -> bool:
+    return is_staff(user) and bool(user.has_perm(permission))
+
+
+def can_view_dashboard(user: Any) -> bool:
+    return staff_has(user, VIEW_DASHBOARD)
