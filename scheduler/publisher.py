@@ -24,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.exceptions import RedisError
+
 logger = logging.getLogger(__name__)
 
 STAFF_GROUP = "events.staff"
@@ -135,6 +137,10 @@ class Publisher:
             try:
                 loop.run_until_complete(_send_all(layer, batch))
                 self.sent += len(batch)
+            except (OSError, ConnectionError, RedisError) as exc:
+                # Redis down or restarting: live views miss these; the log keeps them.
+                self.failed += len(batch)
+                logger.warning("could not publish %d event(s): %s", len(batch), exc)
             except Exception:
                 self.failed += len(batch)
                 logger.warning("could not publish %d event(s)", len(batch), exc_info=True)
