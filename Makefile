@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Tools that load settings without serving anything (mypy's Django plugin) need some key.
 TOOL_ENV := SECRET_KEY=$${SECRET_KEY:-not-a-secret-tools-only}
 
-.PHONY: run test lint format bench clean requirements
+.PHONY: run test lint format bench clean requirements browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,15 @@ run: $(VENV)/.installed-base .env
 	$(BIN)/python manage.py stack up
 
 ## test: the whole test suite, integration tests included
-test: $(VENV)/.installed-dev
+test: $(VENV)/.installed-dev browser
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+## browser: Debian's Chromium for the dashboard's browser test (never a downloaded browser)
+browser:
+	@test -x "$${CHROMIUM_PATH:-/usr/bin/chromium}" || { \
+		echo "Installing Debian's chromium for tests/scheduler/test_browser.py"; \
+		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
+		echo "Could not install chromium (not root?): the browser test will say what to do"; }
 
 ## lint: ruff (lint + format) and mypy
 lint: $(VENV)/.installed-dev

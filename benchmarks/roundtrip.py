@@ -38,7 +38,7 @@ def _run(label: str, *, tasks: int, backend: str | None) -> dict[str, float]:
 
     from config.celery import app
 
-    env = {"CELERY_RESULT_BACKEND": backend} if backend else {}
+    env: dict[str, str | None] = {"CELERY_RESULT_BACKEND": backend} if backend else {}
     hostname = f"bench-{label}-{uuid.uuid4().hex[:6]}@localhost"
     with worker(hostname=hostname, env=env):
         stored: Callable[[list[str]], int] = _stored_in_database

@@ -7,6 +7,10 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
+# Under ASGI every request runs its sync code in a thread of its own, so a persistent
+# connection is never reused, only left open: the web process closes them after each request.
+# Workers and beat keep theirs (DB_CONN_MAX_AGE).
+os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 
 # Django must be set up before anything imports models (consumers, auth middleware).
 django_asgi_app = get_asgi_application()

@@ -1,21 +1,36 @@
 from __future__ import annotations
 
 from django.contrib import admin
-from django.urls import path
+from django.contrib.admin.views.decorators import staff_member_required
+from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from scheduler import api as scheduler_api
+from scheduler import metrics_views
 from scheduler import views as scheduler_views
 
 api_patterns = [
-    path("api/health/", scheduler_api.HealthView.as_view(), name="api-health"),
+    path("api/", include("scheduler.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path(
+        "api/docs/",
+        staff_member_required(SpectacularSwaggerView.as_view(url_name="api-schema")),
+        name="api-docs",
+    ),
 ]
 
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("healthz", scheduler_views.healthz, name="healthz"),
+    path("metrics", metrics_views.metrics, name="metrics"),
     path("dashboard/", scheduler_views.dashboard, name="dashboard"),
+    path("dashboard/summary.json", scheduler_views.dashboard_summary, name="dashboard-summary"),
+    # path: a task id is whatever its sender chose, slashes included.
+    path("dashboard/tasks/<path:task_id>/", scheduler_views.task_detail, name="dashboard-task"),
     *api_patterns,
 ]
+
+# Errors Django answers itself (no such URL, a crash outside DRF): JSON under /api/.
+handler400 = "scheduler.api.errors.bad_request"
+handler403 = "scheduler.api.errors.permission_denied"
+handler404 = "scheduler.api.errors.page_not_found"
+handler500 = "scheduler.api.errors.server_error"

@@ -1,10 +1,21 @@
-"""Delivery of events to the channel layer, off the caller's thread, over one connection.
+"""Delivery of events to the channel layer over one connection per thread, in batches.
 
 `async_to_sync(channel_layer.group_send)` per event creates an event loop and, with
 channels-redis, a Redis connection pool per call (channels-redis issue #125). Instead each
-process has one daemon thread with one event loop and one channel layer: callers put events on
-a queue (no I/O on their thread), and the thread drains the queue in batches, persists what
-must be persisted with one `bulk_create`, and sends every event to its groups.
+process has one publisher: callers hand it events (no I/O on their thread), one daemon thread
+with one event loop and one channel layer sends them in batches (two round trips per batch:
+scheduler/group_send.py), and stores their log rows with one `bulk_create` at most every
+PERSIST_INTERVAL.
+
+Only the end of a run is waited for (REST clients, the dashboard's result, the event_latency
+benchmark), so a queued or started event waits up to LINGER for company: a short run's start
+and end go out together. Anything else is sent at once with what waits before it, in order.
+
+In worker processes (`deliver_inline()`), the run's own thread sends that batch itself right
+after the run's result is stored, over its own loop and layer: waking the publisher thread for
+every run cost more (thread hand-offs, GIL contention: about 0.6 ms of CPU per run, see
+benchmarks/pipeline.py) than the one round trip. The thread still sends what lingers past
+LINGER (the start of a long run), stores the rows and writes the /metrics counts.
 
 Groups: `events.staff` (every event, for the dashboard), `events.<object>.<id>` (events of a
 domain object, e.g. a tournament), and `task.<task id>` (the finish of one task, for REST
@@ -15,24 +26,35 @@ from __future__ import annotations
 
 import asyncio
 import atexit
+import contextlib
 import logging
+import math
 import os
 import queue
 import re
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.exceptions import RedisError
 
+from scheduler.group_send import group_send_many
+from scheduler.metrics import MetricsBuffer
+
 logger = logging.getLogger(__name__)
 
 STAFF_GROUP = "events.staff"
 MESSAGE_TYPE = "scheduler.event"  # the consumer's handler: scheduler_event
 FINISHED_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "SKIPPED", "IGNORED"})
-# A batch is whatever is queued when the thread wakes, up to this many.
+# Most events sent (or rows stored) in one go.
 BATCH_LIMIT = 500
+# Seconds a queued or started event may wait to be sent with the next one (module docstring).
+LINGER = 0.02
+LINGERING_TYPES = frozenset({"task.queued", "task.started"})
+# Events are stored at most this long after they were handed over.
+PERSIST_INTERVAL = 0.2
 _GROUP_SAFE = re.compile(r"[^a-zA-Z0-9_.-]")
 
 
@@ -62,30 +84,116 @@ class Outgoing:
     groups: list[str] = field(default_factory=list)
 
 
+class _Sender:
+    """An event loop and a channel layer of one thread (channels-redis pools are per loop)."""
+
+    def __init__(self) -> None:
+        from channels import DEFAULT_CHANNEL_LAYER
+        from channels.layers import channel_layers
+
+        self.loop = asyncio.new_event_loop()
+        # Our own instance: channels-redis keeps a pool per event loop, and this loop lives on.
+        self.layer = (
+            channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
+            if DEFAULT_CHANNEL_LAYER in channel_layers.configs
+            else None
+        )
+
+    def close(self) -> None:
+        self.loop.close()
+
+
 class Publisher:
     """One per process (`publisher()`); restarted in a forked child, which has no threads."""
 
     def __init__(self) -> None:
         self.pid = os.getpid()
-        self._queue: queue.SimpleQueue[Outgoing | None] = queue.SimpleQueue()
+        # Only wakes the thread up (True) or stops it (None): events wait in self._waiting.
+        self._queue: queue.SimpleQueue[bool | None] = queue.SimpleQueue()
         self._thread: threading.Thread | None = None
-        self._lock = threading.Lock()
+        self._lock = threading.Lock()  # guards what is held and _sleeping
+        self._send_lock = threading.Lock()  # one batch on the wire at a time: order is kept
         self._idle = threading.Event()
         self._idle.set()
+        self._flush_now = threading.Event()
+        self._inline = False
+        self._local = threading.local()
         self.sent = 0
         self.failed = 0
+        # Events waiting (up to LINGER) to be sent with others.
+        self._waiting: list[Outgoing] = []
+        self._waiting_since = 0.0
+        self._due_now = False
+        # Rows wait up to PERSIST_INTERVAL for others to share their write.
+        self._rows: list[Any] = []
+        self._rows_since = 0.0
+        # When the thread will look again (monotonic; inf: when woken): a caller wakes it only
+        # for something due earlier than that.
+        self._wake_at = 0.0
+        # Counts for /metrics, written to Redis by the thread about once a second.
+        self.metrics = MetricsBuffer()
+
+    def deliver_inline(self, enabled: bool = True) -> None:
+        """Let the thread that records a run's end send it (worker processes: module doc)."""
+        self._inline = enabled
 
     def publish(self, payload: dict[str, Any], *, row: Any = None) -> None:
-        """Queue one event for delivery; returns at once."""
+        """Hand one event over for delivery; returns at once (or, inline, after one send)."""
         self._ensure_thread()
-        self._idle.clear()
-        self._queue.put(Outgoing(payload=payload, row=row, groups=groups_for(payload)))
+        item = Outgoing(payload=payload, row=row, groups=groups_for(payload))
+        urgent = payload.get("type") not in LINGERING_TYPES
+        # Not from a coroutine: this thread's loop cannot run inside a running one.
+        inline = urgent and self._inline and asyncio._get_running_loop() is None
+        now = time.monotonic()
+        due = []
+        with self._lock:
+            self._idle.clear()
+            if not self._waiting:
+                self._waiting_since = now
+                due.append(now + LINGER)
+            self._waiting.append(item)
+            if urgent:
+                self._due_now = True
+                if not inline:
+                    due.append(now)
+            if row is not None:
+                if not self._rows:
+                    self._rows_since = now
+                    due.append(now + PERSIST_INTERVAL)
+                self._rows.append(row)
+            wake = self._wake_earlier(due)
+        if wake:
+            self._queue.put(True)
+        if inline:
+            self._send_waiting(self._sender())
+            counts_due = self.metrics.wait()
+            if counts_due is not None:
+                with self._lock:
+                    wake = self._wake_earlier([time.monotonic() + counts_due])
+                if wake:
+                    self._queue.put(True)
+
+    def _wake_earlier(self, deadlines: list[float]) -> bool:
+        """Whether the thread must be woken for these; the caller holds self._lock."""
+        if not deadlines or min(deadlines) >= self._wake_at:
+            return False
+        self._wake_at = min(deadlines)
+        return True
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything queued so far is delivered; False on timeout."""
+        """Wait until everything handed over so far is sent and stored; False on timeout."""
         if self._thread is None:
             return True
-        return self._idle.wait(timeout)
+        self._flush_now.set()
+        self._queue.put(True)
+        delivered = self._idle.wait(timeout)
+        self.metrics.flush()
+        return delivered
+
+    def stop(self, timeout: float = 5.0) -> None:
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join(timeout)
 
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -97,46 +205,77 @@ class Publisher:
                 )
                 self._thread.start()
 
-    def _run(self) -> None:
-        loop = asyncio.new_event_loop()
-        asyncio.set_event_loop(loop)
-        from channels import DEFAULT_CHANNEL_LAYER
-        from channels.layers import channel_layers
+    def _sender(self) -> _Sender:
+        sender: _Sender | None = getattr(self._local, "sender", None)
+        if sender is None:
+            sender = self._local.sender = _Sender()
+        return sender
 
-        # Our own instance: channels-redis keeps a pool per event loop, and this loop lives on.
-        layer = (
-            channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
-            if DEFAULT_CHANNEL_LAYER in channel_layers.configs
-            else None
-        )
+    def _run(self) -> None:
+        sender = self._sender()
         try:
-            while True:
-                first = self._queue.get()
-                if first is None:
-                    return
-                batch = [first]
-                while len(batch) < BATCH_LIMIT:
+            stopping = False
+            while not stopping:
+                with contextlib.suppress(queue.Empty):
+                    stopping = self._queue.get(timeout=self._next_deadline()) is None
+                # Wakes that arrived meanwhile change nothing: everything is looked at below.
+                while not stopping:
                     try:
-                        item = self._queue.get_nowait()
+                        stopping = self._queue.get_nowait() is None
                     except queue.Empty:
                         break
-                    if item is None:
-                        self._deliver(loop, layer, batch)
-                        return
-                    batch.append(item)
-                self._deliver(loop, layer, batch)
-                if self._queue.empty():
-                    self._idle.set()
+                forced = stopping or self._flush_now.is_set()
+                self._flush_now.clear()
+                self._send_waiting(sender, force=forced)
+                self._write_rows(force=forced)
+                if forced or self.metrics.due():
+                    self.metrics.flush()
+                with self._lock:
+                    if not self._waiting and not self._rows:
+                        self._idle.set()
         finally:
+            self._send_waiting(sender, force=True)
+            self._write_rows(force=True)
+            self.metrics.flush()
             self._idle.set()
-            loop.close()
+            sender.close()
 
-    def _deliver(self, loop: asyncio.AbstractEventLoop, layer: Any, batch: list[Outgoing]) -> None:
+    def _next_deadline(self) -> float | None:
+        """Seconds until something held is due; None when nothing is held."""
+        now = time.monotonic()
+        with self._lock:
+            waits = []
+            if self._waiting:
+                waits.append(0.0 if self._due_now else self._waiting_since + LINGER - now)
+            if self._rows:
+                waits.append(self._rows_since + PERSIST_INTERVAL - now)
+            counts = self.metrics.wait()
+            if counts is not None:
+                waits.append(counts)
+            # While anything is held, look at least every LINGER: an event that may linger then
+            # never needs to wake the thread (a wake per run cost more than the sending).
+            timeout = max(0.0, min([*waits, LINGER])) if waits else None
+            self._wake_at = math.inf if timeout is None else now + timeout
+        return timeout
+
+    def _send_waiting(self, sender: _Sender, *, force: bool = True) -> None:
+        with self._send_lock:
+            with self._lock:
+                due = self._due_now or time.monotonic() - self._waiting_since >= LINGER
+                if not self._waiting or not (force or due):
+                    return
+                batch, self._waiting, self._due_now = self._waiting, [], False
+            for start in range(0, len(batch), BATCH_LIMIT):
+                self._deliver(sender, batch[start : start + BATCH_LIMIT])
+
+    def _deliver(self, sender: _Sender, batch: list[Outgoing]) -> None:
         # Live first: the dashboard and waiting clients should not wait for the database.
-        if layer is not None:
+        delivered = False
+        if sender.layer is not None:
             try:
-                loop.run_until_complete(_send_all(layer, batch))
+                sender.loop.run_until_complete(_send_all(sender.layer, batch))
                 self.sent += len(batch)
+                delivered = True
             except (OSError, ConnectionError, RedisError) as exc:
                 # Redis down or restarting: live views miss these; the log keeps them.
                 self.failed += len(batch)
@@ -144,23 +283,32 @@ class Publisher:
             except Exception:
                 self.failed += len(batch)
                 logger.warning("could not publish %d event(s)", len(batch), exc_info=True)
-        rows = [item.row for item in batch if item.row is not None]
-        if rows:
-            _persist(rows)
+        self.metrics.add((item.payload for item in batch), delivered=delivered)
 
-    def stop(self, timeout: float = 5.0) -> None:
-        if self._thread is not None and self._thread.is_alive():
-            self._queue.put(None)
-            self._thread.join(timeout)
+    def _write_rows(self, *, force: bool = False) -> None:
+        # The log is read by people and by backfills, not by anything waiting on a run, so its
+        # rows can wait a moment: one write per PERSIST_INTERVAL instead of one per event
+        # (with SQLite, every write also queues behind the others for the one write lock).
+        with self._lock:
+            if not self._rows:
+                return
+            due = time.monotonic() - self._rows_since >= PERSIST_INTERVAL
+            if not (force or due or len(self._rows) >= BATCH_LIMIT):
+                return
+            rows, self._rows = self._rows, []
+        _persist(rows)
 
 
 async def _send_all(layer: Any, batch: Iterable[Outgoing]) -> None:
-    sends = [
-        layer.group_send(group, {"type": MESSAGE_TYPE, "event": item.payload})
-        for item in batch
-        for group in item.groups
-    ]
-    await asyncio.gather(*sends)
+    # The whole batch in two round trips, in order (scheduler/group_send.py).
+    await group_send_many(
+        layer,
+        [
+            (group, {"type": MESSAGE_TYPE, "event": item.payload})
+            for item in batch
+            for group in item.groups
+        ],
+    )
 
 
 def _persist(rows: list[Any]) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -21,6 +22,8 @@ from scheduler.models import AuditEntry, TaskEvent
 from scheduler.parsing import CrontabSpec, IntervalSpec, ParsedSchedule, Period
 from scheduler.redis_connection import get_redis
 from scheduler.runs import SKIPPED
+
+logger = logging.getLogger(__name__)
 
 
 def recent_task_results(*, limit: int = 25) -> QuerySet[TaskResult]:
@@ -296,3 +299,579 @@ def events_recent(
         events = events.filter(object_type=object_type, object_id=object_id)
     latest = list(events.order_by("-created_at", "-id")[:limit])
     return [event_payload(event) for event in reversed(latest)]
+
+
+# --- REST API ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class TaskStatus:
+    """One task as Celery's AsyncResult reports it; an unknown id is PENDING, as Celery says."""
+
+    task_id: str
+    state: str
+    task_name: str | None
+    result: Any
+    error: str | None
+    traceback: str | None
+    date_started: datetime | None
+    date_done: datetime | None
+    worker: str | None
+
+    @property
+    def finished(self) -> bool:
+        from scheduler.publisher import FINISHED_STATES
+
+        return self.state in FINISHED_STATES
+
+
+def task_status(task_id: str) -> TaskStatus:
+    """The state of task `task_id` read through `AsyncResult` (the result backend)."""
+    from celery.result import AsyncResult
+
+    from config.celery import app
+
+    async_result: AsyncResult[Any] = AsyncResult(task_id, app=app)
+    # One read of the backend: each property of a result that is not ready yet reads it again,
+    # and could mix two states in one answer.
+    meta: dict[str, Any] = cast(Any, async_result)._get_task_meta() or {}
+    state = str(meta.get("status") or states.PENDING)
+    value = meta.get("result")
+    error = None
+    if isinstance(value, BaseException):
+        error = f"{type(value).__name__}: {value}"
+        value = None
+    elif state in (states.STARTED, states.PENDING):
+        value = None  # a started task's "result" is the worker's pid and hostname
+    # AsyncResult has no start time: django-celery-results keeps it on the row beside.
+    started = (
+        TaskResult.objects.filter(task_id=task_id).values_list("date_started", flat=True).first()
+        if state != states.PENDING
+        else None
+    )
+    return TaskStatus(
+        task_id=task_id,
+        state=state,
+        task_name=meta.get("task_name") or meta.get("name"),
+        result=value,
+        error=error,
+        traceback=meta.get("traceback") or None,
+        date_started=started,
+        date_done=meta.get("date_done") if state in states.READY_STATES | {SKIPPED} else None,
+        worker=meta.get("worker") or None,
+    )
+
+
+def task_history(
+    *,
+    task_name: str | None = None,
+    periodic_task_name: str | None = None,
+    status: str | None = None,
+    since: datetime | None = None,
+) -> QuerySet[TaskResult]:
+    """Stored results, newest first, unsliced (the API paginates it); filters as `task_results`."""
+    queryset = TaskResult.objects.all()
+    if task_name:
+        queryset = queryset.filter(task_name=task_name)
+    if periodic_task_name:
+        queryset = queryset.filter(periodic_task_name=periodic_task_name)
+    if status:
+        queryset = queryset.filter(status=status)
+    if since is not None:
+        queryset = queryset.filter(date_done__gte=since)
+    return queryset.order_by("-date_done", "-id")
+
+
+def schedule_by_id(pk: int) -> PeriodicTask | None:
+    return periodic_tasks_listed().filter(pk=pk).first()
+
+
+def schedule_next_run(
+    periodic_task: PeriodicTask, *, now: datetime | None = None
+) -> datetime | None:
+    """The next run of `periodic_task`, or None (disabled, spent, or a schedule we cannot read)."""
+    try:
+        runs = periodic_task_next_runs(periodic_task, count=1, now=now)
+    except (ValueError, TypeError, KeyError):
+        # A row hand-edited in the stock admin (a crontab field we cannot parse): the list of
+        # schedules must still answer.
+        logger.warning("cannot compute the next run of %r", periodic_task.name, exc_info=True)
+        return None
+    return runs[0] if runs else None
+
+
+# --- Dashboard -----------------------------------------------------------------------------------
+
+# The event types that end a run, and the states they leave a task in.
+RUN_END_EVENTS = ("task.succeeded", "task.failed", "task.revoked", "task.skipped")
+FINAL_STATES = frozenset({states.SUCCESS, states.FAILURE, states.REVOKED, SKIPPED})
+# The dashboard's periodic tasks table and its upcoming-runs heatmap read bounded slices, so
+# that a deployment with tens of thousands of schedules still gets its page in milliseconds.
+DASHBOARD_PERIODIC_TASKS = 100
+DASHBOARD_RECENT_RUNS = 20
+UPCOMING_MAX_SCHEDULES = 200
+UPCOMING_PER_SCHEDULE = 100
+
+
+def _event_wins(row: dict[str, Any], state: str, at: datetime) -> bool:
+    # Events of one task come from several processes (the web process queues it, a worker runs
+    # it) and a worker writes them in batches: order by time, except that nothing undoes an end.
+    if row["at"] is None or at >= row["at"]:
+        return True
+    return state in FINAL_STATES and row["state"] not in FINAL_STATES
+
+
+def task_feed(*, limit: int = 50, scan: int = 500) -> list[dict[str, Any]]:
+    """The latest `limit` tasks of the event log, newest first, one row per task id.
+
+    Each row folds the task's events: the state of its latest one, its names, worker, duration
+    and error, when it was first seen (`queued_at`) and last heard of (`at`). Only the last `scan`
+    task events are read: the feed shows what is happening now, and a bounded read keeps the page
+    fast on a log of millions of rows. The dashboard's script folds live events the same way.
+    """
+    from scheduler.events import TASK_EVENTS
+
+    events = list(
+        TaskEvent.objects.filter(type__in=TASK_EVENTS)
+        .exclude(task_id="")
+        .order_by("-created_at", "-id")[:scan]
+    )
+    rows: dict[str, dict[str, Any]] = {}
+    for event in reversed(events):
+        row = rows.get(event.task_id)
+        if row is None:
+            row = rows[event.task_id] = {
+                "task_id": event.task_id,
+                "queued_at": event.created_at,
+                "at": None,
+                "state": "",
+                "task_name": "",
+                "periodic_task_name": "",
+                "worker": "",
+                "duration": None,
+                "message": "",
+            }
+        row["queued_at"] = min(row["queued_at"], event.created_at)
+        for name in ("task_name", "periodic_task_name", "worker"):
+            row[name] = getattr(event, name) or row[name]
+        if event.duration is not None:
+            row["duration"] = event.duration
+        if _event_wins(row, event.state, event.created_at):
+            row["state"] = event.state
+            row["at"] = event.created_at
+            row["message"] = event.message
+    newest = sorted(rows.values(), key=lambda row: row["queued_at"], reverse=True)
+    return newest[:limit]
+
+
+def _latest_pending_events(since: datetime) -> QuerySet[TaskEvent]:
+    """Queued, retried and started events since `since` that are their task's latest event."""
+    from django.db.models import Exists, OuterRef
+
+    from scheduler.events import TASK_EVENTS
+
+    later = TaskEvent.objects.filter(task_id=OuterRef("task_id"), type__in=TASK_EVENTS).filter(
+        Q(created_at__gt=OuterRef("created_at"))
+        | Q(created_at=OuterRef("created_at"), id__gt=OuterRef("id"))
+    )
+    return (
+        TaskEvent.objects.filter(
+            created_at__gte=since, type__in=("task.queued", "task.retried", "task.started")
+        )
+        .exclude(task_id="")
+        .filter(~Exists(later))
+    )
+
+
+def task_activity_since(since: datetime) -> dict[str, int]:
+    """Runs that succeeded and failed since `since`, and tasks seen since then that are running
+    or waiting in a queue now (their latest event says started, or queued/retried)."""
+    ended = TaskEvent.objects.filter(created_at__gte=since).aggregate(
+        succeeded=Count("pk", filter=Q(type="task.succeeded")),
+        failed=Count("pk", filter=Q(type="task.failed")),
+    )
+    pending = _latest_pending_events(since).aggregate(
+        running=Count("task_id", filter=Q(type="task.started"), distinct=True),
+        queued=Count("task_id", filter=~Q(type="task.started"), distinct=True),
+    )
+    return {
+        "succeeded": ended["succeeded"],
+        "failed": ended["failed"],
+        "running": pending["running"],
+        "queued": pending["queued"],
+    }
+
+
+def tasks_in_flight_since(since: datetime, *, limit: int = 500) -> dict[str, str]:
+    """task id -> "running" or "queued", for tasks counted by `task_activity_since`."""
+    rows = _latest_pending_events(since).order_by("-created_at").values_list("task_id", "type")
+    return {
+        task_id: "running" if type == "task.started" else "queued" for task_id, type in rows[:limit]
+    }
+
+
+def task_throughput(*, now: datetime, minutes: int = 60) -> list[dict[str, Any]]:
+    """Runs that ended per minute over the last `minutes` minutes (the current one included),
+    oldest first: `{"minute", "succeeded", "failed"}`."""
+    from datetime import UTC
+
+    from django.db.models.functions import TruncMinute
+
+    current = now.astimezone(UTC).replace(second=0, microsecond=0)
+    first = current - timedelta(minutes=minutes - 1)
+    rows = (
+        TaskEvent.objects.filter(
+            created_at__gte=first,
+            created_at__lt=current + timedelta(minutes=1),
+            type__in=("task.succeeded", "task.failed"),
+        )
+        .annotate(minute=TruncMinute("created_at", tzinfo=UTC))
+        .values("minute", "type")
+        .annotate(count=Count("pk"))
+        .order_by()
+    )
+    counts = {(row["minute"], row["type"]): row["count"] for row in rows}
+    bins = []
+    for k in range(minutes):
+        minute = first + timedelta(minutes=k)
+        bins.append(
+            {
+                "minute": minute,
+                "succeeded": counts.get((minute, "task.succeeded"), 0),
+                "failed": counts.get((minute, "task.failed"), 0),
+            }
+        )
+    return bins
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """The nearest-rank percentile: the smallest value with `fraction` of the values at or
+    below it (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * fraction // 1))  # ceil without floats drifting past n
+    return ordered[int(rank) - 1]
+
+
+def periodic_task_recent_runs(
+    names: Iterable[str], *, runs: int = DASHBOARD_RECENT_RUNS
+) -> dict[str, list[dict[str, Any]]]:
+    """name -> its last `runs` ended runs, oldest first (`{"state", "duration", "at"}`), read
+    from the event log in one query: a window function ranks each schedule's runs."""
+    from django.db.models import F, Window
+    from django.db.models.functions import RowNumber
+
+    wanted = list(names)
+    if not wanted:
+        return {}
+    rows = (
+        TaskEvent.objects.filter(periodic_task_name__in=wanted, type__in=RUN_END_EVENTS)
+        .annotate(
+            rank=Window(
+                RowNumber(),
+                partition_by=[F("periodic_task_name")],
+                order_by=[F("created_at").desc(), F("id").desc()],
+            )
+        )
+        .filter(rank__lte=runs)
+        .values_list("periodic_task_name", "state", "duration", "created_at")
+    )
+    found: dict[str, list[dict[str, Any]]] = {}
+    for name, state, duration, at in rows:
+        found.setdefault(name, []).append({"state": state, "duration": duration, "at": at})
+    for name_runs in found.values():
+        name_runs.sort(key=lambda run: run["at"])
+    return found
+
+
+def run_stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """Success rate and p50/p95 duration of runs that succeeded or failed (skipped and revoked
+    runs did not try, so they count for neither)."""
+    tried = [run for run in runs if run["state"] in (states.SUCCESS, states.FAILURE)]
+    durations = [run["duration"] for run in tried if run["duration"] is not None]
+    succeeded = sum(1 for run in tried if run["state"] == states.SUCCESS)
+    return {
+        "success_rate": succeeded / len(tried) if tried else None,
+        "p50": percentile(durations, 0.50),
+        "p95": percentile(durations, 0.95),
+    }
+
+
+def _next_runs_or_none(periodic_task: PeriodicTask, *, count: int, now: datetime) -> list[datetime]:
+    try:
+        return periodic_task_next_runs(periodic_task, count=count, now=now)
+    except Exception:
+        # A row hand-edited in the stock admin that our parser cannot read: the dashboard must
+        # still render, showing no next run for it.
+        logging.getLogger(__name__).warning(
+            "cannot compute the next runs of %r", periodic_task.name, exc_info=True
+        )
+        return []
+
+
+def periodic_tasks_dashboard(
+    *, now: datetime, limit: int = DASHBOARD_PERIODIC_TASKS, runs: int = DASHBOARD_RECENT_RUNS
+) -> dict[str, Any]:
+    """The first `limit` periodic tasks by name with their schedule in words, next run, last
+    run status, recent runs and run statistics: three queries whatever `limit` is."""
+    from scheduler.services import schedule_describe
+
+    tasks = list(periodic_tasks_listed()[:limit])
+    recent = periodic_task_recent_runs([task.name for task in tasks], runs=runs)
+    rows = []
+    for task in tasks:
+        task_runs = recent.get(task.name, [])
+        next_runs = _next_runs_or_none(task, count=1, now=now)
+        rows.append(
+            {
+                "id": task.pk,
+                "name": task.name,
+                "task": task.task,
+                "schedule": schedule_describe(task),
+                "enabled": task.enabled,
+                "next_run": next_runs[0] if next_runs else None,
+                "last_run_at": task.last_run_at,
+                "last_status": task_runs[-1]["state"] if task_runs else "",
+                "runs": task_runs,
+                "total_run_count": task.total_run_count,
+                **run_stats(task_runs),
+            }
+        )
+    total = len(tasks) if len(tasks) < limit else PeriodicTask.objects.count()
+    return {"rows": rows, "total": total}
+
+
+def upcoming_runs(
+    *,
+    now: datetime,
+    hours: int = 24,
+    slot_minutes: int = 30,
+    per_schedule: int = UPCOMING_PER_SCHEDULE,
+    max_schedules: int = UPCOMING_MAX_SCHEDULES,
+) -> dict[str, Any]:
+    """The runs of enabled schedules in the next `hours`, counted per slot of `slot_minutes`,
+    per schedule and in total, so that collisions show (everything at midnight).
+
+    Bounded: the first `max_schedules` enabled schedules by name, and at most `per_schedule`
+    runs each. A schedule with more is marked `frequent` and left out of the totals: it runs all
+    day long, and counting it would drown the collisions the totals are there to show.
+    """
+    slot = timedelta(minutes=slot_minutes)
+    epoch = datetime(2000, 1, 1, tzinfo=now.tzinfo)
+    start = now - (now - epoch) % slot
+    until = now + timedelta(hours=hours)
+    slot_count = -(-(until - start) // slot)
+    totals = [0] * slot_count
+    schedules = list(periodic_tasks_listed(enabled=True)[:max_schedules])
+    rows = []
+    for periodic_task in schedules:
+        after = now
+        if periodic_task.start_time is not None and periodic_task.start_time > now:
+            after = periodic_task.start_time
+        end = until
+        if periodic_task.expires is not None:
+            end = min(end, periodic_task.expires)
+        runs = [
+            run
+            for run in _next_runs_or_none(periodic_task, count=per_schedule + 1, now=after)
+            if run <= end
+        ]
+        frequent = len(runs) > per_schedule
+        runs = runs[:per_schedule]
+        if not runs:
+            continue
+        counts = [0] * slot_count
+        for run in runs:
+            counts[min(int((run - start) // slot), slot_count - 1)] += 1
+        if not frequent:
+            totals = [total + count for total, count in zip(totals, counts, strict=True)]
+        rows.append(
+            {
+                "id": periodic_task.pk,
+                "name": periodic_task.name,
+                "task": periodic_task.task,
+                "first": runs[0],
+                "runs": len(runs),
+                "frequent": frequent,
+                "counts": counts,
+            }
+        )
+    rows.sort(key=lambda row: (row["frequent"], row["first"], row["name"]))
+    busiest = max(range(slot_count), key=lambda k: totals[k]) if any(totals) else None
+    return {
+        "start": start,
+        "until": until,
+        "slot_minutes": slot_minutes,
+        "slots": [start + slot * k for k in range(slot_count)],
+        "totals": totals,
+        "rows": rows,
+        # The first of the busiest slots, and how many slots are as busy.
+        "busiest": (
+            {
+                "at": start + slot * busiest,
+                "runs": totals[busiest],
+                "slots": totals.count(totals[busiest]),
+            }
+            if busiest is not None
+            else None
+        ),
+        "per_schedule": per_schedule,
+        "schedules_read": len(schedules),
+        "schedules_enabled": (
+            len(schedules)
+            if len(schedules) < max_schedules
+            else PeriodicTask.objects.filter(enabled=True).count()
+        ),
+    }
+
+
+def result_error(result: TaskResult) -> str:
+    """'ValueError: bad input': the exception a failed result stored, in one line."""
+    import json
+
+    try:
+        stored = json.loads(result.result or "null")
+    except ValueError:
+        stored = None
+    if isinstance(stored, dict) and stored.get("exc_type"):
+        message = stored.get("exc_message")
+        if isinstance(message, list | tuple):
+            message = " ".join(str(part) for part in message)
+        return f"{stored['exc_type']}: {message}" if message else str(stored["exc_type"])
+    lines = [line for line in (result.traceback or "").strip().splitlines() if line.strip()]
+    return lines[-1].strip() if lines else ""
+
+
+def task_failures(*, limit: int = 20) -> list[dict[str, Any]]:
+    """The latest failed runs, newest first, with their error and whether they can be retried
+    (catalog tasks only: a retry goes through the same validation as a new run)."""
+    from scheduler.catalog import load_catalog
+
+    known = load_catalog()
+    # Any: mypy misses some of django-celery-results' columns (periodic_task_name, worker).
+    results: Any = TaskResult.objects.filter(status=states.FAILURE).order_by("-date_done", "-id")
+    return [
+        {
+            "task_id": result.task_id,
+            "task_name": result.task_name or "",
+            "periodic_task_name": result.periodic_task_name or "",
+            "worker": result.worker or "",
+            "date_done": result.date_done,
+            "error": result_error(result),
+            "retryable": (result.task_name or "") in known,
+        }
+        for result in results[:limit]
+    ]
+
+
+def workers_and_queues(*, window: float | None = None) -> dict[str, Any]:
+    """Workers heard from in the last `window` seconds and each queue's depth; a broker that
+    cannot be read is reported in `error`, not raised (the dashboard must still render)."""
+    from datetime import UTC
+
+    from scheduler.workers import workers_seen_within
+
+    window = settings.WORKER_HEALTH_WINDOW if window is None else window
+    try:
+        seen = workers_seen_within(window)
+        depths = queue_depths()
+    except Exception as exc:
+        return {"workers": [], "queues": [], "window": window, "error": str(exc)}
+    return {
+        "workers": [
+            {"name": name, "last_seen": datetime.fromtimestamp(at, tz=UTC)}
+            for name, at in sorted(seen.items())
+        ],
+        "queues": [
+            {"name": name, "depth": depths.get(name, 0), "purpose": spec.purpose}
+            for name, spec in QUEUES.items()
+        ],
+        "window": window,
+        "error": "",
+    }
+
+
+def dashboard_summary(*, now: datetime | None = None) -> dict[str, Any]:
+    """Everything the dashboard's slower panels show, as of `now` (the page renders it and its
+    script re-reads it every half minute, counting live events in between)."""
+    now = now or timezone.now()
+    since = now - timedelta(hours=1)
+    return {
+        "generated_at": now,
+        "counts": task_activity_since(since),
+        "in_flight": tasks_in_flight_since(since),
+        "throughput": task_throughput(now=now),
+        "periodic": periodic_tasks_dashboard(now=now),
+        "upcoming": upcoming_runs(now=now),
+        "failures": task_failures(),
+        "cluster": workers_and_queues(),
+    }
+
+
+def _stored_text(raw: str | None) -> str:
+    """A results-backend text column (JSON, or JSON of a Python repr) as indented text."""
+    import ast
+    import json
+
+    text: Any = raw or ""
+    for _ in range(2):  # the backend stores args and kwargs as JSON strings of their repr
+        if not isinstance(text, str):
+            break
+        try:
+            text = json.loads(text)
+        except ValueError:
+            try:
+                text = ast.literal_eval(text)
+            except (ValueError, SyntaxError, RecursionError, MemoryError):
+                break
+    if isinstance(text, str):
+        return text
+    return json.dumps(text, indent=2, sort_keys=True, default=str)
+
+
+def task_detail(task_id: str) -> dict[str, Any] | None:
+    """One task's stored result (None until a worker stored one), its events oldest first, and
+    its periodic task when it still exists; None when nothing is known of `task_id`."""
+    from scheduler.catalog import load_catalog
+
+    result: Any = TaskResult.objects.filter(task_id=task_id).first()  # Any: see task_failures
+    events = list(TaskEvent.objects.filter(task_id=task_id).order_by("created_at", "id")[:500])
+    if result is None and not events:
+        return None
+    names = [result.periodic_task_name if result else "", *(e.periodic_task_name for e in events)]
+    periodic_task_name = next((name for name in names if name), "")
+    task_names = [result.task_name if result else "", *(e.task_name for e in events)]
+    periodic_task = (
+        PeriodicTask.objects.filter(name=periodic_task_name).only("id", "name").first()
+        if periodic_task_name
+        else None
+    )
+    state = result.status if result is not None else ""
+    if events:
+        latest: dict[str, Any] = {"at": None, "state": ""}
+        for event in events:
+            if _event_wins(latest, event.state, event.created_at):
+                latest = {"at": event.created_at, "state": event.state}
+        # The stored result is written once per state change; a newer event may say more.
+        if not state or (state not in FINAL_STATES and latest["state"]):
+            state = latest["state"]
+    task_name = next((name for name in task_names if name), "")
+    return {
+        "task_id": task_id,
+        "task_name": task_name,
+        "state": state,
+        "result": result,
+        "error": result_error(result) if result and result.status == states.FAILURE else "",
+        "retryable": state == states.FAILURE and result is not None and task_name in load_catalog(),
+        "arguments": _stored_text(result.task_kwargs) if result else "",
+        "positional": _stored_text(result.task_args) if result else "",
+        "output": _stored_text(result.result) if result else "",
+        "queue": next((e.payload.get("queue", "") for e in events if e.type == "task.queued"), ""),
+        "events": events,
+        "periodic_task_name": periodic_task_name,
+        "periodic_task": periodic_task,
+        "worker": (result.worker if result else "")
+        or next((e.worker for e in reversed(events) if e.worker), ""),
+        "duration": next((e.duration for e in reversed(events) if e.duration is not None), None),
+    }

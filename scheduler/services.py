@@ -911,3 +911,23 @@ def superuser_ensure(
     secret = password or secrets.token_urlsafe(12)
     user_model._default_manager.create_superuser(username=username, email="", password=secret)
     return CreatedSuperuser(username=username, password=secret, generated=generated)
+
+
+# --- Runs ----------------------------------------------------------------------------------------
+
+
+def task_revoke(*, task_id: str, terminate: bool = False) -> None:
+    """Ask every worker to drop task `task_id`, and to stop it if it runs when `terminate`.
+
+    A ScheduleError naming `task_id` when the task has finished already. Workers keep revoked
+    ids in memory: a revoke reaches the task if a worker receives it before its restart.
+    """
+    from config.celery import app
+    from scheduler.selectors import task_status
+
+    status = task_status(task_id)
+    if status.finished:
+        raise ScheduleError.on(
+            "task_id", f"task {task_id} has finished already ({status.state}): nothing to revoke"
+        )
+    app.control.revoke(task_id, terminate=terminate, signal="SIGTERM")

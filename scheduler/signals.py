@@ -11,6 +11,7 @@ from celery.signals import (
     before_task_publish,
     heartbeat_sent,
     task_failure,
+    task_postrun,
     task_prerun,
     task_retry,
     task_revoked,
@@ -21,6 +22,7 @@ from celery.signals import (
     worker_ready,
     worker_shutdown,
 )
+from django.db import close_old_connections, connections
 
 from scheduler.events import defer_event_writes, event_record_safely
 from scheduler.publisher import publisher
@@ -30,6 +32,9 @@ logger = logging.getLogger(__name__)
 
 # task id -> monotonic start, in the process that runs the task; popped when it finishes.
 _started: dict[str, float] = {}
+# Database connections are checked after a run at most this often (seconds), unless in doubt.
+_RECYCLE_INTERVAL = 1.0
+_next_recycle = 0.0
 
 
 @worker_init.connect
@@ -40,9 +45,38 @@ def _defer_event_writes(**kwargs: Any) -> None:
     defer_event_writes()
 
 
+@worker_init.connect
+@worker_process_init.connect
+def _deliver_events_inline(**kwargs: Any) -> None:
+    # The thread that records a run's end sends it too: cheaper than waking the publisher
+    # thread for every run (scheduler/publisher.py).
+    publisher().deliver_inline()
+
+
 @worker_process_shutdown.connect
 def _flush_events(**kwargs: Any) -> None:
     publisher().flush(timeout=5.0)
+
+
+@task_postrun.connect
+def _recycle_database_connections(task: Any = None, **kwargs: Any) -> None:
+    # Celery's Django fixup no longer closes connections around every task (settings:
+    # CELERY_DB_REUSE_MAX); Django's rules apply instead, as after a web request: closed when
+    # older than CONN_MAX_AGE, broken, or left in a transaction. Not in a caller running a task
+    # eagerly: that is the caller's connection, maybe inside its transaction.
+    if task is None or getattr(task.request, "is_eager", False):
+        return
+    global _next_recycle
+    now = time.monotonic()
+    # Applying them resets the health check (CONN_HEALTH_CHECKS): the next query would cost
+    # one more round trip. So after a run that left a connection in doubt, else once a second.
+    if now >= _next_recycle or any(
+        conn.errors_occurred or not conn.get_autocommit()
+        for conn in connections.all(initialized_only=True)
+        if conn.connection is not None
+    ):
+        close_old_connections()
+        _next_recycle = now + _RECYCLE_INTERVAL
 
 
 @worker_ready.connect

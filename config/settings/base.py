@@ -57,6 +57,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
     "django_celery_beat",
     "django_celery_results",
     "scheduler",
@@ -127,8 +128,11 @@ def _database(url: str) -> dict[str, Any]:
     else:
         if not config.get("NAME"):
             raise ImproperlyConfigured("DATABASE_URL names no database")
-        config.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
         config.setdefault("CONN_HEALTH_CHECKS", True)
+    # Kept open between requests and tasks: a worker reconnecting for every task spent more on
+    # connecting (and, on SQLite, on the checkpoint when the last connection closes) than on
+    # the task (benchmarks/pipeline.py).
+    config.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
     return config
 
 
@@ -190,7 +194,14 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": VISIBILITY_TIMEOUT,
     "global_keyprefix": REDIS_KEY_PREFIX,
 }
-CELERY_RESULT_BACKEND = env.str("CELERY_RESULT_BACKEND", default="django-db")
+# django-celery-results' table, written with one upsert per state (scheduler/result_backend.py).
+CELERY_RESULT_BACKEND = env.str(
+    "CELERY_RESULT_BACKEND", default="scheduler.result_backend.DatabaseBackend"
+)
+# Celery's Django fixup closes every database connection before and after each task unless
+# this is set (then every N tasks). Workers instead apply Django's own rules after each task
+# (CONN_MAX_AGE, health checks, errors: scheduler/signals.py), so this only has to be large.
+CELERY_DB_REUSE_MAX = 1_000_000
 CELERY_CACHE_BACKEND = "django-cache"
 # Eager mode is for debugging one task in a shell; it is never the default, tests included.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_EAGER", default=False)
@@ -240,21 +251,49 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
+    # Token first: its WWW-Authenticate header makes an anonymous call a 401 rather than a 403.
+    # Session authentication enforces CSRF on writes.
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.SessionAuthentication",
         "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
+    # JSON in, JSON out: every answer, errors included, is JSON.
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "EXCEPTION_HANDLER": "scheduler.api.errors.exception_handler",
+    # A 400 maps fields to messages; errors of the body as a whole are under "body".
+    "NON_FIELD_ERRORS_KEY": "body",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
     "PAGE_SIZE": 50,
+    # Counted per process (Django's default local-memory cache).
+    "DEFAULT_THROTTLE_CLASSES": [
+        "rest_framework.throttling.UserRateThrottle",
+        "rest_framework.throttling.AnonRateThrottle",
+    ],
+    "DEFAULT_THROTTLE_RATES": {
+        "user": env.str("API_THROTTLE_RATE", default="600/minute"),
+        "anon": env.str("API_ANON_THROTTLE_RATE", default="60/minute"),
+    },
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Agent Scheduler API",
     "DESCRIPTION": "Trigger catalog tasks, follow their results, and manage schedules.",
     "VERSION": "1",
     "SERVE_INCLUDE_SCHEMA": False,
+    # Staff only, as the API itself (the docs page is behind the admin login in config/urls.py).
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.IsAdminUser"],
+    # The docs page's assets are served from our own static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
+
+# --- Metrics ------------------------------------------------------------------------------------
+# /metrics also answers `Authorization: Bearer <METRICS_TOKEN>` (a Prometheus scraper has no
+# session); empty turns token access off, leaving staff logins only.
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Security (production is DEBUG=false; tighten over HTTPS through the environment) ----------
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)

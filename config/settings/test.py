@@ -38,3 +38,6 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 WHITENOISE_USE_FINDERS = True
 STATIC_ROOT = TEST_RUN_DIR / "static"
 STATIC_ROOT.mkdir(exist_ok=True)
+# Threads the tests start (async tests, the browser test's helpers) must not leave connections
+# open past their use: PostgreSQL refuses to drop a test database with sessions left on it.
+DATABASES["default"]["CONN_MAX_AGE"] = 0

@@ -81,7 +81,7 @@ def test_it_defaults_to_sqlite_under_var_and_redis_everywhere(tmp_path):
     assert values["redis_url"] == f"unix://{socket}"
     assert values["broker_url"] == f"redis+socket://{socket}?virtual_host=0"
     assert values["channel_layer_url"] == f"unix://{socket}"
-    assert values["result_backend"] == "django-db"
+    assert values["result_backend"] == "scheduler.result_backend.DatabaseBackend"
     assert values["celery_enabled"] is True
     assert values["eager"] is False
     assert values["time_zone"] == "UTC"

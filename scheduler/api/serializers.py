@@ -1,0 +1,285 @@
+"""Shapes of the API: what requests may carry (types only) and what responses look like.
+
+Input serializers check types and nothing more: the values are validated by the services, so
+the API answers with the same messages as the admin and the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.urls import reverse
+from django_celery_beat.models import PeriodicTask
+from django_celery_results.models import TaskResult
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+from rest_framework.request import Request
+
+from scheduler.catalog import CatalogEntry
+from scheduler.cli_output import result_duration
+from scheduler.parsing import zone_named
+from scheduler.policies import MisfirePolicy, OverlapPolicy
+from scheduler.selectors import result_status_named, schedule_next_run
+from scheduler.services import schedule_describe
+
+# How long `GET /api/tasks/{id}/?wait=` may hold a request open.
+MAX_WAIT_SECONDS = 30
+
+
+class StrictSerializer(serializers.Serializer[Any]):
+    """Rejects fields it does not know: a misspelt field is an error, not silently ignored."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if isinstance(data, Mapping):
+            unknown = sorted(set(data) - set(self.fields))
+            if unknown:
+                raise serializers.ValidationError(
+                    {name: ["is not a field of this request"] for name in unknown}
+                )
+        return super().to_internal_value(data)
+
+
+def absolute(request: Request | None, name: str, *args: Any) -> str:
+    path = reverse(name, args=args)
+    return request.build_absolute_uri(path) if request is not None else path
+
+
+# --- Catalog -------------------------------------------------------------------------------------
+
+
+class CatalogEntrySerializer(serializers.Serializer[Any]):
+    name = serializers.CharField()
+    description = serializers.CharField()
+    queue = serializers.CharField()
+    overlap = serializers.CharField()
+    schema = serializers.SerializerMethodField(help_text="JSON Schema of the task's parameters")
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_schema(self, entry: CatalogEntry) -> dict[str, Any]:
+        return entry.schema()
+
+
+# --- Tasks ---------------------------------------------------------------------------------------
+
+
+class TaskRunSerializer(StrictSerializer):
+    task = serializers.CharField(help_text="a catalog task name (GET /api/catalog/)")
+    params = serializers.JSONField(
+        required=False, default=dict, help_text="the task's parameters, as its schema declares"
+    )
+    queue = serializers.CharField(
+        required=False, allow_null=True, help_text="a queue other than the task's own"
+    )
+
+
+class TaskQueuedSerializer(serializers.Serializer[Any]):
+    task_id = serializers.CharField()
+    status = serializers.CharField(default="queued")
+    url = serializers.URLField(help_text="GET it to follow the task (add ?wait=S to wait)")
+
+
+def task_queued(request: Request, task_id: str) -> dict[str, Any]:
+    return {
+        "task_id": task_id,
+        "status": "queued",
+        "url": absolute(request, "api-task-detail", task_id),
+    }
+
+
+class TaskRevokeSerializer(StrictSerializer):
+    terminate = serializers.BooleanField(
+        default=False, help_text="also stop the task if it is running (SIGTERM)"
+    )
+
+
+class TaskRevokedSerializer(serializers.Serializer[Any]):
+    task_id = serializers.CharField()
+    status = serializers.CharField(default="revoke requested")
+
+
+class TaskWaitQuerySerializer(serializers.Serializer[Any]):
+    wait = serializers.FloatField(
+        required=False,
+        help_text=(
+            f"seconds (0 < wait <= {MAX_WAIT_SECONDS}) to hold the request until the task "
+            "finishes; answered as soon as it does"
+        ),
+    )
+
+    def validate_wait(self, value: float) -> float:
+        if not math.isfinite(value) or not 0 < value <= MAX_WAIT_SECONDS:
+            raise serializers.ValidationError(
+                f"must be more than 0 and at most {MAX_WAIT_SECONDS} seconds"
+            )
+        return value
+
+
+class TaskStatusSerializer(serializers.Serializer[Any]):
+    """Read from a `selectors.TaskStatus`."""
+
+    task_id = serializers.CharField()
+    state = serializers.CharField(
+        help_text="PENDING (also for an id Celery does not know), STARTED, RETRY, SUCCESS, "
+        "FAILURE, REVOKED or SKIPPED"
+    )
+    task_name = serializers.CharField(allow_null=True)
+    result = serializers.JSONField(allow_null=True, help_text="the return value, on SUCCESS")
+    error = serializers.CharField(allow_null=True, help_text="'ExceptionType: message'")
+    traceback = serializers.CharField(allow_null=True)
+    date_started = serializers.DateTimeField(allow_null=True)
+    date_done = serializers.DateTimeField(allow_null=True)
+    worker = serializers.CharField(allow_null=True)
+
+
+class TaskHistoryQuerySerializer(serializers.Serializer[Any]):
+    task_name = serializers.CharField(required=False, help_text="catalog task name")
+    periodic_task = serializers.CharField(required=False, help_text="periodic task name")
+    status = serializers.CharField(
+        required=False, help_text="failed, success, pending, started, retry, revoked, ..."
+    )
+    since = serializers.CharField(
+        required=False, help_text="ISO 8601 date or time (naive: the server's TIME_ZONE)"
+    )
+
+    def validate_status(self, value: str) -> str:
+        try:
+            return result_status_named(value)
+        except ValueError as exc:
+            raise serializers.ValidationError(str(exc)) from exc
+
+    def validate_since(self, value: str) -> datetime:
+        # As the CLI's --since reads it.
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            raise serializers.ValidationError(
+                f"{value!r} is not an ISO 8601 date or time "
+                "(e.g. 2025-01-15 or 2025-01-15T09:00:00+00:00)"
+            ) from None
+        if moment.tzinfo is None:
+            moment = moment.replace(tzinfo=zone_named(settings.TIME_ZONE))
+        return moment
+
+
+class TaskResultSerializer(serializers.Serializer[Any]):
+    task_id = serializers.CharField()
+    task_name = serializers.CharField(allow_null=True)
+    periodic_task_name = serializers.CharField(allow_null=True)
+    status = serializers.CharField()
+    worker = serializers.CharField(allow_null=True)
+    date_created = serializers.DateTimeField()
+    date_done = serializers.DateTimeField()
+    duration = serializers.SerializerMethodField(help_text="seconds, once the run is over")
+    url = serializers.SerializerMethodField()
+
+    def get_duration(self, result: TaskResult) -> float | None:
+        return result_duration(result)
+
+    def get_url(self, result: TaskResult) -> str:
+        return absolute(self.context.get("request"), "api-task-detail", result.task_id)
+
+
+# --- Schedules -----------------------------------------------------------------------------------
+
+
+class ScheduleInputSerializer(StrictSerializer):
+    """A schedule to create or change; values are checked by the schedule services."""
+
+    name = serializers.CharField(trim_whitespace=False, allow_blank=True)
+    task = serializers.CharField(allow_blank=True, help_text="a catalog task name")
+    schedule = serializers.CharField(
+        allow_blank=True,
+        help_text="plain English ('every monday at 8am', 'in 5 minutes') or cron ('0 9 * * 1')",
+    )
+    params = serializers.JSONField(required=False, allow_null=True)
+    timezone = serializers.CharField(
+        required=False, help_text="IANA zone the schedule is read in (default UTC)"
+    )
+    queue = serializers.CharField(
+        required=False, allow_null=True, allow_blank=True, help_text="default: the task's queue"
+    )
+    description = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
+    overlap = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text=f"{', '.join(OverlapPolicy.values)} (default: the task's)",
+    )
+    misfire = serializers.CharField(
+        required=False, help_text=f"{', '.join(MisfirePolicy.values)} (default run_once)"
+    )
+    enabled = serializers.BooleanField(required=False)
+
+
+class ScheduleListQuerySerializer(serializers.Serializer[Any]):
+    enabled = serializers.BooleanField(
+        required=False, allow_null=True, default=None, help_text="only enabled or disabled ones"
+    )
+
+
+def schedule_arguments(data: Mapping[str, Any]) -> dict[str, Any]:
+    """Validated input as keyword arguments of schedule_create/schedule_update."""
+    arguments = dict(data)
+    if "timezone" in arguments:
+        arguments["tz"] = arguments.pop("timezone")
+    return arguments
+
+
+class ScheduleSerializer(serializers.Serializer[Any]):
+    id = serializers.IntegerField()
+    name = serializers.CharField()
+    task = serializers.CharField()
+    schedule = serializers.SerializerMethodField(
+        help_text="as written (English or cron), or the description of a stock schedule"
+    )
+    schedule_description = serializers.SerializerMethodField()
+    timezone = serializers.SerializerMethodField()
+    params = serializers.SerializerMethodField()
+    queue = serializers.CharField(allow_null=True)
+    enabled = serializers.BooleanField()
+    description = serializers.CharField()
+    overlap = serializers.SerializerMethodField()
+    misfire = serializers.SerializerMethodField()
+    next_run = serializers.SerializerMethodField()
+    last_run_at = serializers.DateTimeField(allow_null=True)
+    total_run_count = serializers.IntegerField()
+    url = serializers.SerializerMethodField()
+
+    def get_schedule(self, periodic_task: PeriodicTask) -> str:
+        options = getattr(periodic_task, "options", None)
+        if options is not None and options.phrase:
+            return str(options.phrase)
+        return self.get_schedule_description(periodic_task)
+
+    def get_schedule_description(self, periodic_task: PeriodicTask) -> str:
+        return schedule_describe(periodic_task)
+
+    def get_timezone(self, periodic_task: PeriodicTask) -> str:
+        options = getattr(periodic_task, "options", None)
+        return str(options.timezone) if options is not None else "UTC"
+
+    @extend_schema_field(OpenApiTypes.OBJECT)
+    def get_params(self, periodic_task: PeriodicTask) -> Any:
+        try:
+            return json.loads(periodic_task.kwargs or "{}")
+        except json.JSONDecodeError:
+            return periodic_task.kwargs  # stored by hand as text that is not JSON
+
+    def get_overlap(self, periodic_task: PeriodicTask) -> str:
+        options = getattr(periodic_task, "options", None)
+        return str(options.overlap) if options is not None else str(OverlapPolicy.ALLOW)
+
+    def get_misfire(self, periodic_task: PeriodicTask) -> str:
+        options = getattr(periodic_task, "options", None)
+        return str(options.misfire) if options is not None else str(MisfirePolicy.RUN_ONCE)
+
+    def get_next_run(self, periodic_task: PeriodicTask) -> datetime | None:
+        return schedule_next_run(periodic_task, now=self.context.get("now"))
+
+    def get_url(self, periodic_task: PeriodicTask) -> str:
+        return absolute(self.context.get("request"), "api-schedule-detail", periodic_task.pk)

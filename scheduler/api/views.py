@@ -1,0 +1,361 @@
+"""The API's views: parse the request, call one selector or service, shape the answer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.utils import timezone
+from django_celery_beat.models import PeriodicTask
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+    inline_serializer,
+)
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from scheduler import selectors, services
+from scheduler.api.permissions import StaffPermission
+from scheduler.api.serializers import (
+    CatalogEntrySerializer,
+    ScheduleInputSerializer,
+    ScheduleListQuerySerializer,
+    ScheduleSerializer,
+    TaskHistoryQuerySerializer,
+    TaskQueuedSerializer,
+    TaskResultSerializer,
+    TaskRevokedSerializer,
+    TaskRevokeSerializer,
+    TaskRunSerializer,
+    TaskStatusSerializer,
+    TaskWaitQuerySerializer,
+    schedule_arguments,
+    task_queued,
+)
+from scheduler.catalog import load_catalog
+from scheduler.health import health_report
+from scheduler.models import Source
+from scheduler.permissions import ADD_SCHEDULE, CHANGE_SCHEDULE, DELETE_SCHEDULE, RUN_TASKS
+
+_health_schema = inline_serializer(
+    name="Health",
+    fields={"status": serializers.CharField(), "checks": serializers.DictField()},
+)
+_errors = OpenApiResponse(
+    description='Invalid input: {"field": ["message", ...]} (the body as a whole is "body")'
+)
+_not_found = OpenApiResponse(description='{"detail": "message"}')
+TASK_ID = OpenApiParameter(
+    "task_id",
+    OpenApiTypes.STR,
+    OpenApiParameter.PATH,
+    description="a Celery task id (letters, digits, '-', '_', '.', ':'; at most 255)",
+)
+
+
+class Pages(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class HealthView(APIView):
+    """Database, Redis and worker health; 200 when healthy, 503 otherwise."""
+
+    permission_classes = [AllowAny]
+    authentication_classes = []
+    # Load balancers poll it: never throttled.
+    throttle_classes = []
+
+    @extend_schema(responses={200: _health_schema, 503: _health_schema}, auth=[])
+    def get(self, request: Request) -> Response:
+        report = health_report()
+        return Response(report.as_dict(), status=200 if report.ok else 503)
+
+
+class CatalogView(APIView):
+    """The tasks that can be run and scheduled, each with the JSON Schema of its parameters."""
+
+    permission_classes = [StaffPermission]
+
+    @extend_schema(responses=CatalogEntrySerializer(many=True))
+    def get(self, request: Request) -> Response:
+        return Response(CatalogEntrySerializer(list(load_catalog()), many=True).data)
+
+
+class TaskListView(APIView):
+    """Run a catalog task now; list stored results (newest first)."""
+
+    permission_classes = [StaffPermission]
+    required_permissions = {"post": RUN_TASKS}
+    pagination_class = Pages
+
+    @extend_schema(
+        parameters=[TaskHistoryQuerySerializer],
+        responses={200: TaskResultSerializer(many=True), 400: _errors},
+    )
+    def get(self, request: Request) -> Response:
+        query = TaskHistoryQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        filters = query.validated_data
+        results = selectors.task_history(
+            task_name=filters.get("task_name"),
+            periodic_task_name=filters.get("periodic_task"),
+            status=filters.get("status"),
+            since=filters.get("since"),
+        )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(results, request, view=self)
+        data = TaskResultSerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+    @extend_schema(
+        request=TaskRunSerializer,
+        responses={202: TaskQueuedSerializer, 400: _errors},
+        description="Queue a catalog task with its parameters; needs `scheduler.run_tasks`.",
+    )
+    def post(self, request: Request) -> Response:
+        body = TaskRunSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        task_id = services.task_enqueue(
+            task=body.validated_data["task"],
+            params=body.validated_data["params"],
+            queue=body.validated_data.get("queue"),
+        )
+        return Response(task_queued(request, task_id), status=status.HTTP_202_ACCEPTED)
+
+
+class UnfinishedTask(Response):
+    """A task status the async front (`waiting.task_detail`) may wait on before it is sent."""
+
+    def __init__(self, data: Any, *, task_id: str, wait: float):
+        super().__init__(data)
+        self.task_id = task_id
+        self.wait = wait
+
+
+class TaskDetailView(APIView):
+    permission_classes = [StaffPermission]
+
+    @extend_schema(
+        parameters=[TASK_ID, TaskWaitQuerySerializer],
+        responses={200: TaskStatusSerializer, 400: _errors},
+        description=(
+            "The state of a task as Celery's `AsyncResult` reports it. An id Celery does not "
+            "know is `PENDING`, as Celery reports it (Celery cannot tell 'queued' from "
+            "'unknown'). With `?wait=S` the answer comes as soon as the task finishes "
+            "(SUCCESS, FAILURE, REVOKED, SKIPPED), woken by the task's finished event, or "
+            "after S seconds with the state it has then."
+        ),
+    )
+    def get(self, request: Request, task_id: str) -> Response:
+        query = TaskWaitQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        task = selectors.task_status(task_id)
+        data = TaskStatusSerializer(task).data
+        wait = query.validated_data.get("wait")
+        if wait and not task.finished:
+            return UnfinishedTask(data, task_id=task_id, wait=wait)
+        return Response(data)
+
+
+class TaskRevokeView(APIView):
+    permission_classes = [StaffPermission]
+    required_permissions = {"post": RUN_TASKS}
+
+    @extend_schema(
+        parameters=[TASK_ID],
+        request=TaskRevokeSerializer,
+        responses={202: TaskRevokedSerializer, 400: _errors},
+        description=(
+            "Ask the workers to drop the task (and stop it if it runs, with terminate). "
+            "400 when it has finished already. Needs `scheduler.run_tasks`."
+        ),
+    )
+    def post(self, request: Request, task_id: str) -> Response:
+        body = TaskRevokeSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        services.task_revoke(task_id=task_id, terminate=body.validated_data["terminate"])
+        return Response(
+            {"task_id": task_id, "status": "revoke requested"}, status=status.HTTP_202_ACCEPTED
+        )
+
+
+class TaskRetryView(APIView):
+    permission_classes = [StaffPermission]
+    required_permissions = {"post": RUN_TASKS}
+
+    @extend_schema(
+        parameters=[TASK_ID],
+        request=None,
+        responses={202: TaskQueuedSerializer, 400: _errors, 404: _not_found},
+        description=(
+            "Queue a stored run's task again with the same arguments, as a new task "
+            "(catalog tasks only). Needs `scheduler.run_tasks`."
+        ),
+    )
+    def post(self, request: Request, task_id: str) -> Response:
+        result = selectors.task_result(task_id)
+        if result is None:
+            raise NotFound(f"no stored result for task {task_id}")
+        new_id = services.task_result_retry(result=result)
+        return Response(task_queued(request, new_id), status=status.HTTP_202_ACCEPTED)
+
+
+_schedule_id = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
+
+
+@extend_schema_view(
+    list=extend_schema(
+        parameters=[ScheduleListQuerySerializer], responses={200: ScheduleSerializer(many=True)}
+    ),
+    create=extend_schema(
+        request=ScheduleInputSerializer,
+        responses={201: ScheduleSerializer, 400: _errors},
+        description="Needs `django_celery_beat.add_periodictask`.",
+    ),
+    retrieve=extend_schema(
+        parameters=[_schedule_id], responses={200: ScheduleSerializer, 404: _not_found}
+    ),
+    update=extend_schema(
+        parameters=[_schedule_id],
+        request=ScheduleInputSerializer,
+        responses={200: ScheduleSerializer, 400: _errors, 404: _not_found},
+        description=(
+            "name, task and schedule are required; other fields left out keep their values. "
+            "Needs `django_celery_beat.change_periodictask`."
+        ),
+    ),
+    partial_update=extend_schema(
+        parameters=[_schedule_id],
+        request=ScheduleInputSerializer,
+        responses={200: ScheduleSerializer, 400: _errors, 404: _not_found},
+        description="Changes the fields given. Needs `django_celery_beat.change_periodictask`.",
+    ),
+    destroy=extend_schema(
+        parameters=[_schedule_id],
+        responses={204: None, 404: _not_found},
+        description="Needs `django_celery_beat.delete_periodictask`.",
+    ),
+)
+class ScheduleViewSet(viewsets.ViewSet):
+    """Periodic tasks, through the same services (and errors) as the admin and the CLI."""
+
+    permission_classes = [StaffPermission]
+    required_permissions = {
+        "create": ADD_SCHEDULE,
+        "update": CHANGE_SCHEDULE,
+        "partial_update": CHANGE_SCHEDULE,
+        "destroy": DELETE_SCHEDULE,
+        "run": CHANGE_SCHEDULE,
+        "enable": CHANGE_SCHEDULE,
+        "disable": CHANGE_SCHEDULE,
+    }
+    # Digits only, and no more than a database integer holds: anything else is a 404.
+    lookup_value_regex = "[0-9]{1,18}"
+    pagination_class = Pages
+
+    def _context(self) -> dict[str, Any]:
+        return {"request": self.request, "now": timezone.now()}
+
+    def _schedule(self, pk: int | str) -> PeriodicTask:
+        periodic_task = selectors.schedule_by_id(int(pk))
+        if periodic_task is None:
+            raise NotFound(f"no schedule with id {pk}")
+        return periodic_task
+
+    def _answer(self, pk: int | str, *, code: int = status.HTTP_200_OK) -> Response:
+        # Read back through the selector: the row with its schedule and options joined.
+        data = ScheduleSerializer(self._schedule(pk), context=self._context()).data
+        return Response(data, status=code)
+
+    def list(self, request: Request) -> Response:
+        query = ScheduleListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        schedules = selectors.periodic_tasks_listed(enabled=query.validated_data.get("enabled"))
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(schedules, request, view=self)
+        data = ScheduleSerializer(page, many=True, context=self._context()).data
+        return paginator.get_paginated_response(data)
+
+    def create(self, request: Request) -> Response:
+        body = ScheduleInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        periodic_task = services.schedule_create(
+            **schedule_arguments(body.validated_data), actor=request.user, source=Source.API
+        )
+        response = self._answer(periodic_task.pk, code=status.HTTP_201_CREATED)
+        response["Location"] = response.data["url"]
+        return response
+
+    def retrieve(self, request: Request, pk: str) -> Response:
+        return self._answer(pk)
+
+    def update(self, request: Request, pk: str) -> Response:
+        return self._update(request, pk, partial=False)
+
+    def partial_update(self, request: Request, pk: str) -> Response:
+        return self._update(request, pk, partial=True)
+
+    def _update(self, request: Request, pk: str, *, partial: bool) -> Response:
+        periodic_task = self._schedule(pk)
+        body = ScheduleInputSerializer(data=request.data, partial=partial)
+        body.is_valid(raise_exception=True)
+        arguments = schedule_arguments(body.validated_data)
+        if "name" in arguments:
+            arguments["new_name"] = arguments.pop("name")
+        services.schedule_update(
+            name=periodic_task.name, **arguments, actor=request.user, source=Source.API
+        )
+        return self._answer(periodic_task.pk)
+
+    def destroy(self, request: Request, pk: str) -> Response:
+        periodic_task = self._schedule(pk)
+        services.schedule_delete(name=periodic_task.name, actor=request.user, source=Source.API)
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(
+        parameters=[_schedule_id],
+        request=None,
+        responses={202: TaskQueuedSerializer, 404: _not_found},
+        description="Queue one run now, outside the schedule. Needs `change_periodictask`.",
+    )
+    @action(detail=True, methods=["post"])
+    def run(self, request: Request, pk: str) -> Response:
+        periodic_task = self._schedule(pk)
+        task_id = services.schedule_run_now(
+            name=periodic_task.name, actor=request.user, source=Source.API
+        )
+        return Response(task_queued(request, task_id), status=status.HTTP_202_ACCEPTED)
+
+    @extend_schema(
+        parameters=[_schedule_id],
+        request=None,
+        responses={200: ScheduleSerializer, 404: _not_found},
+        description="Needs `change_periodictask`.",
+    )
+    @action(detail=True, methods=["post"])
+    def enable(self, request: Request, pk: str) -> Response:
+        periodic_task = self._schedule(pk)
+        services.schedule_enable(name=periodic_task.name, actor=request.user, source=Source.API)
+        return self._answer(periodic_task.pk)
+
+    @extend_schema(
+        parameters=[_schedule_id],
+        request=None,
+        responses={200: ScheduleSerializer, 404: _not_found},
+        description="Needs `change_periodictask`.",
+    )
+    @action(detail=True, methods=["post"])
+    def disable(self, request: Request, pk: str) -> Response:
+        periodic_task = self._schedule(pk)
+        services.schedule_disable(name=periodic_task.name, actor=request.user, source=Source.API)
+        return self._answer(periodic_task.pk)

@@ -1,0 +1,148 @@
+# mypy: disable-error-code="attr-defined,var-annotated"
+# (celery-types stubs TaskResult without the extended columns this test compares)
+"""Our result backend writes django-celery-results' rows exactly as the stock backend does."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+from celery import states
+from celery.app.task import Context
+from celery.result import AsyncResult
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django_celery_results.backends.database import DatabaseBackend as StockBackend
+from django_celery_results.models import TaskResult
+
+from config.celery import app
+from scheduler.result_backend import DatabaseBackend
+
+# Columns both backends must write the same (ids and clocks differ by nature).
+_COMPARED = [
+    field.name
+    for field in TaskResult._meta.fields
+    if field.name not in {"id", "task_id", "date_created", "date_started", "date_done"}
+]
+
+
+def _request(task_id: str, **extra) -> Context:
+    return Context(
+        id=task_id,
+        task="scheduler.sleep",
+        args=[],
+        kwargs={"seconds": 0},
+        argsrepr="()",
+        kwargsrepr="{'seconds': 0}",
+        hostname="worker@test",
+        periodic_task_name="nightly sleep",
+        **extra,
+    )
+
+
+def _run(backend, *, outcome: str) -> TaskResult:
+    task_id = str(uuid.uuid4())
+    request = _request(task_id)
+    backend.store_result(
+        task_id, {"pid": 1, "hostname": "worker@test"}, states.STARTED, request=request
+    )
+    if outcome == states.SUCCESS:
+        backend.store_result(task_id, {"slept": 0}, states.SUCCESS, request=request)
+    else:
+        backend.store_result(
+            task_id,
+            ValueError("boom"),
+            states.FAILURE,
+            traceback="Traceback: boom",
+            request=request,
+        )
+    return TaskResult.objects.get(task_id=task_id)
+
+
+def _columns(row: TaskResult) -> dict:
+    return {name: getattr(row, name) for name in _COMPARED}
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("outcome", [states.SUCCESS, states.FAILURE])
+def test_it_writes_the_same_row_as_the_stock_backend(outcome):
+    ours = _run(DatabaseBackend(app=app), outcome=outcome)
+    stock = _run(StockBackend(app=app), outcome=outcome)
+
+    assert _columns(ours) == _columns(stock)
+    assert ours.status == outcome
+    assert ours.worker == "worker@test"
+    assert ours.periodic_task_name == "nightly sleep"
+    for row in (ours, stock):
+        assert row.date_started is not None
+        assert row.date_created <= row.date_done
+
+
+@pytest.mark.django_db
+def test_it_keeps_the_creation_and_start_dates_when_the_run_finishes():
+    backend = DatabaseBackend(app=app)
+    task_id = str(uuid.uuid4())
+    backend.store_result(task_id, None, states.STARTED, request=_request(task_id))
+    started = TaskResult.objects.get(task_id=task_id)
+
+    backend.store_result(task_id, 42, states.SUCCESS, request=_request(task_id))
+
+    done = TaskResult.objects.get(task_id=task_id)
+    assert done.pk == started.pk
+    assert done.date_created == started.date_created
+    assert done.date_started == started.date_started
+    assert done.date_done >= started.date_done
+    assert done.result == "42"
+
+
+@pytest.mark.django_db
+def test_a_run_stored_only_when_done_has_no_start_date():
+    backend = DatabaseBackend(app=app)
+    task_id = str(uuid.uuid4())
+
+    backend.store_result(task_id, "ok", states.SUCCESS, request=_request(task_id))
+
+    row = TaskResult.objects.get(task_id=task_id)
+    assert row.status == states.SUCCESS
+    assert row.date_started is None
+
+
+@pytest.mark.django_db
+def test_each_state_is_one_statement():
+    backend = DatabaseBackend(app=app)
+    task_id = str(uuid.uuid4())
+
+    with CaptureQueriesContext(connection) as queries:
+        backend.store_result(task_id, None, states.STARTED, request=_request(task_id))
+        backend.store_result(task_id, 1, states.SUCCESS, request=_request(task_id))
+
+    writes = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"].upper()]
+    assert len(writes) == 2
+    assert all("ON CONFLICT" in sql.upper() for sql in writes)
+    assert not [q for q in queries.captured_queries if q["sql"].upper().startswith("SELECT")]
+
+
+@pytest.mark.django_db
+def test_results_read_back_through_async_result():
+    assert isinstance(app.backend, DatabaseBackend)
+    task_id = str(uuid.uuid4())
+    app.backend.store_result(task_id, {"pong": True}, states.SUCCESS, request=_request(task_id))
+
+    result = AsyncResult(task_id, app=app)
+
+    assert result.state == states.SUCCESS
+    assert result.result == {"pong": True}
+    assert result.date_done is not None
+
+
+@pytest.mark.django_db
+def test_the_statement_is_compiled_once_per_kind_of_state(monkeypatch):
+    from scheduler import result_backend
+
+    monkeypatch.setattr(result_backend, "_statements", {})
+    backend = DatabaseBackend(app=app)
+    for _ in range(3):
+        ours = _run(backend, outcome=states.SUCCESS)
+
+    assert sorted(result_backend._statements) == [("default", False), ("default", True)]
+    assert _columns(ours) == _columns(_run(StockBackend(app=app), outcome=states.SUCCESS))
