@@ -26,10 +26,15 @@ def _stored_in_database(ids: list[str]) -> int:
 
 
 def _stored_in_redis(backend: Any, ids: list[str]) -> int:
+    # SUCCESS only: with task_track_started the key holds STARTED first.
     client = backend.client
     return sum(
-        client.exists(*[backend.get_key_for_task(task_id) for task_id in ids[i : i + 500]])
-        for i in range(0, len(ids), 500)
+        sum(
+            1
+            for raw in client.mget([backend.get_key_for_task(task_id) for task_id in chunk])
+            if raw and b'"SUCCESS"' in raw
+        )
+        for chunk in (ids[i : i + 500] for i in range(0, len(ids), 500))
     )
 
 

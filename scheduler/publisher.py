@@ -34,13 +34,18 @@ import queue
 import re
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from scheduler.group_send import group_send_many
+from scheduler.group_send import (
+    SyncClients,
+    batchable,
+    group_send_many,
+    group_send_many_sync,
+)
 from scheduler.metrics import MetricsBuffer
 
 logger = logging.getLogger(__name__)
@@ -85,22 +90,42 @@ class Outgoing:
 
 
 class _Sender:
-    """An event loop and a channel layer of one thread (channels-redis pools are per loop)."""
+    """One thread's way to the channel layer: our own layer instance and its connections.
+
+    Over redis-py's blocking client when the layer is channels-redis' (scheduler/group_send.py);
+    any other layer through its own `group_send`, on an event loop of this thread.
+    """
 
     def __init__(self) -> None:
         from channels import DEFAULT_CHANNEL_LAYER
         from channels.layers import channel_layers
 
-        self.loop = asyncio.new_event_loop()
-        # Our own instance: channels-redis keeps a pool per event loop, and this loop lives on.
         self.layer = (
             channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
             if DEFAULT_CHANNEL_LAYER in channel_layers.configs
             else None
         )
+        self._clients = SyncClients(self.layer) if batchable(self.layer) else None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    def send(self, batch: Iterable[Outgoing]) -> None:
+        messages = [
+            (group, {"type": MESSAGE_TYPE, "event": item.payload})
+            for item in batch
+            for group in item.groups
+        ]
+        if self._clients is not None:
+            group_send_many_sync(self.layer, messages, self._clients)
+            return
+        if self._loop is None:
+            self._loop = asyncio.new_event_loop()
+        self._loop.run_until_complete(group_send_many(self.layer, messages))
 
     def close(self) -> None:
-        self.loop.close()
+        if self._clients is not None:
+            self._clients.close()
+        if self._loop is not None:
+            self._loop.close()
 
 
 class Publisher:
@@ -127,11 +152,28 @@ class Publisher:
         # Rows wait up to PERSIST_INTERVAL for others to share their write.
         self._rows: list[Any] = []
         self._rows_since = 0.0
+        # Work for this thread at a given time (monotonic), see call_later.
+        self._calls: list[tuple[float, Callable[[], None]]] = []
         # When the thread will look again (monotonic; inf: when woken): a caller wakes it only
         # for something due earlier than that.
         self._wake_at = 0.0
         # Counts for /metrics, written to Redis by the thread about once a second.
         self.metrics = MetricsBuffer()
+
+    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+        """Run `callback` on the publisher thread in `delay` seconds, or sooner on flush/stop.
+
+        For writes that may wait, and may turn out unnecessary by then (the result backend's
+        STARTED rows). A callback must not raise; if it does, it is logged.
+        """
+        self._ensure_thread()
+        due = time.monotonic() + delay
+        with self._lock:
+            self._idle.clear()
+            self._calls.append((due, callback))
+            wake = self._wake_earlier([due])
+        if wake:
+            self._queue.put(True)
 
     def deliver_inline(self, enabled: bool = True) -> None:
         """Let the thread that records a run's end send it (worker processes: module doc)."""
@@ -194,6 +236,12 @@ class Publisher:
         if self._thread is not None and self._thread.is_alive():
             self._queue.put(None)
             self._thread.join(timeout)
+        # This thread's own loop, if it sent inline: closed now, not by the garbage collector
+        # wherever it runs (channels-redis flushes its pools on close, on that loop).
+        sender: _Sender | None = getattr(self._local, "sender", None)
+        if sender is not None and asyncio._get_running_loop() is None:
+            self._local.sender = None
+            sender.close()
 
     def _ensure_thread(self) -> None:
         if self._thread is not None and self._thread.is_alive():
@@ -227,14 +275,16 @@ class Publisher:
                 forced = stopping or self._flush_now.is_set()
                 self._flush_now.clear()
                 self._send_waiting(sender, force=forced)
+                self._run_calls(force=forced)
                 self._write_rows(force=forced)
                 if forced or self.metrics.due():
                     self.metrics.flush()
                 with self._lock:
-                    if not self._waiting and not self._rows:
+                    if not self._waiting and not self._rows and not self._calls:
                         self._idle.set()
         finally:
             self._send_waiting(sender, force=True)
+            self._run_calls(force=True)
             self._write_rows(force=True)
             self.metrics.flush()
             self._idle.set()
@@ -249,6 +299,8 @@ class Publisher:
                 waits.append(0.0 if self._due_now else self._waiting_since + LINGER - now)
             if self._rows:
                 waits.append(self._rows_since + PERSIST_INTERVAL - now)
+            if self._calls:
+                waits.append(min(due for due, _ in self._calls) - now)
             counts = self.metrics.wait()
             if counts is not None:
                 waits.append(counts)
@@ -273,7 +325,7 @@ class Publisher:
         delivered = False
         if sender.layer is not None:
             try:
-                sender.loop.run_until_complete(_send_all(sender.layer, batch))
+                sender.send(batch)
                 self.sent += len(batch)
                 delivered = True
             except (OSError, ConnectionError, RedisError) as exc:
@@ -284,6 +336,19 @@ class Publisher:
                 self.failed += len(batch)
                 logger.warning("could not publish %d event(s)", len(batch), exc_info=True)
         self.metrics.add((item.payload for item in batch), delivered=delivered)
+
+    def _run_calls(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        with self._lock:
+            due = [call for call in self._calls if force or call[0] <= now]
+            if not due:
+                return
+            self._calls = [call for call in self._calls if not (force or call[0] <= now)]
+        for _, callback in due:
+            try:
+                callback()
+            except Exception:
+                logger.warning("a deferred call failed", exc_info=True)
 
     def _write_rows(self, *, force: bool = False) -> None:
         # The log is read by people and by backfills, not by anything waiting on a run, so its
@@ -297,18 +362,6 @@ class Publisher:
                 return
             rows, self._rows = self._rows, []
         _persist(rows)
-
-
-async def _send_all(layer: Any, batch: Iterable[Outgoing]) -> None:
-    # The whole batch in two round trips, in order (scheduler/group_send.py).
-    await group_send_many(
-        layer,
-        [
-            (group, {"type": MESSAGE_TYPE, "event": item.payload})
-            for item in batch
-            for group in item.groups
-        ],
-    )
 
 
 def _persist(rows: list[Any]) -> None:

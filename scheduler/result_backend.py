@@ -1,31 +1,40 @@
-"""django-celery-results' database backend, storing a task's state in one statement.
+"""django-celery-results' database backend, writing a run's row once or twice, one statement each.
 
 The stock backend stores each state with `get_or_create` and then `save()`: a SELECT, then an
 INSERT in a savepoint (STARTED) or an UPDATE of every column (SUCCESS), so four to five
-statements per run, on the hot path of every task. Here each state is one
+statements per run, on the hot path of every task. Here each write is one
 `INSERT ... ON CONFLICT (task_id) DO UPDATE` statement (SQLite and PostgreSQL both have it),
-which also cannot race with another writer of the same task id the way get-then-insert can.
+compiled once per process, which also cannot race with another writer of the same task id the
+way get-then-insert can.
 
-The rows are the stock backend's, column for column: the same fields are written on each state,
-`date_created` is kept from the first write, `date_done` is set on every write (auto_now),
-`date_started` only on STARTED (the database clock, as in the stock backend). Reads, groups,
-chords and cleanup are the stock backend's. Unlike `save()` the upsert sends no
-pre_save/post_save signals for TaskResult: nothing here listens to them.
+In worker processes (`defer_started`), STARTED is not written at once: it waits
+STARTED_DELAY on the publisher thread, and a run that ends before then is stored once, its
+final state and its start time together. A run that takes longer gets its STARTED row as
+before, just STARTED_DELAY later (a reader sees PENDING until then, as it would see STARTED
+until the end). The rows are the stock backend's, column for column: the same fields on each
+state, `date_created` kept from the first write, `date_done` set on every write (auto_now, the
+worker's clock), `date_started` when the run started, from the worker's clock too (the stock
+backend takes the database's). Reads, groups, chords and cleanup are the stock backend's.
+Unlike `save()` the upsert sends no pre_save/post_save signals for TaskResult: nothing here
+listens to them.
 
 Configured with CELERY_RESULT_BACKEND=scheduler.result_backend.DatabaseBackend.
 """
 
 from __future__ import annotations
 
+import threading
 from typing import Any, cast
 
 from celery import states
 from django.db import connections, router
 from django.db.models.constants import OnConflict
-from django.db.models.functions import Now
 from django.db.models.sql import InsertQuery
+from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend as StockDatabaseBackend
 from django_celery_results.models import TaskResult
+
+from scheduler.publisher import publisher
 
 # Written on every state, as the stock backend's `TaskResultManager.store_result` does.
 _STATE_FIELDS = (
@@ -68,23 +77,57 @@ class DatabaseBackend(StockDatabaseBackend):
             "content_type": content_type,
             **self._get_extended_properties(request, traceback),
         }
-        started = status == states.STARTED
         row = TaskResult(task_id=task_id, **{name: fields[name] for name in _STATE_FIELDS})
-        if started:
-            cast(Any, row).date_started = Now()
-        _upsert(row, started=started, using=using or router.db_for_write(TaskResult))
+        using = using or router.db_for_write(TaskResult)
+        if status == states.STARTED:
+            cast(Any, row).date_started = timezone.now()
+            if _deferring:
+                with _pending_lock:
+                    _pending[task_id] = (row, using)
+                publisher().call_later(STARTED_DELAY, lambda: _write_pending(task_id))
+                return encoded
+        else:
+            with _pending_lock:
+                pending = _pending.pop(task_id, None)
+            if pending is not None:
+                cast(Any, row).date_started = getattr(pending[0], "date_started", None)
+        _upsert(row, using=using)
         return encoded
 
 
-# (database alias, STARTED?) -> the statement, compiled by Django once: compiling it for every
-# state cost about as much as running it.
+# Seconds a STARTED row waits for the run's end, to be written with it (module docstring).
+STARTED_DELAY = 0.05
+# task id -> the STARTED row not written yet; a writer holds the lock while it writes one, so
+# that a run's end can never be overwritten by its start.
+_pending: dict[str, tuple[TaskResult, str]] = {}
+_pending_lock = threading.Lock()
+_deferring = False
+
+
+def defer_started(enabled: bool = True) -> None:
+    """Let STARTED rows wait on this process's publisher thread (worker processes)."""
+    global _deferring
+    _deferring = enabled
+
+
+def _write_pending(task_id: str) -> None:
+    with _pending_lock:
+        pending = _pending.pop(task_id, None)
+        if pending is not None:
+            row, using = pending
+            _upsert(row, using=using)
+
+
+# (database alias, with a start time?) -> the statement, compiled by Django once: compiling it
+# for every write cost about as much as running it.
 _statements: dict[tuple[str, bool], str] = {}
 
 
-def _upsert(row: TaskResult, *, started: bool, using: str) -> None:
+def _upsert(row: TaskResult, *, using: str) -> None:
     opts = TaskResult._meta
     fields = [field for field in opts.concrete_fields if not field.primary_key]
     connection = connections[using]
+    started = getattr(row, "date_started", None) is not None
     sql = _statements.get((using, started))
     if sql is None:
         update_fields = [*_STATE_FIELDS, "date_done", *(["date_started"] if started else [])]

@@ -26,6 +26,7 @@ from django.db import close_old_connections, connections
 
 from scheduler.events import defer_event_writes, event_record_safely
 from scheduler.publisher import publisher
+from scheduler.result_backend import defer_started
 from scheduler.workers import forget_worker, record_worker_seen
 
 logger = logging.getLogger(__name__)
@@ -49,8 +50,10 @@ def _defer_event_writes(**kwargs: Any) -> None:
 @worker_process_init.connect
 def _deliver_events_inline(**kwargs: Any) -> None:
     # The thread that records a run's end sends it too: cheaper than waking the publisher
-    # thread for every run (scheduler/publisher.py).
+    # thread for every run (scheduler/publisher.py). And a short run's STARTED row is written
+    # with its end, once (scheduler/result_backend.py).
     publisher().deliver_inline()
+    defer_started()
 
 
 @worker_process_shutdown.connect

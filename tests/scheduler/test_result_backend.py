@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import time
 import uuid
 
 import pytest
@@ -12,6 +13,7 @@ from celery.app.task import Context
 from celery.result import AsyncResult
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend as StockBackend
 from django_celery_results.models import TaskResult
 
@@ -146,3 +148,57 @@ def test_the_statement_is_compiled_once_per_kind_of_state(monkeypatch):
 
     assert sorted(result_backend._statements) == [("default", False), ("default", True)]
     assert _columns(ours) == _columns(_run(StockBackend(app=app), outcome=states.SUCCESS))
+
+
+# --- in workers: a STARTED row waits for the run's end ----------------------------------------
+
+
+@pytest.fixture
+def deferring():
+    from scheduler.publisher import publisher
+    from scheduler.result_backend import defer_started
+
+    defer_started()
+    yield publisher()
+    defer_started(False)
+    publisher().flush(timeout=5)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_short_run_is_written_once_with_its_start(deferring):
+    backend = DatabaseBackend(app=app)
+    task_id = str(uuid.uuid4())
+    before = timezone.now()
+
+    with CaptureQueriesContext(connection) as queries:
+        backend.store_result(task_id, None, states.STARTED, request=_request(task_id))
+        assert not TaskResult.objects.filter(task_id=task_id).exists()
+        backend.store_result(task_id, 1, states.SUCCESS, request=_request(task_id))
+
+    writes = [q for q in queries.captured_queries if "INSERT" in q["sql"].upper()]
+    assert len(writes) == 1
+    row = TaskResult.objects.get(task_id=task_id)
+    assert row.status == states.SUCCESS
+    assert before <= row.date_started <= row.date_done
+    assert deferring.flush(timeout=5)  # the deferred write finds nothing left to do
+    assert TaskResult.objects.get(task_id=task_id).status == states.SUCCESS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_long_run_shows_started_soon_and_keeps_its_start(deferring):
+    backend = DatabaseBackend(app=app)
+    task_id = str(uuid.uuid4())
+    backend.store_result(task_id, None, states.STARTED, request=_request(task_id))
+
+    deadline = time.monotonic() + 5
+    while not TaskResult.objects.filter(task_id=task_id).exists():
+        assert time.monotonic() < deadline, "STARTED never written"
+        time.sleep(0.01)
+    started = TaskResult.objects.get(task_id=task_id)
+    assert started.status == states.STARTED
+    backend.store_result(task_id, 2, states.SUCCESS, request=_request(task_id))
+
+    done = TaskResult.objects.get(task_id=task_id)
+    assert done.status == states.SUCCESS
+    assert done.date_started == started.date_started
+    assert done.date_created == started.date_created
