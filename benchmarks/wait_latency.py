@@ -11,7 +11,7 @@ same machine, same clock). Runs alternate between the two. Goal (issue 4):
 ours p50 <= 5 ms. Prints both and their ratio (baseline / ours: how many times sooner);
 writes benchmarks/results/wait_latency.json.
 
-    .venv/bin/python benchmarks/wait_latency.py [--runs 30] [--sleep 0.3]
+    .venv/bin/python benchmarks/wait_latency.py [--runs 50] [--sleep 0.3]
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def _summary(latencies: list[float]) -> dict[str, Any]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n")[0])
-    parser.add_argument("--runs", type=int, default=30, help="runs of each")
+    parser.add_argument("--runs", type=int, default=50, help="runs of each")
     parser.add_argument("--sleep", type=float, default=0.3, help="seconds each task runs")
     args = parser.parse_args()
     with environment():

@@ -38,6 +38,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from django.db import close_old_connections, connections
 from redis.exceptions import RedisError
 
 from scheduler.group_send import (
@@ -275,8 +276,11 @@ class Publisher:
                 forced = stopping or self._flush_now.is_set()
                 self._flush_now.clear()
                 self._send_waiting(sender, force=forced)
-                self._run_calls(force=forced)
-                self._write_rows(force=forced)
+                wrote = self._run_calls(force=forced)
+                wrote = self._write_rows(force=forced) or wrote
+                if wrote:
+                    # As after a request: the connection closes when CONN_MAX_AGE says so.
+                    close_old_connections()
                 if forced or self.metrics.due():
                     self.metrics.flush()
                 with self._lock:
@@ -287,6 +291,7 @@ class Publisher:
             self._run_calls(force=True)
             self._write_rows(force=True)
             self.metrics.flush()
+            connections.close_all()  # this thread's, which ends here
             self._idle.set()
             sender.close()
 
@@ -337,41 +342,43 @@ class Publisher:
                 logger.warning("could not publish %d event(s)", len(batch), exc_info=True)
         self.metrics.add((item.payload for item in batch), delivered=delivered)
 
-    def _run_calls(self, *, force: bool = False) -> None:
+    def _run_calls(self, *, force: bool = False) -> bool:
+        """Run the calls that are due; whether there were any."""
         now = time.monotonic()
         with self._lock:
             due = [call for call in self._calls if force or call[0] <= now]
             if not due:
-                return
+                return False
             self._calls = [call for call in self._calls if not (force or call[0] <= now)]
         for _, callback in due:
             try:
                 callback()
             except Exception:
                 logger.warning("a deferred call failed", exc_info=True)
+        return True
 
-    def _write_rows(self, *, force: bool = False) -> None:
+    def _write_rows(self, *, force: bool = False) -> bool:
+        """Store the held rows if they are due; whether any were."""
         # The log is read by people and by backfills, not by anything waiting on a run, so its
         # rows can wait a moment: one write per PERSIST_INTERVAL instead of one per event
         # (with SQLite, every write also queues behind the others for the one write lock).
         with self._lock:
             if not self._rows:
-                return
+                return False
             due = time.monotonic() - self._rows_since >= PERSIST_INTERVAL
             if not (force or due or len(self._rows) >= BATCH_LIMIT):
-                return
+                return False
             rows, self._rows = self._rows, []
         _persist(rows)
+        return True
 
 
 def _persist(rows: list[Any]) -> None:
-    from django.db import close_old_connections
-
-    from scheduler.models import TaskEvent
+    from scheduler.inserts import insert_rows
 
     close_old_connections()
     try:
-        TaskEvent.objects.bulk_create(rows, batch_size=BATCH_LIMIT)
+        insert_rows(rows)
     except Exception:
         logger.warning("could not store %d event(s)", len(rows), exc_info=True)
 

@@ -23,6 +23,7 @@ Configured with CELERY_RESULT_BACKEND=scheduler.result_backend.DatabaseBackend.
 
 from __future__ import annotations
 
+import binascii
 import threading
 from typing import Any, cast
 
@@ -33,6 +34,7 @@ from django.db.models.sql import InsertQuery
 from django.utils import timezone
 from django_celery_results.backends.database import DatabaseBackend as StockDatabaseBackend
 from django_celery_results.models import TaskResult
+from kombu.exceptions import DecodeError
 
 from scheduler.publisher import publisher
 
@@ -93,6 +95,31 @@ class DatabaseBackend(StockDatabaseBackend):
                 cast(Any, row).date_started = getattr(pending[0], "date_started", None)
         _upsert(row, using=using)
         return encoded
+
+    def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
+        """The stock backend's meta of the row, plus its `date_started`, from the same read.
+
+        AsyncResult has no start time; callers that show one (the API) would otherwise read the
+        row a second time.
+        """
+        row = TaskResult._default_manager.get_task(task_id)
+        fields: dict[str, Any] = dict(row.as_dict())
+        meta = self.decode_content(row, fields.pop("meta", None)) or {}
+        arguments = {}
+        for name in ("task_args", "task_kwargs"):
+            try:
+                arguments[name] = self.decode_content(row, fields.get(name))
+            except (DecodeError, binascii.Error):
+                arguments[name] = fields.get(name)  # as the stock backend: left as stored
+        fields.update(
+            meta,
+            result=self.decode_content(row, fields.get("result")),
+            **arguments,
+            args=arguments["task_args"],
+            kwargs=arguments["task_kwargs"],
+            date_started=getattr(row, "date_started", None),
+        )
+        return cast(dict[str, Any], self.meta_from_decoded(fields))
 
 
 # Seconds a STARTED row waits for the run's end, to be written with it (module docstring).

@@ -343,12 +343,9 @@ def task_status(task_id: str) -> TaskStatus:
         value = None
     elif state in (states.STARTED, states.PENDING):
         value = None  # a started task's "result" is the worker's pid and hostname
-    # AsyncResult has no start time: django-celery-results keeps it on the row beside.
-    started = (
-        TaskResult.objects.filter(task_id=task_id).values_list("date_started", flat=True).first()
-        if state != states.PENDING
-        else None
-    )
+    # AsyncResult has no start time: our result backend adds the row's to the meta it reads
+    # (scheduler/result_backend.py); another backend has none.
+    started = meta.get("date_started") if state != states.PENDING else None
     return TaskStatus(
         task_id=task_id,
         state=state,

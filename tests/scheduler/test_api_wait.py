@@ -35,10 +35,26 @@ def token() -> str:
     return str(Token.objects.create(user=user).key)
 
 
-async def _request(
-    method: str, path: str, *, token: str | None, body: Any = None, timeout: float = 20
-) -> tuple[int, Any, float]:
-    content = json.dumps(body).encode() if body is not None else b""
+class Communicator(HttpCommunicator):
+    """channels' HttpCommunicator, for a streamed answer too: the ASGI spec lets the last
+    `http.response.body` message leave `body` out, which HttpCommunicator cannot read."""
+
+    async def get_response(self, timeout: float = 1) -> dict[str, Any]:
+        await self.send_input({"type": "http.request", "body": self.body})
+        response = await self.receive_output(timeout)
+        assert response["type"] == "http.response.start"
+        response["body"] = b""
+        while True:
+            chunk = await self.receive_output(timeout)
+            assert chunk["type"] == "http.response.body"
+            response["body"] += chunk.get("body", b"")
+            if not chunk.get("more_body", False):
+                break
+        await self.wait(timeout)
+        return response
+
+
+def _headers(token: str | None, content: bytes) -> list[tuple[bytes, bytes]]:
     headers = [
         (b"host", b"testserver"),
         (b"content-type", b"application/json"),
@@ -46,7 +62,16 @@ async def _request(
     ]
     if token:
         headers.append((b"authorization", f"Token {token}".encode()))
-    communicator = HttpCommunicator(application, method, path, body=content, headers=headers)
+    return headers
+
+
+async def _request(
+    method: str, path: str, *, token: str | None, body: Any = None, timeout: float = 20
+) -> tuple[int, Any, float]:
+    content = json.dumps(body).encode() if body is not None else b""
+    communicator = Communicator(
+        application, method, path, body=content, headers=_headers(token, content)
+    )
     started = time.monotonic()
     response = await communicator.get_response(timeout=timeout)
     elapsed = time.monotonic() - started
@@ -106,6 +131,49 @@ async def test_it_answers_as_soon_as_the_finished_event_arrives_without_polling(
     # The view's read and one more once in the group; then one after the event woke it.
     assert reads_while_waiting == 2
     assert len(reads) == 3
+
+
+async def test_it_sends_the_status_line_at_once_and_the_body_when_the_task_finishes(token):
+    # The middleware's response phase runs while the task runs, not after it has finished.
+    communicator = Communicator(
+        application, "GET", f"/api/tasks/{TASK_ID}/?wait=10", headers=_headers(token, b"")
+    )
+    await communicator.send_input({"type": "http.request", "body": b""})
+    start = await communicator.receive_output(timeout=5)
+    assert start["type"] == "http.response.start"
+    assert start["status"] == 200
+    assert await communicator.receive_nothing(timeout=0.5)
+
+    await sync_to_async(_finish, thread_sensitive=False)(TASK_ID)
+    body = b""
+    while True:
+        chunk = await communicator.receive_output(timeout=5)
+        body += chunk.get("body", b"")
+        if not chunk.get("more_body", False):
+            break
+
+    assert json.loads(body)["state"] == "SUCCESS"
+    await communicator.wait(timeout=5)
+
+
+async def test_a_client_that_leaves_takes_its_membership_with_it(token):
+    communicator = Communicator(
+        application, "GET", f"/api/tasks/{TASK_ID}/?wait=10", headers=_headers(token, b"")
+    )
+    await communicator.send_input({"type": "http.request", "body": b""})
+    assert (await communicator.receive_output(timeout=5))["type"] == "http.response.start"
+
+    await communicator.send_input({"type": "http.disconnect"})
+    await communicator.wait(timeout=5)
+
+    assert await _members(TASK_ID) == 0
+
+
+async def _members(task_id: str) -> int:
+    layer: Any = get_channel_layer()
+    group_key = layer._group_key(task_group(task_id))
+    async with layer.connection(layer.consistent_hash(task_group(task_id))) as connection:
+        return int(await connection.zcard(group_key))
 
 
 async def test_it_leaves_the_task_group_once_it_has_answered(token):
