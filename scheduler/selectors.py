@@ -26,16 +26,6 @@ from scheduler.runs import SKIPPED
 logger = logging.getLogger(__name__)
 
 
-def recent_task_results(*, limit: int = 25) -> QuerySet[TaskResult]:
-    return TaskResult.objects.order_by("-date_created")[:limit]
-
-
-def periodic_tasks_overview() -> QuerySet[PeriodicTask]:
-    return PeriodicTask.objects.select_related("interval", "crontab", "clocked", "solar").order_by(
-        "name"
-    )
-
-
 # --- Periodic tasks ------------------------------------------------------------------------------
 
 
