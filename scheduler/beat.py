@@ -1,27 +1,79 @@
-"""Our beat scheduler: django-celery-beat's database scheduler, plus what the product needs.
+"""Our beat: a scheduler that stays fast with tens of thousands of periodic tasks, and one leader.
 
-- Each periodic task's misfire policy: `skip` drops the runs missed while beat was down and
-  waits for the next due time; `run_once` (django-celery-beat's own behaviour) runs once.
-- A heartbeat in Redis on every tick, which `scheduler status`, the health check task and
-  the dashboard read to tell whether beat is alive.
+The django-celery-beat tables stay the one source of truth (the admin, the CLI and the API edit
+them through `scheduler.services`); this class replaces how beat reads and runs them.
+
+django-celery-beat's `DatabaseScheduler` asks the database on every tick whether anything
+changed, reloads every row when something did, and Celery's `Scheduler.tick` compares the whole
+schedule with the previous one on every tick (`schedules_equal`): O(n) per tick, and runs hours
+late at 10k-100k rows. It publishes one due entry per tick and saves `last_run_at` per entry
+every few minutes, so a beat restarted in between runs one-off tasks again. Here:
+
+- **A heap by next check time.** A tick pops what is due, O(log n + due); an entry is touched
+  only when it runs or changes (a changed entry gets a new version; its old heap item is dropped
+  when it surfaces).
+- **Incremental changes.** Every save or delete of a periodic task, its options or a schedule
+  row sends a notice on a Redis pub/sub channel once its transaction commits
+  (`scheduler/beat_changes.py`); beat waits on that channel between ticks, wakes at once and
+  reloads only the rows named. Once a second it also reads django-celery-beat's change marker
+  (`PeriodicTasks.last_update`, one row): a change with no notice (a bulk `.update()` followed
+  by `PeriodicTasks.update_changed()`, a notice lost while Redis restarted) is picked up by
+  comparing every row with what is loaded, as is everything every RECONCILE_INTERVAL.
+- **Bursts.** Due entries go out in batches: one fencing check, one UPDATE that records the runs
+  (`last_run_at`, `total_run_count`; one-off tasks disabled in the same transaction), then one
+  producer connection for every message of the batch.
+- **One leader.** Any number of beats may run; the one holding the Redis lock LEADER_KEY
+  publishes, renews it on every tick and checks it (atomically renewing) right before each
+  batch. The others wait and take over within the lock's TTL (BEAT_LEADER_TTL) of the leader
+  dying, reloading every row first so that they start from the runs the old leader recorded.
+  A run is recorded before it is published, never after: a run is never published twice, and
+  a leader killed between the two (a few milliseconds per batch) loses at most that batch.
+- **Correctness** as django-celery-beat's `ModelEntry.is_due`: `start_time`, `expires`,
+  disabled rows never loaded, one-off (clocked) tasks run once and are disabled in the same
+  transaction that records their run, so a restart cannot run them again; the misfire policy
+  (`skip` drops the runs missed while beat was down, `run_once` runs one); time zones as the
+  crontab rows say (django-celery-beat's TzAwareCrontab).
+- **Heartbeat and watchdog.** Every beat records a heartbeat (health.BEAT_HEARTBEAT_KEY for the
+  leader, BEAT_STANDBY_KEY for the others); the leader flags a published run that has no
+  result after BEAT_MISSED_RUN_GRACE seconds (health.MISSED_RUNS_KEY, a `task.missed` event).
+
+Configured with CELERY_BEAT_SCHEDULER = "scheduler.beat:DatabaseScheduler" (the default).
 """
 
 from __future__ import annotations
 
+import contextlib
+import heapq
 import json
 import logging
+import math
 import os
 import socket
 import time
-from datetime import timedelta
-from typing import Any, cast
+import uuid
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from celery.schedules import schedstate
+from celery.beat import Scheduler
 from celery.utils.time import maybe_make_aware
-from django_celery_beat import schedulers as beat_schedulers
-from django_celery_beat.models import PeriodicTask
+from django.conf import settings
+from django.db import close_old_connections, transaction
+from django.db.models import F
+from django_celery_beat.models import (
+    ClockedSchedule,
+    CrontabSchedule,
+    IntervalSchedule,
+    PeriodicTask,
+    PeriodicTasks,
+    SolarSchedule,
+)
+from redis.exceptions import RedisError
 
-from scheduler.health import BEAT_HEARTBEAT_KEY
+from scheduler.beat_changes import CHANGES_CHANNEL, Changes
+from scheduler.health import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
 from scheduler.policies import MisfirePolicy
 from scheduler.redis_connection import get_redis, redis_key
 
@@ -29,7 +81,48 @@ logger = logging.getLogger(__name__)
 
 # A run later than this is a misfire (beat was down), not the ordinary lag of a tick.
 MISFIRE_GRACE = timedelta(seconds=60)
+LEADER_KEY = "scheduler:beat:leader"
+# Seconds between looks at the change marker, lock renewals and standby attempts to lead.
+SYNC_INTERVAL = 1.0
+# Seconds between comparisons of every row with what is loaded (the safety net of notices).
+RECONCILE_INTERVAL = 300.0
+# Most runs recorded and published per fencing check.
+BATCH = 500
 _HEARTBEAT_EVERY = 5.0
+_WATCHDOG_EVERY = 30.0
+# Rows read per query when loading.
+_CHUNK = 2000
+
+_SCHEDULE_MODELS: dict[str, type[Any]] = {
+    "interval": IntervalSchedule,
+    "crontab": CrontabSchedule,
+    "solar": SolarSchedule,
+    "clocked": ClockedSchedule,
+}
+_ROW_FIELDS = (
+    "id",
+    "name",
+    "task",
+    "args",
+    "kwargs",
+    "queue",
+    "exchange",
+    "routing_key",
+    "priority",
+    "expire_seconds",
+    "headers",
+    "interval_id",
+    "crontab_id",
+    "solar_id",
+    "clocked_id",
+    "last_run_at",
+    "total_run_count",
+    "one_off",
+    "start_time",
+    "expires",
+    "date_changed",
+    "options__misfire",
+)
 
 
 def is_misfire(*, remaining: timedelta, grace: timedelta = MISFIRE_GRACE) -> bool:
@@ -37,82 +130,751 @@ def is_misfire(*, remaining: timedelta, grace: timedelta = MISFIRE_GRACE) -> boo
     return remaining < -grace
 
 
-class ModelEntry(beat_schedulers.ModelEntry):
-    def __init__(self, model: PeriodicTask, app: Any = None) -> None:
-        super().__init__(model, app)
-        options = cast(Any, model).options if _has_options(model) else None
-        self.misfire = options.misfire if options is not None else MisfirePolicy.RUN_ONCE
-
-    def is_due(self) -> schedstate:
-        state = super().is_due()
-        if (
-            not state.is_due
-            or self.misfire != MisfirePolicy.SKIP
-            or self.model.clocked_id is not None  # a one-off runs once, however late
-        ):
-            return state
-        last_run_at = self.last_run_at
-        if last_run_at is None:
-            return state
-        assert self.schedule is not None
-        remaining = self.schedule.remaining_estimate(last_run_at)
-        if not is_misfire(remaining=remaining):
-            return state
-        return self._skip_missed(remaining)
-
-    def _skip_missed(self, remaining: timedelta) -> schedstate:
-        now = maybe_make_aware(self._default_now())
-        # Not a save(): date_changed must not move, or every beat would reload the schedule.
-        PeriodicTask.objects.filter(pk=self.model.pk).update(last_run_at=now)
-        self.last_run_at = self.model.last_run_at = now
-        message = f"runs missed for {-remaining} skipped (misfire policy: skip)"
-        logger.info("%s: %s", self.name, message)
-        from scheduler.events import event_record_safely
-
-        event_record_safely(
-            type="task.skipped",
-            task_name=self.task,
-            periodic_task_name=self.name,
-            state="SKIPPED",
-            message=message,
-        )
-        assert self.schedule is not None
-        return schedstate(False, max(self.schedule.remaining_estimate(now).total_seconds(), 1.0))
+# --- Entries -----------------------------------------------------------------------------------
 
 
-def _has_options(model: PeriodicTask) -> bool:
-    from scheduler.models import ScheduleOptions
+@dataclass(slots=True, eq=False)
+class Entry:
+    """One enabled periodic task as beat runs it (no model instance: 50k of them stay small)."""
 
+    id: int
+    name: str
+    task: str
+    args: str  # JSON, parsed when published
+    kwargs: str
+    options: dict[str, Any]
+    kind: str  # "interval", "crontab", "solar" or "clocked"
+    schedule_id: int
+    schedule: Any  # the Celery schedule object, shared by the entries of one schedule row
+    last_run_at: datetime
+    total_run_count: int
+    one_off: bool
+    start_time: datetime | None
+    expires: datetime | None
+    misfire: str
+    row: tuple[Any, ...]  # the row as read: a reload that reads the same row changes nothing
+    version: int = 0
+
+
+# What evaluating an entry says to do.
+WAIT, RUN, SKIP, FINISH = "wait", "run", "skip", "finish"
+
+
+@dataclass(slots=True, frozen=True)
+class Decision:
+    action: str
+    next_check: float = 0.0  # seconds from now; for WAIT, RUN (after the run) and SKIP
+    remaining: timedelta | None = None  # SKIP: how overdue the run was
+    reason: str = ""
+
+
+def evaluate(entry: Entry, now: datetime, tz: Any) -> Decision:
+    """What to do with `entry` at `now`, as django-celery-beat's ModelEntry.is_due decides."""
+    if entry.start_time is not None and now < entry.start_time:
+        return Decision(WAIT, max((entry.start_time - now).total_seconds(), 0.0))
+    if entry.expires is not None and now >= entry.expires:
+        return Decision(FINISH, reason="expired")
+    if entry.one_off and entry.total_run_count > 0:
+        return Decision(FINISH, reason="one-off task already ran")
+    last_run_at = maybe_make_aware(entry.last_run_at).astimezone(tz)
+    state = entry.schedule.is_due(last_run_at)
+    if not state.is_due:
+        return Decision(WAIT, _seconds(state.next))
+    if entry.misfire == MisfirePolicy.SKIP and entry.kind != "clocked":
+        remaining = entry.schedule.remaining_estimate(last_run_at)
+        if is_misfire(remaining=remaining):
+            return Decision(SKIP, remaining=remaining)
+    return Decision(RUN, _seconds(state.next))
+
+
+def _seconds(value: Any) -> float:
+    if value is None:
+        return math.inf  # a spent clocked schedule
+    return max(float(value), 0.0)
+
+
+class Schedules:
+    """Celery schedule objects by schedule row, built once per row and shared by its entries."""
+
+    def __init__(self) -> None:
+        self._objects: dict[tuple[str, int], Any] = {}
+
+    def get(self, kind: str, schedule_id: int) -> Any:
+        return self._objects.get((kind, schedule_id))
+
+    def load(self, wanted: Iterable[tuple[str, int]]) -> None:
+        missing: dict[str, set[int]] = {}
+        for kind, schedule_id in wanted:
+            if (kind, schedule_id) not in self._objects:
+                missing.setdefault(kind, set()).add(schedule_id)
+        for kind, ids in missing.items():
+            model = _SCHEDULE_MODELS[kind]
+            ordered = sorted(ids)
+            for start in range(0, len(ordered), _CHUNK):
+                for row in model.objects.filter(pk__in=ordered[start : start + _CHUNK]):
+                    self._objects[(kind, row.pk)] = row.schedule
+
+    def forget(self, kind: str, ids: Iterable[int]) -> None:
+        for schedule_id in ids:
+            self._objects.pop((kind, schedule_id), None)
+
+    def __len__(self) -> int:
+        return len(self._objects)
+
+
+def _kind_of(row: dict[str, Any]) -> tuple[str, int] | None:
+    for kind in ("interval", "crontab", "solar", "clocked"):
+        if row[f"{kind}_id"] is not None:
+            return kind, row[f"{kind}_id"]
+    return None
+
+
+def _options(row: dict[str, Any]) -> dict[str, Any]:
+    """The message options, as django-celery-beat's ModelEntry builds them."""
+    options: dict[str, Any] = {
+        name: row[name]
+        for name in ("queue", "exchange", "routing_key", "priority")
+        if row[name] is not None
+    }
+    if row["expire_seconds"]:
+        options["expires"] = row["expire_seconds"]
     try:
-        cast(Any, model).options  # noqa: B018
-    except ScheduleOptions.DoesNotExist:
-        return False
-    return True
+        headers = json.loads(row["headers"] or "{}")
+    except ValueError:
+        headers = {}
+    if not isinstance(headers, dict):
+        headers = {}
+    headers["periodic_task_name"] = row["name"]
+    options["headers"] = headers
+    return options
 
 
-class DatabaseScheduler(beat_schedulers.DatabaseScheduler):
-    Entry = ModelEntry
+# --- Leadership --------------------------------------------------------------------------------
+
+# Renew the lock only if we still hold it: the fencing check and the renewal in one step.
+_RENEW = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return 1
+end
+return 0
+"""
+_RELEASE = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    return redis.call('DEL', KEYS[1])
+end
+return 0
+"""
+
+
+class Leadership:
+    """The Redis lock that makes one beat of many the one that publishes."""
+
+    def __init__(self, identity: str, ttl: float) -> None:
+        self.identity = identity
+        self.ttl_ms = max(int(ttl * 1000), 1000)
+        self.held = False
+        self.since: float | None = None
+        self._unreachable = False
+
+    @property
+    def key(self) -> str:
+        return redis_key(LEADER_KEY)
+
+    def hold(self) -> bool:
+        """Renew the lock if held, else try to take it; whether this beat leads now."""
+        try:
+            redis: Any = get_redis()
+            if self.held:
+                self.held = bool(redis.eval(_RENEW, 1, self.key, self.identity, self.ttl_ms))
+                if not self.held:
+                    logger.warning("beat %s lost the leadership", self.identity)
+                    self.since = None
+            else:
+                self.held = bool(redis.set(self.key, self.identity, nx=True, px=self.ttl_ms))
+                if self.held:
+                    self.since = time.time()
+                    logger.info("beat %s leads", self.identity)
+            if self._unreachable:
+                logger.info("beat reaches Redis again")
+            self._unreachable = False
+        except (RedisError, OSError) as exc:
+            # Without Redis there is no broker to publish to either; and no way to know that no
+            # other beat leads. Stand by until Redis answers.
+            if not self._unreachable:
+                logger.warning("beat cannot reach Redis, standing by: %s", exc)
+            self._unreachable = True
+            self.held = False
+            self.since = None
+        return self.held
+
+    def confirm(self) -> bool:
+        """The fencing check before a publish: still ours (renewed), or not any more."""
+        if not self.held:
+            return False
+        return self.hold()
+
+    def leader(self) -> str | None:
+        try:
+            value: Any = get_redis().get(self.key)
+        except (RedisError, OSError):
+            return None
+        return value.decode() if isinstance(value, bytes) else None
+
+    def release(self) -> None:
+        if not self.held:
+            return
+        self.held = False
+        self.since = None
+        with contextlib.suppress(RedisError, OSError):  # else it expires by itself
+            get_redis().eval(_RELEASE, 1, self.key, self.identity)
+
+
+# --- The scheduler -----------------------------------------------------------------------------
+
+
+@dataclass
+class TickStats:
+    """What the last tick did; read by tests and the benchmark."""
+
+    published: int = 0
+    skipped: int = 0
+    finished: int = 0
+    reloaded: int = 0
+    full_reloads: int = 0
+    sync_seconds: float = 0.0
+    leader: bool = False
+    published_ids: list[str] = field(default_factory=list)
+
+
+class DatabaseScheduler(Scheduler):
+    """Celery beat scheduler over the django-celery-beat tables (module docstring)."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.leadership = Leadership(self.identity, ttl=settings.BEAT_LEADER_TTL)
+        self.entries: dict[int, Entry] = {}
+        self.schedules = Schedules()
+        self._due: list[tuple[float, int, int, int]] = []
+        self._seq = 0
+        self._loaded = False
+        self._seen_change: datetime | None = None
+        self._next_sync = 0.0
+        self._next_reconcile = 0.0
+        self._changes = Changes()
+        self._subscription: Any = None
+        self._subscribe_after = 0.0
         self._last_heartbeat = 0.0
+        self._next_watchdog = 0.0
+        self._published: deque[tuple[float, str, str]] = deque(maxlen=200_000)
+        self.stats = TickStats()
         super().__init__(*args, **kwargs)
+        # Celery's Service sleeps at most this long between ticks; ours wait on the notices.
+        self.max_interval = SYNC_INTERVAL  # type: ignore[assignment]
 
-    def enabled_models_qs(self) -> Any:
-        # One query for the options of every entry, not one per entry.
-        return super().enabled_models_qs().select_related("options")
+    # Celery's Scheduler API ----------------------------------------------------------------
+
+    def setup_schedule(self) -> None:
+        pass  # loaded when this beat first leads: a standby holds nothing
+
+    @property
+    def schedule(self) -> dict[str, Any]:  # type: ignore[override]
+        # Celery's `beat` command prints how many entries there are; nothing iterates them.
+        return {entry.name: entry for entry in self.entries.values()}
+
+    @property
+    def info(self) -> str:
+        ttl = self.leadership.ttl_ms / 1000
+        return f"    . leader lock -> {self.leadership.key} (ttl {ttl:g} s)"
+
+    def sync(self) -> None:
+        pass  # every run is recorded when it is published
+
+    def close(self) -> None:
+        self.leadership.release()
+        if self._subscription is not None:
+            with contextlib.suppress(RedisError, OSError):
+                self._subscription.close()
+            self._subscription = None
+        super().close()
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
-        interval: float = super().tick(*args, **kwargs)
-        self.heartbeat()
-        return interval
+        """One tick, then wait for the next due entry or a change notice (whichever is first).
 
-    def heartbeat(self) -> None:
+        Returns 0 after waiting here, so that Celery's Service loop ticks again at once; the
+        seconds to sleep when no notice channel could be opened.
+        """
+        wait = self.tick_once()
+        return self._wait_for_notice(wait)
+
+    # The tick ---------------------------------------------------------------------------------
+
+    def tick_once(self) -> float:
+        """Lead or stand by, pick changes up, publish what is due; seconds until next needed."""
         now = time.time()
-        if now - self._last_heartbeat < _HEARTBEAT_EVERY:
+        self.stats = TickStats()
+        leader = self.leadership.hold()
+        self.stats.leader = leader
+        self._heartbeat(now, leader)
+        if not leader:
+            if self._loaded:
+                self._forget_everything()
+            return SYNC_INTERVAL
+        try:
+            if not self._loaded:
+                self._load_all()
+            else:
+                self._sync_changes(now)
+            self._run_due(now)
+            self._watchdog(now)
+        finally:
+            # Beat is a long-running process: treat each tick as Django treats a request (not
+            # inside a caller's transaction: tests, an embedded beat).
+            if not transaction.get_connection().in_atomic_block:
+                close_old_connections()
+        return self._next_wait(now)
+
+    def _next_wait(self, now: float) -> float:
+        until_due = self._due[0][0] - now if self._due else math.inf
+        return max(0.0, min(until_due, self._next_sync - now, SYNC_INTERVAL))
+
+    def _run_due(self, now: float) -> None:
+        moment = datetime.fromtimestamp(now, tz=UTC)
+        tz = self.app.timezone
+        runs: list[Entry] = []
+        skips: list[tuple[Entry, timedelta]] = []
+        finished: list[tuple[Entry, str]] = []
+        while self._due and self._due[0][0] <= now:
+            _, _, entry_id, version = heapq.heappop(self._due)
+            entry = self.entries.get(entry_id)
+            if entry is None or entry.version != version:
+                continue  # removed or changed since this item was pushed
+            decision = evaluate(entry, moment, tz)
+            if decision.action == RUN:
+                runs.append(entry)
+            elif decision.action == SKIP:
+                assert decision.remaining is not None
+                skips.append((entry, decision.remaining))
+            elif decision.action == FINISH:
+                finished.append((entry, decision.reason))
+            else:
+                self._push(entry, now + decision.next_check)
+        if skips:
+            self._skip_missed(skips, moment)
+        if finished:
+            self._finish(finished)
+        for start in range(0, len(runs), BATCH):
+            if not self._publish(runs[start : start + BATCH], moment):
+                # Not the leader any more: what was left is the new leader's.
+                self._forget_everything()
+                return
+
+    def _publish(self, batch: list[Entry], moment: datetime) -> bool:
+        if not self.leadership.confirm():
+            return False
+        one_offs = [entry.id for entry in batch if entry.one_off]
+        # Recorded first, then published: a run is never published twice (module docstring).
+        with transaction.atomic():
+            PeriodicTask.objects.filter(pk__in=[entry.id for entry in batch]).update(
+                last_run_at=moment, total_run_count=F("total_run_count") + 1
+            )
+            if one_offs:
+                PeriodicTask.objects.filter(pk__in=one_offs).update(enabled=False)
+        tz = self.app.timezone
+        with self.app.producer_or_acquire() as producer:
+            for entry in batch:
+                entry.last_run_at = moment
+                entry.total_run_count += 1
+                task_id = self._send(entry, producer)
+                if task_id is not None:
+                    self._published.append((moment.timestamp(), task_id, entry.name))
+                    self.stats.published_ids.append(task_id)
+                    self.stats.published += 1
+                if entry.one_off:
+                    self._remove(entry.id)
+                    continue
+                after = evaluate(entry, moment, tz)
+                self._push(entry, moment.timestamp() + max(after.next_check, 0.0))
+        return True
+
+    def _send(self, entry: Entry, producer: Any) -> str | None:
+        """Publish one run; its task id, or None when it could not be published."""
+        try:
+            args = json.loads(entry.args or "[]")
+            kwargs = json.loads(entry.kwargs or "{}")
+        except ValueError as exc:
+            logger.error("%s: its arguments are not JSON (%s): not run", entry.name, exc)
+            return None
+        task = self.app.tasks.get(entry.task)
+        options = {**entry.options, "headers": dict(entry.options.get("headers", {}))}
+        try:
+            if task is not None:
+                result = task.apply_async(args, kwargs, producer=producer, **options)
+            else:
+                result = self.app.send_task(entry.task, args, kwargs, producer=producer, **options)
+        except Exception as exc:
+            logger.error("%s: could not publish %s: %s", entry.name, entry.task, exc)
+            return None
+        return str(result.id)
+
+    def _skip_missed(self, skips: list[tuple[Entry, timedelta]], moment: datetime) -> None:
+        from scheduler.events import event_record_safely
+
+        # An UPDATE, not save(): date_changed must not move (it would look like an edit).
+        PeriodicTask.objects.filter(pk__in=[entry.id for entry, _ in skips]).update(
+            last_run_at=moment
+        )
+        tz = self.app.timezone
+        for entry, remaining in skips:
+            entry.last_run_at = moment
+            message = f"runs missed for {-remaining} skipped (misfire policy: skip)"
+            logger.info("%s: %s", entry.name, message)
+            event_record_safely(
+                type="task.skipped",
+                task_name=entry.task,
+                periodic_task_name=entry.name,
+                state="SKIPPED",
+                message=message,
+            )
+            after = evaluate(entry, moment, tz)
+            self._push(entry, moment.timestamp() + max(after.next_check, 1.0))
+            self.stats.skipped += 1
+
+    def _finish(self, finished: list[tuple[Entry, str]]) -> None:
+        PeriodicTask.objects.filter(pk__in=[entry.id for entry, _ in finished]).update(
+            enabled=False
+        )
+        for entry, reason in finished:
+            logger.info("%s: disabled (%s)", entry.name, reason)
+            self._remove(entry.id)
+            self.stats.finished += 1
+
+    # Heap and entries -------------------------------------------------------------------------
+
+    def _push(self, entry: Entry, when: float) -> None:
+        if math.isinf(when):
+            return  # never due again (a spent clocked schedule): nothing to look at
+        self._seq += 1
+        heapq.heappush(self._due, (when, self._seq, entry.id, entry.version))
+
+    def _remove(self, entry_id: int) -> None:
+        self.entries.pop(entry_id, None)  # its heap items are dropped when they surface
+
+    def _put(self, entry: Entry) -> None:
+        """Add or replace an entry; due to be looked at now."""
+        previous = self.entries.get(entry.id)
+        if previous is not None:
+            entry.version = previous.version + 1
+            same_schedule = (previous.kind, previous.schedule_id) == (
+                entry.kind,
+                entry.schedule_id,
+            )
+            # A save that read the row before our last run would put last_run_at back (the
+            # admin's form, say): keep the later one, or the run would repeat.
+            if same_schedule and previous.last_run_at > entry.last_run_at:
+                entry.last_run_at = previous.last_run_at
+                entry.total_run_count = max(entry.total_run_count, previous.total_run_count)
+        self.entries[entry.id] = entry
+        self._push(entry, 0.0)
+        if len(self._due) > 2 * len(self.entries) + 1000:
+            self._compact()
+
+    def _compact(self) -> None:
+        self._due = [
+            item
+            for item in self._due
+            if (entry := self.entries.get(item[2])) is not None and entry.version == item[3]
+        ]
+        heapq.heapify(self._due)
+
+    def _forget_everything(self) -> None:
+        self.entries.clear()
+        self._due.clear()
+        self._loaded = False
+        self._published.clear()
+
+    # Loading and changes ----------------------------------------------------------------------
+
+    def _rows(self, queryset: Any) -> Iterator[dict[str, Any]]:
+        last = 0
+        while True:
+            chunk = list(queryset.filter(pk__gt=last).order_by("pk").values(*_ROW_FIELDS)[:_CHUNK])
+            yield from chunk
+            if len(chunk) < _CHUNK:
+                return
+            last = chunk[-1]["id"]
+
+    def _entry(self, row: dict[str, Any]) -> Entry | None:
+        kind = _kind_of(row)
+        if kind is None:
+            return None
+        schedule = self.schedules.get(*kind)
+        if schedule is None:
+            return None
+        last_run_at = row["last_run_at"]
+        if last_run_at is None:
+            # As django-celery-beat: the first run one period after the task was saved, or at
+            # start_time when it has one.
+            last_run_at = row["date_changed"] or datetime.now(UTC)
+            if row["start_time"] is not None:
+                last_run_at = last_run_at - timedelta(days=365 * 30)
+        return Entry(
+            id=row["id"],
+            name=row["name"],
+            task=row["task"],
+            args=row["args"],
+            kwargs=row["kwargs"],
+            options=_options(row),
+            kind=kind[0],
+            schedule_id=kind[1],
+            schedule=schedule,
+            last_run_at=last_run_at,
+            total_run_count=row["total_run_count"],
+            one_off=row["one_off"] or kind[0] == "clocked",
+            start_time=row["start_time"],
+            expires=row["expires"],
+            misfire=row["options__misfire"] or MisfirePolicy.RUN_ONCE,
+            row=tuple(row[name] for name in _ROW_FIELDS),
+        )
+
+    def _enabled(self) -> Any:
+        return PeriodicTask.objects.filter(enabled=True)
+
+    def _apply_rows(self, rows: list[dict[str, Any]], *, keep_unchanged: bool) -> int:
+        """Put the entries of `rows`; the number that changed."""
+        self.schedules.load(kind for row in rows if (kind := _kind_of(row)) is not None)
+        changed = 0
+        for row in rows:
+            previous = self.entries.get(row["id"])
+            if (
+                keep_unchanged
+                and previous is not None
+                and previous.row == tuple(row[name] for name in _ROW_FIELDS)
+            ):
+                continue
+            entry = self._entry(row)
+            if entry is None:
+                self._remove(row["id"])
+            else:
+                self._put(entry)
+            changed += 1
+        return changed
+
+    def _load_all(self, *, diff: bool = False) -> None:
+        """Read every enabled row; with `diff`, keep the entries whose row did not change."""
+        started = time.perf_counter()
+        self._seen_change = PeriodicTasks.last_change()
+        if not diff:
+            self.entries.clear()
+            self._due.clear()
+        seen: set[int] = set()
+        batch: list[dict[str, Any]] = []
+        for row in self._rows(self._enabled()):
+            seen.add(row["id"])
+            batch.append(row)
+            if len(batch) >= _CHUNK:
+                self.stats.reloaded += self._apply_rows(batch, keep_unchanged=diff)
+                batch = []
+        self.stats.reloaded += self._apply_rows(batch, keep_unchanged=diff)
+        for entry_id in [entry_id for entry_id in self.entries if entry_id not in seen]:
+            self._remove(entry_id)
+            self.stats.reloaded += 1
+        if not diff:
+            heapq.heapify(self._due)
+        self._loaded = True
+        self._next_reconcile = time.time() + RECONCILE_INTERVAL
+        self.stats.full_reloads += 1
+        self.stats.sync_seconds += time.perf_counter() - started
+        logger.info(
+            "beat loaded %d periodic task(s) in %.3f s%s",
+            len(self.entries),
+            time.perf_counter() - started,
+            " (compared with those held)" if diff else "",
+        )
+
+    def _sync_changes(self, now: float) -> None:
+        notices = self._changes.take()
+        if notices:
+            self._apply_notices(notices)
+        if now >= self._next_reconcile:
+            self._load_all(diff=True)
+            return
+        if now < self._next_sync and not notices:
+            return
+        self._next_sync = now + SYNC_INTERVAL
+        marker = PeriodicTasks.last_change()
+        if notices:
+            self._seen_change = marker  # what the notices named is what changed
+        elif marker != self._seen_change:
+            # A change that sent no notice (a bulk update, a lost notice): compare every row.
+            self._load_all(diff=True)
+
+    def apply_changes(self, notices: Changes) -> None:
+        """Apply change notices at once (tests, the benchmark)."""
+        self._apply_notices(notices)
+
+    def _apply_notices(self, notices: Changes) -> None:
+        started = time.perf_counter()
+        task_ids = set(notices.tasks)
+        for kind, ids in notices.schedules.items():
+            self.schedules.forget(kind, ids)
+            if kind in _SCHEDULE_MODELS and ids:
+                task_ids.update(
+                    PeriodicTask.objects.filter(**{f"{kind}_id__in": list(ids)}).values_list(
+                        "pk", flat=True
+                    )
+                )
+        for entry_id in notices.deleted:
+            if entry_id in self.entries:
+                self._remove(entry_id)
+                self.stats.reloaded += 1
+        ordered = sorted(task_ids)
+        for start in range(0, len(ordered), _CHUNK):
+            chunk = ordered[start : start + _CHUNK]
+            rows = list(PeriodicTask.objects.filter(pk__in=chunk).values(*_ROW_FIELDS, "enabled"))
+            enabled = []
+            for row in rows:
+                if row.pop("enabled"):
+                    enabled.append(row)
+                elif row["id"] in self.entries:  # disabled
+                    self._remove(row["id"])
+                    self.stats.reloaded += 1
+            for entry_id in set(chunk) - {row["id"] for row in rows}:  # deleted meanwhile
+                if entry_id in self.entries:
+                    self._remove(entry_id)
+                    self.stats.reloaded += 1
+            self.stats.reloaded += self._apply_rows(enabled, keep_unchanged=False)
+        self.stats.sync_seconds += time.perf_counter() - started
+
+    def _wait_for_notice(self, seconds: float) -> float:
+        """Wait up to `seconds` for change notices; 0 after waiting, else the seconds to sleep."""
+        if seconds <= 0:
+            return 0.0
+        subscription = self._subscribe()
+        if subscription is None:
+            return seconds
+        deadline = time.monotonic() + seconds
+        try:
+            while (remaining := deadline - time.monotonic()) > 0:
+                message = subscription.get_message(timeout=remaining)
+                if message is None:
+                    continue
+                self._changes.add_message(message.get("data"))
+                # Take whatever else is waiting, and go: a change is applied at once.
+                while (message := subscription.get_message(timeout=0)) is not None:
+                    self._changes.add_message(message.get("data"))
+                return 0.0
+        except (RedisError, OSError) as exc:
+            logger.warning("beat lost its change notices channel: %s", exc)
+            self._drop_subscription()
+            return max(deadline - time.monotonic(), 0.0)
+        return 0.0
+
+    def _subscribe(self) -> Any:
+        if self._subscription is not None:
+            return self._subscription
+        if time.monotonic() < self._subscribe_after:
+            return None
+        try:
+            subscription = get_redis().pubsub(ignore_subscribe_messages=True)
+            subscription.subscribe(redis_key(CHANGES_CHANNEL))
+        except (RedisError, OSError) as exc:
+            logger.warning("beat cannot subscribe to change notices: %s", exc)
+            self._subscribe_after = time.monotonic() + SYNC_INTERVAL * 5
+            return None
+        self._subscription = subscription
+        # Changes made while not subscribed sent notices nobody heard: compare every row.
+        self._seen_change = None
+        return subscription
+
+    def _drop_subscription(self) -> None:
+        subscription, self._subscription = self._subscription, None
+        self._subscribe_after = time.monotonic() + SYNC_INTERVAL
+        if subscription is not None:
+            with contextlib.suppress(RedisError, OSError):
+                subscription.close()
+
+    # Heartbeat and watchdog -------------------------------------------------------------------
+
+    def _heartbeat(self, now: float, leader: bool) -> None:
+        if now - self._last_heartbeat < _HEARTBEAT_EVERY and leader == getattr(
+            self, "_heartbeat_leader", None
+        ):
             return
         self._last_heartbeat = now
-        payload = {"at": now, "pid": os.getpid(), "hostname": socket.gethostname()}
+        self._heartbeat_leader = leader
+        payload = {
+            "at": now,
+            "pid": os.getpid(),
+            "hostname": socket.gethostname(),
+            "id": self.identity,
+            "leader": self.identity if leader else self.leadership.leader(),
+            "role": "leader" if leader else "standby",
+            "entries": len(self.entries),
+            "leading_since": self.leadership.since,
+        }
+        key = BEAT_HEARTBEAT_KEY if leader else f"{BEAT_STANDBY_KEY}:{self.identity}"
         try:
-            get_redis().set(redis_key(BEAT_HEARTBEAT_KEY), json.dumps(payload), ex=3600)
-        except Exception:  # beat keeps scheduling while Redis hiccups; health shows it
+            get_redis().set(redis_key(key), json.dumps(payload), ex=3600 if leader else 60)
+        except (RedisError, OSError):  # beat keeps scheduling while Redis hiccups
             logger.warning("could not record the beat heartbeat", exc_info=True)
+
+    def heartbeat(self) -> None:
+        """Record the heartbeat now (tests; beat records it itself every few seconds)."""
+        self._last_heartbeat = 0.0
+        self._heartbeat(time.time(), self.leadership.held)
+
+    def _watchdog(self, now: float) -> None:
+        if now < self._next_watchdog:
+            return
+        self._next_watchdog = now + _WATCHDOG_EVERY
+        flag_missed_runs(self._published, now=now, grace=settings.BEAT_MISSED_RUN_GRACE)
+
+
+def flag_missed_runs(
+    published: deque[tuple[float, str, str]], *, now: float, grace: float
+) -> list[tuple[str, str]]:
+    """Flag the runs published more than `grace` seconds ago that have no result row.
+
+    `published` holds (published at, task id, periodic task name), oldest first; the runs
+    looked at are taken off it. Returns the (periodic task name, task id) flagged.
+    """
+    from django_celery_results.models import TaskResult
+
+    from scheduler.events import event_record_safely
+
+    old: list[tuple[float, str, str]] = []
+    while published and published[0][0] <= now - grace:
+        old.append(published.popleft())
+    flagged: list[tuple[str, str]] = []
+    for start in range(0, len(old), _CHUNK):
+        chunk = old[start : start + _CHUNK]
+        answered = set(
+            TaskResult.objects.filter(task_id__in=[task_id for _, task_id, _ in chunk])
+            .exclude(status="PENDING")
+            .values_list("task_id", flat=True)
+        )
+        for at, task_id, name in chunk:
+            if task_id in answered:
+                continue
+            due = datetime.fromtimestamp(at, tz=UTC).isoformat()
+            message = f"the run published at {due} has no result after {grace:g} s"
+            logger.warning("%s: %s (task %s)", name, message, task_id)
+            record = {"task_id": task_id, "published_at": due, "flagged_at": now}
+            try:
+                key = redis_key(MISSED_RUNS_KEY)
+                pipe = get_redis().pipeline()
+                pipe.hset(key, name, json.dumps(record))
+                pipe.expire(key, 86400)
+                pipe.execute()
+            except (RedisError, OSError):
+                logger.warning("could not flag the missed run of %s", name, exc_info=True)
+            event_record_safely(
+                type="task.missed",
+                task_id=task_id,
+                periodic_task_name=name,
+                state="MISSED",
+                message=message,
+            )
+            flagged.append((name, task_id))
+    return flagged

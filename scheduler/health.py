@@ -18,8 +18,14 @@ from django.db import connection
 from scheduler.redis_connection import describe_redis_url, get_redis, redis_key
 from scheduler.workers import ping_workers, workers_seen_within
 
-# Beat writes {"at": epoch seconds, "pid": int, "hostname": str} here as it runs.
+# The leading beat writes {"at": epoch seconds, "pid", "hostname", "id", "leader", "role",
+# "entries", "leading_since"} here every few seconds; standbys write the same under
+# BEAT_STANDBY_KEY:<id>, expiring after a minute.
 BEAT_HEARTBEAT_KEY = "scheduler:beat:heartbeat"
+BEAT_STANDBY_KEY = "scheduler:beat:standby"
+# Periodic task name -> {"task_id", "published_at", "flagged_at"}: runs beat published that had
+# no result within BEAT_MISSED_RUN_GRACE (scheduler/beat.py's watchdog); kept a day.
+MISSED_RUNS_KEY = "scheduler:beat:missed"
 
 
 @dataclass
@@ -127,19 +133,71 @@ def check_beat(*, window: float | None = None) -> Check:
     data = {
         "hostname": heartbeat.get("hostname", ""),
         "pid": heartbeat.get("pid"),
+        "leader": heartbeat.get("leader") or heartbeat.get("id"),
+        "entries": heartbeat.get("entries"),
         "last_seen_seconds_ago": age,
     }
+    try:
+        data["standbys"] = [standby.get("id") for standby in beat_standbys()]
+    except Exception:  # the heartbeat was readable: report it
+        data["standbys"] = []
     if age > window:
         return Check(
             ok=False,
             detail=f"beat last recorded a heartbeat {age:g} s ago (more than {window:g} s)",
             data=data,
         )
-    return Check(ok=True, detail=f"beat recorded a heartbeat {age:g} s ago", data=data)
+    leader = data["leader"] or "beat"
+    return Check(ok=True, detail=f"{leader} recorded a heartbeat {age:g} s ago", data=data)
+
+
+def beat_standbys() -> list[dict[str, Any]]:
+    """The heartbeats of the beats standing by (not leading), newest first."""
+    redis: Any = get_redis()
+    keys = list(redis.scan_iter(match=f"{redis_key(BEAT_STANDBY_KEY)}:*", count=100))
+    standbys = []
+    for raw in redis.mget(keys) if keys else []:
+        try:
+            heartbeat = json.loads(raw) if raw is not None else None
+        except (TypeError, ValueError):
+            continue
+        if isinstance(heartbeat, dict) and isinstance(heartbeat.get("at"), int | float):
+            standbys.append(heartbeat)
+    return sorted(standbys, key=lambda heartbeat: -float(heartbeat["at"]))
+
+
+def missed_runs() -> dict[str, dict[str, Any]]:
+    """Periodic task name -> the run of it beat's watchdog flagged (no result in time)."""
+    raw = cast("dict[bytes, bytes]", get_redis().hgetall(redis_key(MISSED_RUNS_KEY)))
+    flagged = {}
+    for name, value in raw.items():
+        try:
+            record = json.loads(value)
+        except (TypeError, ValueError):
+            continue
+        if isinstance(record, dict):
+            flagged[name.decode()] = record
+    return flagged
+
+
+def check_missed_runs() -> Check:
+    try:
+        flagged = missed_runs()
+    except Exception as exc:
+        return Check(ok=False, detail=f"cannot read the missed runs: {exc}")
+    if not flagged:
+        return Check(ok=True, detail="no missed run flagged in the last day")
+    names = ", ".join(sorted(flagged)[:5]) + (" ..." if len(flagged) > 5 else "")
+    return Check(
+        ok=False,
+        detail=f"{len(flagged)} periodic task(s) had a run with no result in time: {names}",
+        data={"runs": flagged},
+    )
 
 
 def full_health_report() -> HealthReport:
-    """Everything /healthz checks, and beat."""
+    """Everything /healthz checks, beat, and the runs beat's watchdog flagged."""
     report = health_report()
     report.checks["beat"] = check_beat()
+    report.checks["missed_runs"] = check_missed_runs()
     return report

@@ -32,6 +32,7 @@ from django_celery_beat.models import (
 from django_celery_results.models import TaskResult
 
 from config.queues import QUEUES
+from scheduler.beat_changes import notify_beat
 from scheduler.catalog import ParameterError, UnknownTaskError, load_catalog
 from scheduler.events import event_record
 from scheduler.models import AuditEntry, ScheduleOptions, Source, TaskEvent
@@ -732,8 +733,10 @@ def schedule_set_enabled_bulk(
     if not enabled:
         update["last_run_at"] = None  # as PeriodicTask.save() does for a disabled task
     PeriodicTask.objects.filter(pk__in=[row.pk for row in rows]).update(**update)
-    # A queryset update bypasses save(): tell beat itself.
+    # A queryset update bypasses save() and its signals: tell beat which rows changed (and
+    # move django-celery-beat's marker, for any other scheduler reading these tables).
     PeriodicTasks.update_changed()
+    notify_beat(tasks=[row.pk for row in rows])
     action = AuditEntry.Action.ENABLED if enabled else AuditEntry.Action.DISABLED
     for row in rows:
         _record(row, action, {"enabled": [not enabled, enabled]}, actor=actor, source=source)

@@ -24,12 +24,16 @@ from celery.signals import (
 )
 from django.db import close_old_connections, connections
 
+from scheduler import beat_changes
 from scheduler.events import defer_event_writes, event_record_safely
 from scheduler.publisher import publisher
 from scheduler.result_backend import defer_started
 from scheduler.workers import forget_worker, record_worker_seen
 
 logger = logging.getLogger(__name__)
+
+# Saves and deletes of periodic tasks and schedules -> change notices for beat.
+beat_changes.connect()
 
 # task id -> monotonic start, in the process that runs the task; popped when it finishes.
 _started: dict[str, float] = {}

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import asdict
 from functools import wraps
 from typing import Any
 
@@ -15,7 +16,7 @@ from django.views.decorators.http import require_GET
 
 from scheduler import selectors
 from scheduler.catalog import load_catalog
-from scheduler.health import health_report
+from scheduler.health import check_beat, health_report
 from scheduler.permissions import CHANGE_SCHEDULE, RUN_TASKS, can_view_dashboard, staff_has
 
 View = Callable[..., HttpResponse]
@@ -29,7 +30,10 @@ SPARK_BAR, SPARK_GAP, SPARK_HEIGHT = 5, 1, 20
 @never_cache
 def healthz(request: HttpRequest) -> JsonResponse:
     report = health_report()
-    return JsonResponse(report.as_dict(), status=200 if report.ok else 503)
+    body = report.as_dict()
+    # Shown, not judged: web and workers stay useful while beat restarts or fails over.
+    body["beat"] = asdict(check_beat())
+    return JsonResponse(body, status=200 if report.ok else 503)
 
 
 def dashboard_access(*, json: bool = False) -> Callable[[View], View]:

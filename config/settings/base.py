@@ -218,6 +218,11 @@ WORKER_HEALTH_WINDOW = env.int("WORKER_HEALTH_WINDOW", default=30)
 # How recently beat must have recorded its heartbeat for `scheduler.health_check` to call it
 # alive. /healthz leaves beat out: web and workers stay useful while beat restarts.
 BEAT_HEALTH_WINDOW = env.int("BEAT_HEALTH_WINDOW", default=60)
+# Seconds the beat leader's lock lives unless renewed (every second): a standby beat takes over
+# within this long of the leader dying.
+BEAT_LEADER_TTL = env.float("BEAT_LEADER_TTL", default=10.0)
+# Seconds after which beat's watchdog flags a published run that has no result.
+BEAT_MISSED_RUN_GRACE = env.float("BEAT_MISSED_RUN_GRACE", default=600.0)
 
 # --- Built-in system tasks ----------------------------------------------------------------------
 # `scheduler.backup_database` writes here and keeps the newest BACKUP_KEEP backups.

@@ -114,7 +114,7 @@ def test_it_reports_database_redis_workers_and_beat_from_the_health_check_task(i
 
     json.dumps(report)  # the result is stored as JSON
     assert report["status"] == "ok"
-    assert set(report["checks"]) == {"database", "redis", "workers", "beat"}
+    assert set(report["checks"]) == {"database", "redis", "workers", "beat", "missed_runs"}
     assert report["checks"]["beat"]["data"]["hostname"] == "beat@host"
 
 
