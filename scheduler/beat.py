@@ -60,7 +60,7 @@ from typing import Any
 from celery.beat import Scheduler
 from celery.utils.time import maybe_make_aware
 from django.conf import settings
-from django.db import close_old_connections, transaction
+from django.db import DatabaseError, close_old_connections, transaction
 from django.db.models import F
 from django_celery_beat.models import (
     ClockedSchedule,
@@ -365,6 +365,7 @@ class DatabaseScheduler(Scheduler):
         self._subscription: Any = None
         self._subscribe_after = 0.0
         self._last_heartbeat = 0.0
+        self._said_standby = False
         self._next_watchdog = 0.0
         self._published: deque[tuple[float, str, str]] = deque(maxlen=200_000)
         self.stats = TickStats()
@@ -417,9 +418,17 @@ class DatabaseScheduler(Scheduler):
         self.stats.leader = leader
         self._heartbeat(now, leader)
         if not leader:
+            if self._loaded or not self._said_standby:
+                logger.info(
+                    "beat %s stands by (leader: %s)",
+                    self.identity,
+                    self.leadership.leader() or "none yet",
+                )
+                self._said_standby = True
             if self._loaded:
                 self._forget_everything()
             return SYNC_INTERVAL
+        self._said_standby = False
         try:
             if not self._loaded:
                 self._load_all()
@@ -427,6 +436,12 @@ class DatabaseScheduler(Scheduler):
                 self._sync_changes(now)
             self._run_due(now)
             self._watchdog(now)
+        except DatabaseError as exc:
+            # The database restarting, say: the entries held may be half-updated. Start again
+            # from the rows (the runs recorded there) once it answers; beat itself stays up.
+            logger.warning("beat cannot reach the database, retrying in a second: %s", exc)
+            self._forget_everything()
+            return SYNC_INTERVAL
         finally:
             # Beat is a long-running process: treat each tick as Django treats a request (not
             # inside a caller's transaction: tests, an embedded beat).

@@ -764,8 +764,9 @@ def workers_and_queues(*, window: float | None = None) -> dict[str, Any]:
         seen = workers_seen_within(window)
         depths = queue_depths()
     except Exception as exc:
-        return {"workers": [], "queues": [], "window": window, "error": str(exc)}
+        return {"workers": [], "queues": [], "window": window, "error": str(exc), "beat": None}
     return {
+        "beat": beat_overview(),
         "workers": [
             {"name": name, "last_seen": datetime.fromtimestamp(at, tz=UTC)}
             for name, at in sorted(seen.items())
@@ -776,6 +777,33 @@ def workers_and_queues(*, window: float | None = None) -> dict[str, Any]:
         ],
         "window": window,
         "error": "",
+    }
+
+
+def beat_overview() -> dict[str, Any] | None:
+    """The beat leader's heartbeat, its standbys and the runs its watchdog flagged; None when
+    no beat has recorded a heartbeat (or Redis cannot be read)."""
+    import time
+
+    from scheduler.health import beat_heartbeat, beat_standbys, missed_runs
+
+    try:
+        heartbeat = beat_heartbeat()
+        standbys = beat_standbys()
+        flagged = missed_runs()
+    except Exception:
+        return None
+    if heartbeat is None and not standbys:
+        return None
+    return {
+        "leader": (heartbeat or {}).get("leader") or (heartbeat or {}).get("id") or "",
+        "seconds_ago": round(time.time() - float(heartbeat["at"]), 1) if heartbeat else None,
+        "entries": (heartbeat or {}).get("entries"),
+        "standbys": [standby.get("id", "") for standby in standbys],
+        "missed": [
+            {"name": name, "task_id": run.get("task_id", ""), "at": run.get("published_at", "")}
+            for name, run in sorted(flagged.items())
+        ],
     }
 
 

@@ -46,6 +46,10 @@ def redis_server(run_dir: Path) -> Iterator[str]:
     try:
         yield settings.REDIS_URL
     finally:
+        # What this process still holds for Redis goes now, while Redis is there to take it.
+        from scheduler.publisher import publisher
+
+        publisher().stop(timeout=5)
         client = get_redis()
         try:
             keys = list(client.scan_iter(match=f"{settings.REDIS_KEY_PREFIX}*", count=1000))

@@ -26,6 +26,7 @@ def test_the_procfile_runs_web_worker_and_beat_on_our_entry_points():
     assert processes["worker"].startswith("celery -A config worker -E ")
     assert f"-Q {ALL_QUEUES}" in processes["worker"]
     assert processes["beat"].startswith("celery -A config beat")
+    assert "--scheduler scheduler.beat:DatabaseScheduler" in processes["beat"]
     assert "migrate" in processes["release"]
 
 
@@ -39,6 +40,10 @@ def test_the_systemd_units_start_our_entry_points():
     assert "config.asgi:application" in exec_starts["agent-scheduler-web.service"]
     assert "-A config worker -E" in exec_starts["agent-scheduler-worker@.service"]
     assert "-A config beat" in exec_starts["agent-scheduler-beat.service"]
+    assert (
+        "--scheduler scheduler.beat:DatabaseScheduler"
+        in exec_starts["agent-scheduler-beat.service"]
+    )
 
 
 def test_the_compose_file_has_every_service_and_one_image_for_the_app():
@@ -50,4 +55,5 @@ def test_the_compose_file_has_every_service_and_one_image_for_the_app():
     for name in ("web", "worker", "beat"):
         assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"
         assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
+    assert "--scheduler scheduler.beat:DatabaseScheduler" in services["beat"]["command"]
     assert (DEPLOY / "Dockerfile").exists()

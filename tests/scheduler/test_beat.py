@@ -15,7 +15,7 @@ from typing import Any, cast
 
 import pytest
 import time_machine
-from django.db import transaction
+from django.db import OperationalError, transaction
 from django_celery_beat.models import (
     ClockedSchedule,
     CrontabSchedule,
@@ -68,11 +68,18 @@ def _later(seconds: float) -> Any:
     return time_machine.travel(datetime.now(UTC) + timedelta(seconds=seconds), tick=True)
 
 
+def _forget_beats() -> None:
+    redis = _redis()
+    keys = [redis_key(beat.LEADER_KEY), redis_key(beat.BEAT_HEARTBEAT_KEY)]
+    keys += redis.scan_iter(match=f"{redis_key(beat.BEAT_STANDBY_KEY)}:*")
+    redis.delete(*keys)
+
+
 @pytest.fixture(autouse=True)
 def _no_leader():
-    _redis().delete(redis_key(beat.LEADER_KEY))
+    _forget_beats()
     yield
-    _redis().delete(redis_key(beat.LEADER_KEY))
+    _forget_beats()
 
 
 class Recording(DatabaseScheduler):
@@ -484,6 +491,24 @@ def test_notify_beat_outside_a_transaction_sends_at_once():
     # pytest-django wraps this test in a transaction that never commits: nothing is sent.
     notify_beat(tasks=[1])
     assert transaction.get_connection().run_on_commit
+
+
+def test_a_database_outage_does_not_stop_beat(monkeypatch):
+    make_schedule(name="steady", schedule="every 1 hour")
+    scheduler = _loaded("steady")
+
+    def unreachable(cls: Any) -> Any:
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(PeriodicTasks, "last_change", classmethod(unreachable))
+    with _later(beat.SYNC_INTERVAL + 0.1):
+        assert scheduler.tick_once() == beat.SYNC_INTERVAL
+    assert scheduler.entries == {}  # starts again from the rows once the database answers
+    monkeypatch.undo()
+    with _later(beat.SYNC_INTERVAL * 2 + 0.2):
+        scheduler.tick_once()
+
+    assert {entry.name for entry in scheduler.entries.values()} == {"steady"}
 
 
 # --- Leadership ------------------------------------------------------------------------------

@@ -803,6 +803,35 @@ def test_it_reports_workers_beat_schedules_results_and_queue_depths(broker_state
 
 
 @pytest.mark.django_db
+def test_it_shows_the_beat_leader_its_standbys_and_missed_runs():
+    leader = {"at": time.time(), "pid": 1, "hostname": "b1", "id": "b1:1:aa", "leader": "b1:1:aa"}
+    standby = {"at": time.time(), "pid": 2, "hostname": "b2", "id": "b2:2:bb", "role": "standby"}
+    missed = {"task_id": "t-1", "published_at": "2026-05-04T00:00:00+00:00", "flagged_at": 1}
+    keys = {
+        redis_key("scheduler:beat:heartbeat"): json.dumps(leader),
+        redis_key("scheduler:beat:standby:b2:2:bb"): json.dumps(standby),
+    }
+    redis: Any = get_redis()
+    # Only these: standbys other tests' beats left behind (they expire in a minute) go first.
+    for key in redis.scan_iter(match=redis_key("scheduler:beat:standby:*")):
+        redis.delete(key)
+    redis.mset(keys)
+    redis.hset(redis_key("scheduler:beat:missed"), "nightly", json.dumps(missed))
+    try:
+        report = scheduler_json("status", "--json")
+        output = scheduler("status")
+    finally:
+        redis.delete(*keys, redis_key("scheduler:beat:missed"))
+
+    assert report["beat"]["leader"] == "b1:1:aa"
+    assert report["beat"]["standbys"] == ["b2:2:bb"]
+    assert report["missed_runs"]["nightly"]["task_id"] == "t-1"
+    assert "leader b1:1:aa" in output
+    assert "Beat standbys:   1 (b2:2:bb)" in output
+    assert "Missed run:      nightly: published 2026-05-04T00:00:00+00:00" in output
+
+
+@pytest.mark.django_db
 def test_it_says_when_beat_has_never_recorded_a_heartbeat():
     output = scheduler("status")
 

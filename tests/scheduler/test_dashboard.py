@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -18,7 +19,7 @@ from django.test import Client
 
 from scheduler import selectors
 from scheduler.events import event_record
-from scheduler.redis_connection import get_redis
+from scheduler.redis_connection import get_redis, redis_key
 from scheduler.templatetags.dashboard import duration
 from scheduler.views import heat_level
 from scheduler.workers import forget_worker, record_worker_seen
@@ -327,6 +328,36 @@ def test_its_summary_has_every_slow_panel_as_json(queue_depth):
     depths = {queue["name"]: queue["depth"] for queue in summary["cluster"]["queues"]}
     assert depths["default"] == 2
     assert "sparkline" not in pinger
+
+
+def test_it_shows_the_beat_leader_standbys_and_missed_runs():
+    redis: Any = get_redis()
+    leader = {"at": time.time() - 2, "pid": 1, "hostname": "h", "id": "h:1:aa", "leader": "h:1:aa"}
+    standby = {"at": time.time(), "pid": 2, "hostname": "h", "id": "h:2:bb", "role": "standby"}
+    keys = {
+        redis_key("scheduler:beat:heartbeat"): json.dumps(leader | {"entries": 7}),
+        redis_key("scheduler:beat:standby:h:2:bb"): json.dumps(standby),
+    }
+    missed = redis_key("scheduler:beat:missed")
+    # Only these: standbys other tests' beats left behind (they expire in a minute) go first.
+    for key in redis.scan_iter(match=redis_key("scheduler:beat:standby:*")):
+        redis.delete(key)
+    redis.mset(keys)
+    redis.hset(missed, "nightly <b>", json.dumps({"task_id": "t", "published_at": "then"}))
+    try:
+        client = _client(_user("view_dashboard"))
+        beat = client.get("/dashboard/summary.json").json()["cluster"]["beat"]
+        page = client.get("/dashboard/").content.decode()
+    finally:
+        redis.delete(*keys, missed)
+
+    assert beat["leader"] == "h:1:aa"
+    assert beat["entries"] == 7
+    assert beat["standbys"] == ["h:2:bb"]
+    assert beat["missed"] == [{"name": "nightly <b>", "task_id": "t", "at": "then"}]
+    assert "h:1:aa" in page
+    assert "1 standby: h:2:bb" in page
+    assert "Missed run: nightly &lt;b&gt;" in page
 
 
 # --- Selectors, time frozen --------------------------------------------------------------------

@@ -28,6 +28,9 @@ def test_it_reports_healthy_when_a_worker_was_heard_recently(isolated_prefix):
     assert body["checks"]["database"]["ok"] is True
     assert body["checks"]["redis"]["ok"] is True
     assert body["checks"]["workers"]["data"]["workers"] == ["w1@host"]
+    # Beat is shown but not judged: no beat here, and still 200.
+    assert body["beat"]["ok"] is False
+    assert "never recorded a heartbeat" in body["beat"]["detail"]
 
 
 def test_it_forgets_workers_heard_too_long_ago(isolated_prefix):

@@ -25,7 +25,7 @@ from config.queues import QUEUES
 from scheduler import cli_output as out
 from scheduler import selectors
 from scheduler.catalog import load_catalog
-from scheduler.health import beat_heartbeat, full_health_report
+from scheduler.health import beat_heartbeat, beat_standbys, full_health_report, missed_runs
 from scheduler.models import Source, TaskEvent
 from scheduler.parsing import ScheduleParseError, parse_schedule, zone_named
 from scheduler.policies import MisfirePolicy, OverlapPolicy
@@ -522,7 +522,17 @@ class Command(BaseCommand):
                 "seconds_ago": round(time.time() - float(heartbeat["at"]), 1),
                 "pid": heartbeat.get("pid"),
                 "hostname": heartbeat.get("hostname", ""),
+                "leader": heartbeat.get("leader") or heartbeat.get("id") or "",
+                "entries": heartbeat.get("entries"),
             }
+            try:
+                standbys = [standby.get("id", "") for standby in beat_standbys()]
+                flagged = missed_runs()
+            except redis.exceptions.RedisError:
+                standbys, flagged = [], {}
+            if report["beat"]:
+                report["beat"]["standbys"] = standbys
+            report["missed_runs"] = flagged
         report["periodic_tasks"] = selectors.periodic_task_counts()
         report["results_last_hour"] = selectors.task_result_counts_since(
             timezone.now() - timedelta(hours=1)
@@ -549,7 +559,20 @@ class Command(BaseCommand):
         else:
             self._print(
                 f"Beat:            last heartbeat {beat['seconds_ago']:g} s ago "
-                f"(pid {beat['pid']} on {beat['hostname'] or out.NONE})"
+                f"(pid {beat['pid']} on {beat['hostname'] or out.NONE}"
+                + (f", leader {beat['leader']}" if beat.get("leader") else "")
+                + (f", {beat['entries']} entries" if beat.get("entries") is not None else "")
+                + ")"
+            )
+            standbys = beat.get("standbys") or []
+            self._print(
+                f"Beat standbys:   {len(standbys)}"
+                + (f" ({', '.join(standbys)})" if standbys else "")
+            )
+        for name, run in sorted((report.get("missed_runs") or {}).items()):
+            self._print(
+                f"Missed run:      {name}: published {run.get('published_at', '?')}, "
+                f"no result (task {run.get('task_id', '?')})"
             )
         counts = report["periodic_tasks"]
         self._print(f"Periodic tasks:  {counts['enabled']} enabled, {counts['disabled']} disabled")

@@ -757,9 +757,38 @@
             )
           : [el("li", { class: "muted", text: "No worker online." })]),
       );
+      renderBeat(cluster.beat);
       $("#queues").replaceChildren(
         ...cluster.queues.map((queue) =>
           el("tr", {}, el("td", { title: queue.purpose, text: queue.name }), el("td", { class: "num", text: String(queue.depth) })),
+        ),
+      );
+    }
+
+    function renderBeat(beat) {
+      const holder = $("#beat");
+      if (!beat) {
+        holder.replaceChildren(el("p", { class: "muted", text: "No beat has recorded a heartbeat." }));
+        return;
+      }
+      const details = [];
+      if (beat.seconds_ago !== null && beat.seconds_ago !== undefined) details.push(`heartbeat ${beat.seconds_ago} s ago`);
+      if (beat.entries !== null && beat.entries !== undefined) details.push(`${beat.entries} entries`);
+      const standbys = beat.standbys || [];
+      holder.replaceChildren(
+        el(
+          "p",
+          { class: "mono" },
+          ...(beat.leader ? [el("span", { class: "dot" }), beat.leader] : ["no leader"]),
+          " ",
+          el("span", { class: "muted", text: details.join(", ") }),
+        ),
+        el("p", {
+          class: "muted",
+          text: `${standbys.length} standby${standbys.length === 1 ? "" : "s"}${standbys.length ? ": " + standbys.join(", ") : ""}`,
+        }),
+        ...(beat.missed || []).map((run) =>
+          el("p", { class: "missed" }, `Missed run: ${run.name} `, el("span", { class: "muted", text: `published ${run.at}, no result` })),
         ),
       );
     }
