@@ -48,6 +48,7 @@ import json
 import logging
 import math
 import os
+import signal
 import socket
 import time
 import uuid
@@ -363,6 +364,8 @@ class DatabaseScheduler(Scheduler):
         self._next_reconcile = 0.0
         self._changes = Changes()
         self._subscription: Any = None
+        self._waiting = False
+        self._closed = False
         self._subscribe_after = 0.0
         self._last_heartbeat = 0.0
         self._said_standby = False
@@ -393,10 +396,14 @@ class DatabaseScheduler(Scheduler):
 
     def close(self) -> None:
         self.leadership.release()
-        if self._subscription is not None:
+        subscription, self._subscription = self._subscription, None
+        self._closed = True
+        # Celery's SIGTERM handler calls this from inside our wait on the channel, then raises
+        # SystemExit there: closing the connection under that read would turn the exit into a
+        # ValueError from redis-py. The wait closes it on its way out instead.
+        if subscription is not None and not self._waiting:
             with contextlib.suppress(RedisError, OSError):
-                self._subscription.close()
-            self._subscription = None
+                subscription.close()
         super().close()
 
     def tick(self, *args: Any, **kwargs: Any) -> float:
@@ -487,30 +494,38 @@ class DatabaseScheduler(Scheduler):
     def _publish(self, batch: list[Entry], moment: datetime) -> bool:
         if not self.leadership.confirm():
             return False
+        # SIGTERM/SIGINT wait until the batch is out: Celery's handler raises SystemExit
+        # wherever it lands, and between recording and publishing that would lose the runs.
+        with _signals_held():
+            self._record_runs(batch, moment)
+            with self.app.producer_or_acquire() as producer:
+                for entry in batch:
+                    task_id = self._send(entry, producer)
+                    if task_id is not None:
+                        self._published.append((moment.timestamp(), task_id, entry.name))
+                        self.stats.published_ids.append(task_id)
+                        self.stats.published += 1
+        tz = self.app.timezone
+        for entry in batch:
+            if entry.one_off:
+                self._remove(entry.id)
+                continue
+            after = evaluate(entry, moment, tz)
+            self._push(entry, moment.timestamp() + max(after.next_check, 0.0))
+        return True
+
+    def _record_runs(self, batch: list[Entry], moment: datetime) -> None:
+        """Record the runs (before publishing them: a run is never published twice)."""
         one_offs = [entry.id for entry in batch if entry.one_off]
-        # Recorded first, then published: a run is never published twice (module docstring).
         with transaction.atomic():
             PeriodicTask.objects.filter(pk__in=[entry.id for entry in batch]).update(
                 last_run_at=moment, total_run_count=F("total_run_count") + 1
             )
             if one_offs:
                 PeriodicTask.objects.filter(pk__in=one_offs).update(enabled=False)
-        tz = self.app.timezone
-        with self.app.producer_or_acquire() as producer:
-            for entry in batch:
-                entry.last_run_at = moment
-                entry.total_run_count += 1
-                task_id = self._send(entry, producer)
-                if task_id is not None:
-                    self._published.append((moment.timestamp(), task_id, entry.name))
-                    self.stats.published_ids.append(task_id)
-                    self.stats.published += 1
-                if entry.one_off:
-                    self._remove(entry.id)
-                    continue
-                after = evaluate(entry, moment, tz)
-                self._push(entry, moment.timestamp() + max(after.next_check, 0.0))
-        return True
+        for entry in batch:
+            entry.last_run_at = moment
+            entry.total_run_count += 1
 
     def _send(self, entry: Entry, producer: Any) -> str | None:
         """Publish one run; its task id, or None when it could not be published."""
@@ -769,6 +784,7 @@ class DatabaseScheduler(Scheduler):
         if subscription is None:
             return seconds
         deadline = time.monotonic() + seconds
+        self._waiting = True
         try:
             while (remaining := deadline - time.monotonic()) > 0:
                 message = subscription.get_message(timeout=remaining)
@@ -783,6 +799,11 @@ class DatabaseScheduler(Scheduler):
             logger.warning("beat lost its change notices channel: %s", exc)
             self._drop_subscription()
             return max(deadline - time.monotonic(), 0.0)
+        finally:
+            self._waiting = False
+            if self._closed:
+                with contextlib.suppress(RedisError, OSError, ValueError):
+                    subscription.close()
         return 0.0
 
     def _subscribe(self) -> Any:
@@ -798,13 +819,14 @@ class DatabaseScheduler(Scheduler):
             self._subscribe_after = time.monotonic() + SYNC_INTERVAL * 5
             return None
         self._subscription = subscription
-        # Changes made while not subscribed sent notices nobody heard: compare every row.
-        self._seen_change = None
         return subscription
 
     def _drop_subscription(self) -> None:
         subscription, self._subscription = self._subscription, None
         self._subscribe_after = time.monotonic() + SYNC_INTERVAL
+        # Notices sent while the channel was down reached nobody: compare every row next time
+        # (changes made before the first subscription moved the marker, which the load read).
+        self._seen_change = None
         if subscription is not None:
             with contextlib.suppress(RedisError, OSError):
                 subscription.close()
@@ -844,6 +866,21 @@ class DatabaseScheduler(Scheduler):
             return
         self._next_watchdog = now + _WATCHDOG_EVERY
         flag_missed_runs(self._published, now=now, grace=settings.BEAT_MISSED_RUN_GRACE)
+
+
+@contextlib.contextmanager
+def _signals_held() -> Iterator[None]:
+    """Hold SIGTERM and SIGINT for this thread until the block ends (then they arrive)."""
+    held = {signal.SIGTERM, signal.SIGINT}
+    try:
+        previous = signal.pthread_sigmask(signal.SIG_BLOCK, held)
+    except (AttributeError, OSError, ValueError):  # no pthread_sigmask here
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
 
 
 def flag_missed_runs(
