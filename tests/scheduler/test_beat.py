@@ -403,6 +403,30 @@ def test_a_change_that_sent_no_notice_is_found_by_the_marker():
     assert set(scheduler.entries) == {t.pk for t in tasks[2:]}
 
 
+def test_a_comparison_of_every_row_goes_on_over_ticks_and_due_runs_go_out_between(monkeypatch):
+    tasks = [make_schedule(name="fast", schedule="every 1 second")]
+    tasks += [make_schedule(name=f"many {n}", schedule="every 1 hour") for n in range(6)]
+    PeriodicTask.objects.update(last_run_at=datetime.now(UTC))
+    scheduler = _loaded("fast")
+    monkeypatch.setattr(beat, "_CHUNK", 2)
+    monkeypatch.setattr(beat, "COMPARE_BUDGET", 0.0)  # one chunk per tick
+    PeriodicTask.objects.filter(pk=tasks[6].pk).update(enabled=False)
+    PeriodicTasks.update_changed()
+
+    waits = []
+    with _later(beat.SYNC_INTERVAL + 0.1):
+        for _ in range(4):
+            waits.append(scheduler.tick_once())
+            if scheduler.stats.full_reloads:
+                break
+
+    assert waits[:-1] == [0.0] * (len(waits) - 1)  # each unfinished comparison ticks again at once
+    assert len(waits) == 4  # 7 rows, 2 a tick
+    assert scheduler.stats.full_reloads == 1
+    assert tasks[6].pk not in scheduler.entries
+    assert _names(scheduler) == ["fast"]  # due by the clock, published meanwhile
+
+
 def test_an_unchanged_marker_costs_one_query(django_assert_num_queries):
     make_schedule(name="steady", schedule="every 1 hour")
     scheduler = _loaded("steady")
