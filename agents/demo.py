@@ -1,23 +1,88 @@
-"""Demo agents for a newcomer's first run."""
+"""Demo agents for a newcomer's first run: one to chat with, one that posts every morning."""
 
 from __future__ import annotations
 
-from django.db import transaction
+from typing import Any
 
-from agents.models import Agent
+from django.db import transaction
+from django_celery_beat.models import PeriodicTask
+
+from agents.models import Agent, AgentSchedule, Message, Session
+from agents.services import agent_create, agent_schedule_create
+from scheduler.models import Source
+from scheduler.services import schedule_create
 
 DEMO_AGENT_SLUG = "demo-assistant"
+DEMO_POSTER_SLUG = "demo-poster"
+DEMO_POST_SCHEDULE = "demo-poster: daily technology news"
+SUMMARIZE_NAME = "agents: summarize long sessions"
+FOLLOWUPS_NAME = "agents: follow up silent sessions"
+
+_ASSISTANT_CONFIG: dict[str, Any] = {
+    "greeting": "Hello! I am the demo assistant. Ask me about schedules, tasks or agents.",
+    "keywords": {
+        "schedule": "Schedules live in the admin under Periodic tasks; beat runs them.",
+        "help": "Try 'schedule', 'task' or 'agent', or say anything: I echo what I don't know.",
+        "task": "Every task comes from the catalog: see /api/catalog/ or the admin.",
+        "agent": "Agents have a brain: 'rules' (offline, like me) or 'openai' (any LLM server).",
+    },
+}
+
+# name -> schedule_create arguments: the periodic upkeep of sessions.
+SESSION_UPKEEP: dict[str, dict[str, Any]] = {
+    SUMMARIZE_NAME: {
+        "task": "agents.check_sessions_for_summarization",
+        "schedule": "every hour",
+        "description": "Summarise sessions that grew past AGENT_SUMMARY_AFTER messages.",
+    },
+    FOLLOWUPS_NAME: {
+        "task": "agents.check_sessions_for_followups",
+        "schedule": "every 15 minutes",
+        "description": "Follow up once on sessions silent past AGENT_FOLLOWUP_AFTER.",
+    },
+}
 
 
 @transaction.atomic
 def seed_demo_agents() -> list[str]:
-    """Create the demo agents that are missing; never touch rows that exist."""
-    _, created = Agent.objects.get_or_create(
-        slug=DEMO_AGENT_SLUG,
-        defaults={
-            "name": "Demo assistant",
-            "kind": Agent.Kind.CHAT,
-            "brain": Agent.Brain.RULES,
-        },
+    """Create the demo agents, their session and schedules that are missing; never touch rows
+    that exist."""
+    created: list[str] = []
+    assistant = Agent.objects.filter(slug=DEMO_AGENT_SLUG).first()
+    if assistant is None:
+        assistant = agent_create(
+            name="Demo assistant", slug=DEMO_AGENT_SLUG, brain_config=_ASSISTANT_CONFIG
+        )
+        created.append(f"agent '{DEMO_AGENT_SLUG}'")
+    if not Session.objects.filter(agent=assistant).exists():
+        session = Session.objects.create(agent=assistant)
+        Message.objects.create(
+            session=session, role=Message.Role.ASSISTANT, content=_ASSISTANT_CONFIG["greeting"]
+        )
+        created.append(f"chat session {session.pk} (/agents/sessions/{session.pk}/)")
+    poster = Agent.objects.filter(slug=DEMO_POSTER_SLUG).first()
+    if poster is None:
+        poster = agent_create(
+            name="Demo poster",
+            slug=DEMO_POSTER_SLUG,
+            kind=Agent.Kind.POSTER,
+            brain_config={"post_template": "{agent} on {topic}: three things worth a look today."},
+        )
+        created.append(f"agent '{DEMO_POSTER_SLUG}'")
+    if not AgentSchedule.objects.filter(periodic_task__name=DEMO_POST_SCHEDULE).exists():
+        agent_schedule_create(
+            agent=poster,
+            name=DEMO_POST_SCHEDULE,
+            task="agents.post",
+            schedule="every day at 9am",
+            params={"agent": DEMO_POSTER_SLUG, "topic": "technology news"},
+        )
+        created.append(f"periodic task '{DEMO_POST_SCHEDULE}'")
+    existing = set(
+        PeriodicTask.objects.filter(name__in=SESSION_UPKEEP).values_list("name", flat=True)
     )
-    return [f"agent '{DEMO_AGENT_SLUG}'"] if created else []
+    for name, arguments in SESSION_UPKEEP.items():
+        if name not in existing:
+            schedule_create(name=name, source=Source.SYSTEM, **arguments)
+            created.append(f"periodic task '{name}'")
+    return created

@@ -11,6 +11,7 @@ import json
 import smtplib
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from typing import Any
 
 from django.conf import settings
@@ -74,20 +75,32 @@ class _NoRedirects(urllib.request.HTTPRedirectHandler):
 _opener = urllib.request.build_opener(_NoRedirects)
 
 
-def webhook_post(*, url: str, payload: dict[str, Any], timeout: float) -> int:
-    """POST `payload` as JSON; the response status (2xx), or an error saying what went wrong."""
+def webhook_post(
+    *,
+    url: str,
+    payload: dict[str, Any],
+    timeout: float,
+    sign: Callable[[bytes], dict[str, str]] | None = None,
+) -> int:
+    """POST `payload` as JSON; the response status (2xx), or an error saying what went wrong.
+
+    `sign` gives the headers that sign the body (computed over the exact bytes sent).
+    """
+    body = json.dumps(payload).encode()
+    headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
+    if sign is not None:
+        headers.update(sign(body))
     request = urllib.request.Request(  # noqa: S310 (the params model allows http(s) only)
-        url,
-        data=json.dumps(payload).encode(),
-        method="POST",
-        headers={"Content-Type": "application/json", "User-Agent": _USER_AGENT},
+        url, data=body, method="POST", headers=headers
     )
     try:
         with _opener.open(request, timeout=timeout) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
-        body = exc.read(500).decode(errors="replace").strip()
-        detail = f"webhook {url} answered {exc.code} {exc.reason}" + (f": {body}" if body else "")
+        answer = exc.read(500).decode(errors="replace").strip()
+        detail = f"webhook {url} answered {exc.code} {exc.reason}" + (
+            f": {answer}" if answer else ""
+        )
         if exc.code in _RETRYABLE_STATUSES or exc.code >= 500:
             raise NotificationError(detail) from exc
         raise NotificationRejected(detail) from exc

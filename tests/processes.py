@@ -99,7 +99,12 @@ def start_process(
 
 
 def start_worker(
-    *, log_dir: Path, queues: list[str] | None = None, concurrency: int = 2, timeout: float = 60
+    *,
+    log_dir: Path,
+    queues: list[str] | None = None,
+    concurrency: int = 2,
+    timeout: float = 60,
+    env: Mapping[str, str] | None = None,
 ) -> RunningProcess:
     hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
     argv = [
@@ -121,7 +126,7 @@ def start_worker(
         "--without-mingle",
         "--without-gossip",
     ]
-    running = start_process("worker", argv, env=child_env(), log_dir=log_dir)
+    running = start_process("worker", argv, env=child_env(**(env or {})), log_dir=log_dir)
     running.hostname = hostname
     try:
         wait_for(

@@ -218,6 +218,21 @@ WORKER_HEALTH_WINDOW = env.int("WORKER_HEALTH_WINDOW", default=30)
 # How recently beat must have recorded its heartbeat for `scheduler.health_check` to call it
 # alive. /healthz leaves beat out: web and workers stay useful while beat restarts.
 BEAT_HEALTH_WINDOW = env.int("BEAT_HEALTH_WINDOW", default=60)
+# --- Agents (agents/) ---------------------------------------------------------------------
+# Any OpenAI-compatible server for the `openai` brain (a local Ollama, vLLM, or OpenAI itself).
+LLM_BASE_URL = env.str("LLM_BASE_URL", default="http://127.0.0.1:11434/v1")
+LLM_API_KEY = env.str("LLM_API_KEY", default="")
+LLM_MODEL = env.str("LLM_MODEL", default="llama3.2")
+LLM_TIMEOUT = env.float("LLM_TIMEOUT", default=30.0)
+# A session is summarised past this many messages, keeping the last AGENT_SUMMARY_KEEP as they are.
+AGENT_SUMMARY_AFTER = env.int("AGENT_SUMMARY_AFTER", default=30)
+AGENT_SUMMARY_KEEP = env.int("AGENT_SUMMARY_KEEP", default=10)
+# Seconds of silence after the agent's reply before it follows up (once).
+AGENT_FOLLOWUP_AFTER = env.int("AGENT_FOLLOWUP_AFTER", default=3600)
+AGENT_MESSAGE_MAX_LENGTH = env.int("AGENT_MESSAGE_MAX_LENGTH", default=10_000)
+AGENT_WEBHOOK_TIMEOUT = env.float("AGENT_WEBHOOK_TIMEOUT", default=10.0)
+# Seconds of the first retry of an agent task (then doubled, with jitter; at most 3 retries).
+AGENT_RETRY_BASE = env.float("AGENT_RETRY_BASE", default=2.0)
 # Seconds the beat leader's lock lives unless renewed (every second): a standby beat takes over
 # within this long of the leader dying.
 BEAT_LEADER_TTL = env.float("BEAT_LEADER_TTL", default=10.0)

@@ -1,0 +1,69 @@
+"""The one way a message reaches an agent: queued for a worker, or answered in the caller.
+
+With CELERY_ENABLED (the default) the message goes to `agents.process_message` on the `llm`
+queue once the caller's transaction commits, and the caller gets `{queued, task_id, trace_id}`
+at once; with CELERY_ENABLED=false (no broker: scripts, small deployments) the same services run
+here and the caller gets the reply. Both store the message and its answer once per source
+message (`source` + `message_id`).
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+
+from agents import services
+from agents.models import Session
+
+
+def dispatch_message(
+    *,
+    session: Session,
+    text: str,
+    source: str = "",
+    message_id: str = "",
+    trace_id: str = "",
+) -> dict[str, Any]:
+    """Hand `text` to the session's agent (module docstring); bad input raises AgentInputError."""
+    text = text.strip()
+    errors: dict[str, str] = {}
+    if not text:
+        errors["text"] = "a message needs some text"
+    elif len(text) > settings.AGENT_MESSAGE_MAX_LENGTH:
+        errors["text"] = f"at most {settings.AGENT_MESSAGE_MAX_LENGTH} characters"
+    if session.status != Session.Status.OPEN:
+        errors["session"] = f"session {session.pk} is closed"
+    if errors:
+        raise services.AgentInputError(errors)
+    key = f"{source or session.channel}:{message_id}" if message_id else ""
+    trace_id = trace_id or uuid.uuid4().hex
+    if not settings.CELERY_ENABLED:
+        received = services.message_receive(session=session, content=text, idempotency_key=key)
+        reply = services.message_answer(message=received.message)
+        return {
+            "queued": False,
+            "task_id": None,
+            "trace_id": trace_id,
+            "duplicate": not received.created,
+            "message": services.message_payload(received.message),
+            "reply": services.message_payload(reply),
+        }
+    from agents.tasks import process_message
+
+    task_id = str(uuid.uuid4())
+    kwargs = {
+        "session_id": session.pk,
+        "text": text,
+        "idempotency_key": key,
+        "trace_id": trace_id,
+    }
+    # After commit: a worker must find the session the caller may just have created.
+    transaction.on_commit(
+        lambda: process_message.apply_async(
+            kwargs=kwargs, task_id=task_id, headers={"scheduler_object": f"session:{session.pk}"}
+        )
+    )
+    return {"queued": True, "task_id": task_id, "trace_id": trace_id}
