@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import transaction
 
 from agents import services
-from agents.models import Session
+from agents.models import Message, Session
 
 
 def dispatch_message(
@@ -38,28 +38,32 @@ def dispatch_message(
         errors["session"] = f"session {session.pk} is closed"
     if errors:
         raise services.AgentInputError(errors)
-    key = f"{source or session.channel}:{message_id}" if message_id else ""
+    # Sources number their messages per conversation (Telegram does): the key names the
+    # session too, or message 7 of one chat would pass for message 7 of another.
+    key = f"{source or session.channel}:{session.pk}:{message_id}" if message_id else ""
     trace_id = trace_id or uuid.uuid4().hex
-    if not settings.CELERY_ENABLED:
-        received = services.message_receive(session=session, content=text, idempotency_key=key)
-        reply = services.message_answer(message=received.message)
-        return {
-            "queued": False,
-            "task_id": None,
-            "trace_id": trace_id,
-            "duplicate": not received.created,
-            "message": services.message_payload(received.message),
-            "reply": services.message_payload(reply),
-        }
-    from agents.tasks import process_message
-
-    task_id = str(uuid.uuid4())
     kwargs = {
         "session_id": session.pk,
         "text": text,
         "idempotency_key": key,
         "trace_id": trace_id,
     }
+    from agents.tasks import process_message
+
+    if not settings.CELERY_ENABLED:
+        # The worker's own code, here: stored, answered, delivered, recorded in history. An
+        # agent error is raised to the caller (no retries in the caller).
+        outcome = process_message.apply(kwargs=kwargs).get()
+        return {
+            "queued": False,
+            "task_id": None,
+            "trace_id": trace_id,
+            "duplicate": outcome["duplicate"],
+            "message": services.message_payload(Message.objects.get(pk=outcome["message"])),
+            "reply": services.message_payload(Message.objects.get(pk=outcome["reply"])),
+        }
+
+    task_id = str(uuid.uuid4())
     # After commit: a worker must find the session the caller may just have created.
     transaction.on_commit(
         lambda: process_message.apply_async(

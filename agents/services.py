@@ -21,6 +21,7 @@ from django_celery_beat.models import PeriodicTask
 
 from agents.brains import ChatMessage, get_brain, validate_brain_config
 from agents.brains.base import Brain, BrainConfigError, BrainReply
+from agents.errors import PermanentError
 from agents.models import Agent, AgentSchedule, Mention, Message, Post, Session
 from scheduler.events import event_record
 
@@ -40,7 +41,10 @@ class AgentInputError(ValueError):
 
 
 def agent_brain(agent: Agent) -> Brain:
-    return get_brain(agent.brain, agent.brain_config)
+    try:
+        return get_brain(agent.brain, agent.brain_config)
+    except BrainConfigError as exc:  # edited in the database since it was checked
+        raise PermanentError("brain_config", f"agent {agent.slug!r}: {exc}") from exc
 
 
 def agent_create(

@@ -57,6 +57,14 @@ def run_with_retries(task: Any, work: Callable[[], T]) -> T:
         ) from exc
 
 
+def queue(task: Any, **kwargs: Any) -> None:
+    """Queue a follow-on task; without a broker (CELERY_ENABLED=false), run it here."""
+    if settings.CELERY_ENABLED:
+        task.delay(**kwargs)
+    else:
+        task.apply(kwargs=kwargs, throw=False)  # its failure is its own, stored in history
+
+
 def _task_id(task: Any) -> str:
     return str(task.request.id or "")
 
@@ -114,9 +122,9 @@ def process_message(
         )
         reply = services.message_answer(message=received.message, task_id=_task_id(self))
         if session.is_external and session.agent.webhook_url and reply.delivered_at is None:
-            send_response.delay(message_id=reply.pk)
+            queue(send_response, message_id=reply.pk)
         if services.unsummarized_count(session) > settings.AGENT_SUMMARY_AFTER:
-            summarize_session.delay(session_id=session.pk)
+            queue(summarize_session, session_id=session.pk)
         return {
             "session": session.pk,
             "message": received.message.pk,
@@ -213,7 +221,7 @@ def check_sessions_for_summarization() -> dict[str, Any]:
         .values_list("pk", flat=True)
     )
     for session_id in long_sessions:
-        summarize_session.delay(session_id=session_id)
+        queue(summarize_session, session_id=session_id)
     return {"queued": len(long_sessions)}
 
 
@@ -230,7 +238,7 @@ def send_followup(self: Any, session_id: int) -> dict[str, Any]:
         if message is None:
             return {"session": session.pk, "sent": False}
         if session.is_external and session.agent.webhook_url:
-            send_response.delay(message_id=message.pk)
+            queue(send_response, message_id=message.pk)
         return {"session": session.pk, "sent": True, "message": message.pk}
 
     return run_with_retries(self, work)
@@ -247,7 +255,7 @@ def check_sessions_for_followups() -> dict[str, Any]:
         ).values_list("pk", flat=True)
     )
     for session_id in due:
-        send_followup.delay(session_id=session_id)
+        queue(send_followup, session_id=session_id)
     return {"queued": len(due)}
 
 

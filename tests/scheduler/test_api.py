@@ -1025,6 +1025,12 @@ CONTRACT = {
     "/api/schedules/{id}/run/": {"post"},
     "/api/schedules/{id}/enable/": {"post"},
     "/api/schedules/{id}/disable/": {"post"},
+    # agents/api
+    "/api/sessions/": {"get", "post"},
+    "/api/sessions/{session_id}/": {"get"},
+    "/api/sessions/{session_id}/messages/": {"get", "post"},
+    "/api/agents/{slug}/run/": {"post"},
+    "/api/inbound/{slug}/": {"post"},
 }
 
 

@@ -1,0 +1,435 @@
+"""The agents' API views: parse the request, call one service, shape the answer."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
+from django.db.models import QuerySet
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    PolymorphicProxySerializer,
+    extend_schema,
+)
+from rest_framework import serializers, status
+from rest_framework.exceptions import APIException, NotFound, ParseError, PermissionDenied
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.throttling import SimpleRateThrottle
+from rest_framework.views import APIView
+
+from agents.api.permissions import ADD_MESSAGE, ADD_SESSION, RUN_TASKS
+from agents.api.serializers import (
+    RUN_ACTIONS,
+    InboundMentionSerializer,
+    InboundMessageSerializer,
+    InboundQueuedSerializer,
+    InboundSerializer,
+    MentionStoredSerializer,
+    MessageAnsweredSerializer,
+    MessageInputSerializer,
+    MessageQueuedSerializer,
+    MessageSerializer,
+    RunSerializer,
+    SessionListQuerySerializer,
+    SessionOpenSerializer,
+    SessionSerializer,
+)
+from agents.dispatch import dispatch_message
+from agents.errors import PermanentError, RetryableError
+from agents.models import Agent, Mention, Message, Session
+from agents.services import AgentInputError, mention_receive, message_payload, session_open
+from agents.signatures import HEADER, signature_valid
+from scheduler.api.permissions import StaffPermission
+from scheduler.api.serializers import TaskQueuedSerializer, absolute, task_queued
+from scheduler.api.views import Pages
+from scheduler.services import task_enqueue
+
+_errors = OpenApiResponse(
+    description='Invalid input: {"field": ["message", ...]} (the body as a whole is "body")'
+)
+_not_found = OpenApiResponse(description='{"detail": "message"}')
+SESSION_ID = OpenApiParameter("session_id", OpenApiTypes.INT, OpenApiParameter.PATH)
+AGENT_SLUG = OpenApiParameter(
+    "slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="the agent's slug"
+)
+
+
+class AgentUnavailable(APIException):
+    status_code = status.HTTP_503_SERVICE_UNAVAILABLE
+    default_detail = "the agent could not answer now, try again later"
+
+
+class BodyTooLarge(APIException):
+    status_code = status.HTTP_413_REQUEST_ENTITY_TOO_LARGE
+    default_detail = "the body is too large"
+
+
+def input_error(
+    exc: AgentInputError, fields: dict[str, str] | None = None
+) -> serializers.ValidationError:
+    """An AgentInputError as the 400 every API error has: {"field": ["message"]}.
+
+    `fields` renames the services' fields to the request's ("external_id" -> "conversation").
+    """
+    names = fields or {}
+    return serializers.ValidationError(
+        {names.get(field, field): [message] for field, message in exc.errors.items()}
+    )
+
+
+class AgentFailed(APIException):
+    status_code = status.HTTP_502_BAD_GATEWAY
+    default_detail = "the agent's brain failed"
+
+
+def _agent(slug: str) -> Agent:
+    agent = Agent.objects.filter(slug=slug).first()
+    if agent is None:
+        raise NotFound(f"no agent with the slug {slug!r}")
+    return agent
+
+
+def _session(session_id: int | str) -> Session:
+    session = Session.objects.select_related("agent").filter(pk=int(session_id)).first()
+    if session is None:
+        raise NotFound(f"no session with id {session_id}")
+    return session
+
+
+def _dispatch(
+    request: Request, *, session: Session, text: str, source: str, message_id: str
+) -> Response:
+    try:
+        result = dispatch_message(
+            session=session,
+            text=text,
+            source=source,
+            message_id=message_id,
+        )
+    except AgentInputError as exc:
+        raise input_error(exc) from exc
+    except RetryableError as exc:  # synchronous mode: the brain's service failed
+        raise AgentUnavailable(f"the agent could not answer now: {exc.reason}") from exc
+    except PermanentError as exc:  # synchronous mode: e.g. the LLM refused our key
+        raise AgentFailed(f"the agent could not answer: {exc.reason}") from exc
+    if result["queued"]:
+        url = absolute(request, "api-task-detail", result["task_id"])
+        return Response({**result, "url": url}, status=status.HTTP_202_ACCEPTED)
+    return Response(result, status=status.HTTP_200_OK)
+
+
+# --- Sessions ------------------------------------------------------------------------------------
+
+
+class SessionListView(APIView):
+    """Open a session with an agent; list sessions (latest activity first)."""
+
+    permission_classes = [StaffPermission]
+    required_permissions = {"post": ADD_SESSION}
+    pagination_class = Pages
+
+    @extend_schema(
+        parameters=[SessionListQuerySerializer],
+        responses={200: SessionSerializer(many=True), 400: _errors},
+    )
+    def get(self, request: Request) -> Response:
+        query = SessionListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        filters = {
+            key: value
+            for key, value in (
+                ("agent__slug", query.validated_data.get("agent")),
+                ("channel", query.validated_data.get("channel")),
+                ("status", query.validated_data.get("status")),
+            )
+            if value
+        }
+        sessions: QuerySet[Session] = (
+            Session.objects.select_related("agent")
+            .filter(**filters)
+            .order_by("-last_message_at", "-id")
+        )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(sessions, request, view=self)
+        data = SessionSerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+    @extend_schema(
+        request=SessionOpenSerializer,
+        responses={201: SessionSerializer, 400: _errors},
+        description=(
+            "A new web session, or the session of an external conversation (one per agent, "
+            "channel and external_id: an existing one is answered, reopened if it was closed). "
+            "Needs `agents.add_session`."
+        ),
+    )
+    def post(self, request: Request) -> Response:
+        body = SessionOpenSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        slug = body.validated_data["agent"]
+        agent = Agent.objects.filter(slug=slug).first()
+        if agent is None:
+            raise serializers.ValidationError({"agent": [f"no agent with the slug {slug!r}"]})
+        try:
+            session = session_open(
+                agent=agent,
+                channel=body.validated_data["channel"],
+                external_id=body.validated_data["external_id"],
+                user=request.user,
+            )
+        except AgentInputError as exc:
+            raise input_error(exc) from exc
+        data = SessionSerializer(_session(session.pk), context={"request": request}).data
+        return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})
+
+
+class SessionDetailView(APIView):
+    permission_classes = [StaffPermission]
+
+    @extend_schema(parameters=[SESSION_ID], responses={200: SessionSerializer, 404: _not_found})
+    def get(self, request: Request, session_id: str) -> Response:
+        return Response(SessionSerializer(_session(session_id), context={"request": request}).data)
+
+
+class SessionMessagesView(APIView):
+    """A session's messages, oldest first; say something in it."""
+
+    permission_classes = [StaffPermission]
+    required_permissions = {"post": ADD_MESSAGE}
+    pagination_class = Pages
+
+    @extend_schema(
+        parameters=[SESSION_ID],
+        responses={200: MessageSerializer(many=True), 404: _not_found},
+    )
+    def get(self, request: Request, session_id: str) -> Response:
+        session = _session(session_id)
+        messages: QuerySet[Message] = Message.objects.filter(session=session).order_by(
+            "created_at", "id"
+        )
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(messages, request, view=self) or []
+        return paginator.get_paginated_response([message_payload(m) for m in page])
+
+    @extend_schema(
+        parameters=[SESSION_ID],
+        request=MessageInputSerializer,
+        responses={
+            202: MessageQueuedSerializer,
+            200: MessageAnsweredSerializer,
+            400: _errors,
+            404: _not_found,
+            502: OpenApiResponse(description="synchronous mode: the agent failed for good"),
+            503: OpenApiResponse(description="synchronous mode: the agent's LLM failed"),
+        },
+        description=(
+            "Hand the text to the session's agent. Queued for a worker (202; the reply arrives "
+            "on the `/ws/events/?object=session:<id>` websocket and in GET), or, in a "
+            "deployment without Celery (CELERY_ENABLED=false), answered at once (200 with the "
+            "reply). With `message_id`, a second delivery of the same message is stored and "
+            "answered once. Needs `agents.add_message`."
+        ),
+    )
+    def post(self, request: Request, session_id: str) -> Response:
+        session = _session(session_id)
+        body = MessageInputSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        return _dispatch(
+            request,
+            session=session,
+            text=body.validated_data["text"],
+            source=body.validated_data["source"],
+            message_id=body.validated_data["message_id"],
+        )
+
+
+# --- Runs ----------------------------------------------------------------------------------------
+
+
+class AgentRunView(APIView):
+    permission_classes = [StaffPermission]
+    required_permissions = {"post": RUN_TASKS}
+
+    @extend_schema(
+        parameters=[AGENT_SLUG],
+        request=RunSerializer,
+        responses={202: TaskQueuedSerializer, 400: _errors, 404: _not_found},
+        description=(
+            "Queue one run of the agent's `agents.post` (params: topic) or `agents.reply` "
+            "(params: time_value, time_unit), checked against the catalog as `POST /api/tasks/` "
+            "checks them. Needs `scheduler.run_tasks`."
+        ),
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        agent = _agent(slug)
+        body = RunSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        params = body.validated_data["params"]
+        if not isinstance(params, dict):
+            raise serializers.ValidationError(
+                {"params": [f"must be a JSON object, not {type(params).__name__}"]}
+            )
+        if params.get("agent", agent.slug) != agent.slug:
+            raise serializers.ValidationError(
+                {"params": [f"agent: the agent is the one in the URL ({agent.slug!r})"]}
+            )
+        if not agent.is_active:
+            raise serializers.ValidationError({"agent": [f"agent {agent.slug!r} is paused"]})
+        task_id = task_enqueue(
+            task=RUN_ACTIONS[body.validated_data["action"]], params={**params, "agent": agent.slug}
+        )
+        return Response(task_queued(request, task_id), status=status.HTTP_202_ACCEPTED)
+
+
+# --- Inbound webhooks ----------------------------------------------------------------------------
+
+
+class InboundThrottle(SimpleRateThrottle):
+    """Per agent and sender address; webhook sources burst, so more than the anonymous rate."""
+
+    scope = "agent_inbound"
+
+    def get_rate(self) -> str:
+        return str(getattr(settings, "AGENT_INBOUND_THROTTLE_RATE", "600/minute"))
+
+    def get_cache_key(self, request: Request, view: Any) -> str:
+        slug = view.kwargs.get("slug", "")
+        return self.cache_format % {
+            "scope": self.scope,
+            "ident": f"{slug}:{self.get_ident(request)}",
+        }
+
+
+_inbound_request = PolymorphicProxySerializer(
+    component_name="Inbound",
+    serializers=[InboundMessageSerializer, InboundMentionSerializer],
+    resource_type_field_name="type",
+)
+
+
+class InboundView(APIView):
+    """What a channel delivers to an agent, authenticated by the signature of its body alone."""
+
+    authentication_classes = []
+    permission_classes = [AllowAny]
+    throttle_classes = [InboundThrottle]
+
+    @extend_schema(
+        auth=[],
+        parameters=[
+            AGENT_SLUG,
+            OpenApiParameter(
+                HEADER,
+                OpenApiTypes.STR,
+                OpenApiParameter.HEADER,
+                required=True,
+                description=(
+                    "`sha256=<hex HMAC-SHA256 of the raw body, keyed with the agent's webhook "
+                    "secret>`"
+                ),
+            ),
+        ],
+        request=_inbound_request,
+        responses={
+            202: InboundQueuedSerializer,
+            200: OpenApiResponse(
+                description="a mention delivered before (MentionStored), or, without Celery, "
+                "a message answered at once (MessageAnswered plus `session`)"
+            ),
+            201: MentionStoredSerializer,
+            400: _errors,
+            403: OpenApiResponse(description="missing or wrong signature: nothing was stored"),
+            404: _not_found,
+        },
+        description=(
+            "A message (`type: message`) opens or reuses the session of its conversation and "
+            "is handed to the agent: 202 with the task; the same `message_id` delivered again "
+            "is accepted and answered once. A mention (`type: mention`) is stored for the "
+            "agent's `agents.reply` runs: 201, or 200 when it was delivered before."
+        ),
+    )
+    def post(self, request: Request, slug: str) -> Response:
+        agent = _agent(slug)  # slugs are public: a 404 here tells nothing a secret protects
+        try:
+            raw = request._request.body
+        except RequestDataTooBig as exc:
+            raise BodyTooLarge() from exc
+        # Before the body is parsed or anything is stored: an unsigned request costs one HMAC.
+        if not signature_valid(agent.webhook_secret, raw, request.headers.get(HEADER)):
+            raise PermissionDenied(
+                f"missing or wrong {HEADER} header: sign the raw body with the agent's webhook "
+                "secret (sha256=<hex HMAC-SHA256>)"
+            )
+        data = _json_object(raw)
+        kind = InboundSerializer(data=data)
+        kind.is_valid(raise_exception=True)
+        if kind.validated_data["type"] == "mention":
+            return self._mention(agent, data)
+        return self._message(request, agent, data)
+
+    def _message(self, request: Request, agent: Agent, data: dict[str, Any]) -> Response:
+        body = InboundMessageSerializer(data=data)
+        body.is_valid(raise_exception=True)
+        fields = body.validated_data
+        try:
+            session = session_open(
+                agent=agent, channel=fields["channel"], external_id=fields["conversation"]
+            )
+        except AgentInputError as exc:
+            raise input_error(exc, {"external_id": "conversation"}) from exc
+        response = _dispatch(
+            request,
+            session=session,
+            text=fields["text"],
+            source=fields["channel"],
+            message_id=fields["message_id"],
+        )
+        response.data = {"session": session.pk, **response.data}
+        return response
+
+    def _mention(self, agent: Agent, data: dict[str, Any]) -> Response:
+        body = InboundMentionSerializer(data=data)
+        body.is_valid(raise_exception=True)
+        fields = body.validated_data
+        try:
+            mention, created = mention_receive(
+                agent=agent,
+                external_id=fields["mention_id"],
+                content=fields["text"],
+                author=fields["author"],
+                source=fields["source"],
+            )
+        except AgentInputError as exc:
+            raise input_error(exc, {"external_id": "mention_id", "content": "text"}) from exc
+        return Response(
+            {"created": created, "mention": _mention_payload(mention)},
+            status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,
+        )
+
+
+def _json_object(raw: bytes) -> dict[str, Any]:
+    try:
+        data = json.loads(raw)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise ParseError(f"malformed JSON: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ParseError(f"expected a JSON object, not {type(data).__name__}")
+    return data
+
+
+def _mention_payload(mention: Mention) -> dict[str, Any]:
+    return {
+        "id": mention.pk,
+        "source": mention.source,
+        "external_id": mention.external_id,
+        "author": mention.author,
+        "content": mention.content,
+        "received_at": mention.received_at.isoformat(),
+        "replied_at": mention.replied_at.isoformat() if mention.replied_at else None,
+    }
