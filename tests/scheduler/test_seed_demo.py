@@ -75,3 +75,15 @@ def test_it_adds_a_chat_agent_with_a_session_and_a_poster_with_a_daily_post():
         "agents.check_sessions_for_summarization": True,
         "agents.check_sessions_for_followups": True,
     }
+
+
+def test_it_says_once_that_nothing_goes_live_before_redis_runs(capsys, monkeypatch):
+    from scheduler.management.commands import seed_demo
+
+    monkeypatch.setattr(seed_demo, "_redis_answers", lambda: False)
+
+    call_command("seed_demo")
+
+    output = capsys.readouterr().out
+    assert output.startswith("Redis is not running yet")
+    assert "Created agent" in output

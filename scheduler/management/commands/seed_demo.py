@@ -2,19 +2,46 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.management.base import BaseCommand
+from redis.exceptions import RedisError
 
 from agents.demo import seed_demo_agents
 from scheduler.demo import seed_demo_schedules
+
+
+def _redis_answers() -> bool:
+    from scheduler.redis_connection import get_redis
+
+    try:
+        return bool(get_redis().ping())
+    except (RedisError, OSError):
+        return False
 
 
 class Command(BaseCommand):
     help = "Create demo agents and schedules that do not exist yet; never deletes anything."
 
     def handle(self, *args: Any, **options: Any) -> None:
-        created = [*seed_demo_agents(), *seed_demo_schedules()]
+        quiet: dict[str, int] = {}
+        if not _redis_answers():
+            # `make run` seeds before it starts the embedded Redis: the changes are stored and
+            # beat reads them when it starts, so the live notices are not missed. Say it once.
+            self.stdout.write("Redis is not running yet: nothing is sent live (beat reads it all).")
+            for name in ("scheduler.publisher", "scheduler.beat_changes"):
+                quiet[name] = logging.getLogger(name).level
+                logging.getLogger(name).setLevel(logging.ERROR)
+        try:
+            created = [*seed_demo_agents(), *seed_demo_schedules()]
+            if quiet:
+                from scheduler.publisher import publisher
+
+                publisher().flush(timeout=5)  # the log rows, while the warnings are quiet
+        finally:
+            for name, level in quiet.items():
+                logging.getLogger(name).setLevel(level)
         if not created:
             self.stdout.write("Demo data already present: nothing to do.")
             return
