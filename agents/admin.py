@@ -21,11 +21,15 @@ from django.utils.html import format_html
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
 from django_celery_beat.models import PeriodicTask
-from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError
 
 from agents.brains import BrainConfigError, validate_brain_config
 from agents.models import Agent, AgentSchedule, Mention, Message, Post, Session
+from agents.selectors import (
+    agent_schedule_of,
+    periodic_task_last_result,
+    session_latest_message_ids,
+)
 from agents.services import agent_schedules_set_enabled
 from scheduler.admin import PeriodicTaskAdmin, broker_down_message
 from scheduler.models import Source
@@ -146,12 +150,7 @@ class AgentScheduleInline(admin.TabularInline[AgentSchedule, Agent]):
 
     @admin.display(description="Last run")
     def last_run(self, obj: AgentSchedule) -> str:
-        result = (
-            TaskResult.objects.filter(periodic_task_name=obj.periodic_task.name)
-            .order_by("-date_created", "-pk")
-            .only("pk", "status", "date_done")
-            .first()
-        )
+        result = periodic_task_last_result(name=obj.periodic_task.name)
         ran_at = obj.periodic_task.last_run_at
         if result is None:
             return f"{localtime(ran_at):%Y-%m-%d %H:%M %Z}" if ran_at else "never"
@@ -263,11 +262,7 @@ class AgentAdmin(admin.ModelAdmin[Agent]):
             raise Http404(f"no agent with id {object_id!r}")
         if not self.has_schedules_permission(request):
             raise PermissionDenied
-        schedule = (
-            AgentSchedule.objects.select_related("periodic_task")
-            .filter(agent=agent, pk=schedule_id)
-            .first()
-        )
+        schedule = agent_schedule_of(agent=agent, schedule_id=schedule_id)
         if schedule is None:
             raise Http404(f"agent {agent.slug!r} has no schedule {schedule_id}")
         periodic_admin = self.admin_site._registry.get(PeriodicTask)
@@ -327,11 +322,7 @@ class MessageInline(admin.TabularInline[Message, Session]):
         match = request.resolver_match
         object_id = unquote(str(match.kwargs.get("object_id", ""))) if match else ""
         if object_id.isdigit():
-            latest = list(
-                Message.objects.filter(session_id=int(object_id))
-                .order_by("-created_at", "-id")
-                .values_list("pk", flat=True)[:MESSAGES_SHOWN]
-            )
+            latest = session_latest_message_ids(session_id=int(object_id), limit=MESSAGES_SHOWN)
             queryset = queryset.filter(pk__in=latest)
         return queryset.order_by("created_at", "id")
 

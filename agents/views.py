@@ -8,22 +8,24 @@ group (`/ws/events/?object=session:<id>`).
 
 from __future__ import annotations
 
-from typing import Any
-
 from django.conf import settings
 from django.contrib import messages
 from django.core.exceptions import PermissionDenied
-from django.db.models import Count, Prefetch
-from django.db.models.functions import Coalesce
-from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
-from django.shortcuts import get_object_or_404, render
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_POST
 
 from agents.api.permissions import ADD_MESSAGE, ADD_SESSION
-from agents.models import Agent, Message, Session
+from agents.models import Session
+from agents.selectors import (
+    agent_by_slug,
+    agents_with_recent_sessions,
+    session_by_id,
+    session_latest_messages,
+)
 from agents.services import AgentInputError, message_payload, session_open
 from scheduler.permissions import staff_has
 from scheduler.views import dashboard_access
@@ -35,23 +37,12 @@ EVENTS_BACKFILL = 50
 RECENT_SESSIONS = 10
 
 
-def _recent_first() -> Any:
-    # A session without messages yet counts from when it was opened.
-    return Coalesce("last_message_at", "created_at").desc()
-
-
 @require_GET
 @never_cache
 @dashboard_access()
 def agent_list(request: HttpRequest) -> HttpResponse:
-    recent = Session.objects.order_by(_recent_first(), "-id")[:RECENT_SESSIONS]
-    agents = (
-        Agent.objects.annotate(session_count=Count("sessions"))
-        .prefetch_related(Prefetch("sessions", queryset=recent, to_attr="recent_sessions"))
-        .order_by("name", "pk")
-    )
     context = {
-        "agents": agents,
+        "agents": agents_with_recent_sessions(recent=RECENT_SESSIONS),
         "recent_count": RECENT_SESSIONS,
         "can_start": staff_has(request.user, ADD_SESSION),
     }
@@ -64,7 +55,9 @@ def chat_start(request: HttpRequest, slug: str) -> HttpResponse:
     """A new web session with the agent, then its chat page ("New chat")."""
     if not staff_has(request.user, ADD_SESSION):
         raise PermissionDenied(f"a new chat needs {ADD_SESSION}")
-    agent = get_object_or_404(Agent, slug=slug)
+    agent = agent_by_slug(slug=slug)
+    if agent is None:
+        raise Http404(f"no agent with the slug {slug!r}")
     try:
         session = session_open(agent=agent, channel=Session.Channel.WEB, user=request.user)
     except AgentInputError as exc:
@@ -77,11 +70,10 @@ def chat_start(request: HttpRequest, slug: str) -> HttpResponse:
 @never_cache
 @dashboard_access()
 def chat(request: HttpRequest, session_id: str) -> HttpResponse:
-    session = get_object_or_404(Session.objects.select_related("agent", "user"), pk=session_id)
-    latest = list(
-        Message.objects.filter(session=session).order_by("-created_at", "-id")[: MESSAGES_SHOWN + 1]
-    )
-    shown = list(reversed(latest[:MESSAGES_SHOWN]))
+    session = session_by_id(session_id=int(session_id))
+    if session is None:
+        raise Http404(f"no session with id {session_id}")
+    shown, older_hidden = session_latest_messages(session_id=session.pk, limit=MESSAGES_SHOWN)
     can_send = staff_has(request.user, ADD_MESSAGE)
     is_open = session.status == Session.Status.OPEN
     config = {
@@ -98,7 +90,7 @@ def chat(request: HttpRequest, session_id: str) -> HttpResponse:
         "session": session,
         "agent": session.agent,
         "chat_messages": [message_payload(m) | {"at": m.created_at} for m in shown],
-        "older_hidden": len(latest) > MESSAGES_SHOWN,
+        "older_hidden": older_hidden,
         "can_send": can_send,
         "is_open": is_open,
         "config": config,

@@ -4,14 +4,19 @@ import os
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from django.conf import settings
+from rest_framework.test import APIClient
 
 from config.settings import test as test_settings
 from scheduler.redis_connection import get_redis
 from scheduler.stack import embedded_redis_argv, redis_answers
 from scheduler.supervisor import ManagedProcess, ProcessSpec
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, require_chromium
+from tests.clients import api_client
+from tests.factories import user_with
 from tests.processes import RunningProcess, start_beat, start_worker, wait_for
 
 
@@ -91,3 +96,36 @@ def celery_beat(celery_worker: RunningProcess, run_dir: Path) -> Iterator[Runnin
         yield beat
     finally:
         beat.stop()
+
+
+@pytest.fixture(scope="module")
+def web_server(celery_worker: RunningProcess, run_dir: Path) -> Iterator[LiveServer]:
+    """The real web server (daphne, see tests/browser.py) with a real worker behind it."""
+    server = LiveServer(log_dir=run_dir)
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    """The system's headless Chromium, driven by Playwright (see tests/browser.py)."""
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        chromium = playwright.chromium.launch(
+            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
+        )
+        try:
+            yield chromium
+        finally:
+            chromium.close()
+
+
+@pytest.fixture
+def api_admin() -> APIClient:
+    """An API client signed in as a superuser."""
+    return api_client(user_with(superuser=True))

@@ -6,7 +6,7 @@ from typing import Any
 
 import factory
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Permission, User
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
@@ -23,6 +23,20 @@ class UserFactory(factory.django.DjangoModelFactory[User]):
     email = factory.LazyAttribute(lambda user: f"{user.username}@example.com")
     is_staff = True
     password = factory.django.Password("correct horse battery staple")
+
+
+def permission_named(name: str) -> Permission:
+    """'app_label.codename' -> its Permission row."""
+    app_label, codename = name.split(".")
+    return Permission.objects.get(content_type__app_label=app_label, codename=codename)
+
+
+def user_with(*permissions: str, staff: bool = True, superuser: bool = False) -> User:
+    """A user holding the permissions named ('app_label.codename')."""
+    user = UserFactory.create(is_staff=staff, is_superuser=superuser)
+    for name in permissions:
+        user.user_permissions.add(permission_named(name))
+    return user
 
 
 class TaskResultFactory(factory.django.DjangoModelFactory[TaskResult]):

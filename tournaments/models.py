@@ -105,6 +105,9 @@ class Decision(models.Model):
             )
         ]
 
+    def __str__(self) -> str:
+        return f"{self.entry} at tick {self.tick}"
+
 
 class Trade(models.Model):
     class Side(models.TextChoices):
@@ -139,3 +142,6 @@ class EquitySnapshot(models.Model):
     class Meta:
         ordering = ["entry", "at"]
         indexes = [models.Index(fields=["entry", "at"])]
+
+    def __str__(self) -> str:
+        return f"{self.entry}: {self.equity} at tick {self.tick}"

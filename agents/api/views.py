@@ -7,7 +7,6 @@ from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
-from django.db.models import QuerySet
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
@@ -42,7 +41,8 @@ from agents.api.serializers import (
 )
 from agents.dispatch import dispatch_message
 from agents.errors import PermanentError, RetryableError
-from agents.models import Agent, Mention, Message, Session
+from agents.models import Agent, Mention, Session
+from agents.selectors import agent_by_slug, session_by_id, session_messages, sessions_listed
 from agents.services import AgentInputError, mention_receive, message_payload, session_open
 from agents.signatures import HEADER, signature_valid
 from scheduler.api.permissions import StaffPermission
@@ -89,14 +89,14 @@ class AgentFailed(APIException):
 
 
 def _agent(slug: str) -> Agent:
-    agent = Agent.objects.filter(slug=slug).first()
+    agent = agent_by_slug(slug=slug)
     if agent is None:
         raise NotFound(f"no agent with the slug {slug!r}")
     return agent
 
 
 def _session(session_id: int | str) -> Session:
-    session = Session.objects.select_related("agent").filter(pk=int(session_id)).first()
+    session = session_by_id(session_id=int(session_id))
     if session is None:
         raise NotFound(f"no session with id {session_id}")
     return session
@@ -141,19 +141,10 @@ class SessionListView(APIView):
     def get(self, request: Request) -> Response:
         query = SessionListQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        filters = {
-            key: value
-            for key, value in (
-                ("agent__slug", query.validated_data.get("agent")),
-                ("channel", query.validated_data.get("channel")),
-                ("status", query.validated_data.get("status")),
-            )
-            if value
-        }
-        sessions: QuerySet[Session] = (
-            Session.objects.select_related("agent")
-            .filter(**filters)
-            .order_by("-last_message_at", "-id")
+        sessions = sessions_listed(
+            agent_slug=query.validated_data.get("agent"),
+            channel=query.validated_data.get("channel"),
+            status=query.validated_data.get("status"),
         )
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(sessions, request, view=self)
@@ -173,7 +164,7 @@ class SessionListView(APIView):
         body = SessionOpenSerializer(data=request.data)
         body.is_valid(raise_exception=True)
         slug = body.validated_data["agent"]
-        agent = Agent.objects.filter(slug=slug).first()
+        agent = agent_by_slug(slug=slug)
         if agent is None:
             raise serializers.ValidationError({"agent": [f"no agent with the slug {slug!r}"]})
         try:
@@ -210,9 +201,7 @@ class SessionMessagesView(APIView):
     )
     def get(self, request: Request, session_id: str) -> Response:
         session = _session(session_id)
-        messages: QuerySet[Message] = Message.objects.filter(session=session).order_by(
-            "created_at", "id"
-        )
+        messages = session_messages(session_id=session.pk)
         paginator = self.pagination_class()
         page = paginator.paginate_queryset(messages, request, view=self) or []
         return paginator.get_paginated_response([message_payload(m) for m in page])

@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
@@ -18,7 +17,8 @@ from agents import services
 from agents.admin import masked
 from agents.models import Agent, AgentSchedule, Mention, Post, Session
 from scheduler.models import AuditEntry
-from tests.factories import UserFactory, make_schedule
+from tests.clients import client_for
+from tests.factories import make_schedule, user_with
 
 pytestmark = pytest.mark.django_db
 
@@ -26,25 +26,9 @@ CHANGELIST = reverse("admin:agents_agent_changelist")
 ADD = reverse("admin:agents_agent_add")
 
 
-def _user(*permissions: str, superuser: bool = False) -> Any:
-    user = UserFactory.create(is_staff=True, is_superuser=superuser)
-    for name in permissions:
-        app_label, codename = name.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        )
-    return user
-
-
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
-
-
 @pytest.fixture
 def admin() -> Client:
-    return _client(_user(superuser=True))
+    return client_for(user_with(superuser=True))
 
 
 def _agent(name: str = "Poster", **fields: Any) -> Agent:
@@ -212,8 +196,10 @@ def test_it_runs_only_the_agents_own_schedules_and_only_by_post(admin):
 def test_it_needs_the_periodic_task_permission_to_run_a_schedule():
     agent = _agent()
     schedule = _schedule(agent, "poster morning")
-    client = _client(
-        _user("agents.view_agent", "agents.change_agent", "django_celery_beat.view_periodictask")
+    client = client_for(
+        user_with(
+            "agents.view_agent", "agents.change_agent", "django_celery_beat.view_periodictask"
+        )
     )
 
     page = client.get(reverse("admin:agents_agent_change", args=[agent.pk])).content.decode()
@@ -253,9 +239,11 @@ def test_it_pauses_and_resumes_all_schedules_of_the_selected_agents(admin):
 
 def test_it_offers_pause_and_resume_only_with_the_periodic_task_permission():
     _agent()
-    without = _client(_user("agents.view_agent", "agents.change_agent"))
-    allowed = _client(
-        _user("agents.view_agent", "agents.change_agent", "django_celery_beat.change_periodictask")
+    without = client_for(user_with("agents.view_agent", "agents.change_agent"))
+    allowed = client_for(
+        user_with(
+            "agents.view_agent", "agents.change_agent", "django_celery_beat.change_periodictask"
+        )
     )
 
     assert "pause_schedules" not in without.get(CHANGELIST).content.decode()

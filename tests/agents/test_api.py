@@ -11,7 +11,6 @@ import json
 from typing import Any
 
 import pytest
-from django.contrib.auth.models import Permission
 from rest_framework.authtoken.models import Token
 from rest_framework.test import APIClient
 
@@ -19,37 +18,14 @@ from agents import services
 from agents.models import Agent, Mention, Message, Post, Session
 from agents.signatures import sign
 from scheduler.models import TaskEvent
-from tests.factories import UserFactory
+from tests.clients import api_client, response_json
+from tests.factories import user_with
 
 pytestmark = pytest.mark.django_db
 
 SECRET = "inbound-secret-for-tests"
 
 # --- Helpers -------------------------------------------------------------------------------------
-
-
-def _permission(name: str) -> Permission:
-    app_label, codename = name.split(".")
-    return Permission.objects.get(content_type__app_label=app_label, codename=codename)
-
-
-def _user(*permissions: str, staff: bool = True, superuser: bool = False) -> Any:
-    user = UserFactory.create(is_staff=staff, is_superuser=superuser)
-    for name in permissions:
-        user.user_permissions.add(_permission(name))
-    return user
-
-
-def _client(user: Any = None, **kwargs: Any) -> APIClient:
-    client = APIClient(**kwargs)
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-def _json(response: Any) -> Any:
-    assert response["Content-Type"].startswith("application/json"), response.content[:200]
-    return json.loads(response.content)
 
 
 def _agent(name: str = "Helper", **fields: Any) -> Agent:
@@ -61,11 +37,6 @@ def _agent(name: str = "Helper", **fields: Any) -> Agent:
 
 def _session(agent: Agent | None = None, **fields: Any) -> Session:
     return services.session_open(agent=agent or _agent(), **fields)
-
-
-@pytest.fixture
-def admin() -> APIClient:
-    return _client(_user(superuser=True))
 
 
 @pytest.fixture
@@ -131,20 +102,20 @@ def test_it_answers_401_json_to_anonymous_callers_on_every_endpoint():
         response = _call(APIClient(), method, path, body)
 
         assert response.status_code == 401, (method, path, response.content)
-        assert "credentials were not provided" in _json(response)["detail"]
+        assert "credentials were not provided" in response_json(response)["detail"]
     assert Message.objects.count() == 0
 
 
 def test_it_answers_403_json_to_users_who_are_not_staff():
     agent = _agent()
     session = _session(agent)
-    client = _client(_user(staff=False))
+    client = api_client(user_with(staff=False))
 
     for method, path, body in _endpoints(agent, session):
         response = _call(client, method, path, body)
 
         assert response.status_code == 403, (method, path, response.content)
-        assert _json(response)["detail"]
+        assert response_json(response)["detail"]
 
 
 @pytest.mark.parametrize(
@@ -160,21 +131,21 @@ def test_it_answers_403_to_staff_without_the_permission_a_write_needs(
 ):
     agent = _agent()
     session = _session(agent)
-    client = _client(_user())  # staff, no permissions: may read only
+    client = api_client(user_with())  # staff, no permissions: may read only
 
     fill = {"agent": agent.slug, "session": session.pk}
     body = {key: value.format(**fill) for key, value in body.items()}
     response = _call(client, method, path.format(**fill), body)
 
     assert response.status_code == 403, response.content
-    assert permission in _json(response)["detail"]
+    assert permission in response_json(response)["detail"]
     assert Session.objects.count() == 1
     assert Message.objects.count() == 0
 
 
 def test_it_lets_staff_read_without_any_permission():
     session = _session()
-    client = _client(_user())
+    client = api_client(user_with())
 
     for path in (
         "/api/sessions/",
@@ -188,12 +159,12 @@ def test_it_lets_staff_write_with_exactly_the_permission_it_needs(
     celery_off, django_capture_on_commit_callbacks
 ):
     agent = _agent()
-    opener = _client(_user("agents.add_session"))
-    talker = _client(_user("agents.add_message"))
-    runner = _client(_user("scheduler.run_tasks"))
+    opener = api_client(user_with("agents.add_session"))
+    talker = api_client(user_with("agents.add_message"))
+    runner = api_client(user_with("scheduler.run_tasks"))
 
     opened = opener.post("/api/sessions/", {"agent": agent.slug}, format="json")
-    session_id = _json(opened)["id"]
+    session_id = response_json(opened)["id"]
     said = talker.post(f"/api/sessions/{session_id}/messages/", {"text": "hi"}, format="json")
     with django_capture_on_commit_callbacks(execute=False):
         ran = runner.post(
@@ -211,7 +182,7 @@ def test_it_lets_staff_write_with_exactly_the_permission_it_needs(
 
 def test_it_authenticates_with_a_token_and_needs_no_csrf_token_then(celery_off):
     session = _session()
-    token = Token.objects.create(user=_user(superuser=True))
+    token = Token.objects.create(user=user_with(superuser=True))
     client = APIClient(enforce_csrf_checks=True)
 
     response = client.post(
@@ -226,24 +197,24 @@ def test_it_authenticates_with_a_token_and_needs_no_csrf_token_then(celery_off):
 
 def test_it_enforces_csrf_on_session_writes(celery_off):
     session = _session()
-    client = _client(_user(superuser=True), enforce_csrf_checks=True)
+    client = api_client(user_with(superuser=True), enforce_csrf_checks=True)
 
     response = client.post(f"/api/sessions/{session.pk}/messages/", {"text": "hi"}, format="json")
 
     assert response.status_code == 403
-    assert "CSRF" in _json(response)["detail"]
+    assert "CSRF" in response_json(response)["detail"]
     assert Message.objects.count() == 0
 
 
 # --- Sessions ------------------------------------------------------------------------------------
 
 
-def test_it_opens_a_web_session_for_the_caller(admin):
+def test_it_opens_a_web_session_for_the_caller(api_admin):
     agent = _agent()
 
-    response = admin.post("/api/sessions/", {"agent": agent.slug}, format="json")
+    response = api_admin.post("/api/sessions/", {"agent": agent.slug}, format="json")
 
-    body = _json(response)
+    body = response_json(response)
     assert response.status_code == 201, body
     session = Session.objects.get()
     assert body["id"] == session.pk
@@ -260,12 +231,12 @@ def test_it_opens_a_web_session_for_the_caller(admin):
     assert session.user.is_superuser
 
 
-def test_it_answers_the_same_session_for_the_same_external_conversation(admin):
+def test_it_answers_the_same_session_for_the_same_external_conversation(api_admin):
     agent = _agent()
     body = {"agent": agent.slug, "channel": "telegram", "external_id": "chat-7"}
 
-    first = _json(admin.post("/api/sessions/", body, format="json"))
-    again = _json(admin.post("/api/sessions/", body, format="json"))
+    first = response_json(api_admin.post("/api/sessions/", body, format="json"))
+    again = response_json(api_admin.post("/api/sessions/", body, format="json"))
 
     assert first["id"] == again["id"]
     assert first["channel"] == "telegram"
@@ -286,58 +257,58 @@ def test_it_answers_the_same_session_for_the_same_external_conversation(admin):
         ({"agent": "{agent}", "colour": "blue"}, "colour", "not a field"),
     ],
 )
-def test_it_names_the_field_of_a_bad_session_request(admin, body, field, words):
+def test_it_names_the_field_of_a_bad_session_request(api_admin, body, field, words):
     agent = _agent()
     body = {
         key: value.format(agent=agent.slug) if isinstance(value, str) else value
         for key, value in body.items()
     }
 
-    response = admin.post("/api/sessions/", body, format="json")
+    response = api_admin.post("/api/sessions/", body, format="json")
 
-    errors = _json(response)
+    errors = response_json(response)
     assert response.status_code == 400, errors
     assert words in " ".join(errors[field])
     assert Session.objects.count() == 0
 
 
-def test_it_refuses_a_session_with_a_paused_agent(admin):
+def test_it_refuses_a_session_with_a_paused_agent(api_admin):
     agent = _agent(is_active=False)
 
-    response = admin.post("/api/sessions/", {"agent": agent.slug}, format="json")
+    response = api_admin.post("/api/sessions/", {"agent": agent.slug}, format="json")
 
     assert response.status_code == 400
-    assert "paused" in _json(response)["agent"][0]
+    assert "paused" in response_json(response)["agent"][0]
     assert Session.objects.count() == 0
 
 
 @pytest.mark.parametrize("raw", ["{not json", "[1, 2]", '"text"'])
-def test_it_answers_malformed_or_non_object_bodies_with_a_400_on_body(admin, raw):
-    response = admin.post("/api/sessions/", raw, content_type="application/json")
+def test_it_answers_malformed_or_non_object_bodies_with_a_400_on_body(api_admin, raw):
+    response = api_admin.post("/api/sessions/", raw, content_type="application/json")
 
     assert response.status_code == 400
-    assert set(_json(response)) == {"body"}
+    assert set(response_json(response)) == {"body"}
 
 
-def test_it_lists_sessions_filtered_by_agent(admin):
+def test_it_lists_sessions_filtered_by_agent(api_admin):
     first, second = _agent("First"), _agent("Second")
     mine = _session(first)
     _session(second)
 
-    response = admin.get(f"/api/sessions/?agent={first.slug}")
+    response = api_admin.get(f"/api/sessions/?agent={first.slug}")
 
-    body = _json(response)
+    body = response_json(response)
     assert response.status_code == 200
     assert body["count"] == 1
     assert [row["id"] for row in body["results"]] == [mine.pk]
-    assert _json(admin.get("/api/sessions/?status=closed"))["count"] == 0
-    assert "status" in _json(admin.get("/api/sessions/?status=asleep"))
+    assert response_json(api_admin.get("/api/sessions/?status=closed"))["count"] == 0
+    assert "status" in response_json(api_admin.get("/api/sessions/?status=asleep"))
 
 
-def test_it_shows_one_session(admin):
+def test_it_shows_one_session(api_admin):
     session = _session()
 
-    body = _json(admin.get(f"/api/sessions/{session.pk}/"))
+    body = response_json(api_admin.get(f"/api/sessions/{session.pk}/"))
 
     assert body["id"] == session.pk
     assert body["url"].endswith(f"/api/sessions/{session.pk}/")
@@ -352,30 +323,30 @@ def test_it_shows_one_session(admin):
         "/api/sessions/abc/messages/",
     ],
 )
-def test_it_answers_404_json_for_an_unknown_session(admin, path):
-    get = admin.get(path)
-    post = admin.post(path, {"text": "hi"}, format="json")
+def test_it_answers_404_json_for_an_unknown_session(api_admin, path):
+    get = api_admin.get(path)
+    post = api_admin.post(path, {"text": "hi"}, format="json")
 
     assert get.status_code == 404
     assert post.status_code in (404, 405)
-    assert _json(get)["detail"]
-    assert _json(post)["detail"]
+    assert response_json(get)["detail"]
+    assert response_json(post)["detail"]
 
 
 # --- Messages ------------------------------------------------------------------------------------
 
 
 def test_it_queues_a_message_for_a_worker_and_answers_202(
-    admin, celery_on, django_capture_on_commit_callbacks
+    api_admin, celery_on, django_capture_on_commit_callbacks
 ):
     session = _session()
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = admin.post(
+        response = api_admin.post(
             f"/api/sessions/{session.pk}/messages/", {"text": "Hello"}, format="json"
         )
 
-    body = _json(response)
+    body = response_json(response)
     assert response.status_code == 202, body
     assert body["queued"] is True
     assert body["task_id"]
@@ -386,7 +357,7 @@ def test_it_queues_a_message_for_a_worker_and_answers_202(
 
 
 def test_it_sends_the_queued_task_with_the_session_and_a_scoped_idempotency_key(
-    admin, celery_on, django_capture_on_commit_callbacks, monkeypatch
+    api_admin, celery_on, django_capture_on_commit_callbacks, monkeypatch
 ):
     from agents import tasks
 
@@ -397,13 +368,13 @@ def test_it_sends_the_queued_task_with_the_session_and_a_scoped_idempotency_key(
     session = _session()
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin.post(
+        response = api_admin.post(
             f"/api/sessions/{session.pk}/messages/",
             {"text": "Hello", "message_id": "m-1", "source": "app"},
             format="json",
         )
 
-    body = _json(response)
+    body = response_json(response)
     assert len(sent) == 1
     assert sent[0]["task_id"] == body["task_id"]
     assert sent[0]["kwargs"]["session_id"] == session.pk
@@ -412,12 +383,14 @@ def test_it_sends_the_queued_task_with_the_session_and_a_scoped_idempotency_key(
     assert sent[0]["headers"] == {"scheduler_object": f"session:{session.pk}"}
 
 
-def test_it_answers_at_once_without_celery(admin, celery_off):
+def test_it_answers_at_once_without_celery(api_admin, celery_off):
     session = _session()
 
-    response = admin.post(f"/api/sessions/{session.pk}/messages/", {"text": "Hello"}, format="json")
+    response = api_admin.post(
+        f"/api/sessions/{session.pk}/messages/", {"text": "Hello"}, format="json"
+    )
 
-    body = _json(response)
+    body = response_json(response)
     assert response.status_code == 200, body
     assert body["queued"] is False
     assert body["task_id"] is None
@@ -433,12 +406,16 @@ def test_it_answers_at_once_without_celery(admin, celery_off):
     assert events.count() == 2
 
 
-def test_it_stores_and_answers_a_message_delivered_twice_once(admin, celery_off):
+def test_it_stores_and_answers_a_message_delivered_twice_once(api_admin, celery_off):
     session = _session()
     url = f"/api/sessions/{session.pk}/messages/"
 
-    first = _json(admin.post(url, {"text": "Hello", "message_id": "abc"}, format="json"))
-    again = _json(admin.post(url, {"text": "Hello", "message_id": "abc"}, format="json"))
+    first = response_json(
+        api_admin.post(url, {"text": "Hello", "message_id": "abc"}, format="json")
+    )
+    again = response_json(
+        api_admin.post(url, {"text": "Hello", "message_id": "abc"}, format="json")
+    )
 
     assert again["duplicate"] is True
     assert again["message"]["id"] == first["message"]["id"]
@@ -447,17 +424,17 @@ def test_it_stores_and_answers_a_message_delivered_twice_once(admin, celery_off)
     assert Message.objects.filter(role="assistant").count() == 1
 
 
-def test_it_keeps_the_same_message_id_of_two_sessions_apart(admin, celery_off):
+def test_it_keeps_the_same_message_id_of_two_sessions_apart(api_admin, celery_off):
     agent = _agent()
     one, other = _session(agent), _session(agent)
 
     for session in (one, other):
-        response = admin.post(
+        response = api_admin.post(
             f"/api/sessions/{session.pk}/messages/",
             {"text": "Hello", "message_id": "1"},
             format="json",
         )
-        assert _json(response)["duplicate"] is False
+        assert response_json(response)["duplicate"] is False
 
     assert Message.objects.filter(session=one).count() == 2
     assert Message.objects.filter(session=other).count() == 2
@@ -477,38 +454,40 @@ def test_it_keeps_the_same_message_id_of_two_sessions_apart(admin, celery_off):
         ({"text": "hi", "tone": "warm"}, "tone", "not a field"),
     ],
 )
-def test_it_names_the_field_of_a_bad_message(admin, celery_off, settings, body, field, words):
+def test_it_names_the_field_of_a_bad_message(api_admin, celery_off, settings, body, field, words):
     settings.AGENT_MESSAGE_MAX_LENGTH = 10
     session = _session()
 
-    response = admin.post(f"/api/sessions/{session.pk}/messages/", body, format="json")
+    response = api_admin.post(f"/api/sessions/{session.pk}/messages/", body, format="json")
 
-    errors = _json(response)
+    errors = response_json(response)
     assert response.status_code == 400, errors
     assert words in " ".join(errors[field])
     assert Message.objects.count() == 0
 
 
-def test_it_refuses_a_message_to_a_closed_session(admin, celery_off):
+def test_it_refuses_a_message_to_a_closed_session(api_admin, celery_off):
     session = _session()
     Session.objects.filter(pk=session.pk).update(status=Session.Status.CLOSED)
 
-    response = admin.post(f"/api/sessions/{session.pk}/messages/", {"text": "hi"}, format="json")
+    response = api_admin.post(
+        f"/api/sessions/{session.pk}/messages/", {"text": "hi"}, format="json"
+    )
 
     assert response.status_code == 400
-    assert "closed" in _json(response)["session"][0]
+    assert "closed" in response_json(response)["session"][0]
     assert Message.objects.count() == 0
 
 
-def test_it_lists_messages_oldest_first_in_pages(admin, celery_off):
+def test_it_lists_messages_oldest_first_in_pages(api_admin, celery_off):
     session = _session()
     for text in ("one", "two"):
         services.message_answer(
             message=services.message_receive(session=session, content=text).message
         )
 
-    first = _json(admin.get(f"/api/sessions/{session.pk}/messages/?page_size=3"))
-    second = _json(admin.get(first["next"]))
+    first = response_json(api_admin.get(f"/api/sessions/{session.pk}/messages/?page_size=3"))
+    second = response_json(api_admin.get(first["next"]))
 
     assert first["count"] == 4
     assert len(first["results"]) == 3
@@ -538,18 +517,18 @@ def test_it_lists_messages_oldest_first_in_pages(admin, celery_off):
 
 
 def test_it_queues_a_post_run_with_the_agent_from_the_url(
-    admin, celery_on, django_capture_on_commit_callbacks
+    api_admin, celery_on, django_capture_on_commit_callbacks
 ):
     agent = _agent()
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
-        response = admin.post(
+        response = api_admin.post(
             f"/api/agents/{agent.slug}/run/",
             {"action": "post", "params": {"topic": "weather"}},
             format="json",
         )
 
-    body = _json(response)
+    body = response_json(response)
     assert response.status_code == 202, body
     assert body["status"] == "queued"
     assert body["url"].endswith(f"/api/tasks/{body['task_id']}/")
@@ -557,12 +536,12 @@ def test_it_queues_a_post_run_with_the_agent_from_the_url(
 
 
 def test_it_runs_the_post_in_the_caller_without_celery(
-    admin, celery_off, django_capture_on_commit_callbacks
+    api_admin, celery_off, django_capture_on_commit_callbacks
 ):
     agent = _agent()
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin.post(
+        response = api_admin.post(
             f"/api/agents/{agent.slug}/run/",
             {"action": "post", "params": {"topic": "weather"}},
             format="json",
@@ -572,16 +551,18 @@ def test_it_runs_the_post_in_the_caller_without_celery(
     post = Post.objects.get()
     assert post.agent == agent
     assert post.topic == "weather"
-    assert post.task_id == _json(response)["task_id"]
+    assert post.task_id == response_json(response)["task_id"]
 
 
 def test_it_queues_a_reply_run_with_its_defaults(
-    admin, celery_on, django_capture_on_commit_callbacks
+    api_admin, celery_on, django_capture_on_commit_callbacks
 ):
     agent = _agent()
 
     with django_capture_on_commit_callbacks(execute=False):
-        response = admin.post(f"/api/agents/{agent.slug}/run/", {"action": "reply"}, format="json")
+        response = api_admin.post(
+            f"/api/agents/{agent.slug}/run/", {"action": "reply"}, format="json"
+        )
 
     assert response.status_code == 202, response.content
 
@@ -601,24 +582,24 @@ def test_it_queues_a_reply_run_with_its_defaults(
         ({"action": "post", "queue": "llm"}, "queue", "not a field"),
     ],
 )
-def test_it_names_the_field_of_a_bad_run(admin, celery_on, body, field, words):
+def test_it_names_the_field_of_a_bad_run(api_admin, celery_on, body, field, words):
     agent = _agent()
 
-    response = admin.post(f"/api/agents/{agent.slug}/run/", body, format="json")
+    response = api_admin.post(f"/api/agents/{agent.slug}/run/", body, format="json")
 
-    errors = _json(response)
+    errors = response_json(response)
     assert response.status_code == 400, errors
     assert words in " ".join(errors[field])
     assert not TaskEvent.objects.filter(type="task.queued").exists()
 
 
 def test_it_accepts_the_agent_in_params_when_it_is_the_urls(
-    admin, celery_on, django_capture_on_commit_callbacks
+    api_admin, celery_on, django_capture_on_commit_callbacks
 ):
     agent = _agent()
 
     with django_capture_on_commit_callbacks(execute=False):
-        response = admin.post(
+        response = api_admin.post(
             f"/api/agents/{agent.slug}/run/",
             {"action": "post", "params": {"topic": "t", "agent": agent.slug}},
             format="json",
@@ -627,24 +608,24 @@ def test_it_accepts_the_agent_in_params_when_it_is_the_urls(
     assert response.status_code == 202
 
 
-def test_it_answers_404_to_a_run_of_an_unknown_agent(admin):
-    response = admin.post("/api/agents/nobody/run/", {"action": "post"}, format="json")
+def test_it_answers_404_to_a_run_of_an_unknown_agent(api_admin):
+    response = api_admin.post("/api/agents/nobody/run/", {"action": "post"}, format="json")
 
     assert response.status_code == 404
-    assert "nobody" in _json(response)["detail"]
+    assert "nobody" in response_json(response)["detail"]
 
 
-def test_it_refuses_to_run_a_paused_agent(admin):
+def test_it_refuses_to_run_a_paused_agent(api_admin):
     agent = _agent(is_active=False)
 
-    response = admin.post(
+    response = api_admin.post(
         f"/api/agents/{agent.slug}/run/",
         {"action": "post", "params": {"topic": "t"}},
         format="json",
     )
 
     assert response.status_code == 400
-    assert "paused" in _json(response)["agent"][0]
+    assert "paused" in response_json(response)["agent"][0]
 
 
 # --- Inbound webhooks ----------------------------------------------------------------------------
@@ -664,7 +645,7 @@ def test_it_opens_the_conversations_session_and_queues_a_signed_message(
     with django_capture_on_commit_callbacks(execute=True):
         response = _inbound(agent.slug, _message())
 
-    body = _json(response)
+    body = response_json(response)
     assert response.status_code == 202, body
     session = Session.objects.get()
     assert (session.agent, session.channel, session.external_id) == (agent, "telegram", "chat-42")
@@ -682,7 +663,7 @@ def test_it_stores_and_answers_a_signed_message_without_celery(celery_off):
 
     response = _inbound(agent.slug, _message())
 
-    body = _json(response)
+    body = response_json(response)
     assert response.status_code == 200, body
     assert body["reply"]["role"] == "assistant"
     assert Message.objects.filter(session__external_id="chat-42").count() == 2
@@ -695,7 +676,7 @@ def test_it_answers_a_message_delivered_twice_once(celery_off):
     again = _inbound(agent.slug, _message())
 
     assert (first.status_code, again.status_code) == (200, 200)
-    assert _json(again)["duplicate"] is True
+    assert response_json(again)["duplicate"] is True
     assert Session.objects.count() == 1
     assert Message.objects.filter(role="user").count() == 1
     assert Message.objects.filter(role="assistant").count() == 1
@@ -750,14 +731,14 @@ def test_it_refuses_a_message_without_the_right_signature_and_stores_nothing(
         )
 
     assert (message.status_code, mention.status_code) == (403, 403)
-    assert "X-Agent-Signature" in _json(message)["detail"]
+    assert "X-Agent-Signature" in response_json(message)["detail"]
     assert _counts() == (0, 0, 0)
     assert callbacks == []
 
 
 def test_it_refuses_an_unsigned_request_even_with_a_staff_session(celery_on):
     agent = _agent()
-    client = _client(_user(superuser=True))
+    client = api_client(user_with(superuser=True))
 
     response = client.post(f"/api/inbound/{agent.slug}/", _message(), format="json")
 
@@ -778,7 +759,7 @@ def test_it_needs_no_csrf_token_for_a_signed_delivery(
 ):
     agent = _agent()
     body = json.dumps(_message()).encode()
-    client = _client(_user(superuser=True), enforce_csrf_checks=True)
+    client = api_client(user_with(superuser=True), enforce_csrf_checks=True)
 
     with django_capture_on_commit_callbacks(execute=False):
         response = client.post(
@@ -795,7 +776,7 @@ def test_it_answers_404_json_for_an_unknown_agent():
     response = _inbound("nobody", _message())
 
     assert response.status_code == 404
-    assert "nobody" in _json(response)["detail"]
+    assert "nobody" in response_json(response)["detail"]
 
 
 @pytest.mark.parametrize(
@@ -822,7 +803,7 @@ def test_it_names_what_is_wrong_with_a_signed_delivery_and_stores_nothing(celery
 
     response = _inbound(agent.slug, None, raw=raw)
 
-    errors = _json(response)
+    errors = response_json(response)
     assert response.status_code == 400, errors
     assert field in errors
     assert _counts() == (0, 0, 0)
@@ -835,7 +816,7 @@ def test_it_refuses_a_message_longer_than_allowed_before_opening_a_session(celer
     response = _inbound(agent.slug, _message(text="far too long"))
 
     assert response.status_code == 400
-    assert "at most 5" in _json(response)["text"][0]
+    assert "at most 5" in response_json(response)["text"][0]
     assert _counts() == (0, 0, 0)
 
 
@@ -845,7 +826,7 @@ def test_it_refuses_a_message_to_a_paused_agent(celery_off):
     response = _inbound(agent.slug, _message())
 
     assert response.status_code == 400
-    assert "paused" in _json(response)["agent"][0]
+    assert "paused" in response_json(response)["agent"][0]
     assert _counts() == (0, 0, 0)
 
 
@@ -857,8 +838,8 @@ def test_it_stores_a_mention_once():
     again = _inbound(agent.slug, mention)
 
     assert (first.status_code, again.status_code) == (201, 200)
-    assert _json(first)["created"] is True
-    assert _json(again)["created"] is False
+    assert response_json(first)["created"] is True
+    assert response_json(again)["created"] is False
     stored = Mention.objects.get()
     assert (stored.agent, stored.external_id, stored.author, stored.content, stored.source) == (
         agent,
@@ -867,14 +848,14 @@ def test_it_stores_a_mention_once():
         "Hi @helper",
         "webhook",
     )
-    assert _json(first)["mention"]["id"] == stored.pk
+    assert response_json(first)["mention"]["id"] == stored.pk
 
 
 # --- Schema --------------------------------------------------------------------------------------
 
 
-def test_the_openapi_schema_lists_the_agents_endpoints(admin):
-    response = admin.get("/api/schema/?format=json")
+def test_the_openapi_schema_lists_the_agents_endpoints(api_admin):
+    response = api_admin.get("/api/schema/?format=json")
 
     schema = json.loads(response.content)
     paths = {path: set(ops) - {"parameters"} for path, ops in schema["paths"].items()}

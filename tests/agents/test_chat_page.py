@@ -7,37 +7,27 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import Permission
 from django.test import Client
 
 from agents import services
 from agents.models import Agent, Message, Session
-from tests.factories import UserFactory
+from tests.browser import (
+    RECONNECT_TIMEOUT,
+    TASK_TIMEOUT,
+    off_the_loop,
+    screenshot,
+    signed_in_page,
+)
+from tests.clients import client_for
+from tests.factories import user_with
 
 pytestmark = pytest.mark.django_db
 
 VIEW_DASHBOARD = "scheduler.view_dashboard"
-
-
-def _user(*permissions: str, staff: bool = True, superuser: bool = False) -> Any:
-    user = UserFactory.create(is_staff=staff, is_superuser=superuser)
-    for name in permissions:
-        app_label, codename = name.split(".")
-        user.user_permissions.add(
-            Permission.objects.get(content_type__app_label=app_label, codename=codename)
-        )
-    return user
-
-
-def _client(user: Any) -> Client:
-    client = Client()
-    client.force_login(user)
-    return client
 
 
 def _agent(name: str = "Helper", **fields: Any) -> Agent:
@@ -78,7 +68,9 @@ def test_it_sends_anonymous_visitors_to_the_admin_login(path):
 @pytest.mark.parametrize("path", ["/agents/", "/agents/sessions/{session}/"])
 def test_it_forbids_whoever_may_not_watch_the_dashboard(path, user):
     session = _session()
-    client = _client(_user(VIEW_DASHBOARD if not user["staff"] else "agents.add_message", **user))
+    client = client_for(
+        user_with(VIEW_DASHBOARD if not user["staff"] else "agents.add_message", **user)
+    )
 
     response = client.get(path.format(session=session.pk))
 
@@ -86,7 +78,7 @@ def test_it_forbids_whoever_may_not_watch_the_dashboard(path, user):
 
 
 def test_it_answers_404_for_an_unknown_session():
-    client = _client(_user(VIEW_DASHBOARD))
+    client = client_for(user_with(VIEW_DASHBOARD))
 
     assert client.get("/agents/sessions/999999/").status_code == 404
     assert client.get("/agents/sessions/99999999999999999999999/").status_code == 404
@@ -98,7 +90,7 @@ def test_it_answers_404_for_an_unknown_session():
 def test_it_renders_the_conversation_escaped_with_the_live_connection_and_the_form():
     session = _session()
     _say(session, "<script>alert('hi')</script> & more")
-    client = _client(_user(VIEW_DASHBOARD, "agents.add_message"))
+    client = client_for(user_with(VIEW_DASHBOARD, "agents.add_message"))
 
     response = client.get(f"/agents/sessions/{session.pk}/")
 
@@ -125,7 +117,7 @@ def test_it_renders_the_conversation_escaped_with_the_live_connection_and_the_fo
 def test_it_escapes_what_reaches_the_pages_script_config():
     agent = _agent("</script><b>x</b>")
     session = _session(agent)
-    client = _client(_user(VIEW_DASHBOARD))
+    client = client_for(user_with(VIEW_DASHBOARD))
 
     page = client.get(f"/agents/sessions/{session.pk}/").content.decode()
 
@@ -135,7 +127,7 @@ def test_it_escapes_what_reaches_the_pages_script_config():
 
 def test_it_offers_no_form_to_who_may_not_send():
     session = _session()
-    client = _client(_user(VIEW_DASHBOARD))
+    client = client_for(user_with(VIEW_DASHBOARD))
 
     page = client.get(f"/agents/sessions/{session.pk}/").content.decode()
 
@@ -147,7 +139,7 @@ def test_it_offers_no_form_to_who_may_not_send():
 def test_it_offers_no_form_in_a_closed_session():
     session = _session()
     Session.objects.filter(pk=session.pk).update(status=Session.Status.CLOSED)
-    client = _client(_user(superuser=True))
+    client = client_for(user_with(superuser=True))
 
     page = client.get(f"/agents/sessions/{session.pk}/").content.decode()
 
@@ -163,7 +155,7 @@ def test_it_shows_the_latest_messages_of_a_long_session(monkeypatch):
     session = _session()
     for n in range(3):
         _say(session, f"message {n}")
-    client = _client(_user(VIEW_DASHBOARD))
+    client = client_for(user_with(VIEW_DASHBOARD))
 
     page = client.get(f"/agents/sessions/{session.pk}/").content.decode()
 
@@ -174,7 +166,7 @@ def test_it_shows_the_latest_messages_of_a_long_session(monkeypatch):
 
 
 def test_it_serves_its_script_and_styles_locally():
-    client = _client(_user(VIEW_DASHBOARD))
+    client = client_for(user_with(VIEW_DASHBOARD))
 
     for path in ("/static/agents/chat.js", "/static/agents/chat.css"):
         response = client.get(path)
@@ -189,7 +181,7 @@ def test_it_lists_agents_with_their_latest_sessions():
     helper, poster = _agent("Helper"), _agent("Poster", kind="poster")
     chat = _session(helper)
     external = _session(helper, channel="telegram", external_id="chat-9")
-    client = _client(_user(VIEW_DASHBOARD, "agents.add_session"))
+    client = client_for(user_with(VIEW_DASHBOARD, "agents.add_session"))
 
     page = client.get("/agents/").content.decode()
 
@@ -205,8 +197,10 @@ def test_it_lists_agents_with_their_latest_sessions():
 def test_it_shows_no_new_chat_button_without_the_permission_or_for_a_paused_agent():
     active, paused = _agent("Active"), _agent("Paused", is_active=False)
 
-    without = _client(_user(VIEW_DASHBOARD)).get("/agents/").content.decode()
-    allowed = _client(_user(VIEW_DASHBOARD, "agents.add_session")).get("/agents/").content.decode()
+    without = client_for(user_with(VIEW_DASHBOARD)).get("/agents/").content.decode()
+    allowed = (
+        client_for(user_with(VIEW_DASHBOARD, "agents.add_session")).get("/agents/").content.decode()
+    )
 
     assert "New chat" not in without
     assert f'action="/agents/{active.slug}/chats/"' in allowed
@@ -215,7 +209,7 @@ def test_it_shows_no_new_chat_button_without_the_permission_or_for_a_paused_agen
 
 def test_it_opens_a_new_web_chat_and_goes_to_its_page():
     agent = _agent()
-    user = _user(VIEW_DASHBOARD, "agents.add_session")
+    user = user_with(VIEW_DASHBOARD, "agents.add_session")
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
     page = client.get("/agents/").content.decode()
@@ -233,8 +227,8 @@ def test_it_opens_a_new_web_chat_and_goes_to_its_page():
 def test_it_refuses_a_new_chat_without_the_permission_or_by_get():
     agent = _agent()
 
-    refused = _client(_user(VIEW_DASHBOARD)).post(f"/agents/{agent.slug}/chats/")
-    by_get = _client(_user(superuser=True)).get(f"/agents/{agent.slug}/chats/")
+    refused = client_for(user_with(VIEW_DASHBOARD)).post(f"/agents/{agent.slug}/chats/")
+    by_get = client_for(user_with(superuser=True)).get(f"/agents/{agent.slug}/chats/")
     anonymous = Client().post(f"/agents/{agent.slug}/chats/")
 
     assert refused.status_code == 403
@@ -245,7 +239,7 @@ def test_it_refuses_a_new_chat_without_the_permission_or_by_get():
 
 def test_it_says_why_no_chat_was_opened_with_a_paused_agent():
     agent = _agent(is_active=False)
-    client = _client(_user(superuser=True))
+    client = client_for(user_with(superuser=True))
 
     response = client.post(f"/agents/{agent.slug}/chats/", follow=True)
 
@@ -255,41 +249,12 @@ def test_it_says_why_no_chat_was_opened_with_a_paused_agent():
 
 
 def test_it_answers_404_for_a_new_chat_with_an_unknown_agent():
-    client = _client(_user(superuser=True))
+    client = client_for(user_with(superuser=True))
 
     assert client.post("/agents/nobody/chats/").status_code == 404
 
 
 # --- In a real browser (integration) -------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def chat_server(celery_worker: Any, run_dir: Any) -> Iterator[Any]:
-    from tests.scheduler.test_browser import LiveServer
-
-    server = LiveServer(log_dir=run_dir)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def chromium() -> Iterator[Any]:
-    from tests.scheduler import test_browser
-
-    test_browser._require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        launched = playwright.chromium.launch(
-            executable_path=test_browser.CHROMIUM, args=test_browser.CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield launched
-        finally:
-            launched.close()
 
 
 def _chat_fixture() -> int:
@@ -300,27 +265,15 @@ def _chat_fixture() -> int:
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_a_reply_appears_live_and_the_page_reconnects_after_a_restart(chromium, chat_server):
-    from tests.scheduler.test_browser import (
-        PAGE_TIMEOUT,
-        RECONNECT_TIMEOUT,
-        TASK_TIMEOUT,
-        _screenshot,
-        off_the_loop,
-    )
-
+def test_a_reply_appears_live_and_the_page_reconnects_after_a_restart(browser, web_server):
     session_id = off_the_loop(_chat_fixture)
-    page = chromium.new_page()
-    page.set_default_timeout(PAGE_TIMEOUT)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{chat_server.url}/agents/sessions/{session_id}/")
-    assert "/admin/login/" in page.url
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", "pw-browser")
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{chat_server.url}/agents/sessions/{session_id}/")
-    page.wait_for_selector("#connection[data-state=live]")
+    page, errors = signed_in_page(
+        browser,
+        web_server,
+        f"/agents/sessions/{session_id}/",
+        username="admin",
+        password="pw-browser",
+    )
     page.evaluate("window.__sameDocument = true")
 
     page.fill("#composer-text", "What is the price?")
@@ -331,12 +284,12 @@ def test_a_reply_appears_live_and_the_page_reconnects_after_a_restart(chromium, 
     assert page.locator(".msg-user .msg-content").inner_text() == "What is the price?"
     page.wait_for_selector("#pending", state="hidden")
     assert page.input_value("#composer-text") == ""
-    _screenshot(page, "chat.png")
+    screenshot(page, "chat.png")
 
-    chat_server.stop()
+    web_server.stop()
     page.wait_for_selector("#connection[data-state=reconnecting]", timeout=RECONNECT_TIMEOUT)
     assert "Reconnecting" in page.inner_text("#connection")
-    chat_server.start()
+    web_server.start()
     page.wait_for_selector("#connection[data-state=live]", timeout=RECONNECT_TIMEOUT)
 
     page.fill("#composer-text", "And the price again?")

@@ -8,7 +8,6 @@ from typing import Any, cast
 
 import pytest
 from django.conf import settings
-from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
@@ -24,42 +23,14 @@ from scheduler.catalog import load_catalog
 from scheduler.models import AuditEntry, TaskEvent
 from scheduler.redis_connection import get_redis
 from scheduler.services import ScheduleError, schedule_create
-from tests.factories import TaskResultFactory, UserFactory, make_schedule
+from tests.clients import api_client, response_json
+from tests.factories import TaskResultFactory, make_schedule, user_with
 
 pytestmark = pytest.mark.django_db
 
 TASK_ID = "6f1c2b9e-8a57-4c1e-9d0b-3f2a1b4c5d6e"
 
 # --- Helpers -------------------------------------------------------------------------------------
-
-
-def _permission(name: str) -> Permission:
-    app_label, codename = name.split(".")
-    return Permission.objects.get(content_type__app_label=app_label, codename=codename)
-
-
-def _user(*permissions: str, staff: bool = True, superuser: bool = False) -> Any:
-    user = UserFactory.create(is_staff=staff, is_superuser=superuser)
-    for name in permissions:
-        user.user_permissions.add(_permission(name))
-    return user
-
-
-def _client(user: Any = None, **kwargs: Any) -> APIClient:
-    client = APIClient(**kwargs)
-    if user is not None:
-        client.force_login(user)
-    return client
-
-
-@pytest.fixture
-def admin() -> APIClient:
-    return _client(_user(superuser=True))
-
-
-def _json(response: Any) -> Any:
-    assert response["Content-Type"].startswith("application/json"), response.content[:200]
-    return json.loads(response.content)
 
 
 def _schedule_url(periodic_task: PeriodicTask, action: str = "") -> str:
@@ -119,20 +90,20 @@ def test_it_answers_401_json_to_anonymous_callers_on_every_endpoint():
         response = _call(client, method, path, body)
 
         assert response.status_code == 401, (method, path, response.content)
-        assert "credentials were not provided" in _json(response)["detail"]
+        assert "credentials were not provided" in response_json(response)["detail"]
         assert response["WWW-Authenticate"] == "Token"
     assert PeriodicTask.objects.filter(pk=periodic_task.pk).exists()
 
 
 def test_it_answers_403_json_to_users_who_are_not_staff():
     periodic_task = make_schedule()
-    client = _client(_user(staff=False))
+    client = api_client(user_with(staff=False))
 
     for method, path, body in _endpoints(periodic_task.pk):
         response = _call(client, method, path, body)
 
         assert response.status_code == 403, (method, path, response.content)
-        assert _json(response)["detail"]
+        assert response_json(response)["detail"]
 
 
 @pytest.mark.parametrize(
@@ -159,19 +130,19 @@ def test_it_answers_403_to_staff_without_the_permission_a_write_needs(
     method, path, body, permission
 ):
     periodic_task = make_schedule(name="guarded")
-    client = _client(_user())  # staff, no permissions: may read only
+    client = api_client(user_with())  # staff, no permissions: may read only
 
     response = _call(client, method, path.format(schedule=_schedule_url(periodic_task)), body)
 
     assert response.status_code == 403, response.content
-    assert permission in _json(response)["detail"]
+    assert permission in response_json(response)["detail"]
     assert PeriodicTask.objects.get(pk=periodic_task.pk).name == "guarded"
     assert not AuditEntry.objects.exclude(action="created").exists()
 
 
 def test_it_lets_staff_read_without_any_permission():
     periodic_task = make_schedule()
-    client = _client(_user())
+    client = api_client(user_with())
 
     for path in ("/api/catalog/", "/api/tasks/", "/api/schedules/", _schedule_url(periodic_task)):
         assert client.get(path).status_code == 200, path
@@ -181,8 +152,8 @@ def test_it_lets_staff_read_without_any_permission():
 def test_it_lets_staff_write_with_exactly_the_permission_it_needs(
     django_capture_on_commit_callbacks,
 ):
-    runner = _client(_user("scheduler.run_tasks"))
-    creator = _client(_user("django_celery_beat.add_periodictask"))
+    runner = api_client(user_with("scheduler.run_tasks"))
+    creator = api_client(user_with("django_celery_beat.add_periodictask"))
 
     with django_capture_on_commit_callbacks(execute=False):
         assert runner.post(
@@ -197,7 +168,7 @@ def test_it_lets_staff_write_with_exactly_the_permission_it_needs(
 
 
 def test_it_authenticates_with_a_token():
-    user = _user(superuser=True)
+    user = user_with(superuser=True)
     token = Token.objects.create(user=user)
     client = APIClient()
 
@@ -206,11 +177,11 @@ def test_it_authenticates_with_a_token():
 
     assert ok.status_code == 200
     assert wrong.status_code == 401
-    assert _json(wrong) == {"detail": "Invalid token."}
+    assert response_json(wrong) == {"detail": "Invalid token."}
 
 
 def test_it_refuses_the_token_of_an_inactive_user():
-    user = _user(superuser=True)
+    user = user_with(superuser=True)
     token = Token.objects.create(user=user)
     user.is_active = False
     user.save()
@@ -218,16 +189,16 @@ def test_it_refuses_the_token_of_an_inactive_user():
     response = APIClient().get("/api/catalog/", HTTP_AUTHORIZATION=f"Token {token.key}")
 
     assert response.status_code == 401
-    assert "inactive" in _json(response)["detail"]
+    assert "inactive" in response_json(response)["detail"]
 
 
 def test_it_enforces_csrf_on_session_writes(django_capture_on_commit_callbacks):
-    client = _client(_user(superuser=True), enforce_csrf_checks=True)
+    client = api_client(user_with(superuser=True), enforce_csrf_checks=True)
 
     refused = client.post("/api/tasks/", {"task": "scheduler.ping"}, format="json")
 
     assert refused.status_code == 403
-    assert "CSRF" in _json(refused)["detail"]
+    assert "CSRF" in response_json(refused)["detail"]
     assert not TaskEvent.objects.filter(type="task.queued").exists()
     # The page the session came from gave it a CSRF cookie: sent back as the header, it passes.
     assert client.get("/admin/").status_code == 200
@@ -242,7 +213,7 @@ def test_it_enforces_csrf_on_session_writes(django_capture_on_commit_callbacks):
 
 
 def test_it_needs_no_csrf_token_with_token_authentication(django_capture_on_commit_callbacks):
-    token = Token.objects.create(user=_user(superuser=True))
+    token = Token.objects.create(user=user_with(superuser=True))
     client = APIClient(enforce_csrf_checks=True)
 
     with django_capture_on_commit_callbacks(execute=False):
@@ -259,16 +230,16 @@ def test_it_needs_no_csrf_token_with_token_authentication(django_capture_on_comm
 def test_it_throttles_each_user_with_a_json_429(monkeypatch):
     monkeypatch.setattr(UserRateThrottle, "THROTTLE_RATES", {"user": "2/minute", "anon": None})
     cache.clear()
-    client = _client(_user())
+    client = api_client(user_with())
     try:
         codes = [client.get("/api/catalog/").status_code for _ in range(3)]
         throttled = client.get("/api/catalog/")
-        other = _client(_user()).get("/api/catalog/")
+        other = api_client(user_with()).get("/api/catalog/")
     finally:
         cache.clear()
 
     assert codes == [200, 200, 429]
-    assert "throttled" in _json(throttled)["detail"]
+    assert "throttled" in response_json(throttled)["detail"]
     assert int(throttled["Retry-After"]) > 0
     assert other.status_code == 200  # counted per user
 
@@ -289,11 +260,11 @@ def test_it_never_throttles_the_health_endpoint(monkeypatch):
 # --- Catalog -------------------------------------------------------------------------------------
 
 
-def test_it_lists_the_catalog_with_each_parameter_schema(admin):
-    response = admin.get("/api/catalog/")
+def test_it_lists_the_catalog_with_each_parameter_schema(api_admin):
+    response = api_admin.get("/api/catalog/")
 
     assert response.status_code == 200
-    entries = {entry["name"]: entry for entry in _json(response)}
+    entries = {entry["name"]: entry for entry in response_json(response)}
     assert set(entries) == set(load_catalog().names())
     sleep = entries["scheduler.sleep"]
     assert set(sleep) == {"name", "description", "queue", "overlap", "schema"}
@@ -304,16 +275,16 @@ def test_it_lists_the_catalog_with_each_parameter_schema(admin):
 # --- POST /api/tasks/ ----------------------------------------------------------------------------
 
 
-def test_it_queues_a_catalog_task_with_its_params(admin, django_capture_on_commit_callbacks):
+def test_it_queues_a_catalog_task_with_its_params(api_admin, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin.post(
+        response = api_admin.post(
             "/api/tasks/",
             {"task": "scheduler.sleep", "params": {"seconds": 0.5}},
             format="json",
         )
 
     assert response.status_code == 202, response.content
-    body = _json(response)
+    body = response_json(response)
     assert body["status"] == "queued"
     assert body["url"] == f"http://testserver/api/tasks/{body['task_id']}/"
     message = take_queued(load_catalog().get("scheduler.sleep").queue, body["task_id"])
@@ -340,11 +311,11 @@ def test_it_queues_a_catalog_task_with_its_params(admin, django_capture_on_commi
         ("just text", "body", "Expected a dictionary"),
     ],
 )
-def test_it_answers_400_naming_the_field_for_bad_task_input(admin, body, field, says):
-    response = admin.post("/api/tasks/", body, format="json")
+def test_it_answers_400_naming_the_field_for_bad_task_input(api_admin, body, field, says):
+    response = api_admin.post("/api/tasks/", body, format="json")
 
     assert response.status_code == 400, response.content
-    errors = _json(response)
+    errors = response_json(response)
     assert list(errors) == [field]
     assert says in " ".join(errors[field])
     assert not TaskEvent.objects.filter(type="task.queued").exists()
@@ -353,39 +324,39 @@ def test_it_answers_400_naming_the_field_for_bad_task_input(admin, body, field, 
 @pytest.mark.parametrize(
     "raw", ['{"task": "scheduler.ping",', "not json", '{"task": }', "{'a': 1}"]
 )
-def test_it_answers_400_for_a_malformed_json_body(admin, raw):
-    response = admin.generic("POST", "/api/tasks/", raw, content_type="application/json")
+def test_it_answers_400_for_a_malformed_json_body(api_admin, raw):
+    response = api_admin.generic("POST", "/api/tasks/", raw, content_type="application/json")
 
     assert response.status_code == 400, response.content
-    errors = _json(response)
+    errors = response_json(response)
     assert list(errors) == ["body"]
     assert "JSON parse error" in errors["body"][0]
 
 
-def test_it_answers_400_naming_the_missing_field_of_an_empty_body(admin):
-    response = admin.generic("POST", "/api/tasks/", "", content_type="application/json")
+def test_it_answers_400_naming_the_missing_field_of_an_empty_body(api_admin):
+    response = api_admin.generic("POST", "/api/tasks/", "", content_type="application/json")
 
     assert response.status_code == 400
-    assert _json(response) == {"task": ["This field is required."]}
+    assert response_json(response) == {"task": ["This field is required."]}
 
 
-def test_it_answers_415_json_to_a_body_that_is_not_json(admin):
-    response = admin.post("/api/tasks/", {"task": "scheduler.ping"})  # form-encoded
+def test_it_answers_415_json_to_a_body_that_is_not_json(api_admin):
+    response = api_admin.post("/api/tasks/", {"task": "scheduler.ping"})  # form-encoded
 
     assert response.status_code == 415
-    assert "Unsupported media type" in _json(response)["detail"]
+    assert "Unsupported media type" in response_json(response)["detail"]
 
 
-def test_it_answers_503_json_when_the_broker_is_down(admin, monkeypatch):
+def test_it_answers_503_json_when_the_broker_is_down(api_admin, monkeypatch):
     def broker_down(*args: Any, **kwargs: Any) -> str:
         raise OperationalError("Error 111 connecting to redis. Connection refused.")
 
     monkeypatch.setattr(services, "task_enqueue", broker_down)
 
-    response = admin.post("/api/tasks/", {"task": "scheduler.ping"}, format="json")
+    response = api_admin.post("/api/tasks/", {"task": "scheduler.ping"}, format="json")
 
     assert response.status_code == 503
-    assert "broker is unavailable" in _json(response)["detail"]
+    assert "broker is unavailable" in response_json(response)["detail"]
     assert response["Retry-After"] == "5"
 
 
@@ -396,7 +367,7 @@ def _result(**fields: Any) -> TaskResult:
     return TaskResultFactory.create(**fields)
 
 
-def test_it_lists_stored_results_newest_first_in_pages(admin):
+def test_it_lists_stored_results_newest_first_in_pages(api_admin):
     now = timezone.now()
     for minutes in range(5):
         row = _result(task_id=f"run-{minutes}", worker="w1@host")
@@ -405,8 +376,8 @@ def test_it_lists_stored_results_newest_first_in_pages(admin):
             date_started=now - timedelta(minutes=minutes, seconds=2),
         )
 
-    first = _json(admin.get("/api/tasks/?page_size=2"))
-    last = _json(admin.get("/api/tasks/?page_size=2&page=3"))
+    first = response_json(api_admin.get("/api/tasks/?page_size=2"))
+    last = response_json(api_admin.get("/api/tasks/?page_size=2&page=3"))
 
     assert first["count"] == 5
     assert [row["task_id"] for row in first["results"]] == ["run-0", "run-1"]
@@ -430,7 +401,7 @@ def test_it_lists_stored_results_newest_first_in_pages(admin):
     assert row["url"] == "http://testserver/api/tasks/run-0/"
 
 
-def test_it_filters_results_like_the_cli(admin):
+def test_it_filters_results_like_the_cli(api_admin):
     old = _result(task_id="old-failure", status="FAILURE", task_name="scheduler.sleep")
     TaskResult.objects.filter(pk=old.pk).update(date_done=timezone.now() - timedelta(days=3))
     _result(task_id="new-failure", status="FAILURE", task_name="scheduler.sleep")
@@ -439,9 +410,9 @@ def test_it_filters_results_like_the_cli(admin):
     TaskResult.objects.filter(pk=nightly.pk).update(periodic_task_name="nightly ping")
 
     def ids(query: str) -> set[str]:
-        response = admin.get(f"/api/tasks/?{query}")
+        response = api_admin.get(f"/api/tasks/?{query}")
         assert response.status_code == 200, response.content
-        return {row["task_id"] for row in _json(response)["results"]}
+        return {row["task_id"] for row in response_json(response)["results"]}
 
     assert ids("status=Failed") == {"old-failure", "new-failure"}
     assert ids(
@@ -460,23 +431,23 @@ def test_it_filters_results_like_the_cli(admin):
         ("page=abc", "detail", "Invalid page"),
     ],
 )
-def test_it_answers_json_errors_for_bad_history_filters(admin, query, field, says):
+def test_it_answers_json_errors_for_bad_history_filters(api_admin, query, field, says):
     _result()
 
-    response = admin.get(f"/api/tasks/?{query}")
+    response = api_admin.get(f"/api/tasks/?{query}")
 
     assert response.status_code == (404 if field == "detail" else 400), response.content
-    assert says in str(_json(response)[field])
+    assert says in str(response_json(response)[field])
 
 
 # --- GET /api/tasks/{id}/ ------------------------------------------------------------------------
 
 
-def test_it_reports_an_unknown_task_as_pending_as_celery_does(admin):
-    response = admin.get(f"/api/tasks/{TASK_ID}/")
+def test_it_reports_an_unknown_task_as_pending_as_celery_does(api_admin):
+    response = api_admin.get(f"/api/tasks/{TASK_ID}/")
 
     assert response.status_code == 200
-    assert _json(response) == {
+    assert response_json(response) == {
         "task_id": TASK_ID,
         "state": "PENDING",
         "task_name": None,
@@ -489,11 +460,11 @@ def test_it_reports_an_unknown_task_as_pending_as_celery_does(admin):
     }
 
 
-def test_it_reports_a_finished_task_through_async_result(admin):
+def test_it_reports_a_finished_task_through_async_result(api_admin):
     row = _result(task_id=TASK_ID, result='{"pong": true}', worker="w1@host")
     TaskResult.objects.filter(pk=row.pk).update(date_started=timezone.now() - timedelta(seconds=1))
 
-    body = _json(admin.get(f"/api/tasks/{TASK_ID}/"))
+    body = response_json(api_admin.get(f"/api/tasks/{TASK_ID}/"))
 
     assert body["state"] == "SUCCESS"
     assert body["result"] == {"pong": True}
@@ -504,7 +475,7 @@ def test_it_reports_a_finished_task_through_async_result(admin):
     assert body["date_started"] is not None
 
 
-def test_it_reports_the_error_of_a_failed_task(admin):
+def test_it_reports_the_error_of_a_failed_task(api_admin):
     _result(
         task_id=TASK_ID,
         status="FAILURE",
@@ -518,7 +489,7 @@ def test_it_reports_the_error_of_a_failed_task(admin):
         traceback="Traceback (most recent call last):\nZeroDivisionError: division by zero",
     )
 
-    body = _json(admin.get(f"/api/tasks/{TASK_ID}/"))
+    body = response_json(api_admin.get(f"/api/tasks/{TASK_ID}/"))
 
     assert body["state"] == "FAILURE"
     assert body["result"] is None
@@ -526,13 +497,13 @@ def test_it_reports_the_error_of_a_failed_task(admin):
     assert body["traceback"].endswith("ZeroDivisionError: division by zero")
 
 
-def test_it_answers_a_wait_on_a_finished_task_at_once(admin):
+def test_it_answers_a_wait_on_a_finished_task_at_once(api_admin):
     _result(task_id=TASK_ID)
 
-    response = admin.get(f"/api/tasks/{TASK_ID}/?wait=30")
+    response = api_admin.get(f"/api/tasks/{TASK_ID}/?wait=30")
 
     assert response.status_code == 200
-    assert _json(response)["state"] == "SUCCESS"
+    assert response_json(response)["state"] == "SUCCESS"
 
 
 @pytest.mark.parametrize(
@@ -546,11 +517,11 @@ def test_it_answers_a_wait_on_a_finished_task_at_once(admin):
         ("soon", "valid number"),
     ],
 )
-def test_it_answers_400_for_a_bad_wait(admin, wait, says):
-    response = admin.get(f"/api/tasks/{TASK_ID}/?wait={wait}")
+def test_it_answers_400_for_a_bad_wait(api_admin, wait, says):
+    response = api_admin.get(f"/api/tasks/{TASK_ID}/?wait={wait}")
 
     assert response.status_code == 400, response.content
-    assert says in _json(response)["wait"][0]
+    assert says in response_json(response)["wait"][0]
 
 
 @pytest.mark.parametrize(
@@ -564,114 +535,116 @@ def test_it_answers_400_for_a_bad_wait(admin, wait, says):
         "/api/tasks/%E2%9C%93/",
     ],
 )
-def test_it_answers_404_json_for_a_malformed_task_id(admin, path):
-    response = admin.get(path)
+def test_it_answers_404_json_for_a_malformed_task_id(api_admin, path):
+    response = api_admin.get(path)
 
     assert response.status_code == 404
-    assert "no such API endpoint" in _json(response)["detail"]
+    assert "no such API endpoint" in response_json(response)["detail"]
 
 
-def test_it_answers_405_json_to_a_method_an_endpoint_does_not_have(admin):
+def test_it_answers_405_json_to_a_method_an_endpoint_does_not_have(api_admin):
     for method, path in [
         ("delete", "/api/catalog/"),
         ("put", f"/api/tasks/{TASK_ID}/"),
         ("get", f"/api/tasks/{TASK_ID}/revoke/"),
         ("get", "/api/schedules/1/run/"),
     ]:
-        response = getattr(admin, method)(path)
+        response = getattr(api_admin, method)(path)
 
         assert response.status_code == 405, (method, path)
-        assert "not allowed" in _json(response)["detail"]
+        assert "not allowed" in response_json(response)["detail"]
 
 
-def test_it_answers_404_json_for_an_unknown_api_path_and_html_elsewhere(admin):
-    api = admin.get("/api/nothing-here/")
-    page = admin.get("/nothing-here/")
+def test_it_answers_404_json_for_an_unknown_api_path_and_html_elsewhere(api_admin):
+    api = api_admin.get("/api/nothing-here/")
+    page = api_admin.get("/nothing-here/")
 
     assert api.status_code == 404
-    assert _json(api) == {"detail": "no such API endpoint: /api/nothing-here/"}
+    assert response_json(api) == {"detail": "no such API endpoint: /api/nothing-here/"}
     assert page.status_code == 404
     assert page["Content-Type"].startswith("text/html")
 
 
-def test_it_answers_500_json_when_the_api_itself_fails(admin, monkeypatch, caplog):
+def test_it_answers_500_json_when_the_api_itself_fails(api_admin, monkeypatch, caplog):
     def broken(**filters: Any) -> Any:
         raise RuntimeError("a bug")
 
     monkeypatch.setattr(selectors, "task_history", broken)
 
-    response = admin.get("/api/tasks/")
+    response = api_admin.get("/api/tasks/")
 
     assert response.status_code == 500
-    assert _json(response) == {"detail": "internal error (logged on the server)"}
+    assert response_json(response) == {"detail": "internal error (logged on the server)"}
     assert "unhandled error in GET /api/tasks/" in caplog.text
 
 
 # --- Revoke and retry ----------------------------------------------------------------------------
 
 
-def test_it_asks_the_workers_to_revoke_a_task(admin, monkeypatch):
+def test_it_asks_the_workers_to_revoke_a_task(api_admin, monkeypatch):
     revoked = []
     monkeypatch.setattr(
         celery_app.control, "revoke", lambda task_id, **options: revoked.append((task_id, options))
     )
 
-    plain = admin.post(f"/api/tasks/{TASK_ID}/revoke/")
-    terminate = admin.post(f"/api/tasks/{TASK_ID}/revoke/", {"terminate": True}, format="json")
+    plain = api_admin.post(f"/api/tasks/{TASK_ID}/revoke/")
+    terminate = api_admin.post(f"/api/tasks/{TASK_ID}/revoke/", {"terminate": True}, format="json")
 
     assert plain.status_code == terminate.status_code == 202
-    assert _json(plain) == {"task_id": TASK_ID, "status": "revoke requested"}
+    assert response_json(plain) == {"task_id": TASK_ID, "status": "revoke requested"}
     assert revoked == [
         (TASK_ID, {"terminate": False, "signal": "SIGTERM"}),
         (TASK_ID, {"terminate": True, "signal": "SIGTERM"}),
     ]
 
 
-def test_it_refuses_to_revoke_a_finished_task(admin, monkeypatch):
+def test_it_refuses_to_revoke_a_finished_task(api_admin, monkeypatch):
     monkeypatch.setattr(celery_app.control, "revoke", lambda *a, **k: pytest.fail("revoked"))
     _result(task_id=TASK_ID)
 
-    response = admin.post(f"/api/tasks/{TASK_ID}/revoke/")
+    response = api_admin.post(f"/api/tasks/{TASK_ID}/revoke/")
 
     assert response.status_code == 400
-    assert "has finished already (SUCCESS)" in _json(response)["task_id"][0]
+    assert "has finished already (SUCCESS)" in response_json(response)["task_id"][0]
 
 
-def test_it_answers_400_for_a_bad_revoke_body(admin):
-    response = admin.post(f"/api/tasks/{TASK_ID}/revoke/", {"terminate": "perhaps"}, format="json")
+def test_it_answers_400_for_a_bad_revoke_body(api_admin):
+    response = api_admin.post(
+        f"/api/tasks/{TASK_ID}/revoke/", {"terminate": "perhaps"}, format="json"
+    )
 
     assert response.status_code == 400
-    assert "valid boolean" in _json(response)["terminate"][0]
+    assert "valid boolean" in response_json(response)["terminate"][0]
 
 
-def test_it_retries_a_stored_run_as_a_new_task(admin, django_capture_on_commit_callbacks):
+def test_it_retries_a_stored_run_as_a_new_task(api_admin, django_capture_on_commit_callbacks):
     _result(task_id=TASK_ID, task_name="scheduler.sleep", task_kwargs="\"{'seconds': 0.25}\"")
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin.post(f"/api/tasks/{TASK_ID}/retry/")
+        response = api_admin.post(f"/api/tasks/{TASK_ID}/retry/")
 
     assert response.status_code == 202, response.content
-    new_id = _json(response)["task_id"]
+    new_id = response_json(response)["task_id"]
     assert new_id != TASK_ID
     message = take_queued(load_catalog().get("scheduler.sleep").queue, new_id)
     assert message is not None
     assert json.loads(message["headers"]["kwargsrepr"]) == {"seconds": 0.25}
 
 
-def test_it_answers_404_to_retrying_a_task_with_no_stored_result(admin):
-    response = admin.post(f"/api/tasks/{TASK_ID}/retry/")
+def test_it_answers_404_to_retrying_a_task_with_no_stored_result(api_admin):
+    response = api_admin.post(f"/api/tasks/{TASK_ID}/retry/")
 
     assert response.status_code == 404
-    assert _json(response) == {"detail": f"no stored result for task {TASK_ID}"}
+    assert response_json(response) == {"detail": f"no stored result for task {TASK_ID}"}
 
 
-def test_it_retries_only_catalog_tasks(admin):
+def test_it_retries_only_catalog_tasks(api_admin):
     _result(task_id=TASK_ID, task_name="somebody.elses_task")
 
-    response = admin.post(f"/api/tasks/{TASK_ID}/retry/")
+    response = api_admin.post(f"/api/tasks/{TASK_ID}/retry/")
 
     assert response.status_code == 400
-    assert "unknown task 'somebody.elses_task'" in _json(response)["task"][0]
+    assert "unknown task 'somebody.elses_task'" in response_json(response)["task"][0]
 
 
 # --- Schedules -----------------------------------------------------------------------------------
@@ -697,7 +670,7 @@ SCHEDULE_FIELDS = {
 
 
 def test_it_creates_a_schedule_through_the_service():
-    user = _user(superuser=True)
+    user = user_with(superuser=True)
     body = {
         "name": "morning nap",
         "task": "scheduler.sleep",
@@ -710,10 +683,10 @@ def test_it_creates_a_schedule_through_the_service():
         "enabled": False,
     }
 
-    response = _client(user).post("/api/schedules/", body, format="json")
+    response = api_client(user).post("/api/schedules/", body, format="json")
 
     assert response.status_code == 201, response.content
-    data = _json(response)
+    data = response_json(response)
     assert set(data) == SCHEDULE_FIELDS
     periodic_task = PeriodicTask.objects.get(name="morning nap")
     assert data["id"] == periodic_task.pk
@@ -728,14 +701,14 @@ def test_it_creates_a_schedule_through_the_service():
     assert (entry.source, entry.actor) == ("api", user)
 
 
-def test_it_uses_the_create_defaults_of_the_service(admin):
-    response = admin.post(
+def test_it_uses_the_create_defaults_of_the_service(api_admin):
+    response = api_admin.post(
         "/api/schedules/",
         {"name": "ping", "task": "scheduler.ping", "schedule": "*/5 * * * *"},
         format="json",
     )
 
-    data = _json(response)
+    data = response_json(response)
     assert response.status_code == 201
     assert data["enabled"] is True
     assert data["timezone"] == "UTC"
@@ -768,28 +741,28 @@ def _service_errors(**fields: Any) -> dict[str, list[str]]:
         {"name": "b", "task": "nope", "schedule": "nope", "params": [1]},
     ],
 )
-def test_it_answers_schedule_errors_with_the_messages_of_the_admin_and_cli(admin, body):
+def test_it_answers_schedule_errors_with_the_messages_of_the_admin_and_cli(api_admin, body):
     fields = {("tz" if key == "timezone" else key): value for key, value in body.items()}
     expected = _service_errors(**fields)
 
-    response = admin.post("/api/schedules/", body, format="json")
+    response = api_admin.post("/api/schedules/", body, format="json")
 
     assert response.status_code == 400
-    assert _json(response) == expected
+    assert response_json(response) == expected
     assert not PeriodicTask.objects.exists()
 
 
-def test_it_refuses_a_second_schedule_of_the_same_name(admin):
+def test_it_refuses_a_second_schedule_of_the_same_name(api_admin):
     make_schedule(name="taken")
 
-    response = admin.post(
+    response = api_admin.post(
         "/api/schedules/",
         {"name": "taken", "task": "scheduler.ping", "schedule": "daily"},
         format="json",
     )
 
     assert response.status_code == 400
-    assert _json(response) == {"name": ["a periodic task named 'taken' already exists"]}
+    assert response_json(response) == {"name": ["a periodic task named 'taken' already exists"]}
 
 
 @pytest.mark.parametrize(
@@ -810,22 +783,22 @@ def test_it_refuses_a_second_schedule_of_the_same_name(admin):
         ),
     ],
 )
-def test_it_answers_400_for_schedule_fields_of_the_wrong_type(admin, body, field, says):
-    response = admin.post("/api/schedules/", body, format="json")
+def test_it_answers_400_for_schedule_fields_of_the_wrong_type(api_admin, body, field, says):
+    response = api_admin.post("/api/schedules/", body, format="json")
 
     assert response.status_code == 400
-    assert says in " ".join(_json(response)[field])
+    assert says in " ".join(response_json(response)[field])
 
 
-def test_it_lists_schedules_in_pages_and_by_state(admin):
+def test_it_lists_schedules_in_pages_and_by_state(api_admin):
     make_schedule(name="b on")
     make_schedule(name="a off", enabled=False)
     make_schedule(name="c on")
 
-    everything = _json(admin.get("/api/schedules/"))
-    enabled = _json(admin.get("/api/schedules/?enabled=true"))
-    disabled = _json(admin.get("/api/schedules/?enabled=false"))
-    bad = admin.get("/api/schedules/?enabled=sometimes")
+    everything = response_json(api_admin.get("/api/schedules/"))
+    enabled = response_json(api_admin.get("/api/schedules/?enabled=true"))
+    disabled = response_json(api_admin.get("/api/schedules/?enabled=false"))
+    bad = api_admin.get("/api/schedules/?enabled=sometimes")
 
     assert [row["name"] for row in everything["results"]] == ["a off", "b on", "c on"]
     assert everything["count"] == 3
@@ -833,13 +806,13 @@ def test_it_lists_schedules_in_pages_and_by_state(admin):
     assert [row["name"] for row in enabled["results"]] == ["b on", "c on"]
     assert [row["name"] for row in disabled["results"]] == ["a off"]
     assert bad.status_code == 400
-    assert "enabled" in _json(bad)
+    assert "enabled" in response_json(bad)
 
 
-def test_it_shows_one_schedule(admin):
+def test_it_shows_one_schedule(api_admin):
     periodic_task = make_schedule(name="shown", schedule="every day at 2am", params={})
 
-    data = _json(admin.get(_schedule_url(periodic_task)))
+    data = response_json(api_admin.get(_schedule_url(periodic_task)))
 
     assert data["name"] == "shown"
     assert data["schedule"] == "every day at 2am"
@@ -860,36 +833,36 @@ def test_it_shows_one_schedule(admin):
         ("post", "disable/"),
     ],
 )
-def test_it_answers_404_json_for_an_unknown_schedule(admin, method, suffix):
+def test_it_answers_404_json_for_an_unknown_schedule(api_admin, method, suffix):
     for schedule_id in ("999999", "0", "123456789012345678"):
-        response = getattr(admin, method)(
+        response = getattr(api_admin, method)(
             f"/api/schedules/{schedule_id}/{suffix}", {}, format="json"
         )
 
         assert response.status_code == 404, (method, schedule_id, suffix)
-        assert _json(response) == {"detail": f"no schedule with id {schedule_id}"}
+        assert response_json(response) == {"detail": f"no schedule with id {schedule_id}"}
 
 
 @pytest.mark.parametrize("schedule_id", ["abc", "-1", "1.5", "1" * 30, "%00"])
-def test_it_answers_404_json_for_a_schedule_id_that_is_no_number(admin, schedule_id):
-    response = admin.get(f"/api/schedules/{schedule_id}/")
+def test_it_answers_404_json_for_a_schedule_id_that_is_no_number(api_admin, schedule_id):
+    response = api_admin.get(f"/api/schedules/{schedule_id}/")
 
     assert response.status_code == 404
-    assert "no such API endpoint" in _json(response)["detail"]
+    assert "no such API endpoint" in response_json(response)["detail"]
 
 
 def test_it_changes_only_the_fields_a_patch_gives():
-    user = _user("django_celery_beat.change_periodictask")
+    user = user_with("django_celery_beat.change_periodictask")
     periodic_task = make_schedule(name="patched", task="scheduler.sleep", params={"seconds": 1})
 
-    response = _client(user).patch(
+    response = api_client(user).patch(
         _schedule_url(periodic_task),
         {"schedule": "every 10 minutes", "description": "slower", "name": "renamed"},
         format="json",
     )
 
     assert response.status_code == 200, response.content
-    data = _json(response)
+    data = response_json(response)
     assert (data["name"], data["schedule"], data["description"]) == (
         "renamed",
         "every 10 minutes",
@@ -902,26 +875,28 @@ def test_it_changes_only_the_fields_a_patch_gives():
     assert set(entry.changes) >= {"schedule", "description", "name"}
 
 
-def test_it_changes_nothing_when_a_patch_is_wrong(admin):
+def test_it_changes_nothing_when_a_patch_is_wrong(api_admin):
     periodic_task = make_schedule(name="kept", schedule="every 5 minutes")
 
-    response = admin.patch(
+    response = api_admin.patch(
         _schedule_url(periodic_task),
         {"schedule": "whenever", "params": {"surprise": 1}},
         format="json",
     )
 
     assert response.status_code == 400
-    assert set(_json(response)) == {"schedule", "params"}
-    assert _json(admin.get(_schedule_url(periodic_task)))["schedule"] == "every 5 minutes"
+    assert set(response_json(response)) == {"schedule", "params"}
+    assert (
+        response_json(api_admin.get(_schedule_url(periodic_task)))["schedule"] == "every 5 minutes"
+    )
     assert not AuditEntry.objects.filter(action="updated").exists()
 
 
-def test_it_needs_name_task_and_schedule_to_put(admin):
+def test_it_needs_name_task_and_schedule_to_put(api_admin):
     periodic_task = make_schedule(name="put me", task="scheduler.ping")
 
-    incomplete = admin.put(_schedule_url(periodic_task), {"description": "x"}, format="json")
-    complete = admin.put(
+    incomplete = api_admin.put(_schedule_url(periodic_task), {"description": "x"}, format="json")
+    complete = api_admin.put(
         _schedule_url(periodic_task),
         {
             "name": "put me",
@@ -933,9 +908,9 @@ def test_it_needs_name_task_and_schedule_to_put(admin):
     )
 
     assert incomplete.status_code == 400
-    assert set(_json(incomplete)) == {"name", "task", "schedule"}
+    assert set(response_json(incomplete)) == {"name", "task", "schedule"}
     assert complete.status_code == 200, complete.content
-    data = _json(complete)
+    data = response_json(complete)
     assert (data["task"], data["params"], data["schedule"]) == (
         "scheduler.sleep",
         {"seconds": 3},
@@ -944,9 +919,9 @@ def test_it_needs_name_task_and_schedule_to_put(admin):
 
 
 def test_it_deletes_a_schedule():
-    user = _user("django_celery_beat.delete_periodictask")
+    user = user_with("django_celery_beat.delete_periodictask")
     periodic_task = make_schedule(name="doomed")
-    client = _client(user)
+    client = api_client(user)
 
     response = client.delete(_schedule_url(periodic_task))
 
@@ -958,15 +933,15 @@ def test_it_deletes_a_schedule():
     assert client.get(_schedule_url(periodic_task)).status_code == 404
 
 
-def test_it_runs_a_schedule_now(admin, django_capture_on_commit_callbacks):
+def test_it_runs_a_schedule_now(api_admin, django_capture_on_commit_callbacks):
     periodic_task = make_schedule(name="right now", task="scheduler.ping")
 
     with django_capture_on_commit_callbacks(execute=True):
-        response = admin.post(_schedule_url(periodic_task, "run"))
+        response = api_admin.post(_schedule_url(periodic_task, "run"))
 
     assert response.status_code == 202
-    task_id = _json(response)["task_id"]
-    assert _json(response)["url"].endswith(f"/api/tasks/{task_id}/")
+    task_id = response_json(response)["task_id"]
+    assert response_json(response)["url"].endswith(f"/api/tasks/{task_id}/")
     entry = AuditEntry.objects.get(action="run_now", periodic_task_name="right now")
     assert entry.source == "api"
     assert entry.changes["task_id"] == [None, task_id]
@@ -975,17 +950,17 @@ def test_it_runs_a_schedule_now(admin, django_capture_on_commit_callbacks):
     assert message["headers"]["periodic_task_name"] == "right now"
 
 
-def test_it_disables_and_enables_a_schedule(admin):
+def test_it_disables_and_enables_a_schedule(api_admin):
     periodic_task = make_schedule(name="switch")
 
-    disabled = admin.post(_schedule_url(periodic_task, "disable"))
-    enabled = admin.post(_schedule_url(periodic_task, "enable"))
+    disabled = api_admin.post(_schedule_url(periodic_task, "disable"))
+    enabled = api_admin.post(_schedule_url(periodic_task, "enable"))
 
     assert disabled.status_code == enabled.status_code == 200
-    assert _json(disabled)["enabled"] is False
-    assert _json(disabled)["next_run"] is None
-    assert _json(enabled)["enabled"] is True
-    assert set(_json(enabled)) == SCHEDULE_FIELDS
+    assert response_json(disabled)["enabled"] is False
+    assert response_json(disabled)["next_run"] is None
+    assert response_json(enabled)["enabled"] is True
+    assert set(response_json(enabled)) == SCHEDULE_FIELDS
     actions = list(
         AuditEntry.objects.filter(periodic_task_name="switch", source="api")
         .order_by("id")
@@ -994,7 +969,7 @@ def test_it_disables_and_enables_a_schedule(admin):
     assert actions == ["disabled", "enabled"]
 
 
-def test_it_shows_a_schedule_made_in_the_stock_admin(admin):
+def test_it_shows_a_schedule_made_in_the_stock_admin(api_admin):
     from django_celery_beat.models import CrontabSchedule
 
     crontab = CrontabSchedule.objects.create(minute="not a minute", hour="*")
@@ -1002,10 +977,10 @@ def test_it_shows_a_schedule_made_in_the_stock_admin(admin):
         name="hand made", task="scheduler.ping", crontab=crontab, kwargs="not json"
     )
 
-    response = admin.get(_schedule_url(periodic_task))
+    response = api_admin.get(_schedule_url(periodic_task))
 
     assert response.status_code == 200
-    data = _json(response)
+    data = response_json(response)
     assert data["params"] == "not json"
     assert data["next_run"] is None
     assert data["timezone"] == "UTC"
@@ -1034,8 +1009,8 @@ CONTRACT = {
 }
 
 
-def test_the_openapi_schema_lists_every_endpoint_of_the_contract(admin):
-    response = admin.get("/api/schema/?format=json")
+def test_the_openapi_schema_lists_every_endpoint_of_the_contract(api_admin):
+    response = api_admin.get("/api/schema/?format=json")
 
     assert response.status_code == 200
     schema = json.loads(response.content)
@@ -1046,8 +1021,8 @@ def test_the_openapi_schema_lists_every_endpoint_of_the_contract(admin):
     assert "PENDING" in schema["paths"]["/api/tasks/{task_id}/"]["get"]["description"]
 
 
-def test_the_docs_page_renders_for_staff_and_sends_others_to_log_in(admin):
-    response = admin.get("/api/docs/")
+def test_the_docs_page_renders_for_staff_and_sends_others_to_log_in(api_admin):
+    response = api_admin.get("/api/docs/")
     anonymous = APIClient().get("/api/docs/")
 
     assert response.status_code == 200

@@ -1,10 +1,6 @@
 """The dashboard in a real browser: Debian's headless Chromium driven by Playwright, against
-the real web server (daphne), a real worker and a real Redis.
-
-Chromium comes from the system (`apt-get install chromium`, which `.ci/run` does when it is
-missing), never from `playwright install`. Without it this test fails, so that CI cannot pass
-without running it; set SKIP_BROWSER_TESTS=1 to skip it on purpose (CHROMIUM_PATH points
-elsewhere than /usr/bin/chromium).
+the real web server (daphne), a real worker and a real Redis (see tests/browser.py for where
+Chromium comes from, and how to skip these tests on purpose).
 
 Screenshots are written to var/test-artifacts/ (ignored by git); with UPDATE_DOCS_SCREENSHOT=1
 the dashboard's is also written to docs/dashboard.png, the README's picture.
@@ -13,145 +9,27 @@ the dashboard's is also written to docs/dashboard.png, the README's picture.
 from __future__ import annotations
 
 import os
-import socket
-import sys
-import urllib.request
-from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import pytest
 from django.contrib.auth import get_user_model
-from django.db import connections
 
 from scheduler.services import schedule_run_now, task_enqueue
+from tests.browser import (
+    RECONNECT_TIMEOUT,
+    TASK_TIMEOUT,
+    LiveServer,
+    off_the_loop,
+    screenshot,
+    signed_in_page,
+)
 from tests.factories import make_schedule
-from tests.processes import BASE_DIR, RunningProcess, child_env, start_process, wait_for
+from tests.processes import BASE_DIR
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
-CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-    "--disable-sync",
-]
-ARTIFACTS = BASE_DIR / "var" / "test-artifacts"
 DOCS_SCREENSHOT = BASE_DIR / "docs" / "dashboard.png"
 PASSWORD = "a browser's password"
-# Every wait below is bounded by one of these (milliseconds, Playwright's unit).
-PAGE_TIMEOUT = 15_000
-TASK_TIMEOUT = 30_000
-RECONNECT_TIMEOUT = 45_000
-
-T = TypeVar("T")
-
-
-def _require_chromium() -> None:
-    if Path(CHROMIUM).is_file():
-        return
-    if os.environ.get("SKIP_BROWSER_TESTS") == "1":
-        pytest.skip(f"no Chromium at {CHROMIUM} and SKIP_BROWSER_TESTS=1")
-    pytest.fail(
-        f"no Chromium at {CHROMIUM}: install it (`apt-get install -y chromium`, as .ci/run "
-        "does), point CHROMIUM_PATH at one, or set SKIP_BROWSER_TESTS=1 to skip this test"
-    )
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _answers(url: str) -> bool:
-    try:
-        with urllib.request.urlopen(url, timeout=1) as response:  # noqa: S310 (our own server)
-            return bool(response.status == 200)
-    except OSError:
-        return False
-
-
-class LiveServer:
-    """daphne serving config.asgi on one port, stopped and started again on the same port."""
-
-    def __init__(self, *, log_dir: Path) -> None:
-        self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.log_dir = log_dir
-        self.running: RunningProcess | None = None
-
-    def start(self) -> None:
-        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
-        # Test settings: static files served from the app folders, no collectstatic.
-        env = child_env(DJANGO_SETTINGS_MODULE="config.settings.test")
-        running = start_process(
-            "web", [*argv, "config.asgi:application"], env=env, log_dir=self.log_dir
-        )
-        self.running = running
-        try:
-            wait_for(
-                lambda: _answers(f"{self.url}/admin/login/") or running.process.poll() is not None,
-                timeout=30,
-                what=f"daphne on port {self.port}",
-            )
-            if running.process.poll() is not None:
-                raise AssertionError(f"daphne exited while starting:\n{running.log()}")
-        except AssertionError:
-            self.stop()
-            raise
-
-    def stop(self) -> None:
-        if self.running is not None:
-            self.running.stop()
-            self.running = None
-
-
-@pytest.fixture(scope="module")
-def web_server(celery_worker: RunningProcess, run_dir: Path) -> Iterator[LiveServer]:
-    server = LiveServer(log_dir=run_dir)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-@pytest.fixture
-def browser() -> Iterator[Any]:
-    _require_chromium()
-    from playwright.sync_api import sync_playwright
-
-    with sync_playwright() as playwright:
-        chromium = playwright.chromium.launch(
-            executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True
-        )
-        try:
-            yield chromium
-        finally:
-            chromium.close()
-
-
-def off_the_loop(function: Callable[..., T], /, *args: Any, **kwargs: Any) -> T:
-    """Run ORM code in a thread of its own, and close its connection after.
-
-    Playwright's sync API keeps an asyncio loop running in the test's thread: Django refuses
-    database calls there, and a connection opened anyway would be kept in that loop's context,
-    out of reach of the test database's teardown.
-    """
-
-    def run() -> T:
-        try:
-            return function(*args, **kwargs)
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        return pool.submit(run).result(timeout=60)
 
 
 def _signed_in_dashboard(browser: Any, server: LiveServer) -> tuple[Any, list[str]]:
@@ -160,19 +38,14 @@ def _signed_in_dashboard(browser: Any, server: LiveServer) -> tuple[Any, list[st
     off_the_loop(
         get_user_model()._default_manager.create_superuser, "admin", "admin@example.com", PASSWORD
     )
-    page = browser.new_page(viewport={"width": 1440, "height": 900})
-    page.set_default_timeout(PAGE_TIMEOUT)
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.goto(f"{server.url}/dashboard/")
-    # Anonymous: sent to the admin's login page, and back to the dashboard after it.
-    assert "/admin/login/" in page.url
-    page.fill("#id_username", "admin")
-    page.fill("#id_password", PASSWORD)
-    page.click("input[type=submit]")
-    page.wait_for_url(f"{server.url}/dashboard/")
-    page.wait_for_selector("#connection[data-state=live]")
-    return page, errors
+    return signed_in_page(
+        browser,
+        server,
+        "/dashboard/",
+        username="admin",
+        password=PASSWORD,
+        viewport={"width": 1440, "height": 900},
+    )
 
 
 def _queue_task(page: Any, task: str, params: dict[str, Any]) -> str:
@@ -192,14 +65,6 @@ def _queue_task(page: Any, task: str, params: dict[str, Any]) -> str:
     )
     assert response["status"] == 202, response
     return str(response["body"]["task_id"])
-
-
-def _screenshot(page: Any, name: str) -> Path:
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    path = ARTIFACTS / name
-    page.screenshot(path=str(path), full_page=True)
-    print(f"screenshot: {path}")
-    return path
 
 
 def _real_history() -> None:
@@ -281,7 +146,7 @@ def test_it_shows_a_task_queued_through_the_api_turn_to_success_without_a_reload
     )
     assert errors == []
 
-    path = _screenshot(page, "dashboard.png")
+    path = screenshot(page, "dashboard.png")
     if os.environ.get("UPDATE_DOCS_SCREENSHOT") == "1":
         DOCS_SCREENSHOT.parent.mkdir(exist_ok=True)
         page.screenshot(path=str(DOCS_SCREENSHOT), full_page=True)
@@ -294,7 +159,7 @@ def test_it_shows_a_task_queued_through_the_api_turn_to_success_without_a_reload
     assert page.locator("#task-state").get_attribute("data-state") == "SUCCESS"
     assert "task.succeeded" in page.locator("#timeline").inner_text()
     assert '"slept": 1.5' in page.locator("#task-result").inner_text()
-    _screenshot(page, "task.png")
+    screenshot(page, "task.png")
 
 
 def test_it_says_it_is_reconnecting_and_catches_up_after_a_server_restart(browser, web_server):
@@ -306,7 +171,7 @@ def test_it_says_it_is_reconnecting_and_catches_up_after_a_server_restart(browse
     assert "Reconnecting" in page.inner_text("#connection")
     # Queued while the web server is down: the backfill brings it after the reconnect.
     missed = off_the_loop(task_enqueue, task="scheduler.ping")
-    _screenshot(page, "dashboard-reconnecting.png")
+    screenshot(page, "dashboard-reconnecting.png")
     web_server.start()
 
     page.wait_for_selector("#connection[data-state=live]", timeout=RECONNECT_TIMEOUT)
