@@ -1,0 +1,413 @@
+"""Writes for tournaments: their life (create, start, end), entries, decisions, recovery, ranks.
+
+A decision is made once per entry and market tick: its `Decision` row (unique on entry + tick)
+is inserted in the same transaction as its trades and the entry's new portfolio, with the entry
+row locked, so a redelivered or repeated decision finds the row and trades nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.db import IntegrityError, transaction
+from django.db.models import F
+from django.utils import timezone
+
+from agents.models import Agent
+from scheduler.events import event_record
+from tournaments.market import Market
+from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
+from tournaments.strategies import STRATEGIES, apply_orders, equity, get_strategy
+
+# An entry that has not decided for this long in a live tournament is stale (seed: 10 minutes).
+STALE_AFTER = timedelta(minutes=10)
+CENTS = Decimal("0.01")
+
+
+class TournamentError(ValueError):
+    """Bad input or a transition that is not allowed, by field."""
+
+    def __init__(self, errors: dict[str, str]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {message}" for field, message in errors.items()))
+
+
+def money(value: float | Decimal) -> Decimal:
+    return Decimal(str(value)).quantize(CENTS)
+
+
+def market_of(tournament: Tournament) -> Market:
+    return Market(
+        tournament.market_seed,
+        list(tournament.symbols),
+        start=tournament.starts_at,
+        tick_seconds=tournament.decision_interval,
+    )
+
+
+# --- Life ----------------------------------------------------------------------------------------
+
+
+def tournament_create(
+    *,
+    name: str,
+    starts_at: datetime,
+    ends_at: datetime,
+    symbols: list[str],
+    initial_cash: Decimal | float = Decimal("10000"),
+    decision_interval: int = 300,
+    market_seed: int = 0,
+) -> Tournament:
+    errors: dict[str, str] = {}
+    if not name.strip():
+        errors["name"] = "a tournament needs a name"
+    elif Tournament.objects.filter(name=name.strip()).exists():
+        errors["name"] = f"a tournament named {name.strip()!r} exists"
+    if ends_at <= starts_at:
+        errors["ends_at"] = "must be after starts_at"
+    cleaned = [str(symbol).strip().upper() for symbol in symbols if str(symbol).strip()]
+    if not cleaned:
+        errors["symbols"] = "name at least one symbol"
+    elif len(set(cleaned)) != len(cleaned):
+        errors["symbols"] = "a symbol is named twice"
+    if Decimal(str(initial_cash)) <= 0:
+        errors["initial_cash"] = "must be more than 0"
+    if not 1 <= decision_interval <= 86_400:
+        errors["decision_interval"] = "between 1 and 86400 seconds"
+    if errors:
+        raise TournamentError(errors)
+    return Tournament.objects.create(
+        name=name.strip(),
+        starts_at=starts_at,
+        ends_at=ends_at,
+        symbols=cleaned,
+        initial_cash=money(initial_cash),
+        decision_interval=decision_interval,
+        market_seed=market_seed,
+    )
+
+
+def tournament_initialize_agents(
+    *, tournament: Tournament, agents: list[Agent], strategies: dict[int, str] | None = None
+) -> list[Entry]:
+    """Entries with the initial cash for `agents` not in the tournament yet (idempotent)."""
+    if tournament.status in (Tournament.Status.FINISHED, Tournament.Status.CANCELLED):
+        raise TournamentError({"tournament": f"{tournament.name} is {tournament.status}"})
+    chosen = strategies or {}
+    unknown = {name for name in chosen.values() if name not in STRATEGIES}
+    if unknown:
+        raise TournamentError({"strategy": f"unknown: {', '.join(sorted(unknown))}"})
+    present = set(tournament.entries.values_list("agent_id", flat=True))
+    entries = [
+        Entry(
+            tournament=tournament,
+            agent=agent,
+            strategy=chosen.get(agent.pk) or _default_strategy(agent),
+            cash=tournament.initial_cash,
+            equity=tournament.initial_cash,
+            heartbeat_at=timezone.now(),
+        )
+        for agent in agents
+        if agent.pk not in present
+    ]
+    return Entry.objects.bulk_create(entries, ignore_conflicts=True)
+
+
+def _default_strategy(agent: Agent) -> str:
+    # An agent with an LLM brain trades with it; a rules agent with its configured rule.
+    if agent.brain == Agent.Brain.OPENAI:
+        return "brain"
+    rule = str((agent.brain_config or {}).get("strategy") or "")
+    return {"momentum": "momentum", "mean_reversion": "mean_reversion", "hold": "buy_and_hold"}.get(
+        rule, "momentum"
+    )
+
+
+@transaction.atomic
+def tournament_start(*, tournament: Tournament, actor: Any = None) -> Tournament:
+    """Live: its periodic task (every decision interval) is created, or enabled again."""
+    from scheduler.services import schedule_create, schedule_enable
+
+    tournament = Tournament.objects.select_for_update().get(pk=tournament.pk)
+    if tournament.status != Tournament.Status.SCHEDULED:
+        raise TournamentError(
+            {"status": f"only a scheduled tournament starts, not a {tournament.status} one"}
+        )
+    if tournament.periodic_task is None:
+        periodic_task = schedule_create(
+            name=f"tournament {tournament.pk}: run agents ({tournament.name})"[:200],
+            task="tournaments.run_live_tournament_agents",
+            schedule=f"every {tournament.decision_interval} seconds",
+            params={"tournament_id": tournament.pk},
+            actor=actor,
+        )
+        headers = json.loads(periodic_task.headers or "{}")
+        headers["scheduler_object"] = f"tournament:{tournament.pk}"
+        periodic_task.headers = json.dumps(headers)
+        periodic_task.save(update_fields=["headers"])
+        tournament.periodic_task = periodic_task
+    elif not tournament.periodic_task.enabled:
+        schedule_enable(name=tournament.periodic_task.name, actor=actor)
+    tournament.status = Tournament.Status.LIVE
+    tournament.save(update_fields=["status", "periodic_task", "updated_at"])
+    tournament.entries.filter(status=Entry.Status.FINISHED).update(status=Entry.Status.ACTIVE)
+    _record(tournament, "tournament.started")
+    return tournament
+
+
+@transaction.atomic
+def tournament_end(
+    *, tournament: Tournament, cancelled: bool = False, actor: Any = None
+) -> Tournament:
+    """Finished (or cancelled): its periodic task is disabled, its entries ranked a last time."""
+    from scheduler.services import schedule_disable
+
+    tournament = Tournament.objects.select_for_update().get(pk=tournament.pk)
+    if tournament.status in (Tournament.Status.FINISHED, Tournament.Status.CANCELLED):
+        raise TournamentError({"status": f"{tournament.name} is {tournament.status} already"})
+    if tournament.periodic_task is not None and tournament.periodic_task.enabled:
+        schedule_disable(name=tournament.periodic_task.name, actor=actor)
+    if tournament.status == Tournament.Status.LIVE:
+        rankings_update(tournament=tournament)
+    tournament.status = Tournament.Status.CANCELLED if cancelled else Tournament.Status.FINISHED
+    tournament.save(update_fields=["status", "updated_at"])
+    tournament.entries.update(status=Entry.Status.FINISHED)
+    _record(tournament, f"tournament.{tournament.status}")
+    return tournament
+
+
+def transitions_check(*, now: datetime | None = None) -> dict[str, list[int]]:
+    """Start the tournaments whose time came, end those whose time is up."""
+    now = now or timezone.now()
+    started = []
+    for tournament in Tournament.objects.filter(
+        status=Tournament.Status.SCHEDULED, starts_at__lte=now, ends_at__gt=now
+    ):
+        tournament_start(tournament=tournament)
+        started.append(tournament.pk)
+    ended = []
+    for tournament in Tournament.objects.filter(
+        status__in=[Tournament.Status.LIVE, Tournament.Status.SCHEDULED], ends_at__lte=now
+    ):
+        tournament_end(tournament=tournament)
+        ended.append(tournament.pk)
+    return {"started": started, "ended": ended}
+
+
+# --- Decisions -----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class DecisionOutcome:
+    entry: int
+    tick: int
+    made: bool  # False: this tick was decided already (a redelivery, a repeat)
+    trades: int = 0
+    reasoning: str = ""
+
+
+def decision_make(
+    *, entry: Entry, tick: int | None = None, task_id: str = "", now: datetime | None = None
+) -> DecisionOutcome:
+    """One decision of `entry` at `tick` (default: the market's tick now): made once."""
+    tournament = Tournament.objects.get(pk=entry.tournament_id)
+    market = market_of(tournament)
+    tick = market.tick_at(now or timezone.now()) if tick is None else tick
+    if Decision.objects.filter(entry_id=entry.pk, tick=tick).exists():
+        return DecisionOutcome(entry=entry.pk, tick=tick, made=False)
+    agent = Agent.objects.get(pk=entry.agent_id)
+    strategy = get_strategy(entry.strategy)
+    brain = None
+    if entry.strategy == "brain":
+        from agents.services import agent_brain
+
+        brain = agent_brain(agent)
+    # Decided outside the transaction (a brain may take seconds); applied inside, against the
+    # portfolio as it is then.
+    plan = strategy.decide(
+        market.view(
+            tick=tick, cash=float(entry.cash), positions=entry.positions, state=entry.state
+        ),
+        seed=tournament.market_seed * 1_000_003 + entry.pk,
+        brain=brain,
+    )
+    prices = market.prices_at(tick)
+    try:
+        with transaction.atomic():
+            locked = Entry.objects.select_for_update().get(pk=entry.pk)
+            decision = Decision.objects.create(
+                entry=locked,
+                tick=tick,
+                reasoning=plan.reasoning[:5000],
+                orders=[
+                    {"symbol": o.symbol, "side": o.side, "quantity": o.quantity}
+                    for o in plan.orders
+                ],
+                task_id=task_id,
+            )
+            fill = apply_orders(float(locked.cash), locked.positions, plan.orders, prices)
+            Trade.objects.bulk_create(
+                [
+                    Trade(
+                        entry=locked,
+                        decision=decision,
+                        symbol=trade.symbol,
+                        side=trade.side,
+                        quantity=trade.quantity,
+                        price=money(trade.price),
+                        tick=tick,
+                    )
+                    for trade in fill.trades
+                ]
+            )
+            locked.cash = money(fill.cash)
+            locked.positions = fill.positions
+            locked.equity = money(equity(fill.cash, fill.positions, prices))
+            locked.state = plan.state
+            locked.decision_count = F("decision_count") + 1
+            locked.last_tick = max(locked.last_tick, tick)
+            locked.heartbeat_at = timezone.now()
+            if locked.status in (Entry.Status.STALE, Entry.Status.RECOVERING):
+                locked.status = Entry.Status.ACTIVE
+            locked.save(
+                update_fields=[
+                    "cash",
+                    "positions",
+                    "equity",
+                    "state",
+                    "decision_count",
+                    "last_tick",
+                    "heartbeat_at",
+                    "status",
+                    "updated_at",
+                ]
+            )
+    except IntegrityError:  # decided meanwhile by a concurrent run: that one stands
+        return DecisionOutcome(entry=entry.pk, tick=tick, made=False)
+    return DecisionOutcome(
+        entry=entry.pk, tick=tick, made=True, trades=len(fill.trades), reasoning=plan.reasoning
+    )
+
+
+# --- Recovery ------------------------------------------------------------------------------------
+
+
+def portfolio_from_trades(entry: Entry) -> tuple[Decimal, dict[str, int]]:
+    """Cash and positions as the entry's trades imply, from the tournament's initial cash."""
+    tournament = Tournament.objects.get(pk=entry.tournament_id)
+    cash = tournament.initial_cash
+    positions: dict[str, int] = {}
+    for side, symbol, quantity, price in Trade.objects.filter(entry=entry).values_list(
+        "side", "symbol", "quantity", "price"
+    ):
+        if side == Trade.Side.BUY:
+            cash -= quantity * price
+            positions[symbol] = positions.get(symbol, 0) + quantity
+        else:
+            cash += quantity * price
+            positions[symbol] = positions.get(symbol, 0) - quantity
+    return money(cash), {symbol: n for symbol, n in positions.items() if n}
+
+
+@transaction.atomic
+def entry_recover(*, entry: Entry) -> Entry:
+    """Rebuild the entry from the database (portfolio from its trades; the strategy memory of
+    its last decision's row stays) and make it active again."""
+    locked = Entry.objects.select_for_update().get(pk=entry.pk)
+    cash, positions = portfolio_from_trades(locked)
+    last = Decision.objects.filter(entry=locked).order_by("-tick").first()
+    locked.cash = cash
+    locked.positions = positions
+    locked.last_tick = last.tick if last is not None else -1
+    locked.status = Entry.Status.ACTIVE
+    locked.heartbeat_at = timezone.now()
+    locked.save(
+        update_fields=["cash", "positions", "last_tick", "status", "heartbeat_at", "updated_at"]
+    )
+    return locked
+
+
+def stale_entries_mark(*, now: datetime | None = None) -> list[int]:
+    """Active entries of live tournaments silent for STALE_AFTER: marked stale; their ids."""
+    cutoff = (now or timezone.now()) - STALE_AFTER
+    stale = list(
+        Entry.objects.filter(
+            tournament__status=Tournament.Status.LIVE,
+            status=Entry.Status.ACTIVE,
+            heartbeat_at__lt=cutoff,
+        ).values_list("pk", flat=True)
+    )
+    Entry.objects.filter(pk__in=stale).update(status=Entry.Status.STALE)
+    return stale
+
+
+# --- Rankings ------------------------------------------------------------------------------------
+
+
+def rankings_update(*, tournament: Tournament, now: datetime | None = None) -> list[dict[str, Any]]:
+    """Equity at the market price, ranks and snapshots of every entry; the leaderboard."""
+    market = market_of(tournament)
+    now = now or timezone.now()
+    tick = market.tick_at(min(now, tournament.ends_at))
+    prices = market.prices_at(tick)
+    entries = list(tournament.entries.select_related("agent"))
+    for entry in entries:
+        entry.equity = money(equity(float(entry.cash), entry.positions, prices))
+    entries.sort(key=lambda e: (-e.equity, e.pk))
+    for rank, entry in enumerate(entries, start=1):
+        entry.rank = rank
+    with transaction.atomic():
+        Entry.objects.bulk_update(entries, ["equity", "rank"], batch_size=500)
+        EquitySnapshot.objects.bulk_create(
+            [
+                EquitySnapshot(
+                    entry=entry,
+                    at=now,
+                    tick=tick,
+                    equity=entry.equity,
+                    cash=entry.cash,
+                    rank=entry.rank,
+                )
+                for entry in entries
+            ],
+            batch_size=500,
+        )
+    board = [leaderboard_row(entry) for entry in entries]
+    event_record(
+        type="tournament.leaderboard",
+        state=tournament.status.upper(),
+        message=f"{tournament.name}: leaderboard at tick {tick}",
+        object_type="tournament",
+        object_id=tournament.pk,
+        payload={"tick": tick, "leaderboard": board[:100]},
+    )
+    return board
+
+
+def leaderboard_row(entry: Entry) -> dict[str, Any]:
+    return {
+        "entry": entry.pk,
+        "agent": entry.agent.slug,
+        "name": entry.agent.name,
+        "strategy": entry.strategy,
+        "rank": entry.rank,
+        "equity": str(entry.equity),
+        "cash": str(entry.cash),
+        "positions": entry.positions,
+        "status": entry.status,
+        "decisions": entry.decision_count,
+    }
+
+
+def _record(tournament: Tournament, type: str) -> None:
+    event_record(
+        type=type,
+        state=tournament.status.upper(),
+        message=tournament.name,
+        object_type="tournament",
+        object_id=tournament.pk,
+    )
