@@ -7,6 +7,7 @@ row locked, so a redelivered or repeated decision finds the row and trades nothi
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,12 +42,19 @@ def money(value: float | Decimal) -> Decimal:
 
 
 def market_of(tournament: Tournament) -> Market:
-    return Market(
+    """The tournament's market; one per process for the same parameters, so that a worker
+    deciding for a thousand entries computes each tick's prices and histories once."""
+    return _market(
         tournament.market_seed,
-        list(tournament.symbols),
-        start=tournament.starts_at,
-        tick_seconds=tournament.decision_interval,
+        tuple(tournament.symbols),
+        tournament.starts_at,
+        tournament.decision_interval,
     )
+
+
+@functools.lru_cache(maxsize=64)
+def _market(seed: int, symbols: tuple[str, ...], start: datetime, interval: int) -> Market:
+    return Market(seed, list(symbols), start=start, tick_seconds=interval)
 
 
 # --- Life ----------------------------------------------------------------------------------------
@@ -219,13 +227,12 @@ def decision_make(
     tick = market.tick_at(now or timezone.now()) if tick is None else tick
     if Decision.objects.filter(entry_id=entry.pk, tick=tick).exists():
         return DecisionOutcome(entry=entry.pk, tick=tick, made=False)
-    agent = Agent.objects.get(pk=entry.agent_id)
     strategy = get_strategy(entry.strategy)
     brain = None
     if entry.strategy == "brain":
         from agents.services import agent_brain
 
-        brain = agent_brain(agent)
+        brain = agent_brain(Agent.objects.get(pk=entry.agent_id))
     # Decided outside the transaction (a brain may take seconds); applied inside, against the
     # portfolio as it is then.
     plan = strategy.decide(
