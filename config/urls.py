@@ -11,6 +11,7 @@ from scheduler import views as scheduler_views
 api_patterns = [
     path("api/", include("scheduler.api.urls")),
     path("api/", include("agents.api.urls")),
+    path("api/", include("tournaments.api.urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path(
         "api/docs/",
@@ -28,6 +29,7 @@ urlpatterns = [
     # path: a task id is whatever its sender chose, slashes included.
     path("dashboard/tasks/<path:task_id>/", scheduler_views.task_detail, name="dashboard-task"),
     path("agents/", include("agents.urls")),
+    path("tournaments/", include("tournaments.urls")),
     *api_patterns,
 ]
 

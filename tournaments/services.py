@@ -225,6 +225,14 @@ def decision_make(
     tournament = Tournament.objects.get(pk=entry.tournament_id)
     market = market_of(tournament)
     tick = market.tick_at(now or timezone.now()) if tick is None else tick
+    if tournament.status != Tournament.Status.LIVE:
+        # Queued before the end and run after it (or asked for by hand): no trading outside.
+        return DecisionOutcome(
+            entry=entry.pk,
+            tick=tick,
+            made=False,
+            reasoning=f"the tournament is {tournament.status}",
+        )
     if Decision.objects.filter(entry_id=entry.pk, tick=tick).exists():
         return DecisionOutcome(entry=entry.pk, tick=tick, made=False)
     strategy = get_strategy(entry.strategy)
@@ -325,6 +333,9 @@ def entry_recover(*, entry: Entry) -> Entry:
     """Rebuild the entry from the database (portfolio from its trades; the strategy memory of
     its last decision's row stays) and make it active again."""
     locked = Entry.objects.select_for_update().get(pk=entry.pk)
+    status = Tournament.objects.filter(pk=locked.tournament_id).values_list("status", flat=True)
+    if status.first() != Tournament.Status.LIVE:
+        raise TournamentError({"entry": "only an entry of a live tournament is recovered"})
     cash, positions = portfolio_from_trades(locked)
     last = Decision.objects.filter(entry=locked).order_by("-tick").first()
     locked.cash = cash

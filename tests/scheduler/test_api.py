@@ -1006,6 +1006,11 @@ CONTRACT = {
     "/api/sessions/{session_id}/messages/": {"get", "post"},
     "/api/agents/{slug}/run/": {"post"},
     "/api/inbound/{slug}/": {"post"},
+    # tournaments/api
+    "/api/tournaments/": {"get"},
+    "/api/tournaments/{tournament_id}/": {"get"},
+    "/api/tournaments/{tournament_id}/leaderboard/": {"get"},
+    "/api/tournaments/{tournament_id}/entries/{entry_id}/run/": {"post"},
 }
 
 

@@ -145,6 +145,7 @@ def test_a_tournament_that_starts_and_ends_between_two_checks_ends_without_tradi
 def test_the_same_decision_twice_trades_once():
     tournament = _tournament()
     [entry] = _entries(tournament, "buy_and_hold")
+    services.tournament_start(tournament=tournament)
 
     first = services.decision_make(entry=entry, tick=5)
     second = services.decision_make(entry=entry, tick=5)
@@ -163,6 +164,7 @@ def test_the_same_decision_twice_trades_once():
 def test_an_entrys_portfolio_is_what_its_trades_imply():
     tournament = _tournament()
     entries = _entries(tournament, "momentum", "mean_reversion", "random", "buy_and_hold")
+    services.tournament_start(tournament=tournament)
 
     for tick in range(1, 30):
         for entry in entries:
@@ -180,6 +182,7 @@ def test_an_entrys_portfolio_is_what_its_trades_imply():
 def test_every_trade_is_at_the_markets_price():
     tournament = _tournament()
     [entry] = _entries(tournament, "random")
+    services.tournament_start(tournament=tournament)
     market = services.market_of(tournament)
 
     for tick in range(1, 10):
@@ -205,6 +208,22 @@ def test_the_live_round_queues_one_decision_per_active_entry(monkeypatch):
     assert result["queued"] == 2
     assert result["tick"] == 10
     assert sorted(q["entry_id"] for q in queued) == [entries[0].pk, entries[1].pk]
+
+
+def test_no_decision_is_made_outside_the_live_time():
+    tournament = _tournament()
+    [entry] = _entries(tournament, "buy_and_hold")
+
+    before = services.decision_make(entry=entry, tick=1)
+    services.tournament_start(tournament=tournament)
+    services.tournament_end(tournament=tournament)
+    after = services.decision_make(entry=Entry.objects.get(pk=entry.pk), tick=2)
+
+    assert (before.made, after.made) == (False, False)
+    assert "scheduled" in before.reasoning
+    assert not Decision.objects.exists()
+    with pytest.raises(TournamentError):
+        services.entry_recover(entry=entry)
 
 
 # --- Recovery ------------------------------------------------------------------------------------

@@ -1,0 +1,142 @@
+"""The tournaments' API views: parse the request, call one selector or service, shape the answer."""
+
+from __future__ import annotations
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers, status
+from rest_framework.exceptions import NotFound
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from scheduler.api.permissions import StaffPermission
+from scheduler.api.serializers import TaskQueuedSerializer, task_queued
+from scheduler.api.views import Pages
+from scheduler.permissions import RUN_TASKS
+from scheduler.services import task_enqueue
+from tournaments.api.serializers import (
+    EntryRunSerializer,
+    EntrySerializer,
+    TournamentListQuerySerializer,
+    TournamentSerializer,
+)
+from tournaments.models import Entry, Tournament
+from tournaments.selectors import (
+    tournament_by_id,
+    tournament_entry,
+    tournament_leaderboard,
+    tournaments_listed,
+)
+
+RUN_DECISION = "tournaments.run_agent_decision"
+
+_errors = OpenApiResponse(
+    description='Invalid input: {"field": ["message", ...]} (the body as a whole is "body")'
+)
+_not_found = OpenApiResponse(description='{"detail": "message"}')
+TOURNAMENT_ID = OpenApiParameter("tournament_id", OpenApiTypes.INT, OpenApiParameter.PATH)
+ENTRY_ID = OpenApiParameter(
+    "entry_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="one of its entries"
+)
+
+
+def _tournament(tournament_id: str) -> Tournament:
+    tournament = tournament_by_id(tournament_id=int(tournament_id))
+    if tournament is None:
+        raise NotFound(f"no tournament with id {tournament_id}")
+    return tournament
+
+
+def _entry(tournament: Tournament, entry_id: str) -> Entry:
+    entry = tournament_entry(tournament_id=tournament.pk, entry_id=int(entry_id))
+    if entry is None:
+        raise NotFound(f"tournament {tournament.pk} has no entry {entry_id}")
+    return entry
+
+
+class TournamentListView(APIView):
+    permission_classes = [StaffPermission]
+    pagination_class = Pages
+
+    @extend_schema(
+        parameters=[TournamentListQuerySerializer],
+        responses={200: TournamentSerializer(many=True), 400: _errors},
+        description="Tournaments, the latest start first.",
+    )
+    def get(self, request: Request) -> Response:
+        query = TournamentListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        tournaments = tournaments_listed(status=query.validated_data.get("status"))
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(tournaments, request, view=self)
+        data = TournamentSerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+
+class TournamentDetailView(APIView):
+    permission_classes = [StaffPermission]
+
+    @extend_schema(
+        parameters=[TOURNAMENT_ID], responses={200: TournamentSerializer, 404: _not_found}
+    )
+    def get(self, request: Request, tournament_id: str) -> Response:
+        tournament = _tournament(tournament_id)
+        return Response(TournamentSerializer(tournament, context={"request": request}).data)
+
+
+class TournamentLeaderboardView(APIView):
+    permission_classes = [StaffPermission]
+    pagination_class = Pages
+
+    @extend_schema(
+        parameters=[TOURNAMENT_ID],
+        responses={200: EntrySerializer(many=True), 404: _not_found},
+        description=(
+            "Its entries by rank, as the latest ranking (`tournaments.update_rankings`) left "
+            "them; entries not ranked yet come last, by equity. The same rankings arrive live "
+            "as `tournament.leaderboard` events on `/ws/events/?object=tournament:<id>`."
+        ),
+    )
+    def get(self, request: Request, tournament_id: str) -> Response:
+        tournament = _tournament(tournament_id)
+        entries = tournament_leaderboard(tournament_id=tournament.pk)
+        paginator = self.pagination_class()
+        page = paginator.paginate_queryset(entries, request, view=self)
+        data = EntrySerializer(page, many=True, context={"request": request}).data
+        return paginator.get_paginated_response(data)
+
+
+class EntryRunView(APIView):
+    permission_classes = [StaffPermission]
+    required_permissions = {"post": RUN_TASKS}
+
+    @extend_schema(
+        parameters=[TOURNAMENT_ID, ENTRY_ID],
+        request=EntryRunSerializer,
+        responses={202: TaskQueuedSerializer, 400: _errors, 404: _not_found},
+        description=(
+            "Queue one decision of the entry (`tournaments.run_agent_decision`), checked against "
+            "the catalog as `POST /api/tasks/` checks it. A tick is decided once: a run for a "
+            "tick decided already trades nothing. Only in a live tournament. Needs "
+            "`scheduler.run_tasks`."
+        ),
+    )
+    def post(self, request: Request, tournament_id: str, entry_id: str) -> Response:
+        tournament = _tournament(tournament_id)
+        entry = _entry(tournament, entry_id)
+        body = EntryRunSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        if tournament.status != Tournament.Status.LIVE:
+            # A decision outside the tournament's time would trade at prices nobody else had.
+            raise serializers.ValidationError(
+                {"tournament": [f"{tournament.name} is {tournament.status}: only a live one runs"]}
+            )
+        params = {
+            "entry_id": entry.pk,
+            "recover_from_crash": body.validated_data["recover_from_crash"],
+        }
+        if body.validated_data["tick"] is not None:
+            params["tick"] = body.validated_data["tick"]
+        task_id = task_enqueue(task=RUN_DECISION, params=params)
+        return Response(task_queued(request, task_id), status=status.HTTP_202_ACCEPTED)
