@@ -235,6 +235,12 @@ def decision_make(
         )
     if Decision.objects.filter(entry_id=entry.pk, tick=tick).exists():
         return DecisionOutcome(entry=entry.pk, tick=tick, made=False)
+    if tick < entry.last_tick:
+        # A message redelivered long after (a dead worker's, after the visibility timeout):
+        # the entry has moved on; trading at that tick's prices now would rewrite history.
+        return DecisionOutcome(
+            entry=entry.pk, tick=tick, made=False, reasoning=f"tick {tick} has passed"
+        )
     strategy = get_strategy(entry.strategy)
     brain = None
     if entry.strategy == "brain":

@@ -14,22 +14,13 @@ from tournaments import services
 from tournaments.models import Entry, Tournament
 
 
-def _queue(task: Any, **kwargs: Any) -> None:
+def _queue(task: Any, *, tournament_id: int, **kwargs: Any) -> None:
+    """Queue `task` for the tournament (its events reach its group); without a broker
+    (CELERY_ENABLED=false), run it here."""
     if settings.CELERY_ENABLED:
-        task.apply_async(kwargs=kwargs, headers={"scheduler_object": _object_of(kwargs)})
+        task.apply_async(kwargs=kwargs, headers={"scheduler_object": f"tournament:{tournament_id}"})
     else:
         task.apply(kwargs=kwargs, throw=False)
-
-
-def _object_of(kwargs: dict[str, Any]) -> str:
-    if "entry_id" in kwargs:
-        tournament_id = (
-            Entry.objects.filter(pk=kwargs["entry_id"])
-            .values_list("tournament_id", flat=True)
-            .first()
-        )
-        return f"tournament:{tournament_id}"
-    return f"tournament:{kwargs.get('tournament_id', '')}"
 
 
 class TournamentParams(Params):
@@ -63,7 +54,7 @@ def run_live_tournament_agents(tournament_id: int) -> dict[str, Any]:
         tournament.entries.filter(status=Entry.Status.ACTIVE).values_list("pk", flat=True)
     )
     for entry_id in entries:
-        _queue(run_agent_decision, entry_id=entry_id, tick=tick)
+        _queue(run_agent_decision, tournament_id=tournament_id, entry_id=entry_id, tick=tick)
     return {"tournament": tournament_id, "tick": tick, "queued": len(entries)}
 
 
@@ -105,8 +96,9 @@ def check_transitions() -> dict[str, Any]:
 )
 def recover_crashed_agents() -> dict[str, Any]:
     stale = services.stale_entries_mark()
+    tournaments = dict(Entry.objects.filter(pk__in=stale).values_list("pk", "tournament_id"))
     for entry_id in stale:
-        _queue(recover_agent_state, entry_id=entry_id)
+        _queue(recover_agent_state, tournament_id=tournaments[entry_id], entry_id=entry_id)
     return {"stale": stale}
 
 

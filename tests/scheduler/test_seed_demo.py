@@ -1,14 +1,26 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
+import time_machine
 from django.core.management import call_command
+from django.utils import timezone
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from agents.demo import DEMO_AGENT_SLUG, DEMO_POST_SCHEDULE, DEMO_POSTER_SLUG
 from agents.models import Agent, AgentSchedule, Session
 from scheduler.demo import CLEANUP_NAME, DEMO_PING_NAME
+from scheduler.models import AuditEntry
+from tournaments.demo import (
+    DEMO_HOURS,
+    DEMO_INTERVAL,
+    DEMO_TOURNAMENT_NAME,
+    DEMO_TRADERS,
+    TOURNAMENT_SCHEDULES,
+)
+from tournaments.models import Entry, Tournament
 
 pytestmark = pytest.mark.django_db
 
@@ -37,7 +49,8 @@ def test_it_is_idempotent_and_keeps_what_users_changed(capsys):
     assert PeriodicTask.objects.filter(name=DEMO_PING_NAME).count() == 1
     assert PeriodicTask.objects.get(name=DEMO_PING_NAME).enabled is False
     assert Agent.objects.filter(pk=mine.pk).exists()
-    assert Agent.objects.count() == 3  # the two demo agents and mine
+    # The demo assistant and poster, the six demo traders, and mine.
+    assert Agent.objects.count() == 2 + len(DEMO_TRADERS) + 1
     assert capsys.readouterr().out.strip().endswith("nothing to do.")
 
 
@@ -87,3 +100,81 @@ def test_it_says_once_that_nothing_goes_live_before_redis_runs(capsys, monkeypat
     output = capsys.readouterr().out
     assert output.startswith("Redis is not running yet")
     assert "Created agent" in output
+
+
+def test_it_starts_a_live_demo_tournament_of_six_traders_with_its_periodic_upkeep(capsys):
+    before = timezone.now()
+    call_command("seed_demo")
+
+    cup = Tournament.objects.select_related("periodic_task__interval").get()
+    assert cup.name == DEMO_TOURNAMENT_NAME
+    assert cup.status == Tournament.Status.LIVE
+    assert before <= cup.starts_at <= timezone.now()
+    assert cup.ends_at - cup.starts_at == timedelta(hours=DEMO_HOURS)
+    assert cup.decision_interval == DEMO_INTERVAL
+    # Its own periodic task, which beat runs: a round of decisions every interval.
+    task = cup.periodic_task
+    assert task is not None
+    assert task.task == "tournaments.run_live_tournament_agents"
+    assert json.loads(task.kwargs) == {"tournament_id": cup.pk}
+    assert task.interval is not None
+    assert (task.interval.every, task.interval.period) == (DEMO_INTERVAL, IntervalSchedule.SECONDS)
+    assert task.enabled
+    entries = list(cup.entries.select_related("agent"))
+    assert {entry.agent.slug for entry in entries} == set(DEMO_TRADERS)
+    assert {entry.agent.kind for entry in entries} == {Agent.Kind.TRADER}
+    assert {entry.agent.brain for entry in entries} == {Agent.Brain.RULES}
+    assert {entry.strategy for entry in entries} == {
+        "buy_and_hold",
+        "momentum",
+        "mean_reversion",
+        "random",
+        "brain",
+    }
+    assert {entry.status for entry in entries} == {Entry.Status.ACTIVE}
+    upkeep = PeriodicTask.objects.select_related("interval").filter(name__in=TOURNAMENT_SCHEDULES)
+    assert sorted((row.task, row.interval.every, row.interval.period) for row in upkeep) == [
+        ("tournaments.check_transitions", 1, IntervalSchedule.MINUTES),
+        ("tournaments.recover_crashed_agents", 2, IntervalSchedule.MINUTES),
+        ("tournaments.update_rankings", 30, IntervalSchedule.SECONDS),
+    ]
+    assert f"Created tournament '{DEMO_TOURNAMENT_NAME}' with 6 traders" in capsys.readouterr().out
+
+
+def _counts() -> dict[str, int]:
+    return {
+        model.__name__: model.objects.count()
+        for model in (Agent, Tournament, Entry, PeriodicTask, AuditEntry)
+    }
+
+
+def test_a_second_seed_leaves_the_demo_tournament_as_it_is(capsys):
+    call_command("seed_demo")
+    cup = Tournament.objects.get()
+    Entry.objects.filter(tournament=cup).update(decision_count=3)  # it has been running
+    before = _counts()
+
+    call_command("seed_demo")
+
+    assert _counts() == before
+    assert set(Entry.objects.values_list("decision_count", flat=True)) == {3}
+    assert capsys.readouterr().out.strip().endswith("nothing to do.")
+
+
+def test_once_the_demo_tournament_ran_its_hours_the_next_seed_starts_another():
+    call_command("seed_demo")
+    first = Tournament.objects.get()
+
+    with time_machine.travel(first.ends_at + timedelta(minutes=5), tick=False):
+        call_command("seed_demo")
+        call_command("seed_demo")
+
+    second = Tournament.objects.exclude(pk=first.pk).get()
+    assert second.name == f"{DEMO_TOURNAMENT_NAME} 2"
+    assert second.status == Tournament.Status.LIVE
+    assert second.starts_at == first.ends_at + timedelta(minutes=5)
+    assert second.entries.count() == len(DEMO_TRADERS)
+    # The demo traders are the same agents in both.
+    assert set(second.entries.values_list("agent_id", flat=True)) == set(
+        first.entries.values_list("agent_id", flat=True)
+    )

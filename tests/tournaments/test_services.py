@@ -210,6 +210,19 @@ def test_the_live_round_queues_one_decision_per_active_entry(monkeypatch):
     assert sorted(q["entry_id"] for q in queued) == [entries[0].pk, entries[1].pk]
 
 
+def test_a_decision_for_a_tick_that_has_passed_is_not_made():
+    tournament = _tournament()
+    [entry] = _entries(tournament, "random")
+    services.tournament_start(tournament=tournament)
+    services.decision_make(entry=entry, tick=7)
+
+    late = services.decision_make(entry=Entry.objects.get(pk=entry.pk), tick=3)
+
+    assert not late.made
+    assert "has passed" in late.reasoning
+    assert list(Decision.objects.values_list("tick", flat=True)) == [7]
+
+
 def test_no_decision_is_made_outside_the_live_time():
     tournament = _tournament()
     [entry] = _entries(tournament, "buy_and_hold")

@@ -10,6 +10,7 @@ from redis.exceptions import RedisError
 
 from agents.demo import seed_demo_agents
 from scheduler.demo import seed_demo_schedules
+from tournaments.demo import seed_demo_tournament, seed_tournament_schedules
 
 
 def _redis_answers() -> bool:
@@ -34,7 +35,12 @@ class Command(BaseCommand):
                 quiet[name] = logging.getLogger(name).level
                 logging.getLogger(name).setLevel(logging.ERROR)
         try:
-            created = [*seed_demo_agents(), *seed_demo_schedules()]
+            created = [
+                *seed_demo_agents(),
+                *seed_demo_schedules(),
+                *seed_tournament_schedules(),
+                *seed_demo_tournament(),
+            ]
             if quiet:
                 from scheduler.publisher import publisher
 
