@@ -31,7 +31,7 @@ class Command(BaseCommand):
             # `make run` seeds before it starts the embedded Redis: the changes are stored and
             # beat reads them when it starts, so the live notices are not missed. Say it once.
             self.stdout.write("Redis is not running yet: nothing is sent live (beat reads it all).")
-            for name in ("scheduler.publisher", "scheduler.beat_changes"):
+            for name in ("scheduler.publisher", "scheduler.beat_changes", "scheduler.metrics"):
                 quiet[name] = logging.getLogger(name).level
                 logging.getLogger(name).setLevel(logging.ERROR)
         try:
