@@ -28,22 +28,8 @@
     return node;
   }
 
-  function readJson(id) {
-    const node = document.getElementById(id);
-    return node ? JSON.parse(node.textContent) : null;
-  }
-
-  function formatter(timeZone) {
-    const options = {
-      year: "numeric", month: "2-digit", day: "2-digit",
-      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
-    };
-    try {
-      return new Intl.DateTimeFormat("sv-SE", { ...options, timeZone });
-    } catch (error) {
-      return new Intl.DateTimeFormat("sv-SE", options);
-    }
-  }
+  // Shared with the other live pages (scheduler/static/scheduler/live.js).
+  const { readJson, formatter } = window.pageHelpers;
 
   function errorText(body) {
     if (!body || typeof body !== "object") return "";

@@ -123,5 +123,25 @@
     connect();
   }
 
+  function readJson(id) {
+    const node = document.getElementById(id);
+    return node ? JSON.parse(node.textContent) : null;
+  }
+
+  function formatter(timeZone) {
+    const options = {
+      year: "numeric", month: "2-digit", day: "2-digit",
+      hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+    };
+    try {
+      return new Intl.DateTimeFormat("sv-SE", { ...options, timeZone });
+    } catch (error) {
+      return new Intl.DateTimeFormat("sv-SE", options);
+    }
+  }
+
   window.liveConnection = liveConnection;
+  // Small helpers the chat and tournament pages share: the JSON a template embedded, and a
+  // date-time formatter in a zone (the browser's own if the zone is unknown to it).
+  window.pageHelpers = { readJson, formatter };
 })();
