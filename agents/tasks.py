@@ -57,9 +57,14 @@ def run_with_retries(task: Any, work: Callable[[], T]) -> T:
         ) from exc
 
 
-def queue(task: Any, **kwargs: Any) -> None:
-    """Queue a follow-on task; without a broker (CELERY_ENABLED=false), run it here."""
-    if settings.CELERY_ENABLED:
+def queue(task: Any, *, owner: str = "", **kwargs: Any) -> None:
+    """Queue a follow-on task; without a broker (CELERY_ENABLED=false), run it here.
+
+    `owner` ("tournament:7") is the domain object its events belong to.
+    """
+    if settings.CELERY_ENABLED and owner:
+        task.apply_async(kwargs=kwargs, headers={"scheduler_object": owner})
+    elif settings.CELERY_ENABLED:
         task.delay(**kwargs)
     else:
         task.apply(kwargs=kwargs, throw=False)  # its failure is its own, stored in history

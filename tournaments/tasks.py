@@ -4,23 +4,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.conf import settings
 from pydantic import Field
 
 from agents.models import Agent
-from agents.tasks import run_with_retries
+from agents.tasks import queue, run_with_retries
 from scheduler.catalog import Params, catalog_task
 from tournaments import services
 from tournaments.models import Entry, Tournament
 
 
 def _queue(task: Any, *, tournament_id: int, **kwargs: Any) -> None:
-    """Queue `task` for the tournament (its events reach its group); without a broker
-    (CELERY_ENABLED=false), run it here."""
-    if settings.CELERY_ENABLED:
-        task.apply_async(kwargs=kwargs, headers={"scheduler_object": f"tournament:{tournament_id}"})
-    else:
-        task.apply(kwargs=kwargs, throw=False)
+    queue(task, owner=f"tournament:{tournament_id}", **kwargs)
 
 
 class TournamentParams(Params):
