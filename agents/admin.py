@@ -12,7 +12,7 @@ from typing import Any
 from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
@@ -55,6 +55,23 @@ def masked(secret: str) -> str:
 # --- Agents --------------------------------------------------------------------------------------
 
 
+class JSONTextField(forms.JSONField):
+    """Django's JSON form field, with text Python's json cannot read as a value (nested a few
+    thousand deep, a whole number of thousands of digits) refused as malformed, not raised."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return super().to_python(value)
+        except (ValueError, RecursionError):
+            raise ValidationError(self.error_messages["invalid"], code="invalid") from None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except (ValueError, RecursionError):
+            return forms.fields.InvalidJSONInput(data)  # shown back as typed, with the error
+
+
 class AgentForm(forms.ModelForm[Agent]):
     webhook_url = forms.URLField(
         required=False,
@@ -75,6 +92,7 @@ class AgentForm(forms.ModelForm[Agent]):
             "webhook_url",
             "state",
         ]
+        field_classes = {"brain_config": JSONTextField, "state": JSONTextField}
 
     def clean(self) -> dict[str, Any]:
         cleaned: dict[str, Any] = super().clean() or {}

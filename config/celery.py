@@ -1,14 +1,19 @@
-"""The Celery app: JSON only, UTC, named queues with routes and per-queue time limits."""
+"""The Celery app: JSON only, UTC, named queues with routes and per-queue time limits, and task
+arguments masked wherever Celery shows them (scheduler/masking.py)."""
 
 from __future__ import annotations
 
+import logging
 import os
 from typing import Any
 
 from celery import Celery
+from celery.app.amqp import AMQP
+from celery.utils.saferepr import saferepr
 from kombu import Queue
 
 from config.queues import QUEUES, queue_for, route_task
+from scheduler.masking import MaskSecretsFilter, configured_keys, mask, mask_serialised
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
@@ -23,7 +28,40 @@ class QueueTimeLimits:
         return {"time_limit": spec.hard_limit, "soft_time_limit": spec.soft_limit}
 
 
-app = Celery("agent_scheduler")
+class MaskingAMQP(AMQP):
+    """Task messages whose `argsrepr` and `kwargsrepr` have secret values masked.
+
+    Those reprs are what Celery logs (received, succeeded, failed), sends in its task-sent and
+    task-received events and stores as a result's arguments; the task gets its real arguments.
+    Every message goes through here: ours, beat's and those tasks queue themselves.
+    """
+
+    def as_task_v2(
+        self,
+        task_id: str,
+        name: str,
+        args: Any = None,
+        kwargs: Any = None,
+        *rest: Any,
+        **options: Any,
+    ) -> Any:
+        keys = configured_keys()
+        maxlevels = self.app.conf.task_repr_maxlevels
+        given_args, given_kwargs = options.get("argsrepr"), options.get("kwargsrepr")
+        options["argsrepr"] = (
+            mask_serialised(given_args, keys)
+            if given_args is not None
+            else saferepr(mask(args or (), keys), self.argsrepr_maxsize, maxlevels=maxlevels)
+        )
+        options["kwargsrepr"] = (
+            mask_serialised(given_kwargs, keys)
+            if given_kwargs is not None
+            else saferepr(mask(kwargs or {}, keys), self.kwargsrepr_maxsize, maxlevels=maxlevels)
+        )
+        return super().as_task_v2(task_id, name, args, kwargs, *rest, **options)
+
+
+app = Celery("agent_scheduler", amqp=MaskingAMQP)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 app.conf.update(
     task_serializer="json",
@@ -48,3 +86,7 @@ app.conf.update(
     task_annotations=(QueueTimeLimits(),),
 )
 app.autodiscover_tasks()
+
+# A run in the caller (CELERY_ENABLED=false, apply) has no repr: Celery logs its real arguments.
+for _logger in ("celery.app.trace", "celery.worker.strategy", "celery.worker.request"):
+    logging.getLogger(_logger).addFilter(MaskSecretsFilter())

@@ -39,10 +39,12 @@ from kombu.exceptions import OperationalError
 
 from config.queues import QUEUES
 from scheduler.catalog import CatalogEntry, load_catalog
+from scheduler.masking import masked
 from scheduler.models import AuditEntry, ScheduleOptions, Source
 from scheduler.parsing import ScheduleParseError, zone_named
 from scheduler.policies import MisfirePolicy, OverlapPolicy
 from scheduler.preview import Preview, format_run, periodic_task_preview
+from scheduler.selectors import stored_arguments
 from scheduler.services import (
     DESCRIPTION_MAX_LENGTH,
     ScheduleError,
@@ -236,6 +238,10 @@ class PeriodicTaskScheduleForm(PeriodicTaskForm):
             headers = json.loads(text)
         except json.JSONDecodeError as exc:
             raise ValidationError(f"malformed JSON: {exc.msg}") from exc
+        except ValueError as exc:  # Python refuses whole numbers of more than 4300 digits
+            raise ValidationError("malformed JSON: a number has too many digits") from exc
+        except RecursionError:
+            raise ValidationError("malformed JSON: nested too deeply") from None
         if not isinstance(headers, dict):
             raise ValidationError("must be a JSON object")
         return text
@@ -684,7 +690,7 @@ def _changes(changes: dict[str, Any]) -> str:
     return format_html_join(
         "",
         "<div><strong>{}</strong>: {} &rarr; {}</div>",
-        ((name, short(old), short(new)) for name, (old, new) in sorted(changes.items())),
+        ((name, short(old), short(new)) for name, (old, new) in sorted(masked(changes).items())),
     )
 
 
@@ -738,7 +744,9 @@ class TaskResultAdmin(StockTaskResultAdmin):
                 "classes": ("extrapretty", "wide"),
             },
         ),
-        *StockTaskResultAdmin.fieldsets[1:],
+        # The stock admin shows the stored arguments as they are: here secret values are masked.
+        ("Parameters", {"fields": ("arguments", "keyword_arguments"), "classes": ("wide",)}),
+        *StockTaskResultAdmin.fieldsets[2:],
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TaskResult]:
@@ -751,7 +759,13 @@ class TaskResultAdmin(StockTaskResultAdmin):
         )
 
     def get_readonly_fields(self, request: HttpRequest, obj: TaskResult | None = None) -> Any:
-        return [*super().get_readonly_fields(request, obj), "periodic_task_link", "duration"]
+        return [
+            *super().get_readonly_fields(request, obj),
+            "periodic_task_link",
+            "duration",
+            "arguments",
+            "keyword_arguments",
+        ]
 
     def has_retry_permission(self, request: HttpRequest) -> bool:
         # A retry runs a task: the permission that runs periodic tasks now.
@@ -771,6 +785,18 @@ class TaskResultAdmin(StockTaskResultAdmin):
     @admin.display(description="Duration")
     def duration(self, obj: TaskResult) -> str:
         return format_duration(getattr(obj, "date_started", None), obj.date_done)
+
+    @admin.display(description="Task args")
+    def arguments(self, obj: TaskResult) -> str:
+        return format_html(
+            '<pre class="scheduler-arguments">{}</pre>', stored_arguments(obj.task_args)
+        )
+
+    @admin.display(description="Task kwargs")
+    def keyword_arguments(self, obj: TaskResult) -> str:
+        return format_html(
+            '<pre class="scheduler-arguments">{}</pre>', stored_arguments(obj.task_kwargs)
+        )
 
     @admin.action(description="Retry selected (same arguments)", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:

@@ -16,6 +16,8 @@ the admin, the CLI and the API show), and its default overlap policy.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
@@ -25,6 +27,13 @@ from pydantic import BaseModel, ConfigDict, ValidationError
 
 from config.queues import queue_for
 from scheduler.policies import OverlapPolicy
+
+# Parameters ride in every message of the task and are stored with every schedule of it: a paste
+# of a megabyte is refused, not carried. The largest a catalog task declares (a notification's
+# 20,000-character message and 100 recipients) is well below this.
+MAX_PARAMS_CHARS = 65_536
+# Whole numbers end up in database columns (ids, counts): beyond 64 bits no column holds them.
+_INT64 = range(-(2**63), 2**63)
 
 
 class Params(BaseModel):
@@ -80,6 +89,7 @@ class CatalogEntry:
             raise ParameterError(
                 self.name, {"params": [f"must be a JSON object, not {type(raw).__name__}"]}
             )
+        _check_size(self.name, raw)
         try:
             model = self.params.model_validate(raw)
         except ValidationError as exc:
@@ -91,7 +101,38 @@ class CatalogEntry:
                     message = "is not a parameter of this task"
                 errors.setdefault(path, []).append(message)
             raise ParameterError(self.name, errors) from exc
+        # Before the JSON dump, which would write a NaN as null.
+        errors = {path: [message] for path, message in _unstorable_numbers(model.model_dump())}
+        if errors:
+            raise ParameterError(self.name, errors)
         return model.model_dump(mode="json")
+
+
+def _check_size(task: str, raw: dict[str, Any]) -> None:
+    try:
+        size = len(json.dumps(raw, ensure_ascii=False, default=str))
+    # Circular, keyed by what JSON has no keys for, or nested deeper than JSON can be written.
+    except (ValueError, TypeError, RecursionError):
+        raise ParameterError(task, {"params": ["cannot be written as JSON"]}) from None
+    if size > MAX_PARAMS_CHARS:
+        raise ParameterError(
+            task,
+            {"params": [f"are {size} characters as JSON: at most {MAX_PARAMS_CHARS} are allowed"]},
+        )
+
+
+def _unstorable_numbers(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Numbers JSON cannot carry (NaN, infinities) or no database column holds (beyond 64 bits)."""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            yield from _unstorable_numbers(item, f"{path}.{key}" if path else str(key))
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from _unstorable_numbers(item, f"{path}.{index}" if path else str(index))
+    elif isinstance(value, float) and not math.isfinite(value):
+        yield path or "params", "must be a finite number"
+    elif isinstance(value, int) and not isinstance(value, bool) and value not in _INT64:
+        yield path or "params", "is too large: whole numbers must fit in 64 bits"
 
 
 class Catalog:

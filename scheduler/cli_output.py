@@ -2,7 +2,8 @@
 
 Pure rendering: the command reads through selectors and writes through services, then hands
 rows to these functions. Times are shown in the schedule's zone when there is one, otherwise in
-settings.TIME_ZONE; JSON carries ISO 8601 with an offset.
+settings.TIME_ZONE; JSON carries ISO 8601 with an offset. Task arguments (a result's, a
+schedule's params, their audit trail) are shown with secret values masked (scheduler/masking.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from django_celery_results.models import TaskResult
 
 from scheduler.catalog import CatalogEntry
 from scheduler.events import event_level
+from scheduler.masking import masked, masked_text
 from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
 from scheduler.policies import MisfirePolicy, OverlapPolicy
 from scheduler.services import ScheduleError, stored_kwargs
@@ -149,7 +151,7 @@ def periodic_task_as_dict(
         "schedule": options.phrase if options is not None and options.phrase else None,
         "schedule_description": description,
         "timezone": options.timezone if options is not None else "UTC",
-        "params": params,
+        "params": _masked_arguments(params),
         "queue": periodic_task.queue or None,
         "description": periodic_task.description,
         "overlap": options.overlap if options is not None else str(OverlapPolicy.ALLOW),
@@ -168,14 +170,14 @@ def audit_as_dict(entry: AuditEntry) -> dict[str, Any]:
         "action": entry.action,
         "source": entry.source,
         "actor": entry.actor.get_username() if entry.actor is not None else None,
-        "changes": entry.changes,
+        "changes": masked(entry.changes),
     }
 
 
 def changes_summary(changes: dict[str, Any]) -> str:
     """'schedule: "0 9 * * *" -> "0 10 * * *"; enabled: true -> false'."""
     parts = []
-    for field, change in changes.items():
+    for field, change in masked(changes).items():
         if isinstance(change, list) and len(change) == 2:
             old, new = change
             if old is None:
@@ -245,6 +247,10 @@ def result_kwargs(result: TaskResult) -> Any:
         return result.task_kwargs  # cut at 1024 characters, or not a literal: show the text
 
 
+def _masked_arguments(value: Any) -> Any:
+    return masked_text(value) if isinstance(value, str) else masked(value)
+
+
 def result_as_dict(result: TaskResult) -> dict[str, Any]:
     more = extended(result)
     return {
@@ -253,8 +259,8 @@ def result_as_dict(result: TaskResult) -> dict[str, Any]:
         "periodic_task_name": more.periodic_task_name,
         "status": result.status,
         "worker": more.worker,
-        "args": stored_args(result),
-        "kwargs": result_kwargs(result),
+        "args": _masked_arguments(stored_args(result)),
+        "kwargs": _masked_arguments(result_kwargs(result)),
         "result": stored_value(result.result, result.content_type),
         "traceback": result.traceback,
         "date_created": iso(more.date_created),

@@ -15,6 +15,7 @@ from typing import Any
 from django.db import transaction
 from django.utils import timezone
 
+from scheduler.masking import masked
 from scheduler.models import TaskEvent
 from scheduler.publisher import publisher
 
@@ -57,7 +58,10 @@ def defer_event_writes(enabled: bool = True) -> None:
 
 
 def event_payload(event: TaskEvent) -> dict[str, Any]:
-    """The JSON sent to the dashboard, websocket clients and waiting API clients."""
+    """The JSON sent to the dashboard, websocket clients and waiting API clients.
+
+    Shown to people: the values of secret keys in its data are masked (scheduler/masking.py).
+    """
     return {
         "id": event.pk,
         "type": event.type,
@@ -72,7 +76,7 @@ def event_payload(event: TaskEvent) -> dict[str, Any]:
         "object": (
             {"type": event.object_type, "id": event.object_id} if event.object_type else None
         ),
-        "data": event.payload,
+        "data": masked(event.payload),
     }
 
 

@@ -1,5 +1,10 @@
 """Notifications sent by `scheduler.send_notification`: an email, or a JSON POST to a webhook.
 
+A webhook's body is signed when NOTIFICATION_WEBHOOK_SECRET is set: header
+`X-Scheduler-Signature: sha256=<hex HMAC-SHA256 of the raw body>`, the scheme of the agents'
+webhooks (agents/signatures.py), so a receiver can tell our deliveries from anyone's; the body's
+`sent_at` lets it refuse old ones.
+
 Failures that a later attempt may not repeat (a network error, a timeout, a 5xx, a 429, an
 SMTP error) raise NotificationError, which the task retries; a webhook that answers 4xx
 otherwise will answer the same next time, so it raises NotificationRejected, which fails at once.
@@ -7,6 +12,8 @@ otherwise will answer the same next time, so it raises NotificationRejected, whi
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
 import smtplib
 import urllib.error
@@ -21,6 +28,7 @@ from django.utils import timezone
 # Statuses worth another attempt: the server is overloaded, restarting, or asks us to wait.
 _RETRYABLE_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 _USER_AGENT = "agent-scheduler/1 (+scheduler.send_notification)"
+SIGNATURE_HEADER = "X-Scheduler-Signature"
 
 
 class NotificationError(RuntimeError):
@@ -54,8 +62,19 @@ def notification_send(
             "sent_at": timezone.now().isoformat(),
         },
         timeout=timeout,
+        sign=_notification_signature,
     )
     return {"channel": "webhook", "webhook_url": webhook_url, "status": status}
+
+
+def webhook_signature(secret: str, body: bytes) -> str:
+    """`sha256=<hex HMAC-SHA256 of body keyed with secret>`, as SIGNATURE_HEADER carries it."""
+    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+
+
+def _notification_signature(body: bytes) -> dict[str, str]:
+    secret = settings.NOTIFICATION_WEBHOOK_SECRET
+    return {SIGNATURE_HEADER: webhook_signature(secret, body)} if secret else {}
 
 
 def email_send(*, subject: str, message: str, recipients: list[str]) -> None:

@@ -10,6 +10,11 @@ occurs twice (the fall-back hour) runs once, at its first occurrence; a time tha
 occur (the spring-forward gap) runs once, shifted forward by the gap (02:30 becomes 03:30).
 So a daily 01:30 job runs exactly once on both transition days. Crontab semantics are
 Celery's: when both day-of-month and day-of-week are restricted, a day must match both.
+
+Bounds. An interval repeats at least every 3650 days (10 years) and a one-off is at most 36525
+days (100 years) ahead: the rows beat reads hold an interval in a 32-bit column and every time
+must stay inside the calendar after conversion to any zone. Cron fields fit the columns of
+django-celery-beat's crontab rows.
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from typing import Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from celery.schedules import crontab_parser
-from cron_descriptor import Options, get_description
+from cron_descriptor import FormatException, MissingFieldException, Options, get_description
 
 Period = Literal["days", "hours", "minutes", "seconds"]
 Kind = Literal["interval", "crontab", "clocked"]
@@ -54,6 +59,10 @@ _WEEKDAY_ALIASES = {name[:3]: number for name, number in _WEEKDAYS.items()} | {
 }
 # The search for next runs gives up after this many days (a 29 February schedule needs 4 years).
 _SEARCH_DAYS = 366 * 8
+# The longest interval: in seconds it still fits the 32-bit `every` column of interval rows.
+MAX_INTERVAL_DAYS = 3650
+# The furthest one-off: a century ahead, far from the end of the calendar (year 9999).
+MAX_AHEAD_DAYS = 36525
 
 EXPECTED = (
     "a schedule such as 'every 5 minutes', 'every day at 2pm', 'every monday at 8am', "
@@ -114,12 +123,18 @@ class ParsedSchedule:
             return []
         if self.interval is not None:
             step = timedelta(seconds=self.interval.seconds)
-            local = now.astimezone(self.zone)
-            return [local + step * k for k in range(1, count + 1)]
+            runs: list[datetime] = []
+            try:
+                local = now.astimezone(self.zone)
+                for k in range(1, count + 1):
+                    runs.append(local + step * k)
+            except OverflowError:
+                pass  # no runs past the end of the calendar
+            return runs
         if self.clocked is not None:
             return [self.clocked.astimezone(self.zone)] if self.clocked > now else []
         assert self.crontab is not None
-        runs: list[datetime] = []
+        runs = []
         for run in crontab_runs(self.crontab, self.zone, after=now):
             runs.append(run)
             if len(runs) == count:
@@ -160,7 +175,8 @@ def _require_aware(moment: datetime) -> None:
 def zone_named(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError) as exc:
+    # OSError: a name that is a directory of the zone database ('America'), or too long a path.
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:
         raise ScheduleParseError(
             f"unknown time zone {name!r}: use an IANA name such as 'UTC' or 'Europe/London'"
         ) from exc
@@ -185,7 +201,10 @@ def parse_schedule(text: str, *, tz: str = "UTC", now: datetime | None = None) -
         raise ScheduleParseError("the schedule is longer than 200 characters")
     phrase = raw.lower()
     for reader in (_read_cron, _read_recurring, _read_one_off, _read_datetime):
-        parsed = reader(phrase, raw, zone, now)
+        try:
+            parsed = reader(phrase, raw, zone, now)
+        except OverflowError:  # date arithmetic past year 9999 (or before year 1)
+            raise ScheduleParseError(f"{raw!r} is outside the calendar (years 1 to 9999)") from None
         if parsed is not None:
             return parsed
     raise ScheduleParseError(f"cannot read {raw!r} as a schedule: expected {EXPECTED}")
@@ -194,12 +213,12 @@ def parse_schedule(text: str, *, tz: str = "UTC", now: datetime | None = None) -
 # --- Cron --------------------------------------------------------------------------------------
 
 _CRON_FIELDS = (
-    # name in messages, minimum, maximum, names allowed
-    ("minute", 0, 59, None),
-    ("hour", 0, 23, None),
-    ("day of month", 1, 31, None),
-    ("month", 1, 12, ("jan feb mar apr may jun jul aug sep oct nov dec")),
-    ("day of week", 0, 7, "sun mon tue wed thu fri sat"),
+    # name in messages, minimum, maximum, names allowed, longest (django-celery-beat's column)
+    ("minute", 0, 59, None, 240),
+    ("hour", 0, 23, None, 96),
+    ("day of month", 1, 31, None, 124),
+    ("month", 1, 12, ("jan feb mar apr may jun jul aug sep oct nov dec"), 64),
+    ("day of week", 0, 7, "sun mon tue wed thu fri sat", 64),
 )
 _CRON_TOKEN = re.compile(r"^(\*|[a-z0-9]+(?:-[a-z0-9]+)?)(?:/(\d+))?$")
 _LOOKS_LIKE_CRON = re.compile(r"^[\d*/,\-a-z]+( [\d*/,\-a-z]+){4}$")
@@ -220,13 +239,22 @@ def _read_cron(phrase: str, raw: str, zone: ZoneInfo, now: datetime) -> ParsedSc
         day_of_month=dom,
         month_of_year=month,
     )
+    if len(spec.day_of_week) > _CRON_FIELDS[4][4]:
+        raise ScheduleParseError(
+            f"day of week field {dow!r} is longer than {_CRON_FIELDS[4][4]} characters "
+            "once its Sundays are written as 0"
+        )
     crontab_sets(spec)  # expansion must succeed too
     return ParsedSchedule(
         kind="crontab", timezone=zone.key, description=describe_crontab(spec), crontab=spec
     )
 
 
-def _validate_cron_field(value: str, field: str, low: int, high: int, names: str | None) -> str:
+def _validate_cron_field(
+    value: str, field: str, low: int, high: int, names: str | None, longest: int
+) -> str:
+    if len(value) > longest:
+        raise ScheduleParseError(f"{field} field {value!r} is longer than {longest} characters")
     allowed_names = names.split() if names else []
     for token in value.split(","):
         match = _CRON_TOKEN.match(token)
@@ -235,6 +263,13 @@ def _validate_cron_field(value: str, field: str, low: int, high: int, names: str
         span, step = match.groups()
         if step is not None and int(step) == 0:
             raise ScheduleParseError(f"{field} field {value!r}: a step of 0 never repeats")
+        if step is not None and int(step) > high - low + 1:
+            # Past the field's range a step means "the first value only"; say so rather than
+            # describe it as "every 1000 minutes".
+            raise ScheduleParseError(
+                f"{field} field {value!r}: a step of {step} is more than the field's "
+                f"{high - low + 1} values ({low}-{high})"
+            )
         if span == "*":
             continue
         for part in span.split("-"):
@@ -253,11 +288,15 @@ def _sunday_as_zero(dow: str) -> str:
 
     def fix(token: str) -> str:
         span, _, step = token.partition("/")
+        first, _, last = span.partition("-")
         if span == "7":
             span = "0"
-        elif span.endswith("-7"):
-            start = span[:-2]
-            span = f"{start}-6,0" if not step else f"{start}-6"
+        elif last == "7" and step:
+            # The days the step lands on, Sunday (7) among them or not: "5-7/2" is 5 and 0.
+            start = int(first) if first.isdigit() else _WEEKDAY_ALIASES[first]
+            return ",".join(str(day % 7) for day in range(start, 8, int(step)))
+        elif last == "7":
+            span = {"7": "0", "0": "0-6", "sun": "0-6"}.get(first, f"{first}-6,0")
         return f"{span}/{step}" if step else span
 
     return ",".join(fix(token) for token in dow.split(","))
@@ -288,7 +327,10 @@ def crontab_sets(spec: CrontabSpec) -> CrontabSets:
 def crontab_runs(spec: CrontabSpec, zone: ZoneInfo, *, after: datetime) -> Iterator[datetime]:
     """Run times of a crontab strictly after `after`, in order, DST-resolved (module doc)."""
     sets = crontab_sets(spec)
-    day = after.astimezone(zone).date() - timedelta(days=1)  # a gap can push runs a day on
+    try:
+        day = after.astimezone(zone).date() - timedelta(days=1)  # a gap can push runs a day on
+    except OverflowError:
+        return  # `after` is at an edge of the calendar: no day of it to look at
     last: datetime | None = None
     for _ in range(_SEARCH_DAYS):
         if (
@@ -298,10 +340,15 @@ def crontab_runs(spec: CrontabSpec, zone: ZoneInfo, *, after: datetime) -> Itera
         ):
             for hour in sets.hours:
                 for minute in sets.minutes:
-                    run = resolve_wall_time(datetime.combine(day, time(hour, minute)), zone)
+                    try:
+                        run = resolve_wall_time(datetime.combine(day, time(hour, minute)), zone)
+                    except OverflowError:
+                        continue  # a wall time of the calendar's first or last day, not in UTC
                     if run > after and (last is None or run > last):
                         last = run
                         yield run
+        if day == date.max:
+            return
         day += timedelta(days=1)
 
 
@@ -316,7 +363,11 @@ def describe_crontab(spec: CrontabSpec) -> str:
     options = Options()
     options.use_24hour_time_format = True
     options.verbose = False
-    description: str = get_description(spec.expression, options)
+    try:
+        description: str = get_description(spec.expression, options)
+    except (FormatException, MissingFieldException):
+        # Valid cron that cron-descriptor cannot put in words ('*/2,1' days of week).
+        return f"cron {spec.expression}"
     return description
 
 
@@ -358,6 +409,10 @@ def _read_recurring(phrase: str, raw: str, zone: ZoneInfo, now: datetime) -> Par
             )
         period, factor = _UNITS[match["unit"]]
         spec = IntervalSpec(every=every * factor, period=period)
+        if spec.seconds > MAX_INTERVAL_DAYS * _PERIOD_SECONDS["days"]:
+            raise ScheduleParseError(
+                f"cannot read {raw!r}: an interval is at most {MAX_INTERVAL_DAYS} days (10 years)"
+            )
         return ParsedSchedule(
             kind="interval",
             timezone=zone.key,
@@ -472,13 +527,15 @@ def _read_one_off(phrase: str, raw: str, zone: ZoneInfo, now: datetime) -> Parse
                 f"cannot read {raw!r}: expected 'in N seconds|minutes|hours|days|weeks'"
             )
         period, factor = _UNITS[match["unit"]]
-        delta = timedelta(seconds=int(match["n"]) * factor * _PERIOD_SECONDS[period])
-        return _clocked(zone, local_now + delta)
+        seconds = int(match["n"]) * factor * _PERIOD_SECONDS[period]
+        if seconds > MAX_AHEAD_DAYS * _PERIOD_SECONDS["days"]:
+            raise _too_far_ahead(raw)
+        return _clocked(zone, local_now + timedelta(seconds=seconds), now=now, raw=raw)
 
     match = re.fullmatch(rf"(?P<day>today|tomorrow){_AT_TIME}", phrase)
     if match:
         day = local_now.date() + timedelta(days=1 if match["day"] == "tomorrow" else 0)
-        return _clocked(zone, _at(day, match["time"], zone))
+        return _clocked(zone, _at(day, match["time"], zone), now=now, raw=raw)
 
     match = re.fullmatch(rf"(?:next|on)\s+(?P<name>[a-z]+){_AT_TIME}", phrase)
     if match:
@@ -486,7 +543,8 @@ def _read_one_off(phrase: str, raw: str, zone: ZoneInfo, now: datetime) -> Parse
         if number is None:
             raise ScheduleParseError(f"{match['name']!r} is not a day of the week")
         ahead = (number - local_now.isoweekday() % 7) % 7 or 7
-        return _clocked(zone, _at(local_now.date() + timedelta(days=ahead), match["time"], zone))
+        moment = _at(local_now.date() + timedelta(days=ahead), match["time"], zone)
+        return _clocked(zone, moment, now=now, raw=raw)
     return None
 
 
@@ -495,8 +553,17 @@ def _at(day: date, clock: str | None, zone: ZoneInfo) -> datetime:
     return resolve_wall_time(datetime.combine(day, time(hour, minute)), zone)
 
 
-def _clocked(zone: ZoneInfo, moment: datetime) -> ParsedSchedule:
-    local = moment.astimezone(zone)
+def _too_far_ahead(raw: str) -> ScheduleParseError:
+    return ScheduleParseError(
+        f"{raw!r} is too far ahead: a one-off is at most {MAX_AHEAD_DAYS} days (100 years) away"
+    )
+
+
+def _clocked(zone: ZoneInfo, moment: datetime, *, now: datetime, raw: str) -> ParsedSchedule:
+    # Through UTC: a time at the edge of the calendar that UTC cannot hold overflows here.
+    local = moment.astimezone(UTC).astimezone(zone)
+    if local - now > timedelta(days=MAX_AHEAD_DAYS):
+        raise _too_far_ahead(raw)
     return ParsedSchedule(
         kind="clocked",
         timezone=zone.key,
@@ -518,4 +585,4 @@ def _read_datetime(phrase: str, raw: str, zone: ZoneInfo, now: datetime) -> Pars
         ) from exc
     if moment.tzinfo is None:
         moment = resolve_wall_time(moment, zone)
-    return _clocked(zone, moment)
+    return _clocked(zone, moment, now=now, raw=raw)

@@ -17,6 +17,7 @@ from django_celery_results.models import TaskResult
 from kombu.transport.redis import PRIORITY_STEPS
 
 from config.queues import QUEUES
+from scheduler import masking
 from scheduler.events import LEVELS, event_payload
 from scheduler.models import AuditEntry, TaskEvent
 from scheduler.parsing import CrontabSpec, IntervalSpec, ParsedSchedule, Period
@@ -824,8 +825,11 @@ def dashboard_summary(*, now: datetime | None = None) -> dict[str, Any]:
     }
 
 
-def _stored_text(raw: str | None) -> str:
-    """A results-backend text column (JSON, or JSON of a Python repr) as indented text."""
+def _stored_text(raw: str | None, *, masked: bool = False) -> str:
+    """A results-backend text column (JSON, or JSON of a Python repr) as indented text.
+
+    `masked`: arguments, shown with the values of secret keys masked (scheduler/masking.py).
+    """
     import ast
     import json
 
@@ -841,8 +845,15 @@ def _stored_text(raw: str | None) -> str:
             except (ValueError, SyntaxError, RecursionError, MemoryError):
                 break
     if isinstance(text, str):
-        return text
+        return masking.masked_text(text) if masked else text
+    if masked:
+        text = masking.masked(text)
     return json.dumps(text, indent=2, sort_keys=True, default=str)
+
+
+def stored_arguments(raw: str | None) -> str:
+    """A result's stored args or kwargs as indented text, secret values masked."""
+    return _stored_text(raw, masked=True)
 
 
 def task_detail(task_id: str) -> dict[str, Any] | None:
@@ -879,8 +890,8 @@ def task_detail(task_id: str) -> dict[str, Any] | None:
         "result": result,
         "error": result_error(result) if result and result.status == states.FAILURE else "",
         "retryable": state == states.FAILURE and result is not None and task_name in load_catalog(),
-        "arguments": _stored_text(result.task_kwargs) if result else "",
-        "positional": _stored_text(result.task_args) if result else "",
+        "arguments": stored_arguments(result.task_kwargs) if result else "",
+        "positional": stored_arguments(result.task_args) if result else "",
         "output": _stored_text(result.result) if result else "",
         "queue": next((e.payload.get("queue", "") for e in events if e.type == "task.queued"), ""),
         "events": events,

@@ -35,6 +35,7 @@ from config.queues import QUEUES
 from scheduler.beat_changes import notify_beat
 from scheduler.catalog import ParameterError, UnknownTaskError, load_catalog
 from scheduler.events import event_record
+from scheduler.masking import holds_mask, masked_text
 from scheduler.models import AuditEntry, ScheduleOptions, Source, TaskEvent
 from scheduler.parsing import (
     IntervalSpec,
@@ -96,6 +97,10 @@ def params_from_json(text: str | None) -> Any:
         raise ScheduleError.on(
             "params", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
         ) from exc
+    except ValueError as exc:  # Python refuses whole numbers of more than 4300 digits
+        raise ScheduleError.on("params", "malformed JSON: a number has too many digits") from exc
+    except RecursionError:  # json's answer to '[[[[...' a few thousand deep
+        raise ScheduleError.on("params", "malformed JSON: nested too deeply") from None
 
 
 def task_validate(*, task: str, params: Any, queue: str | None = None) -> ValidatedTask:
@@ -836,6 +841,7 @@ def stored_kwargs(result: TaskResult) -> dict[str, Any]:
 
     The results backend stores the message's `kwargsrepr`: JSON for tasks we queue (we pass it),
     a Python literal for tasks queued by others (beat); Celery cuts it at 1024 characters.
+    Secret values in it are masked (config/celery.py).
     """
     raw = result.task_kwargs or ""
     try:
@@ -852,15 +858,25 @@ def stored_kwargs(result: TaskResult) -> dict[str, Any]:
         if isinstance(value, dict):
             return value
     raise ScheduleError.on(
-        "params", f"the stored arguments of task {result.task_id} cannot be read back: {raw[:80]}"
+        "params",
+        f"the stored arguments of task {result.task_id} cannot be read back: "
+        f"{masked_text(raw[:80])}",
     )
 
 
 def task_result_retry(*, result: TaskResult) -> str:
     """Queue the task of a stored result again with the same arguments (catalog tasks only)."""
+    params = stored_kwargs(result)
+    if holds_mask(params):
+        # Secrets are stored masked (scheduler/masking.py): running with the mask would be wrong.
+        raise ScheduleError.on(
+            "params",
+            f"the stored arguments of task {result.task_id} hold masked secrets: run the task "
+            "again with its parameters instead",
+        )
     return task_enqueue(
         task=result.task_name or "",
-        params=stored_kwargs(result),
+        params=params,
         periodic_task_name=result.periodic_task_name,  # type: ignore[attr-defined]
     )
 

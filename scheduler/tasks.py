@@ -81,7 +81,9 @@ def backup_database(keep: int | None = None) -> dict[str, Any]:
 
 
 class CleanupParams(Params):
-    days: int = Field(30, ge=0, description="Delete results and events older than this many days.")
+    days: int = Field(
+        30, ge=0, le=36_500, description="Delete results and events older than this many days."
+    )
     batch_size: int = Field(
         1000, ge=1, le=50_000, description="Rows deleted per statement (each its own transaction)."
     )

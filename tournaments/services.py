@@ -26,6 +26,9 @@ from tournaments.strategies import STRATEGIES, apply_orders, equity, get_strateg
 
 # An entry that has not decided for this long in a live tournament is stale (seed: 10 minutes).
 STALE_AFTER = timedelta(minutes=10)
+# Every tick prices every symbol for every entry: a pasted list of thousands is refused.
+MAX_SYMBOLS = 100
+MAX_SYMBOL_LENGTH = 20
 CENTS = Decimal("0.01")
 
 
@@ -82,6 +85,10 @@ def tournament_create(
         errors["symbols"] = "name at least one symbol"
     elif len(set(cleaned)) != len(cleaned):
         errors["symbols"] = "a symbol is named twice"
+    elif len(cleaned) > MAX_SYMBOLS:
+        errors["symbols"] = f"at most {MAX_SYMBOLS} symbols, not {len(cleaned)}"
+    elif any(len(symbol) > MAX_SYMBOL_LENGTH for symbol in cleaned):
+        errors["symbols"] = f"a symbol is at most {MAX_SYMBOL_LENGTH} characters"
     if Decimal(str(initial_cash)) <= 0:
         errors["initial_cash"] = "must be more than 0"
     if not 1 <= decision_interval <= 86_400:

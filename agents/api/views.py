@@ -407,6 +407,8 @@ def _json_object(raw: bytes) -> dict[str, Any]:
         data = json.loads(raw)
     except (UnicodeDecodeError, ValueError) as exc:
         raise ParseError(f"malformed JSON: {exc}") from exc
+    except RecursionError:
+        raise ParseError("malformed JSON: nested too deeply") from None
     if not isinstance(data, dict):
         raise ParseError(f"expected a JSON object, not {type(data).__name__}")
     return data

@@ -16,6 +16,7 @@ from django.core.exceptions import ImproperlyConfigured
 from config.queues import VISIBILITY_TIMEOUT
 from config.redis_urls import redis_url_for_celery
 from scheduler.commands import parse_allowed_commands
+from scheduler.masking import DEFAULT_SECRET_KEYS
 
 # Lets classes such as ModelAdmin[Agent] be subscripted at run time, as the type stubs allow.
 django_stubs_ext.monkeypatch()
@@ -191,7 +192,12 @@ CHANNEL_LAYERS = {
 CELERY_ENABLED = env.bool("CELERY_ENABLED", default=True)
 CELERY_BROKER_URL = redis_url_for_celery(env.str("CELERY_BROKER_URL", default=REDIS_URL))
 CELERY_BROKER_TRANSPORT_OPTIONS = {
-    "visibility_timeout": VISIBILITY_TIMEOUT,
+    # Seconds before a message a dead worker held is handed out again. Lower it only with care:
+    # a run still going past it gets a second copy (dropped by scheduler/deduplication.py).
+    "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=VISIBILITY_TIMEOUT),
+    # Look for such messages every 10 s (kombu's default looks every 100 s: 10 s x throttle 10).
+    "unacked_restore_interval": 10,
+    "unacked_restore_throttle": 1,
     "global_keyprefix": REDIS_KEY_PREFIX,
 }
 # django-celery-results' table, written with one upsert per state (scheduler/result_backend.py).
@@ -202,6 +208,21 @@ CELERY_RESULT_BACKEND = env.str(
 # this is set (then every N tasks). Workers instead apply Django's own rules after each task
 # (CONN_MAX_AGE, health checks, errors: scheduler/signals.py), so this only has to be large.
 CELERY_DB_REUSE_MAX = 1_000_000
+# A result that cannot be stored because the database is restarting is stored a moment later
+# (scheduler/result_backend.py says which errors are worth it): about 10 s in all, under the
+# shortest queue's time limit.
+CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
+CELERY_RESULT_BACKEND_MAX_RETRIES = 12
+CELERY_RESULT_BACKEND_BASE_SLEEP_BETWEEN_RETRIES_MS = 50
+CELERY_RESULT_BACKEND_MAX_SLEEP_BETWEEN_RETRIES_MS = 2000
+# Redis restarting: a publish is tried again for about 5 s before the caller gets the error
+# (the API answers 503); kombu's default gives up after 0.6 s.
+CELERY_TASK_PUBLISH_RETRY_POLICY = {
+    "max_retries": 5,
+    "interval_start": 0,
+    "interval_step": 0.5,
+    "interval_max": 2,
+}
 CELERY_CACHE_BACKEND = "django-cache"
 # Eager mode is for debugging one task in a shell; it is never the default, tests included.
 CELERY_TASK_ALWAYS_EAGER = env.bool("CELERY_EAGER", default=False)
@@ -268,6 +289,18 @@ EMAIL_USE_SSL = bool(_email.get("EMAIL_USE_SSL", False))
 EMAIL_TIMEOUT = 20  # seconds; under the webhooks queue's time limit, so a retry can follow
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="scheduler@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# `scheduler.send_notification` signs what it posts to a webhook with this (header
+# X-Scheduler-Signature: sha256=<hex HMAC-SHA256 of the body>); empty: posted unsigned.
+NOTIFICATION_WEBHOOK_SECRET = env.str("NOTIFICATION_WEBHOOK_SECRET", default="")
+
+# --- Secrets shown nowhere --------------------------------------------------------------------
+# Task arguments whose key contains one of these words (any case, '-' as '_') are shown masked
+# on the dashboard, its websocket, the admin and the CLI (scheduler/masking.py).
+SECRET_ARGUMENT_KEYS: list[str] = [
+    key.strip().lower()
+    for key in env.list("SECRET_ARGUMENT_KEYS", default=list(DEFAULT_SECRET_KEYS))
+    if key.strip()
+]
 
 # --- REST API -----------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -279,7 +312,7 @@ REST_FRAMEWORK = {
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAdminUser"],
     # JSON in, JSON out: every answer, errors included, is JSON.
-    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "DEFAULT_PARSER_CLASSES": ["scheduler.api.parsers.JSONParser"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "EXCEPTION_HANDLER": "scheduler.api.errors.exception_handler",
     # A 400 maps fields to messages; errors of the body as a whole are under "body".

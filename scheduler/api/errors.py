@@ -13,6 +13,8 @@ import logging
 from typing import Any
 
 import redis.exceptions
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
 from kombu.exceptions import OperationalError
@@ -47,6 +49,12 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
     if isinstance(exc, exceptions.ParseError):
         set_rollback()
         return Response({BODY: [str(exc.detail)]}, status=status.HTTP_400_BAD_REQUEST)
+    if isinstance(exc, RequestDataTooBig):
+        # Django refuses to read the body (DATA_UPLOAD_MAX_MEMORY_SIZE) when DRF parses it.
+        return Response(
+            {"detail": f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"},
+            status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+        )
     if isinstance(exc, UNAVAILABLE):
         logger.warning("API: Redis or the broker is unavailable: %s", exc)
         set_rollback()

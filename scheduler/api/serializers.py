@@ -9,7 +9,7 @@ from __future__ import annotations
 import json
 import math
 from collections.abc import Mapping
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
@@ -103,8 +103,21 @@ class TaskRevokedSerializer(serializers.Serializer[Any]):
     status = serializers.CharField(default="revoke requested")
 
 
+@extend_schema_field(
+    {
+        "type": "number",
+        "format": "double",
+        "minimum": 0,
+        "exclusiveMinimum": True,
+        "maximum": MAX_WAIT_SECONDS,
+    }
+)
+class WaitField(serializers.FloatField):
+    """Seconds to wait, with its bounds in the schema (clients and fuzzers read them there)."""
+
+
 class TaskWaitQuerySerializer(serializers.Serializer[Any]):
-    wait = serializers.FloatField(
+    wait = WaitField(
         required=False,
         help_text=(
             f"seconds (0 < wait <= {MAX_WAIT_SECONDS}) to hold the request until the task "
@@ -164,6 +177,12 @@ class TaskHistoryQuerySerializer(serializers.Serializer[Any]):
             ) from None
         if moment.tzinfo is None:
             moment = moment.replace(tzinfo=zone_named(settings.TIME_ZONE))
+        try:
+            moment.astimezone(UTC)  # as the database will be asked
+        except OverflowError:
+            raise serializers.ValidationError(
+                f"{value!r} is outside the calendar once in UTC (years 1 to 9999)"
+            ) from None
         return moment
 
 

@@ -19,6 +19,7 @@ from agents.models import Agent, AgentSchedule, Mention, Post, Session
 from scheduler.models import AuditEntry
 from tests.clients import client_for
 from tests.factories import make_schedule, user_with
+from tests.forms import agent_form
 
 pytestmark = pytest.mark.django_db
 
@@ -45,27 +46,6 @@ def _schedule(agent: Agent, name: str, schedule: str = "every day at 9am") -> Ag
     )
 
 
-def _form(**fields: Any) -> dict[str, Any]:
-    """The agent form as the browser posts it (with the empty schedules inline)."""
-    data = {
-        "name": "Helper",
-        "slug": "helper",
-        "kind": "chat",
-        "brain": "rules",
-        "brain_config": "{}",
-        "is_active": "on",
-        "owner": "",
-        "webhook_url": "",
-        "state": "{}",
-        "schedules-TOTAL_FORMS": "0",
-        "schedules-INITIAL_FORMS": "0",
-        "schedules-MIN_NUM_FORMS": "0",
-        "schedules-MAX_NUM_FORMS": "1000",
-    }
-    data.update(fields)
-    return {key: value for key, value in data.items() if value is not None}
-
-
 def _errors(response: Any) -> str:
     form = response.context["adminform"].form
     return " ".join(f"{field}: {' '.join(errors)}" for field, errors in form.errors.items())
@@ -75,7 +55,7 @@ def _errors(response: Any) -> str:
 
 
 def test_it_adds_an_agent_with_its_brain_config_normalised(admin):
-    response = admin.post(ADD, _form(brain_config='{"keywords": {"price": "Free."}}'))
+    response = admin.post(ADD, agent_form(brain_config='{"keywords": {"price": "Free."}}'))
 
     assert response.status_code == 302, _errors(response)
     agent = Agent.objects.get(slug="helper")
@@ -94,7 +74,7 @@ def test_it_adds_an_agent_with_its_brain_config_normalised(admin):
     ],
 )
 def test_it_names_the_key_of_a_bad_brain_config_and_saves_nothing(admin, config, words):
-    response = admin.post(ADD, _form(brain_config=config))
+    response = admin.post(ADD, agent_form(brain_config=config))
 
     assert response.status_code == 200
     assert words in _errors(response)
@@ -103,18 +83,20 @@ def test_it_names_the_key_of_a_bad_brain_config_and_saves_nothing(admin, config,
 
 def test_it_checks_the_config_against_the_brain_chosen(admin):
     # A key of the rules brain is not one of the openai brain's.
-    response = admin.post(ADD, _form(brain="openai", brain_config='{"greeting": "hi"}'))
+    response = admin.post(ADD, agent_form(brain="openai", brain_config='{"greeting": "hi"}'))
 
     assert response.status_code == 200
     assert "brain_config: greeting:" in _errors(response)
 
 
-def test_it_shows_the_webhook_secret_masked_and_never_takes_it_from_the_form(admin):
+def test_it_shows_the_webhook_secret_masked_and_never_takes_it_from_theagent_form(admin):
     agent = _agent(webhook_url="https://example.com/hook")
     url = reverse("admin:agents_agent_change", args=[agent.pk])
 
     page = admin.get(url).content.decode()
-    admin.post(url, _form(name=agent.name, slug=agent.slug, webhook_secret="chosen-by-attacker"))
+    admin.post(
+        url, agent_form(name=agent.name, slug=agent.slug, webhook_secret="chosen-by-attacker")
+    )
 
     assert agent.webhook_secret not in page
     assert masked(agent.webhook_secret) in page

@@ -19,6 +19,7 @@ from agents.services import agent_create
 from scheduler.models import AuditEntry
 from tests.clients import client_for
 from tests.factories import user_with
+from tests.forms import tournament_form
 from tournaments import services
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
 
@@ -76,32 +77,12 @@ def _status(tournament: Tournament) -> str:
 # --- Adding and changing a tournament ------------------------------------------------------------
 
 
-def _add_form(**fields: Any) -> dict[str, Any]:
-    data = {
-        "name": "Summer cup",
-        "starts_at_0": "2026-07-01",
-        "starts_at_1": "09:00:00",
-        "ends_at_0": "2026-07-01",
-        "ends_at_1": "17:00:00",
-        "symbols": "acme, bolt crux",
-        "initial_cash": "5000",
-        "decision_interval": "120",
-        "market_seed": "3",
-        "entries-TOTAL_FORMS": "0",
-        "entries-INITIAL_FORMS": "0",
-        "entries-MIN_NUM_FORMS": "0",
-        "entries-MAX_NUM_FORMS": "1000",
-    }
-    data.update(fields)
-    return data
-
-
 def _form_errors(response: Any) -> dict[str, list[str]]:
     return dict(response.context["adminform"].form.errors)
 
 
 def test_it_adds_a_tournament_through_its_service(admin):
-    response = admin.post(ADD, _add_form())
+    response = admin.post(ADD, tournament_form())
 
     assert response.status_code == 302, _form_errors(response)
     tournament = Tournament.objects.get()
@@ -117,7 +98,7 @@ def test_it_names_every_field_the_service_refuses_and_adds_nothing(admin):
 
     response = admin.post(
         ADD,
-        _add_form(symbols="ACME acme", ends_at_1="08:00:00", decision_interval="0"),
+        tournament_form(symbols="ACME acme", ends_at_1="08:00:00", decision_interval="0"),
     )
 
     errors = _form_errors(response)

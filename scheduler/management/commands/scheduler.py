@@ -8,6 +8,7 @@ on stderr and exit status 1, never a traceback; `--json` prints exactly one JSON
 from __future__ import annotations
 
 import argparse
+import math
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
@@ -53,6 +54,10 @@ _FOLLOW_SECONDS = 1.0
 # Under PostgreSQL ids are handed out before commit, so an event can appear below the highest
 # id already shown; `logs --follow` looks back this many ids for such late commits.
 _LATE_COMMIT_IDS = 200
+# `logs --filter` becomes a LIKE pattern: SQLite refuses patterns of 50,000 bytes and more.
+_FILTER_MAX_CHARS = 1000
+# `clear-history --older-than`: a century back is still inside the calendar.
+_OLDER_THAN_MAX_DAYS = 36_500
 
 
 class _Parser(CommandParser):
@@ -439,12 +444,16 @@ class Command(BaseCommand):
                 "(add --older-than DAYS to keep recent runs)"
             )
         days = options["older_than"]
+        if days is not None:
+            _bounded(days, flag="--older-than", low=0, high=_OLDER_THAN_MAX_DAYS)
         deleted = history_clear(older_than_days=days)
         scope = f" older than {days} days" if days is not None else ""
         self._print(f"Deleted {deleted} stored results and events{scope}.")
 
     def _logs(self, options: dict[str, Any]) -> None:
         text, level = options["filter"], options["level"]
+        if text is not None and len(text) > _FILTER_MAX_CHARS:
+            raise CommandError(f"--filter is longer than {_FILTER_MAX_CHARS} characters")
         if level:
             try:
                 selectors.event_types_at_least(level)
@@ -613,6 +622,12 @@ def _moment(text: str | None, *, flag: str, tz: str) -> datetime | None:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone_named(tz))
+    try:
+        moment.astimezone(UTC)  # as the database and the parser will read it
+    except OverflowError:
+        raise CommandError(
+            f"{flag} {text!r} is outside the calendar once in UTC (years 1 to 9999)"
+        ) from None
     return moment
 
 
@@ -625,6 +640,8 @@ def _bounded(value: int, *, flag: str, low: int, high: int) -> int:
 def _positive(value: float, *, flag: str) -> float:
     if not value > 0:
         raise CommandError(f"{flag} must be more than 0 seconds, not {value:g}")
+    if not math.isfinite(value):
+        raise CommandError(f"{flag} must be a finite number of seconds, not {value:g}")
     return value
 
 

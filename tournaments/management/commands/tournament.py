@@ -14,14 +14,15 @@ from __future__ import annotations
 
 import re
 from collections import Counter
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
-from django.db.models import Count
+from django.db.models import Count, Field
 from django.utils import timezone
 
 from agents.models import Agent
@@ -69,6 +70,8 @@ _UNITS = {
     "week": 604_800,
     "weeks": 604_800,
 }
+# The longest span of time: a century, so that a time it is added to stays in the calendar.
+_SPAN_MAX_SECONDS = 36_525 * 86_400
 _SPAN_PART = re.compile(r"(\d+)\s*([a-z]+)")
 _SPAN = re.compile(r"(?:\d+\s*[a-z]+\s*)+")
 _TIME_HELP = "ISO 8601, 'now', or from now: '+2h', '+1h30m', 'in 2 hours'"
@@ -163,10 +166,20 @@ class Command(BaseCommand):
         now = timezone.now()
         starts_at = _when(options["starts"], flag="--starts", now=now)
         if options["duration"] is not None:
-            ends_at = starts_at + _span(options["duration"], flag="--duration")
+            try:
+                ends_at = starts_at + _span(options["duration"], flag="--duration")
+            except OverflowError:
+                raise CommandError(
+                    f"--duration: {options['duration']!r} from --starts ends after year 9999"
+                ) from None
         else:
             ends_at = _when(options["ends"], flag="--ends", now=now)
         cash = _decimal(options["cash"], flag="--cash")
+        errors = _field_errors(
+            name=options["name"].strip(), initial_cash=cash, market_seed=options["seed"]
+        )
+        if errors:
+            raise CommandError(_flagged(errors))
         picks = _agent_picks(options["agents"].split(",")) if options["agents"] else []
         with transaction.atomic():
             tournament = services.tournament_create(
@@ -342,6 +355,20 @@ def _flagged(errors: dict[str, str]) -> str:
     )
 
 
+def _field_errors(**values: Any) -> dict[str, str]:
+    """What the model's columns cannot hold (lengths, digits, integer ranges): the admin's form
+    checks these before the service does, and so does the CLI."""
+    errors: dict[str, str] = {}
+    for name, value in values.items():
+        field = Tournament._meta.get_field(name)
+        assert isinstance(field, Field)
+        try:
+            field.run_validators(value)
+        except ValidationError as exc:
+            errors[name] = " ".join(exc.messages)
+    return errors
+
+
 def _tournament(key: str) -> Tournament:
     """By name, or by id."""
     found = Tournament.objects.select_related("periodic_task").filter(name=key.strip()).first()
@@ -402,6 +429,10 @@ def _when(text: str, *, flag: str, now: datetime) -> datetime:
         ) from None
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=zone_named(settings.TIME_ZONE))
+    try:
+        moment.astimezone(UTC)  # as the database stores it
+    except OverflowError:
+        raise CommandError(f"{flag}: {text!r} is outside the calendar once in UTC") from None
     return moment
 
 
@@ -420,6 +451,8 @@ def _span(text: str, *, flag: str) -> timedelta:
         raise CommandError(
             f"{flag}: {text!r} is not a span of time (e.g. 30m, 2h, 1h30m, '2 hours', 1d)"
         )
+    if seconds > _SPAN_MAX_SECONDS:
+        raise CommandError(f"{flag}: {text!r} is longer than 36525 days (100 years)")
     return timedelta(seconds=seconds)
 
 
