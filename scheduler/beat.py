@@ -28,8 +28,11 @@ every few minutes, so a beat restarted in between runs one-off tasks again. Here
   publishes, renews it on every tick and checks it (atomically renewing) right before each
   batch. The others wait and take over within the lock's TTL (BEAT_LEADER_TTL) of the leader
   dying, reloading every row first so that they start from the runs the old leader recorded.
-  A run is recorded before it is published, never after: a run is never published twice, and
-  a leader killed between the two (a few milliseconds per batch) loses at most that batch.
+  A batch is published, then recorded, and each run has the task id any leader would give it
+  (`run_task_id`: the periodic task, the run's number and the previous run's time). A leader
+  killed between publishing and recording leaves those runs unrecorded; the next leader
+  publishes them again under the same ids, and workers drop the second copy
+  (scheduler/deduplication.py): every run is published at least once and runs once.
 - **Correctness** as django-celery-beat's `ModelEntry.is_due`: `start_time`, `expires`,
   disabled rows never loaded, one-off (clocked) tasks run once and are disabled in the same
   transaction that records their run, so a restart cannot run them again; the misfire policy
@@ -77,6 +80,7 @@ from django_celery_beat.models import (
 from redis.exceptions import RedisError
 
 from scheduler.beat_changes import CHANGES_CHANNEL, Changes
+from scheduler.catalog import catalog
 from scheduler.health import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
 from scheduler.policies import MisfirePolicy
 from scheduler.redis_connection import get_redis, redis_key
@@ -159,6 +163,20 @@ class Entry:
     misfire: str
     row: tuple[Any, ...]  # the row as read: a reload that reads the same row changes nothing
     version: int = 0
+
+
+# Namespace of the task ids of periodic runs (run_task_id).
+_RUN_IDS = uuid.UUID("5d0c7a52-3b1e-4f0c-9a4e-2f6b8c1d7e90")
+
+
+def run_task_id(entry: Entry) -> str:
+    """The task id of the entry's next run: the same whichever beat publishes it.
+
+    Named by the periodic task, the run's number and the time of the run before it: a count
+    reset or an edit that moves the last run gives new ids, never an old run's.
+    """
+    key = f"{entry.id}:{entry.total_run_count + 1}:{entry.last_run_at.timestamp():.6f}"
+    return str(uuid.uuid5(_RUN_IDS, key))
 
 
 # What evaluating an entry says to do.
@@ -322,7 +340,11 @@ class Leadership:
                     logger.warning("beat %s lost the leadership", self.identity)
                     self.since = None
             else:
-                self.held = bool(redis.set(self.key, self.identity, nx=True, px=self.ttl_ms))
+                # Or the lock is still ours: held before Redis restarted (it keeps the key),
+                # it would otherwise stand idle until its TTL ran out.
+                self.held = bool(
+                    redis.set(self.key, self.identity, nx=True, px=self.ttl_ms)
+                ) or bool(redis.eval(_RENEW, 1, self.key, self.identity, self.ttl_ms))
                 if self.held:
                     self.since = time.time()
                     logger.info("beat %s leads", self.identity)
@@ -527,10 +549,10 @@ class DatabaseScheduler(Scheduler):
     def _publish(self, batch: list[Entry], moment: datetime) -> bool:
         if not self.leadership.confirm():
             return False
-        # SIGTERM/SIGINT wait until the batch is out: Celery's handler raises SystemExit
-        # wherever it lands, and between recording and publishing that would lose the runs.
+        # SIGTERM/SIGINT wait until the batch is recorded: Celery's handler raises SystemExit
+        # wherever it lands, and between publishing and recording that would publish the runs
+        # a second time (dropped by the workers, but published).
         with _signals_held():
-            self._record_runs(batch, moment)
             with self.app.producer_or_acquire() as producer:
                 for entry in batch:
                     task_id = self._send(entry, producer)
@@ -538,6 +560,7 @@ class DatabaseScheduler(Scheduler):
                         self._published.append((moment.timestamp(), task_id, entry.name))
                         self.stats.published_ids.append(task_id)
                         self.stats.published += 1
+            self._record_runs(batch, moment)
         tz = self.app.timezone
         for entry in batch:
             if entry.one_off:
@@ -548,7 +571,7 @@ class DatabaseScheduler(Scheduler):
         return True
 
     def _record_runs(self, batch: list[Entry], moment: datetime) -> None:
-        """Record the runs (before publishing them: a run is never published twice)."""
+        """Record the runs just published (module docstring: One leader)."""
         one_offs = [entry.id for entry in batch if entry.one_off]
         with transaction.atomic():
             PeriodicTask.objects.filter(pk__in=[entry.id for entry in batch]).update(
@@ -568,17 +591,40 @@ class DatabaseScheduler(Scheduler):
         except ValueError as exc:
             logger.error("%s: its arguments are not JSON (%s): not run", entry.name, exc)
             return None
+        # Reading the registry finalises the app: every tasks module, so every catalog entry,
+        # is loaded by then.
         task = self.app.tasks.get(entry.task)
-        options = {**entry.options, "headers": dict(entry.options.get("headers", {}))}
+        if entry.task not in catalog:
+            # Rows are written through the services, which check; one written by hand is not.
+            self._refuse(entry, f"{entry.task!r} is not in the catalog: not run")
+            return None
+        options = {
+            **entry.options,
+            "headers": dict(entry.options.get("headers", {})),
+            "task_id": run_task_id(entry),
+        }
         try:
             if task is not None:
                 result = task.apply_async(args, kwargs, producer=producer, **options)
             else:
                 result = self.app.send_task(entry.task, args, kwargs, producer=producer, **options)
         except Exception as exc:
-            logger.error("%s: could not publish %s: %s", entry.name, entry.task, exc)
+            self._refuse(entry, f"could not be published: {type(exc).__name__}: {exc}")
             return None
         return str(result.id)
+
+    def _refuse(self, entry: Entry, message: str) -> None:
+        """A run that will not go out: said on the dashboard and in `scheduler logs` too."""
+        from scheduler.events import event_record_safely
+
+        logger.error("%s: %s", entry.name, message)
+        event_record_safely(
+            type="task.failed",
+            task_name=entry.task,
+            periodic_task_name=entry.name,
+            state="FAILURE",
+            message=message,
+        )
 
     def _skip_missed(self, skips: list[tuple[Entry, timedelta]], moment: datetime) -> None:
         from scheduler.events import event_record_safely

@@ -28,7 +28,7 @@ import threading
 from typing import Any, cast
 
 from celery import states
-from django.db import connections, router
+from django.db import InterfaceError, OperationalError, connections, router
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
@@ -96,6 +96,11 @@ class DatabaseBackend(StockDatabaseBackend):
         _upsert(row, using=using)
         return encoded
 
+    def exception_safe_to_retry(self, exc: BaseException) -> bool:
+        # The database restarting, a dropped connection, SQLite's lock timeout: the same write
+        # on a new connection can succeed (settings: CELERY_RESULT_BACKEND_ALWAYS_RETRY).
+        return isinstance(exc, OperationalError | InterfaceError)
+
     def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
         """The stock backend's meta of the row, plus its `date_started`, from the same read.
 
@@ -145,6 +150,12 @@ def _write_pending(task_id: str) -> None:
             _upsert(row, using=using)
 
 
+# A stored SUCCESS is final, as Celery's key-value backends have it: a redelivered copy of a
+# run that succeeded (its worker died before the acknowledgement, or an ETA message restored
+# past the visibility timeout) must not turn it back into STARTED, RETRY or FAILURE. Both
+# SQLite and PostgreSQL take a WHERE on the DO UPDATE of an upsert.
+_KEEP_SUCCESS = " WHERE {table}.\"status\" <> 'SUCCESS'"
+
 # (database alias, with a start time?) -> the statement, compiled by Django once: compiling it
 # for every write cost about as much as running it.
 _statements: dict[tuple[str, bool], str] = {}
@@ -168,14 +179,22 @@ def _upsert(row: TaskResult, *, using: str) -> None:
         )
         query.insert_values(fields, [row])
         [(sql, compiled)] = query.get_compiler(using=using).as_sql()
+        sql += _KEEP_SUCCESS.format(table=connection.ops.quote_name(opts.db_table))
         params = _parameters(row, fields, connection)
         # Kept only when our parameters are the compiler's: otherwise every call compiles.
         if _same_parameters(list(compiled), params, row, fields):
             _statements[(using, started)] = sql
     else:
         params = _parameters(row, fields, connection)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
+    try:
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+    except (OperationalError, InterfaceError):
+        # A connection the server dropped stays broken: the retry needs a new one. Not inside
+        # a caller's transaction (a run in the caller), which is the caller's to end.
+        if not connection.in_atomic_block:
+            connection.close()
+        raise
 
 
 def _same_parameters(

@@ -1,4 +1,8 @@
-"""The base class of every catalog task: enforces a periodic task's overlap policy.
+"""The base class of every catalog task: one execution per delivery, and overlap policies.
+
+A run delivered by the broker first claims its attempt (scheduler/deduplication.py): a second
+copy of a run that succeeded or still runs elsewhere is dropped, acknowledged with nothing
+stored, and recorded as a `task.duplicate` event carrying the state of the copy that counts.
 
 A run sent by beat (or by "Run now") carries its periodic task's name in the message headers.
 When that periodic task's overlap policy is `skip`, the run takes a Redis lock named after the
@@ -9,15 +13,18 @@ with the state SKIPPED and records a `task.skipped` event.
 from __future__ import annotations
 
 import contextlib
+import logging
 from typing import Any
 
 import redis
-from celery import Task
+from celery import Task, states
 from celery.exceptions import Ignore
 
 from config.queues import QUEUES, queue_for
 from scheduler.policies import OverlapPolicy
 from scheduler.redis_connection import get_redis, redis_key
+
+logger = logging.getLogger(__name__)
 
 SKIPPED = "SKIPPED"
 # The lock outlives the longest the run may take, so a killed worker cannot hold it for ever.
@@ -44,12 +51,24 @@ def overlap_policy_of(periodic_task_name: str, task_name: str) -> str:
     return str(OverlapPolicy.ALLOW)
 
 
+def stored_state(task_id: str) -> str | None:
+    from django_celery_results.models import TaskResult
+
+    return TaskResult.objects.filter(task_id=task_id).values_list("status", flat=True).first()
+
+
+def _periodic_task_name(request: Any) -> str | None:
+    # A worker puts message headers on the request; a run in the caller keeps them apart.
+    return getattr(request, "periodic_task_name", None) or (request.headers or {}).get(
+        "periodic_task_name"
+    )
+
+
 class CatalogTask(Task):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        # A worker puts message headers on the request; a run in the caller keeps them apart.
-        periodic_task_name = getattr(self.request, "periodic_task_name", None) or (
-            self.request.headers or {}
-        ).get("periodic_task_name")
+        if self.request.delivery_info and not self.request.is_eager:
+            self._claim_delivery()
+        periodic_task_name = _periodic_task_name(self.request)
         if (
             not periodic_task_name
             or overlap_policy_of(periodic_task_name, self.name) != OverlapPolicy.SKIP
@@ -69,6 +88,63 @@ class CatalogTask(Task):
             # Expired already (the run outlived its TTL): the lock is someone else's now.
             with contextlib.suppress(redis.exceptions.LockError):
                 lock.release()
+
+    def _claim_delivery(self) -> None:
+        """Run this delivery only if no other copy of the attempt ran or runs (deduplication)."""
+        from scheduler.deduplication import claim_run
+
+        request = self.request
+        task_id = request.id or ""
+        # A copy the broker handed out again, one held until its ETA, or a periodic run (beat
+        # publishes a run again under the same id when its leader died before recording it):
+        # the first copy may have finished already.
+        if (
+            (request.delivery_info or {}).get("redelivered")
+            or request.eta
+            or _periodic_task_name(request)
+        ):
+            self._drop_if_succeeded(task_id)
+        claim = claim_run(
+            task_id=task_id,
+            retries=request.retries or 0,
+            node=request.hostname or "",
+            ttl_seconds=self._lock_ttl(),
+        )
+        if claim.took_over and claim.holder is not None:
+            logger.warning(
+                "%s[%s]: taken over from %s (pid %s), which died while running it",
+                self.name,
+                task_id,
+                claim.holder.node or claim.holder.host,
+                claim.holder.pid,
+            )
+            self._drop_if_succeeded(task_id)  # it may have died after storing its result
+        if not claim.acquired:
+            holder = claim.holder
+            where = f"{holder.node or holder.host} (pid {holder.pid})" if holder else "elsewhere"
+            self._drop_duplicate(f"duplicate delivery dropped: running in {where}", "STARTED")
+
+    def _drop_if_succeeded(self, task_id: str) -> None:
+        state = stored_state(task_id)
+        if state == states.SUCCESS:
+            self._drop_duplicate(f"duplicate delivery dropped: the run ended {state}", state)
+
+    def _drop_duplicate(self, reason: str, state: str) -> None:
+        from scheduler.events import event_record_safely
+
+        logger.warning("%s[%s]: %s", self.name, self.request.id, reason)
+        # The state of the run that counts, so the dashboard's row shows it again.
+        event_record_safely(
+            type="task.duplicate",
+            task_id=self.request.id or "",
+            task_name=self.name,
+            periodic_task_name=getattr(self.request, "periodic_task_name", None) or "",
+            state=state,
+            worker=self.request.hostname or "",
+            message=reason,
+        )
+        # Acknowledged and nothing stored: the stored state is the other copy's.
+        raise Ignore(reason)
 
     def _lock_ttl(self) -> int:
         spec = QUEUES[queue_for(self.name)]

@@ -113,8 +113,12 @@ def embedded_redis_argv(*, socket_path: Path, data_dir: Path) -> list[str]:
         "dump.rdb",
         "--save",
         "60 1",
+        # The broker's queues survive a crash too, not only a clean restart: at most the last
+        # second of writes is lost (appendfsync everysec).
         "--appendonly",
-        "no",
+        "yes",
+        "--appendfsync",
+        "everysec",
         "--daemonize",
         "no",
     ]

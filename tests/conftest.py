@@ -12,12 +12,10 @@ from rest_framework.test import APIClient
 
 from config.settings import test as test_settings
 from scheduler.redis_connection import get_redis
-from scheduler.stack import embedded_redis_argv, redis_answers
-from scheduler.supervisor import ManagedProcess, ProcessSpec
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, require_chromium
 from tests.clients import api_client
 from tests.factories import user_with
-from tests.processes import RunningProcess, start_beat, start_worker, wait_for
+from tests.processes import RedisServer, RunningProcess, start_beat, start_worker
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -31,23 +29,18 @@ def run_dir() -> Path:
     return test_settings.TEST_RUN_DIR
 
 
+# The embedded Redis of this run, when it has one (see `redis_server`): the fault suite
+# restarts it.
+EMBEDDED_REDIS: RedisServer | None = None
+
+
 @pytest.fixture(scope="session", autouse=True)
 def redis_server(run_dir: Path) -> Iterator[str]:
     """The Redis of this run: an embedded one, or REDIS_URL's with this run's key prefix."""
-    process = None
+    global EMBEDDED_REDIS
     if test_settings.TEST_EMBEDDED_REDIS:
-        data_dir = run_dir / "redis"
-        data_dir.mkdir(exist_ok=True)
-        sock = Path(settings.REDIS_URL.removeprefix("unix://"))
-        with open(run_dir / "redis.log", "wb") as log:
-            process = ManagedProcess(
-                ProcessSpec(
-                    name="redis", argv=embedded_redis_argv(socket_path=sock, data_dir=data_dir)
-                ),
-                stdout=log,
-            )
-            process.start()
-        wait_for(lambda: _answers(settings.REDIS_URL), timeout=15, what="the embedded Redis")
+        EMBEDDED_REDIS = RedisServer(url=settings.REDIS_URL, run_dir=run_dir)
+        EMBEDDED_REDIS.start()
     try:
         yield settings.REDIS_URL
     finally:
@@ -61,15 +54,8 @@ def redis_server(run_dir: Path) -> Iterator[str]:
             for start in range(0, len(keys), 500):
                 client.delete(*keys[start : start + 500])
         finally:
-            if process is not None:
-                process.stop(timeout=10)
-
-
-def _answers(url: str) -> bool:
-    try:
-        return redis_answers(url, timeout=0.5)
-    except Exception:
-        return False
+            if EMBEDDED_REDIS is not None:
+                EMBEDDED_REDIS.stop()
 
 
 @pytest.fixture(scope="module")

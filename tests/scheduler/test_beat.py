@@ -1,5 +1,6 @@
-"""Our beat scheduler (scheduler/beat.py): the heap, change pickup, leadership, runs recorded
-before they are published, one-off tasks, the misfire policy, heartbeat and watchdog.
+"""Our beat scheduler (scheduler/beat.py): the heap, change pickup, leadership, runs published
+then recorded under ids any leader gives them, one-off tasks, the misfire policy, heartbeat and
+watchdog.
 
 Publishing is captured at `DatabaseScheduler._send` here; tests/scheduler/test_beat_integration.py
 runs real beat processes against the real broker.
@@ -183,7 +184,7 @@ def test_it_calls_a_run_late_by_more_than_the_grace_a_misfire(remaining, misfire
 # --- Ticks -----------------------------------------------------------------------------------
 
 
-def test_a_tick_publishes_what_is_due_and_records_the_run_before():
+def test_a_tick_publishes_what_is_due_and_records_the_run():
     make_schedule(name="due", schedule="every 5 minutes", params={})
     make_schedule(name="not due", schedule="every 5 minutes")
     _last_run("due", datetime.now(UTC) - timedelta(minutes=6))
@@ -198,6 +199,51 @@ def test_a_tick_publishes_what_is_due_and_records_the_run_before():
     assert row.last_run_at is not None
     assert datetime.now(UTC) - row.last_run_at < timedelta(seconds=5)
     assert PeriodicTask.objects.get(name="not due").total_run_count == 0
+
+
+def test_a_run_not_recorded_is_published_again_under_the_same_task_id(monkeypatch):
+    make_schedule(name="due", schedule="every 5 minutes")
+    _last_run("due", datetime.now(UTC) - timedelta(minutes=6))
+    dying = _scheduler()
+    dying._load_all()
+    [entry] = dying.entries.values()
+    first_id = beat.run_task_id(entry)
+
+    # The leader publishes the run, then dies before recording it (here: the record fails).
+    def die(*args: Any, **kwargs: Any) -> None:
+        raise SystemExit("killed between publishing and recording")
+
+    monkeypatch.setattr(dying, "_record_runs", die)
+    with pytest.raises(SystemExit):
+        dying.tick_once()
+    assert _names(dying) == ["due"]
+    assert PeriodicTask.objects.get(name="due").total_run_count == 0
+    _forget_beats()  # its lock expires
+
+    successor = _scheduler()
+    successor._load_all()
+    [again] = successor.entries.values()
+    assert beat.run_task_id(again) == first_id  # the workers drop the second copy
+    successor.tick_once()
+    assert _names(successor) == ["due"]
+    row = PeriodicTask.objects.get(name="due")
+    assert row.total_run_count == 1
+    # The next run has an id of its own.
+    [recorded] = successor.entries.values()
+    assert beat.run_task_id(recorded) != first_id
+
+
+def test_a_row_naming_a_task_outside_the_catalog_is_not_published():
+    row = make_schedule(name="by hand", schedule="every 5 minutes")
+    PeriodicTask.objects.filter(pk=row.pk).update(task="celery.backend_cleanup")
+    _last_run("by hand", datetime.now(UTC) - timedelta(minutes=6))
+    scheduler = DatabaseScheduler(app=app, lazy=True)
+
+    scheduler.tick_once()
+
+    assert scheduler.stats.published == 0
+    event = TaskEvent.objects.get(periodic_task_name="by hand", type="task.failed")
+    assert "not in the catalog" in event.message
 
 
 def test_a_tick_looks_only_at_the_entries_that_are_due():

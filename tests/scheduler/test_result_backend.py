@@ -202,3 +202,51 @@ def test_a_long_run_shows_started_soon_and_keeps_its_start(deferring):
     assert done.status == states.SUCCESS
     assert done.date_started == started.date_started
     assert done.date_created == started.date_created
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("later", [states.STARTED, states.RETRY, states.PENDING, states.FAILURE])
+def test_it_never_turns_a_stored_success_into_another_state(later):
+    backend = DatabaseBackend(app=app)
+    task_id = str(uuid.uuid4())
+    request = _request(task_id)
+    backend.store_result(task_id, {"slept": 0}, states.SUCCESS, request=request)
+
+    # A redelivered copy of the same run: its worker writes STARTED (or worse) again.
+    backend.store_result(task_id, {"pid": 2}, later, request=request)
+
+    row = TaskResult.objects.get(task_id=task_id)
+    assert row.status == states.SUCCESS
+    assert AsyncResult(task_id, app=app, backend=backend).result == {"slept": 0}
+
+
+@pytest.mark.django_db
+def test_the_stock_backend_would_regress_it():
+    # Why ours differs: django-celery-results overwrites whatever is stored.
+    backend = StockBackend(app=app)
+    task_id = str(uuid.uuid4())
+    request = _request(task_id)
+    backend.store_result(task_id, {"slept": 0}, states.SUCCESS, request=request)
+    backend.store_result(task_id, {"pid": 2}, states.STARTED, request=request)
+    assert TaskResult.objects.get(task_id=task_id).status == states.STARTED
+
+
+@pytest.mark.django_db
+def test_it_still_moves_every_other_state_forward():
+    backend = DatabaseBackend(app=app)
+    task_id = str(uuid.uuid4())
+    request = _request(task_id)
+    for state in (states.STARTED, states.RETRY, states.STARTED, states.FAILURE, states.SUCCESS):
+        backend.store_result(task_id, {"at": state}, state, request=request)
+        assert TaskResult.objects.get(task_id=task_id).status == state
+
+
+def test_it_retries_writes_that_failed_on_a_broken_connection_only():
+    from django.db import IntegrityError, InterfaceError, OperationalError
+
+    backend = DatabaseBackend(app=app)
+    assert backend.exception_safe_to_retry(OperationalError("server closed the connection"))
+    assert backend.exception_safe_to_retry(InterfaceError("connection already closed"))
+    assert not backend.exception_safe_to_retry(IntegrityError("duplicate key"))
+    assert not backend.exception_safe_to_retry(ValueError("not JSON"))
+    assert app.conf.result_backend_always_retry is True

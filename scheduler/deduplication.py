@@ -1,0 +1,122 @@
+"""At most one execution of a task's attempt, however often the broker delivers it.
+
+Redis hands a message out again when
+- the worker holding it died (kill -9, out of memory, machine lost): its unacknowledged
+  messages come back after the visibility timeout;
+- a pool child died mid-run: the run is requeued at once (`task_reject_on_worker_lost`);
+- its ETA or countdown lies further ahead than the visibility timeout: the message is restored
+  while a worker still holds it, so two workers (or one, twice) hold it and both run it at its
+  ETA, and again every visibility timeout (kombu issue #337).
+
+So before a run's body starts, the worker claims the attempt (task id and retry count) in Redis
+with `SET NX`, naming itself: host, pid, the process's start time and the worker node. A copy
+that finds the claim taken looks at its holder: still alive, the copy is dropped (acknowledged,
+nothing stored); dead (on this host: its pid is gone or reused; elsewhere: its worker node sent
+no heartbeat within WORKER_HEALTH_WINDOW), the copy takes the claim over and runs. The claim
+lives as long as the run may (its hard time limit and a margin) and is not released at the
+end: a redelivered or ETA copy first reads the stored state, and a SUCCESS there is final.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import psutil
+from django.conf import settings
+
+from scheduler.redis_connection import get_redis, redis_key
+from scheduler.workers import workers_seen_within
+
+# Compare-and-set: take over a claim only if it still names the holder found dead.
+_TAKE_OVER = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then
+    redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+    return 1
+end
+return 0
+"""
+
+
+@dataclass(frozen=True)
+class Holder:
+    host: str
+    pid: int
+    started: float  # the process's start time: a pid reused by another process is not it
+    node: str  # the Celery worker node, whose heartbeat tells liveness from another host
+
+    def encode(self) -> str:
+        return json.dumps(asdict(self), separators=(",", ":"))
+
+    @classmethod
+    def decode(cls, raw: bytes | str) -> Holder | None:
+        try:
+            fields = json.loads(raw)
+            return cls(
+                host=str(fields["host"]),
+                pid=int(fields["pid"]),
+                started=float(fields["started"]),
+                node=str(fields["node"]),
+            )
+        except (ValueError, TypeError, KeyError):
+            return None
+
+
+@dataclass(frozen=True)
+class Claim:
+    acquired: bool
+    took_over: bool = False
+    holder: Holder | None = None  # who runs it, when not acquired
+
+
+def claim_key(task_id: str, retries: int) -> str:
+    return redis_key(f"scheduler:claim:{task_id}:{retries}")
+
+
+# pid -> that process's start time; a forked pool child looks its own up.
+_start_times: dict[int, float] = {}
+
+
+def this_holder(node: str) -> Holder:
+    pid = os.getpid()
+    started = _start_times.get(pid)
+    if started is None:
+        started = _start_times[pid] = psutil.Process(pid).create_time()
+    return Holder(host=socket.gethostname(), pid=pid, started=started, node=node)
+
+
+def holder_alive(holder: Holder) -> bool:
+    """Whether the process that claimed a run may still be running it."""
+    if holder.host == socket.gethostname():
+        try:
+            process = psutil.Process(holder.pid)
+            return abs(process.create_time() - holder.started) < 0.01 and (
+                process.status() != psutil.STATUS_ZOMBIE
+            )
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return False
+    return holder.node in workers_seen_within(settings.WORKER_HEALTH_WINDOW)
+
+
+def claim_run(*, task_id: str, retries: int, node: str, ttl_seconds: float) -> Claim:
+    """Claim one attempt of a task for this process (module docstring)."""
+    redis: Any = get_redis()
+    key = claim_key(task_id, retries)
+    me = this_holder(node).encode()
+    ttl_ms = int(ttl_seconds * 1000)
+    if redis.set(key, me, nx=True, px=ttl_ms):
+        return Claim(acquired=True)
+    raw = redis.get(key)
+    if raw is None:  # expired between the two calls
+        return Claim(acquired=bool(redis.set(key, me, nx=True, px=ttl_ms)))
+    holder = Holder.decode(raw)
+    if holder is not None and holder == Holder.decode(me):
+        return Claim(acquired=True)  # this process claimed it before (an eager re-entry)
+    if holder is not None and holder_alive(holder):
+        return Claim(acquired=False, holder=holder)
+    if redis.eval(_TAKE_OVER, 1, key, raw, me, ttl_ms):
+        return Claim(acquired=True, took_over=True, holder=holder)
+    return Claim(acquired=False, holder=Holder.decode(redis.get(key) or b""))
