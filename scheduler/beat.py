@@ -165,6 +165,15 @@ class Entry:
     version: int = 0
 
 
+# Seconds before a run whose publish failed (the broker down past the publisher's retries) is
+# published again; not recorded meanwhile, so it is not lost.
+PUBLISH_RETRY_AFTER = 1.0
+
+
+class NotPublished(Exception):
+    """A run the broker did not take this time."""
+
+
 # Namespace of the task ids of periodic runs (run_task_id).
 _RUN_IDS = uuid.UUID("5d0c7a52-3b1e-4f0c-9a4e-2f6b8c1d7e90")
 
@@ -552,22 +561,32 @@ class DatabaseScheduler(Scheduler):
         # SIGTERM/SIGINT wait until the batch is recorded: Celery's handler raises SystemExit
         # wherever it lands, and between publishing and recording that would publish the runs
         # a second time (dropped by the workers, but published).
+        done: list[Entry] = []  # published, or refused for good: recorded
+        failed: list[Entry] = []  # not published this time: tried again, under the same id
         with _signals_held():
             with self.app.producer_or_acquire() as producer:
                 for entry in batch:
-                    task_id = self._send(entry, producer)
+                    try:
+                        task_id = self._send(entry, producer)
+                    except NotPublished:
+                        failed.append(entry)
+                        continue
+                    done.append(entry)
                     if task_id is not None:
                         self._published.append((moment.timestamp(), task_id, entry.name))
                         self.stats.published_ids.append(task_id)
                         self.stats.published += 1
-            self._record_runs(batch, moment)
+            if done:
+                self._record_runs(done, moment)
         tz = self.app.timezone
-        for entry in batch:
+        for entry in done:
             if entry.one_off:
                 self._remove(entry.id)
                 continue
             after = evaluate(entry, moment, tz)
             self._push(entry, moment.timestamp() + max(after.next_check, 0.0))
+        for entry in failed:
+            self._push(entry, moment.timestamp() + PUBLISH_RETRY_AFTER)
         return True
 
     def _record_runs(self, batch: list[Entry], moment: datetime) -> None:
@@ -609,8 +628,12 @@ class DatabaseScheduler(Scheduler):
             else:
                 result = self.app.send_task(entry.task, args, kwargs, producer=producer, **options)
         except Exception as exc:
-            self._refuse(entry, f"could not be published: {type(exc).__name__}: {exc}")
-            return None
+            self._refuse(
+                entry,
+                f"could not be published: {type(exc).__name__}: {exc} "
+                f"(trying again in {PUBLISH_RETRY_AFTER:g} s)",
+            )
+            raise NotPublished(str(exc)) from exc
         return str(result.id)
 
     def _refuse(self, entry: Entry, message: str) -> None:

@@ -9,12 +9,14 @@ Redis hands a message out again when
   ETA, and again every visibility timeout (kombu issue #337).
 
 So before a run's body starts, the worker claims the attempt (task id and retry count) in Redis
-with `SET NX`, naming itself: host, pid, the process's start time and the worker node. A copy
-that finds the claim taken looks at its holder: still alive, the copy is dropped (acknowledged,
-nothing stored); dead (on this host: its pid is gone or reused; elsewhere: its worker node sent
-no heartbeat within WORKER_HEALTH_WINDOW), the copy takes the claim over and runs. The claim
-lives as long as the run may (its hard time limit and a margin) and is not released at the
-end: a redelivered or ETA copy first reads the stored state, and a SUCCESS there is final.
+with `SET NX`, naming itself: host, pid, the process's start time, the worker node and a token
+of this delivery. A copy that finds the claim taken looks at its holder: still running it, the
+copy is dropped (acknowledged); dead, the copy takes the claim over and runs. On this host a
+holder is alive while its pid is (and is the same process); on another host, while its worker
+node answers that it has the task active (a remote-control query, only on this rare path). The
+claim lives as long as the run may (its hard time limit and a margin) and is not released at
+the end: a redelivered, ETA or periodic copy first reads the stored state, and a SUCCESS there
+is final.
 """
 
 from __future__ import annotations
@@ -22,14 +24,13 @@ from __future__ import annotations
 import json
 import os
 import socket
+import uuid
 from dataclasses import asdict, dataclass
 from typing import Any
 
 import psutil
-from django.conf import settings
 
 from scheduler.redis_connection import get_redis, redis_key
-from scheduler.workers import workers_seen_within
 
 # Compare-and-set: take over a claim only if it still names the holder found dead.
 _TAKE_OVER = """
@@ -46,7 +47,8 @@ class Holder:
     host: str
     pid: int
     started: float  # the process's start time: a pid reused by another process is not it
-    node: str  # the Celery worker node, whose heartbeat tells liveness from another host
+    node: str  # the Celery worker node, asked from another host whether it runs the task
+    token: str = ""  # this delivery: a holder with another token is another copy
 
     def encode(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -60,6 +62,7 @@ class Holder:
                 pid=int(fields["pid"]),
                 started=float(fields["started"]),
                 node=str(fields["node"]),
+                token=str(fields.get("token", "")),
             )
         except (ValueError, TypeError, KeyError):
             return None
@@ -80,32 +83,53 @@ def claim_key(task_id: str, retries: int) -> str:
 _start_times: dict[int, float] = {}
 
 
-def this_holder(node: str) -> Holder:
+def this_holder(node: str, token: str = "") -> Holder:
     pid = os.getpid()
     started = _start_times.get(pid)
     if started is None:
         started = _start_times[pid] = psutil.Process(pid).create_time()
-    return Holder(host=socket.gethostname(), pid=pid, started=started, node=node)
+    return Holder(host=socket.gethostname(), pid=pid, started=started, node=node, token=token)
 
 
-def holder_alive(holder: Holder) -> bool:
+# Seconds a remote worker node has to say whether it runs a task.
+NODE_QUERY_TIMEOUT = 2.0
+
+
+def holder_alive(holder: Holder, task_id: str) -> bool:
     """Whether the process that claimed a run may still be running it."""
     if holder.host == socket.gethostname():
         try:
             process = psutil.Process(holder.pid)
-            return abs(process.create_time() - holder.started) < 0.01 and (
+            # A second of slack: the start time is derived from the boot time, which moves
+            # when the wall clock is stepped.
+            return abs(process.create_time() - holder.started) < 1.0 and (
                 process.status() != psutil.STATUS_ZOMBIE
             )
         except (psutil.NoSuchProcess, psutil.AccessDenied):
             return False
-    return holder.node in workers_seen_within(settings.WORKER_HEALTH_WINDOW)
+    return _node_runs(holder.node, task_id)
 
 
-def claim_run(*, task_id: str, retries: int, node: str, ttl_seconds: float) -> Claim:
-    """Claim one attempt of a task for this process (module docstring)."""
+def _node_runs(node: str, task_id: str) -> bool:
+    # A heartbeat says the node lives, not that the child which claimed the run does (one
+    # killed by the OOM killer leaves its node alive): ask the node about the task itself.
+    from config.celery import app
+
+    replies = app.control.inspect([node], timeout=NODE_QUERY_TIMEOUT).query_task(task_id) or {}
+    for answer in replies.values():
+        for state, _ in (answer or {}).values():
+            if state == "active":
+                return True
+    return False
+
+
+def claim_run(
+    *, task_id: str, retries: int, node: str, ttl_seconds: float, token: str = ""
+) -> Claim:
+    """Claim one attempt of a task for this delivery (module docstring)."""
     redis: Any = get_redis()
     key = claim_key(task_id, retries)
-    me = this_holder(node).encode()
+    me = this_holder(node, token or uuid.uuid4().hex).encode()
     ttl_ms = int(ttl_seconds * 1000)
     if redis.set(key, me, nx=True, px=ttl_ms):
         return Claim(acquired=True)
@@ -113,9 +137,7 @@ def claim_run(*, task_id: str, retries: int, node: str, ttl_seconds: float) -> C
     if raw is None:  # expired between the two calls
         return Claim(acquired=bool(redis.set(key, me, nx=True, px=ttl_ms)))
     holder = Holder.decode(raw)
-    if holder is not None and holder == Holder.decode(me):
-        return Claim(acquired=True)  # this process claimed it before (an eager re-entry)
-    if holder is not None and holder_alive(holder):
+    if holder is not None and holder_alive(holder, task_id):
         return Claim(acquired=False, holder=holder)
     if redis.eval(_TAKE_OVER, 1, key, raw, me, ttl_ms):
         return Claim(acquired=True, took_over=True, holder=holder)

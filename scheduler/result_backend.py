@@ -107,7 +107,11 @@ class DatabaseBackend(StockDatabaseBackend):
         AsyncResult has no start time; callers that show one (the API) would otherwise read the
         row a second time.
         """
-        row = TaskResult._default_manager.get_task(task_id)
+        try:
+            row = TaskResult._default_manager.get_task(task_id)
+        except (OperationalError, InterfaceError):
+            _close_if_broken(router.db_for_read(TaskResult))
+            raise
         fields: dict[str, Any] = dict(row.as_dict())
         meta = self.decode_content(row, fields.pop("meta", None)) or {}
         arguments = {}
@@ -142,6 +146,12 @@ def defer_started(enabled: bool = True) -> None:
     _deferring = enabled
 
 
+def discard_started(task_id: str) -> None:
+    """Forget the STARTED row of `task_id` not written yet (a copy dropped as a duplicate)."""
+    with _pending_lock:
+        _pending.pop(task_id, None)
+
+
 def _write_pending(task_id: str) -> None:
     with _pending_lock:
         pending = _pending.pop(task_id, None)
@@ -154,7 +164,11 @@ def _write_pending(task_id: str) -> None:
 # run that succeeded (its worker died before the acknowledgement, or an ETA message restored
 # past the visibility timeout) must not turn it back into STARTED, RETRY or FAILURE. Both
 # SQLite and PostgreSQL take a WHERE on the DO UPDATE of an upsert.
-_KEEP_SUCCESS = " WHERE {table}.\"status\" <> 'SUCCESS'"
+# Nor may a STARTED, written before a copy's body starts, land on a run that ended otherwise.
+_KEEP_SUCCESS = (
+    " WHERE {table}.\"status\" <> 'SUCCESS' AND NOT (EXCLUDED.\"status\" = 'STARTED'"
+    " AND {table}.\"status\" IN ('FAILURE', 'REVOKED', 'SKIPPED'))"
+)
 
 # (database alias, with a start time?) -> the statement, compiled by Django once: compiling it
 # for every write cost about as much as running it.
@@ -190,11 +204,16 @@ def _upsert(row: TaskResult, *, using: str) -> None:
         with connection.cursor() as cursor:
             cursor.execute(sql, params)
     except (OperationalError, InterfaceError):
-        # A connection the server dropped stays broken: the retry needs a new one. Not inside
-        # a caller's transaction (a run in the caller), which is the caller's to end.
-        if not connection.in_atomic_block:
-            connection.close()
+        _close_if_broken(using)
         raise
+
+
+def _close_if_broken(using: str) -> None:
+    # A connection the server dropped stays broken: the retry needs a new one. Not inside a
+    # caller's transaction (a run in the caller), which is the caller's to end.
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        connection.close()
 
 
 def _same_parameters(

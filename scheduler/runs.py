@@ -1,8 +1,9 @@
 """The base class of every catalog task: one execution per delivery, and overlap policies.
 
 A run delivered by the broker first claims its attempt (scheduler/deduplication.py): a second
-copy of a run that succeeded or still runs elsewhere is dropped, acknowledged with nothing
-stored, and recorded as a `task.duplicate` event carrying the state of the copy that counts.
+copy of a run that succeeded or still runs elsewhere is dropped: acknowledged, its STARTED row
+discarded, and recorded as a `task.duplicate` event carrying the state of
+the copy that counts.
 
 A run sent by beat (or by "Run now") carries its periodic task's name in the message headers.
 When that periodic task's overlap policy is `skip`, the run takes a Redis lock named after the
@@ -57,6 +58,18 @@ def stored_state(task_id: str) -> str | None:
     return TaskResult.objects.filter(task_id=task_id).values_list("status", flat=True).first()
 
 
+def _stored_state_or_none(task_id: str) -> str | None:
+    from django.db import DatabaseError
+
+    try:
+        return stored_state(task_id)
+    except DatabaseError as exc:
+        # The database restarting: the run goes on (its own errors retry it), guarded by the
+        # claim alone; failing it here would cut its retries short.
+        logger.warning("could not read the stored state of %s: %s", task_id, exc)
+        return None
+
+
 def _periodic_task_name(request: Any) -> str | None:
     # A worker puts message headers on the request; a run in the caller keeps them apart.
     return getattr(request, "periodic_task_name", None) or (request.headers or {}).get(
@@ -104,12 +117,18 @@ class CatalogTask(Task):
             or _periodic_task_name(request)
         ):
             self._drop_if_succeeded(task_id)
-        claim = claim_run(
-            task_id=task_id,
-            retries=request.retries or 0,
-            node=request.hostname or "",
-            ttl_seconds=self._lock_ttl(),
-        )
+        try:
+            claim = claim_run(
+                task_id=task_id,
+                retries=request.retries or 0,
+                node=request.hostname or "",
+                ttl_seconds=self._lock_ttl(),
+            )
+        except (redis.exceptions.RedisError, OSError) as exc:
+            # Redis restarting: running a rare duplicate beats failing the run, and the stored
+            # SUCCESS check above still holds.
+            logger.warning("%s[%s]: not claimed (%s): runs anyway", self.name, task_id, exc)
+            return
         if claim.took_over and claim.holder is not None:
             logger.warning(
                 "%s[%s]: taken over from %s (pid %s), which died while running it",
@@ -122,17 +141,24 @@ class CatalogTask(Task):
         if not claim.acquired:
             holder = claim.holder
             where = f"{holder.node or holder.host} (pid {holder.pid})" if holder else "elsewhere"
+            stored = _stored_state_or_none(task_id)
+            if stored in states.READY_STATES:
+                self._drop_duplicate(f"duplicate delivery dropped: the run ended {stored}", stored)
             self._drop_duplicate(f"duplicate delivery dropped: running in {where}", "STARTED")
 
     def _drop_if_succeeded(self, task_id: str) -> None:
-        state = stored_state(task_id)
+        state = _stored_state_or_none(task_id)
         if state == states.SUCCESS:
             self._drop_duplicate(f"duplicate delivery dropped: the run ended {state}", state)
 
     def _drop_duplicate(self, reason: str, state: str) -> None:
         from scheduler.events import event_record_safely
+        from scheduler.result_backend import discard_started
 
         logger.warning("%s[%s]: %s", self.name, self.request.id, reason)
+        # Its STARTED row, written just before the task body, must not land over the state of
+        # the copy that counts.
+        discard_started(self.request.id or "")
         # The state of the run that counts, so the dashboard's row shows it again.
         event_record_safely(
             type="task.duplicate",
@@ -143,12 +169,14 @@ class CatalogTask(Task):
             worker=self.request.hostname or "",
             message=reason,
         )
-        # Acknowledged and nothing stored: the stored state is the other copy's.
+        # Acknowledged, and nothing more stored for it: the stored state is the other copy's.
         raise Ignore(reason)
 
     def _lock_ttl(self) -> int:
+        # A limit given with the message (apply_async(time_limit=...)) wins over the task's.
+        hard = (getattr(self.request, "timelimit", None) or (None, None))[0]
         spec = QUEUES[queue_for(self.name)]
-        return int(self.time_limit or spec.hard_limit) + _LOCK_MARGIN
+        return int(hard or self.time_limit or spec.hard_limit) + _LOCK_MARGIN
 
     def _skip(self, periodic_task_name: str) -> None:
         from scheduler.events import event_record_safely

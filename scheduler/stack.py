@@ -114,14 +114,32 @@ def embedded_redis_argv(*, socket_path: Path, data_dir: Path) -> list[str]:
         "--save",
         "60 1",
         # The broker's queues survive a crash too, not only a clean restart: at most the last
-        # second of writes is lost (appendfsync everysec).
+        # second of writes is lost (appendfsync everysec). A data folder from before holds only
+        # dump.rdb, which Redis would ignore with the append-only file on: it starts from the
+        # RDB, and `append_only_on` switches the file on once it answers.
         "--appendonly",
-        "yes",
+        "no" if _rdb_only(data_dir) else "yes",
         "--appendfsync",
         "everysec",
         "--daemonize",
         "no",
     ]
+
+
+def _rdb_only(data_dir: Path) -> bool:
+    return (data_dir / "dump.rdb").exists() and not (data_dir / "appendonly.aof").exists()
+
+
+def append_only_on(url: str) -> bool:
+    """Switch the append-only file on (it is written from the data set); True once it is."""
+    client = redis.Redis.from_url(url, socket_timeout=2, socket_connect_timeout=2)
+    try:
+        current: Any = client.config_get("appendonly")
+        if current.get("appendonly") != "yes":
+            client.config_set("appendonly", "yes")
+        return True
+    finally:
+        client.close()
 
 
 def redis_answers(url: str, *, timeout: float = 2.0) -> bool:
@@ -223,7 +241,10 @@ def build_specs(options: StackOptions, paths: StackPaths) -> list[ProcessSpec]:
                 name="redis",
                 argv=embedded_redis_argv(socket_path=sock, data_dir=paths.redis_dir),
                 env=env,
-                ready=lambda: redis_answers(settings.REDIS_URL, timeout=0.5),
+                ready=lambda: (
+                    redis_answers(settings.REDIS_URL, timeout=0.5)
+                    and append_only_on(settings.REDIS_URL)
+                ),
                 ready_timeout=20,
                 stop_last=True,
             )

@@ -162,9 +162,9 @@ class RedisServer:
         self.log_path = run_dir / "redis.log"
         self.process: ManagedProcess | None = None
 
-    def start(self, *, timeout: float = 15) -> None:
+    def start(self, *, timeout: float = 15, argv: list[str] | None = None) -> None:
         self.data_dir.mkdir(exist_ok=True)
-        argv = embedded_redis_argv(socket_path=self.socket, data_dir=self.data_dir)
+        argv = argv or embedded_redis_argv(socket_path=self.socket, data_dir=self.data_dir)
         with open(self.log_path, "ab") as log:
             self.process = ManagedProcess(ProcessSpec(name="redis", argv=argv), stdout=log)
             self.process.start()

@@ -75,9 +75,13 @@ def test_runs_retry_and_finish_and_beat_keeps_its_schedule_when_postgres_restart
         wait_for(lambda: len(_tick_times()) >= 2, timeout=30, what="beat's first runs")
 
         down_at = time.time()
-        pg_ctl(pgdata, "-m", "fast", "stop")
-        time.sleep(DOWN_FOR)
-        pg_ctl(pgdata, "-l", str(pgdata.parent / "server.log"), "start")
+        pending_at_outage = RUNS - succeeded(task_ids)
+        _fresh()
+        try:
+            pg_ctl(pgdata, "-m", "fast", "stop")
+            time.sleep(DOWN_FOR)
+        finally:
+            pg_ctl(pgdata, "-l", str(pgdata.parent / "server.log"), "start")
         back_at = time.time()
         _fresh()
 
@@ -114,10 +118,12 @@ def test_runs_retry_and_finish_and_beat_keeps_its_schedule_when_postgres_restart
         runs=RUNS,
         down_s=round(back_at - down_at, 1),
         lost=RUNS - counts["SUCCESS"],
+        runs_pending_at_the_outage=pending_at_outage,
         runs_retried=retried,
         messages_answered_twice=answered_twice,
         beat_gap_s=round(after - before, 1),
         beat_publishing_again_after_s=round(after - back_at, 1),
     )
+    assert pending_at_outage > 0, "every run ended before the outage: it hit nothing"
     assert counts["SUCCESS"] == RUNS
     assert answered_twice == 0

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -131,4 +132,27 @@ def test_a_redelivered_copy_never_regresses_a_stored_success(run_dir, fault_repo
     assert after.status == "SUCCESS"
     assert after.result == first.result
     assert after.date_done == first.date_done
+    assert executions == 1
+
+
+def test_a_periodic_run_published_again_under_its_id_runs_once(run_dir, fault_report):
+    """What a beat leader killed between publishing and recording leads to (scheduler/beat.py):
+    the next leader publishes the same run, under the same id, a few seconds later."""
+    task_id = str(uuid.uuid4())
+    headers = {"periodic_task_name": "republished"}
+    worker = start_worker(log_dir=run_dir, queues=["default"], concurrency=2)
+    try:
+        ping.apply_async(task_id=task_id, headers=headers)
+        wait_for(lambda: succeeded([task_id]) == 1, timeout=30, what="the run to succeed")
+        ping.apply_async(task_id=task_id, headers=headers)  # the new leader's publish
+        wait_for(
+            lambda: _events([task_id], "task.duplicate").get(task_id, 0) == 1,
+            timeout=30,
+            what="the second publish to be dropped",
+        )
+    finally:
+        worker.stop()
+
+    executions = _events([task_id], "task.succeeded").get(task_id, 0)
+    fault_report.record("3b periodic run published twice", publishes=2, executions=executions)
     assert executions == 1

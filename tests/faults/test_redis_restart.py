@@ -95,10 +95,12 @@ def test_web_workers_beat_and_dashboard_come_back_after_redis_restarts(
 
     outage_started = time.time()
     embedded_redis.stop()
-    caller = threading.Thread(target=call_during_outage)
-    caller.start()
-    time.sleep(DOWN_FOR)
-    embedded_redis.start()
+    try:
+        caller = threading.Thread(target=call_during_outage, daemon=True)
+        caller.start()
+        time.sleep(DOWN_FOR)
+    finally:
+        embedded_redis.start()
     back_at = time.time()
     caller.join(timeout=120)
     assert not caller.is_alive(), "an API call hung"

@@ -233,6 +233,32 @@ def test_a_run_not_recorded_is_published_again_under_the_same_task_id(monkeypatc
     assert beat.run_task_id(recorded) != first_id
 
 
+def test_a_run_the_broker_did_not_take_is_not_recorded_and_goes_out_a_second_later(monkeypatch):
+    make_schedule(name="due", schedule="every 5 minutes")
+    _last_run("due", datetime.now(UTC) - timedelta(minutes=6))
+    scheduler = _scheduler()
+    real_send = scheduler._send
+    ids: list[str] = []
+
+    def broker_down(entry: Entry, producer: Any) -> str | None:
+        ids.append(beat.run_task_id(entry))
+        raise beat.NotPublished("Redis is restarting")
+
+    monkeypatch.setattr(scheduler, "_send", broker_down)
+    scheduler.tick_once()
+    assert PeriodicTask.objects.get(name="due").total_run_count == 0
+
+    [entry] = scheduler.entries.values()
+    assert ids == [beat.run_task_id(entry)]  # tried again under this id, until it goes out
+
+    monkeypatch.setattr(scheduler, "_send", real_send)
+    with _later(beat.PUBLISH_RETRY_AFTER + 0.5):
+        scheduler.tick_once()
+
+    assert _names(scheduler) == ["due"]
+    assert PeriodicTask.objects.get(name="due").total_run_count == 1
+
+
 def test_a_row_naming_a_task_outside_the_catalog_is_not_published():
     row = make_schedule(name="by hand", schedule="every 5 minutes")
     PeriodicTask.objects.filter(pk=row.pk).update(task="celery.backend_cleanup")

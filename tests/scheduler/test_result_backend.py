@@ -250,3 +250,19 @@ def test_it_retries_writes_that_failed_on_a_broken_connection_only():
     assert not backend.exception_safe_to_retry(IntegrityError("duplicate key"))
     assert not backend.exception_safe_to_retry(ValueError("not JSON"))
     assert app.conf.result_backend_always_retry is True
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("ended", [states.FAILURE, states.REVOKED, "SKIPPED"])
+def test_a_late_started_never_lands_on_a_run_that_ended(ended):
+    backend = DatabaseBackend(app=app)
+    task_id = str(uuid.uuid4())
+    request = _request(task_id)
+    backend.store_result(task_id, {"why": ended}, ended, request=request)
+
+    backend.store_result(task_id, {"pid": 2}, states.STARTED, request=request)  # a copy's start
+
+    assert TaskResult.objects.get(task_id=task_id).status == ended
+    # A run that goes on to end is stored, as a retry of the task would be.
+    backend.store_result(task_id, {"slept": 0}, states.SUCCESS, request=request)
+    assert TaskResult.objects.get(task_id=task_id).status == states.SUCCESS

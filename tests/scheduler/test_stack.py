@@ -12,9 +12,11 @@ import tempfile
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
+import redis
 
 from tests.processes import MANAGE, child_env, run_manage, wait_for
 
@@ -215,3 +217,40 @@ def test_down_without_a_stack_says_so(stack_env):
 
     assert result.returncode == 0
     assert result.stdout.strip() == "stack: not running"
+
+
+def test_an_embedded_redis_from_before_keeps_its_data_when_the_append_only_file_comes_on():
+    import shutil
+
+    from scheduler.stack import append_only_on, embedded_redis_argv
+    from tests.processes import RedisServer
+
+    root = Path(tempfile.mkdtemp(prefix="rdb-"))  # a short path: unix sockets are limited
+    try:
+        data = root / "redis"
+        data.mkdir()
+        server = RedisServer(url=f"unix://{root / 'r.sock'}", run_dir=root)
+        # A Redis of before: RDB only.
+        argv = embedded_redis_argv(socket_path=server.socket, data_dir=data)
+        rdb_argv = [*argv[: argv.index("--appendonly")], "--appendonly", "no"]
+        server.start(argv=rdb_argv)
+        client: Any = redis.Redis.from_url(server.url)
+        client.set("queued", "a run")
+        client.save()
+        client.close()
+        server.stop()
+        assert (data / "dump.rdb").exists()
+        now = embedded_redis_argv(socket_path=server.socket, data_dir=data)
+        assert now[now.index("--appendonly") + 1] == "no"
+
+        server.start()  # the argv of now: RDB loaded, then the append-only file switched on
+        assert append_only_on(server.url)
+        assert (data / "appendonly.aof").exists()
+        server.restart()
+        client = redis.Redis.from_url(server.url)
+        assert client.get("queued") == b"a run"
+        assert client.config_get("appendonly")["appendonly"] == "yes"
+        client.close()
+        server.stop()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
