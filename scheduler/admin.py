@@ -39,6 +39,7 @@ from kombu.exceptions import OperationalError
 
 from config.queues import QUEUES
 from scheduler.catalog import CatalogEntry, load_catalog
+from scheduler.json_text import MalformedJSON, read_json
 from scheduler.masking import masked
 from scheduler.models import AuditEntry, ScheduleOptions, Source
 from scheduler.parsing import ScheduleParseError, zone_named
@@ -235,13 +236,9 @@ class PeriodicTaskScheduleForm(PeriodicTaskForm):
         # Empty would be stored as NULL by PeriodicTask.save(), which the column refuses.
         text: str = self.cleaned_data.get("headers") or "{}"
         try:
-            headers = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise ValidationError(f"malformed JSON: {exc.msg}") from exc
-        except ValueError as exc:  # Python refuses whole numbers of more than 4300 digits
-            raise ValidationError("malformed JSON: a number has too many digits") from exc
-        except RecursionError:
-            raise ValidationError("malformed JSON: nested too deeply") from None
+            headers = read_json(text)
+        except MalformedJSON as exc:
+            raise ValidationError(str(exc)) from exc
         if not isinstance(headers, dict):
             raise ValidationError("must be a JSON object")
         return text

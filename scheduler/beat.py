@@ -317,6 +317,20 @@ if redis.call('GET', KEYS[1]) == ARGV[1] then
 end
 return 0
 """
+# Take the lock when it is free, or when it is still ours: held before Redis restarted (Redis
+# keeps the key), it would otherwise stand idle until its TTL ran out.
+_ACQUIRE = """
+local holder = redis.call('GET', KEYS[1])
+if holder == ARGV[1] then
+    redis.call('PEXPIRE', KEYS[1], ARGV[2])
+    return 1
+end
+if not holder then
+    redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+    return 1
+end
+return 0
+"""
 _RELEASE = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then
     return redis.call('DEL', KEYS[1])
@@ -349,11 +363,7 @@ class Leadership:
                     logger.warning("beat %s lost the leadership", self.identity)
                     self.since = None
             else:
-                # Or the lock is still ours: held before Redis restarted (it keeps the key),
-                # it would otherwise stand idle until its TTL ran out.
-                self.held = bool(
-                    redis.set(self.key, self.identity, nx=True, px=self.ttl_ms)
-                ) or bool(redis.eval(_RENEW, 1, self.key, self.identity, self.ttl_ms))
+                self.held = bool(redis.eval(_ACQUIRE, 1, self.key, self.identity, self.ttl_ms))
                 if self.held:
                     self.since = time.time()
                     logger.info("beat %s leads", self.identity)
@@ -608,7 +618,7 @@ class DatabaseScheduler(Scheduler):
             args = json.loads(entry.args or "[]")
             kwargs = json.loads(entry.kwargs or "{}")
         except ValueError as exc:
-            logger.error("%s: its arguments are not JSON (%s): not run", entry.name, exc)
+            self._refuse(entry, f"its arguments are not JSON ({exc}): not run")
             return None
         # Reading the registry finalises the app: every tasks module, so every catalog entry,
         # is loaded by then.

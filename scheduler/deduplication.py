@@ -123,13 +123,11 @@ def _node_runs(node: str, task_id: str) -> bool:
     return False
 
 
-def claim_run(
-    *, task_id: str, retries: int, node: str, ttl_seconds: float, token: str = ""
-) -> Claim:
+def claim_run(*, task_id: str, retries: int, node: str, ttl_seconds: float) -> Claim:
     """Claim one attempt of a task for this delivery (module docstring)."""
     redis: Any = get_redis()
     key = claim_key(task_id, retries)
-    me = this_holder(node, token or uuid.uuid4().hex).encode()
+    me = this_holder(node, uuid.uuid4().hex).encode()
     ttl_ms = int(ttl_seconds * 1000)
     if redis.set(key, me, nx=True, px=ttl_ms):
         return Claim(acquired=True)

@@ -2,8 +2,7 @@
 
 A run delivered by the broker first claims its attempt (scheduler/deduplication.py): a second
 copy of a run that succeeded or still runs elsewhere is dropped: acknowledged, its STARTED row
-discarded, and recorded as a `task.duplicate` event carrying the state of
-the copy that counts.
+discarded, and recorded as a `task.duplicate` event carrying the state of the copy that counts.
 
 A run sent by beat (or by "Run now") carries its periodic task's name in the message headers.
 When that periodic task's overlap policy is `skip`, the run takes a Redis lock named after the
@@ -79,9 +78,9 @@ def _periodic_task_name(request: Any) -> str | None:
 
 class CatalogTask(Task):
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        if self.request.delivery_info and not self.request.is_eager:
-            self._claim_delivery()
         periodic_task_name = _periodic_task_name(self.request)
+        if self.request.delivery_info and not self.request.is_eager:
+            self._claim_delivery(periodic=bool(periodic_task_name))
         if (
             not periodic_task_name
             or overlap_policy_of(periodic_task_name, self.name) != OverlapPolicy.SKIP
@@ -102,7 +101,7 @@ class CatalogTask(Task):
             with contextlib.suppress(redis.exceptions.LockError):
                 lock.release()
 
-    def _claim_delivery(self) -> None:
+    def _claim_delivery(self, *, periodic: bool) -> None:
         """Run this delivery only if no other copy of the attempt ran or runs (deduplication)."""
         from scheduler.deduplication import claim_run
 
@@ -111,11 +110,7 @@ class CatalogTask(Task):
         # A copy the broker handed out again, one held until its ETA, or a periodic run (beat
         # publishes a run again under the same id when its leader died before recording it):
         # the first copy may have finished already.
-        if (
-            (request.delivery_info or {}).get("redelivered")
-            or request.eta
-            or _periodic_task_name(request)
-        ):
+        if (request.delivery_info or {}).get("redelivered") or request.eta or periodic:
             self._drop_if_succeeded(task_id)
         try:
             claim = claim_run(

@@ -35,6 +35,7 @@ from config.queues import QUEUES
 from scheduler.beat_changes import notify_beat
 from scheduler.catalog import ParameterError, UnknownTaskError, load_catalog
 from scheduler.events import event_record
+from scheduler.json_text import MalformedJSON, read_json
 from scheduler.masking import holds_mask, masked_text
 from scheduler.models import AuditEntry, ScheduleOptions, Source, TaskEvent
 from scheduler.parsing import (
@@ -92,15 +93,9 @@ def params_from_json(text: str | None) -> Any:
     if text is None or not text.strip():
         return {}
     try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ScheduleError.on(
-            "params", f"malformed JSON: {exc.msg} at line {exc.lineno} column {exc.colno}"
-        ) from exc
-    except ValueError as exc:  # Python refuses whole numbers of more than 4300 digits
-        raise ScheduleError.on("params", "malformed JSON: a number has too many digits") from exc
-    except RecursionError:  # json's answer to '[[[[...' a few thousand deep
-        raise ScheduleError.on("params", "malformed JSON: nested too deeply") from None
+        return read_json(text)
+    except MalformedJSON as exc:
+        raise ScheduleError.on("params", str(exc)) from exc
 
 
 def task_validate(*, task: str, params: Any, queue: str | None = None) -> ValidatedTask:

@@ -16,6 +16,7 @@ from tests.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, require_chromium
 from tests.clients import api_client
 from tests.factories import user_with
 from tests.processes import RedisServer, RunningProcess, start_beat, start_worker
+from tests.receivers import Receiver
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -109,6 +110,17 @@ def browser() -> Iterator[Any]:
             yield chromium
         finally:
             chromium.close()
+
+
+@pytest.fixture
+def receiver() -> Iterator[Receiver]:
+    """A real HTTP endpoint recording what is POSTed to it (tests/receivers.py)."""
+    receiver = Receiver()
+    receiver.thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
 
 
 @pytest.fixture

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from django.conf import settings
@@ -48,6 +47,7 @@ from agents.signatures import HEADER, signature_valid
 from scheduler.api.permissions import StaffPermission
 from scheduler.api.serializers import TaskQueuedSerializer, absolute, task_queued
 from scheduler.api.views import Pages
+from scheduler.json_text import MalformedJSON, read_json
 from scheduler.services import task_enqueue
 
 _errors = OpenApiResponse(
@@ -404,11 +404,9 @@ class InboundView(APIView):
 
 def _json_object(raw: bytes) -> dict[str, Any]:
     try:
-        data = json.loads(raw)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise ParseError(f"malformed JSON: {exc}") from exc
-    except RecursionError:
-        raise ParseError("malformed JSON: nested too deeply") from None
+        data = read_json(raw)
+    except MalformedJSON as exc:
+        raise ParseError(str(exc)) from exc
     if not isinstance(data, dict):
         raise ParseError(f"expected a JSON object, not {type(data).__name__}")
     return data

@@ -13,6 +13,7 @@ def test_it_accepts_and_produces_json_only():
     assert conf.event_serializer == "json"
     assert list(conf.accept_content) == ["json"]
     assert list(conf.result_accept_content) == ["json"]
+    assert getattr(app.backend, "accept", None) == {"application/json"}
 
 
 def test_it_uses_the_reliability_defaults():

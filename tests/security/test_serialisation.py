@@ -1,5 +1,6 @@
-"""No pickle anywhere: Celery speaks JSON only, refuses a pickled message or result, and none of
-our own modules imports a deserialiser that runs code (pickle, marshal, shelve, unsafe YAML).
+"""No pickle anywhere: Celery refuses a pickled message or result (that it speaks JSON only is
+checked in tests/config/test_celery.py), and none of our own modules imports a deserialiser that
+runs code (pickle, marshal, shelve, unsafe YAML).
 
 A pickle that is loaded runs whatever its author wrote; whoever can write to Redis or the results
 table would run code in every worker.
@@ -40,17 +41,6 @@ class _Explodes:
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (Path.touch, (self.marker,))
-
-
-def test_it_sends_and_accepts_json_only():
-    conf = app.conf
-
-    assert conf.task_serializer == "json"
-    assert conf.result_serializer == "json"
-    assert conf.event_serializer == "json"
-    assert list(conf.accept_content) == ["json"]
-    assert list(conf.result_accept_content) == ["json"]
-    assert getattr(app.backend, "accept", None) == {"application/json"}
 
 
 def test_sessions_are_stored_as_json():
