@@ -99,6 +99,14 @@ class TaskEvent(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            # The chat and tournament pages' backfill: one object's latest events.
+            models.Index(
+                fields=["object_type", "object_id", "created_at"], name="scheduler_event_object"
+            ),
+            # The dashboard's backfill filtered on a task name.
+            models.Index(fields=["task_name", "created_at"], name="scheduler_event_task_name"),
+        ]
         permissions = [
             ("view_dashboard", "Can watch the live dashboard and its event stream"),
             ("run_tasks", "Can run catalog tasks and retry failed runs"),
@@ -106,3 +114,32 @@ class TaskEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.type} {self.task_name or self.periodic_task_name}"
+
+
+class ScheduleState(models.Model):
+    """The latest run of a periodic task, kept up to date as its result is stored.
+
+    Pages that list periodic tasks read this row instead of searching a history of millions of
+    results. The result backend writes it in the statement (PostgreSQL) or transaction (SQLite)
+    that stores the result, and only when that write changed the result row; retention rebuilds
+    the rows whose run it deleted (`scheduler.schedule_state`). The latest run is the one
+    created last, as `TaskResult` orders them: (date_created, id).
+
+    Keyed by the name, as results name their periodic task: a run keeps its name after the
+    periodic task is renamed or deleted.
+    """
+
+    periodic_task_name = models.CharField(max_length=255, primary_key=True)
+    task_id = models.CharField(max_length=255)
+    # The TaskResult row's id, to link to it without a lookup by task id.
+    result_id = models.BigIntegerField()
+    status = models.CharField(max_length=50)
+    created_at = models.DateTimeField()
+    started_at = models.DateTimeField(null=True, blank=True)
+    done_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        verbose_name = "schedule state"
+
+    def __str__(self) -> str:
+        return f"{self.periodic_task_name}: {self.status}"

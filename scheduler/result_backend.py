@@ -28,7 +28,7 @@ import threading
 from typing import Any, cast
 
 from celery import states
-from django.db import InterfaceError, OperationalError, connections, router
+from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
@@ -36,6 +36,7 @@ from django_celery_results.backends.database import DatabaseBackend as StockData
 from django_celery_results.models import TaskResult
 from kombu.exceptions import DecodeError
 
+from scheduler import schedule_state
 from scheduler.publisher import publisher
 
 # Written on every state, as the stock backend's `TaskResultManager.store_result` does.
@@ -170,17 +171,26 @@ _KEEP_SUCCESS = (
     " AND {table}.\"status\" IN ('FAILURE', 'REVOKED', 'SKIPPED'))"
 )
 
-# (database alias, with a start time?) -> the statement, compiled by Django once: compiling it
-# for every write cost about as much as running it.
-_statements: dict[tuple[str, bool], str] = {}
+# (database alias, with a start time?, of a periodic task?) -> the statement, compiled by Django
+# once: compiling it for every write cost about as much as running it.
+_statements: dict[tuple[str, bool, bool], str] = {}
 
 
 def _upsert(row: TaskResult, *, using: str) -> None:
+    """Store `row`; a run of a periodic task moves its `ScheduleState` on with it.
+
+    PostgreSQL: one statement (the state's upsert reads the result's through a CTE). SQLite:
+    the result's upsert returns the row it wrote, if it wrote one, and the state's follows in
+    the same transaction.
+    """
     opts = TaskResult._meta
     fields = [field for field in opts.concrete_fields if not field.primary_key]
     connection = connections[using]
     started = getattr(row, "date_started", None) is not None
-    sql = _statements.get((using, started))
+    periodic = bool(getattr(row, "periodic_task_name", None))
+    cte = periodic and connection.vendor == "postgresql"
+    key = (using, started, periodic)
+    sql = _statements.get(key)
     if sql is None:
         update_fields = [*_STATE_FIELDS, "date_done", *(["date_started"] if started else [])]
         # What `bulk_create(update_conflicts=True)` runs, without the transaction it opens
@@ -194,15 +204,26 @@ def _upsert(row: TaskResult, *, using: str) -> None:
         query.insert_values(fields, [row])
         [(sql, compiled)] = query.get_compiler(using=using).as_sql()
         sql += _KEEP_SUCCESS.format(table=connection.ops.quote_name(opts.db_table))
+        if cte:
+            sql = schedule_state.state_upsert_cte_sql(sql, connection)
+        elif periodic:
+            sql += schedule_state.returning_clause(connection)
         params = _parameters(row, fields, connection)
         # Kept only when our parameters are the compiler's: otherwise every call compiles.
         if _same_parameters(list(compiled), params, row, fields):
-            _statements[(using, started)] = sql
+            _statements[key] = sql
     else:
         params = _parameters(row, fields, connection)
     try:
-        with connection.cursor() as cursor:
-            cursor.execute(sql, params)
+        if periodic and not cte:
+            with transaction.atomic(using=using), connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                written = cursor.fetchone()
+                if written is not None:
+                    cursor.execute(schedule_state.state_upsert_sql(connection), list(written))
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
     except (OperationalError, InterfaceError):
         _close_if_broken(using)
         raise

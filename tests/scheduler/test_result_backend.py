@@ -36,9 +36,7 @@ def _request(task_id: str, **extra) -> Context:
         kwargs={"seconds": 0},
         argsrepr="()",
         kwargsrepr="{'seconds': 0}",
-        hostname="worker@test",
-        periodic_task_name="nightly sleep",
-        **extra,
+        **{"hostname": "worker@test", "periodic_task_name": "nightly sleep", **extra},
     )
 
 
@@ -110,7 +108,7 @@ def test_a_run_stored_only_when_done_has_no_start_date():
 
 
 @pytest.mark.django_db
-def test_each_state_is_one_statement():
+def test_each_state_is_one_statement_and_the_schedule_state_rides_along():
     backend = DatabaseBackend(app=app)
     task_id = str(uuid.uuid4())
 
@@ -119,9 +117,33 @@ def test_each_state_is_one_statement():
         backend.store_result(task_id, 1, states.SUCCESS, request=_request(task_id))
 
     writes = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"].upper()]
-    assert len(writes) == 2
+    results = [sql for sql in writes if "django_celery_results_taskresult" in sql]
+    assert len(results) == 2
     assert all("ON CONFLICT" in sql.upper() for sql in writes)
     assert not [q for q in queries.captured_queries if q["sql"].upper().startswith("SELECT")]
+    if connection.vendor == "postgresql":
+        # The state's upsert is part of the result's statement.
+        assert len(writes) == 2
+        assert all("scheduler_schedulestate" in sql for sql in writes)
+    else:
+        assert len(writes) == 4
+
+
+@pytest.mark.django_db
+def test_a_run_of_no_periodic_task_is_one_statement_and_no_state():
+    from scheduler.models import ScheduleState
+
+    backend = DatabaseBackend(app=app)
+    task_id = str(uuid.uuid4())
+    request = _request(task_id, periodic_task_name=None)
+
+    with CaptureQueriesContext(connection) as queries:
+        backend.store_result(task_id, 1, states.SUCCESS, request=request)
+
+    writes = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"].upper()]
+    assert len(writes) == 1
+    assert "scheduler_schedulestate" not in writes[0]
+    assert not ScheduleState.objects.exists()
 
 
 @pytest.mark.django_db
@@ -146,7 +168,7 @@ def test_the_statement_is_compiled_once_per_kind_of_state(monkeypatch):
     for _ in range(3):
         ours = _run(backend, outcome=states.SUCCESS)
 
-    assert sorted(result_backend._statements) == [("default", False), ("default", True)]
+    assert sorted(result_backend._statements) == [("default", False, True), ("default", True, True)]
     assert _columns(ours) == _columns(_run(StockBackend(app=app), outcome=states.SUCCESS))
 
 
@@ -175,8 +197,8 @@ def test_a_short_run_is_written_once_with_its_start(deferring):
         assert not TaskResult.objects.filter(task_id=task_id).exists()
         backend.store_result(task_id, 1, states.SUCCESS, request=_request(task_id))
 
-    writes = [q for q in queries.captured_queries if "INSERT" in q["sql"].upper()]
-    assert len(writes) == 1
+    writes = [q["sql"] for q in queries.captured_queries if "INSERT" in q["sql"].upper()]
+    assert len([sql for sql in writes if "django_celery_results_taskresult" in sql]) == 1
     row = TaskResult.objects.get(task_id=task_id)
     assert row.status == states.SUCCESS
     assert before <= row.date_started <= row.date_done
