@@ -9,6 +9,7 @@ and the services' field names onto the form's (`params` is the `kwargs` field).
 
 from __future__ import annotations
 
+import contextlib
 import json
 from collections.abc import Iterable
 from datetime import datetime
@@ -22,8 +23,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import MaxLengthValidator
-from django.db import models, transaction
-from django.db.models import OuterRef, QuerySet, Subquery
+from django.db import connections, models, transaction
+from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -38,14 +39,21 @@ from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError
 
 from config.queues import QUEUES
+from scheduler import selectors
 from scheduler.catalog import CatalogEntry, load_catalog
+from scheduler.changelists import (
+    EstimatedCountPaginator,
+    choices_filter,
+    prefix_match,
+    with_probed_dates,
+)
 from scheduler.json_text import MalformedJSON, read_json
 from scheduler.masking import masked
-from scheduler.models import AuditEntry, ScheduleOptions, Source
+from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, Source
 from scheduler.parsing import ScheduleParseError, zone_named
 from scheduler.policies import MisfirePolicy, OverlapPolicy
 from scheduler.preview import Preview, format_run, periodic_task_preview
-from scheduler.selectors import stored_arguments
+from scheduler.selectors import schedule_next_run, stored_arguments
 from scheduler.services import (
     DESCRIPTION_MAX_LENGTH,
     ScheduleError,
@@ -339,6 +347,7 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
         "last_run_at",
         "last_status",
         "last_duration",
+        "next_run",
         "run_history",
     )
     actions: AdminOption = ("enable_tasks", "disable_tasks", "toggle_tasks", "run_now")
@@ -419,16 +428,15 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
         return adding
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[PeriodicTask]:
-        # The latest result of each periodic task, as subqueries: one query for the whole page.
-        latest = TaskResult.objects.filter(periodic_task_name=OuterRef("name")).order_by(
-            "-date_created", "-pk"
-        )
+        # The latest run of each periodic task, read from its state row (kept up to date as
+        # results are stored): a primary-key lookup per row, never a search of the history.
+        state = ScheduleState.objects.filter(periodic_task_name=OuterRef("name"))
         queryset: QuerySet[PeriodicTask] = super().get_queryset(request)
         return queryset.select_related("options").annotate(
-            last_status=Subquery(latest.values("status")[:1]),
-            last_started=Subquery(latest.values("date_started")[:1]),
-            last_done=Subquery(latest.values("date_done")[:1]),
-            last_result_pk=Subquery(latest.values("pk")[:1]),
+            last_status=Subquery(state.values("status")[:1]),
+            last_started=Subquery(state.values("started_at")[:1]),
+            last_done=Subquery(state.values("done_at")[:1]),
+            last_result_pk=Subquery(state.values("result_id")[:1]),
         )
 
     # --- URLs and views --------------------------------------------------------------------------
@@ -590,6 +598,15 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
     def last_duration(self, obj: PeriodicTask) -> str:
         return format_duration(getattr(obj, "last_started", None), getattr(obj, "last_done", None))
 
+    @admin.display(description="Next run")
+    def next_run(self, obj: PeriodicTask) -> str:
+        at = schedule_next_run(obj, now=now())
+        if at is None:
+            return ""
+        options = options_of(obj)
+        zone = zone_named(options.timezone) if options is not None else None
+        return f"{localtime(at, zone):%Y-%m-%d %H:%M %Z}"
+
     @admin.display(description="Run history")
     def run_history(self, obj: PeriodicTask) -> str:
         if obj.pk is None:
@@ -724,6 +741,22 @@ class TaskResultAdmin(StockTaskResultAdmin):
         "worker",
     )
     actions: AdminOption = ("retry_selected",)
+    # A table of millions of rows: each of these is the stock admin's, minus its scans
+    # (scheduler/changelists.py).
+    paginator: ClassVar[AdminOption] = EstimatedCountPaginator
+    show_full_result_count: ClassVar[AdminOption] = False
+    show_facets: ClassVar[AdminOption] = admin.ShowFacets.NEVER
+    list_filter: ClassVar[AdminOption] = (
+        ("status", choices_filter(selectors.result_statuses)),
+        "date_done",
+        ("periodic_task_name", choices_filter(selectors.periodic_task_names_run)),
+        ("task_name", choices_filter(selectors.task_names_recent)),
+        ("worker", choices_filter(selectors.workers_recent)),
+    )
+    search_help_text: ClassVar[AdminOption] = (
+        "The start of a task id, a periodic task name or a task name (case matters), or a "
+        "status (failed, success, ...)."
+    )
     fieldsets: ClassVar[AdminOption] = (
         (
             None,
@@ -747,13 +780,29 @@ class TaskResultAdmin(StockTaskResultAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[TaskResult]:
-        queryset: QuerySet[TaskResult] = super().get_queryset(request)
+        queryset: QuerySet[TaskResult] = with_probed_dates(super().get_queryset(request))
         # The periodic task is named, not linked: look its id up for the whole page at once.
         return queryset.annotate(
             periodic_task_pk=Subquery(
                 PeriodicTask.objects.filter(name=OuterRef("periodic_task_name")).values("pk")[:1]
             )
         )
+
+    def get_search_results(
+        self, request: HttpRequest, queryset: QuerySet[TaskResult], search_term: str
+    ) -> tuple[QuerySet[TaskResult], bool]:
+        # Indexed prefixes, not the stock LIKE '%term%' over arguments and results, which
+        # reads every row of the history.
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        vendor = connections[queryset.db].vendor
+        match = Q()
+        for field in ("task_id", "periodic_task_name", "task_name"):
+            match |= prefix_match(field, term, vendor=vendor)
+        with contextlib.suppress(ValueError):  # not a status: the prefixes alone
+            match |= Q(status=selectors.result_status_named(term))
+        return queryset.filter(match), False
 
     def get_readonly_fields(self, request: HttpRequest, obj: TaskResult | None = None) -> Any:
         return [

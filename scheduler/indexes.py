@@ -18,15 +18,22 @@ from typing import Any
 class TableIndex:
     name: str
     table: str
-    # Column names, each optionally followed by " DESC".
     columns: Sequence[str]
+    # Text columns searched by prefix (`LIKE 'x%'`): on PostgreSQL their index entries use
+    # `varchar_pattern_ops`, which serves prefixes whatever the database's collation, and still
+    # equality (not `<` or `>`, which no query of ours asks of these columns).
+    prefix_columns: Sequence[str] = ()
 
     def create(self, schema_editor: Any) -> None:
         quote = schema_editor.quote_name
+        postgresql = schema_editor.connection.vendor == "postgresql"
         columns = ", ".join(
-            " ".join([quote(parts[0]), *parts[1:]]) for parts in (c.split() for c in self.columns)
+            f"{quote(column)} varchar_pattern_ops"
+            if postgresql and column in self.prefix_columns
+            else quote(column)
+            for column in self.columns
         )
-        concurrently = "CONCURRENTLY " if schema_editor.connection.vendor == "postgresql" else ""
+        concurrently = "CONCURRENTLY " if postgresql else ""
         schema_editor.execute(
             f"CREATE INDEX {concurrently}IF NOT EXISTS {quote(self.name)} "
             f"ON {quote(self.table)} ({columns})"

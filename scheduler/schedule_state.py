@@ -40,11 +40,13 @@ STATE_COLUMNS = (
 )
 
 
-def _conflict_clause(quote: Any) -> str:
+def _conflict_clause(quote: Any, *, forward_only: bool = True) -> str:
     table = quote(ScheduleState._meta.db_table)
     updates = ", ".join(
         f"{quote(column)} = EXCLUDED.{quote(column)}" for column in STATE_COLUMNS[1:]
     )
+    if not forward_only:
+        return f" ON CONFLICT ({quote('periodic_task_name')}) DO UPDATE SET {updates}"
     # Forward only: the same run's new state, or a run created later (ties by result id).
     created, result = quote("created_at"), quote("result_id")
     return (
@@ -60,13 +62,16 @@ def returning_clause(connection: Any) -> str:
     return " RETURNING " + ", ".join(quote(column) for column in RESULT_COLUMNS)
 
 
-def state_upsert_sql(connection: Any) -> str:
-    """The state's upsert of one run, its seven values as parameters (`STATE_COLUMNS`)."""
+def state_upsert_sql(connection: Any, *, forward_only: bool = True) -> str:
+    """The state's upsert of one run, its seven values as parameters (`STATE_COLUMNS`);
+    `forward_only=False` also moves it back (a rebuild after the latest run was deleted)."""
     quote = connection.ops.quote_name
     table = quote(ScheduleState._meta.db_table)
     columns = ", ".join(quote(column) for column in STATE_COLUMNS)
     placeholders = ", ".join(["%s"] * len(STATE_COLUMNS))
-    return f"INSERT INTO {table} ({columns}) VALUES ({placeholders})" + _conflict_clause(quote)
+    # Identifiers quoted by the database's own quoting, values as parameters.
+    insert = f"INSERT INTO {table} ({columns}) VALUES ({placeholders})"  # noqa: S608
+    return insert + _conflict_clause(quote, forward_only=forward_only)
 
 
 def state_upsert_cte_sql(result_upsert: str, connection: Any) -> str:
@@ -76,11 +81,13 @@ def state_upsert_cte_sql(result_upsert: str, connection: Any) -> str:
     columns = ", ".join(quote(column) for column in STATE_COLUMNS)
     selected = ", ".join(quote(column) for column in RESULT_COLUMNS)
     name = quote("periodic_task_name")
-    return (
-        f"WITH written AS ({result_upsert}{returning_clause(connection)}) "
+    # Identifiers quoted by the database's own quoting, values as parameters.
+    insert = (
+        f"WITH written AS ({result_upsert}{returning_clause(connection)}) "  # noqa: S608
         f"INSERT INTO {table} ({columns}) SELECT {selected} FROM written "
-        f"WHERE {name} IS NOT NULL AND {name} <> ''" + _conflict_clause(quote)
+        f"WHERE {name} IS NOT NULL AND {name} <> ''"
     )
+    return insert + _conflict_clause(quote)
 
 
 def schedule_states_rebuild(*, names: Iterable[str] | None = None) -> int:
@@ -92,8 +99,8 @@ def schedule_states_rebuild(*, names: Iterable[str] | None = None) -> int:
     """
     using = router.db_for_write(ScheduleState)
     if names is None:
-        wanted = set(
-            TaskResult.objects.using(using)
+        wanted: set[str] = set(
+            TaskResult.objects.using(using)  # type: ignore[arg-type]
             .exclude(periodic_task_name__isnull=True)
             .exclude(periodic_task_name="")
             .values_list("periodic_task_name", flat=True)
@@ -106,11 +113,7 @@ def schedule_states_rebuild(*, names: Iterable[str] | None = None) -> int:
     else:
         wanted = {name for name in names if name}
     changed = 0
-    quote = connections[using].ops.quote_name
-    sql = state_upsert_sql(connections[using]).split(" ON CONFLICT ")[0] + (
-        " ON CONFLICT ({}) DO UPDATE SET ".format(quote("periodic_task_name"))
-        + ", ".join(f"{quote(c)} = EXCLUDED.{quote(c)}" for c in STATE_COLUMNS[1:])
-    )
+    sql = state_upsert_sql(connections[using], forward_only=False)
     for name in sorted(wanted):
         with transaction.atomic(using=using):
             # Held until the end: a run stored meanwhile moves the state on after this rebuild,

@@ -5,13 +5,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from celery import states
 from django.conf import settings
+from django.db import connections, router
 from django.db.models import Count, Max, Q, QuerySet
 from django.utils import timezone
+from django.utils.dateparse import parse_datetime
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from django_celery_results.models import TaskResult
 from kombu.transport.redis import PRIORITY_STEPS
@@ -19,7 +21,7 @@ from kombu.transport.redis import PRIORITY_STEPS
 from config.queues import QUEUES
 from scheduler import masking
 from scheduler.events import LEVELS, event_payload
-from scheduler.models import AuditEntry, TaskEvent
+from scheduler.models import AuditEntry, ScheduleState, TaskEvent
 from scheduler.parsing import CrontabSpec, IntervalSpec, ParsedSchedule, Period
 from scheduler.redis_connection import get_redis
 from scheduler.runs import SKIPPED
@@ -177,6 +179,48 @@ def task_results(
     if since is not None:
         queryset = queryset.filter(date_done__gte=since)
     return queryset.order_by("-date_done", "-id")[:limit]
+
+
+# The list filters of the results admin offer the values of this many latest results (plus the
+# catalog's task names): the distinct values of the whole history would be a scan per page.
+RECENT_RESULTS_FOR_CHOICES = 2000
+
+
+def _recent_values(field: str) -> set[str]:
+    latest = TaskResult.objects.order_by("-date_done").values("pk")[:RECENT_RESULTS_FOR_CHOICES]
+    return set(
+        TaskResult.objects.filter(pk__in=latest)
+        .order_by()
+        .values_list(field, flat=True)
+        .distinct()
+        .exclude(**{f"{field}__isnull": True})
+    )
+
+
+def result_statuses() -> list[str]:
+    """Every state a stored result can be in (Celery's and our SKIPPED)."""
+    return sorted(states.ALL_STATES | {SKIPPED})
+
+
+def periodic_task_names_run() -> list[str]:
+    """Names of the periodic tasks that have a stored run, from their state rows."""
+    return list(
+        ScheduleState.objects.order_by("periodic_task_name").values_list(
+            "periodic_task_name", flat=True
+        )
+    )
+
+
+def task_names_recent() -> list[str]:
+    """The catalog's task names and those of the latest results."""
+    from scheduler.catalog import load_catalog
+
+    return sorted(set(load_catalog().names()) | _recent_values("task_name"))
+
+
+def workers_recent() -> list[str]:
+    """The workers that stored the latest results."""
+    return sorted(_recent_values("worker"))
 
 
 def task_result(task_id: str) -> TaskResult | None:
@@ -501,7 +545,6 @@ def tasks_in_flight_since(since: datetime, *, limit: int = 500) -> dict[str, str
 def task_throughput(*, now: datetime, minutes: int = 60) -> list[dict[str, Any]]:
     """Runs that ended per minute over the last `minutes` minutes (the current one included),
     oldest first: `{"minute", "succeeded", "failed"}`."""
-    from datetime import UTC
 
     from django.db.models.functions import TruncMinute
 
@@ -545,32 +588,57 @@ def percentile(values: list[float], fraction: float) -> float | None:
 def periodic_task_recent_runs(
     names: Iterable[str], *, runs: int = DASHBOARD_RECENT_RUNS
 ) -> dict[str, list[dict[str, Any]]]:
-    """name -> its last `runs` ended runs, oldest first (`{"state", "duration", "at"}`), read
-    from the event log in one query: a window function ranks each schedule's runs."""
-    from django.db.models import F, Window
-    from django.db.models.functions import RowNumber
+    """name -> its last `runs` ended runs, oldest first (`{"state", "duration", "at"}`).
 
-    wanted = list(names)
+    One statement whatever the number of names: a `UNION ALL` of one bounded read per name,
+    each the newest `runs` entries of the (periodic_task_name, date_done) index. Ranking every
+    run of every schedule with a window function read the whole history instead.
+    """
+    wanted = sorted(set(names))
     if not wanted:
         return {}
-    rows = (
-        TaskEvent.objects.filter(periodic_task_name__in=wanted, type__in=RUN_END_EVENTS)
-        .annotate(
-            rank=Window(
-                RowNumber(),
-                partition_by=[F("periodic_task_name")],
-                order_by=[F("created_at").desc(), F("id").desc()],
-            )
-        )
-        .filter(rank__lte=runs)
-        .values_list("periodic_task_name", "state", "duration", "created_at")
+    using = router.db_for_read(TaskResult)
+    connection = connections[using]
+    # Compiled once, for a name no periodic task has; each name's read is that with its own.
+    marker = "\x00recent runs of\x00"
+    latest = (
+        TaskResult.objects.using(using)
+        .filter(periodic_task_name=marker, status__in=sorted(FINAL_STATES))
+        .order_by("-date_done", "-id")
+        .values_list("periodic_task_name", "status", "date_started", "date_done")[:runs]
     )
+    sql, arm_params = latest.query.sql_with_params()
+    parts: list[str] = []
+    params: list[Any] = []
+    for k, name in enumerate(wanted):
+        # Each read in a subquery of its own: SQLite takes no LIMIT on a compound's members.
+        parts.append(f"SELECT * FROM ({sql}) AS recent_{k}")  # noqa: S608 (compiled by Django)
+        params.extend(name if value == marker else value for value in arm_params)
+    with connection.cursor() as cursor:
+        cursor.execute(" UNION ALL ".join(parts), params)
+        rows = cursor.fetchall()
     found: dict[str, list[dict[str, Any]]] = {}
-    for name, state, duration, at in rows:
-        found.setdefault(name, []).append({"state": state, "duration": duration, "at": at})
+    for name, state, started, done in rows:
+        started, done = _stored_datetime(started), _stored_datetime(done)
+        duration = (done - started).total_seconds() if started and done else None
+        found.setdefault(name, []).append({"state": state, "duration": duration, "at": done})
     for name_runs in found.values():
         name_runs.sort(key=lambda run: run["at"])
     return found
+
+
+def _stored_datetime(value: Any) -> datetime | None:
+    # Read through a subquery, SQLite's columns lose the declared type that makes its driver
+    # parse them: the text comes back as it is stored (UTC, without an offset).
+    if value is None:
+        return None
+    if isinstance(value, str):
+        value = parse_datetime(value)
+        if value is None:
+            return None
+    if timezone.is_naive(value):
+        value = value.replace(tzinfo=UTC)
+    return cast(datetime, value)
 
 
 def run_stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -756,7 +824,6 @@ def task_failures(*, limit: int = 20) -> list[dict[str, Any]]:
 def workers_and_queues(*, window: float | None = None) -> dict[str, Any]:
     """Workers heard from in the last `window` seconds and each queue's depth; a broker that
     cannot be read is reported in `error`, not raised (the dashboard must still render)."""
-    from datetime import UTC
 
     from scheduler.workers import workers_seen_within
 

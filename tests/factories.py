@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import factory
@@ -11,6 +12,7 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from scheduler.models import Source
+from scheduler.schedule_state import schedule_states_rebuild
 from scheduler.services import schedule_create
 
 
@@ -42,6 +44,7 @@ def user_with(*permissions: str, staff: bool = True, superuser: bool = False) ->
 class TaskResultFactory(factory.django.DjangoModelFactory[TaskResult]):
     class Meta:
         model = TaskResult
+        skip_postgeneration_save = True
 
     task_id = factory.Faker("uuid4")
     task_name = "scheduler.ping"
@@ -49,6 +52,35 @@ class TaskResultFactory(factory.django.DjangoModelFactory[TaskResult]):
     task_kwargs = '"{}"'
     task_args = '"()"'
     result = '{"pong": true}'
+
+    @factory.post_generation
+    def schedule_state(obj: TaskResult, create: bool, extracted: Any, **kwargs: Any) -> None:
+        # Written past the result backend: the periodic task's latest run is rebuilt, as it is
+        # after retention.
+        name = getattr(obj, "periodic_task_name", None)
+        if create and name:
+            schedule_states_rebuild(names=[name])
+
+
+def stored_run(
+    task_id: str,
+    *,
+    status: str,
+    started: datetime | None,
+    done: datetime,
+    **fields: Any,
+) -> TaskResult:
+    """A run's stored result with the times given (the backend would stamp them with now)."""
+    result = TaskResultFactory.create(task_id=task_id, status=status, **fields)
+    # date_created and date_done are automatic: set afterwards, then the state rebuilt.
+    TaskResult.objects.filter(pk=result.pk).update(
+        date_created=started or done, date_started=started, date_done=done
+    )
+    name = fields.get("periodic_task_name")
+    if name:
+        schedule_states_rebuild(names=[name])
+    result.refresh_from_db()
+    return result
 
 
 _counter = iter(range(1, 1_000_000))

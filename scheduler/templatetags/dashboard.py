@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import template
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.timezone import get_current_timezone, localtime
 
 register = template.Library()
 
@@ -48,3 +53,28 @@ STATE_LABELS = {
 @register.filter
 def state_label(state: str) -> str:
     return STATE_LABELS.get(state, state.lower() or "unknown")
+
+
+def _spark_class(state: str) -> str:
+    return {"SUCCESS": "s-success", "FAILURE": "s-failure"}.get(state, "s-other")
+
+
+@register.simple_tag
+def spark_bars(bars: list[dict[str, Any]], width: int) -> SafeString:
+    """The bars of one sparkline, as SVG rects with a title each.
+
+    Built as one string rather than in a template loop or `format_html_join`: the dashboard
+    draws twenty bars for each of a hundred schedules, and their per-value overhead made the
+    bars most of the page's time. Numbers need no escaping; the one text is escaped.
+    """
+    zone = get_current_timezone()
+    return mark_safe(  # noqa: S308 (every text value is escaped; the rest are numbers)
+        "".join(
+            f'<rect class="{_spark_class(bar["state"])}" x="{float(bar["x"]):g}" '
+            f'y="{float(bar["y"]):g}" width="{int(width)}" height="{float(bar["height"]):g}">'
+            f"<title>{escape(state_label(bar['state']))} "
+            f"{localtime(bar['at'], zone).strftime('%a %H:%M') if bar['at'] else ''} · "
+            f"{duration(bar['duration'])}</title></rect>"
+            for bar in bars
+        )
+    )

@@ -23,7 +23,7 @@ from scheduler.redis_connection import get_redis, redis_key
 from scheduler.templatetags.dashboard import duration
 from scheduler.views import heat_level
 from scheduler.workers import forget_worker, record_worker_seen
-from tests.factories import TaskResultFactory, UserFactory, make_schedule
+from tests.factories import TaskResultFactory, UserFactory, make_schedule, stored_run
 
 pytestmark = pytest.mark.django_db
 
@@ -46,8 +46,16 @@ def _client(user: Any) -> Client:
     return client
 
 
-def _run(task_id: str, *, at: datetime, end: str = "succeeded", **fields: Any) -> None:
-    """The events of one run: queued, started, and how it ended ('' for still running)."""
+def _run(
+    task_id: str,
+    *,
+    at: datetime,
+    end: str = "succeeded",
+    task_kwargs: str = '"{}"',
+    **fields: Any,
+) -> None:
+    """The events of one run: queued, started, and how it ended ('' for still running); and
+    the result a worker stores when it ends."""
     fields.setdefault("task_name", "scheduler.ping")
     event_record(type="task.queued", task_id=task_id, state="PENDING", at=at, **fields)
     event_record(
@@ -60,13 +68,25 @@ def _run(task_id: str, *, at: datetime, end: str = "succeeded", **fields: Any) -
     )
     if end:
         state = {"succeeded": "SUCCESS", "failed": "FAILURE", "skipped": "SKIPPED"}[end]
+        duration = fields.pop("duration", 0.5)
         event_record(
             type=f"task.{end}",
             task_id=task_id,
             state=state,
             worker="w1@host",
-            duration=fields.pop("duration", 0.5),
+            duration=duration,
             at=at + timedelta(seconds=2),
+            **fields,
+        )
+        # And its stored result, as the worker writes it.
+        started = at + timedelta(seconds=1)
+        stored_run(
+            task_id,
+            status=state,
+            started=started,
+            done=started + timedelta(seconds=duration),
+            worker="w1@host",
+            task_kwargs=task_kwargs,
             **fields,
         )
 
@@ -244,13 +264,11 @@ def test_it_offers_no_retry_for_a_task_outside_the_catalog():
 
 def test_its_task_page_shows_arguments_result_timeline_and_periodic_task():
     schedule = make_schedule(name="pinger")
-    _run("run-ok", at=datetime.now(tz=UTC), periodic_task_name="pinger")
-    TaskResultFactory.create(
-        task_id="run-ok",
+    _run(
+        "run-ok",
+        at=datetime.now(tz=UTC),
         periodic_task_name="pinger",
         task_kwargs=json.dumps(json.dumps({"seconds": 2})),
-        result='{"pong": true}',
-        worker="w1@host",
     )
 
     response = _client(_user("view_dashboard")).get("/dashboard/tasks/run-ok/")
@@ -398,6 +416,14 @@ def test_it_rates_and_times_each_schedules_last_runs(django_assert_num_queries):
         periodic_task_name="busy",
         state="SKIPPED",
         at=start + timedelta(minutes=40),
+    )
+    stored_run(
+        "run-skipped",
+        status="SKIPPED",
+        started=None,
+        done=start + timedelta(minutes=40),
+        task_name="scheduler.ping",
+        periodic_task_name="busy",
     )
 
     with django_assert_num_queries(2):

@@ -1,0 +1,229 @@
+"""The pages staff open daily ask a fixed number of queries whatever their size, and on
+PostgreSQL every one of those queries reaches the big tables through an index.
+
+benchmarks/history_scale.py times the same pages on millions of rows; these tests keep the
+shape of their queries from regressing, which a timing on a small test database cannot.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from django.db import connection
+from django.test import Client
+from django.test.utils import CaptureQueriesContext
+
+from scheduler import changelists, selectors
+from tests.factories import UserFactory, make_schedule, stored_run
+
+PERIODIC_TASKS = "/admin/django_celery_beat/periodictask/"
+RESULTS = "/admin/django_celery_results/taskresult/"
+# Every view of the results list that staff use: plain, searched, filtered, drilled down.
+RESULT_VIEWS = [
+    RESULTS,
+    f"{RESULTS}?q=sched-1",
+    f"{RESULTS}?q=failed",
+    f"{RESULTS}?status__exact=FAILURE",
+    f"{RESULTS}?periodic_task_name=sched-1",
+    f"{RESULTS}?task_name=scheduler.ping",
+    f"{RESULTS}?date_done__year=2026",
+    f"{RESULTS}?date_done__year=2026&date_done__month=11",
+]
+BIG_TABLES = ("django_celery_results_taskresult", "scheduler_taskevent")
+
+
+def _history(schedules: int, runs_each: int) -> None:
+    """`schedules` periodic tasks with `runs_each` stored runs each, a failure among them."""
+    start = datetime(2026, 11, 1, tzinfo=UTC)
+    for s in range(schedules):
+        make_schedule(name=f"sched-{s}")
+        for k in range(runs_each):
+            at = start + timedelta(hours=s, minutes=k)
+            stored_run(
+                f"run-{s}-{k}",
+                status="FAILURE" if k == 0 else "SUCCESS",
+                started=at,
+                done=at + timedelta(seconds=2),
+                periodic_task_name=f"sched-{s}",
+                worker=f"w{k % 2}@host",
+            )
+
+
+def _more_history(*, schedules: range, runs_each: int) -> None:
+    for s in schedules:
+        make_schedule(name=f"sched-{s}")
+        # The same day as `_history`: the date hierarchy probes once per day the runs span.
+        at = datetime(2026, 11, 1, tzinfo=UTC) + timedelta(hours=s)
+        for k in range(runs_each):
+            stored_run(
+                f"more-{s}-{k}",
+                status="SUCCESS",
+                started=at,
+                done=at + timedelta(minutes=k),
+                periodic_task_name=f"sched-{s}",
+            )
+
+
+@pytest.fixture
+def admin_client() -> Client:
+    client = Client()
+    client.force_login(UserFactory.create(is_staff=True, is_superuser=True))
+    return client
+
+
+def _queries(client: Client, url: str) -> list[str]:
+    with CaptureQueriesContext(connection) as captured:
+        response = client.get(url)
+    assert response.status_code == 200, url
+    return [query["sql"] for query in captured.captured_queries]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", [PERIODIC_TASKS, *RESULT_VIEWS])
+def test_an_admin_list_asks_as_many_queries_for_a_full_page_as_for_a_few_rows(
+    admin_client: Client, url: str
+) -> None:
+    _history(schedules=2, runs_each=2)
+    few = len(_queries(admin_client, url))
+
+    _more_history(schedules=range(2, 12), runs_each=8)
+
+    assert len(_queries(admin_client, url)) == few
+
+
+@pytest.mark.django_db
+def test_the_periodic_task_list_shows_last_status_last_run_and_next_run(
+    admin_client: Client,
+) -> None:
+    _history(schedules=1, runs_each=2)
+
+    html = admin_client.get(PERIODIC_TASKS).content.decode()
+
+    assert '<td class="field-last_status">SUCCESS</td>' in html
+    assert '<td class="field-last_duration">2.00 s</td>' in html
+    next_run = re.search(r'<td class="field-next_run">([^<]*)</td>', html)
+    assert next_run is not None
+    assert next_run.group(1).strip()
+
+
+@pytest.mark.django_db
+def test_the_results_list_searches_by_the_start_of_ids_and_names(admin_client: Client) -> None:
+    _history(schedules=3, runs_each=2)
+
+    def listed(url: str) -> set[str]:
+        return set(re.findall(r"run-\d+-\d+", admin_client.get(url).content.decode()))
+
+    assert listed(f"{RESULTS}?q=sched-1") == {"run-1-0", "run-1-1"}
+    assert listed(f"{RESULTS}?q=run-2-") == {"run-2-0", "run-2-1"}
+    assert listed(f"{RESULTS}?q=failed") == {"run-0-0", "run-1-0", "run-2-0"}
+    assert listed(f"{RESULTS}?q=ched-1") == set()  # the start, not anywhere
+
+
+@pytest.mark.django_db
+def test_the_results_date_hierarchy_finds_the_days_that_have_runs(admin_client: Client) -> None:
+    _history(schedules=1, runs_each=1)
+    stored_run(
+        "later",
+        status="SUCCESS",
+        started=datetime(2026, 11, 3, 12, tzinfo=UTC),
+        done=datetime(2026, 11, 3, 12, 1, tzinfo=UTC),
+    )
+
+    html = admin_client.get(f"{RESULTS}?date_done__year=2026&date_done__month=11").content.decode()
+
+    days = re.findall(r"date_done__day=(\d+)", html)
+    assert days == ["1", "3"]
+
+
+@pytest.mark.django_db
+def test_the_results_list_says_about_when_it_counts_by_the_estimate(
+    admin_client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _history(schedules=1, runs_each=3)
+    monkeypatch.setattr(changelists, "estimated_rows", lambda model, using="default": 1_234_567)
+    monkeypatch.setattr(changelists, "EXACT_COUNT_BELOW", 0)
+
+    html = admin_client.get(RESULTS).content.decode()
+    filtered = admin_client.get(f"{RESULTS}?status__exact=FAILURE").content.decode()
+
+    assert "about 1234567 task results" in html
+    assert "about" not in filtered.split('class="paginator"')[1][:200]
+
+
+@pytest.mark.django_db
+def test_the_dashboard_summary_asks_as_many_queries_for_many_schedules_as_for_few() -> None:
+    now = datetime(2026, 11, 5, tzinfo=UTC)
+    _history(schedules=2, runs_each=3)
+    with CaptureQueriesContext(connection) as few:
+        selectors.dashboard_summary(now=now)
+
+    _more_history(schedules=range(2, 30), runs_each=3)
+    with CaptureQueriesContext(connection) as many:
+        selectors.dashboard_summary(now=now)
+
+    assert len(many.captured_queries) == len(few.captured_queries)
+
+
+# --- PostgreSQL: the plans ------------------------------------------------------------------
+
+
+@pytest.fixture
+def postgresql_planner() -> Iterator[None]:
+    if connection.vendor != "postgresql":
+        pytest.skip("query plans are PostgreSQL's (CI runs this file on PostgreSQL too)")
+    with connection.cursor() as cursor:
+        cursor.execute("ANALYZE")
+        # A test table is tiny: the planner would rightly read it whole. Without sequential
+        # scans it must show which index it would use, and a query no index serves still
+        # shows a sequential scan.
+        cursor.execute("SET enable_seqscan = off")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute("RESET enable_seqscan")
+
+
+def _sequential_scans(queries: list[str]) -> list[str]:
+    found = []
+    with connection.cursor() as cursor:
+        for sql in queries:
+            if not sql.lstrip().upper().startswith("SELECT"):
+                continue
+            if not any(table in sql for table in BIG_TABLES):
+                continue
+            cursor.execute(f"EXPLAIN {sql}")
+            plan = "\n".join(row[0] for row in cursor.fetchall())
+            scanned = [table for table in BIG_TABLES if f"Seq Scan on {table}" in plan]
+            if scanned:
+                found.append(f"{sql}\n{plan}")
+    return found
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("url", [PERIODIC_TASKS, *RESULT_VIEWS])
+def test_on_postgresql_an_admin_list_reads_the_history_through_indexes(
+    admin_client: Client, url: str, postgresql_planner: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _history(schedules=3, runs_each=3)
+    # As on a table of millions: the unfiltered list is counted by the estimate.
+    monkeypatch.setattr(changelists, "EXACT_COUNT_BELOW", 0)
+
+    assert _sequential_scans(_queries(admin_client, url)) == []
+
+
+@pytest.mark.django_db
+def test_on_postgresql_the_dashboard_summary_reads_the_history_through_indexes(
+    postgresql_planner: None,
+) -> None:
+    now = datetime(2026, 11, 5, tzinfo=UTC)
+    _history(schedules=3, runs_each=3)
+
+    with CaptureQueriesContext(connection) as captured:
+        selectors.dashboard_summary(now=now)
+        selectors.task_feed()
+
+    assert _sequential_scans([query["sql"] for query in captured.captured_queries]) == []
