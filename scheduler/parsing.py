@@ -19,6 +19,8 @@ django-celery-beat's crontab rows.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -113,8 +115,11 @@ class ParsedSchedule:
     def zone(self) -> ZoneInfo:
         return ZoneInfo(self.timezone)
 
-    def next_runs(self, count: int, *, now: datetime) -> list[datetime]:
-        """The next `count` run times strictly after `now`, in the schedule's time zone.
+    def next_runs(
+        self, count: int, *, now: datetime, until: datetime | None = None
+    ) -> list[datetime]:
+        """The next `count` run times strictly after `now` (and not after `until`), in the
+        schedule's time zone.
 
         Intervals count from `now` (beat counts from the last run); a past one-off has none.
         """
@@ -127,15 +132,22 @@ class ParsedSchedule:
             try:
                 local = now.astimezone(self.zone)
                 for k in range(1, count + 1):
-                    runs.append(local + step * k)
+                    run = local + step * k
+                    if until is not None and run > until:
+                        break
+                    runs.append(run)
             except OverflowError:
                 pass  # no runs past the end of the calendar
             return runs
         if self.clocked is not None:
-            return [self.clocked.astimezone(self.zone)] if self.clocked > now else []
+            if self.clocked <= now or (until is not None and self.clocked > until):
+                return []
+            return [self.clocked.astimezone(self.zone)]
         assert self.crontab is not None
         runs = []
         for run in crontab_runs(self.crontab, self.zone, after=now):
+            if until is not None and run > until:
+                break
             runs.append(run)
             if len(runs) == count:
                 break
@@ -311,6 +323,8 @@ class CrontabSets:
     months: frozenset[int]
 
 
+# Pure functions of a spec, asked again for every row of every list of schedules.
+@functools.lru_cache(maxsize=4096)
 def crontab_sets(spec: CrontabSpec) -> CrontabSets:
     try:
         return CrontabSets(
@@ -338,10 +352,16 @@ def crontab_runs(spec: CrontabSpec, zone: ZoneInfo, *, after: datetime) -> Itera
             and day.day in sets.days_of_month
             and (day.isoweekday() % 7) in sets.days_of_week
         ):
+            # On a day the zone's offset does not change, each wall time is exactly one instant:
+            # no round trip through UTC to resolve a gap or a fold (most days, most zones).
+            steady = _steady_offset(day, zone)
             for hour in sets.hours:
                 for minute in sets.minutes:
+                    local = datetime.combine(day, time(hour, minute))
                     try:
-                        run = resolve_wall_time(datetime.combine(day, time(hour, minute)), zone)
+                        run = (
+                            local.replace(tzinfo=zone) if steady else resolve_wall_time(local, zone)
+                        )
                     except OverflowError:
                         continue  # a wall time of the calendar's first or last day, not in UTC
                     if run > after and (last is None or run > last):
@@ -352,6 +372,17 @@ def crontab_runs(spec: CrontabSpec, zone: ZoneInfo, *, after: datetime) -> Itera
         day += timedelta(days=1)
 
 
+def _steady_offset(day: date, zone: ZoneInfo) -> bool:
+    """Whether `zone` keeps one UTC offset all through `day` (a change makes it 23 or 25 h)."""
+    try:
+        start = datetime.combine(day, time()).replace(tzinfo=zone)
+        end = datetime.combine(day + timedelta(days=1), time()).replace(tzinfo=zone)
+        elapsed = end.astimezone(UTC) - start.astimezone(UTC)
+    except OverflowError:
+        return False
+    return elapsed == timedelta(days=1) and start.utcoffset() == end.utcoffset()
+
+
 def resolve_wall_time(local: datetime, zone: ZoneInfo) -> datetime:
     """The one instant a wall-clock time in `zone` stands for (first of two; shifted past a gap)."""
     first = local.replace(tzinfo=zone, fold=0)
@@ -359,6 +390,7 @@ def resolve_wall_time(local: datetime, zone: ZoneInfo) -> datetime:
     return first.astimezone(UTC).astimezone(zone)
 
 
+@functools.lru_cache(maxsize=4096)
 def describe_crontab(spec: CrontabSpec) -> str:
     options = Options()
     options.use_24hour_time_format = True

@@ -61,15 +61,19 @@ def crontab_spec_of(row: CrontabSchedule) -> CrontabSpec:
     )
 
 
-def periodic_task_schedule(periodic_task: PeriodicTask) -> ParsedSchedule | None:
+def periodic_task_schedule(
+    periodic_task: PeriodicTask, *, describe: bool = True
+) -> ParsedSchedule | None:
     """The schedule beat runs, read from the schedule rows (not the phrase): None for solar.
 
     The rows, not `ScheduleOptions.phrase`, are the truth: a relative one-off ('in 5 minutes')
     read again later would move, and staff may have edited the stock fields in the admin.
+    `describe=False` leaves its description empty: putting a schedule in words costs more than
+    its next runs, which is all the lists of schedules ask of it per row.
     """
     from scheduler.services import schedule_describe
 
-    description = schedule_describe(periodic_task)
+    description = schedule_describe(periodic_task) if describe else ""
     options = getattr(periodic_task, "options", None)  # None: a row made in the stock admin
     tz = options.timezone if options is not None else "UTC"
     if periodic_task.interval is not None:
@@ -101,11 +105,16 @@ def periodic_task_schedule(periodic_task: PeriodicTask) -> ParsedSchedule | None
 
 
 def periodic_task_next_runs(
-    periodic_task: PeriodicTask, *, count: int, now: datetime | None = None
+    periodic_task: PeriodicTask,
+    *,
+    count: int,
+    now: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[datetime]:
-    """When beat will next run `periodic_task` (empty when disabled, spent or unknown)."""
+    """When beat will next run `periodic_task`, at most `count` runs and none after `until`
+    (empty when disabled, spent or unknown)."""
     now = now or timezone.now()
-    schedule = periodic_task_schedule(periodic_task)
+    schedule = periodic_task_schedule(periodic_task, describe=False)
     if schedule is None or not periodic_task.enabled:
         return []
     if periodic_task.one_off and periodic_task.total_run_count:
@@ -114,8 +123,9 @@ def periodic_task_next_runs(
         # Beat counts an interval from the last run; one already overdue is due right now.
         step = timedelta(seconds=schedule.interval.seconds)
         first = max(periodic_task.last_run_at + step, now)
-        return [first + step * k for k in range(count)]
-    return schedule.next_runs(count, now=now)
+        runs = [first + step * k for k in range(count)]
+        return [run for run in runs if until is None or run <= until]
+    return schedule.next_runs(count, now=now, until=until)
 
 
 def audit_trail(name: str, *, limit: int = 20) -> QuerySet[AuditEntry]:
@@ -590,15 +600,51 @@ def periodic_task_recent_runs(
 ) -> dict[str, list[dict[str, Any]]]:
     """name -> its last `runs` ended runs, oldest first (`{"state", "duration", "at"}`).
 
-    One statement whatever the number of names: a `UNION ALL` of one bounded read per name,
-    each the newest `runs` entries of the (periodic_task_name, date_done) index. Ranking every
-    run of every schedule with a window function read the whole history instead.
+    One statement whatever the number of names, made of one bounded read per name: the newest
+    `runs` entries of the (periodic_task_name, date_done) index. Ranking every run of every
+    schedule with a window function read the whole history instead.
     """
     wanted = sorted(set(names))
     if not wanted:
         return {}
     using = router.db_for_read(TaskResult)
     connection = connections[using]
+    if connection.vendor == "postgresql":
+        rows = _recent_runs_lateral(connection, wanted, runs=runs)
+    else:
+        rows = _recent_runs_union(connection, wanted, runs=runs, using=using)
+    found: dict[str, list[dict[str, Any]]] = {}
+    for name, state, started, done in rows:
+        started, done = _stored_datetime(started), _stored_datetime(done)
+        duration = (done - started).total_seconds() if started and done else None
+        found.setdefault(name, []).append({"state": state, "duration": duration, "at": done})
+    for name_runs in found.values():
+        name_runs.sort(key=lambda run: run["at"])
+    return found
+
+
+def _recent_runs_lateral(connection: Any, names: list[str], *, runs: int) -> list[tuple[Any, ...]]:
+    # PostgreSQL: the names as an array, each joined to its own bounded read. Planned once: a
+    # UNION of a hundred reads cost twice as long to plan as to run.
+    quote = connection.ops.quote_name
+    table = quote(TaskResult._meta.db_table)
+    name, status = quote("periodic_task_name"), quote("status")
+    started, done, pk = quote("date_started"), quote("date_done"), quote("id")
+    sql = (
+        f"SELECT wanted.name, recent.{status}, recent.{started}, recent.{done} "  # noqa: S608
+        "FROM unnest(%s::text[]) AS wanted(name) CROSS JOIN LATERAL ("
+        f"SELECT {status}, {started}, {done} FROM {table} "
+        f"WHERE {name} = wanted.name AND {status} = ANY(%s) "
+        f"ORDER BY {done} DESC, {pk} DESC LIMIT %s) AS recent"
+    )
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [names, sorted(FINAL_STATES), runs])
+        return list(cursor.fetchall())
+
+
+def _recent_runs_union(
+    connection: Any, names: list[str], *, runs: int, using: str
+) -> list[tuple[Any, ...]]:
     # Compiled once, for a name no periodic task has; each name's read is that with its own.
     marker = "\x00recent runs of\x00"
     latest = (
@@ -610,21 +656,13 @@ def periodic_task_recent_runs(
     sql, arm_params = latest.query.sql_with_params()
     parts: list[str] = []
     params: list[Any] = []
-    for k, name in enumerate(wanted):
+    for k, name in enumerate(names):
         # Each read in a subquery of its own: SQLite takes no LIMIT on a compound's members.
         parts.append(f"SELECT * FROM ({sql}) AS recent_{k}")  # noqa: S608 (compiled by Django)
         params.extend(name if value == marker else value for value in arm_params)
     with connection.cursor() as cursor:
         cursor.execute(" UNION ALL ".join(parts), params)
-        rows = cursor.fetchall()
-    found: dict[str, list[dict[str, Any]]] = {}
-    for name, state, started, done in rows:
-        started, done = _stored_datetime(started), _stored_datetime(done)
-        duration = (done - started).total_seconds() if started and done else None
-        found.setdefault(name, []).append({"state": state, "duration": duration, "at": done})
-    for name_runs in found.values():
-        name_runs.sort(key=lambda run: run["at"])
-    return found
+        return list(cursor.fetchall())
 
 
 def _stored_datetime(value: Any) -> datetime | None:
@@ -654,9 +692,11 @@ def run_stats(runs: list[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def _next_runs_or_none(periodic_task: PeriodicTask, *, count: int, now: datetime) -> list[datetime]:
+def _next_runs_or_none(
+    periodic_task: PeriodicTask, *, count: int, now: datetime, until: datetime | None = None
+) -> list[datetime]:
     try:
-        return periodic_task_next_runs(periodic_task, count=count, now=now)
+        return periodic_task_next_runs(periodic_task, count=count, now=now, until=until)
     except Exception:
         # A row hand-edited in the stock admin that our parser cannot read: the dashboard must
         # still render, showing no next run for it.
@@ -728,11 +768,7 @@ def upcoming_runs(
         end = until
         if periodic_task.expires is not None:
             end = min(end, periodic_task.expires)
-        runs = [
-            run
-            for run in _next_runs_or_none(periodic_task, count=per_schedule + 1, now=after)
-            if run <= end
-        ]
+        runs = _next_runs_or_none(periodic_task, count=per_schedule + 1, now=after, until=end)
         frequent = len(runs) > per_schedule
         runs = runs[:per_schedule]
         if not runs:

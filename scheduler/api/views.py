@@ -42,6 +42,7 @@ from scheduler.api.serializers import (
     task_queued,
 )
 from scheduler.catalog import load_catalog
+from scheduler.changelists import EstimatedCountPaginator
 from scheduler.health import health_report
 from scheduler.models import Source
 from scheduler.permissions import ADD_SCHEDULE, CHANGE_SCHEDULE, DELETE_SCHEDULE, RUN_TASKS
@@ -65,6 +66,13 @@ TASK_ID = OpenApiParameter(
 class Pages(PageNumberPagination):
     page_size_query_param = "page_size"
     max_page_size = 500
+
+
+class HistoryPages(Pages):
+    """Pages of the results history: unfiltered, on a table of millions of rows, `count` is
+    PostgreSQL's estimate rather than a count of every row (scheduler/changelists.py)."""
+
+    django_paginator_class = EstimatedCountPaginator
 
 
 class HealthView(APIView):
@@ -96,7 +104,7 @@ class TaskListView(APIView):
 
     permission_classes = [StaffPermission]
     required_permissions = {"post": RUN_TASKS}
-    pagination_class = Pages
+    pagination_class = HistoryPages
 
     @extend_schema(
         parameters=[TaskHistoryQuerySerializer],
