@@ -20,7 +20,7 @@ from django.contrib import admin
 from django.contrib.admin.utils import get_last_value_from_parameters
 from django.core.paginator import Paginator
 from django.db import connections
-from django.db.models import Max, Min, Model, Q, QuerySet
+from django.db.models import F, Max, Min, Model, Q, QuerySet
 from django.utils import timezone
 
 # Below this many rows (by the estimate) a table is counted exactly: the estimate of a small
@@ -124,7 +124,31 @@ class ProbedDatesQuerySet(QuerySet[Any]):
     truncated date over every matching row: the whole history on an unfiltered list. Here the
     first and last date bound the candidates, and one `EXISTS` per candidate (at most 31 days,
     12 months, or the years between them) reads one index entry each.
+
+    Its `aggregate()` of only `Min`s and `Max`s of columns (the hierarchy's first and last date)
+    reads each as the first row in that column's order: SQLite answers `MIN(x), MAX(x)` in one
+    statement by reading every row, and one of them alone from the index.
     """
+
+    def aggregate(self, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        if args or not kwargs or not all(map(_edge_of_a_column, kwargs.values())):
+            return super().aggregate(*args, **kwargs)
+        # Kept on this queryset: the date hierarchy asks for the same two edges once, and
+        # `datetimes()` again (both of the changelist's one queryset).
+        known: dict[str, Any] = self.__dict__.setdefault("_edges", {})
+        edges = {}
+        for key, aggregate in kwargs.items():
+            column = aggregate.get_source_expressions()[0].name
+            order = column if isinstance(aggregate, Min) else f"-{column}"
+            if order not in known:
+                known[order] = (
+                    self.exclude(**{f"{column}__isnull": True})
+                    .order_by(order)
+                    .values_list(column, flat=True)
+                    .first()
+                )
+            edges[key] = known[order]
+        return edges
 
     def datetimes(  # type: ignore[override]
         self,
@@ -145,6 +169,14 @@ class ProbedDatesQuerySet(QuerySet[Any]):
             if self.filter(**{f"{field_name}__gte": start, f"{field_name}__lt": end}).exists()
         ]
         return found if order == "ASC" else found[::-1]
+
+
+def _edge_of_a_column(aggregate: Any) -> bool:
+    if not isinstance(aggregate, Min | Max) or aggregate.filter is not None:
+        return False
+    # The filter slot is a source expression too (None here).
+    sources = [source for source in aggregate.get_source_expressions() if source is not None]
+    return len(sources) == 1 and isinstance(sources[0], F)
 
 
 def _buckets(
