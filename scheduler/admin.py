@@ -10,6 +10,7 @@ and the services' field names onto the form's (`params` is the `kwargs` field).
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 from collections.abc import Iterable
 from datetime import datetime
@@ -26,7 +27,7 @@ from django.core.validators import MaxLengthValidator
 from django.db import connections, models, transaction
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
-from django.urls import URLPattern, path, reverse
+from django.urls import URLPattern, get_script_prefix, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timezone import localtime, now
@@ -93,8 +94,14 @@ def options_of(periodic_task: PeriodicTask) -> ScheduleOptions | None:
 
 def history_url(periodic_task_name: str) -> str:
     """The run history of a periodic task: the results changelist filtered on its name."""
-    changelist = reverse("admin:django_celery_results_taskresult_changelist")
+    changelist = _results_changelist(get_script_prefix())
     return f"{changelist}?{urlencode({'periodic_task_name': periodic_task_name})}"
+
+
+@functools.lru_cache(maxsize=8)
+def _results_changelist(script_prefix: str) -> str:
+    # Asked for every row of the periodic tasks list: reversing costs more than the cell.
+    return reverse("admin:django_celery_results_taskresult_changelist")
 
 
 def format_duration(started: datetime | None, done: datetime | None) -> str:
