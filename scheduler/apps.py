@@ -8,4 +8,5 @@ class SchedulerConfig(AppConfig):
     verbose_name = "Scheduler"
 
     def ready(self) -> None:
-        from scheduler import checks, signals  # noqa: F401  (registers checks, connects receivers)
+        # Registers checks, connects receivers, registers the scheduler's retention policies.
+        from scheduler import checks, retention, signals  # noqa: F401

@@ -19,39 +19,20 @@ from typing import Any, cast
 from django.contrib import admin
 from django.contrib.admin.utils import get_last_value_from_parameters
 from django.core.paginator import Paginator
-from django.db import connections
-from django.db.models import F, Max, Min, Model, Q, QuerySet
+from django.db.models import F, Max, Min, Q, QuerySet
 from django.utils import timezone
+
+from scheduler.table_rows import estimated_rows
 
 # Below this many rows (by the estimate) a table is counted exactly: the estimate of a small
 # or never analysed table can be far off, and counting it is cheap.
 EXACT_COUNT_BELOW = 100_000
 
 
-def estimated_rows(model: type[Model], *, using: str = "default") -> int | None:
-    """The planner's row estimate of `model`'s table on PostgreSQL (None elsewhere or unknown).
-
-    `pg_class.reltuples` is kept by autovacuum and ANALYZE: close enough to say "about" on a
-    page, and free to read.
-    """
-    connection = connections[using]
-    if connection.vendor != "postgresql":
-        return None
-    with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT reltuples::bigint FROM pg_class WHERE oid = to_regclass(%s)",
-            [connection.ops.quote_name(model._meta.db_table)],
-        )
-        row = cursor.fetchone()
-    if row is None or row[0] is None or row[0] < 0:  # -1: never vacuumed or analysed
-        return None
-    return int(row[0])
-
-
 class EstimatedCountPaginator(Paginator):
     """Counts a filtered list exactly (filters and search use indexes), and an unfiltered one of
-    a large PostgreSQL table by its estimate; `estimated` says which, for the page to say
-    "about"."""
+    a large table by its estimate (scheduler/table_rows.py); `estimated` says which, for the
+    page to say "about"."""
 
     estimated = False
 

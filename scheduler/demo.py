@@ -8,10 +8,13 @@ from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 
 from scheduler.models import Source
+from scheduler.retention import CLEANUP_SCHEDULE_NAME
 from scheduler.services import schedule_create
 
 DEMO_PING_NAME = "demo: ping every minute"
-CLEANUP_NAME = "system: clean up results"
+# Not a demo schedule: migration scheduler/0004 creates it on every deployment, once, and the
+# demo never makes it again (staff who deleted it meant it).
+CLEANUP_NAME = CLEANUP_SCHEDULE_NAME
 
 # name -> schedule_create arguments
 DEMO_SCHEDULES: dict[str, dict[str, Any]] = {
@@ -19,12 +22,6 @@ DEMO_SCHEDULES: dict[str, dict[str, Any]] = {
         "task": "scheduler.ping",
         "schedule": "every minute",
         "description": "Demo: a ping every minute, so the results list fills up.",
-    },
-    CLEANUP_NAME: {
-        "task": "scheduler.cleanup_results",
-        "schedule": "daily at midnight",
-        "params": {"days": 30},
-        "description": "Keeps results and events bounded: drops rows older than 30 days.",
     },
 }
 

@@ -10,9 +10,10 @@ memory (prometheus_client's default). Two shared sources instead:
   deployment as Prometheus expects (rate() works; they survive worker restarts, and restart
   only if Redis loses its data), and a scrape reads three hashes, whatever the history size.
   The duration histogram is kept the same way, as per-bucket counts.
-- Everything that is a current state is read when scraped: results stored by task and status
-  (one GROUP BY on the results table, which the cleanup task keeps bounded), queue depths
-  (one pipelined LLEN per queue), beat's heartbeat age, and the workers seen lately.
+- Everything that is a current state is read when scraped: the rows and the oldest row of each
+  history table (an estimate and an index probe each: a table of millions of rows is never
+  grouped or counted per scrape), queue depths (one pipelined LLEN per queue), beat's heartbeat
+  age, and the workers seen lately.
 
 A source that cannot be read is left out of that scrape and reported by
 `scheduler_metrics_source_up{source=...} 0`: a scrape never fails because Redis or the database
@@ -269,26 +270,27 @@ class SchedulerCollector(Collector):
         return histogram
 
     def _from_database(self) -> Iterator[Metric]:
-        stored = GaugeMetricFamily(
-            "scheduler_task_results",
-            "Task results stored in the database, by task and status (kept bounded by the "
-            "cleanup task).",
-            labels=["task_name", "status"],
+        # Imported here: retention reads the apps' registered policies (Django's app registry).
+        from scheduler.retention import retention_overview
+
+        rows = GaugeMetricFamily(
+            "scheduler_history_rows",
+            "Rows of each table that grows with the history (results, events, audit, ...); "
+            "an estimate on large tables, never a count of millions of rows per scrape.",
+            labels=["table"],
         )
-        for (task_name, status), count in sorted(task_result_counts().items()):
-            stored.add_metric([task_name, status], count)
-        yield stored
-
-
-def task_result_counts() -> dict[tuple[str, str], int]:
-    """Stored results by (task name, status): one GROUP BY over the (bounded) results table."""
-    from django.db.models import Count
-    from django_celery_results.models import TaskResult
-
-    rows = (
-        TaskResult.objects.order_by().values_list("task_name", "status").annotate(count=Count("pk"))
-    )
-    return {(task_name or "", status): count for task_name, status, count in rows}
+        oldest = GaugeMetricFamily(
+            "scheduler_history_oldest_timestamp_seconds",
+            "When the oldest row of each history table was written (Unix time; none: empty). "
+            "Retention keeps it within the table's setting.",
+            labels=["table"],
+        )
+        for table in retention_overview():
+            rows.add_metric([table.label], table.rows)
+            if table.oldest is not None:
+                oldest.add_metric([table.label], table.oldest.timestamp())
+        yield rows
+        yield oldest
 
 
 def metrics_registry() -> CollectorRegistry:

@@ -20,7 +20,6 @@ django-celery-beat's crontab rows.
 from __future__ import annotations
 
 import functools
-
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -346,6 +345,7 @@ def crontab_runs(spec: CrontabSpec, zone: ZoneInfo, *, after: datetime) -> Itera
     except OverflowError:
         return  # `after` is at an edge of the calendar: no day of it to look at
     last: datetime | None = None
+    after_local = after.astimezone(zone)
     for _ in range(_SEARCH_DAYS):
         if (
             day.month in sets.months
@@ -353,10 +353,19 @@ def crontab_runs(spec: CrontabSpec, zone: ZoneInfo, *, after: datetime) -> Itera
             and (day.isoweekday() % 7) in sets.days_of_week
         ):
             # On a day the zone's offset does not change, each wall time is exactly one instant:
-            # no round trip through UTC to resolve a gap or a fold (most days, most zones).
+            # no round trip through UTC to resolve a gap or a fold (most days, most zones), and
+            # wall times in order are instants in order: those before `after` are not built.
             steady = _steady_offset(day, zone)
+            today = steady and day == after_local.date()
+            if steady and day < after_local.date():
+                day += timedelta(days=1)
+                continue
             for hour in sets.hours:
+                if today and hour < after_local.hour:
+                    continue
                 for minute in sets.minutes:
+                    if today and hour == after_local.hour and minute < after_local.minute:
+                        continue
                     local = datetime.combine(day, time(hour, minute))
                     try:
                         run = (

@@ -13,7 +13,7 @@ import secrets
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import datetime
 from typing import Any, ParamSpec, TypeVar, cast
 
 from django.conf import settings
@@ -37,7 +37,7 @@ from scheduler.catalog import ParameterError, UnknownTaskError, load_catalog
 from scheduler.events import event_record
 from scheduler.json_text import MalformedJSON, read_json
 from scheduler.masking import holds_mask, masked_text
-from scheduler.models import AuditEntry, ScheduleOptions, Source, TaskEvent
+from scheduler.models import AuditEntry, ScheduleOptions, Source
 from scheduler.parsing import (
     IntervalSpec,
     ParsedSchedule,
@@ -49,6 +49,7 @@ from scheduler.parsing import (
     zone_named,
 )
 from scheduler.policies import MisfirePolicy, OverlapPolicy
+from scheduler.retention import HISTORY_TABLES, retention_clear, retention_run
 from scheduler.selectors import crontab_spec_of
 
 User = AbstractBaseUser | AnonymousUser | None
@@ -876,28 +877,23 @@ def task_result_retry(*, result: TaskResult) -> str:
     )
 
 
-def history_clear(*, older_than_days: int | None = None, batch_size: int = 1000) -> int:
-    """Delete stored results and events (all, or older than N days) in batches; how many."""
-    cutoff = None
-    if older_than_days is not None:
-        if older_than_days < 0:
-            raise ScheduleError.on("older_than", "must be 0 or more days")
-        cutoff = timezone.now() - timedelta(days=older_than_days)
-    if batch_size < 1:
+def history_clear(*, older_than_days: int | None = None, batch_size: int | None = None) -> int:
+    """Delete stored results and events (all, or older than N days) in batches; how many.
+
+    The batches are retention's (scheduler/retention.py), so periodic tasks whose latest run
+    went are pointed at the run before it.
+    """
+    if older_than_days is not None and older_than_days < 0:
+        raise ScheduleError.on("older_than", "must be 0 or more days")
+    if batch_size is not None and batch_size < 1:
         raise ScheduleError.on("batch_size", "must be 1 or more")
-    deleted = 0
-    for model, field in ((TaskResult, "date_done"), (TaskEvent, "created_at")):
-        # No ORDER BY: any old rows will do, and sorting each batch would cost a sort per batch.
-        queryset = model.objects.order_by()
-        if cutoff is not None:
-            queryset = queryset.filter(**{f"{field}__lt": cutoff})
-        while True:
-            # Short batches: each is its own transaction, so no lock is held for long.
-            pks = list(queryset.values_list("pk", flat=True)[:batch_size])
-            if not pks:
-                break
-            deleted += model.objects.filter(pk__in=pks).delete()[0]
-    return deleted
+    if older_than_days is None:
+        deleted = retention_clear(tables=HISTORY_TABLES, batch_size=batch_size)
+    else:
+        deleted = retention_run(
+            tables=HISTORY_TABLES, older_than_days=older_than_days, batch_size=batch_size
+        )
+    return sum(deleted.values())
 
 
 # --- Users ---------------------------------------------------------------------------------------

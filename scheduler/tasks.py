@@ -12,6 +12,7 @@ from django.utils import timezone
 from pydantic import AfterValidator, Field, HttpUrl, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from config.queues import QUEUES, queue_for
 from scheduler.backups import database_backup
 from scheduler.catalog import Params, catalog_task
 from scheduler.commands import (
@@ -25,7 +26,7 @@ from scheduler.commands import (
 from scheduler.health import full_health_report
 from scheduler.notifications import NotificationError, notification_send
 from scheduler.policies import OverlapPolicy
-from scheduler.services import history_clear
+from scheduler.retention import MAX_BATCH_SIZE, retention_cleanup
 
 logger = logging.getLogger(__name__)
 
@@ -81,26 +82,45 @@ def backup_database(keep: int | None = None) -> dict[str, Any]:
 
 
 class CleanupParams(Params):
-    days: int = Field(
-        30, ge=0, le=36_500, description="Delete results and events older than this many days."
+    days: int | None = Field(
+        None,
+        ge=0,
+        le=36_500,
+        description=(
+            "Keep task results and events this many days instead of RESULTS_RETENTION_DAYS and "
+            "EVENTS_RETENTION_DAYS (the other tables follow their settings)."
+        ),
     )
-    batch_size: int = Field(
-        1000, ge=1, le=50_000, description="Rows deleted per statement (each its own transaction)."
+    batch_size: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_BATCH_SIZE,
+        description="Rows per batch, each its own transaction (default: RETENTION_BATCH_SIZE).",
     )
+
+
+# Under the queue's soft time limit: a first cleanup of a long history stops between batches
+# and reports what is left, rather than being killed in the middle of one.
+CLEANUP_TIME_BUDGET = QUEUES[queue_for("scheduler.cleanup_results")].soft_limit * 0.8
 
 
 @catalog_task(
     name="scheduler.cleanup_results",
-    description="Delete task results and events older than N days, in batches.",
+    description=(
+        "Delete what each growing table keeps no longer (its *_RETENTION_DAYS setting), in batches."
+    ),
     params=CleanupParams,
     overlap=OverlapPolicy.SKIP,
 )
-def cleanup_results(days: int = 30, batch_size: int = 1000) -> dict[str, Any]:
+def cleanup_results(days: int | None = None, batch_size: int | None = None) -> dict[str, Any]:
     started = time.monotonic()
-    deleted = history_clear(older_than_days=days, batch_size=batch_size)
+    deleted = retention_cleanup(
+        history_days=days, batch_size=batch_size, time_budget=CLEANUP_TIME_BUDGET
+    )
     return {
-        "deleted": deleted,
-        "older_than_days": days,
+        "deleted": sum(deleted.values()),
+        "tables": dict(deleted),
+        "complete": deleted.complete,
         "duration": round(time.monotonic() - started, 3),
     }
 

@@ -8,10 +8,12 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from rest_framework.test import APIClient
 
 from config.settings import test as test_settings
 from scheduler.redis_connection import get_redis
+from scheduler.retention import CLEANUP_SCHEDULE_NAME
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, require_chromium
 from tests.clients import api_client
 from tests.factories import user_with
@@ -121,6 +123,49 @@ def receiver() -> Iterator[Receiver]:
         yield receiver
     finally:
         receiver.stop()
+
+
+# --- the schedule every deployment gets ----------------------------------------------------------
+
+
+def _uses_database(request: pytest.FixtureRequest) -> bool:
+    """Whether the test has database access, and that access is set up by now."""
+    if request.node.get_closest_marker("django_db") is not None:
+        request.getfixturevalue("_django_db_helper")
+        return True
+    for name in ("transactional_db", "db"):
+        if name in request.fixturenames:
+            request.getfixturevalue(name)
+            return True
+    return False
+
+
+@pytest.fixture(autouse=True)
+def _without_the_default_cleanup_schedule(request: pytest.FixtureRequest) -> None:
+    """Tests start from a database without the periodic task migration scheduler/0004 creates
+    on every deployment (the daily results cleanup), unless they ask for `cleanup_schedule`.
+
+    The suite's tests count and list periodic tasks as if the table started empty. Without
+    this the row would be there or not depending on the order: a transactional test flushes
+    the database, and with it what the migration wrote.
+    """
+    if "cleanup_schedule" in request.fixturenames or not _uses_database(request):
+        return
+    cleanup = PeriodicTask.objects.filter(name=CLEANUP_SCHEDULE_NAME).first()
+    if cleanup is None:
+        return
+    crontab_id = cleanup.crontab_id
+    cleanup.delete()
+    if crontab_id is not None and not PeriodicTask.objects.filter(crontab_id=crontab_id).exists():
+        CrontabSchedule.objects.filter(pk=crontab_id).delete()
+
+
+@pytest.fixture
+def cleanup_schedule() -> PeriodicTask:
+    """The daily results cleanup migration scheduler/0004 created (tests/scheduler/
+    test_retention.py). pytest-django runs the tests that flush the database after the others,
+    so it is still there for every non-transactional test."""
+    return PeriodicTask.objects.select_related("crontab", "options").get(name=CLEANUP_SCHEDULE_NAME)
 
 
 @pytest.fixture

@@ -99,6 +99,8 @@ class Decision(models.Model):
 
     class Meta:
         ordering = ["entry", "tick"]
+        # Retention deletes decisions by age, a batch at a time (tournaments/retention.py).
+        indexes = [models.Index(fields=["created_at"], name="tournaments_decision_created")]
         constraints = [
             models.UniqueConstraint(
                 fields=["entry", "tick"], name="tournaments_decision_once_per_tick"
@@ -125,7 +127,11 @@ class Trade(models.Model):
 
     class Meta:
         ordering = ["-executed_at", "-id"]
-        indexes = [models.Index(fields=["entry", "tick"])]
+        indexes = [
+            models.Index(fields=["entry", "tick"]),
+            # Retention deletes trades by age, a batch at a time (tournaments/retention.py).
+            models.Index(fields=["executed_at"], name="tournaments_trade_executed"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.side} {self.quantity} {self.symbol} @ {self.price}"
@@ -141,7 +147,11 @@ class EquitySnapshot(models.Model):
 
     class Meta:
         ordering = ["entry", "at"]
-        indexes = [models.Index(fields=["entry", "at"])]
+        indexes = [
+            models.Index(fields=["entry", "at"]),
+            # Retention deletes snapshots by age, a batch at a time (tournaments/retention.py).
+            models.Index(fields=["at"], name="tournaments_snapshot_at"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.entry}: {self.equity} at tick {self.tick}"

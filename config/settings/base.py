@@ -293,6 +293,54 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # X-Scheduler-Signature: sha256=<hex HMAC-SHA256 of the body>); empty: posted unsigned.
 NOTIFICATION_WEBHOOK_SECRET = env.str("NOTIFICATION_WEBHOOK_SECRET", default="")
 
+# --- History retention (scheduler/retention.py) -------------------------------------------------
+# Days each growing table keeps its rows; the daily `scheduler.cleanup_results` deletes what is
+# older. 0 or empty: kept forever.
+_RETENTION_MAX_DAYS = 36_500  # a century: the cutoff stays inside the calendar
+
+
+def _retention_days(name: str, text: str) -> int:
+    text = text.strip()
+    if not text:
+        return 0
+    try:
+        days = int(text)
+    except ValueError:
+        raise ImproperlyConfigured(
+            f"{name} must be a whole number of days (0 or empty: kept forever), not {text!r}"
+        ) from None
+    if not 0 <= days <= _RETENTION_MAX_DAYS:
+        raise ImproperlyConfigured(f"{name} must be 0 to {_RETENTION_MAX_DAYS} days, not {days}")
+    return days
+
+
+RESULTS_RETENTION_DAYS = _retention_days(
+    "RESULTS_RETENTION_DAYS", env.str("RESULTS_RETENTION_DAYS", default="30")
+)
+EVENTS_RETENTION_DAYS = _retention_days(
+    "EVENTS_RETENTION_DAYS", env.str("EVENTS_RETENTION_DAYS", default="30")
+)
+AUDIT_RETENTION_DAYS = _retention_days(
+    "AUDIT_RETENTION_DAYS", env.str("AUDIT_RETENTION_DAYS", default="365")
+)
+# Conversations are the users' own: kept unless the deployment asks otherwise.
+AGENT_MESSAGE_RETENTION_DAYS = _retention_days(
+    "AGENT_MESSAGE_RETENTION_DAYS", env.str("AGENT_MESSAGE_RETENTION_DAYS", default="0")
+)
+# Decisions, trades and equity snapshots of tournaments that ended this many days ago.
+TOURNAMENT_HISTORY_RETENTION_DAYS = _retention_days(
+    "TOURNAMENT_HISTORY_RETENTION_DAYS",
+    env.str("TOURNAMENT_HISTORY_RETENTION_DAYS", default="90"),
+)
+# Rows per DELETE, each batch its own transaction. On PostgreSQL a batch of 2,000 task results
+# took 6 ms (p95 9 ms) and 1M rows 13 s, while results went on being stored in 2 ms; batches of
+# 5,000 took 16 ms (p95 100 ms). At most 20,000: SQLite takes 32,766 variables in a statement.
+RETENTION_BATCH_SIZE = env.int("RETENTION_BATCH_SIZE", default=2000)
+if not 1 <= RETENTION_BATCH_SIZE <= 20_000:
+    raise ImproperlyConfigured(
+        f"RETENTION_BATCH_SIZE must be 1 to 20000 rows, not {RETENTION_BATCH_SIZE}"
+    )
+
 # --- Secrets shown nowhere --------------------------------------------------------------------
 # Task arguments whose key contains one of these words (any case, '-' as '_') are shown masked
 # on the dashboard, its websocket, the admin and the CLI (scheduler/masking.py).

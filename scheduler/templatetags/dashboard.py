@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from datetime import datetime, tzinfo
 from typing import Any
 
 from django import template
@@ -93,9 +95,15 @@ def heat_cells(cells: list[dict[str, Any]], label: str = "", counts: bool = Fals
     return mark_safe(  # noqa: S308 (the label is escaped; the rest are numbers and dates)
         "".join(
             f'<td class="cell h{int(cell["level"])}" title="{prefix}'
-            f"{localtime(cell['at'], zone).strftime('%a %H:%M')}: {int(cell['count'])} "
+            f"{_slot_label(cell['at'], zone)}: {int(cell['count'])} "
             f'run{"" if cell["count"] == 1 else "s"}">'
             f"{int(cell['count']) if counts and cell['count'] else ''}</td>"
             for cell in cells
         )
     )
+
+
+@functools.lru_cache(maxsize=1024)
+def _slot_label(at: datetime, zone: tzinfo) -> str:
+    # Every row of the heatmap has the same slots: each label is made once.
+    return localtime(at, zone).strftime("%a %H:%M")

@@ -6,10 +6,14 @@ import json
 import math
 import time
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from django.contrib.auth.models import Permission
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django_celery_results.models import TaskResult
 from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler import metrics as metrics_module
@@ -155,16 +159,28 @@ def test_a_buffer_writes_nothing_until_it_is_due_and_keeps_counts_it_could_not_w
 
 
 @pytest.mark.django_db
-def test_it_exposes_stored_results_by_task_and_status(viewer_client):
-    name = _task_name()
-    TaskResultFactory.create_batch(3, task_name=name, status="SUCCESS")
-    TaskResultFactory.create(task_name=name, status="FAILURE")
+def test_it_exposes_the_rows_and_oldest_row_of_each_history_table(viewer_client):
+    oldest = TaskResultFactory.create(task_name=_task_name())
+    TaskResultFactory.create_batch(2, task_name=_task_name())
+    TaskResult.objects.filter(pk=oldest.pk).update(date_done=datetime(2026, 1, 2, tzinfo=UTC))
 
     families = _families(viewer_client.get("/metrics"))
 
-    stored = _samples(families["scheduler_task_results"])
-    assert stored[(("status", "SUCCESS"), ("task_name", name))] == 3
-    assert stored[(("status", "FAILURE"), ("task_name", name))] == 1
+    rows = _samples(families["scheduler_history_rows"])
+    assert rows[(("table", "task results"),)] == 3
+    ages = _samples(families["scheduler_history_oldest_timestamp_seconds"])
+    assert ages[(("table", "task results"),)] == datetime(2026, 1, 2, tzinfo=UTC).timestamp()
+
+
+@pytest.mark.django_db
+def test_it_never_counts_or_groups_the_history_per_scrape(viewer_client):
+    TaskResultFactory.create_batch(3)
+
+    with CaptureQueriesContext(connection) as captured:
+        viewer_client.get("/metrics")
+
+    reads = [q["sql"] for q in captured.captured_queries if "taskresult" in q["sql"]]
+    assert not [sql for sql in reads if "GROUP BY" in sql.upper()]
 
 
 @pytest.mark.django_db
@@ -218,7 +234,7 @@ def test_a_source_that_cannot_be_read_is_reported_not_a_server_error(viewer_clie
         (("source", "redis"),): 0,
     }
     assert "scheduler_tasks" not in families
-    assert "scheduler_task_results" in families
+    assert "scheduler_history_rows" in families
 
 
 # --- who may read them --------------------------------------------------------------------------

@@ -54,15 +54,21 @@ def test_it_is_idempotent_and_keeps_what_users_changed(capsys):
     assert capsys.readouterr().out.strip().endswith("nothing to do.")
 
 
-def test_it_schedules_the_results_cleanup_daily_at_midnight():
+def test_it_leaves_the_results_cleanup_to_the_migration_that_made_it(cleanup_schedule):
     call_command("seed_demo")
 
-    task = PeriodicTask.objects.select_related("crontab").get(name=CLEANUP_NAME)
-    assert task.task == "scheduler.cleanup_results"
-    assert task.queue == "maintenance"
+    task = PeriodicTask.objects.select_related("crontab").get(task="scheduler.cleanup_results")
+    assert task.pk == cleanup_schedule.pk
+    assert task.name == CLEANUP_NAME
     assert task.crontab is not None
-    assert (task.crontab.minute, task.crontab.hour) == ("0", "0")
-    assert json.loads(task.kwargs) == {"days": 30, "batch_size": 1000}
+    assert (task.crontab.minute, task.crontab.hour) == ("30", "3")
+
+
+def test_it_does_not_bring_back_a_results_cleanup_staff_deleted():
+    # Tests start without the migration's cleanup (tests/conftest.py), as after staff deleted it.
+    call_command("seed_demo")
+
+    assert not PeriodicTask.objects.filter(task="scheduler.cleanup_results").exists()
 
 
 def test_it_adds_a_chat_agent_with_a_session_and_a_poster_with_a_daily_post():

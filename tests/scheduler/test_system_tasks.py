@@ -277,7 +277,7 @@ def test_it_deletes_results_and_events_older_than_n_days_in_batches():
         result = cleanup_results(days=30, batch_size=2)
 
     assert result["deleted"] == 10
-    assert result["older_than_days"] == 30
+    assert result["tables"]["task results"] == result["tables"]["task events"] == 5
     assert list(TaskResult.objects.values_list("pk", flat=True)) == [recent_result.pk]
     assert list(TaskEvent.objects.values_list("pk", flat=True)) == [recent_event.pk]
     deletes = [q["sql"] for q in queries.captured_queries if q["sql"].startswith("DELETE")]
@@ -305,10 +305,12 @@ def test_it_rejects_bad_cleanup_params(params, error):
     assert error in raised.value.errors
 
 
-def test_it_defaults_cleanup_to_thirty_days():
+def test_it_defaults_cleanup_to_the_retention_settings():
+    # None: RESULTS_RETENTION_DAYS, EVENTS_RETENTION_DAYS and RETENTION_BATCH_SIZE
+    # (tests/scheduler/test_retention.py).
     assert catalog.get("scheduler.cleanup_results").validate({}) == {
-        "days": 30,
-        "batch_size": 1000,
+        "days": None,
+        "batch_size": None,
     }
 
 

@@ -31,6 +31,7 @@ from scheduler.models import Source, TaskEvent
 from scheduler.parsing import ScheduleParseError, parse_schedule, zone_named
 from scheduler.policies import MisfirePolicy, OverlapPolicy
 from scheduler.redis_connection import describe_redis_url
+from scheduler.retention import RetentionRow, retention_overview
 from scheduler.runs import SKIPPED
 from scheduler.services import (
     ScheduleError,
@@ -546,6 +547,11 @@ class Command(BaseCommand):
         report["results_last_hour"] = selectors.task_result_counts_since(
             timezone.now() - timedelta(hours=1)
         )
+        retention = retention_overview()
+        report["retention"] = {
+            "next_cleanup": out.iso(retention[0].next_cleanup) if retention else None,
+            "tables": [row.as_dict() for row in retention],
+        }
         try:
             report["queues"] = selectors.queue_depths()
         except redis.exceptions.RedisError as exc:
@@ -588,11 +594,29 @@ class Command(BaseCommand):
         results = report["results_last_hour"]
         summary = ", ".join(f"{status} {count}" for status, count in results.items())
         self._print(f"Last hour:       {summary or 'no results'}")
+        self._retention_lines(retention)
         if "error" in queues:
             self._print(f"Queues:          unknown ({queues['error']})")
             return
         self._print("Queues:")
         self._print(out.table(("QUEUE", "WAITING"), queues.items()))
+
+    def _retention_lines(self, retention: list[RetentionRow]) -> None:
+        next_cleanup = retention[0].next_cleanup if retention else None
+        self._print(
+            "Retention:       next cleanup "
+            + (
+                out.when(next_cleanup)
+                if next_cleanup
+                else "not scheduled (no enabled schedule of scheduler.cleanup_results)"
+            )
+        )
+        self._print(
+            out.table(
+                ("TABLE", "ROWS", "OLDEST", "KEPT"),
+                ((row.label, row.rows_text, out.when(row.oldest), row.kept) for row in retention),
+            )
+        )
 
     def _health(self, options: dict[str, Any]) -> None:
         report = full_health_report()
