@@ -506,49 +506,68 @@ def task_feed(*, limit: int = 50, scan: int = 500) -> list[dict[str, Any]]:
     return newest[:limit]
 
 
-def _latest_pending_events(since: datetime) -> QuerySet[TaskEvent]:
-    """Queued, retried and started events since `since` that are their task's latest event."""
-    from django.db.models import Exists, OuterRef
+PENDING_EVENTS = ("task.queued", "task.retried", "task.started")
+
+
+def _pending_since(since: datetime) -> list[tuple[str, str, datetime]]:
+    """(task id, event type, at) of the tasks seen since `since` whose latest event says queued,
+    retried or started, newest first.
+
+    Each task's events since then ranked newest first, in one pass over that window (indexed by
+    time). A task's later events are in the window too, so its latest there is its latest. A
+    "no later event" probe per event cost one index lookup each: 160 ms for an hour of a busy
+    deployment (40,000 events).
+    """
+    from django.db.models import F, Window
+    from django.db.models.functions import FirstValue, RowNumber
 
     from scheduler.events import TASK_EVENTS
 
-    later = TaskEvent.objects.filter(task_id=OuterRef("task_id"), type__in=TASK_EVENTS).filter(
-        Q(created_at__gt=OuterRef("created_at"))
-        | Q(created_at=OuterRef("created_at"), id__gt=OuterRef("id"))
-    )
-    return (
-        TaskEvent.objects.filter(
-            created_at__gte=since, type__in=("task.queued", "task.retried", "task.started")
-        )
+    by_task = [F("task_id")]
+    newest_first = [F("created_at").desc(), F("id").desc()]
+    latest = (
+        TaskEvent.objects.filter(created_at__gte=since, type__in=TASK_EVENTS)
         .exclude(task_id="")
-        .filter(~Exists(later))
+        .annotate(
+            rank=Window(RowNumber(), partition_by=by_task, order_by=newest_first),
+            # The latest type as a window too: a filter on `type` itself would be applied
+            # before the ranking, and rank each task's pending events among themselves.
+            latest_type=Window(FirstValue("type"), partition_by=by_task, order_by=newest_first),
+        )
+        .filter(rank=1, latest_type__in=PENDING_EVENTS)
+        .values_list("task_id", "type", "created_at")
     )
+    return sorted(latest, key=lambda row: row[2], reverse=True)
 
 
-def task_activity_since(since: datetime) -> dict[str, int]:
+def task_activity_since(
+    since: datetime, *, pending: list[tuple[str, str, datetime]] | None = None
+) -> dict[str, int]:
     """Runs that succeeded and failed since `since`, and tasks seen since then that are running
-    or waiting in a queue now (their latest event says started, or queued/retried)."""
+    or waiting in a queue now (their latest event says started, or queued/retried); `pending`:
+    `_pending_since(since)` when the caller has it already."""
     ended = TaskEvent.objects.filter(created_at__gte=since).aggregate(
         succeeded=Count("pk", filter=Q(type="task.succeeded")),
         failed=Count("pk", filter=Q(type="task.failed")),
     )
-    pending = _latest_pending_events(since).aggregate(
-        running=Count("task_id", filter=Q(type="task.started"), distinct=True),
-        queued=Count("task_id", filter=~Q(type="task.started"), distinct=True),
-    )
+    pending = _pending_since(since) if pending is None else pending
+    running = sum(1 for _, type, _ in pending if type == "task.started")
     return {
         "succeeded": ended["succeeded"],
         "failed": ended["failed"],
-        "running": pending["running"],
-        "queued": pending["queued"],
+        "running": running,
+        "queued": len(pending) - running,
     }
 
 
-def tasks_in_flight_since(since: datetime, *, limit: int = 500) -> dict[str, str]:
+def tasks_in_flight_since(
+    since: datetime, *, limit: int = 500, pending: list[tuple[str, str, datetime]] | None = None
+) -> dict[str, str]:
     """task id -> "running" or "queued", for tasks counted by `task_activity_since`."""
-    rows = _latest_pending_events(since).order_by("-created_at").values_list("task_id", "type")
+    pending = _pending_since(since) if pending is None else pending
     return {
-        task_id: "running" if type == "task.started" else "queued" for task_id, type in rows[:limit]
+        task_id: "running" if type == "task.started" else "queued"
+        for task_id, type, _ in pending[:limit]
     }
 
 
@@ -560,18 +579,24 @@ def task_throughput(*, now: datetime, minutes: int = 60) -> list[dict[str, Any]]
 
     current = now.astimezone(UTC).replace(second=0, microsecond=0)
     first = current - timedelta(minutes=minutes - 1)
+    # The window by time alone, the types counted per minute: with the types in the WHERE too,
+    # PostgreSQL read them through the type index, every succeeded and failed event ever.
     rows = (
         TaskEvent.objects.filter(
-            created_at__gte=first,
-            created_at__lt=current + timedelta(minutes=1),
-            type__in=("task.succeeded", "task.failed"),
+            created_at__gte=first, created_at__lt=current + timedelta(minutes=1)
         )
         .annotate(minute=TruncMinute("created_at", tzinfo=UTC))
-        .values("minute", "type")
-        .annotate(count=Count("pk"))
+        .values("minute")
+        .annotate(
+            succeeded=Count("pk", filter=Q(type="task.succeeded")),
+            failed=Count("pk", filter=Q(type="task.failed")),
+        )
         .order_by()
     )
-    counts = {(row["minute"], row["type"]): row["count"] for row in rows}
+    counts: dict[tuple[datetime, str], int] = {}
+    for row in rows:
+        counts[(row["minute"], "task.succeeded")] = row["succeeded"]
+        counts[(row["minute"], "task.failed")] = row["failed"]
     bins = []
     for k in range(minutes):
         minute = first + timedelta(minutes=k)
@@ -916,10 +941,11 @@ def dashboard_summary(*, now: datetime | None = None) -> dict[str, Any]:
     script re-reads it every half minute, counting live events in between)."""
     now = now or timezone.now()
     since = now - timedelta(hours=1)
+    pending = _pending_since(since)
     return {
         "generated_at": now,
-        "counts": task_activity_since(since),
-        "in_flight": tasks_in_flight_since(since),
+        "counts": task_activity_since(since, pending=pending),
+        "in_flight": tasks_in_flight_since(since, pending=pending),
         "throughput": task_throughput(now=now),
         "periodic": periodic_tasks_dashboard(now=now),
         "upcoming": upcoming_runs(now=now),
