@@ -71,7 +71,9 @@ class ChoicesFromFieldListFilter(admin.AllValuesFieldListFilter):
         self.lookup_val_isnull = get_last_value_from_parameters(params, self.lookup_kwarg_isnull)
         self.empty_value_display = model_admin.get_empty_value_display()
         chosen = [value for value in (self.lookup_val or []) if value]
-        choices = sorted({*(v for v in type(self).choices_from() if v), *chosen})
+        choices: list[str | None] = sorted({*(v for v in type(self).choices_from() if v), *chosen})
+        if field.null:
+            choices.append(None)  # the stock filter's "-": rows without a value
         self.lookup_choices = cast(Any, choices)  # the stock filter's is a queryset of them
         # FieldListFilter's own __init__: AllValuesFieldListFilter's would run the DISTINCT.
         admin.FieldListFilter.__init__(self, field, request, params, model, model_admin, field_path)

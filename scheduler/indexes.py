@@ -34,10 +34,23 @@ class TableIndex:
             for column in self.columns
         )
         concurrently = "CONCURRENTLY " if postgresql else ""
+        if postgresql and self._invalid(schema_editor):
+            # A concurrent build that was interrupted leaves an invalid index behind, which
+            # `IF NOT EXISTS` would keep: build it again.
+            self.drop(schema_editor)
         schema_editor.execute(
             f"CREATE INDEX {concurrently}IF NOT EXISTS {quote(self.name)} "
             f"ON {quote(self.table)} ({columns})"
         )
+
+    def _invalid(self, schema_editor: Any) -> bool:
+        with schema_editor.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT NOT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)",
+                [schema_editor.quote_name(self.name)],
+            )
+            row = cursor.fetchone()
+        return bool(row and row[0])
 
     def drop(self, schema_editor: Any) -> None:
         concurrently = "CONCURRENTLY " if schema_editor.connection.vendor == "postgresql" else ""

@@ -382,14 +382,25 @@ def crontab_runs(spec: CrontabSpec, zone: ZoneInfo, *, after: datetime) -> Itera
 
 
 def _steady_offset(day: date, zone: ZoneInfo) -> bool:
-    """Whether `zone` keeps one UTC offset all through `day` (a change makes it 23 or 25 h)."""
+    """Whether `zone` keeps one UTC offset all through `day` (a change makes it 23 or 25 h).
+
+    Each midnight must also be one instant, read with either fold: a gap or a fold that spans
+    the next midnight (Toronto's 23:30 to 00:30 of 1919-03-30) leaves the two midnights 24 h
+    apart at one offset, while the day's last wall times are not at that offset.
+    """
     try:
         start = datetime.combine(day, time()).replace(tzinfo=zone)
         end = datetime.combine(day + timedelta(days=1), time()).replace(tzinfo=zone)
         elapsed = end.astimezone(UTC) - start.astimezone(UTC)
     except OverflowError:
         return False
-    return elapsed == timedelta(days=1) and start.utcoffset() == end.utcoffset()
+    offset = start.utcoffset()
+    return (
+        elapsed == timedelta(days=1)
+        and start.replace(fold=1).utcoffset() == offset
+        and end.utcoffset() == offset
+        and end.replace(fold=1).utcoffset() == offset
+    )
 
 
 def resolve_wall_time(local: datetime, zone: ZoneInfo) -> datetime:

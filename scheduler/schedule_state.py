@@ -11,9 +11,10 @@ the one it holds, or to a new state of the same run.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, cast
 
 from django.db import connections, router, transaction
+from django.db.models import Field
 from django_celery_results.models import TaskResult
 
 from scheduler.models import ScheduleState
@@ -132,6 +133,18 @@ def schedule_states_rebuild(*, names: Iterable[str] | None = None) -> int:
                 changed += states.delete()[0]
                 continue
             with connections[using].cursor() as cursor:
-                cursor.execute(sql, list(latest))
+                cursor.execute(sql, _state_parameters(latest, connections[using]))
             changed += 1
     return changed
+
+
+def _state_parameters(values: Iterable[Any], connection: Any) -> list[Any]:
+    # Values read through the ORM, prepared as the ORM would write them. A raw cursor would
+    # hand SQLite's driver aware datetimes, stored as text ending in "+00:00" where Django and
+    # the result backend store none: the forward-only rule compares that text, and a run created
+    # in the same microsecond would then never be "equal" to it (nor its tie broken by id).
+    fields = [cast(Field[Any, Any], ScheduleState._meta.get_field(c)) for c in STATE_COLUMNS]
+    return [
+        field.get_db_prep_save(value, connection=connection)
+        for field, value in zip(fields, values, strict=True)
+    ]

@@ -212,13 +212,18 @@ def result_statuses() -> list[str]:
     return sorted(states.ALL_STATES | {SKIPPED})
 
 
+# At most this many periodic tasks are offered by the results list's filter: a deployment may
+# have tens of thousands, too many for a sidebar (any other is still a `?periodic_task_name=`).
+PERIODIC_TASK_CHOICES = 100
+
+
 def periodic_task_names_run() -> list[str]:
-    """Names of the periodic tasks that have a stored run, from their state rows."""
-    return list(
-        ScheduleState.objects.order_by("periodic_task_name").values_list(
-            "periodic_task_name", flat=True
-        )
+    """Names of the periodic tasks that ran last (at most PERIODIC_TASK_CHOICES), from their
+    state rows."""
+    latest = ScheduleState.objects.order_by("-created_at").values_list(
+        "periodic_task_name", flat=True
     )
+    return sorted(latest[:PERIODIC_TASK_CHOICES])
 
 
 def task_names_recent() -> list[str]:
@@ -678,16 +683,20 @@ def _recent_runs_union(
         .order_by("-date_done", "-id")
         .values_list("periodic_task_name", "status", "date_started", "date_done")[:runs]
     )
-    sql, arm_params = latest.query.sql_with_params()
-    parts: list[str] = []
-    params: list[Any] = []
-    for k, name in enumerate(names):
-        # Each read in a subquery of its own: SQLite takes no LIMIT on a compound's members.
-        parts.append(f"SELECT * FROM ({sql}) AS recent_{k}")  # noqa: S608 (compiled by Django)
-        params.extend(name if value == marker else value for value in arm_params)
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), params)
-        return list(cursor.fetchall())
+    sql, arm_params = latest.query.get_compiler(using=using).as_sql()
+    rows: list[tuple[Any, ...]] = []
+    # SQLite joins at most 500 selects in one compound statement.
+    for start in range(0, len(names), 400):
+        parts: list[str] = []
+        params: list[Any] = []
+        for k, name in enumerate(names[start : start + 400]):
+            # Each read in a subquery of its own: SQLite takes no LIMIT on a compound's members.
+            parts.append(f"SELECT * FROM ({sql}) AS recent_{k}")  # noqa: S608 (compiled by Django)
+            params.extend(name if value == marker else value for value in arm_params)
+        with connection.cursor() as cursor:
+            cursor.execute(" UNION ALL ".join(parts), params)
+            rows.extend(cursor.fetchall())
+    return rows
 
 
 def _stored_datetime(value: Any) -> datetime | None:

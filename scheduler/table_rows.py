@@ -15,8 +15,9 @@ def estimated_rows(model: type[Model], *, using: str | None = None) -> int | Non
 
     PostgreSQL: the planner's `pg_class.reltuples`, kept by autovacuum and ANALYZE (None before
     the first of them). SQLite: the span of the integer primary key: ids are handed out in order
-    and retention deletes the oldest rows first, so the span is close to the count. Each end is
-    read alone: SQLite answers `MIN(id), MAX(id)` in one statement by reading every row.
+    and retention deletes every row older than its cutoff, so once a cleanup has finished the
+    span is close to the count (during one it is high). Each end is read alone: SQLite answers
+    `MIN(id), MAX(id)` in one statement by reading every row.
     """
     using = using or router.db_for_read(model)
     connection = connections[using]

@@ -130,7 +130,8 @@ def periodic_rows(
     html = []
     for task in rows:
         pk = int(task["id"])
-        url = change_url.replace("/0/", f"/{pk}/")
+        head, _, tail = change_url.rpartition("/0/")
+        url = f"{head}/{pk}/{tail}"
         paused = "" if task["enabled"] else ' <span class="tag">paused</span>'
         next_run = task["next_run"]
         if next_run:

@@ -246,3 +246,48 @@ def test_the_api_history_counts_an_unfiltered_page_by_the_estimate(
     assert unfiltered["count"] == 1_234_567
     assert len(unfiltered["results"]) == 4
     assert failed["count"] == 2
+
+
+@pytest.mark.django_db
+def test_the_results_filters_offer_rows_without_a_periodic_task_or_worker(
+    admin_client: Client,
+) -> None:
+    _history(schedules=1, runs_each=1)
+
+    html = admin_client.get(RESULTS).content.decode()
+
+    assert "periodic_task_name__isnull=True" in html
+    assert "worker__isnull=True" in html
+    assert "periodic_task_name=sched-0" in html
+
+
+@pytest.mark.django_db(transaction=True)
+def test_on_postgresql_an_index_left_invalid_by_an_interrupted_build_is_built_again() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("only PostgreSQL builds indexes concurrently")
+    from scheduler.indexes import TableIndex
+
+    index = TableIndex(
+        "scheduler_result_status_done", "django_celery_results_taskresult", ["status", "date_done"]
+    )
+
+    def valid() -> bool:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT indisvalid FROM pg_index WHERE indexrelid = to_regclass(%s)", [index.name]
+            )
+            return bool(cursor.fetchone()[0])
+
+    with connection.cursor() as cursor:
+        # As a build interrupted half-way leaves it (the test runs as the superuser).
+        cursor.execute(
+            "UPDATE pg_index SET indisvalid = false WHERE indexrelid = to_regclass(%s)",
+            [index.name],
+        )
+    assert not valid()
+
+    # Outside a transaction, as the migration runs (atomic = False).
+    with connection.schema_editor(atomic=False) as schema_editor:
+        index.create(schema_editor)
+
+    assert valid()

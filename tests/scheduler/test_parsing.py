@@ -2,12 +2,24 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
-from zoneinfo import ZoneInfo
+from collections.abc import Iterator
+from datetime import UTC, date, datetime, time, timedelta
+from itertools import islice
+from zoneinfo import ZoneInfo, available_timezones
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from scheduler.parsing import ScheduleParseError, parse_schedule
+from scheduler.parsing import (
+    _SEARCH_DAYS,
+    CrontabSpec,
+    ScheduleParseError,
+    crontab_runs,
+    crontab_sets,
+    parse_schedule,
+    resolve_wall_time,
+)
 
 # A Wednesday.
 NOW = datetime(2024, 1, 10, 12, 0, tzinfo=UTC)
@@ -248,3 +260,146 @@ def test_as_dict_matches_the_cli_json_shape():
 def test_it_refuses_naive_datetimes():
     with pytest.raises(ValueError, match="naive"):
         parse_schedule("every day", now=datetime(2024, 1, 1))  # noqa: DTZ001
+
+
+# --- crontab_runs against the slow way -----------------------------------------------------------
+
+
+def _runs_the_slow_way(spec: CrontabSpec, zone: ZoneInfo, *, after: datetime) -> Iterator[datetime]:
+    """crontab_runs before its steady-day shortcut: every wall time of every matching day, from
+    the day before `after`, resolved through UTC."""
+    sets = crontab_sets(spec)
+    try:
+        day = after.astimezone(zone).date() - timedelta(days=1)
+    except OverflowError:
+        return
+    last: datetime | None = None
+    for _ in range(_SEARCH_DAYS):
+        if (
+            day.month in sets.months
+            and day.day in sets.days_of_month
+            and (day.isoweekday() % 7) in sets.days_of_week
+        ):
+            for hour in sets.hours:
+                for minute in sets.minutes:
+                    try:
+                        run = resolve_wall_time(datetime.combine(day, time(hour, minute)), zone)
+                    except OverflowError:
+                        continue
+                    if run > after and (last is None or run > last):
+                        last = run
+                        yield run
+        if day == date.max:
+            return
+        day += timedelta(days=1)
+
+
+def _shown(runs: Iterator[datetime], count: int) -> list[tuple[str, int]]:
+    # The wall time and offset as pages show them, and the fold: equal instants are not enough.
+    return [(run.isoformat(), run.fold) for run in islice(runs, count)]
+
+
+def _offset_changes(zone: ZoneInfo, year: int) -> list[datetime]:
+    """The instants of `year` at which `zone`'s offset changes, to the minute."""
+    changes = []
+    at = datetime(year, 1, 1, tzinfo=UTC)
+    end = datetime(year + 1, 1, 1, tzinfo=UTC)
+    step = timedelta(hours=6)
+    while at < end:
+        low, high = at, at + step
+        if low.astimezone(zone).utcoffset() != high.astimezone(zone).utcoffset():
+            while high - low > timedelta(minutes=1):
+                middle = low + (high - low) / 2
+                if middle.astimezone(zone).utcoffset() == low.astimezone(zone).utcoffset():
+                    low = middle
+                else:
+                    high = middle
+            changes.append(high)
+        at += step
+    return changes
+
+
+# Zones whose changes fall at or across midnight, skip a day, or move by half an hour.
+AWKWARD_ZONES = [
+    "America/Toronto",  # 1919-03-30: a gap from 23:30 to 00:30
+    "America/Sao_Paulo",
+    "America/Santiago",
+    "America/Havana",
+    "America/Asuncion",
+    "America/Nuuk",
+    "Asia/Beirut",
+    "Asia/Gaza",
+    "Asia/Tehran",
+    "Australia/Lord_Howe",
+    "Pacific/Apia",  # 2011-12-30 skipped
+    "Pacific/Kwajalein",
+    "Pacific/Chatham",
+    "Europe/London",
+    "America/New_York",
+]
+ALL_ZONES = sorted(available_timezones())
+MINUTES = ["*", "0", "30", "45", "59", "0,30", "*/15", "*/7"]
+HOURS = ["*", "0", "23", "0,23", "1-3", "*/6", "2", "12,0"]
+
+
+@st.composite
+def near_a_change(draw: st.DrawFn) -> tuple[ZoneInfo, datetime]:
+    zone = ZoneInfo(draw(st.one_of(st.sampled_from(AWKWARD_ZONES), st.sampled_from(ALL_ZONES))))
+    year = draw(st.integers(min_value=1900, max_value=2045))
+    changes = _offset_changes(zone, year) or [datetime(year, 7, 1, tzinfo=UTC)]
+    change = draw(st.sampled_from(changes))
+    seconds = draw(st.integers(min_value=-3 * 86400, max_value=6 * 3600))
+    return zone, change + timedelta(seconds=seconds, microseconds=draw(st.sampled_from([0, 1])))
+
+
+@settings(
+    max_examples=300,
+    derandomize=True,
+    database=None,
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
+@given(
+    near=near_a_change(),
+    minute=st.sampled_from(MINUTES),
+    hour=st.sampled_from(HOURS),
+    day_of_month=st.sampled_from(["*", "*", "1", "15", "31"]),
+    day_of_week=st.sampled_from(["*", "*", "0", "1-5", "6"]),
+)
+def test_crontab_runs_are_the_slow_way_s_in_every_zone(
+    near: tuple[ZoneInfo, datetime], minute: str, hour: str, day_of_month: str, day_of_week: str
+) -> None:
+    zone, after = near
+    spec = CrontabSpec(minute, hour, day_of_week, day_of_month)
+
+    assert _shown(crontab_runs(spec, zone, after=after), 40) == _shown(
+        _runs_the_slow_way(spec, zone, after=after), 40
+    )
+
+
+@pytest.mark.parametrize(
+    ("tz", "expression", "after"),
+    [
+        # The gap from 23:30 to 00:30 spans midnight: 23:45 is 00:45 after the change.
+        ("America/Toronto", "45 23 * * *", datetime(1919, 3, 30, 12, tzinfo=UTC)),
+        ("America/Toronto", "50 23 * * *", datetime(1919, 3, 31, 4, 40, tzinfo=UTC)),
+        ("America/Toronto", "*/15 23,0 * * *", datetime(1919, 3, 30, 12, tzinfo=UTC)),
+        ("Pacific/Apia", "0 */6 * * *", datetime(2011, 12, 29, tzinfo=UTC)),
+        # The last and first days of the calendar, far from UTC either way.
+        ("Etc/GMT+12", "*/20 * * * *", datetime(9999, 12, 30, 10, tzinfo=UTC)),
+        ("Etc/GMT-14", "*/20 * * * *", datetime(9999, 12, 30, 10, tzinfo=UTC)),
+        ("Etc/GMT-14", "0 * * * *", datetime(1, 1, 1, 0, 30, tzinfo=UTC)),
+        ("Etc/GMT+12", "0 * * * *", datetime(1, 1, 1, 0, 30, tzinfo=UTC)),
+        ("Etc/GMT+12", "0 0 * * *", datetime(9999, 12, 31, 20, tzinfo=UTC)),
+    ],
+)
+def test_crontab_runs_are_the_slow_way_s_at_awkward_midnights_and_calendar_edges(
+    tz: str, expression: str, after: datetime
+) -> None:
+    minute, hour, day_of_month, month_of_year, day_of_week = expression.split()
+    spec = CrontabSpec(minute, hour, day_of_week, day_of_month, month_of_year)
+    zone = ZoneInfo(tz)
+
+    assert _shown(crontab_runs(spec, zone, after=after), 500) == _shown(
+        _runs_the_slow_way(spec, zone, after=after), 500
+    )

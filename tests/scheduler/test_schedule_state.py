@@ -239,3 +239,18 @@ def test_a_full_rebuild_finds_every_name_in_the_history() -> None:
     assert _state_says() == _history_says()
     assert _state_says("other schedule") == _history_says("other schedule")
     assert not ScheduleState.objects.filter(periodic_task_name="gone").exists()
+
+
+@pytest.mark.django_db
+def test_a_run_created_in_the_same_instant_as_a_rebuilt_state_moves_it_on() -> None:
+    # The rebuild writes its times as the ORM does: on SQLite a "+00:00" suffix made them text
+    # that no later run's time was equal to, and the tie went to the older run.
+    with time_machine.travel(timezone.now(), tick=False):
+        _run(states.SUCCESS)
+        schedule_states_rebuild(names=[NAME])
+        latest = _run(states.SUCCESS)
+
+    said = _state_says()
+    assert said == _history_says()
+    assert said is not None
+    assert said["task_id"] == latest
