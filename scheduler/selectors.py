@@ -238,6 +238,14 @@ def workers_recent() -> list[str]:
     return sorted(_recent_values("worker"))
 
 
+def task_known(task_id: str) -> bool:
+    """Whether a run of `task_id` was queued or stored: an event or a result names it."""
+    return (
+        TaskResult.objects.filter(task_id=task_id).exists()
+        or TaskEvent.objects.filter(task_id=task_id).exists()
+    )
+
+
 def task_result(task_id: str) -> TaskResult | None:
     return TaskResult.objects.filter(task_id=task_id).first()
 

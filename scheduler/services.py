@@ -926,14 +926,25 @@ def superuser_ensure(
 # --- Runs ----------------------------------------------------------------------------------------
 
 
+class TaskNotFound(LookupError):
+    def __init__(self, task_id: str):
+        self.task_id = task_id
+        super().__init__(f"no task with id {task_id!r} was queued or stored")
+
+
 def task_revoke(*, task_id: str, terminate: bool = False) -> None:
     """Ask every worker to drop task `task_id`, and to stop it if it runs when `terminate`.
 
-    A ScheduleError naming `task_id` when the task has finished already. Workers keep revoked
-    ids in memory: a revoke reaches the task if a worker receives it before its restart.
+    TaskNotFound when nothing is known of `task_id` (no stored result, no event: a revoke
+    would only leave workers holding an id nobody queued). A ScheduleError naming `task_id`
+    when the task has finished already. Workers keep revoked ids in memory: a revoke reaches
+    the task if a worker receives it before its restart.
     """
     from config.celery import app
-    from scheduler.selectors import task_status
+    from scheduler.selectors import task_known, task_status
+
+    if not task_known(task_id):
+        raise TaskNotFound(task_id)
 
     status = task_status(task_id)
     if status.finished:

@@ -182,16 +182,20 @@ class TaskRevokeView(APIView):
     @extend_schema(
         parameters=[TASK_ID],
         request=TaskRevokeSerializer,
-        responses={202: TaskRevokedSerializer, 400: _errors},
+        responses={202: TaskRevokedSerializer, 400: _errors, 404: _not_found},
         description=(
             "Ask the workers to drop the task (and stop it if it runs, with terminate). "
-            "400 when it has finished already. Needs `scheduler.run_tasks`."
+            "400 when it has finished already, 404 when no such task was queued or stored. "
+            "Needs `scheduler.run_tasks`."
         ),
     )
     def post(self, request: Request, task_id: str) -> Response:
         body = TaskRevokeSerializer(data=request.data)
         body.is_valid(raise_exception=True)
-        services.task_revoke(task_id=task_id, terminate=body.validated_data["terminate"])
+        try:
+            services.task_revoke(task_id=task_id, terminate=body.validated_data["terminate"])
+        except services.TaskNotFound as exc:
+            raise NotFound(str(exc)) from exc
         return Response(
             {"task_id": task_id, "status": "revoke requested"}, status=status.HTTP_202_ACCEPTED
         )

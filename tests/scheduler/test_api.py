@@ -586,6 +586,10 @@ def test_it_asks_the_workers_to_revoke_a_task(api_admin, monkeypatch):
     monkeypatch.setattr(
         celery_app.control, "revoke", lambda task_id, **options: revoked.append((task_id, options))
     )
+    # Queued, not run yet: as `task_enqueue` records it.
+    TaskEvent.objects.create(
+        type="task.queued", task_id=TASK_ID, state="PENDING", created_at=timezone.now()
+    )
 
     plain = api_admin.post(f"/api/tasks/{TASK_ID}/revoke/")
     terminate = api_admin.post(f"/api/tasks/{TASK_ID}/revoke/", {"terminate": True}, format="json")
@@ -596,6 +600,19 @@ def test_it_asks_the_workers_to_revoke_a_task(api_admin, monkeypatch):
         (TASK_ID, {"terminate": False, "signal": "SIGTERM"}),
         (TASK_ID, {"terminate": True, "signal": "SIGTERM"}),
     ]
+
+
+def test_it_answers_404_to_a_revoke_of_a_task_nobody_queued_and_stores_nothing(
+    api_admin, monkeypatch
+):
+    monkeypatch.setattr(celery_app.control, "revoke", lambda *a, **k: pytest.fail("revoked"))
+
+    response = api_admin.post("/api/tasks/hello-world/revoke/")
+
+    assert response.status_code == 404
+    assert "hello-world" in response_json(response)["detail"]
+    assert not TaskResult.objects.filter(task_id="hello-world").exists()
+    assert not TaskEvent.objects.filter(task_id="hello-world").exists()
 
 
 def test_it_refuses_to_revoke_a_finished_task(api_admin, monkeypatch):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 import time
 import uuid
 from datetime import UTC, datetime
@@ -324,3 +325,26 @@ def test_it_refuses_a_wrong_token_even_from_a_staff_session(client, settings, co
 def test_it_only_answers_reads(viewer_client):
     assert viewer_client.post("/metrics").status_code == 405
     assert viewer_client.head("/metrics").status_code == 200
+
+
+@pytest.mark.django_db
+def test_the_readme_lists_every_metric_with_the_labels_it_has():
+    from pathlib import Path
+
+    from scheduler.metrics import SchedulerCollector
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    section = readme.split("\n## Metrics\n")[1].split("\n## ")[0]
+    listed = {
+        name: tuple(sorted(labels.split(","))) if labels else ()
+        for name, labels in re.findall(r"`(scheduler_\w+)(?:\{([\w,]*)\})?`", section)
+    }
+    exposed = {
+        # A counter is exposed with `_total`, as the README names it.
+        family.name + ("_total" if family.type == "counter" else ""): tuple(
+            sorted(getattr(family, "_labelnames", ()))
+        )
+        for family in SchedulerCollector().collect()
+    }
+
+    assert listed == exposed
