@@ -220,13 +220,26 @@ def _upsert(row: TaskResult, *, using: str) -> None:
                 cursor.execute(sql, params)
                 written = cursor.fetchone()
                 if written is not None:
-                    cursor.execute(schedule_state.state_upsert_sql(connection), list(written))
+                    cursor.execute(_state_statement(using), list(written))
         else:
             with connection.cursor() as cursor:
                 cursor.execute(sql, params)
     except (OperationalError, InterfaceError):
         _close_if_broken(using)
         raise
+
+
+def _state_statement(using: str) -> str:
+    # The state's upsert, built once per database like the result's: SQLite runs it after
+    # every write of a periodic task's run.
+    key = (using, "schedule state")
+    sql = _state_statements.get(key)
+    if sql is None:
+        sql = _state_statements[key] = schedule_state.state_upsert_sql(connections[using])
+    return sql
+
+
+_state_statements: dict[tuple[str, str], str] = {}
 
 
 def _close_if_broken(using: str) -> None:

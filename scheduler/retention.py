@@ -352,7 +352,7 @@ def retention_overview(*, now: datetime | None = None) -> list[RetentionRow]:
     overview = []
     for policy in retention_policies():
         days = overrides.get(policy.label, policy.days())
-        rows, estimated = _row_count(policy.model)
+        rows, estimated = counted_or_estimated(policy.model, exact_up_to=EXACT_COUNT_UP_TO)
         oldest = policy.model._default_manager.aggregate(oldest=Min(policy.field))["oldest"]
         overview.append(
             RetentionRow(
@@ -395,11 +395,6 @@ def _next_cleanup(
     if not isinstance(days, int) or isinstance(days, bool):
         return soonest, {}
     return soonest, dict.fromkeys(HISTORY_TABLES, days)
-
-
-def _row_count(model: type[Model]) -> tuple[int, bool]:
-    """(rows, estimated): counted up to EXACT_COUNT_UP_TO, estimated beyond."""
-    return counted_or_estimated(model, exact_up_to=EXACT_COUNT_UP_TO)
 
 
 # --- The scheduler's tables ----------------------------------------------------------------------

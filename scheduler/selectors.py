@@ -457,8 +457,7 @@ def schedule_next_run(
 
 # --- Dashboard -----------------------------------------------------------------------------------
 
-# The event types that end a run, and the states they leave a task in.
-RUN_END_EVENTS = ("task.succeeded", "task.failed", "task.revoked", "task.skipped")
+# The states a run ends in.
 FINAL_STATES = frozenset({states.SUCCESS, states.FAILURE, states.REVOKED, SKIPPED})
 # The dashboard's periodic tasks table and its upcoming-runs heatmap read bounded slices, so
 # that a deployment with tens of thousands of schedules still gets its page in milliseconds.

@@ -70,7 +70,7 @@ class Pages(PageNumberPagination):
 
 class HistoryPages(Pages):
     """Pages of the results history: unfiltered, on a table of millions of rows, `count` is
-    PostgreSQL's estimate rather than a count of every row (scheduler/changelists.py)."""
+    the database's estimate rather than a count of every row (scheduler/table_rows.py)."""
 
     django_paginator_class = EstimatedCountPaginator
 
