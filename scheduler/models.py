@@ -143,3 +143,19 @@ class ScheduleState(models.Model):
 
     def __str__(self) -> str:
         return f"{self.periodic_task_name}: {self.status}"
+
+
+class UserPreference(models.Model):
+    """What a signed-in person chose for how pages show things to them."""
+
+    user = models.OneToOneField(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.CASCADE,
+        related_name="scheduler_preference",
+        primary_key=True,
+    )
+    # An IANA zone name; blank follows the browser's zone.
+    time_zone = models.CharField(max_length=63, blank=True)
+
+    def __str__(self) -> str:
+        return f"preferences of {self.user_id}"
