@@ -5,7 +5,7 @@ from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from scheduler import metrics_views
+from scheduler import account_views, metrics_views
 from scheduler import views as scheduler_views
 
 api_patterns = [
@@ -22,6 +22,7 @@ api_patterns = [
 
 urlpatterns = [
     path("admin/", admin.site.urls),
+    path("account/time-zone/", account_views.time_zone, name="time-zone"),
     path("healthz", scheduler_views.healthz, name="healthz"),
     path("metrics", metrics_views.metrics, name="metrics"),
     path("dashboard/", scheduler_views.dashboard, name="dashboard"),

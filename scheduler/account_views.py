@@ -1,0 +1,58 @@
+"""A signed-in person's own settings: the time zone pages show times in."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import render
+from django.utils.http import url_has_allowed_host_and_scheme
+
+from scheduler.models import UserPreference
+from scheduler.timezones import BROWSER_COOKIE, known_zones, valid_zone
+
+
+class TimeZoneForm(forms.Form):
+    time_zone = forms.ChoiceField(
+        label="Show times in",
+        required=False,
+        help_text="“Your browser's zone” follows the device you are using.",
+    )
+
+    def __init__(self, *args: object, browser_zone: str | None, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        browser = f"Your browser's zone ({browser_zone})" if browser_zone else "Your browser's zone"
+        self.fields["time_zone"].choices = [("", browser)] + [  # type: ignore[attr-defined]
+            (name, name) for name in sorted(known_zones())
+        ]
+
+
+@login_required
+def time_zone(request: HttpRequest) -> HttpResponse:
+    browser_zone = valid_zone(request.COOKIES.get(BROWSER_COOKIE))
+    preference = UserPreference.objects.filter(user=request.user).first()
+    next_url = request.POST.get("next") or request.GET.get("next") or ""
+    if not url_has_allowed_host_and_scheme(
+        next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
+    ):
+        next_url = ""
+    if request.method == "POST":
+        form = TimeZoneForm(request.POST, browser_zone=browser_zone)
+        if form.is_valid():
+            UserPreference.objects.update_or_create(
+                user=request.user, defaults={"time_zone": form.cleaned_data["time_zone"]}
+            )
+            return HttpResponseRedirect(next_url or request.path)
+        status = 400
+    else:
+        form = TimeZoneForm(
+            initial={"time_zone": preference.time_zone if preference else ""},
+            browser_zone=browser_zone,
+        )
+        status = 200
+    return render(
+        request,
+        "scheduler/time_zone.html",
+        {"form": form, "next": next_url},
+        status=status,
+    )
