@@ -3,6 +3,7 @@ from __future__ import annotations
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
 from django.urls import include, path
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from scheduler import account_views, metrics_views
@@ -20,7 +21,14 @@ api_patterns = [
     ),
 ]
 
+# The admin's "View site" goes to the dashboard, the product's front page.
+admin.site.site_url = "/dashboard/"
+admin.site.site_header = "Agent Scheduler administration"
+admin.site.site_title = "Agent Scheduler admin"
+
 urlpatterns = [
+    # The front door is the dashboard; it sends anyone not signed in to the login.
+    path("", RedirectView.as_view(pattern_name="dashboard", permanent=False), name="home"),
     path("admin/", admin.site.urls),
     path("account/time-zone/", account_views.time_zone, name="time-zone"),
     path("healthz", scheduler_views.healthz, name="healthz"),

@@ -9,7 +9,7 @@ from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
 from scheduler.models import UserPreference
-from scheduler.timezones import BROWSER_COOKIE, known_zones, valid_zone
+from scheduler.timezones import browser_zone, known_zones
 
 
 class TimeZoneForm(forms.Form):
@@ -29,7 +29,7 @@ class TimeZoneForm(forms.Form):
 
 @login_required
 def time_zone(request: HttpRequest) -> HttpResponse:
-    browser_zone = valid_zone(request.COOKIES.get(BROWSER_COOKIE))
+    browser = browser_zone(request)
     preference = UserPreference.objects.filter(user=request.user).first()
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     if not url_has_allowed_host_and_scheme(
@@ -37,7 +37,7 @@ def time_zone(request: HttpRequest) -> HttpResponse:
     ):
         next_url = ""
     if request.method == "POST":
-        form = TimeZoneForm(request.POST, browser_zone=browser_zone)
+        form = TimeZoneForm(request.POST, browser_zone=browser)
         if form.is_valid():
             UserPreference.objects.update_or_create(
                 user=request.user, defaults={"time_zone": form.cleaned_data["time_zone"]}
@@ -47,7 +47,7 @@ def time_zone(request: HttpRequest) -> HttpResponse:
     else:
         form = TimeZoneForm(
             initial={"time_zone": preference.time_zone if preference else ""},
-            browser_zone=browser_zone,
+            browser_zone=browser,
         )
         status = 200
     return render(

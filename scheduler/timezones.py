@@ -10,6 +10,7 @@ import zoneinfo
 from collections.abc import Callable
 from functools import cache
 from typing import Any
+from urllib.parse import unquote
 
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse
@@ -36,16 +37,19 @@ def preferred_zone(user: Any) -> str | None:
         return None
     from scheduler.models import UserPreference  # the app registry is ready per request
 
-    chosen = (
-        UserPreference.objects.filter(user=user).values_list("time_zone", flat=True).first()
-    )
+    chosen = UserPreference.objects.filter(user=user).values_list("time_zone", flat=True).first()
     return valid_zone(chosen)
+
+
+def browser_zone(request: HttpRequest) -> str | None:
+    # The script writes the name URL-encoded ("America%2FNew_York"); Django reads cookies raw.
+    return valid_zone(unquote(request.COOKIES.get(BROWSER_COOKIE, "")))
 
 
 def request_zone(request: HttpRequest) -> str:
     return (
         preferred_zone(getattr(request, "user", None))
-        or valid_zone(request.COOKIES.get(BROWSER_COOKIE))
+        or browser_zone(request)
         or settings.TIME_ZONE
     )
 
