@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from django import forms
-from django.contrib.auth.decorators import login_required
+from django.contrib.admin.views.decorators import staff_member_required
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
@@ -27,7 +27,7 @@ class TimeZoneForm(forms.Form):
         ]
 
 
-@login_required
+@staff_member_required
 def time_zone(request: HttpRequest) -> HttpResponse:
     browser = browser_zone(request)
     preference = UserPreference.objects.filter(user=request.user).first()

@@ -112,8 +112,11 @@ def periodic_task_next_runs(
     until: datetime | None = None,
 ) -> list[datetime]:
     """When beat will next run `periodic_task`, at most `count` runs and none after `until`
-    (empty when disabled, spent or unknown)."""
+    (empty when disabled, spent or unknown), and none after its `expires`: beat stops there."""
     now = now or timezone.now()
+    if periodic_task.expires is not None:
+        last = periodic_task.expires - timedelta(microseconds=1)  # at `expires` it has stopped
+        until = last if until is None else min(until, last)
     schedule = periodic_task_schedule(periodic_task, describe=False)
     if schedule is None or not periodic_task.enabled:
         return []

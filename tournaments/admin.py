@@ -26,8 +26,9 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.db import transaction
 from django.db.models import Count, F, QuerySet
-from django.http import HttpRequest
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.html import format_html
 from django_celery_beat.models import PeriodicTask
 from kombu.exceptions import OperationalError
@@ -51,11 +52,13 @@ from tournaments.services import (
     tournament_end,
     tournament_initialize_agents,
     tournament_start,
+    tournament_update,
 )
 from tournaments.strategies import STRATEGIES
 
 RUN_AGENTS = "tournaments.run_live_tournament_agents"
 RUN_DECISION = "tournaments.run_agent_decision"
+START_NOW = "_start_now"  # the change page's "Save and start now" button
 # The tournament page lists the top entries inline; the entries admin has all of them.
 ENTRIES_SHOWN = 200
 MARKET_FIELDS = ["symbols_list", "initial_cash", "decision_interval", "market_seed"]
@@ -213,6 +216,7 @@ class TournamentAdmin(admin.ModelAdmin[Tournament]):
     search_fields = ["name"]
     date_hierarchy = "starts_at"
     inlines = [EntryInline]
+    change_form_template = "tournaments/admin_tournament_change_form.html"
     actions = [
         "start_tournaments",
         "end_tournaments",
@@ -279,12 +283,47 @@ class TournamentAdmin(admin.ModelAdmin[Tournament]):
 
     def save_model(self, request: HttpRequest, obj: Tournament, form: Any, change: bool) -> None:
         if change:
-            super().save_model(request, obj, form, change)
+            # Through the service: the periodic task's start and expiry follow the dates.
+            tournament_update(
+                tournament=obj,
+                name=form.cleaned_data.get("name"),
+                starts_at=form.cleaned_data.get("starts_at"),
+                ends_at=form.cleaned_data.get("ends_at"),
+            )
             return
         created = tournament_create(**form.service_values())
         obj.pk = created.pk
         obj.refresh_from_db()
         obj._state.adding = False
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        if change and START_NOW in request.POST:
+            # After the inline entries are saved: a strategy changed with it counts from the
+            # start. An end changed in the same form is the new end; else it keeps its duration.
+            new_end = form.cleaned_data.get("ends_at") if "ends_at" in form.changed_data else None
+            self._start(request, form.instance, ends_at=new_end)
+
+    def response_change(self, request: HttpRequest, obj: Tournament) -> HttpResponse:
+        if START_NOW in request.POST:
+            return HttpResponseRedirect(request.get_full_path())
+        return super().response_change(request, obj)
+
+    def _start(self, request: HttpRequest, tournament: Tournament, **kwargs: Any) -> None:
+        try:
+            started = tournament_start(tournament=tournament, actor=request.user, **kwargs)
+        except (TournamentError, ScheduleError) as exc:
+            self.message_user(
+                request, f"{tournament.name} was not started: {refusal(exc)}", messages.ERROR
+            )
+            return
+        starts, ends = timezone.localtime(started.starts_at), timezone.localtime(started.ends_at)
+        self.message_user(
+            request,
+            f"Started: {started.name}, live from {starts:%Y-%m-%d %H:%M} to "
+            f"{ends:%Y-%m-%d %H:%M} ({timezone.get_current_timezone_name()}).",
+            messages.SUCCESS,
+        )
 
     # --- Columns and read-only fields ------------------------------------------------------------
 
@@ -328,7 +367,10 @@ class TournamentAdmin(admin.ModelAdmin[Tournament]):
         if done:
             self.message_user(request, f"{verb.capitalize()}: {', '.join(done)}.", messages.SUCCESS)
 
-    @admin.action(description="Start the selected tournaments now", permissions=["change"])
+    @admin.action(
+        description="Start the selected tournaments now (each keeps its duration)",
+        permissions=["change"],
+    )
     def start_tournaments(self, request: HttpRequest, queryset: QuerySet[Tournament]) -> None:
         self._each(
             request,

@@ -143,16 +143,46 @@ def _default_strategy(agent: Agent) -> str:
 
 
 @transaction.atomic
-def tournament_start(*, tournament: Tournament, actor: Any = None) -> Tournament:
-    """Live: its periodic task (every decision interval) is created, or enabled again."""
-    from scheduler.services import schedule_create, schedule_enable
+def tournament_start(
+    *,
+    tournament: Tournament,
+    ends_at: datetime | None = None,
+    duration: timedelta | None = None,
+    actor: Any = None,
+    now: datetime | None = None,
+) -> Tournament:
+    """Live now, trading from now: its periodic task (every decision interval) is created, or
+    enabled again, and expires at its end.
 
+    Started before its start time, its start moves to now (the market's ticks count from its
+    start: left in the future, every decision would land on tick 0 until then) and its end keeps
+    the tournament's duration, or is `ends_at`, or `duration` from the new start. Started at or
+    after its start time (`transitions_check`), its dates stay unless a new end is given.
+    """
+    now = now or timezone.now()
     tournament = Tournament.objects.select_for_update().get(pk=tournament.pk)
     if tournament.status != Tournament.Status.SCHEDULED:
         raise TournamentError(
             {"status": f"only a scheduled tournament starts, not a {tournament.status} one"}
         )
+    starts_at = min(tournament.starts_at, now)
+    if ends_at is not None and duration is not None:
+        raise TournamentError({"ends_at": "give a new end or a duration, not both"})
+    if duration is not None:
+        if duration <= timedelta(0):
+            raise TournamentError({"duration": "must be more than 0"})
+        try:
+            ends_at = starts_at + duration
+        except OverflowError:
+            raise TournamentError({"duration": "ends after year 9999"}) from None
+    if ends_at is not None and ends_at <= now:
+        raise TournamentError({"ends_at": "must be in the future: it would end before it trades"})
+    if ends_at is None:
+        ends_at = starts_at + (tournament.ends_at - tournament.starts_at)
+    tournament.starts_at, tournament.ends_at = starts_at, ends_at
     if tournament.periodic_task is None:
+        from scheduler.services import schedule_create
+
         periodic_task = schedule_create(
             name=f"tournament {tournament.pk}: run agents ({tournament.name})"[:200],
             task="tournaments.run_live_tournament_agents",
@@ -166,12 +196,65 @@ def tournament_start(*, tournament: Tournament, actor: Any = None) -> Tournament
         periodic_task.save(update_fields=["headers"])
         tournament.periodic_task = periodic_task
     elif not tournament.periodic_task.enabled:
+        from scheduler.services import schedule_enable
+
         schedule_enable(name=tournament.periodic_task.name, actor=actor)
     tournament.status = Tournament.Status.LIVE
-    tournament.save(update_fields=["status", "periodic_task", "updated_at"])
+    tournament.save(update_fields=["status", "starts_at", "ends_at", "periodic_task", "updated_at"])
+    _periodic_task_dates_sync(tournament)
     tournament.entries.filter(status=Entry.Status.FINISHED).update(status=Entry.Status.ACTIVE)
     _record(tournament, "tournament.started")
     return tournament
+
+
+@transaction.atomic
+def tournament_update(
+    *,
+    tournament: Tournament,
+    name: str | None = None,
+    starts_at: datetime | None = None,
+    ends_at: datetime | None = None,
+) -> Tournament:
+    """Rename it or move its dates (the start only before it starts, the end until it is over);
+    its periodic task's start and expiry follow."""
+    locked = Tournament.objects.select_for_update().get(pk=tournament.pk)
+    errors: dict[str, str] = {}
+    if name is not None and name.strip() != locked.name:
+        if not name.strip():
+            errors["name"] = "a tournament needs a name"
+        elif Tournament.objects.filter(name=name.strip()).exclude(pk=locked.pk).exists():
+            errors["name"] = f"a tournament named {name.strip()!r} exists"
+    moves_start = starts_at is not None and starts_at != locked.starts_at
+    if moves_start and locked.status != Tournament.Status.SCHEDULED:
+        errors["starts_at"] = "the market's ticks count from it: fixed once it started"
+    over = locked.status in (Tournament.Status.FINISHED, Tournament.Status.CANCELLED)
+    if ends_at is not None and ends_at != locked.ends_at and over:
+        errors["ends_at"] = f"{locked.name} is {locked.status}"
+    new_start = starts_at or locked.starts_at
+    new_end = ends_at or locked.ends_at
+    if "starts_at" not in errors and "ends_at" not in errors and new_end <= new_start:
+        errors["ends_at"] = "must be after starts_at"
+    if errors:
+        raise TournamentError(errors)
+    if name is not None:
+        locked.name = name.strip()
+    locked.starts_at, locked.ends_at = new_start, new_end
+    locked.save(update_fields=["name", "starts_at", "ends_at", "updated_at"])
+    _periodic_task_dates_sync(locked)
+    return locked
+
+
+def _periodic_task_dates_sync(tournament: Tournament) -> None:
+    # Beat runs the periodic task from the start (its first run at once) and not past the end;
+    # the dashboard's next runs and heatmap read the same two columns. Saved through the ORM,
+    # so beat is told of the change (scheduler/beat_changes.py).
+    task = tournament.periodic_task
+    if task is None:
+        return
+    if (task.start_time, task.expires) == (tournament.starts_at, tournament.ends_at):
+        return
+    task.start_time, task.expires = tournament.starts_at, tournament.ends_at
+    task.save(update_fields=["start_time", "expires"])
 
 
 @transaction.atomic

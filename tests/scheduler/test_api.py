@@ -1027,6 +1027,7 @@ CONTRACT = {
     "/api/tournaments/": {"get"},
     "/api/tournaments/{tournament_id}/": {"get"},
     "/api/tournaments/{tournament_id}/leaderboard/": {"get"},
+    "/api/tournaments/{tournament_id}/start/": {"post"},
     "/api/tournaments/{tournament_id}/entries/{entry_id}/run/": {"post"},
 }
 

@@ -63,6 +63,7 @@ PUBLIC = {
 STAFF_LEVEL = {
     "admin/": "the admin index lists only the models the user may see",
     "admin/password_change/": "a user's own password",
+    "account/time-zone/": "a user's own time zone",
     "admin/password_change/done/": "a user's own password",
     "admin/jsi18n/": "the translations of the admin's scripts",
     "api/docs/": "the API's documentation page (its schema is for staff too)",

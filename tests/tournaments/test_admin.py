@@ -10,6 +10,7 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import time_machine
 from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
@@ -457,3 +458,88 @@ def test_trades_snapshots_and_decisions_are_read_only_lists_with_filters(admin):
 
     bought = admin.get(reverse("admin:tournaments_trade_changelist") + "?side__exact=buy")
     assert "ACME" in _page(bought)
+
+
+# --- Starting before the start time (issue 15, item 1) -------------------------------------------
+
+EARLY = START - timedelta(minutes=10)
+
+
+def test_the_start_action_starts_an_early_tournament_now_keeping_its_duration(admin):
+    tournament = _tournament()
+
+    with time_machine.travel(EARLY, tick=False):
+        response = _act(admin, CHANGELIST, "start_tournaments", tournament.pk)
+    tournament.refresh_from_db()
+
+    assert "Started: Spring cup." in _page(response)
+    assert (tournament.status, tournament.starts_at) == ("live", EARLY)
+    assert tournament.ends_at == EARLY + timedelta(hours=4)
+    assert PeriodicTask.objects.get(tournament=tournament).expires == tournament.ends_at
+
+
+def _change_form(tournament: Tournament, **fields: str) -> dict[str, str]:
+    return {
+        "name": tournament.name,
+        "starts_at_0": "2026-06-01",
+        "starts_at_1": "09:00:00",
+        "ends_at_0": "2026-06-01",
+        "ends_at_1": "13:00:00",
+        "entries-TOTAL_FORMS": "0",
+        "entries-INITIAL_FORMS": "0",
+        "entries-MIN_NUM_FORMS": "0",
+        "entries-MAX_NUM_FORMS": "1000",
+        **fields,
+    }
+
+
+@pytest.mark.parametrize(
+    ("fields", "ends_at"),
+    [
+        ({}, EARLY + timedelta(hours=4)),
+        ({"ends_at_1": "10:30:00"}, datetime(2026, 6, 1, 10, 30, tzinfo=UTC)),
+    ],
+)
+def test_save_and_start_now_starts_it_now_with_its_duration_or_the_end_changed(
+    admin, fields, ends_at
+):
+    tournament = _tournament()
+    url = reverse("admin:tournaments_tournament_change", args=[tournament.pk])
+
+    with time_machine.travel(EARLY, tick=False):
+        page = _page(admin.get(url))
+        response = admin.post(url, _change_form(tournament, _start_now="1", **fields), follow=True)
+    tournament.refresh_from_db()
+
+    assert 'name="_start_now"' in page
+    assert "Started: Spring cup, live from 2026-06-01 08:50" in _page(response)
+    assert (tournament.status, tournament.starts_at, tournament.ends_at) == (
+        "live",
+        EARLY,
+        ends_at,
+    )
+    assert PeriodicTask.objects.get(tournament=tournament).expires == ends_at
+    assert 'name="_start_now"' not in _page(admin.get(url))
+
+
+def test_moving_the_end_of_a_live_tournament_moves_its_periodic_tasks_expiry(admin):
+    tournament = _tournament()
+    services.tournament_start(tournament=tournament, now=EARLY)
+    url = reverse("admin:tournaments_tournament_change", args=[tournament.pk])
+
+    response = admin.post(
+        url,
+        {
+            "name": tournament.name,
+            "ends_at_0": "2026-06-01",
+            "ends_at_1": "20:00:00",
+            "entries-TOTAL_FORMS": "0",
+            "entries-INITIAL_FORMS": "0",
+            "entries-MIN_NUM_FORMS": "0",
+            "entries-MAX_NUM_FORMS": "1000",
+        },
+    )
+
+    assert response.status_code == 302
+    expected = datetime(2026, 6, 1, 20, 0, tzinfo=UTC)
+    assert PeriodicTask.objects.get(tournament=tournament).expires == expected

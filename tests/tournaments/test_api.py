@@ -12,6 +12,8 @@ from decimal import Decimal
 from typing import Any
 
 import pytest
+import time_machine
+from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
 from agents.services import agent_create
@@ -67,6 +69,7 @@ def _endpoints(tournament: Tournament, entry: Entry) -> list[tuple[str, str]]:
         ("get", f"/api/tournaments/{tournament.pk}/"),
         ("get", f"/api/tournaments/{tournament.pk}/leaderboard/"),
         ("post", _run_url(tournament, entry)),
+        ("post", f"/api/tournaments/{tournament.pk}/start/"),
     ]
 
 
@@ -310,3 +313,78 @@ def test_it_runs_decisions_in_a_live_tournament_only(
         "tournament": [f"Spring cup is {status}: only a live one runs"]
     }
     assert callbacks == []
+
+
+# --- Starting (issue 15, item 1) -----------------------------------------------------------------
+
+EARLY = START - timedelta(minutes=10)
+
+
+def _start_url(tournament: Tournament) -> str:
+    return f"/api/tournaments/{tournament.pk}/start/"
+
+
+@pytest.mark.parametrize(
+    ("body", "ends_at"),
+    [
+        ({}, EARLY + timedelta(hours=4)),
+        ({"ends_at": "2026-06-01T10:00:00Z"}, datetime(2026, 6, 1, 10, 0, tzinfo=UTC)),
+        ({"duration": 1800}, EARLY + timedelta(minutes=30)),
+    ],
+)
+def test_it_starts_a_tournament_now_keeping_its_duration_or_with_a_new_end(
+    api_admin, body, ends_at
+):
+    tournament = _tournament()
+
+    with time_machine.travel(EARLY, tick=False):
+        response = api_admin.post(_start_url(tournament), body, format="json")
+
+    data = response_json(response)
+    assert response.status_code == 200, data
+    assert data["status"] == "live"
+    assert (data["starts_at"], data["ends_at"]) == (
+        EARLY.isoformat().replace("+00:00", "Z"),
+        ends_at.isoformat().replace("+00:00", "Z"),
+    )
+    assert data["periodic_task"]["enabled"]
+    assert PeriodicTask.objects.get(tournament=tournament).expires == ends_at
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"ends_at": "2026-06-01T08:00:00Z"}, "ends_at"),
+        ({"ends_at": "2026-06-01T10:00:00Z", "duration": 60}, "ends_at"),
+        ({"duration": 0}, "duration"),
+        ({"duration": "1h"}, "duration"),
+        ({"end": "2026-06-01T10:00:00Z"}, "end"),
+    ],
+)
+def test_a_bad_start_names_the_field_and_starts_nothing(api_admin, body, field):
+    tournament = _tournament()
+
+    with time_machine.travel(EARLY, tick=False):
+        response = api_admin.post(_start_url(tournament), body, format="json")
+
+    assert response.status_code == 400
+    assert list(response_json(response)) == [field]
+    tournament.refresh_from_db()
+    assert (tournament.status, tournament.starts_at) == ("scheduled", START)
+
+
+def test_starting_needs_the_change_permission_and_a_scheduled_tournament(api_admin):
+    tournament = _tournament()
+    staff = api_client(user_with())
+
+    refused = staff.post(_start_url(tournament), {}, format="json")
+    started = api_admin.post(_start_url(tournament), {}, format="json")
+    again = api_admin.post(_start_url(tournament), {}, format="json")
+
+    assert refused.status_code == 403
+    assert response_json(refused) == {
+        "detail": "permission required: tournaments.change_tournament"
+    }
+    assert started.status_code == 200
+    assert again.status_code == 400
+    assert "only a scheduled tournament starts" in response_json(again)["status"][0]

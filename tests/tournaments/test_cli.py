@@ -452,3 +452,60 @@ def test_setup_creates_the_periodic_tasks_once():
     }
     assert first.count("Created periodic task") == 3
     assert second.strip().endswith("nothing to do.")
+
+
+# --- start before the start time (issue 15, item 1) ----------------------------------------------
+
+
+def _spring_cup() -> Tournament:
+    traders("demo-trader-momentum", "demo-trader-random")
+    tournament(
+        "create",
+        "Spring cup",
+        "--starts",
+        "+10m",
+        "--duration",
+        "1h",
+        "--symbols",
+        "AAPL,MSFT,NVDA",
+        "--interval",
+        "60",
+        "--agents",
+        "demo-trader-momentum,demo-trader-random:random",
+    )
+    return Tournament.objects.get(name="Spring cup")
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("flags", "ends_at"),
+    [
+        ((), NOW + timedelta(hours=1)),
+        (("--ends", "+2h"), NOW + timedelta(hours=2)),
+        (("--duration", "30m"), NOW + timedelta(minutes=30)),
+    ],
+)
+def test_started_before_its_start_it_trades_from_now(flags, ends_at):
+    with time_machine.travel(NOW, tick=False):
+        cup = _spring_cup()
+        started = tournament("start", "Spring cup", *flags)
+    with time_machine.travel(NOW + timedelta(minutes=2, seconds=5), tick=False):
+        status = tournament_json("status", "Spring cup", "--json")
+    cup.refresh_from_db()
+
+    assert (cup.status, cup.starts_at, cup.ends_at) == ("live", NOW, ends_at)
+    assert PeriodicTask.objects.get(tournament=cup).expires == ends_at
+    assert "'Spring cup' is live until" in started
+    assert status["tick"] == 2
+
+
+@pytest.mark.django_db
+def test_start_refuses_an_end_that_has_passed():
+    with time_machine.travel(NOW, tick=False):
+        _spring_cup()
+        with pytest.raises(CommandError, match="--ends: must be in the future"):
+            tournament("start", "Spring cup", "--ends", "2026-06-01T08:00:00+00:00")
+        with pytest.raises(CommandError, match="--duration"):
+            tournament("start", "Spring cup", "--duration", "soon")
+
+    assert Tournament.objects.get().status == "scheduled"

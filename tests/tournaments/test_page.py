@@ -344,3 +344,107 @@ def test_the_leaderboard_reorders_live_when_the_rankings_change(browser, web_ser
     assert page.inner_text("#connection") == "Live"
     screenshot(page, "tournament.png")
     assert errors == []
+
+
+# --- Any screen (issue 15, item 12) --------------------------------------------------------------
+
+LAYOUT = """() => {
+    const lines = (el) => {
+        // Text that wraps has one box per line, whatever the element's display.
+        const range = document.createRange();
+        range.selectNodeContents(el);
+        const rects = Array.from(range.getClientRects()).filter((r) => r.width > 0);
+        return new Set(rects.map((r) => Math.round(r.top))).size;
+    };
+    const boxOf = (table) => {
+        // A table wider than its card must scroll inside a box of its own, within the card.
+        let box = table.parentElement;
+        while (box && !["auto", "scroll"].includes(getComputedStyle(box).overflowX)) {
+            box = box.parentElement;
+        }
+        return box;
+    };
+    const tables = {};
+    for (const table of document.querySelectorAll("#leaderboard, #trades")) {
+        const card = table.closest(".card").getBoundingClientRect();
+        const box = boxOf(table);
+        const shown = (box || table.parentElement).getBoundingClientRect();
+        tables[table.id] = {
+            wider: table.getBoundingClientRect().width > card.width + 1,
+            scrolls: Boolean(box) && box.scrollWidth > box.clientWidth,
+            boxInCard: shown.left >= card.left - 1 && shown.right <= card.right + 1,
+            // What a visitor cannot reach: cells past the card with no box to scroll them in.
+            clipped: !box && Array.from(table.querySelectorAll("th, td"))
+                .some((cell) => cell.getBoundingClientRect().right > card.right + 1),
+        };
+    }
+    return {
+        pageWidth: document.scrollingElement.scrollWidth,
+        innerWidth: window.innerWidth,
+        nameLines: Array.from(document.querySelectorAll("#leaderboard .agent-name")).map(lines),
+        slugLines: Array.from(document.querySelectorAll("#leaderboard .agent-slug")).map(lines),
+        agentInTrades: Array.from(document.querySelectorAll("#trades tbody td:nth-child(2)"))
+            .map(lines),
+        tables,
+    };
+}"""
+
+
+def _layout_fixture() -> int:
+    get_user_model()._default_manager.create_superuser("admin", "admin@example.com", PASSWORD)
+    now = timezone.now()
+    tournament = services.tournament_create(
+        name="Layout cup of the first hour",
+        starts_at=now - timedelta(minutes=30),
+        ends_at=now + timedelta(hours=6),
+        symbols=["AAPL", "MSFT", "NVDA", "GOOGL"],
+        decision_interval=60,
+    )
+    names = {
+        "demo-trader-momentum": "Max Momentum",
+        "demo-trader-reversion": "Remy Reversion",
+        "demo-trader-contrarian": "Connie Contrarian",
+        "demo-trader-random": "Rita Random",
+    }
+    agents = [agent_create(name=name, slug=slug, kind="trader") for slug, name in names.items()]
+    services.tournament_initialize_agents(
+        tournament=tournament, agents=agents, strategies={a.pk: "random" for a in agents}
+    )
+    services.tournament_start(tournament=tournament)
+    for entry in tournament.entries.all():
+        for tick in range(0, 30, 3):
+            services.decision_make(entry=Entry.objects.get(pk=entry.pk), tick=tick)
+    services.rankings_update(tournament=tournament)
+    return tournament.pk
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_the_page_fits_a_desktop_and_a_phone(browser, web_server):
+    tournament_id = off_the_loop(_layout_fixture)
+    for width, height in ((1280, 800), (390, 844)):
+        page, errors = signed_in_page(
+            browser,
+            web_server,
+            f"/tournaments/{tournament_id}/",
+            username="admin",
+            password=PASSWORD,
+            viewport={"width": width, "height": height},
+        )
+        page.locator("#trades tbody tr").first.wait_for()
+        layout = page.evaluate(LAYOUT)
+        screenshot(page, f"tournament-{width}.png")
+
+        assert layout["pageWidth"] <= layout["innerWidth"], (width, layout)
+        assert set(layout["nameLines"]) == {1}, (width, layout)
+        assert set(layout["slugLines"]) == {1}, (width, layout)
+        assert set(layout["agentInTrades"]) == {1}, (width, layout)
+        for name, table in layout["tables"].items():
+            assert not table["clipped"], (width, name, layout)
+            assert table["boxInCard"], (width, name, layout)
+            assert not table["wider"] or table["scrolls"], (width, name, layout)
+        if width == 1280:
+            # At desktop width every column of the trades is in view, no scrolling needed.
+            assert not layout["tables"]["trades"]["scrolls"], layout
+        assert errors == []
+        page.close()

@@ -13,6 +13,7 @@ from django_celery_beat.models import PeriodicTask
 
 from agents.services import agent_create
 from scheduler.models import TaskEvent
+from scheduler.selectors import periodic_task_next_runs, upcoming_runs
 from tournaments import services, tasks
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
 from tournaments.services import TournamentError
@@ -291,3 +292,113 @@ def test_rankings_value_every_entry_at_the_market_and_keep_a_snapshot():
     event = TaskEvent.objects.get(type="tournament.leaderboard")
     assert [row["rank"] for row in event.payload["leaderboard"]] == [1, 2, 3]
     assert event.object_id == str(tournament.pk)
+
+
+# --- Starting early (issue 15, item 1) -----------------------------------------------------------
+
+EARLY = START - timedelta(minutes=10)
+
+
+def test_started_before_its_start_it_starts_now_keeps_its_duration_and_ticks(monkeypatch):
+    tournament = _tournament()
+    entries = _entries(tournament, "random", "momentum")
+    queued: list[dict[str, Any]] = []
+    monkeypatch.setattr(tasks, "_queue", lambda task, **kwargs: queued.append(kwargs))
+
+    with time_machine.travel(EARLY, tick=False):
+        services.tournament_start(tournament=tournament)
+    tournament.refresh_from_db()
+    task = PeriodicTask.objects.get(tournament=tournament)
+
+    assert (tournament.starts_at, tournament.ends_at) == (EARLY, EARLY + timedelta(hours=4))
+    assert (task.start_time, task.expires) == (EARLY, EARLY + timedelta(hours=4))
+    for minute in (1, 2, 3):
+        with time_machine.travel(EARLY + timedelta(minutes=minute, seconds=5), tick=False):
+            round_ = tasks.run_live_tournament_agents.apply(
+                kwargs={"tournament_id": tournament.pk}
+            ).get()
+            for item in queued:
+                tasks.run_agent_decision.apply(
+                    kwargs={"entry_id": item["entry_id"], "tick": item["tick"]}
+                ).get()
+            queued.clear()
+        assert round_["tick"] == minute
+    ticks = Decision.objects.order_by("tick", "entry_id").values_list("tick", "entry_id")
+    assert list(ticks) == [(tick, entry.pk) for tick in (1, 2, 3) for entry in entries]
+
+
+@pytest.mark.parametrize(
+    ("new_end", "ends_at"),
+    [
+        ({}, EARLY + timedelta(hours=4)),
+        ({"ends_at": EARLY + timedelta(hours=1)}, EARLY + timedelta(hours=1)),
+        ({"duration": timedelta(minutes=30)}, EARLY + timedelta(minutes=30)),
+    ],
+)
+def test_it_ends_after_its_duration_or_at_the_end_given(new_end, ends_at):
+    tournament = _tournament()
+
+    services.tournament_start(tournament=tournament, now=EARLY, **new_end)
+    tournament.refresh_from_db()
+
+    assert (tournament.starts_at, tournament.ends_at) == (EARLY, ends_at)
+    assert PeriodicTask.objects.get(tournament=tournament).expires == ends_at
+
+
+def test_started_on_time_or_late_its_dates_stay():
+    tournament = _tournament()
+
+    services.tournament_start(tournament=tournament, now=START + timedelta(minutes=5))
+    tournament.refresh_from_db()
+
+    assert (tournament.starts_at, tournament.ends_at) == (START, START + timedelta(hours=4))
+
+
+@pytest.mark.parametrize(
+    ("new_end", "field"),
+    [
+        ({"ends_at": EARLY}, "ends_at"),
+        ({"ends_at": EARLY + timedelta(hours=1), "duration": timedelta(hours=1)}, "ends_at"),
+        ({"duration": timedelta(0)}, "duration"),
+    ],
+)
+def test_it_refuses_an_end_that_is_not_after_now(new_end, field):
+    tournament = _tournament()
+
+    with pytest.raises(TournamentError) as caught:
+        services.tournament_start(tournament=tournament, now=EARLY, **new_end)
+
+    assert set(caught.value.errors) == {field}
+    tournament.refresh_from_db()
+    assert (tournament.status, tournament.starts_at) == (Tournament.Status.SCHEDULED, START)
+    assert not PeriodicTask.objects.exists()
+
+
+def test_moving_a_live_tournaments_end_moves_its_periodic_tasks_expiry():
+    tournament = _tournament()
+    services.tournament_start(tournament=tournament, now=EARLY)
+
+    services.tournament_update(tournament=tournament, ends_at=EARLY + timedelta(hours=8))
+
+    task = PeriodicTask.objects.get(tournament=tournament)
+    assert task.expires == EARLY + timedelta(hours=8)
+    with pytest.raises(TournamentError) as caught:
+        services.tournament_update(tournament=tournament, starts_at=START)
+    assert set(caught.value.errors) == {"starts_at"}
+
+
+def test_its_periodic_task_shows_no_run_after_its_end():
+    tournament = _tournament(decision_interval=600)
+    services.tournament_start(tournament=tournament, now=EARLY, duration=timedelta(minutes=45))
+    task = PeriodicTask.objects.get(tournament=tournament)
+    ends_at = EARLY + timedelta(minutes=45)
+
+    runs = periodic_task_next_runs(task, count=100, now=EARLY)
+    upcoming = upcoming_runs(now=EARLY, hours=24, slot_minutes=30)
+    [row] = [row for row in upcoming["rows"] if row["id"] == task.pk]
+
+    assert runs
+    assert max(runs) < ends_at
+    assert len(runs) <= 5
+    assert row["runs"] == len(runs)
+    assert sum(row["counts"]) == len(runs)

@@ -80,6 +80,23 @@ class TournamentSerializer(serializers.Serializer[Any]):
         return absolute(self.context.get("request"), "tournaments-page", tournament.pk)
 
 
+class TournamentStartSerializer(StrictSerializer):
+    ends_at = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="a new end (default: its end keeps the tournament's duration)",
+    )
+    duration = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=1,
+        max_value=36_525 * 86_400,
+        help_text="a new duration in seconds from its start (now, when started early)",
+    )
+
+
 # --- Entries -------------------------------------------------------------------------------------
 
 

@@ -18,6 +18,11 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="api-tournament-detail",
     ),
     re_path(
+        rf"^tournaments/{TOURNAMENT}/start/$",
+        views.TournamentStartView.as_view(),
+        name="api-tournament-start",
+    ),
+    re_path(
         rf"^tournaments/{TOURNAMENT}/leaderboard/$",
         views.TournamentLeaderboardView.as_view(),
         name="api-tournament-leaderboard",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -20,6 +22,7 @@ from tournaments.api.serializers import (
     EntrySerializer,
     TournamentListQuerySerializer,
     TournamentSerializer,
+    TournamentStartSerializer,
 )
 from tournaments.models import Entry, Tournament
 from tournaments.selectors import (
@@ -28,6 +31,7 @@ from tournaments.selectors import (
     tournament_leaderboard,
     tournaments_listed,
 )
+from tournaments.services import TournamentError, tournament_start
 
 RUN_DECISION = "tournaments.run_agent_decision"
 
@@ -83,6 +87,41 @@ class TournamentDetailView(APIView):
     def get(self, request: Request, tournament_id: str) -> Response:
         tournament = _tournament(tournament_id)
         return Response(TournamentSerializer(tournament, context={"request": request}).data)
+
+
+class TournamentStartView(APIView):
+    permission_classes = [StaffPermission]
+    required_permissions = {"post": "tournaments.change_tournament"}
+
+    @extend_schema(
+        parameters=[TOURNAMENT_ID],
+        request=TournamentStartSerializer,
+        responses={200: TournamentSerializer, 400: _errors, 404: _not_found},
+        description=(
+            "Make a scheduled tournament live now, as the admin's and the CLI's start do. "
+            "Started before its start time, it starts now and its end keeps its duration, "
+            "unless `ends_at` or `duration` gives a new one. Its periodic task runs its agents "
+            "every decision interval until its end. Needs `tournaments.change_tournament`."
+        ),
+    )
+    def post(self, request: Request, tournament_id: str) -> Response:
+        tournament = _tournament(tournament_id)
+        body = TournamentStartSerializer(data=request.data)
+        body.is_valid(raise_exception=True)
+        seconds = body.validated_data["duration"]
+        try:
+            tournament_start(
+                tournament=tournament,
+                ends_at=body.validated_data["ends_at"],
+                duration=timedelta(seconds=seconds) if seconds is not None else None,
+                actor=request.user,
+            )
+        except TournamentError as exc:
+            raise serializers.ValidationError(
+                {field: [message] for field, message in exc.errors.items()}
+            ) from exc
+        started = _tournament(tournament_id)
+        return Response(TournamentSerializer(started, context={"request": request}).data)
 
 
 class TournamentLeaderboardView(APIView):

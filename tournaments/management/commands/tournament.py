@@ -7,7 +7,9 @@ exit status 1, nothing saved. `--json` prints exactly one JSON document.
 
 Times (`--starts`, `--ends`) are ISO 8601 (a naive one is read in TIME_ZONE), `now`, or an
 offset from now: `+2h`, `+1h30m`, `+90m`, `in 2 hours`, `in 1 day`. `--duration` takes the
-same spans (`6h`, `2 hours`) counted from the start.
+same spans (`6h`, `2 hours`) counted from the start. `start` makes a tournament live now: one
+started before its start time starts now and keeps its duration, unless `--ends` or `--duration`
+gives a new end (tournaments.services.tournament_start, as the admin and the API start it).
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ FLAGS = {
     "decision_interval": "--interval",
     "market_seed": "--seed",
     "strategy": "strategy",
+    "duration": "--duration",
 }
 
 _UNITS = {
@@ -122,8 +125,17 @@ class Command(BaseCommand):
             help=f"default strategy: from the agent's brain; {', '.join(STRATEGIES)}",
         )
 
-        start = verbs.add_parser("start", help="make a scheduled tournament live now")
+        start = verbs.add_parser(
+            "start",
+            help="make a scheduled tournament live now (started early, it starts now and keeps "
+            "its duration)",
+        )
         start.add_argument("tournament", help="name or id")
+        new_end = start.add_mutually_exclusive_group()
+        new_end.add_argument("--ends", metavar="WHEN", help=f"a new end: {_TIME_HELP}")
+        new_end.add_argument(
+            "--duration", metavar="SPAN", help="a new duration from its start (now), e.g. 6h"
+        )
 
         end = verbs.add_parser("end", help="finish a tournament now (ranks it a last time)")
         end.add_argument("tournament", help="name or id")
@@ -221,11 +233,18 @@ class Command(BaseCommand):
         )
 
     def _start(self, options: dict[str, Any]) -> None:
-        tournament = services.tournament_start(tournament=_tournament(options["tournament"]))
+        now = timezone.now()
+        tournament = _tournament(options["tournament"])
+        ends_at = _when(options["ends"], flag="--ends", now=now) if options["ends"] else None
+        duration = _span(options["duration"], flag="--duration") if options["duration"] else None
+        tournament = services.tournament_start(
+            tournament=tournament, ends_at=ends_at, duration=duration, now=now
+        )
         task = tournament.periodic_task
         assert task is not None
         self._print(
-            f"{tournament.name!r} is live until {out.when(tournament.ends_at)}; periodic task "
+            f"{tournament.name!r} is live until {out.when(tournament.ends_at)} (trading from "
+            f"{out.when(tournament.starts_at)}); periodic task "
             f"{task.name!r} runs its {tournament.entries.count()} entries "
             f"({schedule_describe(task)})."
         )

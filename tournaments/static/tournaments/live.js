@@ -240,7 +240,7 @@
             "tr",
             { "data-trade-id": trade.id, class: known && !known.has(trade.id) ? "fresh" : null },
             el("td", { class: "nowrap" }, time(trade.executed_at)),
-            el("td", { text: trade.name }),
+            el("td", { class: "agent", text: trade.name }),
             el("td", {}, el("span", { class: `side side-${trade.side}`, text: trade.side })),
             el("td", { class: "num", text: trade.quantity }),
             el("td", { class: "mono", text: trade.symbol }),
