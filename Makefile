@@ -22,12 +22,17 @@ $(VENV)/.installed-dev: requirements/dev.txt | $(BIN)/python
 .env:
 	cp .env.example .env
 
-## run: start the whole product on the embedded default (SQLite + embedded Redis)
+## run: start the whole product on the embedded default (SQLite + embedded Redis);
+## `make run PORT=8001 HOST=0.0.0.0` serves it elsewhere. The demo data is loaded by `stack up`
+## once the port, the database and Redis are known good (a refused start writes nothing).
+# Set on make's command line only: a HOST or PORT in the environment (tcsh exports HOST) is
+# not meant for the web server.
+HOST = 127.0.0.1
+PORT = 8000
 run: $(VENV)/.installed-base .env
 	$(BIN)/python manage.py migrate --noinput
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
-	$(BIN)/python manage.py seed_demo
-	$(BIN)/python manage.py stack up
+	$(BIN)/python manage.py stack up --seed-demo --host $(HOST) --port $(PORT)
 
 ## test: the whole test suite: unit, integration and security tests, then the fault suite
 test: test-suite faults

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.db import transaction
+from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 
 from agents.models import Agent, AgentSchedule, Message, Session
@@ -55,9 +56,14 @@ def seed_demo_agents() -> list[str]:
         )
         created.append(f"agent '{DEMO_AGENT_SLUG}'")
     if not Session.objects.filter(agent=assistant).exists():
-        session = Session.objects.create(agent=assistant)
+        # The greeting is the session's last message: lists sort and show sessions by it.
+        greeted_at = timezone.now()
+        session = Session.objects.create(agent=assistant, last_message_at=greeted_at)
         Message.objects.create(
-            session=session, role=Message.Role.ASSISTANT, content=_ASSISTANT_CONFIG["greeting"]
+            session=session,
+            role=Message.Role.ASSISTANT,
+            content=_ASSISTANT_CONFIG["greeting"],
+            created_at=greeted_at,
         )
         created.append(f"chat session {session.pk} (/agents/sessions/{session.pk}/)")
     poster = Agent.objects.filter(slug=DEMO_POSTER_SLUG).first()

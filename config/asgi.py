@@ -16,16 +16,23 @@ os.environ.setdefault("DB_CONN_MAX_AGE", "0")
 django_asgi_app = get_asgi_application()
 
 from channels.auth import AuthMiddlewareStack  # noqa: E402
-from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
-from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
+from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
+from scheduler.ws_auth import (  # noqa: E402
+    NotFoundURLRouter,
+    OriginOrTokenValidator,
+    TokenAuthMiddleware,
+)
 
+# Websockets: the allowed-hosts origin check (a client with an API token may send no Origin),
+# the session's user, replaced by an API token's when one is offered, then the routes (a path
+# none serves is closed with 4404). See scheduler/ws_auth.py.
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(URLRouter(websocket_urlpatterns))
+        "websocket": OriginOrTokenValidator(
+            AuthMiddlewareStack(TokenAuthMiddleware(NotFoundURLRouter(websocket_urlpatterns)))
         ),
     }
 )

@@ -30,7 +30,9 @@ class TimeZoneForm(forms.Form):
 @staff_member_required
 def time_zone(request: HttpRequest) -> HttpResponse:
     browser = browser_zone(request)
-    preference = UserPreference.objects.filter(user=request.user).first()
+    user_id = request.user.pk  # staff_member_required: a signed-in member of staff
+    assert user_id is not None
+    preference = UserPreference.objects.filter(user_id=user_id).first()
     next_url = request.POST.get("next") or request.GET.get("next") or ""
     if not url_has_allowed_host_and_scheme(
         next_url, allowed_hosts={request.get_host()}, require_https=request.is_secure()
@@ -40,7 +42,7 @@ def time_zone(request: HttpRequest) -> HttpResponse:
         form = TimeZoneForm(request.POST, browser_zone=browser)
         if form.is_valid():
             UserPreference.objects.update_or_create(
-                user=request.user, defaults={"time_zone": form.cleaned_data["time_zone"]}
+                user_id=user_id, defaults={"time_zone": form.cleaned_data["time_zone"]}
             )
             return HttpResponseRedirect(next_url or request.path)
         status = 400

@@ -1,17 +1,23 @@
 """`/ws/events/`: task and schedule events, live, for signed-in staff.
 
-Query string (all optional): `task=<task name>`, `state=<STATE>[,<STATE>...]`,
-`object=<type>:<id>` (only that domain object's events), `backfill=<N>` (recent events sent
-first, default 50, at most 500). A client may change its filters later by sending
-`{"action": "filter", "task": ..., "state": ..., "backfill": N}`.
+Query string (all optional): `task=<task name>`, `state=<STATE>[,<STATE>...]` (any case; the
+states of `scheduler.events.EVENT_STATES`), `object=<type>:<id>` (only that domain object's
+events), `backfill=<N>` (recent events sent first, default 50, at most 500). A client may change
+its filters later by sending `{"action": "filter", "task": ..., "state": ..., "object": ...,
+"backfill": N}`. Every field is validated alike in both: a bad one is answered with
+`{"kind": "error", "field": "<name>", "error": "..."}`; in the URL the connection then closes
+with 4400, in a message it stays open on the filter it had.
 
-Server messages: `{"kind": "backfill", "events": [...]}` (oldest first), then
+Who is calling: the session's user, or an API token's (scheduler/ws_auth.py), with the same
+checks. Server messages: `{"kind": "backfill", "events": [...]}` (oldest first), then
 `{"kind": "event", "event": {...}}` per event, `{"kind": "error", "error": "..."}` for a bad
-client message. Close codes: 4401 not signed in, 4403 signed in without permission.
+client message. Close codes: 4400 bad filter in the URL, 4401 not signed in (or a bad token),
+4403 signed in without permission, 4404 no websocket at that path (scheduler/ws_auth.py).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import parse_qs
@@ -19,18 +25,93 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from scheduler.events import EVENT_STATES
 from scheduler.permissions import can_view_dashboard
 from scheduler.publisher import STAFF_GROUP, object_group
+from scheduler.ws_auth import (
+    CLOSE_BAD_REQUEST,
+    CLOSE_FORBIDDEN,
+    CLOSE_UNAUTHENTICATED,
+    TOKEN_SUBPROTOCOL,
+)
 
-CLOSE_UNAUTHENTICATED = 4401
-CLOSE_FORBIDDEN = 4403
+__all__ = ["CLOSE_BAD_REQUEST", "CLOSE_FORBIDDEN", "CLOSE_UNAUTHENTICATED", "EventsConsumer"]
+
 DEFAULT_BACKFILL = 50
 MAX_BACKFILL = 500
 BAD_MESSAGE = 'expected a JSON object: {"action": "filter", ...} or {"action": "ping"}'
+# As long as the event log's columns (TaskEvent), of the characters Celery task names use.
+MAX_TASK_NAME = 255
+_TASK_NAME = re.compile(r"[A-Za-z_][\w.:-]*")
+_OBJECT_TYPE = re.compile(r"[a-z][a-z0-9_]{0,39}")
+_OBJECT_ID = re.compile(r"[\w.:-]{1,64}")
 
 
 class FilterError(ValueError):
-    pass
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(message)
+        self.field = field
+
+    def as_message(self) -> dict[str, str]:
+        return {"kind": "error", "field": self.field, "error": str(self)}
+
+
+def _text(raw: dict[str, Any], field: str) -> str:
+    value = raw.get(field)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise FilterError(field, f"{field} must be a string, not {value!r}")
+    return value.strip()
+
+
+def _states(text: str) -> frozenset[str]:
+    wanted = [part.strip() for part in text.split(",") if part.strip()]
+    unknown = [part for part in wanted if part.upper() not in EVENT_STATES]
+    if unknown:
+        raise FilterError(
+            "state",
+            f"unknown state {', '.join(map(repr, unknown))} "
+            f"(use one of: {', '.join(sorted(EVENT_STATES))})",
+        )
+    return frozenset(part.upper() for part in wanted)
+
+
+def _task(text: str) -> str:
+    if len(text) > MAX_TASK_NAME:
+        raise FilterError("task", f"task must be a task name of at most {MAX_TASK_NAME} characters")
+    if text and not _TASK_NAME.fullmatch(text):
+        raise FilterError("task", f"task must be a task name like scheduler.ping, not {text!r}")
+    return text
+
+
+def _object(text: str) -> tuple[str, str]:
+    if not text:
+        return "", ""
+    object_type, sep, object_id = text.partition(":")
+    if not sep or not object_type or not object_id:
+        raise FilterError("object", f"object must be written type:id, not {text!r}")
+    if not _OBJECT_TYPE.fullmatch(object_type):
+        raise FilterError(
+            "object", f"object type must be a lower-case name like tournament, not {object_type!r}"
+        )
+    if not _OBJECT_ID.fullmatch(object_id):
+        raise FilterError("object", f"object id must be an id like 7, not {object_id!r}")
+    return object_type, object_id
+
+
+def _backfill(value: Any) -> int:
+    if value is None or value == "":
+        return DEFAULT_BACKFILL
+    if isinstance(value, bool):
+        raise FilterError("backfill", f"backfill must be a whole number, not {value!r}")
+    try:
+        backfill = int(value)
+    except (TypeError, ValueError):
+        raise FilterError("backfill", f"backfill must be a whole number, not {value!r}") from None
+    if not 0 <= backfill <= MAX_BACKFILL:
+        raise FilterError("backfill", f"backfill must be between 0 and {MAX_BACKFILL}")
+    return backfill
 
 
 @dataclass(frozen=True)
@@ -43,26 +124,13 @@ class EventFilter:
 
     @classmethod
     def parse(cls, raw: dict[str, Any]) -> EventFilter:
-        task = raw.get("task") or ""
-        state = raw.get("state") or ""
-        obj = raw.get("object") or ""
-        backfill = raw.get("backfill", DEFAULT_BACKFILL)
-        if not all(isinstance(value, str) for value in (task, state, obj)):
-            raise FilterError("task, state and object must be strings")
-        try:
-            backfill = int(backfill)
-        except (TypeError, ValueError):
-            raise FilterError(f"backfill must be a whole number, not {backfill!r}") from None
-        if not 0 <= backfill <= MAX_BACKFILL:
-            raise FilterError(f"backfill must be between 0 and {MAX_BACKFILL}")
-        object_type = object_id = ""
-        if obj:
-            object_type, sep, object_id = obj.partition(":")
-            if not sep or not object_type or not object_id:
-                raise FilterError(f"object must be written type:id, not {obj!r}")
-        states = frozenset(s.strip().upper() for s in state.split(",") if s.strip())
+        """The filter of a query string or a filter message; FilterError names a bad field."""
+        task = _task(_text(raw, "task"))
+        states = _states(_text(raw, "state"))
+        object_type, object_id = _object(_text(raw, "object"))
+        backfill = _backfill(raw.get("backfill"))
         return cls(
-            task=task[:255],
+            task=task,
             states=states,
             object_type=object_type,
             object_id=object_id,
@@ -106,7 +174,9 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self) -> None:
         user = self.scope.get("user")
         # Accept first: a close before accept is an HTTP 403 and loses the application code.
-        await self.accept()
+        # A client that sent its API token as subprotocols gets "token" back, never the key.
+        offered = TOKEN_SUBPROTOCOL in (self.scope.get("subprotocols") or ())
+        await self.accept(subprotocol=TOKEN_SUBPROTOCOL if offered else None)
         if user is None or not user.is_authenticated:
             await self.close(code=CLOSE_UNAUTHENTICATED)
             return
@@ -119,8 +189,8 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         try:
             self.event_filter = EventFilter.parse(query)
         except FilterError as exc:
-            await self.send_json({"kind": "error", "error": str(exc)})
-            await self.close(code=4400)
+            await self.send_json(exc.as_message())
+            await self.close(code=CLOSE_BAD_REQUEST)
             return
         await self._join(self.event_filter)
 
@@ -146,7 +216,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
         try:
             event_filter = EventFilter.parse(content)
         except FilterError as exc:
-            await self.send_json({"kind": "error", "error": str(exc)})
+            await self.send_json(exc.as_message())  # the filter it had stays
             return
         await self._join(event_filter)
 

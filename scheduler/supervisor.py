@@ -1,5 +1,8 @@
 """Run child processes as one unit: start them in order, merge their output, stop them together.
 
+Between two starts the supervisor can run a `Step` of its own (the demo data, once Redis
+answers and before anything that reads it starts).
+
 Each child runs in its own process group, so stopping it also stops what it started (Celery's
 pool processes), and asks the kernel to terminate it if the supervisor itself dies, so no
 child outlives us even after a `kill -9` of the supervisor.
@@ -34,6 +37,14 @@ class ProcessSpec:
     # Infrastructure (Redis) stops after everything that uses it.
     stop_last: bool = False
     stop_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class Step:
+    """Work the supervisor does itself, in order with the starts; it says its lines by `say`."""
+
+    name: str
+    run: Callable[[Callable[[str], None]], None]
 
 
 # Loaded once here: the child between fork and exec must not load libraries.
@@ -140,7 +151,7 @@ class Supervisor:
 
     def __init__(
         self,
-        specs: Sequence[ProcessSpec],
+        specs: Sequence[ProcessSpec | Step],
         *,
         sink: Sink,
         on_change: Callable[[str, list[ManagedProcess]], None] | None = None,
@@ -193,12 +204,24 @@ class Supervisor:
         for spec in self.specs:
             if self._stop_reason:
                 return False
+            if isinstance(spec, Step):
+                if not self._run_step(spec) or self._find_dead():
+                    return False
+                continue
             process = ManagedProcess(spec)
             process.start(self.sink)
             self.processes.append(process)
             self._notify("starting")
             if spec.ready is not None and not self._wait_ready(process):
                 return False
+        return True
+
+    def _run_step(self, step: Step) -> bool:
+        try:
+            step.run(lambda line: self.sink(step.name, line))
+        except Exception as exc:
+            self.failure = f"{step.name} failed: {type(exc).__name__}: {exc}"
+            return False
         return True
 
     def _wait_ready(self, process: ManagedProcess) -> bool:

@@ -1,8 +1,9 @@
 """The rules brain: deterministic and offline, good enough to demonstrate every agent feature.
 
 - respond: the greeting when no user has spoken yet; else the reply of the keyword that occurs
-  first in the last user message (whole words, any case); else a reply quoting that message
-  (`echo`), or a fixed acknowledgement.
+  first in the last user message (whole words, any case, the keyword's last word also in its
+  plural: "schedule" answers "schedules", "policy" "policies"); else a reply quoting that
+  message (`echo`), or a fixed acknowledgement.
 - summarize: extractive. Sentences of the previous summary and of the messages (not system
   messages) are scored by how frequent their words are in the whole text; the best
   `summary_sentences` are kept in their original order, ties going to the earlier sentence. The
@@ -57,7 +58,8 @@ _STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 class RulesConfig(BrainConfig):
     greeting: str = Field("Hello! How can I help?", min_length=1)
     keywords: dict[str, str] = Field(
-        default_factory=dict, description="word or phrase -> reply (whole words, any case)"
+        default_factory=dict,
+        description="word or phrase -> reply (whole words, any case, singular or plural)",
     )
     echo: bool = Field(True, description="without a keyword, reply quoting the user's message")
     post_template: str = Field(
@@ -113,8 +115,7 @@ class RulesBrain(Brain):
         best: tuple[int, int, str] | None = None  # (position, -length, keyword): first, longest
         for keyword in self.config.keywords:
             words = keyword.split()
-            pattern = r"(?<!\w)" + r"\s+".join(re.escape(word) for word in words) + r"(?!\w)"
-            found = re.search(pattern, text, flags=re.IGNORECASE)
+            found = re.search(_keyword_pattern(words), text, flags=re.IGNORECASE)
             if found is None:
                 continue
             candidate = (found.start(), -len(" ".join(words)), keyword)
@@ -196,6 +197,19 @@ class RulesBrain(Brain):
         orders, _ = clamp_orders(wanted, view)
         reasoning = f"{strategy}: " + ("; ".join(reasons) if reasons else "no signal")
         return TradeDecision(orders, state, reasoning)
+
+
+def _keyword_pattern(words: list[str]) -> str:
+    """Whole words, any whitespace between them, the last one also in its plural."""
+    # People answer "ask me about schedules" with the word they were offered, which is rarely
+    # the singular a keyword is written in.
+    *first, last = words
+    if len(last) > 1 and last[-1] in "yY" and last[-2].lower() not in "aeiou":
+        forms = [last[:-1] + "ies", last]
+    else:
+        forms = [last + "es", last + "s", last]
+    plural = "(?:" + "|".join(re.escape(form) for form in forms) + ")"
+    return r"(?<!\w)" + r"\s+".join([*(re.escape(word) for word in first), plural]) + r"(?!\w)"
 
 
 def _content_words(sentence: str) -> list[str]:

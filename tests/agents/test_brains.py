@@ -192,6 +192,31 @@ def test_it_matches_whole_words_only() -> None:
     assert reply.content == 'You said: "This is priceless"'
 
 
+@pytest.mark.parametrize(
+    ("keyword", "said"),
+    [
+        ("schedule", "Tell me about schedules"),
+        ("task", "what TASKS are there?"),
+        ("box", "boxes"),
+        ("policy", "overlap policies"),
+        ("day", "days"),
+        ("opening hour", "your opening  hours?"),
+        ("schedules", "schedules"),  # a keyword written in the plural still matches itself
+    ],
+)
+def test_it_answers_a_keyword_said_in_the_plural(keyword: str, said: str) -> None:
+    brain = RulesBrain({"keywords": {keyword: "Found it."}})
+
+    assert brain.respond(messages=[user(said)]).content == "Found it."
+
+
+@pytest.mark.parametrize("said", ["scheduled", "schedulers", "dayies", "policys"])
+def test_the_plural_is_no_license_for_other_words(said: str) -> None:
+    brain = RulesBrain({"keywords": {"schedule": "Found it.", "day": "Day.", "policy": "P."}})
+
+    assert brain.respond(messages=[user(said)]).content == f'You said: "{said}"'
+
+
 def test_it_answers_the_last_user_message() -> None:
     messages = [user("what is the price"), assistant("It costs nothing."), user("thanks")]
 

@@ -3,7 +3,9 @@ the dispatcher in both modes. tests/agents/test_pipeline.py runs them on a real 
 
 from __future__ import annotations
 
+import io
 import json
+import re
 from datetime import timedelta
 from typing import Any
 
@@ -91,6 +93,24 @@ def test_the_same_message_delivered_twice_is_answered_once():
     assert session.messages.filter(role="assistant").count() == 1
     assert second["duplicate"] is True
     assert second["reply"] == first["reply"]
+
+
+def test_the_demo_assistant_answers_every_topic_its_greeting_offers():
+    from django.core.management import call_command
+
+    from agents.demo import DEMO_AGENT_SLUG
+
+    call_command("seed_demo", stdout=io.StringIO())
+    session = Session.objects.get(agent__slug=DEMO_AGENT_SLUG)
+    greeting = session.messages.get().content
+    offered = re.search(r"about (.+)\.", greeting)
+    assert offered is not None, greeting
+    topics = re.split(r",\s*|\s+or\s+", offered.group(1))
+    assert topics == ["schedules", "tasks", "agents"]
+
+    for topic in topics:
+        reply = _say(session, f"Tell me about {topic}")["content"]
+        assert not reply.startswith("You said"), (topic, reply)
 
 
 def test_a_reply_is_made_once_even_when_asked_for_twice():

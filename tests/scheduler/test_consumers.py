@@ -132,7 +132,11 @@ async def test_it_changes_filters_and_answers_pings_and_bad_messages():
     assert (await communicator.receive_json_from(timeout=TIMEOUT))["kind"] == "error"
     await communicator.send_json_to({"action": "filter", "backfill": "lots"})
     error = await communicator.receive_json_from(timeout=TIMEOUT)
-    assert error == {"kind": "error", "error": "backfill must be a whole number, not 'lots'"}
+    assert error == {
+        "kind": "error",
+        "field": "backfill",
+        "error": "backfill must be a whole number, not 'lots'",
+    }
 
     await communicator.send_json_to({"action": "filter", "state": "FAILURE", "backfill": 0})
     assert (await communicator.receive_json_from(timeout=TIMEOUT))["kind"] == "backfill"
@@ -152,6 +156,81 @@ async def test_it_refuses_a_malformed_filter_in_the_url():
     assert error["kind"] == "error"
     assert "type:id" in error["error"]
     assert closed == {"type": "websocket.close", "code": 4400}
+
+
+BAD_FILTERS = [
+    pytest.param({"state": "NOPE"}, "state", "NOPE", id="unknown state"),
+    pytest.param({"state": "FAILURE,, nope"}, "state", "nope", id="one unknown state of several"),
+    pytest.param({"task": "not a task name"}, "task", "not a task name", id="malformed task"),
+    pytest.param({"task": "x" * 256}, "task", "255", id="task name too long"),
+    pytest.param({"object": "tournament"}, "object", "type:id", id="object without id"),
+    pytest.param({"object": "tour nament:7"}, "object", "tour nament", id="malformed object"),
+    pytest.param({"backfill": "lots"}, "backfill", "lots", id="backfill not a number"),
+    pytest.param({"backfill": "501"}, "backfill", "500", id="backfill too large"),
+]
+
+
+@pytest.mark.parametrize(("raw", "field", "named"), BAD_FILTERS)
+async def test_every_filter_of_the_url_is_validated_alike(raw, field, named):
+    from urllib.parse import urlencode
+
+    user = await sync_to_async(_user)()
+    communicator = await _connect(user, urlencode(raw))
+
+    error = await communicator.receive_json_from(timeout=TIMEOUT)
+    closed = await communicator.receive_output(timeout=TIMEOUT)
+
+    assert error["kind"] == "error"
+    assert error["field"] == field
+    assert named in error["error"]
+    assert closed == {"type": "websocket.close", "code": 4400}
+
+
+@pytest.mark.parametrize(("raw", "field", "named"), BAD_FILTERS)
+async def test_every_filter_of_a_message_is_validated_alike_and_keeps_the_last_good_one(
+    raw, field, named
+):
+    user = await sync_to_async(_user)()
+    communicator = await _connect(user, "state=FAILURE&backfill=0")
+    await communicator.receive_json_from(timeout=TIMEOUT)
+
+    await communicator.send_json_to({"action": "filter", **raw})
+    error = await communicator.receive_json_from(timeout=TIMEOUT)
+
+    assert error["kind"] == "error"
+    assert error["field"] == field
+    assert named in error["error"]
+    # Still open, still on the filter it had.
+    await _record(type="task.started", task_id="s", state="STARTED")
+    await _record(type="task.failed", task_id="f", state="FAILURE")
+    assert (await _next_event(communicator))["task_id"] == "f"
+    await communicator.disconnect()
+
+
+async def test_a_filter_message_of_the_wrong_type_names_its_field():
+    user = await sync_to_async(_user)()
+    communicator = await _connect(user, "backfill=0")
+    await communicator.receive_json_from(timeout=TIMEOUT)
+
+    await communicator.send_json_to({"action": "filter", "state": ["FAILURE"]})
+
+    assert await communicator.receive_json_from(timeout=TIMEOUT) == {
+        "kind": "error",
+        "field": "state",
+        "error": "state must be a string, not ['FAILURE']",
+    }
+    await communicator.disconnect()
+
+
+async def test_states_of_events_that_are_not_results_are_valid_filters():
+    user = await sync_to_async(_user)()
+    communicator = await _connect(user, "state=missed,PUBLISHED,skipped,pending&backfill=0")
+    assert (await communicator.receive_json_from(timeout=TIMEOUT))["kind"] == "backfill"
+
+    await _record(type="task.missed", task_id="m", periodic_task_name="nightly", state="MISSED")
+
+    assert (await _next_event(communicator))["task_id"] == "m"
+    await communicator.disconnect()
 
 
 def _session_headers(user: Any) -> list[tuple[bytes, bytes]]:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -18,11 +20,15 @@ import psutil
 import pytest
 import redis
 
+from agents.models import Agent
+from scheduler.supervisor import ProcessSpec
 from tests.processes import MANAGE, child_env, run_manage, wait_for
+from tournaments.models import Tournament
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 PASSWORD = "stack-test-password"
+BASE_DIR = Path(__file__).resolve().parents[2]
 
 
 def _free_port() -> int:
@@ -88,7 +94,7 @@ def test_it_serves_the_admin_and_exits_nonzero_naming_a_worker_that_died(stack_e
     log = var_dir / "foreground.log"
     with open(log, "wb") as out:
         stack = subprocess.Popen(
-            [sys.executable, MANAGE, "stack", "up", "--port", str(port)],
+            [sys.executable, MANAGE, "stack", "up", "--seed-demo", "--port", str(port)],
             env=stack_env,
             stdout=out,
             stderr=subprocess.STDOUT,
@@ -101,9 +107,20 @@ def test_it_serves_the_admin_and_exits_nonzero_naming_a_worker_that_died(stack_e
             what="the stack to come up",
         )
         assert stack.poll() is None, log.read_text()
+        wait_for(lambda: "press Ctrl-C to stop" in log.read_text(), timeout=10, what="the banner")
+        lines = log.read_text().splitlines()
+        # The demo is loaded once Redis answers and before what reads it starts, so nothing
+        # says it cannot go live; the banner waits for the worker to consume its queues.
+        assert not [line for line in lines if "Redis is not running" in line]
+        seeded = _index(lines, "seed   | Created tournament 'Demo cup'")
+        assert _index(lines, "redis  | ") < seeded < _index(lines, "web    | ")
+        assert _index(lines, f"worker@{socket.gethostname()} ready.") < _index(
+            lines, "stack  | all processes are up"
+        )
+        assert Tournament.objects.filter(name="Demo cup").exists()
         status, body = _get(f"http://127.0.0.1:{port}/admin/login/")
         assert status == 200
-        assert "Django administration" in body
+        assert "<title>Log in" in body
         healthz_status, healthz = _get(f"http://127.0.0.1:{port}/healthz")
         assert healthz_status == 200, healthz
 
@@ -127,6 +144,13 @@ def test_it_serves_the_admin_and_exits_nonzero_naming_a_worker_that_died(stack_e
         if stack.poll() is None:
             os.killpg(stack.pid, signal.SIGKILL)
             stack.wait(10)
+
+
+def _index(lines: list[str], text: str) -> int:
+    """The number of the first line that contains `text`."""
+    found = next((number for number, line in enumerate(lines) if text in line), None)
+    assert found is not None, f"no line with {text!r} in:\n" + "\n".join(lines)
+    return found
 
 
 def test_detach_status_and_down(stack_env, var_dir):
@@ -169,7 +193,7 @@ def _one_line_error(result: subprocess.CompletedProcess[str]) -> str:
     return lines[0]
 
 
-def test_a_port_in_use_is_one_clear_line(stack_env):
+def test_a_port_in_use_is_one_clear_line_saying_how_to_choose_another(stack_env):
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
         taken.listen()
@@ -178,7 +202,65 @@ def test_a_port_in_use_is_one_clear_line(stack_env):
         line = _one_line_error(run_manage("stack", "up", "--port", str(port), env=stack_env))
 
     assert f"cannot listen on 127.0.0.1:{port}" in line
-    assert "--port" in line
+    suggested = re.search(r"choose another with --port (\d+) \(`make run PORT=(\d+)`\)", line)
+    assert suggested is not None, line
+    assert suggested.group(1) == suggested.group(2)
+    assert int(suggested.group(1)) > port
+
+
+def test_a_refused_start_loads_no_demo_data(stack_env):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        line = _one_line_error(
+            run_manage("stack", "up", "--seed-demo", "--port", str(port), env=stack_env)
+        )
+
+    assert f"cannot listen on 127.0.0.1:{port}" in line
+    # No six-hour clock started for a stack that never ran.
+    assert not Tournament.objects.exists()
+    assert not Agent.objects.exists()
+
+
+def test_an_embedded_redis_that_could_not_start_is_refused_before_any_demo_data(stack_env, var_dir):
+    # Unix socket paths are limited to 107 bytes: redis-server would fail after the seeding.
+    stack_env["VAR_DIR"] = str(var_dir / ("v" * 120))
+
+    line = _one_line_error(
+        run_manage("stack", "up", "--seed-demo", "--port", str(_free_port()), env=stack_env)
+    )
+
+    assert "the embedded Redis cannot listen on" in line
+    assert not Tournament.objects.exists()
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize(
+    ("variables", "expected"),
+    [
+        ([], "stack up --seed-demo --host 127.0.0.1 --port 8000"),
+        (["PORT=8001"], "stack up --seed-demo --host 127.0.0.1 --port 8001"),
+        (["PORT=8001", "HOST=0.0.0.0"], "stack up --seed-demo --host 0.0.0.0 --port 8001"),
+    ],
+)
+def test_make_run_passes_host_and_port_to_stack_up(variables, expected):
+    # The environment's HOST or PORT (tcsh exports HOST) is not meant for the web server.
+    env = {**os.environ, "HOST": "example.invalid", "PORT": "1"}
+    result = subprocess.run(
+        ["make", "-n", "-C", str(BASE_DIR), "run", *variables],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=env,
+        check=False,
+    )
+
+    assert result.returncode == 0, result.stderr
+    commands = result.stdout.splitlines()
+    assert any(command.endswith(f"manage.py {expected}") for command in commands), result.stdout
+    assert not any("seed_demo" in command for command in commands)
 
 
 def test_an_unreachable_redis_url_is_one_clear_line(stack_env):
@@ -210,6 +292,23 @@ def test_unapplied_migrations_are_one_clear_line(stack_env, var_dir):
     line = _one_line_error(run_manage("stack", "up", "--port", str(_free_port()), env=stack_env))
 
     assert "migration(s) are not applied: run `python manage.py migrate` first" in line
+
+
+def test_a_worker_is_ready_when_it_answers_not_at_its_first_heartbeat(var_dir):
+    from scheduler.stack import StackOptions, StackPaths, build_specs, worker_hostname
+    from scheduler.workers import forget_worker, record_worker_seen
+
+    options = StackOptions(host="127.0.0.1", port=_free_port(), only=frozenset({"worker"}))
+    paths = StackPaths(run_dir=var_dir, log_dir=var_dir, redis_dir=var_dir)
+    (worker,) = build_specs(options, paths)
+    assert isinstance(worker, ProcessSpec)
+    assert worker.ready is not None
+    # What a starting worker does before it consumes anything: its first heartbeat.
+    record_worker_seen(worker_hostname())
+    try:
+        assert worker.ready() is False
+    finally:
+        forget_worker(worker_hostname())
 
 
 def test_down_without_a_stack_says_so(stack_env):

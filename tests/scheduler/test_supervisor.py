@@ -7,7 +7,13 @@ import time
 import psutil
 import pytest
 
-from scheduler.supervisor import ManagedProcess, ProcessSpec, Supervisor, describe_returncode
+from scheduler.supervisor import (
+    ManagedProcess,
+    ProcessSpec,
+    Step,
+    Supervisor,
+    describe_returncode,
+)
 
 
 def _python(code: str) -> list[str]:
@@ -122,6 +128,57 @@ def test_it_waits_for_readiness_before_starting_the_next_process(tmp_path):
 
     assert started_second_at[0] is True
     assert codes == [0]
+
+
+def test_it_runs_a_step_once_the_process_before_is_ready_and_before_the_next_starts(tmp_path):
+    flag = tmp_path / "ready"
+    first = ProcessSpec(
+        "first",
+        _python(
+            "import time, pathlib\n"
+            f"time.sleep(0.3)\npathlib.Path({str(flag)!r}).touch()\ntime.sleep(60)"
+        ),
+        ready=flag.exists,
+        ready_timeout=10,
+    )
+    seen: list[tuple[bool, int]] = []
+    lines = Lines()
+
+    def step(say) -> None:
+        seen.append((flag.exists(), len(supervisor.processes)))
+        say("loaded the demo")
+
+    supervisor = Supervisor(
+        [first, Step("seed", step), ProcessSpec("second", SLEEPER)], sink=lines, poll_interval=0.05
+    )
+    thread, codes = _run_in_thread(supervisor)
+    _wait(lambda: len(supervisor.processes) == 2)
+
+    supervisor.request_stop("test")
+    thread.join(20)
+
+    assert seen == [(True, 1)]
+    assert ("seed", "loaded the demo") in lines.lines
+    assert [process.name for process in supervisor.processes] == ["first", "second"]
+    assert codes == [0]
+
+
+def test_a_failing_step_stops_what_started_and_starts_nothing_after_it():
+    def step(say) -> None:
+        raise RuntimeError("no demo today")
+
+    supervisor = Supervisor(
+        [ProcessSpec("first", SLEEPER), Step("seed", step), ProcessSpec("second", SLEEPER)],
+        sink=Lines(),
+        poll_interval=0.05,
+    )
+    thread, codes = _run_in_thread(supervisor)
+    thread.join(20)
+
+    assert codes == [1]
+    assert supervisor.failure == "seed failed: RuntimeError: no demo today"
+    assert [process.name for process in supervisor.processes] == ["first"]
+    assert not supervisor.processes[0].is_running()
 
 
 def test_it_gives_up_on_a_process_that_never_gets_ready():

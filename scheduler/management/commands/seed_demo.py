@@ -28,8 +28,9 @@ class Command(BaseCommand):
     def handle(self, *args: Any, **options: Any) -> None:
         quiet: dict[str, int] = {}
         if not _redis_answers():
-            # `make run` seeds before it starts the embedded Redis: the changes are stored and
-            # beat reads them when it starts, so the live notices are not missed. Say it once.
+            # Seeded by hand with no Redis running (`stack up --seed-demo` seeds once Redis
+            # answers): the changes are stored and beat reads them when it starts, so the live
+            # notices are not missed. Say it once.
             self.stdout.write("Redis is not running yet: nothing is sent live (beat reads it all).")
             for name in ("scheduler.publisher", "scheduler.beat_changes", "scheduler.metrics"):
                 quiet[name] = logging.getLogger(name).level

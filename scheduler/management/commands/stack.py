@@ -37,6 +37,11 @@ class Command(BaseCommand):
         up.add_argument(
             "--detach", action="store_true", help="run in the background (log in var/log/)"
         )
+        up.add_argument(
+            "--seed-demo",
+            action="store_true",
+            help="load the demo data (seed_demo) once every precondition holds and Redis runs",
+        )
         actions.add_parser("status", help="show each process; exit 1 if any is down")
         down = actions.add_parser("down", help="stop a stack started with --detach")
         down.add_argument("--timeout", type=float, default=60.0, help="seconds before SIGKILL")
@@ -59,7 +64,10 @@ class Command(BaseCommand):
         if not 0 < options["port"] < 65536:
             raise CommandError(f"--port {options['port']} is not a port number (1-65535)")
         stack_options = stack.StackOptions(
-            host=options["host"], port=options["port"], only=stack.parse_only(options["only"])
+            host=options["host"],
+            port=options["port"],
+            only=stack.parse_only(options["only"]),
+            seed_demo=options["seed_demo"],
         )
         paths.create()
         stack.preflight(stack_options, paths)
@@ -138,6 +146,7 @@ class Command(BaseCommand):
             str(options.port),
             "--only",
             ",".join(sorted(options.only)),
+            *(["--seed-demo"] if options.seed_demo else []),
         ]
         with open(paths.log_file, "ab") as log:
             child = subprocess.Popen(
