@@ -31,6 +31,7 @@ urlpatterns = [
     path("", RedirectView.as_view(pattern_name="dashboard", permanent=False), name="home"),
     path("admin/", admin.site.urls),
     path("account/time-zone/", account_views.time_zone, name="time-zone"),
+    path("favicon.ico", scheduler_views.favicon, name="favicon"),
     path("healthz", scheduler_views.healthz, name="healthz"),
     path("metrics", metrics_views.metrics, name="metrics"),
     path("dashboard/", scheduler_views.dashboard, name="dashboard"),

@@ -31,6 +31,29 @@ _USER_AGENT = "agent-scheduler/1 (+scheduler.send_notification)"
 SIGNATURE_HEADER = "X-Scheduler-Signature"
 
 
+# How much of a refusing webhook's answer is kept (in the failed run's traceback).
+RESPONSE_KEPT = 64 * 1024
+RESPONSE_NOTE = "Response body"
+RESPONSE_LINE_LENGTH = 120
+
+
+def response_first_line(body: str) -> str:
+    """The first line of text of a receiver's answer, markup stripped: "Not Found"."""
+    import html
+    import re
+
+    from django.utils.html import strip_tags
+
+    body = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", body)
+    # Block ends are line ends, so that "<h1>Oops</h1><p>details" gives "Oops".
+    body = re.sub(r"(?i)<(br|/p|/h[1-6]|/title|/div|/li|/tr)\b[^>]*>", "\n", body)
+    text = html.unescape(strip_tags(body))
+    line = next((" ".join(part.split()) for part in text.splitlines() if part.strip()), "")
+    if len(line) > RESPONSE_LINE_LENGTH:
+        line = line[: RESPONSE_LINE_LENGTH - 1].rstrip() + "…"
+    return line
+
+
 class NotificationError(RuntimeError):
     """A delivery that failed in a way another attempt may not (the task retries it)."""
 
@@ -116,13 +139,18 @@ def webhook_post(
         with _opener.open(request, timeout=timeout) as response:
             return int(response.status)
     except urllib.error.HTTPError as exc:
-        answer = exc.read(500).decode(errors="replace").strip()
-        detail = f"webhook {url} answered {exc.code} {exc.reason}" + (
-            f": {answer}" if answer else ""
-        )
-        if exc.code in _RETRYABLE_STATUSES or exc.code >= 500:
-            raise NotificationError(detail) from exc
-        raise NotificationRejected(detail) from exc
+        raw = exc.read(RESPONSE_KEPT)
+        answer = raw.decode(errors="replace")
+        first = response_first_line(answer)
+        detail = f"webhook {url} answered {exc.code} {exc.reason}" + (f": {first}" if first else "")
+        retryable = exc.code in _RETRYABLE_STATUSES or exc.code >= 500
+        error = NotificationError(detail) if retryable else NotificationRejected(detail)
+        if answer.strip():
+            # The message is what history, the feed and the failures panel show: a receiver's
+            # error page would fill them. The body rides in the traceback, for the task page.
+            kind = exc.headers.get("Content-Type", "") if exc.headers else ""
+            error.add_note(f"{RESPONSE_NOTE} ({kind or 'no type'}, {len(raw)} bytes):\n{answer}")
+        raise error from exc
     except OSError as exc:  # URLError, a timeout, a refused or reset connection
         reason = getattr(exc, "reason", exc)
         raise NotificationError(f"webhook {url} unreachable: {reason}") from exc

@@ -478,21 +478,78 @@ def _event_wins(row: dict[str, Any], state: str, at: datetime) -> bool:
     return state in FINAL_STATES and row["state"] not in FINAL_STATES
 
 
-def task_feed(*, limit: int = 50, scan: int = 500) -> list[dict[str, Any]]:
+# The states the feed's filter offers (the websocket accepts a few more: see consumers.py).
+FEED_STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED", SKIPPED)
+# With a filter no index leads with (state, periodic task), the feed reads only this many of the
+# latest events along the index it has: a bounded read, whatever the size of the log.
+FEED_WINDOW = 5000
+
+
+@dataclass(frozen=True)
+class FeedFilter:
+    """The dashboard feed's filter; the names are those of /ws/events/'s query string."""
+
+    task: str = ""
+    periodic_task: str = ""
+    states: frozenset[str] = frozenset()
+    object_type: str = ""
+    object_id: str = ""
+
+    @property
+    def active(self) -> bool:
+        return bool(self.task or self.periodic_task or self.states or self.object_type)
+
+
+def _feed_events(where: FeedFilter, *, scan: int, window: int) -> list[TaskEvent]:
+    from scheduler.events import TASK_EVENTS
+
+    events = TaskEvent.objects.filter(type__in=TASK_EVENTS).exclude(task_id="")
+    # Equalities an index leads with, newest first along it: (object_type, object_id,
+    # created_at) and (task_name, created_at).
+    if where.object_type:
+        events = events.filter(object_type=where.object_type, object_id=where.object_id)
+    task_name = where.task
+    if where.periodic_task and not task_name and not where.object_type:
+        # A periodic task's runs are runs of its task: read along that task's index.
+        task_name = (
+            PeriodicTask.objects.filter(name=where.periodic_task)
+            .values_list("task", flat=True)
+            .first()
+            or ""
+        )
+    if task_name:
+        events = events.filter(task_name=task_name)
+    rest = Q()
+    if where.periodic_task:
+        rest &= Q(periodic_task_name=where.periodic_task)
+    if where.states:
+        rest &= Q(state__in=sorted(where.states))
+    if rest:
+        # No index leads with these: filter the latest `window` rows of the read above instead
+        # of searching the whole log for rare matches.
+        latest = events.order_by("-created_at", "-id").values("id")[:window]
+        events = TaskEvent.objects.filter(id__in=latest).filter(rest)
+    return list(events.order_by("-created_at", "-id")[:scan])
+
+
+def task_feed(
+    *,
+    limit: int = 50,
+    scan: int = 500,
+    where: FeedFilter | None = None,
+    window: int = FEED_WINDOW,
+) -> list[dict[str, Any]]:
     """The latest `limit` tasks of the event log, newest first, one row per task id.
 
     Each row folds the task's events: the state of its latest one, its names, worker, duration
     and error, when it was first seen (`queued_at`) and last heard of (`at`). Only the last `scan`
     task events are read: the feed shows what is happening now, and a bounded read keeps the page
     fast on a log of millions of rows. The dashboard's script folds live events the same way.
-    """
-    from scheduler.events import TASK_EVENTS
 
-    events = list(
-        TaskEvent.objects.filter(type__in=TASK_EVENTS)
-        .exclude(task_id="")
-        .order_by("-created_at", "-id")[:scan]
-    )
+    `where` keeps the events of one task, periodic task, object or set of states, as the
+    websocket's filter does for live events (a state filter keeps the events in those states).
+    """
+    events = _feed_events(where or FeedFilter(), scan=scan, window=window)
     rows: dict[str, dict[str, Any]] = {}
     for event in reversed(events):
         row = rows.get(event.task_id)
@@ -755,8 +812,10 @@ def periodic_tasks_dashboard(
 ) -> dict[str, Any]:
     """The first `limit` periodic tasks by name with their schedule in words, next run, last
     run status, recent runs and run statistics: three queries whatever `limit` is."""
+    from scheduler.catalog import load_catalog
     from scheduler.services import schedule_describe
 
+    catalog = load_catalog()
     tasks = list(periodic_tasks_listed()[:limit])
     recent = periodic_task_recent_runs([task.name for task in tasks], runs=runs)
     rows = []
@@ -768,10 +827,14 @@ def periodic_tasks_dashboard(
                 "id": task.pk,
                 "name": task.name,
                 "task": task.task,
+                # False: shown as "outside the catalog" (scheduler/catalog.py).
+                "in_catalog": task.task in catalog,
                 "schedule": schedule_describe(task),
                 "enabled": task.enabled,
                 "next_run": next_runs[0] if next_runs else None,
-                "last_run_at": task.last_run_at,
+                # The time of the run whose status is shown: beat's `last_run_at` is not set
+                # by Run now, and django-celery-beat clears it when a task is paused.
+                "last_run_at": task_runs[-1]["at"] if task_runs else task.last_run_at,
                 "last_status": task_runs[-1]["state"] if task_runs else "",
                 "runs": task_runs,
                 "total_run_count": task.total_run_count,
@@ -879,6 +942,28 @@ def result_error(result: TaskResult) -> str:
     return lines[-1].strip() if lines else ""
 
 
+ERROR_SUMMARY_LENGTH = 200
+
+
+def error_summary(text: str, *, length: int = ERROR_SUMMARY_LENGTH) -> str:
+    """A stored error as one line of plain text: its first line with any markup stripped, cut
+    at `length` characters (the failures panel; the whole error is on the task page)."""
+    import html
+    import re
+
+    from django.utils.html import strip_tags
+
+    text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text or "")
+    # Block ends are line ends: "<title>502 Bad Gateway</title><h1>..." gives its title.
+    text = re.sub(r"(?i)<(br|/p|/h[1-6]|/title|/div|/li|/tr)\b[^>]*>", "\n", text)
+    lines = [" ".join(part.split()) for part in html.unescape(strip_tags(text)).splitlines()]
+    lines = [line for line in lines if line]
+    line = lines[0] if lines else ""
+    if line.endswith(":") and len(lines) > 1:
+        line = f"{line} {lines[1]}"  # "RuntimeError:" then the page that came with it
+    return line if len(line) <= length else line[: length - 1].rstrip() + "…"
+
+
 def task_failures(*, limit: int = 20) -> list[dict[str, Any]]:
     """The latest failed runs, newest first, with their error and whether they can be retried
     (catalog tasks only: a retry goes through the same validation as a new run)."""
@@ -894,7 +979,7 @@ def task_failures(*, limit: int = 20) -> list[dict[str, Any]]:
             "periodic_task_name": result.periodic_task_name or "",
             "worker": result.worker or "",
             "date_done": result.date_done,
-            "error": result_error(result),
+            "error": error_summary(result_error(result)),
             "retryable": (result.task_name or "") in known,
         }
         for result in results[:limit]
@@ -1004,6 +1089,28 @@ def stored_arguments(raw: str | None) -> str:
     return _stored_text(raw, masked=True)
 
 
+_CHAINED = ("\n\nThe above exception was the direct cause", "\n\nDuring handling of the above")
+
+
+def traceback_response(traceback: str | None) -> tuple[str, str, str]:
+    """A failed run's traceback split around the receiver's answer a webhook error noted in it
+    (scheduler/notifications.py): (traceback without it, the note's heading, the answer)."""
+    import re
+
+    from scheduler.notifications import RESPONSE_NOTE
+
+    text = traceback or ""
+    found = re.search(rf"^{re.escape(RESPONSE_NOTE)} \([^\n]*\):\n", text, flags=re.MULTILINE)
+    if found is None:
+        return text, "", ""
+    ends = [i for i in (text.find(mark, found.end()) for mark in _CHAINED) if i >= 0]
+    end = min(ends, default=len(text))
+    heading = found.group(0).strip().rstrip(":")
+    rest = text[end:].lstrip("\n")
+    without = text[: found.start()] + ("\n" + rest if rest else "")
+    return without, heading, text[found.end() : end]
+
+
 def task_detail(task_id: str) -> dict[str, Any] | None:
     """One task's stored result (None until a worker stored one), its events oldest first, and
     its periodic task when it still exists; None when nothing is known of `task_id`."""
@@ -1037,6 +1144,8 @@ def task_detail(task_id: str) -> dict[str, Any] | None:
         "state": state,
         "result": result,
         "error": result_error(result) if result and result.status == states.FAILURE else "",
+        # (traceback, heading, body): a webhook's answer apart from the traceback.
+        "traceback": traceback_response(result.traceback if result else ""),
         "retryable": state == states.FAILURE and result is not None and task_name in load_catalog(),
         "arguments": stored_arguments(result.task_kwargs) if result else "",
         "positional": stored_arguments(result.task_args) if result else "",

@@ -7,7 +7,7 @@ The browser's zone arrives in the `tz` cookie, which every page's header script 
 from __future__ import annotations
 
 import zoneinfo
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import cache
 from typing import Any
 from urllib.parse import unquote
@@ -72,3 +72,31 @@ class TimeZoneMiddleware:
 
 def time_zone_context(request: HttpRequest) -> dict[str, str]:
     return {"user_time_zone": getattr(request, "time_zone", None) or settings.TIME_ZONE}
+
+
+class UnknownZone(ValueError):
+    pass
+
+
+def command_zone(explicit: str | None, environ: Mapping[str, str]) -> tuple[str, str | None]:
+    """The zone a command shows times in: `--tz`, else `TZ`, else TIME_ZONE; and a warning.
+
+    An unknown `--tz` is an error. An unknown `TZ` is only a warning: it may be one of the
+    POSIX forms ("UTC0", ":/etc/localtime") the C library reads, not a name for us to refuse.
+    """
+    if explicit is not None:
+        zone = valid_zone(explicit)
+        if zone is None:
+            raise UnknownZone(
+                f"--tz: unknown time zone {explicit!r} (an IANA name such as Europe/Paris or UTC)"
+            )
+        return zone, None
+    from_env = environ.get("TZ", "").removeprefix(":")
+    if from_env:
+        zone = valid_zone(from_env)
+        if zone is not None:
+            return zone, None
+        return settings.TIME_ZONE, (
+            f"TZ={environ['TZ']!r} is not an IANA zone name: times are in {settings.TIME_ZONE}"
+        )
+    return settings.TIME_ZONE, None

@@ -7,8 +7,16 @@ from typing import Any
 
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import (
+    Http404,
+    HttpRequest,
+    HttpResponse,
+    HttpResponseRedirect,
+    JsonResponse,
+    QueryDict,
+)
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.cache import never_cache
@@ -16,6 +24,7 @@ from django.views.decorators.http import require_GET
 
 from scheduler import selectors
 from scheduler.catalog import load_catalog
+from scheduler.consumers import EventFilter, FilterError
 from scheduler.health import check_beat, health_report
 from scheduler.permissions import CHANGE_SCHEDULE, RUN_TASKS, can_view_dashboard, staff_has
 
@@ -154,17 +163,60 @@ def _summary_json(summary: dict[str, Any]) -> dict[str, Any]:
     return {**summary, "periodic": {**summary["periodic"], "rows": periodic}}
 
 
+FILTER_TEXT_LENGTH = 255
+
+
+def feed_filter(query: QueryDict) -> tuple[selectors.FeedFilter, list[str]]:
+    """The feed's filter from the page's query string (the websocket's names: `task`,
+    `state`, `object`, plus `periodic_task`), and what was not understood (left out).
+
+    Each field is checked as /ws/events/ checks it, so that the page never asks the stream for
+    a filter it refuses."""
+    problems: list[str] = []
+    parsed: dict[str, EventFilter] = {}
+    for field in ("task", "state", "object"):
+        try:
+            parsed[field] = EventFilter.parse({field: query.get(field, "")})
+        except FilterError as exc:
+            problems.append(str(exc))
+            parsed[field] = EventFilter()
+    periodic_task = query.get("periodic_task", "").strip()[:FILTER_TEXT_LENGTH]
+    where = selectors.FeedFilter(
+        task=parsed["task"].task,
+        periodic_task=periodic_task,
+        states=parsed["state"].states,
+        object_type=parsed["object"].object_type,
+        object_id=parsed["object"].object_id,
+    )
+    return where, problems
+
+
+def _filter_json(where: selectors.FeedFilter) -> dict[str, str]:
+    return {
+        "task": where.task,
+        "periodic_task": where.periodic_task,
+        "state": ",".join(sorted(where.states)),
+        "object": f"{where.object_type}:{where.object_id}" if where.object_type else "",
+    }
+
+
 @require_GET
 @never_cache
 @dashboard_access()
 def dashboard(request: HttpRequest) -> HttpResponse:
     summary = selectors.dashboard_summary()
-    feed = selectors.task_feed()
+    where, filter_problems = feed_filter(request.GET)
+    feed = selectors.task_feed(where=where)
     for row in summary["periodic"]["rows"]:
         row["sparkline"] = _sparkline(row["runs"])
     context = {
         "summary": summary,
         "feed": feed,
+        "feed_filter": _filter_json(where),
+        "feed_filtered": where.active,
+        "filter_problems": filter_problems,
+        "feed_states": selectors.FEED_STATES,
+        "catalog_names": load_catalog().names(),
         "chart": _throughput_bars(summary["throughput"]),
         "chart_width": CHART_WIDTH,
         "chart_height": CHART_HEIGHT,
@@ -177,6 +229,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             summary_url=reverse("dashboard-summary"),
             # Failed runs that arrive live may be retried only when their task is a catalog one.
             catalog=load_catalog().names(),
+            filter=_filter_json(where),
         ),
         "initial": {**_summary_json(summary), "feed": feed},
         **_permissions(request),
@@ -205,3 +258,15 @@ def task_detail(request: HttpRequest, task_id: str) -> HttpResponse:
         **_permissions(request),
     }
     return render(request, "scheduler/task_detail.html", context)
+
+
+FAVICON = "scheduler/favicon.svg"
+
+
+@require_GET
+def favicon(request: HttpRequest) -> HttpResponse:
+    """/favicon.ico, which browsers ask for whatever the page links: the static SVG icon."""
+    # Not permanent: the static file's name changes with its content in production.
+    response = HttpResponseRedirect(static(FAVICON))
+    response["Cache-Control"] = "public, max-age=86400"
+    return response

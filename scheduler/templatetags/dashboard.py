@@ -12,6 +12,8 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import get_current_timezone, localtime
 
+from scheduler.selectors import error_summary
+
 register = template.Library()
 
 
@@ -51,6 +53,12 @@ STATE_LABELS = {
     "REVOKED": "revoked",
     "SKIPPED": "skipped",
 }
+
+
+@register.filter
+def error_line(text: str) -> str:
+    """A stored error as one line of plain text (selectors.error_summary)."""
+    return error_summary(text or "")
 
 
 @register.filter

@@ -11,7 +11,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from scheduler.models import UserPreference
-from scheduler.timezones import request_zone
+from scheduler.timezones import UnknownZone, command_zone, request_zone
 from tests.factories import user_with
 
 pytestmark = pytest.mark.django_db
@@ -119,3 +119,24 @@ def test_it_leaves_no_zone_active_after_the_request() -> None:
     client.get(reverse("dashboard"))
     assert timezone.get_current_timezone_name() == "UTC"
     assert timezone.localtime(datetime(2026, 1, 1, tzinfo=UTC)).tzinfo == zoneinfo.ZoneInfo("UTC")
+
+
+@pytest.mark.parametrize(
+    ("explicit", "environ", "expected"),
+    [
+        (None, {}, ("UTC", None)),
+        (None, {"TZ": "Europe/Paris"}, ("Europe/Paris", None)),
+        (None, {"TZ": ":Europe/Paris"}, ("Europe/Paris", None)),
+        ("Asia/Tokyo", {"TZ": "Europe/Paris"}, ("Asia/Tokyo", None)),
+        (None, {"TZ": "UTC0"}, ("UTC", "TZ='UTC0' is not an IANA zone name: times are in UTC")),
+    ],
+)
+def test_it_gives_commands_the_tz_option_then_the_environment(
+    explicit: str | None, environ: dict[str, str], expected: tuple[str, str | None]
+) -> None:
+    assert command_zone(explicit, environ) == expected
+
+
+def test_it_refuses_an_unknown_tz_option_by_name() -> None:
+    with pytest.raises(UnknownZone, match="--tz: unknown time zone 'Mars/Olympus'"):
+        command_zone("Mars/Olympus", {})

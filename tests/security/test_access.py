@@ -48,6 +48,7 @@ LOGIN = "/admin/login/"
 # Anyone may call these; each is checked on its own below (and in test_webhooks.py).
 PUBLIC = {
     "": "the front door: a redirect to the dashboard, which asks visitors to sign in",
+    "favicon.ico": "browsers ask for it on every page: a redirect to a static image",
     "healthz": "load balancers poll it; it reports health and nothing else, GET only",
     "api/health/": "the same report for API clients, GET only",
     "admin/login/": "the login page itself",

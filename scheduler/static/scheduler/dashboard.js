@@ -101,6 +101,57 @@
   const badge = (state) =>
     el("span", { class: `badge badge-${(state || "").toLowerCase()}`, text: stateLabel(state) });
 
+  /** An error's first line of text, at most 200 characters: the server's error_summary. */
+  function oneLine(text) {
+    const plain = String(text || "")
+      .replace(/<(script|style)\b[\s\S]*?<\/\1\s*>/gi, " ")
+      .replace(/<(br|\/p|\/h[1-6]|\/title|\/div|\/li|\/tr)\b[^>]*>/gi, "\n")
+      .replace(/<[^>]*>/g, "");
+    const lines = plain
+      .split("\n")
+      .map((part) => part.trim().replace(/\s+/g, " "))
+      .filter(Boolean);
+    let line = lines[0] || "";
+    if (line.endsWith(":") && lines.length > 1) line = `${line} ${lines[1]}`;
+    return line.length > 200 ? `${line.slice(0, 199)}…` : line;
+  }
+
+  /**
+   * A scrolling box whose height is a whole number of its table's rows: its CSS max-height,
+   * trimmed to the bottom of the last row that fits, so that no row is cut in half (rows then
+   * snap under the sticky header as it scrolls: --head is the header's height).
+   */
+  function fitWholeRows(box) {
+    const table = box.querySelector("table");
+    if (!table || !table.tBodies.length) return;
+    box.style.maxHeight = "";
+    const head = table.tHead ? table.tHead.getBoundingClientRect().height : 0;
+    box.style.setProperty("--head", `${head}px`);
+    if (box.scrollHeight <= box.clientHeight + 1) return;
+    const top = table.getBoundingClientRect().top;
+    const room = box.clientHeight;
+    let fit = head;
+    for (const tr of table.tBodies[0].rows) {
+      const bottom = tr.getBoundingClientRect().bottom - top;
+      if (bottom > room + 0.5) break;
+      fit = bottom;
+    }
+    if (fit <= head) return;
+    const frame = box.offsetHeight - box.clientHeight; // borders, and a horizontal scrollbar
+    box.style.maxHeight = `${Math.floor(fit + frame)}px`;
+  }
+
+  let fitPending = false;
+  function fitAllSoon() {
+    if (fitPending) return;
+    fitPending = true;
+    requestAnimationFrame(() => {
+      fitPending = false;
+      for (const box of document.querySelectorAll(".scroll")) fitWholeRows(box);
+    });
+  }
+  window.addEventListener("resize", fitAllSoon);
+
   function csrfToken() {
     const match = document.cookie.match(/(?:^|;\s*)csrftoken=([^;]+)/);
     return match ? decodeURIComponent(match[1]) : "";
@@ -220,6 +271,26 @@
       renderFeedRow(feed.get(row.task_id));
     }
 
+    // The feed's filter, from the page's query string: the websocket is asked for the same
+    // events (task, state, object); it has no periodic-task filter, so that one is applied here.
+    const filter = config.filter || {};
+    const filterQuery = ["task", "state", "object"]
+      .filter((key) => filter[key])
+      .map((key) => `${key}=${encodeURIComponent(filter[key])}&`)
+      .join("");
+    const wanted = (event) =>
+      !filter.periodic_task ||
+      event.periodic_task_name === filter.periodic_task ||
+      (!event.periodic_task_name && feed.has(event.task_id));
+
+    // While the live connection is down, the workers and beat shown may be long gone.
+    const cluster = $("#cluster");
+    document.addEventListener("live:state", (event) => {
+      const stale = event.detail.state !== "live" && event.detail.state !== "connecting";
+      cluster.toggleAttribute("data-stale", stale);
+      $("#cluster-stale").hidden = !stale;
+    });
+
     function makeFeedRow() {
       return el(
         "tr",
@@ -246,7 +317,7 @@
       let error = $(".c-error", cell);
       if (data.state === "FAILURE" && data.message) {
         if (!error) error = cell.appendChild(el("div", { class: "c-error" }));
-        error.textContent = data.message;
+        error.textContent = oneLine(data.message);
         error.title = data.message;
       } else if (error) {
         error.remove();
@@ -311,6 +382,7 @@
           last.remove();
         }
         feedEmpty.hidden = true;
+        fitAllSoon();
       }
     }
 
@@ -433,7 +505,11 @@
         el("td", { class: "nowrap", text: failure.date_done ? fmtDaySeconds.format(Date.parse(failure.date_done)) : "—" }),
         el("td", {}, el("a", { href: taskUrl(failure.task_id), text: failure.task_name || "—" })),
         el("td", { text: failure.periodic_task_name || "—" }),
-        el("td", { class: "c-error", title: failure.error || "", text: failure.error || "—" }),
+        el(
+          "td",
+          { class: "c-error-cell" },
+          el("div", { class: "c-error", title: failure.error || "", text: oneLine(failure.error) || "—" }),
+        ),
       ];
       if (config.can_run) {
         cells.push(
@@ -517,7 +593,8 @@
             el("a", { href: `/admin/django_celery_beat/periodictask/${encodeURIComponent(task.id)}/change/`, text: task.name }),
           );
           if (!task.enabled) name.append(" ", el("span", { class: "tag", text: "paused" }));
-          name.append(el("div", { class: "muted mono", text: task.task }));
+          const outside = task.in_catalog === false ? " — outside the catalog" : "";
+          name.append(el("div", { class: "muted mono", text: `${task.task}${outside}` }));
           const last = el("td", { class: "nowrap" });
           if (task.last_status) last.append(badge(task.last_status), " ");
           if (task.last_run_at) last.append(el("span", { class: "muted", text: fmtDayTime.format(Date.parse(task.last_run_at)) }));
@@ -706,6 +783,7 @@
       renderUpcoming(summary.upcoming);
       renderFailures(summary.failures);
       renderCluster(summary.cluster);
+      fitAllSoon();
     }
 
     async function refresh() {
@@ -738,7 +816,7 @@
     function handleEvent(event, live) {
       if (!event || typeof event.type !== "string") return;
       if (event.type.startsWith("task.") && event.task_id) {
-        feedEvent(event, live);
+        if (wanted(event)) feedEvent(event, live);
         countEvent(event);
         if (event.type === "task.failed") failureEvent(event);
         if (event.periodic_task_name && FINAL.has(event.state)) refreshSoon();
@@ -754,7 +832,7 @@
 
     window.liveConnection({
       path: config.ws_path,
-      query: "backfill=300",
+      query: `${filterQuery}backfill=300`,
       onMessage(message) {
         if (message.kind === "backfill") {
           for (const event of message.events) handleEvent(event, false);
@@ -766,6 +844,7 @@
       },
     });
     scheduleDraw();
+    fitAllSoon();
   }
 
   // --- The task page ---------------------------------------------------------------------------
@@ -798,7 +877,7 @@
       if (event.duration !== null && event.duration !== undefined) {
         item.append(el("div", { class: "muted", text: `took ${duration(event.duration)}` }));
       }
-      if (event.message) item.append(el("div", { class: "c-error", title: event.message, text: event.message }));
+      if (event.message) item.append(el("div", { class: "c-error", title: event.message, text: oneLine(event.message) }));
       timeline.append(item);
       if (latest.at === null || at >= latest.at || (FINAL.has(event.state) && !FINAL.has(latest.state))) {
         latest = { at, state: event.state };

@@ -39,6 +39,8 @@
     let connections = 0;
 
     function show(state, text, link = null) {
+      // Panels that show what the live connection keeps current listen to this (stale marks).
+      document.dispatchEvent(new CustomEvent("live:state", { detail: { state } }));
       if (!indicator) return;
       indicator.dataset.state = state;
       indicator.replaceChildren(text);
@@ -94,6 +96,11 @@
         }
         if (event.code === 4403) {
           show("closed", "No permission to watch events");
+          return;
+        }
+        if (event.code === 4400) {
+          // The same filter would be refused again: say so rather than retry for ever.
+          show("closed", "Filter refused by the server");
           return;
         }
         scheduleReconnect();
