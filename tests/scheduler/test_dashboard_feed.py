@@ -245,9 +245,11 @@ def test_favicon_ico_answers_with_the_static_icon_for_anyone():
 
 
 def test_every_page_links_the_favicon():
-    html = _client().get("/dashboard/").content.decode()
-
-    assert '<link rel="icon" href="/static/scheduler/favicon.svg" type="image/svg+xml">' in html
+    client = _client()
+    link = '<link rel="icon" href="/static/scheduler/favicon.svg" type="image/svg+xml">'
+    for url in ("/dashboard/", "/agents/", "/admin/"):
+        assert link in client.get(url).content.decode(), url
+    assert link in Client().get("/admin/login/").content.decode()
 
 
 def test_the_feed_and_the_timeline_show_a_long_error_as_one_line_with_the_whole_on_hover():
