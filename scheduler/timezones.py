@@ -100,3 +100,28 @@ def command_zone(explicit: str | None, environ: Mapping[str, str]) -> tuple[str,
             f"TZ={environ['TZ']!r} is not an IANA zone name: times are in {settings.TIME_ZONE}"
         )
     return settings.TIME_ZONE, None
+
+
+DISPLAY_TZ_HELP = "show times in this zone (an IANA name; default: $TZ, else TIME_ZONE)"
+
+
+def add_display_zone_option(verbs: Any) -> None:
+    """`--tz` on every verb of a command's subparsers that has no `--tz` of its own (where a
+    verb has one, it is the zone a schedule is read in, and times are shown in it too)."""
+    for parser in verbs.choices.values():
+        if not any("--tz" in action.option_strings for action in parser._actions):
+            parser.add_argument("--tz", dest="display_tz", metavar="ZONE", help=DISPLAY_TZ_HELP)
+
+
+def activate_command_zone(
+    options: Mapping[str, Any], environ: Mapping[str, str], warn: Callable[[str], None]
+) -> str:
+    """Activate the zone a command shows (and reads naive) times in; see `command_zone`."""
+    explicit = options.get("display_tz")
+    if explicit is None and isinstance(options.get("tz"), str):
+        explicit = options["tz"]
+    zone, warning = command_zone(explicit, environ)
+    if warning:
+        warn(warning)
+    timezone.activate(zoneinfo.ZoneInfo(zone))
+    return zone

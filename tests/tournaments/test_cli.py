@@ -509,3 +509,41 @@ def test_start_refuses_an_end_that_has_passed():
             tournament("start", "Spring cup", "--duration", "soon")
 
     assert Tournament.objects.get().status == "scheduled"
+
+
+# --- time zones ----------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_it_shows_and_reads_times_in_tz_then_the_environments_zone(monkeypatch):
+    monkeypatch.delenv("TZ", raising=False)
+    tournament(
+        "create", "Cup", "--starts", "2026-06-02T09:00", "--duration", "2h", "--symbols", "ACME"
+    )
+    cup = Tournament.objects.get(name="Cup")
+    assert cup.starts_at == datetime(2026, 6, 2, 9, 0, tzinfo=UTC)  # naive: TIME_ZONE, UTC here
+
+    assert "starts         2026-06-02 18:00:00 JST" in tournament(
+        "status", "Cup", "--tz", "Asia/Tokyo"
+    )
+    monkeypatch.setenv("TZ", "America/New_York")
+    assert "starts         2026-06-02 05:00:00 EDT" in tournament("status", "Cup")
+    # --tz wins over TZ, and a naive time is read in the command's zone.
+    tournament(
+        "create", "Late cup", "--starts", "2026-06-02T09:00", "--duration", "2h",
+        "--symbols", "ACME", "--tz", "Europe/Paris",
+    )  # fmt: skip
+    late = Tournament.objects.get(name="Late cup")
+    assert late.starts_at == datetime(2026, 6, 2, 7, 0, tzinfo=UTC)
+
+
+@pytest.mark.django_db
+def test_it_refuses_an_unknown_tz_by_name_and_warns_about_an_unusable_environment(monkeypatch):
+    with pytest.raises(CommandError, match="--tz: unknown time zone 'Mars/Olympus'"):
+        tournament("list", "--tz", "Mars/Olympus")
+
+    monkeypatch.setenv("TZ", "EST5EDT,M3.2.0,M11.1.0")
+    stdout, stderr = StringIO(), StringIO()
+    call_command("tournament", "list", stdout=stdout, stderr=stderr)
+    assert "is not an IANA zone name: times are in UTC" in stderr.getvalue()

@@ -5,7 +5,8 @@ Reads go through `tournaments.selectors`, writes through `tournaments.services` 
 error is a CommandError naming the field (the flag, where there is one): one line on stderr,
 exit status 1, nothing saved. `--json` prints exactly one JSON document.
 
-Times (`--starts`, `--ends`) are ISO 8601 (a naive one is read in TIME_ZONE), `now`, or an
+Times are shown in `--tz`, else the `TZ` environment variable, else TIME_ZONE; `--starts` and
+`--ends` are ISO 8601 (a naive one is read in that zone), `now`, or an
 offset from now: `+2h`, `+1h30m`, `+90m`, `in 2 hours`, `in 1 day`. `--duration` takes the
 same spans (`6h`, `2 hours`) counted from the start. `start` makes a tournament live now: one
 started before its start time starts now and keeps its duration, unless `--ends` or `--duration`
@@ -14,13 +15,13 @@ gives a new end (tournaments.services.tournament_start, as the admin and the API
 
 from __future__ import annotations
 
+import os
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any, NoReturn
 
-from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
@@ -29,8 +30,8 @@ from django.utils import timezone
 
 from agents.models import Agent
 from scheduler import cli_output as out
-from scheduler.parsing import zone_named
 from scheduler.services import schedule_describe
+from scheduler.timezones import UnknownZone, activate_command_zone, add_display_zone_option
 from tournaments import selectors, services
 from tournaments.demo import seed_tournament_schedules
 from tournaments.models import Decision, Entry, Tournament, Trade
@@ -158,13 +159,20 @@ class Command(BaseCommand):
         verbs.add_parser(
             "setup", help="create the periodic checks, recovery and rankings (idempotent)"
         )
+        add_display_zone_option(verbs)
 
     def handle(self, *args: Any, **options: Any) -> None:
         handler = getattr(self, "_" + options["verb"])
         try:
+            activate_command_zone(options, os.environ, warn=self.stderr.write)
+        except UnknownZone as exc:
+            raise CommandError(str(exc)) from None
+        try:
             handler(options)
         except TournamentError as exc:
             raise CommandError(_flagged(exc.errors)) from exc
+        finally:
+            timezone.deactivate()
 
     def _print(self, text: str = "") -> None:
         self.stdout.write(text)
@@ -433,7 +441,7 @@ def _entries_text(entries: list[Entry]) -> str:
 
 
 def _when(text: str, *, flag: str, now: datetime) -> datetime:
-    """ISO 8601 (naive: TIME_ZONE), `now`, `+2h`, `in 2 hours`."""
+    """ISO 8601 (naive: the command's zone, --tz or TZ), `now`, `+2h`, `in 2 hours`."""
     phrase = " ".join(text.strip().lower().split())
     if phrase == "now":
         return now
@@ -447,7 +455,7 @@ def _when(text: str, *, flag: str, now: datetime) -> datetime:
             f"{flag}: {text!r} is not a time ({_TIME_HELP}, e.g. 2026-06-01T09:00:00+00:00)"
         ) from None
     if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=zone_named(settings.TIME_ZONE))
+        moment = moment.replace(tzinfo=timezone.get_current_timezone())
     try:
         moment.astimezone(UTC)  # as the database stores it
     except OverflowError:
