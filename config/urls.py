@@ -2,14 +2,16 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.admin.views.decorators import staff_member_required
-from django.urls import include, path
+from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from scheduler import account_views, metrics_views
 from scheduler import views as scheduler_views
+from scheduler.api.views import ApiIndexView, ApiNotFoundView
 
 api_patterns = [
+    path("api/", ApiIndexView.as_view(), name="api-index"),
     path("api/", include("scheduler.api.urls")),
     path("api/", include("agents.api.urls")),
     path("api/", include("tournaments.api.urls")),
@@ -19,6 +21,9 @@ api_patterns = [
         staff_member_required(SpectacularSwaggerView.as_view(url_name="api-schema")),
         name="api-docs",
     ),
+    # Last: every other path under /api/ answers a JSON 404, DEBUG or not (Django's handler404
+    # is skipped when DEBUG is true, and its debug page is HTML).
+    re_path(r"^api/(?P<rest>.+)$", ApiNotFoundView.as_view(), name="api-not-found"),
 ]
 
 # The admin's "View site" goes to the dashboard, the product's front page.

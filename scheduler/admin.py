@@ -41,7 +41,7 @@ from kombu.exceptions import OperationalError
 
 from config.queues import QUEUES
 from scheduler import selectors
-from scheduler.catalog import CatalogEntry, load_catalog
+from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.changelists import (
     EstimatedCountPaginator,
     choices_filter,
@@ -78,6 +78,7 @@ TIME_ZONES = sorted(available_timezones())
 # The stock admins are untyped: mypy infers their option tuples down to the exact length, so
 # ours are declared as this to override them.
 AdminOption = Any
+OUTSIDE_CATALOG = "outside the catalog"
 QUEUE_CHOICES = [
     ("", "The task's own queue"),
     *((name, f"{name}: {spec.purpose}") for name, spec in QUEUES.items()),
@@ -146,6 +147,17 @@ class TimeZoneInput(forms.TextInput):
         return format_html("{}{}", super().render(name, value, attrs, renderer), datalist)
 
 
+def overlap_choices(entry: CatalogEntry | None) -> list[tuple[str, str]]:
+    """The task's default first (naming the policy it stands for now), then the explicit ones."""
+    default = str(OverlapPolicy.DEFAULT.label)
+    if entry is not None:
+        default += f" (currently: {entry.overlap.value})"
+    return [
+        (OverlapPolicy.DEFAULT.value, default),
+        *((value, label) for value, label in OverlapPolicy.choices if value != "default"),
+    ]
+
+
 def params_help(entry: CatalogEntry | None) -> SafeString:
     if entry is None:
         body = format_html("{}", "Choose a task to see the parameters it takes.")
@@ -185,7 +197,8 @@ class PeriodicTaskScheduleForm(PeriodicTaskForm):
     overlap = forms.ChoiceField(
         label="Overlap policy",
         required=False,
-        choices=[("", "The task's default"), *OverlapPolicy.choices],
+        choices=overlap_choices(None),
+        help_text="The task's default follows the catalog when its declared policy changes.",
     )
     misfire = forms.ChoiceField(label="Misfire policy", choices=MisfirePolicy.choices)
     queue = forms.ChoiceField(label="Queue", required=False, choices=QUEUE_CHOICES)
@@ -207,14 +220,18 @@ class PeriodicTaskScheduleForm(PeriodicTaskForm):
             crontab = instance.crontab if instance.crontab_id else None
             zone = str(crontab.timezone) if crontab is not None else settings.TIME_ZONE
             self.initial.setdefault("timezone", zone)
+            self.initial.setdefault("overlap", OverlapPolicy.DEFAULT.value)
             self.initial.setdefault("misfire", MisfirePolicy.RUN_ONCE.value)
         if "task" in self.fields:
             choices: list[tuple[str, str]] = [("", "---------")]
             choices += [(entry.name, f"{entry.name}: {entry.description}") for entry in catalog]
             if instance.task and instance.task not in catalog:
                 # Shown as it is, so staff see what the row runs; saving it fails with a message.
-                choices.append((instance.task, f"{instance.task} (not in the catalog)"))
+                choices.append((instance.task, f"{instance.task} ({OUTSIDE_CATALOG})"))
             cast(forms.ChoiceField, self.fields["task"]).choices = choices
+        if "overlap" in self.fields:
+            current = catalog.get(instance.task) if instance.task in catalog else None
+            cast(forms.ChoiceField, self.fields["overlap"]).choices = overlap_choices(current)
         if "kwargs" in self.fields:
             field = self.fields["kwargs"]
             field.label = "Parameters (JSON)"
@@ -272,9 +289,15 @@ class PeriodicTaskScheduleForm(PeriodicTaskForm):
         if not task:
             return
         bad_json = self.has_error("kwargs")
+        instance = self.instance
+        # The row's own task, unchanged: outside the catalog, it is refused as everywhere.
+        stored_in = instance.name if not instance._state.adding and task == instance.task else None
         try:
             task_validate(
-                task=task, params={} if bad_json else self.params, queue=data.get("queue") or None
+                task=task,
+                params={} if bad_json else self.params,
+                queue=data.get("queue") or None,
+                stored_in=stored_in,
             )
         except ScheduleError as exc:
             # Unreadable JSON already says what is wrong with the parameters.
@@ -346,17 +369,20 @@ admin.site.unregister(PeriodicTask)
 class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
     form = PeriodicTaskScheduleForm
     change_form_template = "admin/scheduler/periodictask/change_form.html"
+    # Compact cells that fit a 1,280 px screen (tests/scheduler/test_admin_browser.py).
+    change_list_template = "admin/scheduler/periodictask/change_list.html"
+    # Compact, merged cells so that every column fits 1,280 px: the task under the name, the
+    # zone under the schedule, the last run (its status linking to the run history, when it
+    # ended, how long it took) in one cell. The admin's cost is per cell too, and this list
+    # must stay within 1.5x the stock one (benchmarks/history_scale.py) while showing more.
     list_display: AdminOption = (
-        "name",
-        "enabled",
-        "task",
+        "name_and_task",
+        "is_enabled",
         "schedule_summary",
-        # The last run (its status linking to the run history, when it ended, how long it
-        # took) in one cell: the admin's cost is per cell, and this list must stay within
-        # 1.5x the stock one (benchmarks/history_scale.py) while showing more.
         "last_status",
         "next_run",
     )
+    list_display_links: AdminOption = ("name_and_task",)
     actions: AdminOption = ("enable_tasks", "disable_tasks", "toggle_tasks", "run_now")
     fieldsets: ClassVar[AdminOption] = (
         (
@@ -528,10 +554,14 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
         self, request: HttpRequest, queryset: QuerySet[PeriodicTask], *, enabled: bool
     ) -> None:
         names = list(queryset.values_list("name", flat=True))
-        changed = schedule_set_enabled_bulk(
-            names=names, enabled=enabled, actor=request.user, source=Source.ADMIN
-        )
         verb = "enabled" if enabled else "disabled"
+        try:
+            changed = schedule_set_enabled_bulk(
+                names=names, enabled=enabled, actor=request.user, source=Source.ADMIN
+            )
+        except ScheduleError as exc:  # a task outside the catalog: none is enabled
+            self.message_user(request, f"Nothing was {verb}: {exc}", messages.ERROR)
+            return
         unchanged = len(names) - changed
         note = f" ({unchanged} already {verb})" if unchanged else ""
         self.message_user(request, f"{_tasks(changed)} {verb}{note}.", messages.SUCCESS)
@@ -547,19 +577,23 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
     @admin.action(description="Toggle activity of selected tasks", permissions=["change"])
     def toggle_tasks(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
         states = dict(queryset.values_list("name", "enabled"))
-        with transaction.atomic():  # both halves or neither
-            enabled = schedule_set_enabled_bulk(
-                names=[name for name, on in states.items() if not on],
-                enabled=True,
-                actor=request.user,
-                source=Source.ADMIN,
-            )
-            disabled = schedule_set_enabled_bulk(
-                names=[name for name, on in states.items() if on],
-                enabled=False,
-                actor=request.user,
-                source=Source.ADMIN,
-            )
+        try:
+            with transaction.atomic():  # both halves or neither
+                enabled = schedule_set_enabled_bulk(
+                    names=[name for name, on in states.items() if not on],
+                    enabled=True,
+                    actor=request.user,
+                    source=Source.ADMIN,
+                )
+                disabled = schedule_set_enabled_bulk(
+                    names=[name for name, on in states.items() if on],
+                    enabled=False,
+                    actor=request.user,
+                    source=Source.ADMIN,
+                )
+        except ScheduleError as exc:  # a task outside the catalog: nothing changes
+            self.message_user(request, f"Nothing was toggled: {exc}", messages.ERROR)
+            return
         self.message_user(
             request, f"{_tasks(enabled)} enabled, {_tasks(disabled)} disabled.", messages.SUCCESS
         )
@@ -586,15 +620,40 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
 
     # --- Columns and read-only fields ------------------------------------------------------------
 
+    @admin.display(description="Name / task", ordering="name")
+    def name_and_task(self, obj: PeriodicTask) -> str:
+        outside = obj.task not in load_catalog()
+        return format_html(
+            '{}<span class="scheduler-sub{}">{}{}</span>',
+            obj.name,
+            " scheduler-outside" if outside else "",
+            obj.task,
+            f" — {OUTSIDE_CATALOG}" if outside else "",
+        )
+
+    @admin.display(description="On", boolean=True, ordering="enabled")
+    def is_enabled(self, obj: PeriodicTask) -> bool:
+        return bool(obj.enabled)
+
     @admin.display(description="Schedule")
     def schedule_summary(self, obj: PeriodicTask) -> str:
         options = options_of(obj)
+        zone_name = options.timezone if options is not None else ""
         if obj.clocked is not None:
             # The time itself: a relative phrase ("in 5 minutes") means nothing a day later.
-            zone = zone_named(options.timezone) if options is not None else None
-            return f"once, at {localtime(obj.clocked.clocked_time, zone):%Y-%m-%d %H:%M %Z}"
+            zone = zone_named(zone_name) if zone_name else None
+            at = localtime(obj.clocked.clocked_time, zone)
+            return format_html(
+                '<span class="scheduler-nowrap">once, at {}</span>', f"{at:%Y-%m-%d %H:%M %Z}"
+            )
         if options is not None and options.phrase:
-            return f"{options.phrase} ({options.timezone})"
+            # A long zone (America/Argentina/Buenos_Aires) breaks after its slashes only.
+            zone_parts = format_html_join(
+                SafeString("/<wbr>"), "{}", ((part,) for part in zone_name.split("/"))
+            )
+            return format_html(
+                '{}<span class="scheduler-sub">{}</span>', options.phrase, zone_parts
+            )
         return str(obj.scheduler or "")
 
     @admin.display(description="Last run", ordering="last_status")
@@ -605,12 +664,12 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
         started, done = getattr(obj, "last_started", None), getattr(obj, "last_done", None)
         at = done or started
         return format_html(
-            '<a href="{}" class="scheduler-last-{}">{}</a> {}{}',
+            '<a href="{}" class="scheduler-last-{}">{}</a><span class="scheduler-sub">{}{}</span>',
             history_url(obj.name),
             status.lower(),
             status,
-            f"{localtime(at):%Y-%m-%d %H:%M}" if at else "",
-            f", {duration}" if (duration := format_duration(started, done)) else "",
+            f"{localtime(at):%m-%d %H:%M}" if at else "",
+            f" · {duration}" if (duration := format_duration(started, done)) else "",
         )
 
     @admin.display(description="Next run")
@@ -620,7 +679,9 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
             return ""
         options = options_of(obj)
         zone = zone_named(options.timezone) if options is not None else None
-        return f"{localtime(at, zone):%Y-%m-%d %H:%M %Z}"
+        return format_html(
+            '<span class="scheduler-nowrap">{}</span>', f"{localtime(at, zone):%m-%d %H:%M %Z}"
+        )
 
     @admin.display(description="Run history")
     def run_history(self, obj: PeriodicTask) -> str:
@@ -700,7 +761,11 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
 
     def overlap(self, obj: PeriodicTask) -> str:
         options = options_of(obj)
-        return options.get_overlap_display() if options is not None else ""
+        policy = options.overlap if options is not None else OverlapPolicy.DEFAULT
+        if policy != OverlapPolicy.DEFAULT:
+            return str(OverlapPolicy(policy).label)
+        current = overlap_resolved(obj.task, None).value
+        return f"{OverlapPolicy.DEFAULT.label} (currently: {current})"
 
     def misfire(self, obj: PeriodicTask) -> str:
         options = options_of(obj)

@@ -19,7 +19,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
-from scheduler.catalog import CatalogEntry
+from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.events import event_level
 from scheduler.masking import masked, masked_text
 from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
@@ -136,6 +136,25 @@ def options_of(periodic_task: PeriodicTask) -> ScheduleOptions | None:
     return options
 
 
+OUTSIDE_CATALOG = "outside the catalog"
+
+
+def task_label(periodic_task: PeriodicTask) -> str:
+    """The task a periodic task runs, marked when it is outside the catalog."""
+    if periodic_task.task in load_catalog():
+        return periodic_task.task
+    return f"{periodic_task.task} ({OUTSIDE_CATALOG})"
+
+
+def overlap_label(periodic_task: PeriodicTask) -> str:
+    """'skip', or 'default (currently: skip)' for the task's default."""
+    options = options_of(periodic_task)
+    policy = options.overlap if options is not None else OverlapPolicy.DEFAULT.value
+    if policy != OverlapPolicy.DEFAULT:
+        return str(policy)
+    return f"{policy} (currently: {overlap_resolved(periodic_task.task, None).value})"
+
+
 def periodic_task_as_dict(
     periodic_task: PeriodicTask, *, description: str, next_runs: list[datetime]
 ) -> dict[str, Any]:
@@ -147,6 +166,7 @@ def periodic_task_as_dict(
     return {
         "name": periodic_task.name,
         "task": periodic_task.task,
+        "in_catalog": periodic_task.task in load_catalog(),
         "enabled": periodic_task.enabled,
         "schedule": options.phrase if options is not None and options.phrase else None,
         "schedule_description": description,
@@ -154,7 +174,10 @@ def periodic_task_as_dict(
         "params": _masked_arguments(params),
         "queue": periodic_task.queue or None,
         "description": periodic_task.description,
-        "overlap": options.overlap if options is not None else str(OverlapPolicy.ALLOW),
+        "overlap": options.overlap if options is not None else str(OverlapPolicy.DEFAULT),
+        "overlap_effective": str(
+            overlap_resolved(periodic_task.task, options.overlap if options else None).value
+        ),
         "misfire": options.misfire if options is not None else str(MisfirePolicy.RUN_ONCE),
         "one_off": periodic_task.one_off,
         "last_run_at": iso(periodic_task.last_run_at),

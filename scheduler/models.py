@@ -31,7 +31,7 @@ class ScheduleOptions(models.Model):
     # The zone the phrase was read in; crontab rows carry it too, for beat.
     timezone = models.CharField(max_length=63, default="UTC")
     overlap = models.CharField(
-        max_length=10, choices=OverlapPolicy.choices, default=OverlapPolicy.ALLOW
+        max_length=10, choices=OverlapPolicy.choices, default=OverlapPolicy.DEFAULT
     )
     misfire = models.CharField(
         max_length=10, choices=MisfirePolicy.choices, default=MisfirePolicy.RUN_ONCE

@@ -36,7 +36,9 @@ def overlap_lock_key(periodic_task_name: str) -> str:
 
 
 def overlap_policy_of(periodic_task_name: str, task_name: str) -> str:
-    from scheduler.catalog import catalog
+    """The policy this run follows: the schedule's own, or its task's declared one as the
+    catalog says now (no options row, or `default`): resolved here, as the run starts."""
+    from scheduler.catalog import overlap_resolved
     from scheduler.models import ScheduleOptions
 
     policy = (
@@ -44,11 +46,7 @@ def overlap_policy_of(periodic_task_name: str, task_name: str) -> str:
         .values_list("overlap", flat=True)
         .first()
     )
-    if policy is not None:
-        return str(policy)
-    if task_name in catalog:
-        return str(catalog.get(task_name).overlap)
-    return str(OverlapPolicy.ALLOW)
+    return str(overlap_resolved(task_name, policy))
 
 
 def stored_state(task_id: str) -> str | None:

@@ -33,7 +33,13 @@ from django_celery_results.models import TaskResult
 
 from config.queues import QUEUES
 from scheduler.beat_changes import notify_beat
-from scheduler.catalog import ParameterError, UnknownTaskError, load_catalog
+from scheduler.catalog import (
+    CATALOG_EXISTING_DOCS,
+    ParameterError,
+    UnknownTaskError,
+    load_catalog,
+    outside_catalog_message,
+)
 from scheduler.events import event_record
 from scheduler.json_text import MalformedJSON, read_json
 from scheduler.masking import holds_mask, masked_text
@@ -99,12 +105,22 @@ def params_from_json(text: str | None) -> Any:
         raise ScheduleError.on("params", str(exc)) from exc
 
 
-def task_validate(*, task: str, params: Any, queue: str | None = None) -> ValidatedTask:
-    """The catalog entry exists, the parameters match it, the queue is one of ours."""
+def task_validate(
+    *, task: str, params: Any, queue: str | None = None, stored_in: str | None = None
+) -> ValidatedTask:
+    """The catalog entry exists, the parameters match it, the queue is one of ours.
+
+    `stored_in`: the periodic task that already runs `task`, so that a task outside the
+    catalog is refused as every interface refuses such a row (`outside_catalog_message`).
+    """
     errors: dict[str, list[str]] = {}
     try:
         entry = load_catalog().get(task)
     except UnknownTaskError as exc:
+        if stored_in is not None:
+            raise ScheduleError.on(
+                "task", outside_catalog_message(task, stored_in, "edited")
+            ) from exc
         raise ScheduleError.on("task", str(exc)) from exc
     try:
         checked = entry.validate(params)
@@ -237,7 +253,7 @@ def _snapshot(periodic_task: PeriodicTask, options: ScheduleOptions | None) -> d
         "queue": periodic_task.queue or "",
         "enabled": periodic_task.enabled,
         "description": periodic_task.description,
-        "overlap": options.overlap if options else OverlapPolicy.ALLOW.value,
+        "overlap": options.overlap if options else OverlapPolicy.DEFAULT.value,
         "misfire": options.misfire if options else MisfirePolicy.RUN_ONCE.value,
     }
 
@@ -344,6 +360,15 @@ def _record_update(
         )
 
 
+def schedule_require_catalog(periodic_task: PeriodicTask, action: str) -> None:
+    """The one rule for rows outside the catalog (scheduler/catalog.py): viewed, disabled and
+    deleted, never enabled, run or edited. A ScheduleError on `task` saying so."""
+    if periodic_task.task not in load_catalog():
+        raise ScheduleError.on(
+            "task", outside_catalog_message(periodic_task.task, periodic_task.name, action)
+        )
+
+
 def schedule_get(name: str) -> PeriodicTask:
     try:
         return PeriodicTask.objects.select_related(
@@ -432,9 +457,8 @@ def _row_save(
 
 
 def _default_options(periodic_task: PeriodicTask) -> ScheduleOptions:
-    return ScheduleOptions(
-        periodic_task=periodic_task, overlap=load_catalog().get(periodic_task.task).overlap
-    )
+    # "default", not the task's policy of today: resolved when a run starts (scheduler/runs.py).
+    return ScheduleOptions(periodic_task=periodic_task, overlap=OverlapPolicy.DEFAULT)
 
 
 def _options_save(
@@ -535,6 +559,7 @@ def schedule_update(
         task=task or periodic_task.task,
         params=before["params"] if params is _UNSET else params,
         queue=queue or periodic_task.queue or None,
+        stored_in=periodic_task.name if task in (None, periodic_task.task) else None,
     )
     phrase = schedule if schedule is not None else (options.phrase if options else "")
     parsed: ParsedSchedule | None = None
@@ -631,6 +656,9 @@ def schedule_save(
             task=periodic_task.task,
             params=params_from_json(periodic_task.kwargs),
             queue=periodic_task.queue or None,
+            stored_in=stored.name
+            if stored is not None and stored.task == periodic_task.task
+            else None,
         )
     )
     parsed: ParsedSchedule | None = None
@@ -705,6 +733,8 @@ def _set_enabled(name: str, *, enabled: bool, actor: User, source: str) -> Perio
     periodic_task = PeriodicTask.objects.select_for_update().get(pk=schedule_get(name).pk)
     if periodic_task.enabled == enabled:
         return periodic_task
+    if enabled:
+        schedule_require_catalog(periodic_task, "enabled")
     periodic_task.enabled = enabled
     periodic_task.save()  # save(): beat's change counter moves with it
     action = AuditEntry.Action.ENABLED if enabled else AuditEntry.Action.DISABLED
@@ -730,6 +760,18 @@ def schedule_set_enabled_bulk(
     rows = list(PeriodicTask.objects.filter(name__in=names).exclude(enabled=enabled))
     if not rows:
         return 0
+    if enabled:
+        catalog = load_catalog()
+        outside = sorted((row.name, row.task) for row in rows if row.task not in catalog)
+        if outside:
+            listed = ", ".join(repr(name) for name, _ in outside)
+            tasks = ", ".join(sorted({repr(task) for _, task in outside}))
+            raise ScheduleError.on(
+                "task",
+                f"{listed} run {tasks}, outside the catalog: such schedules can be disabled or "
+                "deleted, not enabled; nothing was enabled. To keep them, bring the tasks into "
+                f"the catalog with catalog_existing(...) ({CATALOG_EXISTING_DOCS}).",
+            )
     update: dict[str, Any] = {"enabled": enabled}
     if not enabled:
         update["last_run_at"] = None  # as PeriodicTask.save() does for a disabled task
@@ -811,6 +853,7 @@ def task_enqueue(
 def schedule_run_now(*, name: str, actor: User = None, source: str = Source.SYSTEM) -> str:
     """Queue one run of periodic task `name` now, outside its schedule; returns the task id."""
     periodic_task = schedule_get(name)
+    schedule_require_catalog(periodic_task, "run")
     try:
         params = json.loads(periodic_task.kwargs or "{}")
     except json.JSONDecodeError as exc:

@@ -21,7 +21,7 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 from rest_framework.request import Request
 
-from scheduler.catalog import CatalogEntry
+from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.cli_output import result_duration
 from scheduler.parsing import zone_named
 from scheduler.policies import MisfirePolicy, OverlapPolicy
@@ -227,7 +227,10 @@ class ScheduleInputSerializer(StrictSerializer):
     overlap = serializers.CharField(
         required=False,
         allow_null=True,
-        help_text=f"{', '.join(OverlapPolicy.values)} (default: the task's)",
+        help_text=(
+            f"{', '.join(OverlapPolicy.values)}; default (the default): the task's policy as "
+            "the catalog declares it when each run starts (GET /api/catalog/ shows it)"
+        ),
     )
     misfire = serializers.CharField(
         required=False, help_text=f"{', '.join(MisfirePolicy.values)} (default run_once)"
@@ -253,6 +256,12 @@ class ScheduleSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     name = serializers.CharField()
     task = serializers.CharField()
+    in_catalog = serializers.SerializerMethodField(
+        help_text=(
+            "false: the task is outside the catalog; the schedule can be disabled or deleted, "
+            "not enabled, run or edited"
+        )
+    )
     schedule = serializers.SerializerMethodField(
         help_text="as written (English or cron), or the description of a stock schedule"
     )
@@ -262,7 +271,10 @@ class ScheduleSerializer(serializers.Serializer[Any]):
     queue = serializers.CharField(allow_null=True)
     enabled = serializers.BooleanField()
     description = serializers.CharField()
-    overlap = serializers.SerializerMethodField()
+    overlap = serializers.SerializerMethodField(help_text="as saved: allow, skip or default")
+    overlap_effective = serializers.SerializerMethodField(
+        help_text="the policy the next run follows (default resolved through the catalog)"
+    )
     misfire = serializers.SerializerMethodField()
     next_run = serializers.SerializerMethodField()
     last_run_at = serializers.DateTimeField(allow_null=True)
@@ -289,9 +301,17 @@ class ScheduleSerializer(serializers.Serializer[Any]):
         except json.JSONDecodeError:
             return periodic_task.kwargs  # stored by hand as text that is not JSON
 
+    def get_in_catalog(self, periodic_task: PeriodicTask) -> bool:
+        return periodic_task.task in load_catalog()
+
     def get_overlap(self, periodic_task: PeriodicTask) -> str:
         options = getattr(periodic_task, "options", None)
-        return str(options.overlap) if options is not None else str(OverlapPolicy.ALLOW)
+        return str(options.overlap) if options is not None else str(OverlapPolicy.DEFAULT)
+
+    def get_overlap_effective(self, periodic_task: PeriodicTask) -> str:
+        options = getattr(periodic_task, "options", None)
+        policy = options.overlap if options is not None else None
+        return str(overlap_resolved(periodic_task.task, policy).value)
 
     def get_misfire(self, periodic_task: PeriodicTask) -> str:
         options = getattr(periodic_task, "options", None)

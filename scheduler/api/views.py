@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from drf_spectacular.types import OpenApiTypes
@@ -73,6 +74,70 @@ class HistoryPages(Pages):
     the database's estimate rather than a count of every row (scheduler/table_rows.py)."""
 
     django_paginator_class = EstimatedCountPaginator
+
+
+# The parts of the API the index lists: (key, URL name, what it is). The agents' and the
+# tournaments' parts are named by their URL names: this module does not import those apps.
+API_PARTS: tuple[tuple[str, str, str], ...] = (
+    ("health", "api-health", "database, Redis and worker health (no authentication)"),
+    ("catalog", "api-catalog", "the tasks that can be run and scheduled, with their parameters"),
+    ("tasks", "api-tasks", "run a catalog task (POST); stored results (GET)"),
+    ("schedules", "api-schedule-list", "periodic tasks: list, create, update, run, enable, ..."),
+    ("sessions", "api-session-list", "agents' conversation sessions and their messages"),
+    ("tournaments", "api-tournament-list", "tournaments, their leaderboards and entries"),
+    ("schema", "api-schema", "the OpenAPI schema of every endpoint"),
+    ("docs", "api-docs", "the schema as browsable documentation (a staff session)"),
+)
+
+
+class ApiIndexView(APIView):
+    """`/api/`: the API's parts, each with its URL, and where the schema and its docs are."""
+
+    permission_classes = [StaffPermission]
+
+    @extend_schema(
+        responses=inline_serializer(
+            name="ApiIndex",
+            fields={
+                "parts": serializers.DictField(),
+                "schema": serializers.URLField(),
+                "docs": serializers.URLField(),
+            },
+        )
+    )
+    def get(self, request: Request) -> Response:
+        parts = {
+            key: {"url": request.build_absolute_uri(reverse(name)), "description": description}
+            for key, name, description in API_PARTS
+        }
+        return Response(
+            {"parts": parts, "schema": parts["schema"]["url"], "docs": parts["docs"]["url"]}
+        )
+
+
+class ApiNotFoundView(APIView):
+    """Every path under `/api/` that no endpoint has, whatever the method: a JSON 404.
+
+    Routed last under `/api/`, so that it answers even where Django's `handler404` would not
+    (DEBUG=True answers its HTML debug page instead). Authentication and permissions run
+    first, as on every endpoint: an anonymous caller learns no more than on a real path.
+    """
+
+    permission_classes = [StaffPermission]
+    # Not in the schema: it is the absence of an endpoint.
+    schema = None
+
+    def _not_found(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        path = request.path
+        detail = f"no such API endpoint: {path}"
+        if not path.endswith("/"):
+            detail += f" (API paths end with a slash: {path}/)"
+        raise NotFound(detail)
+
+    get = post = put = patch = delete = head = _not_found
+
+    def options(self, request: Any, *args: Any, **kwargs: Any) -> Response:
+        return self._not_found(request)
 
 
 class HealthView(APIView):

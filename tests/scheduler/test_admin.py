@@ -30,7 +30,7 @@ from kombu.exceptions import OperationalError
 from pydantic import Field
 
 from config.celery import app as celery_app
-from scheduler.catalog import CatalogEntry, Params, catalog
+from scheduler.catalog import CatalogEntry, Params, catalog, load_catalog
 from scheduler.models import AuditEntry, ScheduleOptions, Source, TaskEvent
 from scheduler.redis_connection import get_redis
 from scheduler.schedule_state import schedule_states_rebuild
@@ -411,7 +411,7 @@ def test_it_changes_the_policies(admin_client):
     options = ScheduleOptions.objects.get(periodic_task=task)
     assert (options.overlap, options.misfire) == ("skip", "skip")
     changes = AuditEntry.objects.get(action="updated").changes
-    assert changes["overlap"] == ["allow", "skip"]
+    assert changes["overlap"] == ["default", "skip"]
 
 
 @pytest.mark.parametrize(
@@ -671,7 +671,8 @@ def test_it_refuses_to_run_a_task_outside_the_catalog(admin_client):
     )
 
     assert any(
-        "legacy was not run" in text and "not in the catalog" in text
+        "legacy was not run" in text
+        and "'celery.backend_cleanup', which is outside the catalog" in text
         for text in page_messages(response)
     )
     assert not AuditEntry.objects.filter(action="run_now").exists()
@@ -787,7 +788,7 @@ def test_it_lists_the_last_status_duration_and_history_link(admin_client):
     assert last is not None
     assert f'href="{RESULTS_URL}?periodic_task_name=reporter"' in last.group(1)
     assert ">FAILURE</a>" in last.group(1)
-    assert last.group(1).endswith(", 1.50 s")
+    assert last.group(1).endswith(" · 1.50 s</span>")
 
 
 def test_it_lists_without_a_query_per_row(admin_client, django_assert_max_num_queries):
@@ -882,7 +883,8 @@ def test_it_links_results_back_to_their_periodic_task(admin_client, django_asser
     _results_for(task, "SUCCESS", "FAILURE")
     TaskResult.objects.create(task_id="gone-1", periodic_task_name="deleted one", status="SUCCESS")
 
-    with django_assert_max_num_queries(12):
+    # 13: the person's time zone is read once per request (scheduler/timezones.py).
+    with django_assert_max_num_queries(13):
         content = admin_client.get(RESULTS_URL).content.decode()
 
     assert content.count(f'<a href="{change_url(task)}">linked</a>') == 2
@@ -927,3 +929,89 @@ def test_it_runs_a_task_on_a_real_worker_from_the_button(celery_worker, admin_us
     assert "SUCCESS" in history.content.decode()
     changelist = client.get(CHANGELIST_URL).content.decode()
     assert re.search(r'<td class="field-last_status"><a [^>]*>SUCCESS</a>', changelist)
+
+
+# --- The task's default overlap policy; periodic tasks outside the catalog -----------------------
+
+
+def test_it_offers_the_tasks_default_overlap_policy_naming_it_and_stores_it(admin_client):
+    task = make_schedule(name="napper", task="scheduler.sleep", params={"seconds": 1})
+    declared = load_catalog().get("scheduler.sleep").overlap.value
+
+    form = admin_client.get(change_url(task)).context["adminform"].form
+    choices = dict(form.fields["overlap"].choices)
+    response = admin_client.post(change_url(task), change_data(task, overlap="default"))
+
+    assert choices["default"] == f"The task's default (currently: {declared})"
+    assert set(choices) == {"default", "allow", "skip"}
+    assert form.initial["overlap"] == "default"
+    assert response.status_code == 302, form_errors(response)
+    assert ScheduleOptions.objects.get(periodic_task=task).overlap == "default"
+
+
+def _outside_catalog(name: str = "legacy", *, enabled: bool = False) -> PeriodicTask:
+    interval = IntervalSchedule.objects.create(every=1, period="days")
+    return PeriodicTask.objects.create(
+        name=name, task="billing.send_invoices", interval=interval, enabled=enabled
+    )
+
+
+def test_it_labels_a_periodic_task_outside_the_catalog_in_the_list(admin_client):
+    _outside_catalog()
+    make_schedule(name="ours")
+
+    content = admin_client.get(CHANGELIST_URL).content.decode()
+
+    assert content.count("outside the catalog") == 1
+    assert "billing.send_invoices — outside the catalog" in content
+
+
+def test_it_refuses_to_enable_or_edit_a_periodic_task_outside_the_catalog(admin_client):
+    legacy = _outside_catalog()
+
+    enabled = admin_client.post(
+        CHANGELIST_URL, {"action": "enable_tasks", "_selected_action": [legacy.pk]}, follow=True
+    )
+    edited = admin_client.get(change_url(legacy))
+    form = edited.context["adminform"].form
+    saved = admin_client.post(
+        change_url(legacy),
+        {
+            **{name: value for name, value in form.initial.items() if value is not None},
+            **form_data(
+                name="legacy",
+                task="billing.send_invoices",
+                kwargs="{}",
+                schedule="",
+                timezone="UTC",
+                interval=legacy.interval_id,
+                overlap="default",
+                description="renamed?",
+            ),
+        },
+    )
+
+    assert any(
+        "Nothing was enabled: task: 'legacy' run 'billing.send_invoices', outside the catalog"
+        in text
+        for text in page_messages(enabled)
+    )
+    assert "billing.send_invoices (outside the catalog)" in edited.content.decode()
+    assert saved.status_code == 200
+    (message,) = form_errors(saved)["task"]
+    assert "can be disabled or deleted, not edited" in message
+    legacy.refresh_from_db()
+    assert (legacy.enabled, legacy.description) == (False, "")
+
+
+def test_it_disables_and_deletes_a_periodic_task_outside_the_catalog(admin_client):
+    legacy = _outside_catalog(enabled=True)
+
+    admin_client.post(CHANGELIST_URL, {"action": "disable_tasks", "_selected_action": [legacy.pk]})
+    legacy.refresh_from_db()
+    assert not legacy.enabled
+    admin_client.post(
+        reverse("admin:django_celery_beat_periodictask_delete", args=[legacy.pk]), {"post": "yes"}
+    )
+
+    assert not PeriodicTask.objects.filter(name="legacy").exists()

@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from django.core.cache import cache
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
+from django_celery_beat.models import IntervalSchedule, PeriodicTask
 from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError
 from rest_framework.authtoken.models import Token
@@ -678,6 +678,8 @@ SCHEDULE_FIELDS = {
     "enabled",
     "description",
     "overlap",
+    "overlap_effective",
+    "in_catalog",
     "misfire",
     "next_run",
     "last_run_at",
@@ -1006,6 +1008,7 @@ def test_it_shows_a_schedule_made_in_the_stock_admin(api_admin):
 # --- Schema and docs -----------------------------------------------------------------------------
 
 CONTRACT = {
+    "/api/": {"get"},
     "/api/catalog/": {"get"},
     "/api/health/": {"get"},
     "/api/tasks/": {"get", "post"},
@@ -1053,3 +1056,138 @@ def test_the_docs_page_renders_for_staff_and_sends_others_to_log_in(api_admin):
     assert "/api/schema/" in response.content.decode()
     assert anonymous.status_code == 302
     assert anonymous["Location"].startswith("/admin/login/")
+
+
+# --- Every path under /api/ answers JSON, DEBUG or not -------------------------------------------
+
+UNKNOWN_API_PATHS = [
+    "/api/nope/",
+    "/api/nope",
+    "/api/sessions/abc/messages/",
+    "/api/schedules/9999999999999999999999/",
+    "/api/schedules/9999999999999999999999/run/",
+    "/api/tournaments/99999999999999999999999/leaderboard/",
+    "/api/tasks/a b/",
+]
+
+
+@pytest.fixture
+def token_admin() -> APIClient:
+    """A superuser calling with an API token, as a script would."""
+    token = Token.objects.create(user=user_with(superuser=True))
+    return APIClient(HTTP_AUTHORIZATION=f"Token {token.key}")
+
+
+@pytest.mark.parametrize("debug", [True, False])
+@pytest.mark.parametrize("path", UNKNOWN_API_PATHS)
+def test_it_answers_404_json_naming_the_path_to_every_method_debug_or_not(
+    token_admin, settings, debug, path
+):
+    settings.DEBUG = debug
+
+    for method in ("get", "post", "put", "patch", "delete", "options"):
+        response = getattr(token_admin, method)(path)
+
+        assert response.status_code == 404, (method, path)
+        detail = response_json(response)["detail"]
+        assert detail.startswith(f"no such API endpoint: {path}"), (method, detail)
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_it_answers_401_json_to_an_anonymous_caller_on_an_unknown_path(settings, debug):
+    settings.DEBUG = debug
+
+    for path in ("/api/", "/api/nope/", "/api/schedules/9999999999999999999999/"):
+        response = api_client().get(path)
+
+        assert response.status_code == 401, path
+        assert "credentials were not provided" in response_json(response)["detail"]
+
+
+def test_it_answers_403_json_to_a_user_who_is_not_staff_on_an_unknown_path():
+    response = api_client(user_with(staff=False)).get("/api/nope/")
+
+    assert response.status_code == 403
+    assert "staff only" in response_json(response)["detail"]
+
+
+def test_it_says_an_api_path_ends_with_a_slash(api_admin):
+    response = api_admin.post("/api/tasks", {"task": "scheduler.ping"}, format="json")
+
+    assert response.status_code == 404
+    assert response_json(response)["detail"] == (
+        "no such API endpoint: /api/tasks (API paths end with a slash: /api/tasks/)"
+    )
+
+
+@pytest.mark.parametrize("debug", [True, False])
+def test_it_answers_an_index_of_the_apis_parts_at_the_root(token_admin, settings, debug):
+    settings.DEBUG = debug
+
+    response = token_admin.get("/api/")
+
+    assert response.status_code == 200
+    data = response_json(response)
+    parts = data["parts"]
+    assert {"health", "catalog", "tasks", "schedules", "sessions", "tournaments"} <= set(parts)
+    assert data["schema"] == "http://testserver/api/schema/"
+    assert data["docs"] == "http://testserver/api/docs/"
+    for name, part in parts.items():
+        assert part["url"].startswith("http://testserver/api/"), name
+        assert part["description"], name
+        if name != "docs":  # a page for a browser's staff session; health is 503 without workers
+            assert token_admin.get(part["url"]).status_code in (200, 503), name
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/api/schedules/999999999999999999/",
+        "/api/sessions/999999999999999999/messages/",
+        "/api/tournaments/999999999999999999/",
+    ],
+)
+def test_it_answers_404_json_for_the_largest_id_a_route_takes(api_admin, settings, path):
+    settings.DEBUG = True
+
+    response = api_admin.get(path)
+
+    assert response.status_code == 404
+    assert "detail" in response_json(response)
+
+
+# --- Periodic tasks outside the catalog; the task's default overlap policy -----------------------
+
+
+def test_it_treats_a_periodic_task_outside_the_catalog_as_every_interface_does(api_admin):
+    interval = IntervalSchedule.objects.create(every=1, period="days")
+    legacy = PeriodicTask.objects.create(
+        name="legacy", task="billing.send_invoices", interval=interval, enabled=True
+    )
+
+    shown = api_admin.get(_schedule_url(legacy))
+    patched = api_admin.patch(_schedule_url(legacy), {"description": "x"}, format="json")
+    disabled = api_admin.post(_schedule_url(legacy, "disable"))
+    enabled = api_admin.post(_schedule_url(legacy, "enable"))
+    deleted = api_admin.delete(_schedule_url(legacy))
+
+    assert response_json(shown)["in_catalog"] is False
+    assert patched.status_code == 400
+    assert "not edited" in response_json(patched)["task"][0]
+    assert (disabled.status_code, response_json(disabled)["enabled"]) == (200, False)
+    assert enabled.status_code == 400
+    assert (
+        "which is outside the catalog: it can be disabled or deleted, not enabled"
+        in (response_json(enabled)["task"][0])
+    )
+    assert deleted.status_code == 204
+
+
+def test_it_shows_the_overlap_policy_as_saved_and_as_the_next_run_follows_it(api_admin):
+    make_schedule(name="napper", task="scheduler.sleep", params={"seconds": 1})
+
+    (row,) = response_json(api_admin.get("/api/schedules/"))["results"]
+
+    assert row["in_catalog"] is True
+    assert row["overlap"] == "default"
+    assert row["overlap_effective"] == load_catalog().get("scheduler.sleep").overlap.value

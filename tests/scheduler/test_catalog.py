@@ -13,6 +13,7 @@ from scheduler.catalog import (
     Params,
     UnknownTaskError,
     catalog,
+    catalog_existing,
     load_catalog,
 )
 from scheduler.checks import check_catalog
@@ -99,3 +100,85 @@ def test_the_system_check_flags_an_entry_that_is_not_a_celery_task():
 
     assert [error.id for error in errors] == ["scheduler.E001"]
     assert "ghost.task" in errors[0].msg
+
+
+# --- Bringing an existing Celery task into the catalog -------------------------------------------
+
+
+class _InvoiceParams(Params):
+    month: str = Field(description="YYYY-MM")
+
+
+LEGACY_TASK = "tests.billing.send_invoices"
+
+
+@pytest.fixture
+def legacy_task():
+    """A plain Celery task, as a team moving from django-celery-beat has them: no catalog."""
+    from celery import shared_task
+
+    @shared_task(name=LEGACY_TASK)
+    def send_invoices(month: str) -> str:
+        return f"sent {month}"
+
+    task = app.tasks[LEGACY_TASK]
+    try:
+        yield task
+    finally:
+        catalog.unregister(LEGACY_TASK)
+        app.tasks.unregister(LEGACY_TASK)
+
+
+@pytest.mark.django_db
+def test_catalog_existing_brings_a_celery_task_in_by_name(legacy_task):
+    from scheduler.runs import CatalogTask
+
+    assert LEGACY_TASK not in catalog
+
+    entry = catalog_existing(
+        LEGACY_TASK, queue="maintenance", time_limit=600, params=_InvoiceParams
+    )
+
+    assert catalog.get(LEGACY_TASK) is entry
+    assert entry.queue == "maintenance"
+    assert entry.validate({"month": "2026-11"}) == {"month": "2026-11"}
+    with pytest.raises(ParameterError, match="month"):
+        entry.validate({})
+    task = app.tasks[LEGACY_TASK]
+    # The catalog's run guarantees (one run per delivery, the overlap policy), its own body.
+    assert isinstance(task, CatalogTask)
+    assert task.time_limit == 600
+    assert task.apply(kwargs={"month": "2026-11"}).get() == "sent 2026-11"
+    assert check_catalog() == []
+
+
+def test_catalog_existing_refuses_a_queue_we_do_not_have(legacy_task):
+    with pytest.raises(ValueError, match="unknown queue 'reports'"):
+        catalog_existing(LEGACY_TASK, queue="reports")
+
+    assert LEGACY_TASK not in catalog
+
+
+@pytest.mark.django_db
+def test_a_schedule_outside_the_catalog_can_be_enabled_once_its_task_is_brought_in(legacy_task):
+    from django_celery_beat.models import IntervalSchedule, PeriodicTask
+
+    from scheduler.services import ScheduleError, schedule_enable, schedule_update
+
+    interval = IntervalSchedule.objects.create(every=1, period="days")
+    PeriodicTask.objects.create(
+        name="invoices",
+        task=LEGACY_TASK,
+        interval=interval,
+        kwargs='{"month": "2026-11"}',
+        enabled=False,
+    )
+    with pytest.raises(ScheduleError, match="outside the catalog"):
+        schedule_enable(name="invoices")
+
+    catalog_existing(LEGACY_TASK, queue="maintenance", params=_InvoiceParams)
+    schedule_enable(name="invoices")
+    schedule_update(name="invoices", queue="maintenance")
+
+    row = PeriodicTask.objects.get(name="invoices")
+    assert (row.enabled, row.queue) == (True, "maintenance")

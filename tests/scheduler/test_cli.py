@@ -23,6 +23,7 @@ from django_celery_results.models import TaskResult
 from kombu import Queue
 
 from config.celery import app
+from scheduler.catalog import load_catalog
 from scheduler.events import event_record
 from scheduler.health import Check, HealthReport
 from scheduler.management.commands import scheduler as scheduler_command
@@ -915,3 +916,49 @@ def test_it_round_trips_a_ping_through_a_real_worker(celery_worker):
 
     assert output.startswith(f"pong from {celery_worker.hostname} in ")
     assert " ms (task " in output
+
+
+# --- The task's default overlap policy; periodic tasks outside the catalog -----------------------
+
+
+@pytest.mark.django_db
+def test_it_creates_a_schedule_following_the_tasks_overlap_policy_and_shows_it():
+    scheduler("create", "napper", "every hour", "--task", "scheduler.sleep", "--overlap", "default")
+    policy = load_catalog().get("scheduler.sleep").overlap.value
+    shown = scheduler_json("show", "napper", "--json")
+    text = scheduler("show", "napper")
+
+    assert (shown["overlap"], shown["overlap_effective"]) == ("default", policy)
+    assert f"overlap:     default (currently: {policy})" in text
+
+
+def _outside_catalog(*, enabled: bool = False) -> PeriodicTask:
+    interval = IntervalSchedule.objects.create(every=1, period="days")
+    return PeriodicTask.objects.create(
+        name="legacy", task="billing.send_invoices", interval=interval, enabled=enabled
+    )
+
+
+@pytest.mark.django_db
+def test_it_refuses_to_enable_a_periodic_task_outside_the_catalog():
+    _outside_catalog()
+
+    with pytest.raises(CommandError, match="which is outside the catalog: it can be disabled"):
+        scheduler("enable", "legacy")
+
+    assert not PeriodicTask.objects.get(name="legacy").enabled
+
+
+@pytest.mark.django_db
+def test_it_lists_shows_and_disables_a_periodic_task_outside_the_catalog():
+    _outside_catalog(enabled=True)
+
+    listed = scheduler("list")
+    (row,) = scheduler_json("list", "--json")
+    shown = scheduler("show", "legacy")
+    scheduler("disable", "legacy")
+
+    assert "billing.send_invoices (outside the catalog)" in listed
+    assert (row["task"], row["in_catalog"]) == ("billing.send_invoices", False)
+    assert "task:        billing.send_invoices (outside the catalog)" in shown
+    assert not PeriodicTask.objects.get(name="legacy").enabled

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import dataclasses
+import importlib
 import json
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 import time_machine
+from django.apps import apps as django_apps
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django_celery_beat.models import (
@@ -17,7 +22,10 @@ from django_celery_beat.models import (
     PeriodicTasks,
 )
 
+from scheduler.catalog import catalog
 from scheduler.models import AuditEntry, ScheduleOptions, Source, TaskEvent
+from scheduler.policies import OverlapPolicy
+from scheduler.runs import overlap_policy_of
 from scheduler.services import (
     ScheduleError,
     ScheduleNotFound,
@@ -67,7 +75,7 @@ def test_it_creates_an_interval_schedule_with_options_audit_and_event():
     assert task.queue == "default"
     assert json.loads(task.kwargs) == {}
     options = ScheduleOptions.objects.get(periodic_task=task)
-    assert (options.phrase, options.overlap) == ("every 30 seconds", "allow")
+    assert (options.phrase, options.overlap) == ("every 30 seconds", "default")
     entry = AuditEntry.objects.get(periodic_task=task)
     assert (entry.action, entry.source, entry.actor) == ("created", "cli", user)
     assert entry.changes["task"] == [None, "scheduler.ping"]
@@ -203,7 +211,7 @@ def test_it_updates_only_the_given_fields_and_records_the_diff():
     entry = AuditEntry.objects.filter(action="updated").get()
     assert entry.changes == {
         "schedule": ["every day at 2am", "0 9 * * 1"],
-        "overlap": ["allow", "skip"],
+        "overlap": ["default", "skip"],
     }
     assert (entry.actor, entry.source) == (user, "admin")
 
@@ -434,3 +442,146 @@ def test_it_names_the_clash_when_a_concurrent_create_took_the_name_first(monkeyp
 
     assert list(caught.value.errors) == ["name"]
     assert _rows() == before
+
+
+# --- The task's default overlap policy -----------------------------------------------------------
+
+
+@pytest.fixture
+def sleep_declares(monkeypatch):
+    """Change the overlap policy `scheduler.sleep` declares in the catalog, for one test."""
+
+    def declare(policy: OverlapPolicy) -> None:
+        entry = dataclasses.replace(catalog.get("scheduler.sleep"), overlap=policy)
+        monkeypatch.setitem(catalog._entries, "scheduler.sleep", entry)
+
+    return declare
+
+
+def test_it_stores_the_tasks_default_and_follows_a_later_change_of_it(sleep_declares):
+    sleep_declares(OverlapPolicy.SKIP)
+    make_schedule(name="nap", task="scheduler.sleep", params={"seconds": 1})
+    assert ScheduleOptions.objects.get(periodic_task__name="nap").overlap == "default"
+    assert overlap_policy_of("nap", "scheduler.sleep") == "skip"
+
+    sleep_declares(OverlapPolicy.ALLOW)
+
+    assert overlap_policy_of("nap", "scheduler.sleep") == "allow"
+
+
+def test_an_explicit_overlap_policy_stays_whatever_the_task_declares(sleep_declares):
+    make_schedule(name="nap", task="scheduler.sleep", params={"seconds": 1}, overlap="skip")
+
+    sleep_declares(OverlapPolicy.ALLOW)
+
+    assert overlap_policy_of("nap", "scheduler.sleep") == "skip"
+
+
+def test_it_sets_a_schedule_back_to_the_tasks_default():
+    make_schedule(name="nap", task="scheduler.sleep", params={"seconds": 1}, overlap="allow")
+
+    schedule_update(name="nap", overlap="default")
+
+    assert ScheduleOptions.objects.get(periodic_task__name="nap").overlap == "default"
+    assert overlap_policy_of("nap", "scheduler.sleep") == catalog.get("scheduler.sleep").overlap
+
+
+# --- Periodic tasks outside the catalog ----------------------------------------------------------
+
+
+def _outside(name: str = "legacy", *, enabled: bool = False) -> PeriodicTask:
+    """A django-celery-beat row from before the catalog: its task is in no entry."""
+    interval = IntervalSchedule.objects.create(every=1, period="days")
+    return PeriodicTask.objects.create(
+        name=name, task="billing.send_invoices", interval=interval, enabled=enabled
+    )
+
+
+def _refused(exc: pytest.ExceptionInfo[ScheduleError], action: str) -> None:
+    (message,) = exc.value.errors["task"]
+    assert "'billing.send_invoices', which is outside the catalog" in message
+    assert f"disabled or deleted, not {action}" in message
+    assert "catalog_existing('billing.send_invoices'" in message
+
+
+def test_it_refuses_to_enable_a_periodic_task_outside_the_catalog():
+    _outside()
+
+    with pytest.raises(ScheduleError) as exc:
+        schedule_enable(name="legacy")
+
+    _refused(exc, "enabled")
+    assert not PeriodicTask.objects.get(name="legacy").enabled
+    assert not AuditEntry.objects.exists()
+
+
+def test_it_refuses_to_enable_many_when_one_is_outside_the_catalog():
+    make_schedule(name="ours", enabled=False)
+    _outside()
+
+    with pytest.raises(ScheduleError, match="nothing was enabled"):
+        schedule_set_enabled_bulk(names=["ours", "legacy"], enabled=True)
+
+    assert not PeriodicTask.objects.filter(enabled=True).exists()
+
+
+def test_it_refuses_to_run_or_edit_a_periodic_task_outside_the_catalog(
+    django_capture_on_commit_callbacks,
+):
+    _outside(enabled=True)
+
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        with pytest.raises(ScheduleError) as ran:
+            schedule_run_now(name="legacy")
+        with pytest.raises(ScheduleError) as edited:
+            schedule_update(name="legacy", description="still ours?")
+
+    _refused(ran, "run")
+    _refused(edited, "edited")
+    assert callbacks == []
+    assert PeriodicTask.objects.get(name="legacy").description == ""
+
+
+def test_it_disables_and_deletes_a_periodic_task_outside_the_catalog():
+    _outside("one", enabled=True)
+    _outside("two", enabled=True)
+
+    schedule_disable(name="one")
+    assert schedule_set_enabled_bulk(names=["two"], enabled=False) == 1
+    schedule_delete(name="two")
+
+    assert list(PeriodicTask.objects.values_list("name", "enabled")) == [("one", False)]
+
+
+def test_it_brings_a_periodic_task_outside_the_catalog_back_by_changing_its_task():
+    _outside()
+
+    schedule_update(name="legacy", task="scheduler.ping", enabled=True)
+
+    assert PeriodicTask.objects.filter(name="legacy", task="scheduler.ping", enabled=True).exists()
+
+
+def _migration_0006() -> Any:
+    return importlib.import_module("scheduler.migrations.0006_overlap_default")
+
+
+def test_migration_0006_keeps_explicit_policies_and_lets_the_untouched_cleanup_follow_its_task(
+    cleanup_schedule,
+):
+    ScheduleOptions.objects.filter(periodic_task=cleanup_schedule).update(overlap="skip")
+    make_schedule(name="mine", task="scheduler.sleep", params={"seconds": 1}, overlap="skip")
+    editor = SimpleNamespace(connection=connection)
+
+    _migration_0006().cleanup_follows_its_task(django_apps, editor)
+
+    overlaps = dict(ScheduleOptions.objects.values_list("periodic_task__name", "overlap"))
+    assert overlaps == {cleanup_schedule.name: "default", "mine": "skip"}
+
+
+def test_migration_0006_keeps_the_cleanups_policy_once_staff_changed_it(cleanup_schedule):
+    schedule_update(name=cleanup_schedule.name, overlap="skip", description="ours now")
+    editor = SimpleNamespace(connection=connection)
+
+    _migration_0006().cleanup_follows_its_task(django_apps, editor)
+
+    assert ScheduleOptions.objects.get(periodic_task=cleanup_schedule).overlap == "skip"

@@ -103,7 +103,10 @@ class Command(BaseCommand):
         create.add_argument(
             "--overlap",
             choices=OverlapPolicy.values,
-            help="skip a run while the previous one runs (default: the task's policy)",
+            help=(
+                "skip a run while the previous one runs, or follow the task's policy as the "
+                "catalog declares it when each run starts (default: default)"
+            ),
         )
         create.add_argument(
             "--misfire",
@@ -278,7 +281,7 @@ class Command(BaseCommand):
                     (
                         task.name,
                         "yes" if task.enabled else "no",
-                        task.task,
+                        out.task_label(task),
                         description,
                         out.when(runs[0], _zone_of(task)) if runs else None,
                         out.when(task.last_run_at, _zone_of(task)),
@@ -305,13 +308,13 @@ class Command(BaseCommand):
         written = f"{data['schedule']}  " if data["schedule"] else ""
         for label, value in (
             ("name", periodic_task.name),
-            ("task", periodic_task.task),
+            ("task", out.task_label(periodic_task)),
             ("enabled", "yes" if periodic_task.enabled else "no"),
             ("schedule", f"{written}({description})"),
             ("time zone", tz),
             ("params", out.json_document(data["params"]).replace("\n", " ")),
             ("queue", data["queue"]),
-            ("overlap", data["overlap"]),
+            ("overlap", out.overlap_label(periodic_task)),
             ("misfire", data["misfire"]),
             ("one-off", "yes" if periodic_task.one_off else "no"),
             ("description", periodic_task.description),
