@@ -2,8 +2,9 @@
 
 Pure rendering: the command reads through selectors and writes through services, then hands
 rows to these functions. Times are shown in the schedule's zone when there is one, otherwise in
-settings.TIME_ZONE; JSON carries ISO 8601 with an offset. Task arguments (a result's, a
-schedule's params, their audit trail) are shown with secret values masked (scheduler/masking.py).
+the command's zone (`--tz`, `TZ`, else settings.TIME_ZONE); JSON carries ISO 8601 with an
+offset. Task arguments (a result's, a schedule's params, their audit trail) are shown with
+secret values masked (scheduler/masking.py).
 """
 
 from __future__ import annotations

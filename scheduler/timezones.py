@@ -118,7 +118,9 @@ def activate_command_zone(
 ) -> str:
     """Activate the zone a command shows (and reads naive) times in; see `command_zone`."""
     explicit = options.get("display_tz")
-    if explicit is None and isinstance(options.get("tz"), str):
+    # A verb's own --tz is the zone its schedule is read in: shown in too when it is valid; an
+    # unknown one is left for the verb to refuse in its own words.
+    if explicit is None and valid_zone(options.get("tz")):
         explicit = options["tz"]
     zone, warning = command_zone(explicit, environ)
     if warning:

@@ -31,6 +31,7 @@ from scheduler.models import AuditEntry, Source, TaskEvent
 from scheduler.redis_connection import get_redis, redis_key
 from scheduler.runs import SKIPPED
 from scheduler.workers import forget_worker, record_worker_seen
+from tests.factories import stored_run
 from tests.processes import child_env, run_manage
 
 NOW = datetime(2025, 1, 15, 8, 0, tzinfo=UTC)  # a Wednesday
@@ -962,3 +963,33 @@ def test_it_lists_shows_and_disables_a_periodic_task_outside_the_catalog():
     assert (row["task"], row["in_catalog"]) == ("billing.send_invoices", False)
     assert "task:        billing.send_invoices (outside the catalog)" in shown
     assert not PeriodicTask.objects.get(name="legacy").enabled
+
+
+# --- the zone times are shown in -----------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_it_shows_history_in_tz_then_the_environments_zone(monkeypatch):
+    monkeypatch.delenv("TZ", raising=False)
+    stored_run(
+        "zoned-run",
+        status="SUCCESS",
+        task_name="scheduler.ping",
+        started=datetime(2026, 7, 1, 11, 59, 58, tzinfo=UTC),
+        done=datetime(2026, 7, 1, 12, 0, 0, tzinfo=UTC),
+    )
+
+    assert "2026-07-01 12:00:00 UTC" in scheduler("history")
+    assert "2026-07-01 21:00:00 JST" in scheduler("history", "--tz", "Asia/Tokyo")
+    monkeypatch.setenv("TZ", "America/New_York")
+    assert "2026-07-01 08:00:00 EDT" in scheduler("history")
+    assert "2026-07-01 21:00:00 JST" in scheduler("history", "--tz", "Asia/Tokyo")
+    # A naive --since is read in the same zone: 08:00 in New York is 12:00 UTC.
+    assert "zoned-run" in scheduler("history", "--since", "2026-07-01T08:00")
+    assert "zoned-run" not in scheduler("history", "--since", "2026-07-01T08:00:01")
+
+
+@pytest.mark.django_db
+def test_it_refuses_an_unknown_display_zone_with_a_non_zero_exit(monkeypatch):
+    with pytest.raises(CommandError, match="--tz: unknown time zone 'Mars/Olympus'"):
+        scheduler("status", "--tz", "Mars/Olympus")

@@ -3,12 +3,15 @@
 Reads go through `scheduler.selectors`, writes through `scheduler.services` (with
 source=cli), rendering through `scheduler.cli_output`. Every error is a CommandError: one line
 on stderr and exit status 1, never a traceback; `--json` prints exactly one JSON document.
+Times are shown in `--tz` (every verb takes it), else the `TZ` environment variable, else
+TIME_ZONE; `parse` and `create` read the schedule in their `--tz` (default: TIME_ZONE).
 """
 
 from __future__ import annotations
 
 import argparse
 import math
+import os
 import time
 from datetime import UTC, datetime, timedelta
 from typing import Any, NoReturn
@@ -47,6 +50,7 @@ from scheduler.services import (
     schedule_run_now,
     task_enqueue,
 )
+from scheduler.timezones import UnknownZone, activate_command_zone, add_display_zone_option
 from scheduler.workers import workers_seen_within
 
 # How often waits poll the result backend and `logs --follow` polls the event table.
@@ -143,7 +147,7 @@ class Command(BaseCommand):
         history.add_argument("--task-name", help="catalog task name, e.g. scheduler.ping")
         history.add_argument("--periodic-task", help="name of the periodic task that sent it")
         history.add_argument("--status", help="failed, success, pending, started, retry, ...")
-        history.add_argument("--since", help="ISO 8601 date or time (naive: TIME_ZONE)")
+        history.add_argument("--since", help="ISO 8601 date or time (naive: the --tz zone)")
         history.add_argument(
             "--format", choices=("table", "detailed", "json"), default="table", dest="fmt"
         )
@@ -169,9 +173,14 @@ class Command(BaseCommand):
 
         test = verbs.add_parser("test", help="round trip a ping through a worker")
         test.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (10)")
+        add_display_zone_option(verbs)
 
     def handle(self, *args: Any, **options: Any) -> None:
         handler = getattr(self, "_" + options["verb"].replace("-", "_"))
+        try:
+            activate_command_zone(options, os.environ, warn=self.stderr.write)
+        except UnknownZone as exc:
+            raise CommandError(str(exc)) from None
         try:
             handler(options)
         except (ScheduleError, ScheduleNotFound, ScheduleParseError) as exc:
@@ -181,6 +190,8 @@ class Command(BaseCommand):
         except redis.exceptions.ConnectionError as exc:
             where = describe_redis_url(settings.REDIS_URL)
             raise CommandError(out.one_line(f"cannot reach Redis at {where}: {exc}")) from exc
+        finally:
+            timezone.deactivate()
 
     def _print(self, text: str = "") -> None:
         self.stdout.write(text)
@@ -428,7 +439,9 @@ class Command(BaseCommand):
                 task_name=options["task_name"],
                 periodic_task_name=options["periodic_task"],
                 status=status,
-                since=_moment(options["since"], flag="--since", tz=settings.TIME_ZONE),
+                since=_moment(
+                    options["since"], flag="--since", tz=timezone.get_current_timezone_name()
+                ),
                 limit=_bounded(options["limit"], flag="--limit", low=1, high=10_000),
             )
         )
