@@ -17,6 +17,8 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
 BROWSER_COOKIE = "tz"
+# The TZ a command was started with (manage.py sets it: Django then sets TZ to TIME_ZONE).
+CALLER_TZ = "SCHEDULER_CALLER_TZ"
 
 
 @cache
@@ -91,13 +93,15 @@ def command_zone(explicit: str | None, environ: Mapping[str, str]) -> tuple[str,
                 f"--tz: unknown time zone {explicit!r} (an IANA name such as Europe/Paris or UTC)"
             )
         return zone, None
-    from_env = environ.get("TZ", "").removeprefix(":")
+    # manage.py keeps the caller's TZ here before Django overwrites TZ with TIME_ZONE.
+    raw = environ[CALLER_TZ] if CALLER_TZ in environ else environ.get("TZ", "")
+    from_env = raw.removeprefix(":")
     if from_env:
         zone = valid_zone(from_env)
         if zone is not None:
             return zone, None
         return settings.TIME_ZONE, (
-            f"TZ={environ['TZ']!r} is not an IANA zone name: times are in {settings.TIME_ZONE}"
+            f"TZ={raw!r} is not an IANA zone name: times are in {settings.TIME_ZONE}"
         )
     return settings.TIME_ZONE, None
 

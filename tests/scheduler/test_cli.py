@@ -993,3 +993,23 @@ def test_it_shows_history_in_tz_then_the_environments_zone(monkeypatch):
 def test_it_refuses_an_unknown_display_zone_with_a_non_zero_exit(monkeypatch):
     with pytest.raises(CommandError, match="--tz: unknown time zone 'Mars/Olympus'"):
         scheduler("status", "--tz", "Mars/Olympus")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_it_shows_times_in_the_shells_tz_although_django_sets_tz_to_time_zone():
+    stored_run(
+        "shell-zoned-run",
+        status="SUCCESS",
+        task_name="scheduler.ping",
+        started=datetime(2026, 7, 1, 11, 59, 58, tzinfo=UTC),
+        done=datetime(2026, 7, 1, 12, 0, 0, tzinfo=UTC),
+    )
+
+    tokyo = run_manage(
+        "scheduler", "history", env=child_env(TZ="Asia/Tokyo", SCHEDULER_CALLER_TZ=None)
+    )
+    plain = run_manage("scheduler", "history", env=child_env(TZ=None, SCHEDULER_CALLER_TZ=None))
+
+    assert tokyo.returncode == 0, tokyo.stderr
+    assert "2026-07-01 21:00:00 JST" in tokyo.stdout
+    assert "2026-07-01 12:00:00 UTC" in plain.stdout
