@@ -51,9 +51,9 @@ from scheduler.changelists import (
 from scheduler.json_text import MalformedJSON, read_json
 from scheduler.masking import masked
 from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, Source
-from scheduler.parsing import ScheduleParseError, zone_named
-from scheduler.policies import MisfirePolicy, OverlapPolicy
-from scheduler.preview import Preview, format_run, periodic_task_preview
+from scheduler.schedules.parsing import ScheduleParseError, zone_named
+from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
+from scheduler.schedules.preview import Preview, format_run, periodic_task_preview
 from scheduler.selectors import schedule_next_run, stored_arguments
 from scheduler.services import (
     DESCRIPTION_MAX_LENGTH,

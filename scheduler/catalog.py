@@ -36,7 +36,7 @@ from celery import shared_task
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from config.queues import queue_for
-from scheduler.policies import OverlapPolicy
+from scheduler.schedules.policies import OverlapPolicy
 
 # Parameters ride in every message of the task and are stored with every schedule of it: a paste
 # of a megabyte is refused, not carried. The largest a catalog task declares (a notification's

@@ -24,7 +24,7 @@ from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.events import event_level
 from scheduler.masking import masked, masked_text
 from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
-from scheduler.policies import MisfirePolicy, OverlapPolicy
+from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.services import ScheduleError, stored_kwargs
 
 NONE = "-"

@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import models
 from django_celery_beat.models import PeriodicTask
 
-from scheduler.policies import MisfirePolicy, OverlapPolicy
+from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 
 
 class Source(models.TextChoices):

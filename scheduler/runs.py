@@ -21,8 +21,8 @@ from celery import Task, states
 from celery.exceptions import Ignore
 
 from config.queues import QUEUES, queue_for
-from scheduler.policies import OverlapPolicy
 from scheduler.redis_connection import get_redis, redis_key
+from scheduler.schedules.policies import OverlapPolicy
 
 logger = logging.getLogger(__name__)
 

@@ -22,9 +22,9 @@ from config.queues import QUEUES
 from scheduler import masking
 from scheduler.events import LEVELS, event_payload
 from scheduler.models import AuditEntry, ScheduleState, TaskEvent
-from scheduler.parsing import CrontabSpec, IntervalSpec, ParsedSchedule, Period
 from scheduler.redis_connection import get_redis
 from scheduler.runs import SKIPPED
+from scheduler.schedules.parsing import CrontabSpec, IntervalSpec, ParsedSchedule, Period
 
 logger = logging.getLogger(__name__)
 

@@ -44,7 +44,8 @@ from scheduler.events import event_record
 from scheduler.json_text import MalformedJSON, read_json
 from scheduler.masking import holds_mask, masked_text
 from scheduler.models import AuditEntry, ScheduleOptions, Source
-from scheduler.parsing import (
+from scheduler.retention import HISTORY_TABLES, retention_clear, retention_run
+from scheduler.schedules.parsing import (
     IntervalSpec,
     ParsedSchedule,
     Period,
@@ -54,8 +55,7 @@ from scheduler.parsing import (
     parse_schedule,
     zone_named,
 )
-from scheduler.policies import MisfirePolicy, OverlapPolicy
-from scheduler.retention import HISTORY_TABLES, retention_clear, retention_run
+from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.selectors import crontab_spec_of
 
 User = AbstractBaseUser | AnonymousUser | None

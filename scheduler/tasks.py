@@ -25,8 +25,8 @@ from scheduler.commands import (
 )
 from scheduler.health import full_health_report
 from scheduler.notifications import NotificationError, notification_send
-from scheduler.policies import OverlapPolicy
 from scheduler.retention import MAX_BATCH_SIZE, retention_cleanup
+from scheduler.schedules.policies import OverlapPolicy
 
 logger = logging.getLogger(__name__)
 

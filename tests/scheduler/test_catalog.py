@@ -17,7 +17,7 @@ from scheduler.catalog import (
     load_catalog,
 )
 from scheduler.checks import check_catalog
-from scheduler.policies import OverlapPolicy
+from scheduler.schedules.policies import OverlapPolicy
 
 
 class _Params(Params):

@@ -11,7 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from scheduler.parsing import (
+from scheduler.schedules.parsing import (
     _SEARCH_DAYS,
     CrontabSpec,
     ScheduleParseError,

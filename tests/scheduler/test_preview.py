@@ -13,8 +13,8 @@ from django_celery_beat.models import (
     PeriodicTask,
 )
 
-from scheduler.parsing import CrontabSpec
-from scheduler.preview import (
+from scheduler.schedules.parsing import CrontabSpec
+from scheduler.schedules.preview import (
     crontab_preview,
     format_run,
     interval_preview,

@@ -24,8 +24,8 @@ from django_celery_beat.models import (
 
 from scheduler.catalog import catalog
 from scheduler.models import AuditEntry, ScheduleOptions, Source, TaskEvent
-from scheduler.policies import OverlapPolicy
 from scheduler.runs import overlap_policy_of
+from scheduler.schedules.policies import OverlapPolicy
 from scheduler.services import (
     ScheduleError,
     ScheduleNotFound,

@@ -35,7 +35,7 @@ from agents.services import agent_create
 from agents.signatures import HEADER, sign
 from scheduler.catalog import CatalogEntry, ParameterError, Params, load_catalog
 from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
-from scheduler.parsing import ScheduleParseError, crontab_sets, parse_schedule
+from scheduler.schedules.parsing import ScheduleParseError, crontab_sets, parse_schedule
 from tests.clients import client_for, response_json
 from tests.factories import make_schedule, user_with
 from tests.forms import agent_form, tournament_form

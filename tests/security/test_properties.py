@@ -20,7 +20,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from scheduler.catalog import MAX_PARAMS_CHARS, CatalogEntry, ParameterError, load_catalog
-from scheduler.parsing import (
+from scheduler.schedules.parsing import (
     ParsedSchedule,
     ScheduleParseError,
     crontab_sets,

@@ -31,11 +31,11 @@ from scheduler import selectors
 from scheduler.catalog import load_catalog
 from scheduler.health import beat_heartbeat, beat_standbys, full_health_report, missed_runs
 from scheduler.models import Source, TaskEvent
-from scheduler.parsing import ScheduleParseError, parse_schedule, zone_named
-from scheduler.policies import MisfirePolicy, OverlapPolicy
 from scheduler.redis_connection import describe_redis_url
 from scheduler.retention import RetentionRow, retention_overview
 from scheduler.runs import SKIPPED
+from scheduler.schedules.parsing import ScheduleParseError, parse_schedule, zone_named
+from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.services import (
     ScheduleError,
     ScheduleNotFound,

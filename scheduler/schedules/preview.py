@@ -1,10 +1,10 @@
 """The next runs of a periodic task, and the warnings staff need about them (DST above all).
 
-Crontab runs follow `scheduler.parsing`'s rules, so the preview shows what the parser promises:
-a wall time inside a spring-forward gap runs once, shifted forward by the gap (or is absorbed by
-a run already due at the shifted time); a wall time the fall-back hour repeats runs once, at its
-first occurrence. Both are worth a warning, because staff reading "every day at 2:30" expect
-2:30 on every day.
+Crontab runs follow `scheduler.schedules.parsing`'s rules, so the preview shows what the parser
+promises: a wall time inside a spring-forward gap runs once, shifted forward by the gap (or is
+absorbed by a run already due at the shifted time); a wall time the fall-back hour repeats runs
+once, at its first occurrence. Both are worth a warning, because staff reading "every day at
+2:30" expect 2:30 on every day.
 
 No queries of its own: `periodic_task_preview` reads the columns of a row loaded with its
 schedule rows and options (`select_related`), the rest is pure.
@@ -19,7 +19,7 @@ from itertools import pairwise
 from typing import TYPE_CHECKING, Any, cast
 from zoneinfo import ZoneInfo
 
-from scheduler.parsing import (
+from scheduler.schedules.parsing import (
     CrontabSpec,
     ScheduleParseError,
     crontab_runs,

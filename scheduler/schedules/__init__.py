@@ -1,0 +1,40 @@
+"""Schedules, pure: phrases and cron parsed and described, the next runs with their DST warnings,
+and the overlap and misfire policies a schedule can have. No database writes, no Redis.
+
+The names other rooms use are re-exported here. Modules inside `scheduler/` import them by their
+full path (`scheduler.schedules.parsing`), so that no import depends on the order this file binds
+its names; other apps import from here.
+"""
+
+from __future__ import annotations
+
+from scheduler.schedules.parsing import (
+    CrontabSpec,
+    IntervalSpec,
+    ParsedSchedule,
+    Period,
+    ScheduleParseError,
+    describe_crontab,
+    describe_interval,
+    parse_schedule,
+    zone_named,
+)
+from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
+from scheduler.schedules.preview import Preview, format_run, periodic_task_preview
+
+__all__ = [
+    "CrontabSpec",
+    "IntervalSpec",
+    "MisfirePolicy",
+    "OverlapPolicy",
+    "ParsedSchedule",
+    "Period",
+    "Preview",
+    "ScheduleParseError",
+    "describe_crontab",
+    "describe_interval",
+    "format_run",
+    "parse_schedule",
+    "periodic_task_preview",
+    "zone_named",
+]
