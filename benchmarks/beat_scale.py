@@ -773,8 +773,8 @@ def main() -> None:
 
         from config.celery import app
         from scheduler import beat
+        from scheduler.core.redis_connection import get_redis, redis_key
         from scheduler.publisher import publisher
-        from scheduler.redis_connection import get_redis, redis_key
 
         vendor = database_vendor()
         beat_init.send(sender=None)  # as `celery beat` starts: events written in batches

@@ -1,5 +1,5 @@
 """The Celery app: JSON only, UTC, named queues with routes and per-queue time limits, and task
-arguments masked wherever Celery shows them (scheduler/masking.py)."""
+arguments masked wherever Celery shows them (scheduler/core/masking.py)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from celery.utils.saferepr import saferepr
 from kombu import Queue
 
 from config.queues import QUEUES, queue_for, route_task
-from scheduler.masking import MaskSecretsFilter, configured_keys, mask, mask_serialised
+from scheduler.core import MaskSecretsFilter, configured_keys, mask, mask_serialised
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 

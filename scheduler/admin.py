@@ -48,8 +48,8 @@ from scheduler.changelists import (
     prefix_match,
     with_probed_dates,
 )
-from scheduler.json_text import MalformedJSON, read_json
-from scheduler.masking import masked
+from scheduler.core.json_input import MalformedJSON, read_json
+from scheduler.core.masking import masked
 from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, Source
 from scheduler.schedules.parsing import ScheduleParseError, zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy

@@ -126,7 +126,7 @@ def send_pending() -> None:
     changes = _pending().take()
     if not changes:
         return
-    from scheduler.redis_connection import get_redis, redis_key
+    from scheduler.core.redis_connection import get_redis, redis_key
 
     try:
         get_redis().publish(redis_key(CHANGES_CHANNEL), changes.as_message())

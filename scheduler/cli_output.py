@@ -4,7 +4,7 @@ Pure rendering: the command reads through selectors and writes through services,
 rows to these functions. Times are shown in the schedule's zone when there is one, otherwise in
 the command's zone (`--tz`, `TZ`, else settings.TIME_ZONE); JSON carries ISO 8601 with an
 offset. Task arguments (a result's, a schedule's params, their audit trail) are shown with
-secret values masked (scheduler/masking.py).
+secret values masked (scheduler/core/masking.py).
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
+from scheduler.core.masking import masked, masked_text
 from scheduler.events import event_level
-from scheduler.masking import masked, masked_text
 from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.services import ScheduleError, stored_kwargs

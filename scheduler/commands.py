@@ -1,18 +1,14 @@
 """Allow-listed commands for `scheduler.execute_command`: named argvs, run without a shell.
 
 Staff choose a command by name only; the argv comes from the SCHEDULER_ALLOWED_COMMANDS
-setting, so nobody can run anything the deployment did not list. This module is imported by
-the settings (to parse that variable), so it imports nothing from Django at module level
-that needs configured settings.
+setting (parsed by `config.env.parse_allowed_commands`), so nobody can run anything the
+deployment did not list.
 """
 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
-import re
-import shlex
 import signal
 import subprocess
 import tempfile
@@ -33,7 +29,6 @@ MAX_TIMEOUT = QUEUES[queue_for("scheduler.execute_command")].soft_limit - 60
 # The environment a command gets: enough to find programs and format output. Not the worker's
 # own, which holds SECRET_KEY and database passwords that would end up in a readable result.
 _PASSED_ENVIRONMENT = ("PATH", "HOME", "LANG", "LC_ALL", "TZ")
-_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 
 class CommandNotAllowed(ValueError):
@@ -42,54 +37,6 @@ class CommandNotAllowed(ValueError):
 
 class CommandFailed(RuntimeError):
     """A command exited non-zero, timed out or could not start; the message says which."""
-
-
-def parse_allowed_commands(text: str) -> dict[str, list[str]]:
-    """`name=argv,name=argv` (each argv split like a shell would) or a JSON object of argvs."""
-    text = text.strip()
-    if not text:
-        return {}
-    if text.startswith("{"):
-        return _parse_json(text)
-    commands: dict[str, list[str]] = {}
-    for item in text.split(","):
-        if not item.strip():
-            continue
-        name, sep, command = item.partition("=")
-        name = name.strip()
-        if not sep:
-            raise ValueError(f"{item.strip()!r} is not name=command")
-        try:
-            argv = shlex.split(command)
-        except ValueError as exc:
-            raise ValueError(f"the command of {name!r} cannot be split: {exc}") from None
-        _add(commands, name, argv)
-    return commands
-
-
-def _parse_json(text: str) -> dict[str, list[str]]:
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"not valid JSON: {exc}") from None
-    if not isinstance(raw, dict):
-        raise ValueError("the JSON must be an object of name -> argv list")
-    commands: dict[str, list[str]] = {}
-    for name, argv in raw.items():
-        if not isinstance(argv, list) or not all(isinstance(arg, str) for arg in argv):
-            raise ValueError(f"the command of {name!r} must be a list of strings")
-        _add(commands, name, argv)
-    return commands
-
-
-def _add(commands: dict[str, list[str]], name: str, argv: list[str]) -> None:
-    if not _NAME.match(name):
-        raise ValueError(f"{name!r} is not a command name (letters, digits, '_', '.', '-')")
-    if name in commands:
-        raise ValueError(f"{name!r} is listed twice")
-    if not argv:
-        raise ValueError(f"{name!r} has no command")
-    commands[name] = argv
 
 
 def allowed_commands() -> dict[str, list[str]]:

@@ -30,7 +30,7 @@ from typing import Any
 
 import psutil
 
-from scheduler.redis_connection import get_redis, redis_key
+from scheduler.core.redis_connection import get_redis, redis_key
 
 # Compare-and-set: take over a claim only if it still names the holder found dead.
 _TAKE_OVER = """

@@ -16,7 +16,7 @@ from celery import states
 from django.db import transaction
 from django.utils import timezone
 
-from scheduler.masking import masked
+from scheduler.core.masking import masked
 from scheduler.models import TaskEvent
 from scheduler.publisher import publisher
 from scheduler.runs import SKIPPED
@@ -67,7 +67,7 @@ def defer_event_writes(enabled: bool = True) -> None:
 def event_payload(event: TaskEvent) -> dict[str, Any]:
     """The JSON sent to the dashboard, websocket clients and waiting API clients.
 
-    Shown to people: the values of secret keys in its data are masked (scheduler/masking.py).
+    Shown to people: the values of secret keys in its data are masked (scheduler/core/masking.py).
     """
     return {
         "id": event.pk,

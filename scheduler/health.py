@@ -15,7 +15,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.db import connection
 
-from scheduler.redis_connection import describe_redis_url, get_redis, redis_key
+from scheduler.core.redis_connection import describe_redis_url, get_redis, redis_key
 from scheduler.workers import ping_workers, workers_seen_within
 
 # The leading beat writes {"at": epoch seconds, "pid", "hostname", "id", "leader", "role",

@@ -38,7 +38,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
-from scheduler.redis_connection import get_redis, redis_key
+from scheduler.core.redis_connection import get_redis, redis_key
 
 logger = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from celery import Task, states
 from celery.exceptions import Ignore
 
 from config.queues import QUEUES, queue_for
-from scheduler.redis_connection import get_redis, redis_key
+from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.schedules.policies import OverlapPolicy
 
 logger = logging.getLogger(__name__)

@@ -19,10 +19,10 @@ from django_celery_results.models import TaskResult
 from kombu.transport.redis import PRIORITY_STEPS
 
 from config.queues import QUEUES
-from scheduler import masking
+from scheduler.core import masking
+from scheduler.core.redis_connection import get_redis
 from scheduler.events import LEVELS, event_payload
 from scheduler.models import AuditEntry, ScheduleState, TaskEvent
-from scheduler.redis_connection import get_redis
 from scheduler.runs import SKIPPED
 from scheduler.schedules.parsing import CrontabSpec, IntervalSpec, ParsedSchedule, Period
 
@@ -1061,7 +1061,7 @@ def dashboard_summary(*, now: datetime | None = None) -> dict[str, Any]:
 def _stored_text(raw: str | None, *, masked: bool = False) -> str:
     """A results-backend text column (JSON, or JSON of a Python repr) as indented text.
 
-    `masked`: arguments, shown with the values of secret keys masked (scheduler/masking.py).
+    `masked`: arguments, shown with the values of secret keys masked (scheduler/core/masking.py).
     """
     import ast
     import json

@@ -40,9 +40,9 @@ from scheduler.catalog import (
     load_catalog,
     outside_catalog_message,
 )
+from scheduler.core.json_input import MalformedJSON, read_json
+from scheduler.core.masking import holds_mask, masked_text
 from scheduler.events import event_record
-from scheduler.json_text import MalformedJSON, read_json
-from scheduler.masking import holds_mask, masked_text
 from scheduler.models import AuditEntry, ScheduleOptions, Source
 from scheduler.retention import HISTORY_TABLES, retention_clear, retention_run
 from scheduler.schedules.parsing import (
@@ -907,7 +907,8 @@ def task_result_retry(*, result: TaskResult) -> str:
     """Queue the task of a stored result again with the same arguments (catalog tasks only)."""
     params = stored_kwargs(result)
     if holds_mask(params):
-        # Secrets are stored masked (scheduler/masking.py): running with the mask would be wrong.
+        # Secrets are stored masked (scheduler/core/masking.py): running with the mask would be
+        # wrong.
         raise ScheduleError.on(
             "params",
             f"the stored arguments of task {result.task_id} hold masked secrets: run the task "

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 from typing import cast
 
-from scheduler.redis_connection import get_redis, redis_key
+from scheduler.core.redis_connection import get_redis, redis_key
 
 WORKERS_KEY = "scheduler:workers"
 # Entries older than this are pruned whenever a worker records itself.

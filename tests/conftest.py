@@ -12,7 +12,7 @@ from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from rest_framework.test import APIClient
 
 from config.settings import test as test_settings
-from scheduler.redis_connection import get_redis
+from scheduler.core.redis_connection import get_redis
 from scheduler.retention import CLEANUP_SCHEDULE_NAME
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, require_chromium
 from tests.clients import api_client

@@ -47,7 +47,7 @@ from agents.signatures import HEADER, signature_valid
 from scheduler.api.permissions import StaffPermission
 from scheduler.api.serializers import TaskQueuedSerializer, absolute, task_queued
 from scheduler.api.views import Pages
-from scheduler.json_text import MalformedJSON, read_json
+from scheduler.core import MalformedJSON, read_json
 from scheduler.services import task_enqueue
 
 _errors = OpenApiResponse(

@@ -13,10 +13,9 @@ import django_stubs_ext
 import environ
 from django.core.exceptions import ImproperlyConfigured
 
+from config.env import DEFAULT_SECRET_KEYS, parse_allowed_commands
 from config.queues import VISIBILITY_TIMEOUT
 from config.redis_urls import redis_url_for_celery
-from scheduler.commands import parse_allowed_commands
-from scheduler.masking import DEFAULT_SECRET_KEYS
 
 # Lets classes such as ModelAdmin[Agent] be subscripted at run time, as the type stubs allow.
 django_stubs_ext.monkeypatch()
@@ -345,7 +344,7 @@ if not 1 <= RETENTION_BATCH_SIZE <= 20_000:
 
 # --- Secrets shown nowhere --------------------------------------------------------------------
 # Task arguments whose key contains one of these words (any case, '-' as '_') are shown masked
-# on the dashboard, its websocket, the admin and the CLI (scheduler/masking.py).
+# on the dashboard, its websocket, the admin and the CLI (scheduler/core/masking.py).
 SECRET_ARGUMENT_KEYS: list[str] = [
     key.strip().lower()
     for key in env.list("SECRET_ARGUMENT_KEYS", default=list(DEFAULT_SECRET_KEYS))

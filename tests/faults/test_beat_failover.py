@@ -20,8 +20,8 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from scheduler import beat
+from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.models import TaskEvent
-from scheduler.redis_connection import get_redis, redis_key
 from scheduler.services import schedule_create
 from tests.processes import RunningProcess, start_beat, start_worker, wait_for
 

@@ -19,8 +19,8 @@ from django.conf import settings
 from django.db.models import Count
 from django_celery_results.models import TaskResult
 
+from scheduler.core.redis_connection import get_redis
 from scheduler.models import TaskEvent
-from scheduler.redis_connection import get_redis
 from scheduler.tasks import ping
 from tests.faults.conftest import publish, succeeded
 from tests.processes import start_worker, wait_for

@@ -31,8 +31,8 @@ from pydantic import Field
 
 from config.celery import app as celery_app
 from scheduler.catalog import CatalogEntry, Params, catalog, load_catalog
+from scheduler.core.redis_connection import get_redis
 from scheduler.models import AuditEntry, ScheduleOptions, Source, TaskEvent
-from scheduler.redis_connection import get_redis
 from scheduler.schedule_state import schedule_states_rebuild
 from scheduler.services import ScheduleError, schedule_create
 from tests.processes import wait_for

@@ -20,8 +20,8 @@ from rest_framework.throttling import UserRateThrottle
 from config.celery import app as celery_app
 from scheduler import selectors, services
 from scheduler.catalog import load_catalog
+from scheduler.core.redis_connection import get_redis
 from scheduler.models import AuditEntry, TaskEvent
-from scheduler.redis_connection import get_redis
 from scheduler.services import ScheduleError, schedule_create
 from tests.clients import api_client, response_json
 from tests.factories import TaskResultFactory, make_schedule, user_with

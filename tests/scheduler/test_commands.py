@@ -8,13 +8,13 @@ import time
 import psutil
 import pytest
 
+from config.env import parse_allowed_commands
 from scheduler.catalog import ParameterError, catalog
 from scheduler.commands import (
     MAX_TIMEOUT,
     OUTPUT_LIMIT,
     CommandFailed,
     CommandNotAllowed,
-    parse_allowed_commands,
 )
 from scheduler.tasks import execute_command
 

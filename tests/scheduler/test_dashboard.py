@@ -18,8 +18,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from scheduler import selectors
+from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.events import event_record
-from scheduler.redis_connection import get_redis, redis_key
 from scheduler.templatetags.dashboard import duration
 from scheduler.views import heat_level
 from scheduler.workers import forget_worker, record_worker_seen

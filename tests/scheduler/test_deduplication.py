@@ -14,9 +14,9 @@ from celery import states
 from celery.exceptions import Ignore
 from django_celery_results.models import TaskResult
 
+from scheduler.core.redis_connection import get_redis
 from scheduler.deduplication import Holder, claim_key, claim_run, holder_alive, this_holder
 from scheduler.models import TaskEvent
-from scheduler.redis_connection import get_redis
 from scheduler.tasks import ping, sleep
 from tests.factories import TaskResultFactory
 from tests.processes import wait_for

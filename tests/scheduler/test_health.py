@@ -53,7 +53,7 @@ def test_it_calls_the_workers_down_when_none_answered(isolated_prefix, settings)
 
 @pytest.mark.django_db
 def test_it_answers_503_with_the_reason_when_redis_is_unreachable(settings):
-    from scheduler.redis_connection import get_redis
+    from scheduler.core.redis_connection import get_redis
 
     settings.REDIS_URL = "redis://127.0.0.1:1/0"
     get_redis.cache_clear()

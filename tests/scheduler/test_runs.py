@@ -9,8 +9,8 @@ import pytest
 from celery.exceptions import Ignore
 from django_celery_results.models import TaskResult
 
+from scheduler.core.redis_connection import get_redis
 from scheduler.models import TaskEvent
-from scheduler.redis_connection import get_redis
 from scheduler.runs import SKIPPED, overlap_lock_key, overlap_policy_of
 from scheduler.tasks import ping
 from tests.factories import make_schedule

@@ -45,15 +45,15 @@ from config.celery import app
 from scheduler.admin import PeriodicTaskAdmin
 from scheduler.catalog import CatalogEntry, Params, catalog
 from scheduler.consumers import EventsConsumer
-from scheduler.events import event_record
-from scheduler.masking import (
+from scheduler.core.masking import (
     DEFAULT_SECRET_KEYS,
     MASK,
     is_secret_key,
     mask,
     mask_text,
 )
-from scheduler.redis_connection import get_redis
+from scheduler.core.redis_connection import get_redis
+from scheduler.events import event_record
 from scheduler.services import stored_kwargs, task_enqueue
 from tests.agents.chat_server import ChatServer, running_chat_server
 from tests.clients import api_client, client_for, response_json
@@ -74,7 +74,7 @@ SECRET_TASK = "tests.secret_echo"
 KEYS = DEFAULT_SECRET_KEYS
 
 
-# --- The masking itself (scheduler/masking.py) ---------------------------------------------------
+# --- The masking itself (scheduler/core/masking.py) -----------------------------------------------
 
 
 @pytest.mark.parametrize(

@@ -35,7 +35,7 @@ from agents.models import Agent
 from agents.services import agent_create
 from config.celery import app
 from scheduler import beat
-from scheduler.redis_connection import get_redis, redis_key
+from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.selectors import queue_depths
 from scheduler.services import schedule_create
 from tests.processes import (

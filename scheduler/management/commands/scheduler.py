@@ -29,9 +29,9 @@ from config.queues import QUEUES
 from scheduler import cli_output as out
 from scheduler import selectors
 from scheduler.catalog import load_catalog
+from scheduler.core.redis_connection import describe_redis_url
 from scheduler.health import beat_heartbeat, beat_standbys, full_health_report, missed_runs
 from scheduler.models import Source, TaskEvent
-from scheduler.redis_connection import describe_redis_url
 from scheduler.retention import RetentionRow, retention_overview
 from scheduler.runs import SKIPPED
 from scheduler.schedules.parsing import ScheduleParseError, parse_schedule, zone_named

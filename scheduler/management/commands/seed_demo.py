@@ -14,7 +14,7 @@ from tournaments.demo import seed_demo_tournament, seed_tournament_schedules
 
 
 def _redis_answers() -> bool:
-    from scheduler.redis_connection import get_redis
+    from scheduler.core.redis_connection import get_redis
 
     try:
         return bool(get_redis().ping())

@@ -26,20 +26,9 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-MASK = "********"
+from config.env import DEFAULT_SECRET_KEYS
 
-DEFAULT_SECRET_KEYS = (
-    "password",
-    "passwd",
-    "secret",
-    "token",
-    "api_key",
-    "apikey",
-    "authorization",
-    "webhook_secret",
-    "private_key",
-    "credentials",
-)
+MASK = "********"
 
 
 def _normal(key: str) -> str:
