@@ -180,7 +180,7 @@ def worker(
         process.start()
     try:
         if ready is None:
-            from scheduler.workers import workers_seen_within
+            from scheduler.observability.worker_heartbeats import workers_seen_within
 
             def ready() -> bool:
                 return hostname in workers_seen_within(60)

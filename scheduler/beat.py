@@ -82,7 +82,7 @@ from redis.exceptions import RedisError
 from scheduler.beat_changes import CHANGES_CHANNEL, Changes
 from scheduler.catalog import catalog
 from scheduler.core.redis_connection import get_redis, redis_key
-from scheduler.health import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
+from scheduler.observability.health import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
 from scheduler.schedules.policies import MisfirePolicy
 
 logger = logging.getLogger(__name__)

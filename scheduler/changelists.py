@@ -22,7 +22,7 @@ from django.core.paginator import Paginator
 from django.db.models import F, Max, Min, Q, QuerySet
 from django.utils import timezone
 
-from scheduler.table_rows import estimated_rows
+from scheduler.observability.table_rows import estimated_rows
 
 # Below this many rows (by the estimate) a table is counted exactly: the estimate of a small
 # or never analysed table can be far off, and counting it is cheap.
@@ -31,8 +31,8 @@ EXACT_COUNT_BELOW = 100_000
 
 class EstimatedCountPaginator(Paginator):
     """Counts a filtered list exactly (filters and search use indexes), and an unfiltered one of
-    a large table by its estimate (scheduler/table_rows.py); `estimated` says which, for the
-    page to say "about"."""
+    a large table by its estimate (scheduler/observability/table_rows.py); `estimated` says which,
+    for the page to say "about"."""
 
     estimated = False
 

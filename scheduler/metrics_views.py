@@ -9,7 +9,7 @@ from django.http import HttpRequest, HttpResponse
 from django.views.decorators.http import require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from scheduler.metrics import metrics_registry
+from scheduler.observability.metrics import metrics_registry
 from scheduler.permissions import can_view_dashboard
 
 _registry = metrics_registry()

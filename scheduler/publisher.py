@@ -47,7 +47,7 @@ from scheduler.group_send import (
     group_send_many,
     group_send_many_sync,
 )
-from scheduler.metrics import MetricsBuffer
+from scheduler.observability.metrics import MetricsBuffer
 
 logger = logging.getLogger(__name__)
 

@@ -990,7 +990,7 @@ def workers_and_queues(*, window: float | None = None) -> dict[str, Any]:
     """Workers heard from in the last `window` seconds and each queue's depth; a broker that
     cannot be read is reported in `error`, not raised (the dashboard must still render)."""
 
-    from scheduler.workers import workers_seen_within
+    from scheduler.observability.worker_heartbeats import workers_seen_within
 
     window = settings.WORKER_HEALTH_WINDOW if window is None else window
     try:
@@ -1018,7 +1018,7 @@ def beat_overview() -> dict[str, Any] | None:
     no beat has recorded a heartbeat (or Redis cannot be read)."""
     import time
 
-    from scheduler.health import beat_heartbeat, beat_standbys, missed_runs
+    from scheduler.observability.health import beat_heartbeat, beat_standbys, missed_runs
 
     try:
         heartbeat = beat_heartbeat()

@@ -26,9 +26,9 @@ from django.db import close_old_connections, connections
 
 from scheduler import beat_changes
 from scheduler.events import defer_event_writes, event_record_safely
+from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
 from scheduler.publisher import publisher
 from scheduler.result_backend import defer_started
-from scheduler.workers import forget_worker, record_worker_seen
 
 logger = logging.getLogger(__name__)
 

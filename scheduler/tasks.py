@@ -23,8 +23,8 @@ from scheduler.commands import (
     allowed_commands,
     command_run,
 )
-from scheduler.health import full_health_report
 from scheduler.notifications import NotificationError, notification_send
+from scheduler.observability.health import full_health_report
 from scheduler.retention import MAX_BATCH_SIZE, retention_cleanup
 from scheduler.schedules.policies import OverlapPolicy
 

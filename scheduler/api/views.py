@@ -44,8 +44,8 @@ from scheduler.api.serializers import (
 )
 from scheduler.catalog import load_catalog
 from scheduler.changelists import EstimatedCountPaginator
-from scheduler.health import health_report
 from scheduler.models import Source
+from scheduler.observability.health import health_report
 from scheduler.permissions import ADD_SCHEDULE, CHANGE_SCHEDULE, DELETE_SCHEDULE, RUN_TASKS
 
 _health_schema = inline_serializer(
@@ -71,7 +71,8 @@ class Pages(PageNumberPagination):
 
 class HistoryPages(Pages):
     """Pages of the results history: unfiltered, on a table of millions of rows, `count` is
-    the database's estimate rather than a count of every row (scheduler/table_rows.py)."""
+    the database's estimate rather than a count of every row
+    (scheduler/observability/table_rows.py)."""
 
     django_paginator_class = EstimatedCountPaginator
 

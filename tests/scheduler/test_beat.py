@@ -41,8 +41,13 @@ from scheduler.beat import (
 )
 from scheduler.beat_changes import CHANGES_CHANNEL, Changes, notify_beat
 from scheduler.core.redis_connection import get_redis, redis_key
-from scheduler.health import beat_heartbeat, check_beat, check_missed_runs, missed_runs
 from scheduler.models import TaskEvent
+from scheduler.observability.health import (
+    beat_heartbeat,
+    check_beat,
+    check_missed_runs,
+    missed_runs,
+)
 from tests.factories import TaskResultFactory, make_schedule
 
 pytestmark = pytest.mark.django_db

@@ -31,8 +31,8 @@ from config.celery import app
 from scheduler import beat, services
 from scheduler.beat_changes import CHANGES_CHANNEL
 from scheduler.core.redis_connection import get_redis, redis_key
-from scheduler.health import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
 from scheduler.models import TaskEvent
+from scheduler.observability.health import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
 from tests.processes import RunningProcess, child_env, start_process, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

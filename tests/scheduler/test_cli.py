@@ -26,11 +26,11 @@ from config.celery import app
 from scheduler.catalog import load_catalog
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.events import event_record
-from scheduler.health import Check, HealthReport
 from scheduler.management.commands import scheduler as scheduler_command
 from scheduler.models import AuditEntry, Source, TaskEvent
+from scheduler.observability.health import Check, HealthReport
+from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
 from scheduler.runs import SKIPPED
-from scheduler.workers import forget_worker, record_worker_seen
 from tests.factories import stored_run
 from tests.processes import child_env, run_manage
 

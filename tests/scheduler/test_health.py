@@ -5,8 +5,12 @@ import time
 import pytest
 from django.test import Client
 
-from scheduler.health import check_redis, check_workers
-from scheduler.workers import forget_worker, record_worker_seen, workers_seen_within
+from scheduler.observability.health import check_redis, check_workers
+from scheduler.observability.worker_heartbeats import (
+    forget_worker,
+    record_worker_seen,
+    workers_seen_within,
+)
 
 
 @pytest.fixture

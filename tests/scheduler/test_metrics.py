@@ -17,10 +17,10 @@ from django.test.utils import CaptureQueriesContext
 from django_celery_results.models import TaskResult
 from prometheus_client.parser import text_string_to_metric_families
 
-from scheduler import metrics as metrics_module
 from scheduler.core.redis_connection import get_redis, redis_key
-from scheduler.health import BEAT_HEARTBEAT_KEY
-from scheduler.metrics import DURATIONS_KEY, EVENTS_KEY, TASKS_KEY, MetricsBuffer
+from scheduler.observability import metrics as metrics_module
+from scheduler.observability.health import BEAT_HEARTBEAT_KEY
+from scheduler.observability.metrics import DURATIONS_KEY, EVENTS_KEY, TASKS_KEY, MetricsBuffer
 from scheduler.publisher import Publisher
 from tests.factories import TaskResultFactory, UserFactory
 
@@ -331,7 +331,7 @@ def test_it_only_answers_reads(viewer_client):
 def test_the_readme_lists_every_metric_with_the_labels_it_has():
     from pathlib import Path
 
-    from scheduler.metrics import SchedulerCollector
+    from scheduler.observability.metrics import SchedulerCollector
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("\n## Metrics\n")[1].split("\n## ")[0]

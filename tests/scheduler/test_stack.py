@@ -295,8 +295,8 @@ def test_unapplied_migrations_are_one_clear_line(stack_env, var_dir):
 
 
 def test_a_worker_is_ready_when_it_answers_not_at_its_first_heartbeat(var_dir):
+    from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
     from scheduler.stack import StackOptions, StackPaths, build_specs, worker_hostname
-    from scheduler.workers import forget_worker, record_worker_seen
 
     options = StackOptions(host="127.0.0.1", port=_free_port(), only=frozenset({"worker"}))
     paths = StackPaths(run_dir=var_dir, log_dir=var_dir, redis_dir=var_dir)

@@ -27,16 +27,21 @@ from django_celery_results.models import TaskResult
 from scheduler.backups import BackupError, backup_verify, backups_in
 from scheduler.catalog import ParameterError, catalog
 from scheduler.core.redis_connection import get_redis, redis_key
-from scheduler.health import BEAT_HEARTBEAT_KEY, beat_heartbeat, check_beat, health_report
 from scheduler.models import TaskEvent
 from scheduler.notifications import NotificationError, NotificationRejected
+from scheduler.observability.health import (
+    BEAT_HEARTBEAT_KEY,
+    beat_heartbeat,
+    check_beat,
+    health_report,
+)
+from scheduler.observability.worker_heartbeats import record_worker_seen
 from scheduler.tasks import (
     backup_database,
     cleanup_results,
     health_check,
     send_notification,
 )
-from scheduler.workers import record_worker_seen
 
 # --- health ------------------------------------------------------------------------------------
 

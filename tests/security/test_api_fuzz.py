@@ -48,7 +48,7 @@ from agents.models import Agent
 from agents.services import agent_create, session_open
 from agents.signatures import HEADER, sign
 from scheduler.api import waiting
-from scheduler.workers import forget_worker, record_worker_seen
+from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
 from tests.factories import TaskResultFactory, make_schedule, user_with
 from tournaments import services as tournament_services
 

@@ -30,8 +30,14 @@ from scheduler import cli_output as out
 from scheduler import selectors
 from scheduler.catalog import load_catalog
 from scheduler.core.redis_connection import describe_redis_url
-from scheduler.health import beat_heartbeat, beat_standbys, full_health_report, missed_runs
 from scheduler.models import Source, TaskEvent
+from scheduler.observability.health import (
+    beat_heartbeat,
+    beat_standbys,
+    full_health_report,
+    missed_runs,
+)
+from scheduler.observability.worker_heartbeats import workers_seen_within
 from scheduler.retention import RetentionRow, retention_overview
 from scheduler.runs import SKIPPED
 from scheduler.schedules.parsing import ScheduleParseError, parse_schedule, zone_named
@@ -51,7 +57,6 @@ from scheduler.services import (
     task_enqueue,
 )
 from scheduler.timezones import UnknownZone, activate_command_zone, add_display_zone_option
-from scheduler.workers import workers_seen_within
 
 # How often waits poll the result backend and `logs --follow` polls the event table.
 _POLL_SECONDS = 0.2

@@ -32,7 +32,11 @@ class Command(BaseCommand):
             # answers): the changes are stored and beat reads them when it starts, so the live
             # notices are not missed. Say it once.
             self.stdout.write("Redis is not running yet: nothing is sent live (beat reads it all).")
-            for name in ("scheduler.publisher", "scheduler.beat_changes", "scheduler.metrics"):
+            for name in (
+                "scheduler.publisher",
+                "scheduler.beat_changes",
+                "scheduler.observability.metrics",
+            ):
                 quiet[name] = logging.getLogger(name).level
                 logging.getLogger(name).setLevel(logging.ERROR)
         try:

@@ -16,7 +16,7 @@ from django.conf import settings
 from django.db import connection
 
 from scheduler.core.redis_connection import describe_redis_url, get_redis, redis_key
-from scheduler.workers import ping_workers, workers_seen_within
+from scheduler.observability.worker_heartbeats import ping_workers, workers_seen_within
 
 # The leading beat writes {"at": epoch seconds, "pid", "hostname", "id", "leader", "role",
 # "entries", "leading_since"} here every few seconds; standbys write the same under

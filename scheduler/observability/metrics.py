@@ -196,9 +196,9 @@ class SchedulerCollector(Collector):
     def _from_redis(self) -> Iterator[Metric]:
         from django.conf import settings
 
-        from scheduler.health import beat_heartbeat
+        from scheduler.observability.health import beat_heartbeat
+        from scheduler.observability.worker_heartbeats import workers_seen_within
         from scheduler.selectors import queue_depths
-        from scheduler.workers import workers_seen_within
 
         tasks = CounterMetricFamily(
             "scheduler_tasks",
