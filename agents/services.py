@@ -23,7 +23,7 @@ from agents.brains import ChatMessage, get_brain, validate_brain_config
 from agents.brains.base import Brain, BrainConfigError, BrainReply
 from agents.errors import PermanentError
 from agents.models import Agent, AgentSchedule, Mention, Message, Post, Session
-from scheduler.events import event_record
+from scheduler.live import event_record
 
 # Messages the brain sees after the session's summary.
 CONTEXT_MESSAGES = 20

@@ -226,7 +226,7 @@ class PublishCounter:
 
 
 def flush_events() -> None:
-    from scheduler.publisher import publisher
+    from scheduler.live.publisher import publisher
 
     publisher().flush(timeout=60)
 
@@ -774,7 +774,7 @@ def main() -> None:
         from config.celery import app
         from scheduler import beat
         from scheduler.core.redis_connection import get_redis, redis_key
-        from scheduler.publisher import publisher
+        from scheduler.live.publisher import publisher
 
         vendor = database_vendor()
         beat_init.send(sender=None)  # as `celery beat` starts: events written in batches

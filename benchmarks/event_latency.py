@@ -47,7 +47,7 @@ def produce(rate: float, duration: float) -> None:
         if delay > 0:
             time.sleep(delay)
         app.send_task(TASK, queue="default")
-    from scheduler.publisher import publisher
+    from scheduler.live.publisher import publisher
 
     publisher().flush(timeout=5)
     print(json.dumps({"sent": count, "seconds": round(time.perf_counter() - started, 3)}))

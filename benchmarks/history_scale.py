@@ -576,7 +576,7 @@ def main() -> None:
         from django.contrib.auth import get_user_model
         from django.test import Client
 
-        from scheduler.publisher import publisher
+        from scheduler.live.publisher import publisher
 
         vendor = database_vendor()
         budget = budget_ms(vendor, args.results)

@@ -19,7 +19,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402
 from channels.routing import ProtocolTypeRouter  # noqa: E402
 
 from config.routing import websocket_urlpatterns  # noqa: E402
-from scheduler.ws_auth import (  # noqa: E402
+from scheduler.live import (  # noqa: E402
     NotFoundURLRouter,
     OriginOrTokenValidator,
     TokenAuthMiddleware,
@@ -27,7 +27,7 @@ from scheduler.ws_auth import (  # noqa: E402
 
 # Websockets: the allowed-hosts origin check (a client with an API token may send no Origin),
 # the session's user, replaced by an API token's when one is offered, then the routes (a path
-# none serves is closed with 4404). See scheduler/ws_auth.py.
+# none serves is closed with 4404). See scheduler/live/ws_auth.py.
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,

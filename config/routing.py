@@ -4,6 +4,6 @@ from __future__ import annotations
 
 from django.urls import URLPattern, URLResolver
 
-from scheduler.routing import websocket_urlpatterns as scheduler_websockets
+from scheduler.live import websocket_urlpatterns as scheduler_websockets
 
 websocket_urlpatterns: list[URLPattern | URLResolver] = [*scheduler_websockets]

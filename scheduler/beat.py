@@ -648,7 +648,7 @@ class DatabaseScheduler(Scheduler):
 
     def _refuse(self, entry: Entry, message: str) -> None:
         """A run that will not go out: said on the dashboard and in `scheduler logs` too."""
-        from scheduler.events import event_record_safely
+        from scheduler.live.events import event_record_safely
 
         logger.error("%s: %s", entry.name, message)
         event_record_safely(
@@ -660,7 +660,7 @@ class DatabaseScheduler(Scheduler):
         )
 
     def _skip_missed(self, skips: list[tuple[Entry, timedelta]], moment: datetime) -> None:
-        from scheduler.events import event_record_safely
+        from scheduler.live.events import event_record_safely
 
         # An UPDATE, not save(): date_changed must not move (it would look like an edit).
         PeriodicTask.objects.filter(pk__in=[entry.id for entry, _ in skips]).update(
@@ -1051,7 +1051,7 @@ def flag_missed_runs(
     """
     from django_celery_results.models import TaskResult
 
-    from scheduler.events import event_record_safely
+    from scheduler.live.events import event_record_safely
 
     old: list[tuple[float, str, str]] = []
     while published and published[0][0] <= now - grace:

@@ -22,7 +22,7 @@ from django_celery_results.models import TaskResult
 
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.core.masking import masked, masked_text
-from scheduler.events import event_level
+from scheduler.live.events import event_level
 from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.services import ScheduleError, stored_kwargs

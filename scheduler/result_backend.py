@@ -37,7 +37,7 @@ from django_celery_results.models import TaskResult
 from kombu.exceptions import DecodeError
 
 from scheduler import schedule_state
-from scheduler.publisher import publisher
+from scheduler.live.publisher import publisher
 
 # Written on every state, as the stock backend's `TaskResultManager.store_result` does.
 _STATE_FIELDS = (

@@ -145,7 +145,7 @@ class CatalogTask(Task):
             self._drop_duplicate(f"duplicate delivery dropped: the run ended {state}", state)
 
     def _drop_duplicate(self, reason: str, state: str) -> None:
-        from scheduler.events import event_record_safely
+        from scheduler.live.events import event_record_safely
         from scheduler.result_backend import discard_started
 
         logger.warning("%s[%s]: %s", self.name, self.request.id, reason)
@@ -172,7 +172,7 @@ class CatalogTask(Task):
         return int(hard or self.time_limit or spec.hard_limit) + _LOCK_MARGIN
 
     def _skip(self, periodic_task_name: str) -> None:
-        from scheduler.events import event_record_safely
+        from scheduler.live.events import event_record_safely
 
         reason = f"skipped: the previous run of {periodic_task_name!r} is still running"
         self.update_state(state=SKIPPED, meta={"skipped": True, "reason": reason})

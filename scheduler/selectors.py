@@ -21,7 +21,7 @@ from kombu.transport.redis import PRIORITY_STEPS
 from config.queues import QUEUES
 from scheduler.core import masking
 from scheduler.core.redis_connection import get_redis
-from scheduler.events import LEVELS, event_payload
+from scheduler.live.events import LEVELS, event_payload
 from scheduler.models import AuditEntry, ScheduleState, TaskEvent
 from scheduler.runs import SKIPPED
 from scheduler.schedules.parsing import CrontabSpec, IntervalSpec, ParsedSchedule, Period
@@ -381,7 +381,7 @@ class TaskStatus:
 
     @property
     def finished(self) -> bool:
-        from scheduler.publisher import FINISHED_STATES
+        from scheduler.live.publisher import FINISHED_STATES
 
         return self.state in FINISHED_STATES
 
@@ -501,7 +501,7 @@ class FeedFilter:
 
 
 def _feed_events(where: FeedFilter, *, scan: int, window: int) -> list[TaskEvent]:
-    from scheduler.events import TASK_EVENTS
+    from scheduler.live.events import TASK_EVENTS
 
     events = TaskEvent.objects.filter(type__in=TASK_EVENTS).exclude(task_id="")
     # Equalities an index leads with, newest first along it: (object_type, object_id,
@@ -593,7 +593,7 @@ def _pending_since(since: datetime) -> list[tuple[str, str, datetime]]:
     from django.db.models import F, Window
     from django.db.models.functions import FirstValue, RowNumber
 
-    from scheduler.events import TASK_EVENTS
+    from scheduler.live.events import TASK_EVENTS
 
     by_task = [F("task_id")]
     newest_first = [F("created_at").desc(), F("id").desc()]

@@ -42,7 +42,7 @@ from scheduler.catalog import (
 )
 from scheduler.core.json_input import MalformedJSON, read_json
 from scheduler.core.masking import holds_mask, masked_text
-from scheduler.events import event_record
+from scheduler.live.events import event_record
 from scheduler.models import AuditEntry, ScheduleOptions, Source
 from scheduler.retention import HISTORY_TABLES, retention_clear, retention_run
 from scheduler.schedules.parsing import (

@@ -25,9 +25,9 @@ from celery.signals import (
 from django.db import close_old_connections, connections
 
 from scheduler import beat_changes
-from scheduler.events import defer_event_writes, event_record_safely
+from scheduler.live.events import defer_event_writes, event_record_safely
+from scheduler.live.publisher import publisher
 from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
-from scheduler.publisher import publisher
 from scheduler.result_backend import defer_started
 
 logger = logging.getLogger(__name__)
@@ -54,7 +54,7 @@ def _defer_event_writes(**kwargs: Any) -> None:
 @worker_process_init.connect
 def _deliver_events_inline(**kwargs: Any) -> None:
     # The thread that records a run's end sends it too: cheaper than waking the publisher
-    # thread for every run (scheduler/publisher.py). And a short run's STARTED row is written
+    # thread for every run (scheduler/live/publisher.py). And a short run's STARTED row is written
     # with its end, once (scheduler/result_backend.py).
     publisher().deliver_inline()
     defer_started()

@@ -24,7 +24,7 @@ from django.views.decorators.http import require_GET
 
 from scheduler import selectors
 from scheduler.catalog import load_catalog
-from scheduler.consumers import EventFilter, FilterError
+from scheduler.live.consumers import EventFilter, FilterError
 from scheduler.observability.health import check_beat, health_report
 from scheduler.permissions import CHANGE_SCHEDULE, RUN_TASKS, can_view_dashboard, staff_has
 

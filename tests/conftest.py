@@ -48,7 +48,7 @@ def redis_server(run_dir: Path) -> Iterator[str]:
         yield settings.REDIS_URL
     finally:
         # What this process still holds for Redis goes now, while Redis is there to take it.
-        from scheduler.publisher import publisher
+        from scheduler.live.publisher import publisher
 
         publisher().stop(timeout=5)
         client = get_redis()

@@ -19,7 +19,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from agents.models import Agent
-from scheduler.events import event_record
+from scheduler.live import event_record
 from tournaments.market import Market
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
 from tournaments.strategies import STRATEGIES, apply_orders, equity, get_strategy

@@ -24,7 +24,7 @@ from rest_framework.renderers import JSONRenderer
 from scheduler.api.errors import UNAVAILABLE
 from scheduler.api.serializers import TaskStatusSerializer
 from scheduler.api.views import TaskDetailView, UnfinishedTask
-from scheduler.publisher import task_group
+from scheduler.live.publisher import task_group
 from scheduler.selectors import TaskStatus, task_status
 
 logger = logging.getLogger(__name__)

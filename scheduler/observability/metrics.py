@@ -4,7 +4,7 @@ Tasks run in many worker processes on many machines, so no process can count the
 memory (prometheus_client's default). Two shared sources instead:
 
 - Counters live in Redis hashes: every lifecycle event of every process goes through its
-  publisher thread (scheduler/publisher.py), which adds it to a `MetricsBuffer` and writes the
+  publisher thread (scheduler/live/publisher.py), which adds it to a `MetricsBuffer` and writes the
   sums with one pipelined round trip at most once a second (and when it flushes or stops). So
   counting costs the task nothing on its own thread, the counters are cumulative across the
   deployment as Prometheus expects (rate() works; they survive worker restarts, and restart

@@ -22,7 +22,7 @@ from django_celery_results.models import TaskResult
 from agents import services
 from agents.dispatch import dispatch_message
 from agents.models import Message, Session
-from scheduler.consumers import EventsConsumer
+from scheduler.live.consumers import EventsConsumer
 from scheduler.models import TaskEvent
 from tests.agents.chat_server import ChatServer, running_chat_server
 from tests.factories import UserFactory

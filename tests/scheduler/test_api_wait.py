@@ -20,8 +20,8 @@ from rest_framework.authtoken.models import Token
 from config.asgi import application
 from scheduler import selectors
 from scheduler.api import waiting
-from scheduler.events import event_record
-from scheduler.publisher import task_group
+from scheduler.live.events import event_record
+from scheduler.live.publisher import task_group
 from tests.factories import TaskResultFactory, UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from agents import services as agent_services
-from scheduler.events import event_record
+from scheduler.live.events import event_record
 from scheduler.services import task_enqueue
 from tests.browser import (
     RECONNECT_TIMEOUT,

@@ -25,7 +25,7 @@ from kombu import Queue
 from config.celery import app
 from scheduler.catalog import load_catalog
 from scheduler.core.redis_connection import get_redis, redis_key
-from scheduler.events import event_record
+from scheduler.live.events import event_record
 from scheduler.management.commands import scheduler as scheduler_command
 from scheduler.models import AuditEntry, Source, TaskEvent
 from scheduler.observability.health import Check, HealthReport

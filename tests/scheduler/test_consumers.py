@@ -11,8 +11,8 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from config.asgi import application
-from scheduler.consumers import EventsConsumer
-from scheduler.events import event_record
+from scheduler.live.consumers import EventsConsumer
+from scheduler.live.events import event_record
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]

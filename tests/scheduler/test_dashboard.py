@@ -19,7 +19,7 @@ from django.test import Client
 
 from scheduler import selectors
 from scheduler.core.redis_connection import get_redis, redis_key
-from scheduler.events import event_record
+from scheduler.live.events import event_record
 from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
 from scheduler.templatetags.dashboard import duration
 from scheduler.views import heat_level

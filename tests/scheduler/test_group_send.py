@@ -9,7 +9,7 @@ import pytest
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import InMemoryChannelLayer, channel_layers
 
-from scheduler.group_send import batchable, group_send_many
+from scheduler.live.channel_batches import batchable, group_send_many
 
 TIMEOUT = 5
 

@@ -9,8 +9,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from scheduler import inserts
-from scheduler.inserts import insert_rows
+from scheduler.live import event_inserts as inserts
+from scheduler.live.event_inserts import insert_rows
 from scheduler.models import TaskEvent
 
 

@@ -18,10 +18,10 @@ from django_celery_results.models import TaskResult
 from prometheus_client.parser import text_string_to_metric_families
 
 from scheduler.core.redis_connection import get_redis, redis_key
+from scheduler.live.publisher import Publisher
 from scheduler.observability import metrics as metrics_module
 from scheduler.observability.health import BEAT_HEARTBEAT_KEY
 from scheduler.observability.metrics import DURATIONS_KEY, EVENTS_KEY, TASKS_KEY, MetricsBuffer
-from scheduler.publisher import Publisher
 from tests.factories import TaskResultFactory, UserFactory
 
 TOKEN = "s3cret-metrics-token"

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scheduler.publisher import STAFF_GROUP, groups_for, object_group, publisher, task_group
+from scheduler.live.publisher import STAFF_GROUP, groups_for, object_group, publisher, task_group
 
 TIMEOUT = 5
 

@@ -12,8 +12,8 @@ from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import channel_layers
 from django.utils import timezone
 
+from scheduler.live.publisher import LINGER, STAFF_GROUP, Publisher
 from scheduler.models import TaskEvent
-from scheduler.publisher import LINGER, STAFF_GROUP, Publisher
 
 TIMEOUT = 5
 

@@ -177,7 +177,7 @@ def test_the_statement_is_compiled_once_per_kind_of_state(monkeypatch):
 
 @pytest.fixture
 def deferring():
-    from scheduler.publisher import publisher
+    from scheduler.live.publisher import publisher
     from scheduler.result_backend import defer_started
 
     defer_started()

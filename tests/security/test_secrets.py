@@ -44,7 +44,6 @@ from agents.signatures import sign
 from config.celery import app
 from scheduler.admin import PeriodicTaskAdmin
 from scheduler.catalog import CatalogEntry, Params, catalog
-from scheduler.consumers import EventsConsumer
 from scheduler.core.masking import (
     DEFAULT_SECRET_KEYS,
     MASK,
@@ -53,7 +52,8 @@ from scheduler.core.masking import (
     mask_text,
 )
 from scheduler.core.redis_connection import get_redis
-from scheduler.events import event_record
+from scheduler.live.consumers import EventsConsumer
+from scheduler.live.events import event_record
 from scheduler.services import stored_kwargs, task_enqueue
 from tests.agents.chat_server import ChatServer, running_chat_server
 from tests.clients import api_client, client_for, response_json

@@ -19,8 +19,8 @@ from rest_framework.authtoken.models import Token
 
 from config.asgi import application
 from config.routing import websocket_urlpatterns
-from scheduler.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
-from scheduler.ws_auth import CLOSE_NOT_FOUND
+from scheduler.live.consumers import CLOSE_FORBIDDEN, CLOSE_UNAUTHENTICATED
+from scheduler.live.ws_auth import CLOSE_NOT_FOUND
 from tests.factories import UserFactory
 from tests.security.routes import Route, websocket_routes
 

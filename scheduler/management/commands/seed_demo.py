@@ -33,7 +33,7 @@ class Command(BaseCommand):
             # notices are not missed. Say it once.
             self.stdout.write("Redis is not running yet: nothing is sent live (beat reads it all).")
             for name in (
-                "scheduler.publisher",
+                "scheduler.live.publisher",
                 "scheduler.beat_changes",
                 "scheduler.observability.metrics",
             ):
@@ -47,7 +47,7 @@ class Command(BaseCommand):
                 *seed_demo_tournament(),
             ]
             if quiet:
-                from scheduler.publisher import publisher
+                from scheduler.live.publisher import publisher
 
                 publisher().flush(timeout=5)  # the log rows, while the warnings are quiet
         finally:

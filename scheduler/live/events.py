@@ -2,7 +2,7 @@
 
 Celery signal receivers and the schedule services each make one call of `event_record`; it
 persists the event (the log `manage.py scheduler logs` reads, kept bounded by
-`scheduler.cleanup_results`) and publishes it to the channel layer (`scheduler/publisher.py`)
+`scheduler.cleanup_results`) and publishes it to the channel layer (`scheduler/live/publisher.py`)
 for the dashboard, websocket clients and REST clients waiting on a task.
 """
 
@@ -17,8 +17,8 @@ from django.db import transaction
 from django.utils import timezone
 
 from scheduler.core.masking import masked
+from scheduler.live.publisher import publisher
 from scheduler.models import TaskEvent
-from scheduler.publisher import publisher
 from scheduler.runs import SKIPPED
 
 logger = logging.getLogger(__name__)

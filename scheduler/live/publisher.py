@@ -4,7 +4,7 @@
 channels-redis, a Redis connection pool per call (channels-redis issue #125). Instead each
 process has one publisher: callers hand it events (no I/O on their thread), one daemon thread
 with one event loop and one channel layer sends them in batches (two round trips per batch:
-scheduler/group_send.py), and stores their log rows with one `bulk_create` at most every
+scheduler/live/channel_batches.py), and stores their log rows with one `bulk_create` at most every
 PERSIST_INTERVAL.
 
 Only the end of a run is waited for (REST clients, the dashboard's result, the event_latency
@@ -41,7 +41,7 @@ from typing import Any
 from django.db import close_old_connections, connections
 from redis.exceptions import RedisError
 
-from scheduler.group_send import (
+from scheduler.live.channel_batches import (
     SyncClients,
     batchable,
     group_send_many,
@@ -93,8 +93,9 @@ class Outgoing:
 class _Sender:
     """One thread's way to the channel layer: our own layer instance and its connections.
 
-    Over redis-py's blocking client when the layer is channels-redis' (scheduler/group_send.py);
-    any other layer through its own `group_send`, on an event loop of this thread.
+    Over redis-py's blocking client when the layer is channels-redis'
+    (scheduler/live/channel_batches.py); any other layer through its own `group_send`, on an event
+    loop of this thread.
     """
 
     def __init__(self) -> None:
@@ -374,7 +375,7 @@ class Publisher:
 
 
 def _persist(rows: list[Any]) -> None:
-    from scheduler.inserts import insert_rows
+    from scheduler.live.event_inserts import insert_rows
 
     close_old_connections()
     try:

@@ -1,18 +1,18 @@
 """`/ws/events/`: task and schedule events, live, for signed-in staff.
 
 Query string (all optional): `task=<task name>`, `state=<STATE>[,<STATE>...]` (any case; the
-states of `scheduler.events.EVENT_STATES`), `object=<type>:<id>` (only that domain object's
+states of `scheduler.live.events.EVENT_STATES`), `object=<type>:<id>` (only that domain object's
 events), `backfill=<N>` (recent events sent first, default 50, at most 500). A client may change
 its filters later by sending `{"action": "filter", "task": ..., "state": ..., "object": ...,
 "backfill": N}`. Every field is validated alike in both: a bad one is answered with
 `{"kind": "error", "field": "<name>", "error": "..."}`; in the URL the connection then closes
 with 4400, in a message it stays open on the filter it had.
 
-Who is calling: the session's user, or an API token's (scheduler/ws_auth.py), with the same
+Who is calling: the session's user, or an API token's (scheduler/live/ws_auth.py), with the same
 checks. Server messages: `{"kind": "backfill", "events": [...]}` (oldest first), then
 `{"kind": "event", "event": {...}}` per event, `{"kind": "error", "error": "..."}` for a bad
 client message. Close codes: 4400 bad filter in the URL, 4401 not signed in (or a bad token),
-4403 signed in without permission, 4404 no websocket at that path (scheduler/ws_auth.py).
+4403 signed in without permission, 4404 no websocket at that path (scheduler/live/ws_auth.py).
 """
 
 from __future__ import annotations
@@ -25,15 +25,15 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from scheduler.events import EVENT_STATES
-from scheduler.permissions import can_view_dashboard
-from scheduler.publisher import STAFF_GROUP, object_group
-from scheduler.ws_auth import (
+from scheduler.live.events import EVENT_STATES
+from scheduler.live.publisher import STAFF_GROUP, object_group
+from scheduler.live.ws_auth import (
     CLOSE_BAD_REQUEST,
     CLOSE_FORBIDDEN,
     CLOSE_UNAUTHENTICATED,
     TOKEN_SUBPROTOCOL,
 )
+from scheduler.permissions import can_view_dashboard
 
 __all__ = ["CLOSE_BAD_REQUEST", "CLOSE_FORBIDDEN", "CLOSE_UNAUTHENTICATED", "EventsConsumer"]
 
