@@ -105,7 +105,7 @@ def load(*, results: int, periodic_tasks: int) -> Loaded:
         with loaded.timed("analyze"):
             _analyze(dialect)
         with loaded.timed("schedule_states_rebuild"):
-            from scheduler.schedule_state import schedule_states_rebuild
+            from scheduler.worker.schedule_state import schedule_states_rebuild
 
             loaded.counts["schedule_states"] = schedule_states_rebuild()
         with loaded.timed("periodic_task_last_runs"):

@@ -8,5 +8,8 @@ class SchedulerConfig(AppConfig):
     verbose_name = "Scheduler"
 
     def ready(self) -> None:
-        # Registers checks, connects receivers, registers the scheduler's retention policies.
-        from scheduler import checks, retention, signals  # noqa: F401
+        # Function-level: these modules use models, which the app registry loads first.
+        # Registers checks, connects the worker's signal receivers, registers the scheduler's
+        # retention policies.
+        from scheduler import checks, retention  # noqa: F401
+        from scheduler.worker import receivers  # noqa: F401

@@ -32,7 +32,7 @@ every few minutes, so a beat restarted in between runs one-off tasks again. Here
   (`run_task_id`: the periodic task, the run's number and the previous run's time). A leader
   killed between publishing and recording leaves those runs unrecorded; the next leader
   publishes them again under the same ids, and workers drop the second copy
-  (scheduler/deduplication.py): every run is published at least once and runs once.
+  (scheduler/worker/deduplication.py): every run is published at least once and runs once.
 - **Correctness** as django-celery-beat's `ModelEntry.is_due`: `start_time`, `expires`,
   disabled rows never loaded, one-off (clocked) tasks run once and are disabled in the same
   transaction that records their run, so a restart cannot run them again; the misfire policy

@@ -297,7 +297,7 @@ def catalog_task(
 
 
 def _catalog_task_base() -> type:
-    from scheduler.runs import CatalogTask
+    from scheduler.worker.task_base import CatalogTask
 
     return CatalogTask
 

@@ -122,7 +122,7 @@ class ScheduleState(models.Model):
     Pages that list periodic tasks read this row instead of searching a history of millions of
     results. The result backend writes it in the statement (PostgreSQL) or transaction (SQLite)
     that stores the result, and only when that write changed the result row; retention rebuilds
-    the rows whose run it deleted (`scheduler.schedule_state`). The latest run is the one
+    the rows whose run it deleted (`scheduler.worker.schedule_state`). The latest run is the one
     created last, as `TaskResult` orders them: (date_created, id).
 
     Keyed by the name, as results name their periodic task: a run keeps its name after the

@@ -34,8 +34,8 @@ from django_celery_results.models import TaskResult
 
 from scheduler.models import AuditEntry, ScheduleState, TaskEvent
 from scheduler.observability.table_rows import counted_or_estimated
-from scheduler.schedule_state import schedule_states_rebuild
 from scheduler.selectors import schedule_next_run
+from scheduler.worker.schedule_state import schedule_states_rebuild
 
 logger = logging.getLogger(__name__)
 

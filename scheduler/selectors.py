@@ -23,8 +23,8 @@ from scheduler.core import masking
 from scheduler.core.redis_connection import get_redis
 from scheduler.live.events import LEVELS, event_payload
 from scheduler.models import AuditEntry, ScheduleState, TaskEvent
-from scheduler.runs import SKIPPED
 from scheduler.schedules.parsing import CrontabSpec, IntervalSpec, ParsedSchedule, Period
+from scheduler.worker.task_base import SKIPPED
 
 logger = logging.getLogger(__name__)
 
@@ -405,7 +405,7 @@ def task_status(task_id: str) -> TaskStatus:
     elif state in (states.STARTED, states.PENDING):
         value = None  # a started task's "result" is the worker's pid and hostname
     # AsyncResult has no start time: our result backend adds the row's to the meta it reads
-    # (scheduler/result_backend.py); another backend has none.
+    # (scheduler/worker/result_backend.py); another backend has none.
     started = meta.get("date_started") if state != states.PENDING else None
     return TaskStatus(
         task_id=task_id,

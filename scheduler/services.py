@@ -457,7 +457,8 @@ def _row_save(
 
 
 def _default_options(periodic_task: PeriodicTask) -> ScheduleOptions:
-    # "default", not the task's policy of today: resolved when a run starts (scheduler/runs.py).
+    # "default", not the task's policy of today: resolved when a run starts
+    # (scheduler/worker/task_base.py).
     return ScheduleOptions(periodic_task=periodic_task, overlap=OverlapPolicy.DEFAULT)
 
 

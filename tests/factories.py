@@ -12,8 +12,8 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from scheduler.models import Source
-from scheduler.schedule_state import schedule_states_rebuild
 from scheduler.services import schedule_create
+from scheduler.worker.schedule_state import schedule_states_rebuild
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):

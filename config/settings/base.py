@@ -194,23 +194,26 @@ CELERY_ENABLED = env.bool("CELERY_ENABLED", default=True)
 CELERY_BROKER_URL = redis_url_for_celery(env.str("CELERY_BROKER_URL", default=REDIS_URL))
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Seconds before a message a dead worker held is handed out again. Lower it only with care:
-    # a run still going past it gets a second copy (dropped by scheduler/deduplication.py).
+    # a run still going past it gets a second copy (dropped by scheduler/worker/deduplication.py).
     "visibility_timeout": env.int("CELERY_VISIBILITY_TIMEOUT", default=VISIBILITY_TIMEOUT),
     # Look for such messages every 10 s (kombu's default looks every 100 s: 10 s x throttle 10).
     "unacked_restore_interval": 10,
     "unacked_restore_throttle": 1,
     "global_keyprefix": REDIS_KEY_PREFIX,
 }
-# django-celery-results' table, written with one upsert per state (scheduler/result_backend.py).
+# django-celery-results' table, written with one upsert per state
+# (scheduler/worker/result_backend.py, named by the path .env files have used, kept by
+# scheduler/result_backend.py).
 CELERY_RESULT_BACKEND = env.str(
     "CELERY_RESULT_BACKEND", default="scheduler.result_backend.DatabaseBackend"
 )
 # Celery's Django fixup closes every database connection before and after each task unless
 # this is set (then every N tasks). Workers instead apply Django's own rules after each task
-# (CONN_MAX_AGE, health checks, errors: scheduler/signals.py), so this only has to be large.
+# (CONN_MAX_AGE, health checks, errors: scheduler/worker/receivers.py), so this only has to be
+# large.
 CELERY_DB_REUSE_MAX = 1_000_000
 # A result that cannot be stored because the database is restarting is stored a moment later
-# (scheduler/result_backend.py says which errors are worth it): about 10 s in all, under the
+# (scheduler/worker/result_backend.py says which errors are worth it): about 10 s in all, under the
 # shortest queue's time limit.
 CELERY_RESULT_BACKEND_ALWAYS_RETRY = True
 CELERY_RESULT_BACKEND_MAX_RETRIES = 12

@@ -19,7 +19,7 @@ from django.utils import timezone
 from scheduler.core.masking import masked
 from scheduler.live.publisher import publisher
 from scheduler.models import TaskEvent
-from scheduler.runs import SKIPPED
+from scheduler.worker.task_base import SKIPPED
 
 logger = logging.getLogger(__name__)
 

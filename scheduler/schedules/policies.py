@@ -8,8 +8,8 @@ from django.db import models
 class OverlapPolicy(models.TextChoices):
     ALLOW = "allow", "Allow overlapping runs"
     SKIP = "skip", "Skip a run while the previous run is still running"
-    # Stored as such and resolved when a run starts (scheduler/runs.py), so that a schedule
-    # follows a later change of its catalog task's declared policy.
+    # Stored as such and resolved when a run starts (scheduler/worker/task_base.py), so that a
+    # schedule follows a later change of its catalog task's declared policy.
     DEFAULT = "default", "The task's default"
 
 

@@ -77,7 +77,7 @@ def test_it_loses_no_run_and_applies_none_twice_when_workers_are_killed(run_dir,
     finally:
         replacement.stop()
     elapsed = time.monotonic() - started
-    # Runs a killed process had claimed, taken over by another (scheduler/deduplication.py).
+    # Runs a killed process had claimed, taken over by another (scheduler/worker/deduplication.py).
     taken_over = sum(
         path.read_text(errors="replace").count("which died while running it")
         for path in (worker.log_path, replacement.log_path)

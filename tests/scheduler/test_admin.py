@@ -33,8 +33,8 @@ from config.celery import app as celery_app
 from scheduler.catalog import CatalogEntry, Params, catalog, load_catalog
 from scheduler.core.redis_connection import get_redis
 from scheduler.models import AuditEntry, ScheduleOptions, Source, TaskEvent
-from scheduler.schedule_state import schedule_states_rebuild
 from scheduler.services import ScheduleError, schedule_create
+from scheduler.worker.schedule_state import schedule_states_rebuild
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.django_db

@@ -1,10 +1,10 @@
 """Our beat (scheduler/beat.py) as real `celery beat` processes on the real Redis and database.
 
 What is observed is what beat publishes: each message it sends fires Celery's
-`before_task_publish` in the beat process, which scheduler/signals.py records as a `task.queued`
-TaskEvent stamped with the moment of the publish (`created_at`) and the periodic task's name;
-the beat writes those rows in batches (within PERSIST_INTERVAL, 0.2 s), so the rows show up a
-little after the publish but their times are the publish times. No worker runs here: the
+`before_task_publish` in the beat process, which scheduler/worker/receivers.py records as a
+`task.queued` TaskEvent stamped with the moment of the publish (`created_at`) and the periodic
+task's name; the beat writes those rows in batches (within PERSIST_INTERVAL, 0.2 s), so the rows
+show up a little after the publish but their times are the publish times. No worker runs here: the
 messages are purged at the end of each test.
 
 tests/scheduler/test_beat.py covers the same engine in-process, with publishing captured.

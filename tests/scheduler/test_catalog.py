@@ -131,7 +131,7 @@ def legacy_task():
 
 @pytest.mark.django_db
 def test_catalog_existing_brings_a_celery_task_in_by_name(legacy_task):
-    from scheduler.runs import CatalogTask
+    from scheduler.worker.task_base import CatalogTask
 
     assert LEGACY_TASK not in catalog
 

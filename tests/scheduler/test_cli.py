@@ -30,7 +30,7 @@ from scheduler.management.commands import scheduler as scheduler_command
 from scheduler.models import AuditEntry, Source, TaskEvent
 from scheduler.observability.health import Check, HealthReport
 from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
-from scheduler.runs import SKIPPED
+from scheduler.worker.task_base import SKIPPED
 from tests.factories import stored_run
 from tests.processes import child_env, run_manage
 

@@ -18,7 +18,7 @@ from django_celery_results.backends.database import DatabaseBackend as StockBack
 from django_celery_results.models import TaskResult
 
 from config.celery import app
-from scheduler.result_backend import DatabaseBackend
+from scheduler.worker.result_backend import DatabaseBackend
 
 # Columns both backends must write the same (ids and clocks differ by nature).
 _COMPARED = [
@@ -161,7 +161,7 @@ def test_results_read_back_through_async_result():
 
 @pytest.mark.django_db
 def test_the_statement_is_compiled_once_per_kind_of_state(monkeypatch):
-    from scheduler import result_backend
+    from scheduler.worker import result_backend
 
     monkeypatch.setattr(result_backend, "_statements", {})
     backend = DatabaseBackend(app=app)
@@ -178,7 +178,7 @@ def test_the_statement_is_compiled_once_per_kind_of_state(monkeypatch):
 @pytest.fixture
 def deferring():
     from scheduler.live.publisher import publisher
-    from scheduler.result_backend import defer_started
+    from scheduler.worker.result_backend import defer_started
 
     defer_started()
     yield publisher()

@@ -33,7 +33,6 @@ from scheduler import retention, tasks
 from scheduler.catalog import catalog
 from scheduler.demo import CLEANUP_NAME
 from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, TaskEvent
-from scheduler.result_backend import DatabaseBackend
 from scheduler.retention import (
     CLEANUP_SCHEDULE_NAME,
     RetentionPolicy,
@@ -45,6 +44,7 @@ from scheduler.retention import (
 from scheduler.selectors import schedule_next_run
 from scheduler.services import history_clear, schedule_create, schedule_disable
 from scheduler.tasks import cleanup_results
+from scheduler.worker.result_backend import DatabaseBackend
 from tests.factories import TaskResultFactory, user_with
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
 

@@ -11,8 +11,8 @@ from django_celery_results.models import TaskResult
 
 from scheduler.core.redis_connection import get_redis
 from scheduler.models import TaskEvent
-from scheduler.runs import SKIPPED, overlap_lock_key, overlap_policy_of
 from scheduler.tasks import ping
+from scheduler.worker.task_base import SKIPPED, overlap_lock_key, overlap_policy_of
 from tests.factories import make_schedule
 
 pytestmark = pytest.mark.django_db

@@ -12,7 +12,7 @@ from django.core.management import call_command
 from django_celery_results.models import TaskResult
 
 from scheduler.models import TaskEvent
-from scheduler.runs import SKIPPED
+from scheduler.worker.task_base import SKIPPED
 from tests.processes import wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]

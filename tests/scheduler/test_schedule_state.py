@@ -18,9 +18,9 @@ from django_celery_results.models import TaskResult
 
 from config.celery import app
 from scheduler.models import ScheduleState
-from scheduler.result_backend import DatabaseBackend
-from scheduler.runs import SKIPPED
-from scheduler.schedule_state import schedule_states_rebuild
+from scheduler.worker.result_backend import DatabaseBackend
+from scheduler.worker.schedule_state import schedule_states_rebuild
+from scheduler.worker.task_base import SKIPPED
 
 NAME = "nightly report"
 

@@ -24,7 +24,6 @@ from django_celery_beat.models import (
 
 from scheduler.catalog import catalog
 from scheduler.models import AuditEntry, ScheduleOptions, Source, TaskEvent
-from scheduler.runs import overlap_policy_of
 from scheduler.schedules.policies import OverlapPolicy
 from scheduler.services import (
     ScheduleError,
@@ -42,6 +41,7 @@ from scheduler.services import (
     stored_kwargs,
     task_enqueue,
 )
+from scheduler.worker.task_base import overlap_policy_of
 from tests.factories import TaskResultFactory, UserFactory, make_schedule
 
 pytestmark = pytest.mark.django_db

@@ -39,7 +39,6 @@ from scheduler.observability.health import (
 )
 from scheduler.observability.worker_heartbeats import workers_seen_within
 from scheduler.retention import RetentionRow, retention_overview
-from scheduler.runs import SKIPPED
 from scheduler.schedules.parsing import ScheduleParseError, parse_schedule, zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.services import (
@@ -57,6 +56,7 @@ from scheduler.services import (
     task_enqueue,
 )
 from scheduler.timezones import UnknownZone, activate_command_zone, add_display_zone_option
+from scheduler.worker.task_base import SKIPPED
 
 # How often waits poll the result backend and `logs --follow` polls the event table.
 _POLL_SECONDS = 0.2

@@ -1,6 +1,6 @@
 """The base class of every catalog task: one execution per delivery, and overlap policies.
 
-A run delivered by the broker first claims its attempt (scheduler/deduplication.py): a second
+A run delivered by the broker first claims its attempt (scheduler/worker/deduplication.py): a second
 copy of a run that succeeded or still runs elsewhere is dropped: acknowledged, its STARTED row
 discarded, and recorded as a `task.duplicate` event carrying the state of the copy that counts.
 
@@ -101,7 +101,7 @@ class CatalogTask(Task):
 
     def _claim_delivery(self, *, periodic: bool) -> None:
         """Run this delivery only if no other copy of the attempt ran or runs (deduplication)."""
-        from scheduler.deduplication import claim_run
+        from scheduler.worker.deduplication import claim_run
 
         request = self.request
         task_id = request.id or ""
@@ -146,7 +146,7 @@ class CatalogTask(Task):
 
     def _drop_duplicate(self, reason: str, state: str) -> None:
         from scheduler.live.events import event_record_safely
-        from scheduler.result_backend import discard_started
+        from scheduler.worker.result_backend import discard_started
 
         logger.warning("%s[%s]: %s", self.name, self.request.id, reason)
         # Its STARTED row, written just before the task body, must not land over the state of

@@ -28,7 +28,7 @@ from scheduler import beat_changes
 from scheduler.live.events import defer_event_writes, event_record_safely
 from scheduler.live.publisher import publisher
 from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
-from scheduler.result_backend import defer_started
+from scheduler.worker.result_backend import defer_started
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def _defer_event_writes(**kwargs: Any) -> None:
 def _deliver_events_inline(**kwargs: Any) -> None:
     # The thread that records a run's end sends it too: cheaper than waking the publisher
     # thread for every run (scheduler/live/publisher.py). And a short run's STARTED row is written
-    # with its end, once (scheduler/result_backend.py).
+    # with its end, once (scheduler/worker/result_backend.py).
     publisher().deliver_inline()
     defer_started()
 

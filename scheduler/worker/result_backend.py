@@ -1,0 +1,272 @@
+"""django-celery-results' database backend, writing a run's row once or twice, one statement each.
+
+The stock backend stores each state with `get_or_create` and then `save()`: a SELECT, then an
+INSERT in a savepoint (STARTED) or an UPDATE of every column (SUCCESS), so four to five
+statements per run, on the hot path of every task. Here each write is one
+`INSERT ... ON CONFLICT (task_id) DO UPDATE` statement (SQLite and PostgreSQL both have it),
+compiled once per process, which also cannot race with another writer of the same task id the
+way get-then-insert can.
+
+In worker processes (`defer_started`), STARTED is not written at once: it waits
+STARTED_DELAY on the publisher thread, and a run that ends before then is stored once, its
+final state and its start time together. A run that takes longer gets its STARTED row as
+before, just STARTED_DELAY later (a reader sees PENDING until then, as it would see STARTED
+until the end). The rows are the stock backend's, column for column: the same fields on each
+state, `date_created` kept from the first write, `date_done` set on every write (auto_now, the
+worker's clock), `date_started` when the run started, from the worker's clock too (the stock
+backend takes the database's). Reads, groups, chords and cleanup are the stock backend's.
+Unlike `save()` the upsert sends no pre_save/post_save signals for TaskResult: nothing here
+listens to them.
+
+Configured with CELERY_RESULT_BACKEND=scheduler.result_backend.DatabaseBackend.
+"""
+
+from __future__ import annotations
+
+import binascii
+import threading
+from typing import Any, cast
+
+from celery import states
+from django.db import InterfaceError, OperationalError, connections, router, transaction
+from django.db.models.constants import OnConflict
+from django.db.models.sql import InsertQuery
+from django.utils import timezone
+from django_celery_results.backends.database import DatabaseBackend as StockDatabaseBackend
+from django_celery_results.models import TaskResult
+from kombu.exceptions import DecodeError
+
+from scheduler.live.publisher import publisher
+from scheduler.worker import schedule_state
+
+# Written on every state, as the stock backend's `TaskResultManager.store_result` does.
+_STATE_FIELDS = (
+    "status",
+    "result",
+    "traceback",
+    "meta",
+    "content_encoding",
+    "content_type",
+    "periodic_task_name",
+    "task_name",
+    "task_args",
+    "task_kwargs",
+    "worker",
+)
+
+
+class DatabaseBackend(StockDatabaseBackend):
+    def _store_result(
+        self,
+        task_id: str,
+        result: Any,
+        status: str,
+        traceback: str | None = None,
+        request: Any = None,
+        using: str | None = None,
+    ) -> Any:
+        content_type, content_encoding, encoded = self.encode_content(result)
+        meta = {
+            **self._get_meta_from_request(request),
+            "children": self.current_task_children(request),
+        }
+        _, _, encoded_meta = self.encode_content(meta)
+        fields: dict[str, Any] = {
+            "status": status,
+            "result": encoded,
+            "traceback": traceback,
+            "meta": encoded_meta,
+            "content_encoding": content_encoding,
+            "content_type": content_type,
+            **self._get_extended_properties(request, traceback),
+        }
+        row = TaskResult(task_id=task_id, **{name: fields[name] for name in _STATE_FIELDS})
+        using = using or router.db_for_write(TaskResult)
+        if status == states.STARTED:
+            cast(Any, row).date_started = timezone.now()
+            if _deferring:
+                with _pending_lock:
+                    _pending[task_id] = (row, using)
+                publisher().call_later(STARTED_DELAY, lambda: _write_pending(task_id))
+                return encoded
+        else:
+            with _pending_lock:
+                pending = _pending.pop(task_id, None)
+            if pending is not None:
+                cast(Any, row).date_started = getattr(pending[0], "date_started", None)
+        _upsert(row, using=using)
+        return encoded
+
+    def exception_safe_to_retry(self, exc: BaseException) -> bool:
+        # The database restarting, a dropped connection, SQLite's lock timeout: the same write
+        # on a new connection can succeed (settings: CELERY_RESULT_BACKEND_ALWAYS_RETRY).
+        return isinstance(exc, OperationalError | InterfaceError)
+
+    def _get_task_meta_for(self, task_id: str) -> dict[str, Any]:
+        """The stock backend's meta of the row, plus its `date_started`, from the same read.
+
+        AsyncResult has no start time; callers that show one (the API) would otherwise read the
+        row a second time.
+        """
+        try:
+            row = TaskResult._default_manager.get_task(task_id)
+        except (OperationalError, InterfaceError):
+            _close_if_broken(router.db_for_read(TaskResult))
+            raise
+        fields: dict[str, Any] = dict(row.as_dict())
+        meta = self.decode_content(row, fields.pop("meta", None)) or {}
+        arguments = {}
+        for name in ("task_args", "task_kwargs"):
+            try:
+                arguments[name] = self.decode_content(row, fields.get(name))
+            except (DecodeError, binascii.Error):
+                arguments[name] = fields.get(name)  # as the stock backend: left as stored
+        fields.update(
+            meta,
+            result=self.decode_content(row, fields.get("result")),
+            **arguments,
+            args=arguments["task_args"],
+            kwargs=arguments["task_kwargs"],
+            date_started=getattr(row, "date_started", None),
+        )
+        return cast(dict[str, Any], self.meta_from_decoded(fields))
+
+
+# Seconds a STARTED row waits for the run's end, to be written with it (module docstring).
+STARTED_DELAY = 0.05
+# task id -> the STARTED row not written yet; a writer holds the lock while it writes one, so
+# that a run's end can never be overwritten by its start.
+_pending: dict[str, tuple[TaskResult, str]] = {}
+_pending_lock = threading.Lock()
+_deferring = False
+
+
+def defer_started(enabled: bool = True) -> None:
+    """Let STARTED rows wait on this process's publisher thread (worker processes)."""
+    global _deferring
+    _deferring = enabled
+
+
+def discard_started(task_id: str) -> None:
+    """Forget the STARTED row of `task_id` not written yet (a copy dropped as a duplicate)."""
+    with _pending_lock:
+        _pending.pop(task_id, None)
+
+
+def _write_pending(task_id: str) -> None:
+    with _pending_lock:
+        pending = _pending.pop(task_id, None)
+        if pending is not None:
+            row, using = pending
+            _upsert(row, using=using)
+
+
+# A stored SUCCESS is final, as Celery's key-value backends have it: a redelivered copy of a
+# run that succeeded (its worker died before the acknowledgement, or an ETA message restored
+# past the visibility timeout) must not turn it back into STARTED, RETRY or FAILURE. Both
+# SQLite and PostgreSQL take a WHERE on the DO UPDATE of an upsert.
+# Nor may a STARTED, written before a copy's body starts, land on a run that ended otherwise.
+_KEEP_SUCCESS = (
+    " WHERE {table}.\"status\" <> 'SUCCESS' AND NOT (EXCLUDED.\"status\" = 'STARTED'"
+    " AND {table}.\"status\" IN ('FAILURE', 'REVOKED', 'SKIPPED'))"
+)
+
+# (database alias, with a start time?, of a periodic task?) -> the statement, compiled by Django
+# once: compiling it for every write cost about as much as running it.
+_statements: dict[tuple[str, bool, bool], str] = {}
+
+
+def _upsert(row: TaskResult, *, using: str) -> None:
+    """Store `row`; a run of a periodic task moves its `ScheduleState` on with it.
+
+    PostgreSQL: one statement (the state's upsert reads the result's through a CTE). SQLite:
+    the result's upsert returns the row it wrote, if it wrote one, and the state's follows in
+    the same transaction.
+    """
+    opts = TaskResult._meta
+    fields = [field for field in opts.concrete_fields if not field.primary_key]
+    connection = connections[using]
+    started = getattr(row, "date_started", None) is not None
+    periodic = bool(getattr(row, "periodic_task_name", None))
+    cte = periodic and connection.vendor == "postgresql"
+    key = (using, started, periodic)
+    sql = _statements.get(key)
+    if sql is None:
+        update_fields = [*_STATE_FIELDS, "date_done", *(["date_started"] if started else [])]
+        # What `bulk_create(update_conflicts=True)` runs, without the transaction it opens
+        # around its batches (BEGIN and COMMIT would be two more round trips).
+        query = InsertQuery(
+            TaskResult,
+            on_conflict=OnConflict.UPDATE,
+            update_fields=[opts.get_field(name) for name in update_fields],
+            unique_fields=[opts.get_field("task_id")],
+        )
+        query.insert_values(fields, [row])
+        [(sql, compiled)] = query.get_compiler(using=using).as_sql()
+        sql += _KEEP_SUCCESS.format(table=connection.ops.quote_name(opts.db_table))
+        if cte:
+            sql = schedule_state.state_upsert_cte_sql(sql, connection)
+        elif periodic:
+            sql += schedule_state.returning_clause(connection)
+        params = _parameters(row, fields, connection)
+        # Kept only when our parameters are the compiler's: otherwise every call compiles.
+        if _same_parameters(list(compiled), params, row, fields):
+            _statements[key] = sql
+    else:
+        params = _parameters(row, fields, connection)
+    try:
+        if periodic and not cte:
+            with transaction.atomic(using=using), connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                written = cursor.fetchone()
+                if written is not None:
+                    cursor.execute(_state_statement(using), list(written))
+        else:
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+    except (OperationalError, InterfaceError):
+        _close_if_broken(using)
+        raise
+
+
+def _state_statement(using: str) -> str:
+    # The state's upsert, built once per database like the result's: SQLite runs it after
+    # every write of a periodic task's run.
+    key = (using, "schedule state")
+    sql = _state_statements.get(key)
+    if sql is None:
+        sql = _state_statements[key] = schedule_state.state_upsert_sql(connections[using])
+    return sql
+
+
+_state_statements: dict[tuple[str, str], str] = {}
+
+
+def _close_if_broken(using: str) -> None:
+    # A connection the server dropped stays broken: the retry needs a new one. Not inside a
+    # caller's transaction (a run in the caller), which is the caller's to end.
+    connection = connections[using]
+    if not connection.in_atomic_block:
+        connection.close()
+
+
+def _same_parameters(
+    compiled: list[Any], ours: list[Any], row: TaskResult, fields: list[Any]
+) -> bool:
+    # The clocks of auto_now fields moved on between the two: those only have to line up.
+    in_params = [f for f in fields if not hasattr(getattr(row, f.attname), "resolve_expression")]
+    return len(compiled) == len(ours) == len(in_params) and all(
+        a == b or getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
+        for a, b, field in zip(compiled, ours, in_params, strict=True)
+    )
+
+
+def _parameters(row: TaskResult, fields: list[Any], connection: Any) -> list[Any]:
+    """The values of an INSERT of `row`, as SQLInsertCompiler prepares them."""
+    values = []
+    for field in fields:
+        value = field.pre_save(row, add=True)  # sets date_created and date_done (auto_now)
+        if hasattr(value, "resolve_expression"):
+            continue  # compiled into the statement: date_started's Now()
+        values.append(field.get_db_prep_save(value, connection=connection))
+    return values
