@@ -1,4 +1,5 @@
-"""Beat at scale: our scheduler (scheduler/beat.py) vs django-celery-beat's DatabaseScheduler.
+"""Beat at scale: our scheduler (scheduler/beat/scheduler.py) vs django-celery-beat's
+DatabaseScheduler.
 
 Both run in this process, on the same database, against the same Redis broker, for each size
 of --rows (default 10k and 50k PeriodicTask rows; half interval schedules, half crontabs with
@@ -357,7 +358,7 @@ def measure_edits(scheduler: Any, edits: int) -> dict[str, Any]:
 def measure_reloads(scheduler: Any, count: int) -> dict[str, Any]:
     from django_celery_beat.models import PeriodicTask
 
-    from scheduler.beat_changes import Changes
+    from scheduler.beat.changes import Changes
 
     ids = list(PeriodicTask.objects.order_by("pk").values_list("pk", flat=True))
     stride = max(len(ids) // count, 1)
@@ -371,7 +372,7 @@ def measure_reloads(scheduler: Any, count: int) -> dict[str, Any]:
 
 
 def burst_round(scheduler: Any, ids: list[int], counter: PublishCounter) -> dict[str, Any]:
-    from scheduler.beat_changes import Changes
+    from scheduler.beat.changes import Changes
 
     # The rows' schedule changes too: a reload never moves the last run of an entry with the
     # same schedule back (a stale save must not repeat a run). Untimed, as stock's loading.
@@ -407,7 +408,7 @@ def run_ours(rows: int, ids: list[int], args: argparse.Namespace, counter: Publi
     from django_celery_beat.models import PeriodicTasks
 
     from config.celery import app
-    from scheduler.beat import DatabaseScheduler
+    from scheduler.beat.scheduler import DatabaseScheduler
 
     figures: dict[str, Any] = {}
     scheduler = DatabaseScheduler(app=app, lazy=True)
@@ -572,7 +573,7 @@ def measure_rss_here(which: str) -> None:
     from django_celery_beat.schedulers import DatabaseScheduler as StockScheduler
 
     from config.celery import app
-    from scheduler.beat import DatabaseScheduler
+    from scheduler.beat.scheduler import DatabaseScheduler
 
     beat_init.send(sender=None)
     app.loader.import_default_modules()
@@ -671,7 +672,7 @@ def _met(value: bool) -> str:
 
 def report(vendor: str, sizes: dict[int, dict[str, Any]]) -> None:
     print(
-        f"beat at scale: ours (scheduler/beat.py) vs stock django-celery-beat, "
+        f"beat at scale: ours (scheduler/beat/scheduler.py) vs stock django-celery-beat, "
         f"database {vendor}, {os.cpu_count()} CPUs"
     )
     header = (
@@ -772,7 +773,7 @@ def main() -> None:
         from celery.signals import beat_init, before_task_publish
 
         from config.celery import app
-        from scheduler import beat
+        from scheduler.beat import scheduler as beat
         from scheduler.core.redis_connection import get_redis, redis_key
         from scheduler.live.publisher import publisher
 

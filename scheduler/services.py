@@ -32,7 +32,7 @@ from django_celery_beat.models import (
 from django_celery_results.models import TaskResult
 
 from config.queues import QUEUES
-from scheduler.beat_changes import notify_beat
+from scheduler.beat.changes import notify_beat
 from scheduler.catalog import (
     CATALOG_EXISTING_DOCS,
     ParameterError,

@@ -247,7 +247,7 @@ def tournament_update(
 def _periodic_task_dates_sync(tournament: Tournament) -> None:
     # Beat runs the periodic task from the start (its first run at once) and not past the end;
     # the dashboard's next runs and heatmap read the same two columns. Saved through the ORM,
-    # so beat is told of the change (scheduler/beat_changes.py).
+    # so beat is told of the change (scheduler/beat/changes.py).
     task = tournament.periodic_task
     if task is None:
         return

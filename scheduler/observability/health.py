@@ -24,7 +24,7 @@ from scheduler.observability.worker_heartbeats import ping_workers, workers_seen
 BEAT_HEARTBEAT_KEY = "scheduler:beat:heartbeat"
 BEAT_STANDBY_KEY = "scheduler:beat:standby"
 # Periodic task name -> {"task_id", "published_at", "flagged_at"}: runs beat published that had
-# no result within BEAT_MISSED_RUN_GRACE (scheduler/beat.py's watchdog); kept a day.
+# no result within BEAT_MISSED_RUN_GRACE (scheduler/beat/scheduler.py's watchdog); kept a day.
 MISSED_RUNS_KEY = "scheduler:beat:missed"
 
 

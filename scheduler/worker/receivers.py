@@ -24,7 +24,7 @@ from celery.signals import (
 )
 from django.db import close_old_connections, connections
 
-from scheduler import beat_changes
+from scheduler.beat import changes as beat_changes
 from scheduler.live.events import defer_event_writes, event_record_safely
 from scheduler.live.publisher import publisher
 from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen

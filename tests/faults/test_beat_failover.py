@@ -19,7 +19,7 @@ from django.db.models import Count
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
-from scheduler import beat
+from scheduler.beat import scheduler as beat
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.models import TaskEvent
 from scheduler.services import schedule_create

@@ -136,8 +136,9 @@ def test_a_redelivered_copy_never_regresses_a_stored_success(run_dir, fault_repo
 
 
 def test_a_periodic_run_published_again_under_its_id_runs_once(run_dir, fault_report):
-    """What a beat leader killed between publishing and recording leads to (scheduler/beat.py):
-    the next leader publishes the same run, under the same id, a few seconds later."""
+    """What a beat leader killed between publishing and recording leads to
+    (scheduler/beat/scheduler.py): the next leader publishes the same run, under the same id, a few
+    seconds later."""
     task_id = str(uuid.uuid4())
     headers = {"periodic_task_name": "republished"}
     worker = start_worker(log_dir=run_dir, queues=["default"], concurrency=2)

@@ -1,6 +1,6 @@
-"""Our beat scheduler (scheduler/beat.py): the heap, change pickup, leadership, runs published
-then recorded under ids any leader gives them, one-off tasks, the misfire policy, heartbeat and
-watchdog.
+"""Our beat scheduler (scheduler/beat/scheduler.py): the heap, change pickup, leadership, runs
+published then recorded under ids any leader gives them, one-off tasks, the misfire policy,
+heartbeat and watchdog.
 
 Publishing is captured at `DatabaseScheduler._send` here; tests/scheduler/test_beat_integration.py
 runs real beat processes against the real broker.
@@ -26,8 +26,9 @@ from django_celery_beat.models import (
 )
 
 from config.celery import app
-from scheduler import beat
-from scheduler.beat import (
+from scheduler.beat import scheduler as beat
+from scheduler.beat.changes import CHANGES_CHANNEL, Changes, notify_beat
+from scheduler.beat.scheduler import (
     FINISH,
     RUN,
     SKIP,
@@ -39,7 +40,6 @@ from scheduler.beat import (
     flag_missed_runs,
     is_misfire,
 )
-from scheduler.beat_changes import CHANGES_CHANNEL, Changes, notify_beat
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.models import TaskEvent
 from scheduler.observability.health import (

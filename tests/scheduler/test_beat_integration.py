@@ -1,4 +1,5 @@
-"""Our beat (scheduler/beat.py) as real `celery beat` processes on the real Redis and database.
+"""Our beat (scheduler/beat/scheduler.py) as real `celery beat` processes on the real Redis and
+database.
 
 What is observed is what beat publishes: each message it sends fires Celery's
 `before_task_publish` in the beat process, which scheduler/worker/receivers.py records as a
@@ -28,8 +29,9 @@ import pytest
 from django_celery_beat.models import PeriodicTask
 
 from config.celery import app
-from scheduler import beat, services
-from scheduler.beat_changes import CHANGES_CHANNEL
+from scheduler import services
+from scheduler.beat import scheduler as beat
+from scheduler.beat.changes import CHANGES_CHANNEL
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.models import TaskEvent
 from scheduler.observability.health import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY

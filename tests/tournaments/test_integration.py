@@ -34,7 +34,7 @@ from django_celery_results.models import TaskResult
 from agents.models import Agent
 from agents.services import agent_create
 from config.celery import app
-from scheduler import beat
+from scheduler.beat import scheduler as beat
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.selectors import queue_depths
 from scheduler.services import schedule_create

@@ -34,7 +34,7 @@ class Command(BaseCommand):
             self.stdout.write("Redis is not running yet: nothing is sent live (beat reads it all).")
             for name in (
                 "scheduler.live.publisher",
-                "scheduler.beat_changes",
+                "scheduler.beat.changes",
                 "scheduler.observability.metrics",
             ):
                 quiet[name] = logging.getLogger(name).level

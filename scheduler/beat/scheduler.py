@@ -14,7 +14,7 @@ every few minutes, so a beat restarted in between runs one-off tasks again. Here
   when it surfaces).
 - **Incremental changes.** Every save or delete of a periodic task, its options or a schedule
   row sends a notice on a Redis pub/sub channel once its transaction commits
-  (`scheduler/beat_changes.py`); beat waits on that channel between ticks, wakes at once and
+  (`scheduler/beat/changes.py`); beat waits on that channel between ticks, wakes at once and
   reloads only the rows named. Once a second it also reads django-celery-beat's change marker
   (`PeriodicTasks.last_update`, one row): a change with no notice (a bulk `.update()` followed
   by `PeriodicTasks.update_changed()`, a notice lost while Redis restarted) is picked up by
@@ -79,7 +79,7 @@ from django_celery_beat.models import (
 )
 from redis.exceptions import RedisError
 
-from scheduler.beat_changes import CHANGES_CHANNEL, Changes
+from scheduler.beat.changes import CHANGES_CHANNEL, Changes
 from scheduler.catalog import catalog
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.observability.health import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY

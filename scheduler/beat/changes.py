@@ -3,7 +3,7 @@
 Every save or delete of a `PeriodicTask`, its `ScheduleOptions` or a schedule row (interval,
 crontab, solar, clocked), through the admin, the CLI, the API or any other ORM code, is noted
 by the receivers below; once the transaction commits, one message names all of them on
-CHANGES_CHANNEL. Beat (scheduler/beat.py) waits on that channel between ticks, so an edit
+CHANGES_CHANNEL. Beat (scheduler/beat/scheduler.py) waits on that channel between ticks, so an edit
 reaches it at once and it reloads only those rows. Code that changes rows without the ORM's
 signals (`QuerySet.update()`) calls `notify_beat` itself, or `PeriodicTasks.update_changed()`
 as django-celery-beat asks: beat sees that marker move within a second and compares every row.
