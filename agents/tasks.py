@@ -31,7 +31,7 @@ from agents.errors import (
 from agents.models import Agent, Mention, Message, Post, Session
 from agents.signatures import HEADER, sign
 from scheduler.catalog import Params, catalog_task
-from scheduler.notifications import NotificationError, NotificationRejected, webhook_post
+from scheduler.system import NotificationError, NotificationRejected, webhook_post
 
 logger = logging.getLogger(__name__)
 

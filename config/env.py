@@ -26,7 +26,8 @@ DEFAULT_SECRET_KEYS = (
     "credentials",
 )
 
-# An allowed command's name (SCHEDULER_ALLOWED_COMMANDS, run by scheduler/commands.py).
+# An allowed command's name (SCHEDULER_ALLOWED_COMMANDS, run by
+# scheduler/system/allowed_commands.py).
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
 
 

@@ -11,5 +11,6 @@ class SchedulerConfig(AppConfig):
         # Function-level: these modules use models, which the app registry loads first.
         # Registers checks, connects the worker's signal receivers, registers the scheduler's
         # retention policies.
-        from scheduler import checks, retention  # noqa: F401
+        from scheduler import checks  # noqa: F401
+        from scheduler.system import retention  # noqa: F401
         from scheduler.worker import receivers  # noqa: F401

@@ -1094,10 +1094,10 @@ _CHAINED = ("\n\nThe above exception was the direct cause", "\n\nDuring handling
 
 def traceback_response(traceback: str | None) -> tuple[str, str, str]:
     """A failed run's traceback split around the receiver's answer a webhook error noted in it
-    (scheduler/notifications.py): (traceback without it, the note's heading, the answer)."""
+    (scheduler/system/notifications.py): (traceback without it, the note's heading, the answer)."""
     import re
 
-    from scheduler.notifications import RESPONSE_NOTE
+    from scheduler.system.notifications import RESPONSE_NOTE
 
     text = traceback or ""
     found = re.search(rf"^{re.escape(RESPONSE_NOTE)} \([^\n]*\):\n", text, flags=re.MULTILINE)

@@ -44,7 +44,6 @@ from scheduler.core.json_input import MalformedJSON, read_json
 from scheduler.core.masking import holds_mask, masked_text
 from scheduler.live.events import event_record
 from scheduler.models import AuditEntry, ScheduleOptions, Source
-from scheduler.retention import HISTORY_TABLES, retention_clear, retention_run
 from scheduler.schedules.parsing import (
     IntervalSpec,
     ParsedSchedule,
@@ -57,6 +56,7 @@ from scheduler.schedules.parsing import (
 )
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.selectors import crontab_spec_of
+from scheduler.system.retention import HISTORY_TABLES, retention_clear, retention_run
 
 User = AbstractBaseUser | AnonymousUser | None
 _P = ParamSpec("_P")
@@ -925,7 +925,7 @@ def task_result_retry(*, result: TaskResult) -> str:
 def history_clear(*, older_than_days: int | None = None, batch_size: int | None = None) -> int:
     """Delete stored results and events (all, or older than N days) in batches; how many.
 
-    The batches are retention's (scheduler/retention.py), so periodic tasks whose latest run
+    The batches are retention's (scheduler/system/retention.py), so periodic tasks whose latest run
     went are pointed at the run before it.
     """
     if older_than_days is not None and older_than_days < 0:

@@ -1,4 +1,5 @@
-"""How long the history of ended tournaments is kept (scheduler/retention.py runs the cleanup).
+"""How long the history of ended tournaments is kept (scheduler/system/retention.py runs the
+cleanup).
 
 Decisions, trades and equity snapshots grow with every round of every live tournament. Once a
 tournament has ended (finished or cancelled) and its end date is TOURNAMENT_HISTORY_RETENTION_DAYS
@@ -21,7 +22,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from scheduler.retention import RetentionPolicy, retention_register
+from scheduler.system import RetentionPolicy, retention_register
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
 
 ENDED = (Tournament.Status.FINISHED, Tournament.Status.CANCELLED)

@@ -271,7 +271,7 @@ class SchedulerCollector(Collector):
 
     def _from_database(self) -> Iterator[Metric]:
         # Imported here: retention reads the apps' registered policies (Django's app registry).
-        from scheduler.retention import retention_overview
+        from scheduler.system.retention import retention_overview
 
         rows = GaugeMetricFamily(
             "scheduler_history_rows",

@@ -86,7 +86,7 @@ def test_it_gives_each_queue_its_time_limit_with_a_soft_limit_a_few_seconds_unde
 
 
 def test_it_applies_the_queue_limits_to_registered_tasks():
-    from scheduler.tasks import ping
+    from scheduler.system.tasks import ping
 
     assert (ping.time_limit, ping.soft_time_limit) == (10, 8)
 

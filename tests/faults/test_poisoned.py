@@ -17,7 +17,7 @@ from django_celery_results.models import TaskResult
 from agents.services import agent_create, session_open
 from agents.tasks import MAX_RETRIES, process_message
 from scheduler.models import TaskEvent
-from scheduler.tasks import ping, sleep
+from scheduler.system.tasks import ping, sleep
 from tests.faults.conftest import publish, states_of
 from tests.processes import start_worker, wait_for
 

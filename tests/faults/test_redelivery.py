@@ -21,7 +21,7 @@ from django_celery_results.models import TaskResult
 
 from scheduler.core.redis_connection import get_redis
 from scheduler.models import TaskEvent
-from scheduler.tasks import ping
+from scheduler.system.tasks import ping
 from tests.faults.conftest import publish, succeeded
 from tests.processes import start_worker, wait_for
 

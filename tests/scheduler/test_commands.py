@@ -10,13 +10,13 @@ import pytest
 
 from config.env import parse_allowed_commands
 from scheduler.catalog import ParameterError, catalog
-from scheduler.commands import (
+from scheduler.system.allowed_commands import (
     MAX_TIMEOUT,
     OUTPUT_LIMIT,
     CommandFailed,
     CommandNotAllowed,
 )
-from scheduler.tasks import execute_command
+from scheduler.system.tasks import execute_command
 
 
 @pytest.mark.parametrize(

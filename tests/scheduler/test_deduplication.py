@@ -16,7 +16,7 @@ from django_celery_results.models import TaskResult
 
 from scheduler.core.redis_connection import get_redis
 from scheduler.models import TaskEvent
-from scheduler.tasks import ping, sleep
+from scheduler.system.tasks import ping, sleep
 from scheduler.worker.deduplication import Holder, claim_key, claim_run, holder_alive, this_holder
 from tests.factories import TaskResultFactory
 from tests.processes import wait_for

@@ -1,6 +1,6 @@
 """History retention: every growing table keeps its rows as long as its setting says, no longer.
 
-The cleanup (scheduler/retention.py), the daily task that runs it, the schedule the migration
+The cleanup (scheduler/system/retention.py), the daily task that runs it, the schedule the migration
 creates for it, and where staff see it: `scheduler status` and the admin's index page.
 """
 
@@ -29,11 +29,13 @@ from django_celery_results.models import TaskResult
 from agents.models import Agent, Message, Session
 from config.celery import app
 from config.settings.base import _retention_days
-from scheduler import retention, tasks
 from scheduler.catalog import catalog
 from scheduler.demo import CLEANUP_NAME
 from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, TaskEvent
-from scheduler.retention import (
+from scheduler.selectors import schedule_next_run
+from scheduler.services import history_clear, schedule_create, schedule_disable
+from scheduler.system import retention, tasks
+from scheduler.system.retention import (
     CLEANUP_SCHEDULE_NAME,
     RetentionPolicy,
     retention_overview,
@@ -41,9 +43,7 @@ from scheduler.retention import (
     retention_register,
     retention_run,
 )
-from scheduler.selectors import schedule_next_run
-from scheduler.services import history_clear, schedule_create, schedule_disable
-from scheduler.tasks import cleanup_results
+from scheduler.system.tasks import cleanup_results
 from scheduler.worker.result_backend import DatabaseBackend
 from tests.factories import TaskResultFactory, user_with
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade

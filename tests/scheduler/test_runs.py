@@ -11,7 +11,7 @@ from django_celery_results.models import TaskResult
 
 from scheduler.core.redis_connection import get_redis
 from scheduler.models import TaskEvent
-from scheduler.tasks import ping
+from scheduler.system.tasks import ping
 from scheduler.worker.task_base import SKIPPED, overlap_lock_key, overlap_policy_of
 from tests.factories import make_schedule
 

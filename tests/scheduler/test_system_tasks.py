@@ -24,11 +24,9 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_celery_results.models import TaskResult
 
-from scheduler.backups import BackupError, backup_verify, backups_in
 from scheduler.catalog import ParameterError, catalog
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.models import TaskEvent
-from scheduler.notifications import NotificationError, NotificationRejected
 from scheduler.observability.health import (
     BEAT_HEARTBEAT_KEY,
     beat_heartbeat,
@@ -36,7 +34,9 @@ from scheduler.observability.health import (
     health_report,
 )
 from scheduler.observability.worker_heartbeats import record_worker_seen
-from scheduler.tasks import (
+from scheduler.system.backups import BackupError, backup_verify, backups_in
+from scheduler.system.notifications import NotificationError, NotificationRejected
+from scheduler.system.tasks import (
     backup_database,
     cleanup_results,
     health_check,

@@ -6,7 +6,7 @@ import pytest
 from django.test import Client
 from django_celery_results.models import TaskResult
 
-from scheduler.tasks import ping
+from scheduler.system.tasks import ping
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 

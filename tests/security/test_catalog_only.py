@@ -151,7 +151,7 @@ def test_nothing_in_the_project_runs_a_command_through_a_shell():
     ]
 
     assert found == []
-    assert any(path.name == "commands.py" for path in files)
+    assert any(path.name == "allowed_commands.py" for path in files)
 
 
 @pytest.mark.parametrize(

@@ -25,8 +25,8 @@ from django.test import Client
 from agents import services, tasks
 from agents.models import Agent, Mention, Message, Session
 from agents.signatures import HEADER, sign, signature_valid
-from scheduler.notifications import SIGNATURE_HEADER, webhook_signature
-from scheduler.tasks import send_notification
+from scheduler.system.notifications import SIGNATURE_HEADER, webhook_signature
+from scheduler.system.tasks import send_notification
 from tests.clients import response_json
 
 pytestmark = [pytest.mark.security, pytest.mark.django_db]

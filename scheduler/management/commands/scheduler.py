@@ -38,7 +38,6 @@ from scheduler.observability.health import (
     missed_runs,
 )
 from scheduler.observability.worker_heartbeats import workers_seen_within
-from scheduler.retention import RetentionRow, retention_overview
 from scheduler.schedules.parsing import ScheduleParseError, parse_schedule, zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.services import (
@@ -55,6 +54,7 @@ from scheduler.services import (
     schedule_run_now,
     task_enqueue,
 )
+from scheduler.system.retention import RetentionRow, retention_overview
 from scheduler.timezones import UnknownZone, activate_command_zone, add_display_zone_option
 from scheduler.worker.task_base import SKIPPED
 
