@@ -25,6 +25,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from scheduler import selectors, services
+from scheduler.admin.changelists import EstimatedCountPaginator
 from scheduler.api.permissions import StaffPermission
 from scheduler.api.serializers import (
     CatalogEntrySerializer,
@@ -43,7 +44,6 @@ from scheduler.api.serializers import (
     task_queued,
 )
 from scheduler.catalog import load_catalog
-from scheduler.changelists import EstimatedCountPaginator
 from scheduler.models import Source
 from scheduler.observability.health import health_report
 from scheduler.permissions import ADD_SCHEDULE, CHANGE_SCHEDULE, DELETE_SCHEDULE, RUN_TASKS

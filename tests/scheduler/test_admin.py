@@ -337,7 +337,7 @@ def test_it_reports_a_save_the_service_refuses_after_the_form_passed(admin_clien
     def refuse(**kwargs: Any) -> None:
         raise ScheduleError.on("name", "a periodic task named 'nightly echo' already exists")
 
-    monkeypatch.setattr("scheduler.admin.schedule_save", refuse)
+    monkeypatch.setattr("scheduler.admin.periodic_tasks.schedule_save", refuse)
 
     response = admin_client.post(ADD_URL, form_data(), follow=True)
 

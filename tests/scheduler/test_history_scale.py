@@ -17,7 +17,8 @@ from django.db import connection
 from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
-from scheduler import changelists, selectors
+from scheduler import selectors
+from scheduler.admin import changelists
 from tests.factories import UserFactory, make_schedule, stored_run
 
 PERIODIC_TASKS = "/admin/django_celery_beat/periodictask/"

@@ -42,7 +42,7 @@ from agents.errors import AgentError, ExternalServiceError
 from agents.models import Agent
 from agents.signatures import sign
 from config.celery import app
-from scheduler.admin import PeriodicTaskAdmin
+from scheduler.admin.periodic_tasks import PeriodicTaskAdmin
 from scheduler.catalog import CatalogEntry, Params, catalog
 from scheduler.core.masking import (
     DEFAULT_SECRET_KEYS,

@@ -1,4 +1,5 @@
-"""django-celery-beat's and django-celery-results' admins, extended for the scheduler.
+"""django-celery-beat's periodic-task admin, extended for the scheduler (the results admin, in
+task_results.py, is extended the same way).
 
 Their admins stay (list filters, stock schedule rows, the change form's crontab help); what
 changes is where writes go: every save, delete, enable, disable, run and retry calls one
@@ -9,7 +10,6 @@ and the services' field names onto the form's (`params` is the `kwargs` field).
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 from collections.abc import Iterable
@@ -24,8 +24,8 @@ from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.core.validators import MaxLengthValidator
-from django.db import connections, models, transaction
-from django.db.models import OuterRef, Q, QuerySet, Subquery
+from django.db import models, transaction
+from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, get_script_prefix, path, reverse
 from django.utils.html import format_html, format_html_join
@@ -35,26 +35,17 @@ from django.views.decorators.http import require_POST
 from django_celery_beat.admin import PeriodicTaskAdmin as StockPeriodicTaskAdmin
 from django_celery_beat.admin import PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
-from django_celery_results.admin import TaskResultAdmin as StockTaskResultAdmin
-from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError
 
 from config.queues import QUEUES
-from scheduler import selectors
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
-from scheduler.changelists import (
-    EstimatedCountPaginator,
-    choices_filter,
-    prefix_match,
-    with_probed_dates,
-)
 from scheduler.core.json_input import MalformedJSON, read_json
 from scheduler.core.masking import masked
 from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, Source
 from scheduler.schedules.parsing import ScheduleParseError, zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.schedules.preview import Preview, format_run, periodic_task_preview
-from scheduler.selectors import schedule_next_run, stored_arguments
+from scheduler.selectors import schedule_next_run
 from scheduler.services import (
     DESCRIPTION_MAX_LENGTH,
     ScheduleError,
@@ -65,7 +56,6 @@ from scheduler.services import (
     schedule_run_now,
     schedule_save,
     schedule_set_enabled_bulk,
-    task_result_retry,
     task_validate,
 )
 
@@ -801,143 +791,3 @@ def render_preview(preview: Preview) -> str:
         format_html('<ul class="messagelist">{}</ul>', warnings) if preview.warnings else "",
         notes,
     )
-
-
-# --- The results admin ---------------------------------------------------------------------------
-
-
-admin.site.unregister(TaskResult)
-
-
-@admin.register(TaskResult)
-class TaskResultAdmin(StockTaskResultAdmin):
-    list_display: AdminOption = (
-        "task_id",
-        "periodic_task_link",
-        "task_name",
-        "date_done",
-        "status",
-        "duration",
-        "worker",
-    )
-    actions: AdminOption = ("retry_selected",)
-    # A table of millions of rows: each of these is the stock admin's, minus its scans
-    # (scheduler/changelists.py).
-    paginator: ClassVar[AdminOption] = EstimatedCountPaginator
-    show_full_result_count: ClassVar[AdminOption] = False
-    show_facets: ClassVar[AdminOption] = admin.ShowFacets.NEVER
-    list_filter: ClassVar[AdminOption] = (
-        ("status", choices_filter(selectors.result_statuses)),
-        "date_done",
-        ("periodic_task_name", choices_filter(selectors.periodic_task_names_run)),
-        ("task_name", choices_filter(selectors.task_names_recent)),
-        ("worker", choices_filter(selectors.workers_recent)),
-    )
-    search_help_text: ClassVar[AdminOption] = (
-        "The start of a task id, a periodic task name or a task name (case matters), or a "
-        "status (failed, success, ...)."
-    )
-    fieldsets: ClassVar[AdminOption] = (
-        (
-            None,
-            {
-                "fields": (
-                    "task_id",
-                    "task_name",
-                    "periodic_task_name",
-                    "periodic_task_link",
-                    "status",
-                    "worker",
-                    "content_type",
-                    "content_encoding",
-                ),
-                "classes": ("extrapretty", "wide"),
-            },
-        ),
-        # The stock admin shows the stored arguments as they are: here secret values are masked.
-        ("Parameters", {"fields": ("arguments", "keyword_arguments"), "classes": ("wide",)}),
-        *StockTaskResultAdmin.fieldsets[2:],
-    )
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[TaskResult]:
-        queryset: QuerySet[TaskResult] = with_probed_dates(super().get_queryset(request))
-        # The periodic task is named, not linked: look its id up for the whole page at once.
-        return queryset.annotate(
-            periodic_task_pk=Subquery(
-                PeriodicTask.objects.filter(name=OuterRef("periodic_task_name")).values("pk")[:1]
-            )
-        )
-
-    def get_search_results(
-        self, request: HttpRequest, queryset: QuerySet[TaskResult], search_term: str
-    ) -> tuple[QuerySet[TaskResult], bool]:
-        # Indexed prefixes, not the stock LIKE '%term%' over arguments and results, which
-        # reads every row of the history.
-        term = search_term.strip()
-        if not term:
-            return queryset, False
-        vendor = connections[queryset.db].vendor
-        match = Q()
-        for field in ("task_id", "periodic_task_name", "task_name"):
-            match |= prefix_match(field, term, vendor=vendor)
-        with contextlib.suppress(ValueError):  # not a status: the prefixes alone
-            match |= Q(status=selectors.result_status_named(term))
-        return queryset.filter(match), False
-
-    def get_readonly_fields(self, request: HttpRequest, obj: TaskResult | None = None) -> Any:
-        return [
-            *super().get_readonly_fields(request, obj),
-            "periodic_task_link",
-            "duration",
-            "arguments",
-            "keyword_arguments",
-        ]
-
-    def has_retry_permission(self, request: HttpRequest) -> bool:
-        # A retry runs a task: the permission that runs periodic tasks now.
-        return bool(request.user.has_perm(RUN_PERMISSION))
-
-    @admin.display(description="Periodic task", ordering="periodic_task_name")
-    def periodic_task_link(self, obj: TaskResult) -> str:
-        name = getattr(obj, "periodic_task_name", "")  # a column mypy's view of the model lacks
-        if not name:
-            return ""
-        pk = getattr(obj, "periodic_task_pk", None)
-        if pk is None:
-            return f"{name} (deleted)"
-        url = reverse("admin:django_celery_beat_periodictask_change", args=[pk])
-        return format_html('<a href="{}">{}</a>', url, name)
-
-    @admin.display(description="Duration")
-    def duration(self, obj: TaskResult) -> str:
-        return format_duration(getattr(obj, "date_started", None), obj.date_done)
-
-    @admin.display(description="Task args")
-    def arguments(self, obj: TaskResult) -> str:
-        return format_html(
-            '<pre class="scheduler-arguments">{}</pre>', stored_arguments(obj.task_args)
-        )
-
-    @admin.display(description="Task kwargs")
-    def keyword_arguments(self, obj: TaskResult) -> str:
-        return format_html(
-            '<pre class="scheduler-arguments">{}</pre>', stored_arguments(obj.task_kwargs)
-        )
-
-    @admin.action(description="Retry selected (same arguments)", permissions=["retry"])
-    def retry_selected(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:
-        queued: list[str] = []
-        for result in queryset:
-            label = f"{result.task_name or 'unnamed task'} ({result.task_id})"
-            try:
-                task_id = task_result_retry(result=result)
-            except ScheduleError as exc:
-                self.message_user(request, f"{label} was not retried: {exc}", messages.ERROR)
-            except OperationalError as exc:
-                self.message_user(
-                    request, f"{label} was not retried: {broker_down_message(exc)}", messages.ERROR
-                )
-            else:
-                queued.append(f"{label} as {task_id}")
-        if queued:
-            self.message_user(request, f"Queued again: {', '.join(queued)}.", messages.SUCCESS)
