@@ -27,8 +27,8 @@ from agents.selectors import (
     session_latest_messages,
 )
 from agents.services import AgentInputError, message_payload, session_open
+from scheduler.dashboard import dashboard_access
 from scheduler.permissions import staff_has
-from scheduler.views import dashboard_access
 
 # The chat page renders the latest messages; older ones are in GET /api/sessions/<id>/messages/.
 MESSAGES_SHOWN = 200

@@ -6,9 +6,9 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
-from scheduler import account_views, metrics_views
-from scheduler import views as scheduler_views
 from scheduler.api.views import ApiIndexView, ApiNotFoundView
+from scheduler.dashboard import account_views, metrics_views
+from scheduler.dashboard import views as scheduler_views
 
 api_patterns = [
     path("api/", ApiIndexView.as_view(), name="api-index"),

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from scheduler.views import dashboard_access
+from scheduler.dashboard import dashboard_access
 from tournaments.models import Tournament
 from tournaments.selectors import (
     tournament_by_id,

@@ -22,7 +22,7 @@ from rest_framework import serializers
 from rest_framework.request import Request
 
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
-from scheduler.cli_output import result_duration
+from scheduler.cli.output import result_duration
 from scheduler.schedules.parsing import zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.selectors import result_status_named, schedule_next_run

@@ -883,7 +883,7 @@ def test_it_links_results_back_to_their_periodic_task(admin_client, django_asser
     _results_for(task, "SUCCESS", "FAILURE")
     TaskResult.objects.create(task_id="gone-1", periodic_task_name="deleted one", status="SUCCESS")
 
-    # 13: the person's time zone is read once per request (scheduler/timezones.py).
+    # 13: the person's time zone is read once per request (scheduler/dashboard/timezones.py).
     with django_assert_max_num_queries(13):
         content = admin_client.get(RESULTS_URL).content.decode()
 

@@ -19,10 +19,10 @@ from django.test import Client
 
 from scheduler import selectors
 from scheduler.core.redis_connection import get_redis, redis_key
+from scheduler.dashboard.views import heat_level
 from scheduler.live.events import event_record
 from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
 from scheduler.templatetags.dashboard import duration
-from scheduler.views import heat_level
 from tests.factories import TaskResultFactory, UserFactory, make_schedule, stored_run
 
 pytestmark = pytest.mark.django_db

@@ -18,8 +18,8 @@ from django.test.utils import CaptureQueriesContext
 from django_celery_beat.models import PeriodicTask
 
 from scheduler import selectors
+from scheduler.dashboard.views import feed_filter
 from scheduler.live.events import event_record
-from scheduler.views import feed_filter
 from tests.factories import TaskResultFactory, UserFactory, make_schedule, stored_run
 from tests.scheduler.test_history_scale import (  # noqa: F401 (a fixture)
     _sequential_scans,

@@ -35,7 +35,7 @@ from django_celery_results.models import GroupResult
 from rest_framework.authtoken.models import Token
 
 from agents.models import Agent, AgentSchedule, Mention, Message, Post, Session
-from scheduler.views import dashboard_access
+from scheduler.dashboard.views import dashboard_access
 from tests.factories import TaskResultFactory, UserFactory, make_schedule
 from tests.security.routes import Route, routes
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade

@@ -1,7 +1,7 @@
 """`manage.py scheduler <verb>`: the catalog, schedules, runs, history, logs and health.
 
 Reads go through `scheduler.selectors`, writes through `scheduler.services` (with
-source=cli), rendering through `scheduler.cli_output`. Every error is a CommandError: one line
+source=cli), rendering through `scheduler.cli.output`. Every error is a CommandError: one line
 on stderr and exit status 1, never a traceback; `--json` prints exactly one JSON document.
 Times are shown in `--tz` (every verb takes it), else the `TZ` environment variable, else
 TIME_ZONE; `parse` and `create` read the schedule in their `--tz` (default: TIME_ZONE).
@@ -26,10 +26,15 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from config.queues import QUEUES
-from scheduler import cli_output as out
 from scheduler import selectors
 from scheduler.catalog import load_catalog
+from scheduler.cli import output as out
 from scheduler.core.redis_connection import describe_redis_url
+from scheduler.dashboard.timezones import (
+    UnknownZone,
+    activate_command_zone,
+    add_display_zone_option,
+)
 from scheduler.models import Source, TaskEvent
 from scheduler.observability.health import (
     beat_heartbeat,
@@ -55,7 +60,6 @@ from scheduler.services import (
     task_enqueue,
 )
 from scheduler.system.retention import RetentionRow, retention_overview
-from scheduler.timezones import UnknownZone, activate_command_zone, add_display_zone_option
 from scheduler.worker.task_base import SKIPPED
 
 # How often waits poll the result backend and `logs --follow` polls the event table.

@@ -29,9 +29,9 @@ from django.db.models import Count, Field
 from django.utils import timezone
 
 from agents.models import Agent
-from scheduler import cli_output as out
+from scheduler.cli import output as out
+from scheduler.dashboard import UnknownZone, activate_command_zone, add_display_zone_option
 from scheduler.services import schedule_describe
-from scheduler.timezones import UnknownZone, activate_command_zone, add_display_zone_option
 from tournaments import selectors, services
 from tournaments.demo import seed_tournament_schedules
 from tournaments.models import Decision, Entry, Tournament, Trade

@@ -8,8 +8,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
+from scheduler.dashboard.timezones import browser_zone, known_zones
 from scheduler.models import UserPreference
-from scheduler.timezones import browser_zone, known_zones
 
 
 class TimeZoneForm(forms.Form):
