@@ -25,7 +25,7 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 RESULTS_DIR = BASE_DIR / "benchmarks" / "results"
 sys.path.insert(0, str(BASE_DIR))
 
-from scheduler.supervisor import ManagedProcess, ProcessSpec  # noqa: E402
+from scheduler.devstack.supervisor import ManagedProcess, ProcessSpec  # noqa: E402
 
 
 @contextmanager

@@ -20,9 +20,9 @@ from django.conf import settings
 from django.db import connection
 
 from config.queues import QUEUES
+from scheduler.devstack.stack import embedded_redis_argv, redis_answers
+from scheduler.devstack.supervisor import ManagedProcess, ProcessSpec
 from scheduler.observability.worker_heartbeats import workers_seen_within
-from scheduler.stack import embedded_redis_argv, redis_answers
-from scheduler.supervisor import ManagedProcess, ProcessSpec
 
 BASE_DIR = Path(settings.BASE_DIR)
 MANAGE = str(BASE_DIR / "manage.py")

@@ -30,7 +30,7 @@ from agents.models import Agent, Message, Session
 from config.celery import app
 from config.settings.base import _retention_days
 from scheduler.catalog import catalog
-from scheduler.demo import CLEANUP_NAME
+from scheduler.devstack.demo import CLEANUP_NAME
 from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, TaskEvent
 from scheduler.selectors import schedule_next_run
 from scheduler.services import history_clear, schedule_create, schedule_disable

@@ -11,7 +11,7 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from agents.demo import DEMO_AGENT_SLUG, DEMO_POST_SCHEDULE, DEMO_POSTER_SLUG
 from agents.models import Agent, AgentSchedule, Session
-from scheduler.demo import CLEANUP_NAME, DEMO_PING_NAME
+from scheduler.devstack.demo import CLEANUP_NAME, DEMO_PING_NAME
 from scheduler.models import AuditEntry
 from tournaments.demo import (
     DEMO_HOURS,

@@ -21,7 +21,7 @@ import pytest
 import redis
 
 from agents.models import Agent
-from scheduler.supervisor import ProcessSpec
+from scheduler.devstack.supervisor import ProcessSpec
 from tests.processes import MANAGE, child_env, run_manage, wait_for
 from tournaments.models import Tournament
 
@@ -295,8 +295,8 @@ def test_unapplied_migrations_are_one_clear_line(stack_env, var_dir):
 
 
 def test_a_worker_is_ready_when_it_answers_not_at_its_first_heartbeat(var_dir):
+    from scheduler.devstack.stack import StackOptions, StackPaths, build_specs, worker_hostname
     from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
-    from scheduler.stack import StackOptions, StackPaths, build_specs, worker_hostname
 
     options = StackOptions(host="127.0.0.1", port=_free_port(), only=frozenset({"worker"}))
     paths = StackPaths(run_dir=var_dir, log_dir=var_dir, redis_dir=var_dir)
@@ -321,7 +321,7 @@ def test_down_without_a_stack_says_so(stack_env):
 def test_an_embedded_redis_from_before_keeps_its_data_when_the_append_only_file_comes_on():
     import shutil
 
-    from scheduler.stack import append_only_on, embedded_redis_argv
+    from scheduler.devstack.stack import append_only_on, embedded_redis_argv
     from tests.processes import RedisServer
 
     root = Path(tempfile.mkdtemp(prefix="rdb-"))  # a short path: unix sockets are limited

@@ -7,7 +7,7 @@ import time
 import psutil
 import pytest
 
-from scheduler.supervisor import (
+from scheduler.devstack.supervisor import (
     ManagedProcess,
     ProcessSpec,
     Step,

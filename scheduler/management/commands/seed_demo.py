@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand
 from redis.exceptions import RedisError
 
 from agents.demo import seed_demo_agents
-from scheduler.demo import seed_demo_schedules
+from scheduler.devstack.demo import seed_demo_schedules
 from tournaments.demo import seed_demo_tournament, seed_tournament_schedules
 
 

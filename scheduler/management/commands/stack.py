@@ -14,9 +14,9 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from scheduler import stack
+from scheduler.devstack import stack
+from scheduler.devstack.supervisor import Supervisor
 from scheduler.services import superuser_ensure
-from scheduler.supervisor import Supervisor
 
 _DETACH_TIMEOUT = 120.0
 

@@ -35,7 +35,7 @@ from django.db.migrations.executor import MigrationExecutor
 from config.celery import app as celery_app
 from config.queues import QUEUES
 from scheduler.core.redis_connection import describe_redis_url
-from scheduler.supervisor import ManagedProcess, ProcessSpec, Step
+from scheduler.devstack.supervisor import ManagedProcess, ProcessSpec, Step
 
 PROCESS_NAMES = ("redis", "web", "worker", "beat")
 
