@@ -1,46 +1,10 @@
 """Our beat: a scheduler that stays fast with tens of thousands of periodic tasks, and one leader.
 
 The django-celery-beat tables stay the one source of truth (the admin, the CLI and the API edit
-them through `scheduler.services`); this class replaces how beat reads and runs them.
-
-django-celery-beat's `DatabaseScheduler` asks the database on every tick whether anything
-changed, reloads every row when something did, and Celery's `Scheduler.tick` compares the whole
-schedule with the previous one on every tick (`schedules_equal`): O(n) per tick, and runs hours
-late at 10k-100k rows. It publishes one due entry per tick and saves `last_run_at` per entry
-every few minutes, so a beat restarted in between runs one-off tasks again. Here:
-
-- **A heap by next check time.** A tick pops what is due, O(log n + due); an entry is touched
-  only when it runs or changes (a changed entry gets a new version; its old heap item is dropped
-  when it surfaces).
-- **Incremental changes.** Every save or delete of a periodic task, its options or a schedule
-  row sends a notice on a Redis pub/sub channel once its transaction commits
-  (`scheduler/beat/changes.py`); beat waits on that channel between ticks, wakes at once and
-  reloads only the rows named. Once a second it also reads django-celery-beat's change marker
-  (`PeriodicTasks.last_update`, one row): a change with no notice (a bulk `.update()` followed
-  by `PeriodicTasks.update_changed()`, a notice lost while Redis restarted) is picked up by
-  comparing every row with what is loaded, as is everything every RECONCILE_INTERVAL; that
-  comparison goes a chunk at a time over as many ticks as it needs (at most COMPARE_BUDGET
-  each), so that runs due meanwhile still go out on time.
-- **Bursts.** Due entries go out in batches: one fencing check, one UPDATE that records the runs
-  (`last_run_at`, `total_run_count`; one-off tasks disabled in the same transaction), then one
-  producer connection for every message of the batch.
-- **One leader.** Any number of beats may run; the one holding the Redis lock LEADER_KEY
-  publishes, renews it on every tick and checks it (atomically renewing) right before each
-  batch. The others wait and take over within the lock's TTL (BEAT_LEADER_TTL) of the leader
-  dying, reloading every row first so that they start from the runs the old leader recorded.
-  A batch is published, then recorded, and each run has the task id any leader would give it
-  (`run_task_id`: the periodic task, the run's number and the previous run's time). A leader
-  killed between publishing and recording leaves those runs unrecorded; the next leader
-  publishes them again under the same ids, and workers drop the second copy
-  (scheduler/worker/deduplication.py): every run is published at least once and runs once.
-- **Correctness** as django-celery-beat's `ModelEntry.is_due`: `start_time`, `expires`,
-  disabled rows never loaded, one-off (clocked) tasks run once and are disabled in the same
-  transaction that records their run, so a restart cannot run them again; the misfire policy
-  (`skip` drops the runs missed while beat was down, `run_once` runs one); time zones as the
-  crontab rows say (django-celery-beat's TzAwareCrontab).
-- **Heartbeat and watchdog.** Every beat records a heartbeat (health.BEAT_HEARTBEAT_KEY for the
-  leader, BEAT_STANDBY_KEY for the others); the leader flags a published run that has no
-  result after BEAT_MISSED_RUN_GRACE seconds (health.MISSED_RUNS_KEY, a `task.missed` event).
+them through `scheduler.services`); this class replaces how beat reads and runs them: a heap by
+next check time, incremental change notices, batched bursts, one leader holding a Redis lock,
+fencing, a heartbeat and a missed-run watchdog. Why each is built so: docs/architecture.md,
+"Beat: why it is built this way".
 
 Configured with CELERY_BEAT_SCHEDULER = "scheduler.beat:DatabaseScheduler" (the default).
 """
@@ -420,7 +384,7 @@ class TickStats:
 
 
 class DatabaseScheduler(Scheduler):
-    """Celery beat scheduler over the django-celery-beat tables (module docstring)."""
+    """Celery beat scheduler over the django-celery-beat tables (docs/architecture.md, "Beat")."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.identity = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
@@ -600,7 +564,7 @@ class DatabaseScheduler(Scheduler):
         return True
 
     def _record_runs(self, batch: list[Entry], moment: datetime) -> None:
-        """Record the runs just published (module docstring: One leader)."""
+        """Record the runs just published (docs/architecture.md, "Beat": One leader)."""
         one_offs = [entry.id for entry in batch if entry.one_off]
         with transaction.atomic():
             PeriodicTask.objects.filter(pk__in=[entry.id for entry in batch]).update(

@@ -1,21 +1,8 @@
 """Delivery of events to the channel layer over one connection per thread, in batches.
 
-`async_to_sync(channel_layer.group_send)` per event creates an event loop and, with
-channels-redis, a Redis connection pool per call (channels-redis issue #125). Instead each
-process has one publisher: callers hand it events (no I/O on their thread), one daemon thread
-with one event loop and one channel layer sends them in batches (two round trips per batch:
-scheduler/live/channel_batches.py), and stores their log rows with one `bulk_create` at most every
-PERSIST_INTERVAL.
-
-Only the end of a run is waited for (REST clients, the dashboard's result, the event_latency
-benchmark), so a queued or started event waits up to LINGER for company: a short run's start
-and end go out together. Anything else is sent at once with what waits before it, in order.
-
-In worker processes (`deliver_inline()`), the run's own thread sends that batch itself right
-after the run's result is stored, over its own loop and layer: waking the publisher thread for
-every run cost more (thread hand-offs, GIL contention: about 0.6 ms of CPU per run, see
-benchmarks/pipeline.py) than the one round trip. The thread still sends what lingers past
-LINGER (the start of a long run), stores the rows and writes the /metrics counts.
+Callers hand events to the process's one publisher (no I/O on their thread); its daemon thread
+sends them in batches and stores their rows in bulk; in a worker the run's own thread sends the
+end of its run itself. Why: docs/architecture.md, "The live event bus".
 
 Groups: `events.staff` (every event, for the dashboard), `events.<object>.<id>` (events of a
 domain object, e.g. a tournament), and `task.<task id>` (the finish of one task, for REST
@@ -56,7 +43,7 @@ MESSAGE_TYPE = "scheduler.event"  # the consumer's handler: scheduler_event
 FINISHED_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "SKIPPED", "IGNORED"})
 # Most events sent (or rows stored) in one go.
 BATCH_LIMIT = 500
-# Seconds a queued or started event may wait to be sent with the next one (module docstring).
+# Seconds a queued or started event may wait for company (docs/architecture.md, live event bus).
 LINGER = 0.02
 LINGERING_TYPES = frozenset({"task.queued", "task.started"})
 # Events are stored at most this long after they were handed over.
