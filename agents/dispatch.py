@@ -17,6 +17,7 @@ from django.db import transaction
 
 from agents import services
 from agents.models import Message, Session
+from scheduler.protocol import object_header
 
 
 def dispatch_message(
@@ -67,7 +68,7 @@ def dispatch_message(
     # After commit: a worker must find the session the caller may just have created.
     transaction.on_commit(
         lambda: process_message.apply_async(
-            kwargs=kwargs, task_id=task_id, headers={"scheduler_object": f"session:{session.pk}"}
+            kwargs=kwargs, task_id=task_id, headers=object_header("session", session.pk)
         )
     )
     return {"queued": True, "task_id": task_id, "trace_id": trace_id}

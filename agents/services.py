@@ -24,6 +24,7 @@ from agents.brains.base import Brain, BrainConfigError, BrainReply
 from agents.errors import PermanentError
 from agents.models import Agent, AgentSchedule, Mention, Message, Post, Session
 from scheduler.live import event_record
+from scheduler.protocol import object_header
 
 # Messages the brain sees after the session's summary.
 CONTEXT_MESSAGES = 20
@@ -124,7 +125,7 @@ def agent_schedule_create(
         )
         # Its runs belong to the agent: events of them reach the agent's group too.
         headers = json.loads(periodic_task.headers or "{}")
-        headers["scheduler_object"] = f"agent:{agent.pk}"
+        headers.update(object_header("agent", agent.pk))
         periodic_task.headers = json.dumps(headers)
         periodic_task.save(update_fields=["headers"])
         return AgentSchedule.objects.create(agent=agent, periodic_task=periodic_task)

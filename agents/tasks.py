@@ -31,6 +31,7 @@ from agents.errors import (
 from agents.models import Agent, Mention, Message, Post, Session
 from agents.signatures import HEADER, sign
 from scheduler.catalog import Params, catalog_task
+from scheduler.protocol import object_header
 from scheduler.system import NotificationError, NotificationRejected, webhook_post
 
 logger = logging.getLogger(__name__)
@@ -57,13 +58,13 @@ def run_with_retries(task: Any, work: Callable[[], T]) -> T:
         ) from exc
 
 
-def queue(task: Any, *, owner: str = "", **kwargs: Any) -> None:
+def queue(task: Any, *, owner: tuple[str, object] | None = None, **kwargs: Any) -> None:
     """Queue a follow-on task; without a broker (CELERY_ENABLED=false), run it here.
 
-    `owner` ("tournament:7") is the domain object its events belong to.
+    `owner` (("tournament", 7)) is the domain object its events belong to.
     """
     if settings.CELERY_ENABLED and owner:
-        task.apply_async(kwargs=kwargs, headers={"scheduler_object": owner})
+        task.apply_async(kwargs=kwargs, headers=object_header(*owner))
     elif settings.CELERY_ENABLED:
         task.delay(**kwargs)
     else:

@@ -23,6 +23,7 @@ from scheduler.core import masking
 from scheduler.core.redis_connection import get_redis
 from scheduler.live.events import LEVELS, event_payload
 from scheduler.models import AuditEntry, ScheduleState, TaskEvent
+from scheduler.protocol import FINISHED_STATES
 from scheduler.schedules.parsing import CrontabSpec, IntervalSpec, ParsedSchedule, Period
 from scheduler.worker.task_base import SKIPPED
 
@@ -461,7 +462,6 @@ def schedule_next_run(
 # --- Dashboard -----------------------------------------------------------------------------------
 
 # The states a run ends in.
-FINAL_STATES = frozenset({states.SUCCESS, states.FAILURE, states.REVOKED, SKIPPED})
 # The dashboard's periodic tasks table and its upcoming-runs heatmap read bounded slices, so
 # that a deployment with tens of thousands of schedules still gets its page in milliseconds.
 DASHBOARD_PERIODIC_TASKS = 100
@@ -475,7 +475,7 @@ def _event_wins(row: dict[str, Any], state: str, at: datetime) -> bool:
     # it) and a worker writes them in batches: order by time, except that nothing undoes an end.
     if row["at"] is None or at >= row["at"]:
         return True
-    return state in FINAL_STATES and row["state"] not in FINAL_STATES
+    return state in FINISHED_STATES and row["state"] not in FINISHED_STATES
 
 
 # The states the feed's filter offers (the websocket accepts a few more: see consumers.py).
@@ -735,7 +735,7 @@ def _recent_runs_lateral(connection: Any, names: list[str], *, runs: int) -> lis
         f"ORDER BY {done} DESC, {pk} DESC LIMIT %s) AS recent"
     )
     with connection.cursor() as cursor:
-        cursor.execute(sql, [names, sorted(FINAL_STATES), runs])
+        cursor.execute(sql, [names, sorted(FINISHED_STATES), runs])
         return list(cursor.fetchall())
 
 
@@ -746,7 +746,7 @@ def _recent_runs_union(
     marker = "\x00recent runs of\x00"
     latest = (
         TaskResult.objects.using(using)
-        .filter(periodic_task_name=marker, status__in=sorted(FINAL_STATES))
+        .filter(periodic_task_name=marker, status__in=sorted(FINISHED_STATES))
         .order_by("-date_done", "-id")
         .values_list("periodic_task_name", "status", "date_started", "date_done")[:runs]
     )
@@ -1135,7 +1135,7 @@ def task_detail(task_id: str) -> dict[str, Any] | None:
             if _event_wins(latest, event.state, event.created_at):
                 latest = {"at": event.created_at, "state": event.state}
         # The stored result is written once per state change; a newer event may say more.
-        if not state or (state not in FINAL_STATES and latest["state"]):
+        if not state or (state not in FINISHED_STATES and latest["state"]):
             state = latest["state"]
     task_name = next((name for name in task_names if name), "")
     return {

@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from agents.models import Agent
 from scheduler.live import event_record
+from scheduler.protocol import object_header
 from tournaments.market import Market
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
 from tournaments.strategies import STRATEGIES, apply_orders, equity, get_strategy
@@ -191,7 +192,7 @@ def tournament_start(
             actor=actor,
         )
         headers = json.loads(periodic_task.headers or "{}")
-        headers["scheduler_object"] = f"tournament:{tournament.pk}"
+        headers.update(object_header("tournament", tournament.pk))
         periodic_task.headers = json.dumps(headers)
         periodic_task.save(update_fields=["headers"])
         tournament.periodic_task = periodic_task

@@ -14,7 +14,7 @@ from tournaments.models import Entry, Tournament
 
 
 def _queue(task: Any, *, tournament_id: int, **kwargs: Any) -> None:
-    queue(task, owner=f"tournament:{tournament_id}", **kwargs)
+    queue(task, owner=("tournament", tournament_id), **kwargs)
 
 
 class TournamentParams(Params):

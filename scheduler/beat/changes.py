@@ -31,9 +31,10 @@ from django_celery_beat.models import (
 )
 from redis.exceptions import RedisError
 
+from scheduler.protocol import BEAT_CHANGES_CHANNEL as CHANGES_CHANNEL
+
 logger = logging.getLogger(__name__)
 
-CHANGES_CHANNEL = "scheduler:beat:changes"
 SCHEDULE_KINDS = {
     IntervalSchedule: "interval",
     CrontabSchedule: "crontab",

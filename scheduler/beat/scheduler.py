@@ -46,14 +46,14 @@ from redis.exceptions import RedisError
 from scheduler.beat.changes import CHANGES_CHANNEL, Changes
 from scheduler.catalog import catalog
 from scheduler.core.redis_connection import get_redis, redis_key
-from scheduler.observability.health import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
+from scheduler.protocol import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
+from scheduler.protocol import BEAT_LEADER_KEY as LEADER_KEY
 from scheduler.schedules.policies import MisfirePolicy
 
 logger = logging.getLogger(__name__)
 
 # A run later than this is a misfire (beat was down), not the ordinary lag of a tick.
 MISFIRE_GRACE = timedelta(seconds=60)
-LEADER_KEY = "scheduler:beat:leader"
 # Seconds between looks at the change marker, lock renewals and standby attempts to lead.
 SYNC_INTERVAL = 1.0
 # Seconds between comparisons of every row with what is loaded (the safety net of notices).

@@ -27,6 +27,7 @@ from scheduler.catalog import load_catalog
 from scheduler.live.consumers import EventFilter, FilterError
 from scheduler.observability.health import check_beat, health_report
 from scheduler.permissions import CHANGE_SCHEDULE, RUN_TASKS, can_view_dashboard, staff_has
+from scheduler.protocol import FINISHED_STATES
 
 View = Callable[..., HttpResponse]
 
@@ -149,6 +150,7 @@ def _config(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         "api_root": "/api/",
         "task_url": reverse("dashboard-task", args=["__id__"]),
         "timezone": timezone.get_current_timezone_name(),
+        "finished_states": sorted(FINISHED_STATES),
         **_permissions(request),
         **extra,
     }

@@ -12,40 +12,24 @@ import logging
 from datetime import datetime
 from typing import Any
 
-from celery import states
 from django.db import transaction
 from django.utils import timezone
 
 from scheduler.core.masking import masked
 from scheduler.live.publisher import publisher
 from scheduler.models import TaskEvent
-from scheduler.worker.task_base import SKIPPED
+from scheduler.protocol import (  # noqa: F401 (re-exported for the rooms above)
+    EVENT_STATES,
+    MISSED,
+    PUBLISHED,
+    RUN_EVENTS,
+    SCHEDULE_EVENTS,
+)
 
 logger = logging.getLogger(__name__)
 
-# Event types, as `TaskEvent.type` stores them and `scheduler logs --filter` matches them.
-TASK_EVENTS = (
-    "task.queued",
-    "task.started",
-    "task.succeeded",
-    "task.failed",
-    "task.retried",
-    "task.revoked",
-    "task.skipped",
-)
-SCHEDULE_EVENTS = (
-    "schedule.created",
-    "schedule.updated",
-    "schedule.enabled",
-    "schedule.disabled",
-    "schedule.deleted",
-    "schedule.run_now",
-)
-# Every state an event may carry: a result's (Celery's and our SKIPPED), a run beat flagged as
-# missed, an agent's published post. `/ws/events/?state=` accepts these only.
-MISSED = "MISSED"
-PUBLISHED = "PUBLISHED"
-EVENT_STATES = frozenset(states.ALL_STATES | {SKIPPED, MISSED, PUBLISHED})
+# Event types and the states events carry: scheduler/protocol.py.
+TASK_EVENTS = RUN_EVENTS
 # The log level a line of `scheduler logs` gets, by event type.
 LEVELS = {"task.failed": "ERROR", "task.retried": "WARNING", "task.revoked": "WARNING"}
 

@@ -35,12 +35,12 @@ from scheduler.live.channel_batches import (
     group_send_many_sync,
 )
 from scheduler.observability.metrics import MetricsBuffer
+from scheduler.protocol import FINISHED_STATES
 
 logger = logging.getLogger(__name__)
 
 STAFF_GROUP = "events.staff"
 MESSAGE_TYPE = "scheduler.event"  # the consumer's handler: scheduler_event
-FINISHED_STATES = frozenset({"SUCCESS", "FAILURE", "REVOKED", "SKIPPED", "IGNORED"})
 # Most events sent (or rows stored) in one go.
 BATCH_LIMIT = 500
 # Seconds a queued or started event may wait for company (docs/architecture.md, live event bus).

@@ -17,15 +17,13 @@ from django.db import connection
 
 from scheduler.core.redis_connection import describe_redis_url, get_redis, redis_key
 from scheduler.observability.worker_heartbeats import ping_workers, workers_seen_within
+from scheduler.protocol import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
 
-# The leading beat writes {"at": epoch seconds, "pid", "hostname", "id", "leader", "role",
-# "entries", "leading_since"} here every few seconds; standbys write the same under
-# BEAT_STANDBY_KEY:<id>, expiring after a minute.
-BEAT_HEARTBEAT_KEY = "scheduler:beat:heartbeat"
-BEAT_STANDBY_KEY = "scheduler:beat:standby"
-# Periodic task name -> {"task_id", "published_at", "flagged_at"}: runs beat published that had
-# no result within BEAT_MISSED_RUN_GRACE (scheduler/beat/scheduler.py's watchdog); kept a day.
-MISSED_RUNS_KEY = "scheduler:beat:missed"
+# Beat's keys (scheduler/protocol.py). The leader writes {"at": epoch seconds, "pid",
+# "hostname", "id", "leader", "role", "entries", "leading_since"} to BEAT_HEARTBEAT_KEY every few
+# seconds; standbys write the same under BEAT_STANDBY_KEY:<id>, expiring after a minute.
+# MISSED_RUNS_KEY maps a periodic task name to {"task_id", "published_at", "flagged_at"}: runs
+# beat published that had no result within BEAT_MISSED_RUN_GRACE (its watchdog); kept a day.
 
 
 @dataclass

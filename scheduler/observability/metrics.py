@@ -39,14 +39,15 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from scheduler.core.redis_connection import get_redis, redis_key
+from scheduler.protocol import METRICS_DURATIONS_KEY as DURATIONS_KEY
+from scheduler.protocol import METRICS_EVENTS_KEY as EVENTS_KEY
+from scheduler.protocol import METRICS_TASKS_KEY as TASKS_KEY
+from scheduler.protocol import TIMED_STATES
 
 logger = logging.getLogger(__name__)
 
-# Redis hashes, under REDIS_KEY_PREFIX. Fields are "<label>\t<label>"; tabs never occur in task
-# names or event types.
-EVENTS_KEY = "scheduler:metrics:events"  # "published|failed\t<type>" -> count
-TASKS_KEY = "scheduler:metrics:tasks"  # "<state>\t<task name>" -> count
-DURATIONS_KEY = "scheduler:metrics:durations"  # "<bucket>|sum|count\t<task name>" -> value
+# Redis hashes (scheduler/protocol.py), under REDIS_KEY_PREFIX. Fields are "<label>\t<label>";
+# tabs never occur in task names or event types.
 _SEP = "\t"
 
 # Seconds; the queues' time limits go from 10 s to 15 min (config/queues.py).
@@ -69,8 +70,6 @@ DURATION_BUCKETS: tuple[float, ...] = (
     600.0,
     900.0,
 )
-# Lifecycle events that carry the duration of a run.
-_TIMED_STATES = frozenset({"SUCCESS", "FAILURE", "RETRY"})
 FLUSH_INTERVAL = 1.0  # seconds between writes of a process's counts to Redis
 
 
@@ -106,7 +105,7 @@ class MetricsBuffer:
                     continue
                 self._tasks[f"{state}{_SEP}{task_name}"] += 1
                 duration = payload.get("duration")
-                if state in _TIMED_STATES and isinstance(duration, int | float):
+                if state in TIMED_STATES and isinstance(duration, int | float):
                     self._durations[f"{_bucket(duration)}{_SEP}{task_name}"] += 1
                     self._durations[f"count{_SEP}{task_name}"] += 1
                     self._duration_sums[f"sum{_SEP}{task_name}"] += float(duration)

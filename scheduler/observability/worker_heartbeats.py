@@ -6,8 +6,8 @@ import time
 from typing import cast
 
 from scheduler.core.redis_connection import get_redis, redis_key
+from scheduler.protocol import WORKERS_KEY
 
-WORKERS_KEY = "scheduler:workers"
 # Entries older than this are pruned whenever a worker records itself.
 _FORGET_AFTER = 24 * 3600
 

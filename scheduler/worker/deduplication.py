@@ -30,6 +30,7 @@ from typing import Any
 
 import psutil
 
+from scheduler import protocol
 from scheduler.core.redis_connection import get_redis, redis_key
 
 # Compare-and-set: take over a claim only if it still names the holder found dead.
@@ -76,7 +77,7 @@ class Claim:
 
 
 def claim_key(task_id: str, retries: int) -> str:
-    return redis_key(f"scheduler:claim:{task_id}:{retries}")
+    return redis_key(protocol.claim_key(task_id, retries))
 
 
 # pid -> that process's start time; a forked pool child looks its own up.

@@ -24,6 +24,7 @@ from celery.signals import (
 )
 from django.db import close_old_connections, connections
 
+from scheduler import protocol
 from scheduler.beat import changes as beat_changes
 from scheduler.live.events import defer_event_writes, event_record_safely
 from scheduler.live.publisher import publisher
@@ -133,17 +134,16 @@ def _task_queued(
 
 
 def object_of(headers: Any) -> dict[str, str]:
-    """The domain object a run belongs to, from its `scheduler_object` header ("type:id")."""
-    value = headers.get("scheduler_object") if isinstance(headers, dict) else None
-    if not isinstance(value, str) or ":" not in value:
+    """The domain object a run belongs to, from its object header (scheduler/protocol.py)."""
+    found = protocol.object_of(headers)
+    if found is None:
         return {}
-    object_type, _, object_id = value.partition(":")
-    return {"object_type": object_type[:40], "object_id": object_id[:64]}
+    return {"object_type": found[0], "object_id": found[1]}
 
 
 def _request_fields(task: Any) -> dict[str, Any]:
     request = task.request
-    headers = {"scheduler_object": getattr(request, "scheduler_object", None)}
+    headers = {protocol.OBJECT_HEADER: getattr(request, protocol.OBJECT_HEADER, None)}
     return {
         "task_id": request.id or "",
         "task_name": task.name,

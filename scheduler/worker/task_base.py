@@ -22,17 +22,17 @@ from celery.exceptions import Ignore
 
 from config.queues import QUEUES, queue_for
 from scheduler.core.redis_connection import get_redis, redis_key
+from scheduler.protocol import SKIPPED, running_key
 from scheduler.schedules.policies import OverlapPolicy
 
 logger = logging.getLogger(__name__)
 
-SKIPPED = "SKIPPED"
 # The lock outlives the longest the run may take, so a killed worker cannot hold it for ever.
 _LOCK_MARGIN = 60
 
 
 def overlap_lock_key(periodic_task_name: str) -> str:
-    return redis_key(f"scheduler:running:{periodic_task_name}")
+    return redis_key(running_key(periodic_task_name))
 
 
 def overlap_policy_of(periodic_task_name: str, task_name: str) -> str:

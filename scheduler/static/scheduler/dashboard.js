@@ -13,7 +13,8 @@
 "use strict";
 
 (() => {
-  const FINAL = new Set(["SUCCESS", "FAILURE", "REVOKED", "SKIPPED"]);
+  // The states that end a run: the server's one list (scheduler/protocol.py), from the config.
+  let FINAL = new Set();
   const STATE_LABELS = {
     PENDING: "queued",
     RECEIVED: "received",
@@ -902,8 +903,9 @@
 
   document.addEventListener("DOMContentLoaded", () => {
     const dashboardConfig = readJson("dashboard-config");
-    if (dashboardConfig) dashboard(dashboardConfig, readJson("dashboard-initial"));
     const taskConfig = readJson("task-config");
+    FINAL = new Set((dashboardConfig || taskConfig || {}).finished_states || []);
+    if (dashboardConfig) dashboard(dashboardConfig, readJson("dashboard-initial"));
     if (taskConfig) taskPage(taskConfig);
   });
 })();

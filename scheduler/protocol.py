@@ -1,0 +1,137 @@
+"""The run protocol: every name that crosses a process boundary, once.
+
+Web, worker and beat agree on these by value (they are stored in the database, sent through
+Redis and the broker, and read by the browser), so each has exactly one definition here: the
+states a run or an event carries, the event types, the sets of states that end a run, the
+header that ties a run to a domain object, and the Redis key names (unprefixed: callers wrap
+them in `scheduler.core.redis_connection.redis_key`, which adds REDIS_KEY_PREFIX).
+
+Pure: it imports nothing of the project, so every room may import it.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from celery import states
+
+
+class RunState(StrEnum):
+    """A run's state (Celery's, and ours), as results and events store it."""
+
+    PENDING = states.PENDING
+    RECEIVED = states.RECEIVED
+    STARTED = states.STARTED
+    RETRY = states.RETRY
+    SUCCESS = states.SUCCESS
+    FAILURE = states.FAILURE
+    REVOKED = states.REVOKED
+    REJECTED = states.REJECTED
+    IGNORED = states.IGNORED
+    # Ours: a run the overlap policy skipped (stored as its result too).
+    SKIPPED = "SKIPPED"
+    # An event's only: a run beat published that never got a result (beat's watchdog), and an
+    # agent's post that went out.
+    MISSED = "MISSED"
+    PUBLISHED = "PUBLISHED"
+
+
+SKIPPED = RunState.SKIPPED.value
+MISSED = RunState.MISSED.value
+PUBLISHED = RunState.PUBLISHED.value
+
+# Every state an event may carry: `/ws/events/?state=` and the feed's filter accept these only.
+EVENT_STATES: frozenset[str] = frozenset(state.value for state in RunState)
+# A run in one of these is over: it will not change again (the dashboard stops waiting on it,
+# REST clients waiting on it are answered, a later event of an earlier state never wins).
+FINISHED_STATES: frozenset[str] = frozenset(
+    {
+        RunState.SUCCESS,
+        RunState.FAILURE,
+        RunState.REVOKED,
+        RunState.REJECTED,
+        RunState.IGNORED,
+        RunState.SKIPPED,
+    }
+)
+# States whose event carries how long the attempt took (/metrics' duration histogram).
+TIMED_STATES: frozenset[str] = frozenset({RunState.SUCCESS, RunState.FAILURE, RunState.RETRY})
+
+
+class EventType(StrEnum):
+    """`TaskEvent.type`: what `manage.py scheduler logs --filter` matches and the feed shows."""
+
+    TASK_QUEUED = "task.queued"
+    TASK_STARTED = "task.started"
+    TASK_SUCCEEDED = "task.succeeded"
+    TASK_FAILED = "task.failed"
+    TASK_RETRIED = "task.retried"
+    TASK_REVOKED = "task.revoked"
+    TASK_SKIPPED = "task.skipped"
+    # A second delivery of a run already claimed (dropped), and a run beat flagged as missed.
+    TASK_DUPLICATE = "task.duplicate"
+    TASK_MISSED = "task.missed"
+    SCHEDULE_CREATED = "schedule.created"
+    SCHEDULE_UPDATED = "schedule.updated"
+    SCHEDULE_ENABLED = "schedule.enabled"
+    SCHEDULE_DISABLED = "schedule.disabled"
+    SCHEDULE_DELETED = "schedule.deleted"
+    SCHEDULE_RUN_NOW = "schedule.run_now"
+
+
+# The lifecycle of one run, as the dashboard's feed and a task's timeline show it.
+RUN_EVENTS: tuple[str, ...] = (
+    EventType.TASK_QUEUED,
+    EventType.TASK_STARTED,
+    EventType.TASK_SUCCEEDED,
+    EventType.TASK_FAILED,
+    EventType.TASK_RETRIED,
+    EventType.TASK_REVOKED,
+    EventType.TASK_SKIPPED,
+)
+SCHEDULE_EVENTS: tuple[str, ...] = tuple(
+    event for event in EventType if event.startswith("schedule.")
+)
+
+# The message header naming the domain object a run belongs to ("tournament:7"): its events go
+# to that object's group too (a tournament page, a chat session).
+OBJECT_HEADER = "scheduler_object"
+# As long as TaskEvent's columns.
+OBJECT_TYPE_MAX, OBJECT_ID_MAX = 40, 64
+
+
+def object_header(object_type: str, object_id: object) -> dict[str, str]:
+    """The headers of a run that belongs to `object_type` `object_id`."""
+    return {OBJECT_HEADER: f"{object_type}:{object_id}"}
+
+
+def object_of(headers: object) -> tuple[str, str] | None:
+    """The (type, id) a run's headers name, or None when they name none."""
+    value = headers.get(OBJECT_HEADER) if isinstance(headers, dict) else None
+    if not isinstance(value, str) or ":" not in value:
+        return None
+    object_type, _, object_id = value.partition(":")
+    return object_type[:OBJECT_TYPE_MAX], object_id[:OBJECT_ID_MAX]
+
+
+# Redis keys and channels (unprefixed; see the module docstring).
+WORKERS_KEY = "scheduler:workers"  # sorted set: worker hostname -> last heartbeat
+BEAT_LEADER_KEY = "scheduler:beat:leader"  # the leading beat's lock
+BEAT_HEARTBEAT_KEY = "scheduler:beat:heartbeat"  # the leader's heartbeat
+BEAT_STANDBY_KEY = "scheduler:beat:standby"  # + ":<beat>": each standby's heartbeat
+BEAT_CHANGES_CHANNEL = "scheduler:beat:changes"  # pub/sub: periodic tasks changed
+MISSED_RUNS_KEY = "scheduler:beat:missed"  # hash: run task id -> what beat published
+METRICS_EVENTS_KEY = "scheduler:metrics:events"  # "published|failed\t<type>" -> count
+METRICS_TASKS_KEY = "scheduler:metrics:tasks"  # "<state>\t<task name>" -> count
+METRICS_DURATIONS_KEY = "scheduler:metrics:durations"  # "<bucket>|sum|count\t<task>" -> value
+
+
+def running_key(periodic_task_name: str) -> str:
+    """The lock a run of `periodic_task_name` holds while it runs (the overlap policy)."""
+    return f"scheduler:running:{periodic_task_name}"
+
+
+def claim_key(task_id: str, retries: int) -> str:
+    """The claim of one delivery of a run (duplicate deliveries find it taken)."""
+    return f"scheduler:claim:{task_id}:{retries}"
+
