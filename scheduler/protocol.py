@@ -134,4 +134,3 @@ def running_key(periodic_task_name: str) -> str:
 def claim_key(task_id: str, retries: int) -> str:
     """The claim of one delivery of a run (duplicate deliveries find it taken)."""
     return f"scheduler:claim:{task_id}:{retries}"
-
