@@ -26,8 +26,6 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
-from config.env import DEFAULT_SECRET_KEYS
-
 MASK = "********"
 
 
@@ -98,10 +96,14 @@ def mask_text(text: str, keys: Iterable[str]) -> str:
 
 
 def configured_keys() -> tuple[str, ...]:
-    """SECRET_ARGUMENT_KEYS, or the defaults when the settings do not name any."""
-    from django.conf import settings
+    """SECRET_ARGUMENT_KEYS (its default is config/env.py's DEFAULT_SECRET_KEYS).
 
-    return tuple(getattr(settings, "SECRET_ARGUMENT_KEYS", DEFAULT_SECRET_KEYS))
+    Nothing of config is imported here: config/celery.py imports this package while `config`
+    itself is still loading.
+    """
+    from django.conf import settings  # read per call: config/celery.py loads before settings
+
+    return tuple(settings.SECRET_ARGUMENT_KEYS)
 
 
 def masked(value: Any) -> Any:

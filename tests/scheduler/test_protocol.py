@@ -4,6 +4,8 @@ scheduler/protocol.py, and nothing in the product spells them again."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -68,3 +70,18 @@ def test_the_dashboard_script_reads_the_finished_states_from_the_server() -> Non
     script = (ROOT / "scheduler" / "static" / "scheduler" / "dashboard.js").read_text()
     assert not re.search(r"new Set\(\[\s*\"SUCCESS\"", script)
     assert "finished_states" in script
+
+
+@pytest.mark.parametrize("module", ["scheduler.protocol", "scheduler.core", "config.env"])
+def test_the_bottom_rooms_import_first_in_a_fresh_interpreter(module: str) -> None:
+    # config/celery.py imports scheduler.core while `config` loads: neither may need the other
+    # to have loaded first.
+    finished = subprocess.run(
+        [sys.executable, "-c", f"import {module}"],
+        cwd=ROOT,
+        env={"DJANGO_SETTINGS_MODULE": "config.settings.base", "SECRET_KEY": "x", "PATH": ""},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert finished.returncode == 0, finished.stderr

@@ -42,10 +42,10 @@ from agents.errors import AgentError, ExternalServiceError
 from agents.models import Agent
 from agents.signatures import sign
 from config.celery import app
+from config.env import DEFAULT_SECRET_KEYS
 from scheduler.admin.periodic_tasks import PeriodicTaskAdmin
 from scheduler.catalog import CatalogEntry, Params, catalog
 from scheduler.core.masking import (
-    DEFAULT_SECRET_KEYS,
     MASK,
     is_secret_key,
     mask,
