@@ -114,6 +114,10 @@ def object_of(headers: object) -> tuple[str, str] | None:
     return object_type[:OBJECT_TYPE_MAX], object_id[:OBJECT_ID_MAX]
 
 
+# The heading of the note a refusing webhook's answer is kept under in the failed run's stored
+# traceback (scheduler/system/notifications.py writes it, the task page finds it).
+RESPONSE_NOTE = "Response body"
+
 # Redis keys and channels (unprefixed; see the module docstring).
 WORKERS_KEY = "scheduler:workers"  # sorted set: worker hostname -> last heartbeat
 BEAT_LEADER_KEY = "scheduler:beat:leader"  # the leading beat's lock

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import ast
+import json
 import logging
+import re
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -20,10 +24,11 @@ from kombu.transport.redis import PRIORITY_STEPS
 
 from config.queues import QUEUES
 from scheduler.core import masking
+from scheduler.core.plain_text import shortened, text_lines
 from scheduler.core.redis_connection import get_redis
 from scheduler.live.events import LEVELS, event_payload
 from scheduler.models import AuditEntry, ScheduleState, TaskEvent
-from scheduler.protocol import FINISHED_STATES
+from scheduler.protocol import FINISHED_STATES, RESPONSE_NOTE, RUN_EVENTS
 from scheduler.schedules.parsing import CrontabSpec, IntervalSpec, ParsedSchedule, Period
 from scheduler.worker.task_base import SKIPPED
 
@@ -382,8 +387,6 @@ class TaskStatus:
 
     @property
     def finished(self) -> bool:
-        from scheduler.live.publisher import FINISHED_STATES
-
         return self.state in FINISHED_STATES
 
 
@@ -501,9 +504,7 @@ class FeedFilter:
 
 
 def _feed_events(where: FeedFilter, *, scan: int, window: int) -> list[TaskEvent]:
-    from scheduler.live.events import TASK_EVENTS
-
-    events = TaskEvent.objects.filter(type__in=TASK_EVENTS).exclude(task_id="")
+    events = TaskEvent.objects.filter(type__in=RUN_EVENTS).exclude(task_id="")
     # Equalities an index leads with, newest first along it: (object_type, object_id,
     # created_at) and (task_name, created_at).
     if where.object_type:
@@ -593,12 +594,10 @@ def _pending_since(since: datetime) -> list[tuple[str, str, datetime]]:
     from django.db.models import F, Window
     from django.db.models.functions import FirstValue, RowNumber
 
-    from scheduler.live.events import TASK_EVENTS
-
     by_task = [F("task_id")]
     newest_first = [F("created_at").desc(), F("id").desc()]
     latest = (
-        TaskEvent.objects.filter(created_at__gte=since, type__in=TASK_EVENTS)
+        TaskEvent.objects.filter(created_at__gte=since, type__in=RUN_EVENTS)
         .exclude(task_id="")
         .annotate(
             rank=Window(RowNumber(), partition_by=by_task, order_by=newest_first),
@@ -927,8 +926,6 @@ def upcoming_runs(
 
 def result_error(result: TaskResult) -> str:
     """'ValueError: bad input': the exception a failed result stored, in one line."""
-    import json
-
     try:
         stored = json.loads(result.result or "null")
     except ValueError:
@@ -948,20 +945,11 @@ ERROR_SUMMARY_LENGTH = 200
 def error_summary(text: str, *, length: int = ERROR_SUMMARY_LENGTH) -> str:
     """A stored error as one line of plain text: its first line with any markup stripped, cut
     at `length` characters (the failures panel; the whole error is on the task page)."""
-    import html
-    import re
-
-    from django.utils.html import strip_tags
-
-    text = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", text or "")
-    # Block ends are line ends: "<title>502 Bad Gateway</title><h1>..." gives its title.
-    text = re.sub(r"(?i)<(br|/p|/h[1-6]|/title|/div|/li|/tr)\b[^>]*>", "\n", text)
-    lines = [" ".join(part.split()) for part in html.unescape(strip_tags(text)).splitlines()]
-    lines = [line for line in lines if line]
+    lines = text_lines(text)
     line = lines[0] if lines else ""
     if line.endswith(":") and len(lines) > 1:
         line = f"{line} {lines[1]}"  # "RuntimeError:" then the page that came with it
-    return line if len(line) <= length else line[: length - 1].rstrip() + "…"
+    return shortened(line, length)
 
 
 def task_failures(*, limit: int = 20) -> list[dict[str, Any]]:
@@ -1016,7 +1004,6 @@ def workers_and_queues(*, window: float | None = None) -> dict[str, Any]:
 def beat_overview() -> dict[str, Any] | None:
     """The beat leader's heartbeat, its standbys and the runs its watchdog flagged; None when
     no beat has recorded a heartbeat (or Redis cannot be read)."""
-    import time
 
     from scheduler.observability.health import beat_heartbeat, beat_standbys, missed_runs
 
@@ -1063,9 +1050,6 @@ def _stored_text(raw: str | None, *, masked: bool = False) -> str:
 
     `masked`: arguments, shown with the values of secret keys masked (scheduler/core/masking.py).
     """
-    import ast
-    import json
-
     text: Any = raw or ""
     for _ in range(2):  # the backend stores args and kwargs as JSON strings of their repr
         if not isinstance(text, str):
@@ -1095,10 +1079,6 @@ _CHAINED = ("\n\nThe above exception was the direct cause", "\n\nDuring handling
 def traceback_response(traceback: str | None) -> tuple[str, str, str]:
     """A failed run's traceback split around the receiver's answer a webhook error noted in it
     (scheduler/system/notifications.py): (traceback without it, the note's heading, the answer)."""
-    import re
-
-    from scheduler.system.notifications import RESPONSE_NOTE
-
     text = traceback or ""
     found = re.search(rf"^{re.escape(RESPONSE_NOTE)} \([^\n]*\):\n", text, flags=re.MULTILINE)
     if found is None:

@@ -25,6 +25,9 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.utils import timezone
 
+from scheduler.core.plain_text import shortened, text_lines
+from scheduler.protocol import RESPONSE_NOTE
+
 # Statuses worth another attempt: the server is overloaded, restarting, or asks us to wait.
 _RETRYABLE_STATUSES = {408, 425, 429, 500, 502, 503, 504}
 _USER_AGENT = "agent-scheduler/1 (+scheduler.send_notification)"
@@ -33,25 +36,13 @@ SIGNATURE_HEADER = "X-Scheduler-Signature"
 
 # How much of a refusing webhook's answer is kept (in the failed run's traceback).
 RESPONSE_KEPT = 64 * 1024
-RESPONSE_NOTE = "Response body"
 RESPONSE_LINE_LENGTH = 120
 
 
 def response_first_line(body: str) -> str:
     """The first line of text of a receiver's answer, markup stripped: "Not Found"."""
-    import html
-    import re
-
-    from django.utils.html import strip_tags
-
-    body = re.sub(r"(?is)<(script|style)\b.*?</\1\s*>", " ", body)
-    # Block ends are line ends, so that "<h1>Oops</h1><p>details" gives "Oops".
-    body = re.sub(r"(?i)<(br|/p|/h[1-6]|/title|/div|/li|/tr)\b[^>]*>", "\n", body)
-    text = html.unescape(strip_tags(body))
-    line = next((" ".join(part.split()) for part in text.splitlines() if part.strip()), "")
-    if len(line) > RESPONSE_LINE_LENGTH:
-        line = line[: RESPONSE_LINE_LENGTH - 1].rstrip() + "…"
-    return line
+    lines = text_lines(body)
+    return shortened(lines[0] if lines else "", RESPONSE_LINE_LENGTH)
 
 
 class NotificationError(RuntimeError):
