@@ -33,7 +33,8 @@ from agents.selectors import (
 from agents.services import agent_schedules_set_enabled
 from scheduler.admin import PeriodicTaskAdmin, broker_down_message
 from scheduler.models import Source
-from scheduler.services import ScheduleError, ScheduleNotFound, schedule_describe, schedule_run_now
+from scheduler.schedules import schedule_describe
+from scheduler.services import ScheduleError, ScheduleNotFound, schedule_run_now
 
 # Running or pausing a periodic task needs what the periodic task admin asks for it.
 SCHEDULE_PERMISSION = "django_celery_beat.change_periodictask"

@@ -22,7 +22,7 @@ that has a stock counterpart is timed right before it. Budgets: every page's med
 our admin pages within 1.5x the stock ones.
 
 --with-cleanup: the pages again while a retention cleanup deletes the oldest half of the
-history (`scheduler.system.retention.retention_run(older_than_days=15)` when it is there, else
+history (`scheduler.services.retention.retention_run(older_than_days=15)` when it is there, else
 `scheduler.services.history_clear` day by day) in a process of its own, as a worker would
 (--cleanup-in thread: in a thread of this process, whose Python work then competes with the
 pages' for the GIL).
@@ -366,10 +366,18 @@ def report(title: str, table: list[dict[str, Any]]) -> None:
 def cleanup_history(stopping: Callable[[], bool]) -> dict[str, Any]:
     """Delete the history older than CLEANUP_OLDER_THAN_DAYS days (half of it), in batches,
     until done or `stopping()`; how, and what went."""
-    try:
-        retention: Any = importlib.import_module("scheduler.system.retention")
-    except ImportError:
-        retention = None
+    retention: Any = None
+    # Where a checkout keeps it: scheduler/services/ now, scheduler/system/ or scheduler/ before.
+    for path in (
+        "scheduler.services.retention",
+        "scheduler.system.retention",
+        "scheduler.retention",
+    ):
+        try:
+            retention = importlib.import_module(path)
+            break
+        except ImportError:
+            continue
     run = getattr(retention, "retention_run", None)
     parameters = set(inspect.signature(run).parameters) if callable(run) else set()
     deleted: dict[str, int] = {}

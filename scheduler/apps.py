@@ -12,5 +12,5 @@ class SchedulerConfig(AppConfig):
         # Registers checks, connects the worker's signal receivers, registers the scheduler's
         # retention policies.
         from scheduler import checks  # noqa: F401
-        from scheduler.system import retention  # noqa: F401
+        from scheduler.services import retention  # noqa: F401
         from scheduler.worker import receivers  # noqa: F401

@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 
 from config.settings import test as test_settings
 from scheduler.core.redis_connection import get_redis
-from scheduler.system.retention import CLEANUP_SCHEDULE_NAME
+from scheduler.services.retention import CLEANUP_SCHEDULE_NAME
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, require_chromium
 from tests.clients import api_client
 from tests.factories import user_with

@@ -1,4 +1,4 @@
-"""How long the history of ended tournaments is kept (scheduler/system/retention.py runs the
+"""How long the history of ended tournaments is kept (scheduler/services/retention.py runs the
 cleanup).
 
 Decisions, trades and equity snapshots grow with every round of every live tournament. Once a
@@ -22,7 +22,7 @@ from typing import Any
 
 from django.db.models import QuerySet
 
-from scheduler.system import RetentionPolicy, retention_register
+from scheduler.services import RetentionPolicy, retention_register
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
 
 ENDED = (Tournament.Status.FINISHED, Tournament.Status.CANCELLED)

@@ -297,7 +297,7 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # X-Scheduler-Signature: sha256=<hex HMAC-SHA256 of the body>); empty: posted unsigned.
 NOTIFICATION_WEBHOOK_SECRET = env.str("NOTIFICATION_WEBHOOK_SECRET", default="")
 
-# --- History retention (scheduler/system/retention.py) --------------------------------------------
+# --- History retention (scheduler/services/retention.py) ---------------------------------------
 # Days each growing table keeps its rows; the daily `scheduler.cleanup_results` deletes what is
 # older. 0 or empty: kept forever.
 _RETENTION_MAX_DAYS = 36_500  # a century: the cutoff stays inside the calendar

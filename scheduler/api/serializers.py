@@ -25,8 +25,8 @@ from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.cli.output import result_duration
 from scheduler.schedules.parsing import zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
+from scheduler.schedules.rows import schedule_describe
 from scheduler.selectors import result_status_named, schedule_next_run
-from scheduler.services import schedule_describe
 
 # How long `GET /api/tasks/{id}/?wait=` may hold a request open.
 MAX_WAIT_SECONDS = 30

@@ -11,8 +11,9 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from scheduler.observability.metrics import metrics_registry
 from scheduler.permissions import can_view_dashboard
+from scheduler.services import retention_overview
 
-_registry = metrics_registry()
+_registry = metrics_registry(history=retention_overview)
 
 
 def _refused(status: int, message: str) -> HttpResponse:

@@ -9,7 +9,7 @@ from django_celery_beat.models import PeriodicTask
 
 from scheduler.models import Source
 from scheduler.services import schedule_create
-from scheduler.system.retention import CLEANUP_SCHEDULE_NAME
+from scheduler.services.retention import CLEANUP_SCHEDULE_NAME
 
 DEMO_PING_NAME = "demo: ping every minute"
 # Not a demo schedule: migration scheduler/0004 creates it on every deployment, once, and the

@@ -25,6 +25,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from scheduler.live.backlog import events_recent
 from scheduler.live.events import EVENT_STATES
 from scheduler.live.publisher import STAFF_GROUP, object_group
 from scheduler.live.ws_auth import (
@@ -156,8 +157,6 @@ class EventFilter:
 
 @database_sync_to_async
 def recent_events(event_filter: EventFilter) -> list[dict[str, Any]]:
-    from scheduler.selectors import events_recent
-
     return events_recent(
         limit=event_filter.backfill,
         task_name=event_filter.task,

@@ -27,8 +27,9 @@ import math
 import threading
 import time
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator
+from datetime import datetime
+from typing import Any, Protocol
 
 from prometheus_client.core import (
     CounterMetricFamily,
@@ -39,6 +40,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from scheduler.core.redis_connection import get_redis, redis_key
+from scheduler.observability.queues import queue_depths
 from scheduler.protocol import METRICS_DURATIONS_KEY as DURATIONS_KEY
 from scheduler.protocol import METRICS_EVENTS_KEY as EVENTS_KEY
 from scheduler.protocol import METRICS_TASKS_KEY as TASKS_KEY
@@ -172,8 +174,23 @@ def _split(field: str) -> tuple[str, str]:
     return head, tail
 
 
+class HistoryTable(Protocol):
+    """One growing table as the history gauges read it (services.retention's `RetentionRow`)."""
+
+    label: str
+    rows: int
+    oldest: datetime | None
+
+
 class SchedulerCollector(Collector):
-    """Reads every metric when scraped (module docstring)."""
+    """Reads every metric when scraped (module docstring).
+
+    `history` lists the growing tables (retention's overview, which the interface serving
+    `/metrics` passes in: observability sits below the services that own retention).
+    """
+
+    def __init__(self, history: Callable[[], Iterable[HistoryTable]] | None = None) -> None:
+        self._history = history
 
     def collect(self) -> Iterator[Metric]:
         up = GaugeMetricFamily(
@@ -197,7 +214,6 @@ class SchedulerCollector(Collector):
 
         from scheduler.observability.health import beat_heartbeat
         from scheduler.observability.worker_heartbeats import workers_seen_within
-        from scheduler.selectors import queue_depths
 
         tasks = CounterMetricFamily(
             "scheduler_tasks",
@@ -269,9 +285,8 @@ class SchedulerCollector(Collector):
         return histogram
 
     def _from_database(self) -> Iterator[Metric]:
-        # Imported here: retention reads the apps' registered policies (Django's app registry).
-        from scheduler.system.retention import retention_overview
-
+        if self._history is None:
+            return
         rows = GaugeMetricFamily(
             "scheduler_history_rows",
             "Rows of each table that grows with the history (results, events, audit, ...); "
@@ -284,7 +299,7 @@ class SchedulerCollector(Collector):
             "Retention keeps it within the table's setting.",
             labels=["table"],
         )
-        for table in retention_overview():
+        for table in self._history():
             rows.add_metric([table.label], table.rows)
             if table.oldest is not None:
                 oldest.add_metric([table.label], table.oldest.timestamp())
@@ -292,8 +307,10 @@ class SchedulerCollector(Collector):
         yield oldest
 
 
-def metrics_registry() -> CollectorRegistry:
+def metrics_registry(
+    *, history: Callable[[], Iterable[HistoryTable]] | None = None
+) -> CollectorRegistry:
     """A registry of our collector only: per-process metrics mean nothing for a deployment."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(SchedulerCollector())
+    registry.register(SchedulerCollector(history))
     return registry

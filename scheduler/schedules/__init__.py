@@ -21,6 +21,12 @@ from scheduler.schedules.parsing import (
 )
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.schedules.preview import Preview, format_run, periodic_task_preview
+from scheduler.schedules.rows import (
+    crontab_spec_of,
+    periodic_task_next_runs,
+    periodic_task_schedule,
+    schedule_describe,
+)
 
 __all__ = [
     "CrontabSpec",
@@ -31,10 +37,14 @@ __all__ = [
     "Period",
     "Preview",
     "ScheduleParseError",
+    "crontab_spec_of",
     "describe_crontab",
     "describe_interval",
     "format_run",
     "parse_schedule",
+    "periodic_task_next_runs",
     "periodic_task_preview",
+    "periodic_task_schedule",
+    "schedule_describe",
     "zone_named",
 ]

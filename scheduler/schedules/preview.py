@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from scheduler.schedules.parsing import (
@@ -27,6 +27,7 @@ from scheduler.schedules.parsing import (
     resolve_wall_time,
     zone_named,
 )
+from scheduler.schedules.rows import crontab_spec_of, options_of
 
 if TYPE_CHECKING:
     from django_celery_beat.models import PeriodicTask
@@ -220,22 +221,11 @@ def interval_dst_warnings(runs: Iterable[datetime], step: timedelta, zone: ZoneI
 # --- A periodic task row -------------------------------------------------------------------------
 
 
-def _options(periodic_task: PeriodicTask) -> Any:
-    from scheduler.models import ScheduleOptions
-
-    try:
-        return cast(Any, periodic_task).options
-    except ScheduleOptions.DoesNotExist:
-        return None
-
-
 def periodic_task_preview(
     periodic_task: PeriodicTask, *, now: datetime, count: int = PREVIEW_COUNT
 ) -> Preview:
     """The next `count` runs of a saved periodic task, in its time zone, with warnings."""
-    from scheduler.selectors import crontab_spec_of
-
-    options = _options(periodic_task)
+    options = options_of(periodic_task)
     crontab = periodic_task.crontab
     zone_name = str(crontab.timezone) if crontab is not None else "UTC"
     if crontab is None and options is not None and options.timezone:

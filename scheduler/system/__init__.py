@@ -1,6 +1,7 @@
 """The built-in system tasks (`scheduler.ping`, `scheduler.cleanup_results`, backups,
 notifications, allow-listed commands) and what they call: database backups, webhooks and mail,
-allow-listed shell commands, and the retention of every growing table.
+allow-listed shell commands. (The retention of every growing table is a service:
+scheduler/services/retention.py; the cleanup task here runs it.)
 
 The tasks register themselves with Celery when `scheduler.tasks` is imported (autodiscovery);
 they are not re-exported here. The names other rooms and apps use are. Modules inside
@@ -15,28 +16,10 @@ from scheduler.system.notifications import (
     NotificationRejected,
     webhook_post,
 )
-from scheduler.system.retention import (
-    CLEANUP_SCHEDULE_NAME,
-    HISTORY_TABLES,
-    RetentionPolicy,
-    RetentionRow,
-    retention_clear,
-    retention_overview,
-    retention_register,
-    retention_run,
-)
 
 __all__ = [
-    "CLEANUP_SCHEDULE_NAME",
-    "HISTORY_TABLES",
     "RESPONSE_NOTE",
     "NotificationError",
     "NotificationRejected",
-    "RetentionPolicy",
-    "RetentionRow",
-    "retention_clear",
-    "retention_overview",
-    "retention_register",
-    "retention_run",
     "webhook_post",
 ]

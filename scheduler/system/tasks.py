@@ -16,6 +16,7 @@ from config.queues import QUEUES, queue_for
 from scheduler.catalog import Params, catalog_task
 from scheduler.observability.health import full_health_report
 from scheduler.schedules.policies import OverlapPolicy
+from scheduler.services.retention import MAX_BATCH_SIZE, retention_cleanup
 from scheduler.system.allowed_commands import (
     MAX_TIMEOUT,
     CommandFailed,
@@ -26,7 +27,6 @@ from scheduler.system.allowed_commands import (
 )
 from scheduler.system.backups import database_backup
 from scheduler.system.notifications import NotificationError, notification_send
-from scheduler.system.retention import MAX_BATCH_SIZE, retention_cleanup
 
 logger = logging.getLogger(__name__)
 

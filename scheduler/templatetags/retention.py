@@ -7,7 +7,7 @@ from typing import Any
 from django import template
 from django.urls import NoReverseMatch, reverse
 
-from scheduler.system.retention import retention_overview
+from scheduler.services.retention import retention_overview
 
 register = template.Library()
 

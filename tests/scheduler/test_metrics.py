@@ -332,6 +332,7 @@ def test_the_readme_lists_every_metric_with_the_labels_it_has():
     from pathlib import Path
 
     from scheduler.observability.metrics import SchedulerCollector
+    from scheduler.services import retention_overview
 
     readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
     section = readme.split("\n## Metrics\n")[1].split("\n## ")[0]
@@ -344,7 +345,7 @@ def test_the_readme_lists_every_metric_with_the_labels_it_has():
         family.name + ("_total" if family.type == "counter" else ""): tuple(
             sorted(getattr(family, "_labelnames", ()))
         )
-        for family in SchedulerCollector().collect()
+        for family in SchedulerCollector(retention_overview).collect()
     }
 
     assert listed == exposed

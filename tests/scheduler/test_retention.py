@@ -1,7 +1,7 @@
 """History retention: every growing table keeps its rows as long as its setting says, no longer.
 
-The cleanup (scheduler/system/retention.py), the daily task that runs it, the schedule the migration
-creates for it, and where staff see it: `scheduler status` and the admin's index page.
+The cleanup (scheduler/services/retention.py), the daily task that runs it, the schedule the
+migration creates for it, and where staff see it: `scheduler status` and the admin's index page.
 """
 
 from __future__ import annotations
@@ -33,9 +33,8 @@ from scheduler.catalog import catalog
 from scheduler.devstack.demo import CLEANUP_NAME
 from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, TaskEvent
 from scheduler.selectors import schedule_next_run
-from scheduler.services import history_clear, schedule_create, schedule_disable
-from scheduler.system import retention, tasks
-from scheduler.system.retention import (
+from scheduler.services import history_clear, retention, schedule_create, schedule_disable
+from scheduler.services.retention import (
     CLEANUP_SCHEDULE_NAME,
     RetentionPolicy,
     retention_overview,
@@ -43,6 +42,7 @@ from scheduler.system.retention import (
     retention_register,
     retention_run,
 )
+from scheduler.system import tasks
 from scheduler.system.tasks import cleanup_results
 from scheduler.worker.result_backend import DatabaseBackend
 from tests.factories import TaskResultFactory, user_with

@@ -24,6 +24,7 @@ from django_celery_beat.models import (
 
 from scheduler.catalog import catalog
 from scheduler.models import AuditEntry, ScheduleOptions, Source, TaskEvent
+from scheduler.schedules import schedule_describe
 from scheduler.schedules.policies import OverlapPolicy
 from scheduler.services import (
     ScheduleError,
@@ -32,7 +33,6 @@ from scheduler.services import (
     params_from_json,
     schedule_create,
     schedule_delete,
-    schedule_describe,
     schedule_disable,
     schedule_enable,
     schedule_run_now,
@@ -435,7 +435,7 @@ def test_it_names_the_clash_when_a_concurrent_create_took_the_name_first(monkeyp
     make_schedule(name="raced")
     before = _rows()
     # As if the other create committed between our name check and our save.
-    monkeypatch.setattr("scheduler.services._validate_name", lambda name, **kwargs: name)
+    monkeypatch.setattr("scheduler.services.schedules._validate_name", lambda name, **kwargs: name)
 
     with pytest.raises(ScheduleError, match="'raced' already exists") as caught:
         make_schedule(name="raced")

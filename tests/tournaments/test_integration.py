@@ -36,7 +36,7 @@ from agents.services import agent_create
 from config.celery import app
 from scheduler.beat import scheduler as beat
 from scheduler.core.redis_connection import get_redis, redis_key
-from scheduler.selectors import queue_depths
+from scheduler.observability.queues import queue_depths
 from scheduler.services import schedule_create
 from tests.processes import (
     RunningProcess,

@@ -13,7 +13,8 @@ from django_celery_beat.models import PeriodicTask
 
 from agents.services import agent_create
 from scheduler.models import TaskEvent
-from scheduler.selectors import periodic_task_next_runs, upcoming_runs
+from scheduler.schedules import periodic_task_next_runs
+from scheduler.selectors import upcoming_runs
 from tournaments import services, tasks
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
 from tournaments.services import TournamentError

@@ -42,9 +42,12 @@ from scheduler.observability.health import (
     full_health_report,
     missed_runs,
 )
+from scheduler.observability.queues import queue_depths
 from scheduler.observability.worker_heartbeats import workers_seen_within
+from scheduler.schedules import schedule_describe
 from scheduler.schedules.parsing import ScheduleParseError, parse_schedule, zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
+from scheduler.schedules.rows import periodic_task_next_runs
 from scheduler.services import (
     ScheduleError,
     ScheduleNotFound,
@@ -52,14 +55,13 @@ from scheduler.services import (
     params_from_json,
     schedule_create,
     schedule_delete,
-    schedule_describe,
     schedule_disable,
     schedule_enable,
     schedule_get,
     schedule_run_now,
     task_enqueue,
 )
-from scheduler.system.retention import RetentionRow, retention_overview
+from scheduler.services.retention import RetentionRow, retention_overview
 from scheduler.worker.task_base import SKIPPED
 
 # How often waits poll the result backend and `logs --follow` polls the event table.
@@ -273,7 +275,7 @@ class Command(BaseCommand):
             f"Created {periodic_task.name!r} ({state}): {schedule_describe(periodic_task)}; "
             f"task {periodic_task.task} on queue {periodic_task.queue}."
         )
-        runs = selectors.periodic_task_next_runs(periodic_task, count=1)
+        runs = periodic_task_next_runs(periodic_task, count=1)
         if runs:
             self._print(f"Next run: {out.when(runs[0], _zone_of(periodic_task))}")
 
@@ -281,7 +283,7 @@ class Command(BaseCommand):
         rows = []
         now = timezone.now()
         for periodic_task in selectors.periodic_tasks_listed(enabled=options["only"]):
-            runs = selectors.periodic_task_next_runs(periodic_task, count=1, now=now)
+            runs = periodic_task_next_runs(periodic_task, count=1, now=now)
             rows.append((periodic_task, schedule_describe(periodic_task), runs))
         if options["json"]:
             self._json(
@@ -315,7 +317,7 @@ class Command(BaseCommand):
     def _show(self, options: dict[str, Any]) -> None:
         periodic_task = schedule_get(options["name"])
         description = schedule_describe(periodic_task)
-        runs = selectors.periodic_task_next_runs(periodic_task, count=5)
+        runs = periodic_task_next_runs(periodic_task, count=5)
         results = list(selectors.task_results(periodic_task_name=periodic_task.name, limit=10))
         trail = list(selectors.audit_trail(periodic_task.name))
         data = out.periodic_task_as_dict(periodic_task, description=description, next_runs=runs)
@@ -578,7 +580,7 @@ class Command(BaseCommand):
             "tables": [row.as_dict() for row in retention],
         }
         try:
-            report["queues"] = selectors.queue_depths()
+            report["queues"] = queue_depths()
         except redis.exceptions.RedisError as exc:
             report["queues"] = {"error": out.one_line(str(exc))}
         if options["json"]:

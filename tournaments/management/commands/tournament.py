@@ -31,7 +31,7 @@ from django.utils import timezone
 from agents.models import Agent
 from scheduler.cli import output as out
 from scheduler.dashboard import UnknownZone, activate_command_zone, add_display_zone_option
-from scheduler.services import schedule_describe
+from scheduler.schedules import schedule_describe
 from tournaments import selectors, services
 from tournaments.demo import seed_tournament_schedules
 from tournaments.models import Decision, Entry, Tournament, Trade

@@ -1,24 +1,16 @@
-"""Writes of the scheduler app. Every create/update/delete goes through a function here.
-
-The admin, the CLI and the API all call these: each validates the catalog name, the parameters
-and the schedule, saves atomically, records an audit entry and an event, and raises
-`ScheduleError` (naming the field) without saving anything when the input is wrong.
-"""
+"""Writes of schedules (periodic tasks with their options): create, update, save from the
+admin, enable/disable (one or many), delete, run now. Each validates the catalog name, the
+parameters and the schedule, saves atomically, records an audit entry and an event, notifies
+beat, and raises `ScheduleError` (naming the field) without saving anything when the input is
+wrong."""
 
 from __future__ import annotations
 
-import ast
 import json
-import secrets
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar, cast
+from typing import Any, ParamSpec, TypeVar
 
-from django.conf import settings
-from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
 from django.utils import timezone
@@ -29,109 +21,39 @@ from django_celery_beat.models import (
     PeriodicTask,
     PeriodicTasks,
 )
-from django_celery_results.models import TaskResult
 
-from config.queues import QUEUES
 from scheduler.beat.changes import notify_beat
 from scheduler.catalog import (
     CATALOG_EXISTING_DOCS,
-    ParameterError,
-    UnknownTaskError,
     load_catalog,
     outside_catalog_message,
 )
-from scheduler.core.json_input import MalformedJSON, read_json
-from scheduler.core.masking import holds_mask, masked_text
-from scheduler.live.events import event_record
 from scheduler.models import AuditEntry, ScheduleOptions, Source
 from scheduler.schedules.parsing import (
-    IntervalSpec,
     ParsedSchedule,
-    Period,
     ScheduleParseError,
-    describe_crontab,
-    describe_interval,
     parse_schedule,
     zone_named,
 )
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
-from scheduler.selectors import crontab_spec_of
-from scheduler.system.retention import HISTORY_TABLES, retention_clear, retention_run
+from scheduler.schedules.rows import options_of, schedule_describe
+from scheduler.services.audit import (
+    audit_write,
+    change_record,
+    change_record_update,
+    changes_between,
+    schedule_event,
+    schedule_snapshot,
+)
+from scheduler.services.errors import ScheduleError, ScheduleNotFound, User
+from scheduler.services.runs import ValidatedTask, params_from_json, task_enqueue, task_validate
 
-User = AbstractBaseUser | AnonymousUser | None
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
 _Row = TypeVar("_Row", IntervalSchedule, CrontabSchedule, ClockedSchedule)
 
 NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
-
-
-class ScheduleError(ValueError):
-    """Input that cannot be saved. `errors` maps a field name to its messages."""
-
-    def __init__(self, errors: dict[str, list[str]]):
-        self.errors = errors
-        super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
-
-    @classmethod
-    def on(cls, field: str, message: str) -> ScheduleError:
-        return cls({field: [message]})
-
-
-class ScheduleNotFound(LookupError):
-    def __init__(self, name: str):
-        self.name = name
-        super().__init__(f"no periodic task named {name!r}")
-
-
-# --- Validation ----------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class ValidatedTask:
-    task: str
-    params: dict[str, Any]
-    queue: str
-
-
-def params_from_json(text: str | None) -> Any:
-    """Parameters written as JSON (CLI, admin); a ScheduleError naming `params` if malformed."""
-    if text is None or not text.strip():
-        return {}
-    try:
-        return read_json(text)
-    except MalformedJSON as exc:
-        raise ScheduleError.on("params", str(exc)) from exc
-
-
-def task_validate(
-    *, task: str, params: Any, queue: str | None = None, stored_in: str | None = None
-) -> ValidatedTask:
-    """The catalog entry exists, the parameters match it, the queue is one of ours.
-
-    `stored_in`: the periodic task that already runs `task`, so that a task outside the
-    catalog is refused as every interface refuses such a row (`outside_catalog_message`).
-    """
-    errors: dict[str, list[str]] = {}
-    try:
-        entry = load_catalog().get(task)
-    except UnknownTaskError as exc:
-        if stored_in is not None:
-            raise ScheduleError.on(
-                "task", outside_catalog_message(task, stored_in, "edited")
-            ) from exc
-        raise ScheduleError.on("task", str(exc)) from exc
-    try:
-        checked = entry.validate(params)
-    except ParameterError as exc:
-        errors["params"] = [str(exc)]
-        checked = {}
-    if queue and queue not in QUEUES:
-        errors["queue"] = [f"unknown queue {queue!r} (queues: {', '.join(QUEUES)})"]
-    if errors:
-        raise ScheduleError(errors)
-    return ValidatedTask(task=task, params=checked, queue=queue or entry.queue)
 
 
 def schedule_parse(
@@ -215,151 +137,6 @@ def _schedule_row(model: type[_Row], **lookup: Any) -> _Row:
     return rows.first() or model._default_manager.create(**lookup)
 
 
-def schedule_describe(periodic_task: PeriodicTask) -> str:
-    """What the schedule of a periodic task is, in words (also for rows made in the stock admin)."""
-    options = _options_of(periodic_task)
-    # A one-off's phrase may be relative ('in 5 minutes'): read again now, it would move.
-    if options is not None and options.phrase and periodic_task.clocked is None:
-        try:
-            return parse_schedule(options.phrase, tz=options.timezone).description
-        except ScheduleParseError:
-            pass
-    if periodic_task.interval is not None:
-        interval = periodic_task.interval
-        if interval.period not in ("days", "hours", "minutes", "seconds"):
-            return f"every {interval.every} {interval.period}"
-        period = cast("Period", interval.period)
-        return describe_interval(IntervalSpec(every=interval.every, period=period))
-    if periodic_task.crontab is not None:
-        row = periodic_task.crontab
-        spec = crontab_spec_of(row)
-        try:
-            return f"{describe_crontab(spec)} ({row.timezone})"
-        except Exception:  # a hand-made row cron-descriptor cannot read
-            return spec.expression
-    if periodic_task.clocked is not None:
-        return f"once at {periodic_task.clocked.clocked_time.isoformat()}"
-    return _stock_schedule(periodic_task)
-
-
-def _snapshot(periodic_task: PeriodicTask, options: ScheduleOptions | None) -> dict[str, Any]:
-    return {
-        "task": periodic_task.task,
-        "schedule": options.phrase
-        if options and options.phrase
-        else _stock_schedule(periodic_task),
-        "timezone": options.timezone if options else "UTC",
-        "params": _stored_params(periodic_task),
-        "queue": periodic_task.queue or "",
-        "enabled": periodic_task.enabled,
-        "description": periodic_task.description,
-        "overlap": options.overlap if options else OverlapPolicy.DEFAULT.value,
-        "misfire": options.misfire if options else MisfirePolicy.RUN_ONCE.value,
-    }
-
-
-def _stored_params(periodic_task: PeriodicTask) -> Any:
-    try:
-        return json.loads(periodic_task.kwargs or "{}")
-    except json.JSONDecodeError:
-        # Stored by hand as non-JSON: shown and diffed as the text it is, so such a row can
-        # still be updated (with new params) and deleted.
-        return periodic_task.kwargs
-
-
-def _stock_schedule(periodic_task: PeriodicTask) -> str:
-    for field in ("interval", "crontab", "clocked", "solar"):
-        row = getattr(periodic_task, field)
-        if row is not None:
-            return str(row)
-    return ""
-
-
-def _diff(before: dict[str, Any], after: dict[str, Any]) -> dict[str, list[Any]]:
-    return {
-        key: [before.get(key), after.get(key)] for key in after if before.get(key) != after.get(key)
-    }
-
-
-def _actor(user: User) -> Any:
-    if user is None or not getattr(user, "is_authenticated", False):
-        return None
-    return user
-
-
-def _audit(
-    periodic_task: PeriodicTask | None,
-    *,
-    name: str,
-    action: str,
-    actor: User,
-    source: str,
-    changes: dict[str, Any],
-) -> AuditEntry:
-    return AuditEntry.objects.create(
-        periodic_task=periodic_task,
-        periodic_task_name=name,
-        action=action,
-        actor=_actor(actor),
-        source=source,
-        changes=changes,
-    )
-
-
-def _event(action: str, periodic_task: PeriodicTask, *, message: str = "", **payload: Any) -> None:
-    event_record(
-        type=f"schedule.{action}",
-        task_name=periodic_task.task,
-        periodic_task_name=periodic_task.name,
-        message=message,
-        payload=payload,
-    )
-
-
-def _record(
-    periodic_task: PeriodicTask,
-    action: AuditEntry.Action,
-    changes: dict[str, Any],
-    /,
-    *,
-    actor: User,
-    source: str,
-    **event: Any,
-) -> None:
-    """The audit entry and the event of one write to `periodic_task` (`event`: its payload)."""
-    _audit(
-        periodic_task,
-        name=periodic_task.name,
-        action=action,
-        actor=actor,
-        source=source,
-        changes=changes,
-    )
-    _event(str(action), periodic_task, **event, source=source)
-
-
-def _record_update(
-    periodic_task: PeriodicTask,
-    changes: dict[str, Any],
-    *,
-    old_name: str,
-    actor: User,
-    source: str,
-) -> None:
-    """Record an update, unless it changed nothing."""
-    if periodic_task.name != old_name:
-        changes = {**changes, "name": [old_name, periodic_task.name]}
-    if changes:
-        _record(
-            periodic_task,
-            AuditEntry.Action.UPDATED,
-            changes,
-            actor=actor,
-            source=source,
-            changes=sorted(changes),
-        )
-
-
 def schedule_require_catalog(periodic_task: PeriodicTask, action: str) -> None:
     """The one rule for rows outside the catalog (scheduler/catalog.py): viewed, disabled and
     deleted, never enabled, run or edited. A ScheduleError on `task` saying so."""
@@ -376,14 +153,6 @@ def schedule_get(name: str) -> PeriodicTask:
         ).get(name=name)
     except PeriodicTask.DoesNotExist:
         raise ScheduleNotFound(name) from None
-
-
-def _options_of(periodic_task: PeriodicTask) -> ScheduleOptions | None:
-    try:
-        options: ScheduleOptions = cast(Any, periodic_task).options
-    except ScheduleOptions.DoesNotExist:
-        return None
-    return options
 
 
 # --- Services ------------------------------------------------------------------------------------
@@ -517,10 +286,10 @@ def schedule_create(
         overlap=overlap,
         misfire=misfire,
     )
-    _record(
+    change_record(
         periodic_task,
         AuditEntry.Action.CREATED,
-        _diff({}, _snapshot(periodic_task, options)),
+        changes_between({}, schedule_snapshot(periodic_task, options)),
         actor=actor,
         source=source,
         message=parsed.description,
@@ -551,8 +320,8 @@ def schedule_update(
     """Change the given fields of periodic task `name`; the others stay as they are."""
     periodic_task = schedule_get(name)
     periodic_task = PeriodicTask.objects.select_for_update().get(pk=periodic_task.pk)
-    options = _options_of(periodic_task)
-    before = _snapshot(periodic_task, options)
+    options = options_of(periodic_task)
+    before = schedule_snapshot(periodic_task, options)
 
     errors = _FieldErrors()
     checked = errors.check(
@@ -587,9 +356,9 @@ def schedule_update(
         overlap=overlap,
         misfire=misfire,
     )
-    _record_update(
+    change_record_update(
         periodic_task,
-        _diff(before, _snapshot(periodic_task, options)),
+        changes_between(before, schedule_snapshot(periodic_task, options)),
         old_name=name,
         actor=actor,
         source=source,
@@ -649,7 +418,7 @@ def schedule_save(
         .select_related("interval", "crontab", "clocked", "solar", "options")
         .get(pk=periodic_task.pk)
     )
-    options = None if stored is None else _options_of(stored)
+    options = None if stored is None else options_of(stored)
 
     errors = _FieldErrors()
     checked = errors.check(
@@ -686,7 +455,7 @@ def schedule_save(
     errors.raise_any()
     assert checked is not None
 
-    before = {} if stored is None else _snapshot(stored, options)
+    before = {} if stored is None else schedule_snapshot(stored, options)
     before_columns = {} if stored is None else _stock_columns(stored)
     periodic_task.name = periodic_task.name.strip()
     _row_save(periodic_task, checked=checked, parsed=parsed)
@@ -704,7 +473,7 @@ def schedule_save(
         options.timezone = str(crontab.timezone) if crontab is not None else tz
     _options_save(options, parsed=parsed, phrase=schedule or "", overlap=overlap, misfire=misfire)
 
-    after = _snapshot(periodic_task, options)
+    after = schedule_snapshot(periodic_task, options)
     after_columns = _stock_columns(periodic_task)
     if stored is None:
         # A new row records its stock columns only where they differ from the defaults.
@@ -713,9 +482,9 @@ def schedule_save(
             for column, value in after_columns.items()
             if value in (None, False, "", "[]", "{}")
         }
-    changes = _diff(before, after) | _diff(before_columns, after_columns)
+    changes = changes_between(before, after) | changes_between(before_columns, after_columns)
     if stored is None:
-        _record(
+        change_record(
             periodic_task,
             AuditEntry.Action.CREATED,
             changes,
@@ -724,7 +493,9 @@ def schedule_save(
             message=schedule_describe(periodic_task),
         )
     else:
-        _record_update(periodic_task, changes, old_name=stored.name, actor=actor, source=source)
+        change_record_update(
+            periodic_task, changes, old_name=stored.name, actor=actor, source=source
+        )
     return periodic_task
 
 
@@ -739,7 +510,9 @@ def _set_enabled(name: str, *, enabled: bool, actor: User, source: str) -> Perio
     periodic_task.enabled = enabled
     periodic_task.save()  # save(): beat's change counter moves with it
     action = AuditEntry.Action.ENABLED if enabled else AuditEntry.Action.DISABLED
-    _record(periodic_task, action, {"enabled": [not enabled, enabled]}, actor=actor, source=source)
+    change_record(
+        periodic_task, action, {"enabled": [not enabled, enabled]}, actor=actor, source=source
+    )
     return periodic_task
 
 
@@ -783,17 +556,17 @@ def schedule_set_enabled_bulk(
     notify_beat(tasks=[row.pk for row in rows])
     action = AuditEntry.Action.ENABLED if enabled else AuditEntry.Action.DISABLED
     for row in rows:
-        _record(row, action, {"enabled": [not enabled, enabled]}, actor=actor, source=source)
+        change_record(row, action, {"enabled": [not enabled, enabled]}, actor=actor, source=source)
     return len(rows)
 
 
 @transaction.atomic
 def schedule_delete(*, name: str, actor: User = None, source: str = Source.SYSTEM) -> None:
     periodic_task = schedule_get(name)
-    before = _snapshot(periodic_task, _options_of(periodic_task))
-    _event("deleted", periodic_task, source=source)
+    before = schedule_snapshot(periodic_task, options_of(periodic_task))
+    schedule_event("deleted", periodic_task, source=source)
     periodic_task.delete()
-    _audit(
+    audit_write(
         None,
         name=name,
         action=AuditEntry.Action.DELETED,
@@ -801,53 +574,6 @@ def schedule_delete(*, name: str, actor: User = None, source: str = Source.SYSTE
         source=source,
         changes={key: [value, None] for key, value in before.items()},
     )
-
-
-def task_enqueue(
-    *,
-    task: str,
-    params: Any = None,
-    queue: str | None = None,
-    periodic_task_name: str | None = None,
-    countdown: float | None = None,
-) -> str:
-    """Queue catalog task `task` after the current transaction commits; returns its task id."""
-    from config.celery import app
-
-    checked = task_validate(task=task, params=params, queue=queue)
-    task_id = str(uuid.uuid4())
-    headers = {"periodic_task_name": periodic_task_name} if periodic_task_name else None
-
-    def send() -> None:
-        if not settings.CELERY_ENABLED:
-            # No broker in this deployment: the caller runs the task itself (MIRT's dispatcher).
-            app.tasks[checked.task].apply(kwargs=checked.params, task_id=task_id, headers=headers)
-            return
-        try:
-            app.send_task(
-                checked.task,
-                kwargs=checked.params,
-                queue=checked.queue,
-                task_id=task_id,
-                headers=headers,
-                kwargsrepr=json.dumps(checked.params),
-                countdown=countdown,
-            )
-        except Exception as exc:
-            # The transaction that asked for this run has committed (its audit entry too): the
-            # event log must say the run never left, and the caller gets the error.
-            event_record(
-                type="task.failed",
-                task_id=task_id,
-                task_name=checked.task,
-                periodic_task_name=periodic_task_name or "",
-                state="FAILURE",
-                message=f"could not be queued: {type(exc).__name__}: {exc}",
-            )
-            raise
-
-    transaction.on_commit(send)
-    return task_id
 
 
 @transaction.atomic
@@ -865,7 +591,7 @@ def schedule_run_now(*, name: str, actor: User = None, source: str = Source.SYST
         queue=periodic_task.queue or None,
         periodic_task_name=periodic_task.name,
     )
-    _record(
+    change_record(
         periodic_task,
         AuditEntry.Action.RUN_NOW,
         {"task_id": [None, task_id]},
@@ -874,126 +600,3 @@ def schedule_run_now(*, name: str, actor: User = None, source: str = Source.SYST
         task_id=task_id,
     )
     return task_id
-
-
-def stored_kwargs(result: TaskResult) -> dict[str, Any]:
-    """The keyword arguments a stored result ran with.
-
-    The results backend stores the message's `kwargsrepr`: JSON for tasks we queue (we pass it),
-    a Python literal for tasks queued by others (beat); Celery cuts it at 1024 characters.
-    Secret values in it are masked (config/celery.py).
-    """
-    raw = result.task_kwargs or ""
-    try:
-        text = json.loads(raw) if raw else "{}"
-    except json.JSONDecodeError:
-        text = raw
-    if not isinstance(text, str):
-        text = json.dumps(text)
-    for read in (json.loads, ast.literal_eval):
-        try:
-            value = read(text)
-        except (ValueError, SyntaxError, RecursionError, MemoryError):
-            continue
-        if isinstance(value, dict):
-            return value
-    raise ScheduleError.on(
-        "params",
-        f"the stored arguments of task {result.task_id} cannot be read back: "
-        f"{masked_text(raw[:80])}",
-    )
-
-
-def task_result_retry(*, result: TaskResult) -> str:
-    """Queue the task of a stored result again with the same arguments (catalog tasks only)."""
-    params = stored_kwargs(result)
-    if holds_mask(params):
-        # Secrets are stored masked (scheduler/core/masking.py): running with the mask would be
-        # wrong.
-        raise ScheduleError.on(
-            "params",
-            f"the stored arguments of task {result.task_id} hold masked secrets: run the task "
-            "again with its parameters instead",
-        )
-    return task_enqueue(
-        task=result.task_name or "",
-        params=params,
-        periodic_task_name=result.periodic_task_name,  # type: ignore[attr-defined]
-    )
-
-
-def history_clear(*, older_than_days: int | None = None, batch_size: int | None = None) -> int:
-    """Delete stored results and events (all, or older than N days) in batches; how many.
-
-    The batches are retention's (scheduler/system/retention.py), so periodic tasks whose latest run
-    went are pointed at the run before it.
-    """
-    if older_than_days is not None and older_than_days < 0:
-        raise ScheduleError.on("older_than", "must be 0 or more days")
-    if batch_size is not None and batch_size < 1:
-        raise ScheduleError.on("batch_size", "must be 1 or more")
-    if older_than_days is None:
-        deleted = retention_clear(tables=HISTORY_TABLES, batch_size=batch_size)
-    else:
-        deleted = retention_run(
-            tables=HISTORY_TABLES, older_than_days=older_than_days, batch_size=batch_size
-        )
-    return sum(deleted.values())
-
-
-# --- Users ---------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class CreatedSuperuser:
-    username: str
-    password: str
-    generated: bool
-
-
-@transaction.atomic
-def superuser_ensure(
-    *, username: str = "admin", password: str | None = None
-) -> CreatedSuperuser | None:
-    """Create a superuser when none exists yet; None when one already does.
-
-    Without `password` a random one is generated: it is returned once and stored only hashed.
-    """
-    user_model = get_user_model()
-    if user_model._default_manager.filter(is_superuser=True).exists():
-        return None
-    generated = not password
-    secret = password or secrets.token_urlsafe(12)
-    user_model._default_manager.create_superuser(username=username, email="", password=secret)
-    return CreatedSuperuser(username=username, password=secret, generated=generated)
-
-
-# --- Runs ----------------------------------------------------------------------------------------
-
-
-class TaskNotFound(LookupError):
-    def __init__(self, task_id: str):
-        self.task_id = task_id
-        super().__init__(f"no task with id {task_id!r} was queued or stored")
-
-
-def task_revoke(*, task_id: str, terminate: bool = False) -> None:
-    """Ask every worker to drop task `task_id`, and to stop it if it runs when `terminate`.
-
-    TaskNotFound when nothing is known of `task_id` (no stored result, no event: a revoke
-    would only leave workers holding an id nobody queued). A ScheduleError naming `task_id`
-    when the task has finished already. Workers keep revoked ids in memory: a revoke reaches
-    the task if a worker receives it before its restart.
-    """
-    from config.celery import app
-    from scheduler.selectors import task_known, task_status
-
-    if not task_known(task_id):
-        raise TaskNotFound(task_id)
-
-    status = task_status(task_id)
-    if status.finished:
-        raise ScheduleError.on(
-            "task_id", f"task {task_id} has finished already ({status.state}): nothing to revoke"
-        )
-    app.control.revoke(task_id, terminate=terminate, signal="SIGTERM")

@@ -1,0 +1,149 @@
+"""A periodic task's schedule read from its django-celery-beat rows: its cron fields, its next
+runs (the one function every display uses; beat computes the same from the same rows) and its
+description in words. Reads the rows it is given; no queries of its own beyond their relations.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Any, cast
+
+from django.core.exceptions import ObjectDoesNotExist
+from django.utils import timezone
+
+from scheduler.schedules.parsing import (
+    CrontabSpec,
+    IntervalSpec,
+    ParsedSchedule,
+    Period,
+    ScheduleParseError,
+    describe_crontab,
+    describe_interval,
+    parse_schedule,
+)
+
+if TYPE_CHECKING:
+    from django_celery_beat.models import CrontabSchedule, PeriodicTask
+
+
+def options_of(periodic_task: PeriodicTask) -> Any:
+    """The task's `ScheduleOptions`, or None for a row made in the stock admin."""
+    try:
+        return cast(Any, periodic_task).options
+    except ObjectDoesNotExist:
+        return None
+
+
+def crontab_spec_of(row: CrontabSchedule) -> CrontabSpec:
+    """The five cron fields of a django-celery-beat crontab row (its zone is not part of them)."""
+    # str(): an unsaved row built in code may hold ints where the columns hold text.
+    return CrontabSpec(
+        minute=str(row.minute),
+        hour=str(row.hour),
+        day_of_week=str(row.day_of_week),
+        day_of_month=str(row.day_of_month),
+        month_of_year=str(row.month_of_year),
+    )
+
+
+def periodic_task_schedule(
+    periodic_task: PeriodicTask, *, describe: bool = True
+) -> ParsedSchedule | None:
+    """The schedule beat runs, read from the schedule rows (not the phrase): None for solar.
+
+    The rows, not `ScheduleOptions.phrase`, are the truth: a relative one-off ('in 5 minutes')
+    read again later would move, and staff may have edited the stock fields in the admin.
+    `describe=False` leaves its description empty: putting a schedule in words costs more than
+    its next runs, which is all the lists of schedules ask of it per row.
+    """
+    description = schedule_describe(periodic_task) if describe else ""
+    options = getattr(periodic_task, "options", None)  # None: a row made in the stock admin
+    tz = options.timezone if options is not None else "UTC"
+    if periodic_task.interval is not None:
+        interval = periodic_task.interval
+        if interval.period not in ("days", "hours", "minutes", "seconds"):
+            return None  # microseconds: a hand-made row
+        return ParsedSchedule(
+            kind="interval",
+            timezone=tz,
+            description=description,
+            interval=IntervalSpec(every=interval.every, period=cast("Period", interval.period)),
+        )
+    if periodic_task.crontab is not None:
+        row = periodic_task.crontab
+        return ParsedSchedule(
+            kind="crontab",
+            timezone=str(row.timezone),
+            description=description,
+            crontab=crontab_spec_of(row),
+        )
+    if periodic_task.clocked is not None:
+        return ParsedSchedule(
+            kind="clocked",
+            timezone=tz,
+            description=description,
+            clocked=periodic_task.clocked.clocked_time,
+        )
+    return None
+
+
+def periodic_task_next_runs(
+    periodic_task: PeriodicTask,
+    *,
+    count: int,
+    now: datetime | None = None,
+    until: datetime | None = None,
+) -> list[datetime]:
+    """When beat will next run `periodic_task`, at most `count` runs and none after `until`
+    (empty when disabled, spent or unknown), and none after its `expires`: beat stops there."""
+    now = now or timezone.now()
+    if periodic_task.expires is not None:
+        last = periodic_task.expires - timedelta(microseconds=1)  # at `expires` it has stopped
+        until = last if until is None else min(until, last)
+    schedule = periodic_task_schedule(periodic_task, describe=False)
+    if schedule is None or not periodic_task.enabled:
+        return []
+    if periodic_task.one_off and periodic_task.total_run_count:
+        return []
+    if schedule.interval is not None and periodic_task.last_run_at is not None:
+        # Beat counts an interval from the last run; one already overdue is due right now.
+        step = timedelta(seconds=schedule.interval.seconds)
+        first = max(periodic_task.last_run_at + step, now)
+        runs = [first + step * k for k in range(count)]
+        return [run for run in runs if until is None or run <= until]
+    return schedule.next_runs(count, now=now, until=until)
+
+
+def schedule_describe(periodic_task: PeriodicTask) -> str:
+    """What the schedule of a periodic task is, in words (also for rows made in the stock admin)."""
+    options = options_of(periodic_task)
+    # A one-off's phrase may be relative ('in 5 minutes'): read again now, it would move.
+    if options is not None and options.phrase and periodic_task.clocked is None:
+        try:
+            return parse_schedule(options.phrase, tz=options.timezone).description
+        except ScheduleParseError:
+            pass
+    if periodic_task.interval is not None:
+        interval = periodic_task.interval
+        if interval.period not in ("days", "hours", "minutes", "seconds"):
+            return f"every {interval.every} {interval.period}"
+        period = cast("Period", interval.period)
+        return describe_interval(IntervalSpec(every=interval.every, period=period))
+    if periodic_task.crontab is not None:
+        row = periodic_task.crontab
+        spec = crontab_spec_of(row)
+        try:
+            return f"{describe_crontab(spec)} ({row.timezone})"
+        except Exception:  # a hand-made row cron-descriptor cannot read
+            return spec.expression
+    if periodic_task.clocked is not None:
+        return f"once at {periodic_task.clocked.clocked_time.isoformat()}"
+    return stock_schedule(periodic_task)
+
+
+def stock_schedule(periodic_task: PeriodicTask) -> str:
+    for field in ("interval", "crontab", "clocked", "solar"):
+        row = getattr(periodic_task, field)
+        if row is not None:
+            return str(row)
+    return ""

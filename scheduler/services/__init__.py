@@ -1,0 +1,92 @@
+"""Writes of the scheduler app, by entity (schedules, runs, audit, history, retention,
+accounts). Every create/update/delete goes through a function here: the admin, the CLI, the API
+and the other apps call these, and import them from here (`from scheduler.services import ...`).
+"""
+
+from __future__ import annotations
+
+from scheduler.services.accounts import (
+    CreatedSuperuser,
+    superuser_ensure,
+)
+from scheduler.services.errors import (
+    ScheduleError,
+    ScheduleNotFound,
+    TaskNotFound,
+    User,
+)
+from scheduler.services.history import (
+    history_clear,
+)
+from scheduler.services.retention import (
+    CLEANUP_SCHEDULE_NAME,
+    HISTORY_TABLES,
+    RetentionPolicy,
+    RetentionRow,
+    retention_clear,
+    retention_overview,
+    retention_register,
+    retention_run,
+)
+from scheduler.services.runs import (
+    ValidatedTask,
+    params_from_json,
+    stored_kwargs,
+    task_enqueue,
+    task_result_retry,
+    task_revoke,
+    task_validate,
+)
+from scheduler.services.schedules import (
+    DESCRIPTION_MAX_LENGTH,
+    NAME_MAX_LENGTH,
+    schedule_create,
+    schedule_delete,
+    schedule_disable,
+    schedule_enable,
+    schedule_get,
+    schedule_parse,
+    schedule_require_catalog,
+    schedule_run_now,
+    schedule_save,
+    schedule_set_enabled_bulk,
+    schedule_update,
+)
+
+__all__ = [
+    "CLEANUP_SCHEDULE_NAME",
+    "DESCRIPTION_MAX_LENGTH",
+    "HISTORY_TABLES",
+    "NAME_MAX_LENGTH",
+    "CreatedSuperuser",
+    "RetentionPolicy",
+    "RetentionRow",
+    "ScheduleError",
+    "ScheduleNotFound",
+    "TaskNotFound",
+    "User",
+    "ValidatedTask",
+    "history_clear",
+    "params_from_json",
+    "retention_clear",
+    "retention_overview",
+    "retention_register",
+    "retention_run",
+    "schedule_create",
+    "schedule_delete",
+    "schedule_disable",
+    "schedule_enable",
+    "schedule_get",
+    "schedule_parse",
+    "schedule_require_catalog",
+    "schedule_run_now",
+    "schedule_save",
+    "schedule_set_enabled_bulk",
+    "schedule_update",
+    "stored_kwargs",
+    "superuser_ensure",
+    "task_enqueue",
+    "task_result_retry",
+    "task_revoke",
+    "task_validate",
+]

@@ -1,0 +1,32 @@
+"""What the services raise, and who may act: one place for the errors every interface maps
+(a field error to a 400 or a form error, not-found to a 404 or exit code 1)."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+User = AbstractBaseUser | AnonymousUser | None
+
+
+class ScheduleError(ValueError):
+    """Input that cannot be saved. `errors` maps a field name to its messages."""
+
+    def __init__(self, errors: dict[str, list[str]]):
+        self.errors = errors
+        super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
+
+    @classmethod
+    def on(cls, field: str, message: str) -> ScheduleError:
+        return cls({field: [message]})
+
+
+class ScheduleNotFound(LookupError):
+    def __init__(self, name: str):
+        self.name = name
+        super().__init__(f"no periodic task named {name!r}")
+
+
+class TaskNotFound(LookupError):
+    def __init__(self, task_id: str):
+        self.task_id = task_id
+        super().__init__(f"no task with id {task_id!r} was queued or stored")

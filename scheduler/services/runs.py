@@ -1,0 +1,188 @@
+"""Writes of runs: validating a catalog task and its parameters, queueing it (once, on commit,
+with its domain-object header), retrying a stored result, revoking a task."""
+
+from __future__ import annotations
+
+import ast
+import json
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django_celery_results.models import TaskResult
+
+from config.celery import app
+from config.queues import QUEUES
+from scheduler.catalog import (
+    ParameterError,
+    UnknownTaskError,
+    load_catalog,
+    outside_catalog_message,
+)
+from scheduler.core.json_input import MalformedJSON, read_json
+from scheduler.core.masking import holds_mask, masked_text
+from scheduler.live.events import event_record
+from scheduler.selectors import task_known, task_status
+from scheduler.services.errors import ScheduleError, TaskNotFound
+
+# --- Validation ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ValidatedTask:
+    task: str
+    params: dict[str, Any]
+    queue: str
+
+
+def params_from_json(text: str | None) -> Any:
+    """Parameters written as JSON (CLI, admin); a ScheduleError naming `params` if malformed."""
+    if text is None or not text.strip():
+        return {}
+    try:
+        return read_json(text)
+    except MalformedJSON as exc:
+        raise ScheduleError.on("params", str(exc)) from exc
+
+
+def task_validate(
+    *, task: str, params: Any, queue: str | None = None, stored_in: str | None = None
+) -> ValidatedTask:
+    """The catalog entry exists, the parameters match it, the queue is one of ours.
+
+    `stored_in`: the periodic task that already runs `task`, so that a task outside the
+    catalog is refused as every interface refuses such a row (`outside_catalog_message`).
+    """
+    errors: dict[str, list[str]] = {}
+    try:
+        entry = load_catalog().get(task)
+    except UnknownTaskError as exc:
+        if stored_in is not None:
+            raise ScheduleError.on(
+                "task", outside_catalog_message(task, stored_in, "edited")
+            ) from exc
+        raise ScheduleError.on("task", str(exc)) from exc
+    try:
+        checked = entry.validate(params)
+    except ParameterError as exc:
+        errors["params"] = [str(exc)]
+        checked = {}
+    if queue and queue not in QUEUES:
+        errors["queue"] = [f"unknown queue {queue!r} (queues: {', '.join(QUEUES)})"]
+    if errors:
+        raise ScheduleError(errors)
+    return ValidatedTask(task=task, params=checked, queue=queue or entry.queue)
+
+
+def task_enqueue(
+    *,
+    task: str,
+    params: Any = None,
+    queue: str | None = None,
+    periodic_task_name: str | None = None,
+    countdown: float | None = None,
+) -> str:
+    """Queue catalog task `task` after the current transaction commits; returns its task id."""
+
+    checked = task_validate(task=task, params=params, queue=queue)
+    task_id = str(uuid.uuid4())
+    headers = {"periodic_task_name": periodic_task_name} if periodic_task_name else None
+
+    def send() -> None:
+        if not settings.CELERY_ENABLED:
+            # No broker in this deployment: the caller runs the task itself (MIRT's dispatcher).
+            app.tasks[checked.task].apply(kwargs=checked.params, task_id=task_id, headers=headers)
+            return
+        try:
+            app.send_task(
+                checked.task,
+                kwargs=checked.params,
+                queue=checked.queue,
+                task_id=task_id,
+                headers=headers,
+                kwargsrepr=json.dumps(checked.params),
+                countdown=countdown,
+            )
+        except Exception as exc:
+            # The transaction that asked for this run has committed (its audit entry too): the
+            # event log must say the run never left, and the caller gets the error.
+            event_record(
+                type="task.failed",
+                task_id=task_id,
+                task_name=checked.task,
+                periodic_task_name=periodic_task_name or "",
+                state="FAILURE",
+                message=f"could not be queued: {type(exc).__name__}: {exc}",
+            )
+            raise
+
+    transaction.on_commit(send)
+    return task_id
+
+
+def stored_kwargs(result: TaskResult) -> dict[str, Any]:
+    """The keyword arguments a stored result ran with.
+
+    The results backend stores the message's `kwargsrepr`: JSON for tasks we queue (we pass it),
+    a Python literal for tasks queued by others (beat); Celery cuts it at 1024 characters.
+    Secret values in it are masked (config/celery.py).
+    """
+    raw = result.task_kwargs or ""
+    try:
+        text = json.loads(raw) if raw else "{}"
+    except json.JSONDecodeError:
+        text = raw
+    if not isinstance(text, str):
+        text = json.dumps(text)
+    for read in (json.loads, ast.literal_eval):
+        try:
+            value = read(text)
+        except (ValueError, SyntaxError, RecursionError, MemoryError):
+            continue
+        if isinstance(value, dict):
+            return value
+    raise ScheduleError.on(
+        "params",
+        f"the stored arguments of task {result.task_id} cannot be read back: "
+        f"{masked_text(raw[:80])}",
+    )
+
+
+def task_result_retry(*, result: TaskResult) -> str:
+    """Queue the task of a stored result again with the same arguments (catalog tasks only)."""
+    params = stored_kwargs(result)
+    if holds_mask(params):
+        # Secrets are stored masked (scheduler/core/masking.py): running with the mask would be
+        # wrong.
+        raise ScheduleError.on(
+            "params",
+            f"the stored arguments of task {result.task_id} hold masked secrets: run the task "
+            "again with its parameters instead",
+        )
+    return task_enqueue(
+        task=result.task_name or "",
+        params=params,
+        periodic_task_name=result.periodic_task_name,  # type: ignore[attr-defined]
+    )
+
+
+def task_revoke(*, task_id: str, terminate: bool = False) -> None:
+    """Ask every worker to drop task `task_id`, and to stop it if it runs when `terminate`.
+
+    TaskNotFound when nothing is known of `task_id` (no stored result, no event: a revoke
+    would only leave workers holding an id nobody queued). A ScheduleError naming `task_id`
+    when the task has finished already. Workers keep revoked ids in memory: a revoke reaches
+    the task if a worker receives it before its restart.
+    """
+
+    if not task_known(task_id):
+        raise TaskNotFound(task_id)
+
+    status = task_status(task_id)
+    if status.finished:
+        raise ScheduleError.on(
+            "task_id", f"task {task_id} has finished already ({status.state}): nothing to revoke"
+        )
+    app.control.revoke(task_id, terminate=terminate, signal="SIGTERM")
