@@ -55,10 +55,11 @@ browser:
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
 		echo "Could not install chromium (not root?): the browser test will say what to do"; }
 
-## lint: ruff (lint + format) and mypy
+## lint: ruff (lint + format), the import contracts (lint-imports) and mypy
 lint: $(VENV)/.installed-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/lint-imports
 	$(TOOL_ENV) $(BIN)/mypy .
 
 format: $(VENV)/.installed-dev

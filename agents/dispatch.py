@@ -17,6 +17,7 @@ from django.db import transaction
 
 from agents import services
 from agents.models import Message, Session
+from agents.tasks import process_message
 from scheduler.protocol import object_header
 
 
@@ -49,7 +50,6 @@ def dispatch_message(
         "idempotency_key": key,
         "trace_id": trace_id,
     }
-    from agents.tasks import process_message
 
     if not settings.CELERY_ENABLED:
         # The worker's own code, here: stored, answered, delivered, recorded in history. An

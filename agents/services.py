@@ -24,7 +24,9 @@ from agents.brains.base import Brain, BrainConfigError, BrainReply
 from agents.errors import PermanentError
 from agents.models import Agent, AgentSchedule, Mention, Message, Post, Session
 from scheduler.live import event_record
+from scheduler.models import Source
 from scheduler.protocol import object_header
+from scheduler.services import schedule_create, schedule_set_enabled_bulk
 
 # Messages the brain sees after the session's summary.
 CONTEXT_MESSAGES = 20
@@ -110,8 +112,6 @@ def agent_schedule_create(
     source: str | None = None,
 ) -> AgentSchedule:
     """A periodic task owned by `agent`, made by the scheduler's own service (same checks)."""
-    from scheduler.models import Source
-    from scheduler.services import schedule_create
 
     with transaction.atomic():
         periodic_task = schedule_create(
@@ -133,8 +133,6 @@ def agent_schedule_create(
 
 def agent_schedules_set_enabled(*, agent: Agent, enabled: bool, actor: Any = None) -> int:
     """Pause or resume every periodic task of `agent`; how many changed."""
-    from scheduler.models import Source
-    from scheduler.services import schedule_set_enabled_bulk
 
     names = list(
         PeriodicTask.objects.filter(agent_schedule__agent=agent).values_list("name", flat=True)

@@ -6,11 +6,12 @@ from typing import Any
 
 from django.core.checks import CheckMessage, Error, register
 
+from config.celery import app
+from scheduler.catalog import load_catalog
+
 
 @register()
 def check_catalog(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-    from config.celery import app
-    from scheduler.catalog import load_catalog
 
     errors: list[CheckMessage] = []
     for entry in load_catalog():

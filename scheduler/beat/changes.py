@@ -31,6 +31,8 @@ from django_celery_beat.models import (
 )
 from redis.exceptions import RedisError
 
+from scheduler.core.redis_connection import get_redis, redis_key
+from scheduler.models import ScheduleOptions
 from scheduler.protocol import BEAT_CHANGES_CHANNEL as CHANGES_CHANNEL
 
 logger = logging.getLogger(__name__)
@@ -127,7 +129,6 @@ def send_pending() -> None:
     changes = _pending().take()
     if not changes:
         return
-    from scheduler.core.redis_connection import get_redis, redis_key
 
     try:
         get_redis().publish(redis_key(CHANGES_CHANNEL), changes.as_message())
@@ -152,7 +153,6 @@ def _schedule_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 
 def connect() -> None:
-    from scheduler.models import ScheduleOptions
 
     post_save.connect(_task_saved, sender=PeriodicTask, dispatch_uid="beat-changes-task")
     post_delete.connect(_task_deleted, sender=PeriodicTask, dispatch_uid="beat-changes-task")

@@ -41,11 +41,13 @@ from django_celery_beat.models import (
     PeriodicTasks,
     SolarSchedule,
 )
+from django_celery_results.models import TaskResult
 from redis.exceptions import RedisError
 
 from scheduler.beat.changes import CHANGES_CHANNEL, Changes
-from scheduler.catalog import catalog
 from scheduler.core.redis_connection import get_redis, redis_key
+from scheduler.live.events import event_record_safely
+from scheduler.models import ScheduleOptions
 from scheduler.protocol import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
 from scheduler.protocol import BEAT_LEADER_KEY as LEADER_KEY
 from scheduler.schedules.policies import MisfirePolicy
@@ -251,7 +253,6 @@ def _fingerprint(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def _add_misfire(rows: list[dict[str, Any]]) -> None:
     """Set each row's "misfire" from its ScheduleOptions (None when it has none)."""
-    from scheduler.models import ScheduleOptions
 
     policies = dict(
         ScheduleOptions.objects.filter(
@@ -587,7 +588,7 @@ class DatabaseScheduler(Scheduler):
         # Reading the registry finalises the app: every tasks module, so every catalog entry,
         # is loaded by then.
         task = self.app.tasks.get(entry.task)
-        if entry.task not in catalog:
+        if not getattr(task, "in_catalog", False):  # False too for a task not registered here
             # Rows are written through the services, which check; one written by hand is not.
             self._refuse(entry, f"{entry.task!r} is not in the catalog: not run")
             return None
@@ -612,7 +613,6 @@ class DatabaseScheduler(Scheduler):
 
     def _refuse(self, entry: Entry, message: str) -> None:
         """A run that will not go out: said on the dashboard and in `scheduler logs` too."""
-        from scheduler.live.events import event_record_safely
 
         logger.error("%s: %s", entry.name, message)
         event_record_safely(
@@ -624,7 +624,6 @@ class DatabaseScheduler(Scheduler):
         )
 
     def _skip_missed(self, skips: list[tuple[Entry, timedelta]], moment: datetime) -> None:
-        from scheduler.live.events import event_record_safely
 
         # An UPDATE, not save(): date_changed must not move (it would look like an edit).
         PeriodicTask.objects.filter(pk__in=[entry.id for entry, _ in skips]).update(
@@ -1013,9 +1012,6 @@ def flag_missed_runs(
     `published` holds (published at, task id, periodic task name), oldest first; the runs
     looked at are taken off it. Returns the (periodic task name, task id) flagged.
     """
-    from django_celery_results.models import TaskResult
-
-    from scheduler.live.events import event_record_safely
 
     old: list[tuple[float, str, str]] = []
     while published and published[0][0] <= now - grace:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from urllib.parse import urlsplit
 
 import redis
 from django.conf import settings
@@ -22,7 +23,6 @@ def redis_key(name: str) -> str:
 
 def describe_redis_url(url: str) -> str:
     """The URL without its password, for messages and logs."""
-    from urllib.parse import urlsplit
 
     parts = urlsplit(url)
     if parts.password:

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import redis
+from channels_redis.core import RedisChannelLayer
+from redis.sentinel import Sentinel, SentinelConnectionPool
 
 logger = logging.getLogger(__name__)
 
@@ -60,7 +62,6 @@ Messages = list[tuple[str, dict[str, Any]]]
 
 
 def batchable(layer: Any) -> bool:
-    from channels_redis.core import RedisChannelLayer
 
     return isinstance(layer, RedisChannelLayer) and all(
         hasattr(layer, name) for name in _LAYER_HELPERS
@@ -198,8 +199,6 @@ class SyncClients:
             return redis.ConnectionPool.from_url(host.pop("address"), **host)
         master_name = host.pop("master_name", None)
         if master_name is not None:
-            from redis.sentinel import Sentinel, SentinelConnectionPool
-
             sentinel = Sentinel(
                 host.pop("sentinels"), sentinel_kwargs=host.pop("sentinel_kwargs", None)
             )

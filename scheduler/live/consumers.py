@@ -17,6 +17,7 @@ client message. Close codes: 4400 bad filter in the URL, 4401 not signed in (or 
 
 from __future__ import annotations
 
+import json
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -221,7 +222,6 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
 
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:
-        import json
 
         try:
             return json.loads(text_data)

@@ -25,6 +25,8 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
+from channels import DEFAULT_CHANNEL_LAYER
+from channels.layers import channel_layers
 from django.db import close_old_connections, connections
 from redis.exceptions import RedisError
 
@@ -34,6 +36,7 @@ from scheduler.live.channel_batches import (
     group_send_many,
     group_send_many_sync,
 )
+from scheduler.live.event_inserts import insert_rows
 from scheduler.observability.metrics import MetricsBuffer
 from scheduler.protocol import FINISHED_STATES
 
@@ -86,8 +89,6 @@ class _Sender:
     """
 
     def __init__(self) -> None:
-        from channels import DEFAULT_CHANNEL_LAYER
-        from channels.layers import channel_layers
 
         self.layer = (
             channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
@@ -362,7 +363,6 @@ class Publisher:
 
 
 def _persist(rows: list[Any]) -> None:
-    from scheduler.live.event_inserts import insert_rows
 
     close_old_connections()
     try:

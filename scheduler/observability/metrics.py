@@ -31,6 +31,7 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
 from typing import Any, Protocol
 
+from django.conf import settings
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -40,7 +41,9 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from scheduler.core.redis_connection import get_redis, redis_key
+from scheduler.observability.health import beat_heartbeat
 from scheduler.observability.queues import queue_depths
+from scheduler.observability.worker_heartbeats import workers_seen_within
 from scheduler.protocol import METRICS_DURATIONS_KEY as DURATIONS_KEY
 from scheduler.protocol import METRICS_EVENTS_KEY as EVENTS_KEY
 from scheduler.protocol import METRICS_TASKS_KEY as TASKS_KEY
@@ -210,10 +213,6 @@ class SchedulerCollector(Collector):
         yield up
 
     def _from_redis(self) -> Iterator[Metric]:
-        from django.conf import settings
-
-        from scheduler.observability.health import beat_heartbeat
-        from scheduler.observability.worker_heartbeats import workers_seen_within
 
         tasks = CounterMetricFamily(
             "scheduler_tasks",

@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 from typing import cast
 
+from config.celery import app
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.protocol import WORKERS_KEY
 
@@ -37,7 +38,6 @@ def workers_seen_within(seconds: float) -> dict[str, float]:
 
 def ping_workers(*, timeout: float = 1.0) -> list[str]:
     """Ask every worker to answer a broadcast ping; record and return those that did."""
-    from config.celery import app
 
     replies = app.control.ping(timeout=timeout) or []
     hostnames = [hostname for reply in replies for hostname in reply]

@@ -69,7 +69,7 @@ def task_event_last_id() -> int:
     return TaskEvent.objects.aggregate(last=Max("id"))["last"] or 0
 
 
-def _event_wins(row: dict[str, Any], state: str, at: datetime) -> bool:
+def event_wins(row: dict[str, Any], state: str, at: datetime) -> bool:
     # Events of one task come from several processes (the web process queues it, a worker runs
     # it) and a worker writes them in batches: order by time, except that nothing undoes an end.
     if row["at"] is None or at >= row["at"]:
@@ -167,7 +167,7 @@ def task_feed(
             row[name] = getattr(event, name) or row[name]
         if event.duration is not None:
             row["duration"] = event.duration
-        if _event_wins(row, event.state, event.created_at):
+        if event_wins(row, event.state, event.created_at):
             row["state"] = event.state
             row["at"] = event.created_at
             row["message"] = event.message

@@ -22,7 +22,7 @@ from scheduler.core import masking
 from scheduler.core.plain_text import shortened, text_lines
 from scheduler.models import ScheduleState, TaskEvent
 from scheduler.protocol import FINISHED_STATES, RESPONSE_NOTE
-from scheduler.selectors.events import _event_wins
+from scheduler.selectors.events import event_wins
 from scheduler.worker.task_base import SKIPPED
 
 # --- Task results --------------------------------------------------------------------------------
@@ -337,7 +337,7 @@ def task_detail(task_id: str) -> dict[str, Any] | None:
     if events:
         latest: dict[str, Any] = {"at": None, "state": ""}
         for event in events:
-            if _event_wins(latest, event.state, event.created_at):
+            if event_wins(latest, event.state, event.created_at):
                 latest = {"at": event.created_at, "state": event.state}
         # The stored result is written once per state change; a newer event may say more.
         if not state or (state not in FINISHED_STATES and latest["state"]):

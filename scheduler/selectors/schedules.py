@@ -209,7 +209,7 @@ def periodic_tasks_dashboard(
                 "id": task.pk,
                 "name": task.name,
                 "task": task.task,
-                # False: shown as "outside the catalog" (scheduler/catalog.py).
+                # False: shown as "outside the catalog" (scheduler/catalog/).
                 "in_catalog": task.task in catalog,
                 "schedule": schedule_describe(task),
                 "enabled": task.enabled,

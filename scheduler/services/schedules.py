@@ -138,7 +138,7 @@ def _schedule_row(model: type[_Row], **lookup: Any) -> _Row:
 
 
 def schedule_require_catalog(periodic_task: PeriodicTask, action: str) -> None:
-    """The one rule for rows outside the catalog (scheduler/catalog.py): viewed, disabled and
+    """The one rule for rows outside the catalog (scheduler/catalog/): viewed, disabled and
     deleted, never enabled, run or edited. A ScheduleError on `task` saying so."""
     if periodic_task.task not in load_catalog():
         raise ScheduleError.on(

@@ -25,16 +25,12 @@ from celery.signals import (
 from django.db import close_old_connections, connections
 
 from scheduler import protocol
-from scheduler.beat import changes as beat_changes
 from scheduler.live.events import defer_event_writes, event_record_safely
 from scheduler.live.publisher import publisher
 from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
 from scheduler.worker.result_backend import defer_started
 
 logger = logging.getLogger(__name__)
-
-# Saves and deletes of periodic tasks and schedules -> change notices for beat.
-beat_changes.connect()
 
 # task id -> monotonic start, in the process that runs the task; popped when it finishes.
 _started: dict[str, float] = {}

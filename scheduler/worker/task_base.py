@@ -19,11 +19,16 @@ from typing import Any
 import redis
 from celery import Task, states
 from celery.exceptions import Ignore
+from django.db import DatabaseError
+from django_celery_results.models import TaskResult
 
 from config.queues import QUEUES, queue_for
 from scheduler.core.redis_connection import get_redis, redis_key
+from scheduler.live.events import event_record_safely
 from scheduler.protocol import SKIPPED, running_key
 from scheduler.schedules.policies import OverlapPolicy
+from scheduler.worker.deduplication import claim_run
+from scheduler.worker.result_backend import discard_started
 
 logger = logging.getLogger(__name__)
 
@@ -35,28 +40,12 @@ def overlap_lock_key(periodic_task_name: str) -> str:
     return redis_key(running_key(periodic_task_name))
 
 
-def overlap_policy_of(periodic_task_name: str, task_name: str) -> str:
-    """The policy this run follows: the schedule's own, or its task's declared one as the
-    catalog says now (no options row, or `default`): resolved here, as the run starts."""
-    from scheduler.catalog import overlap_resolved
-    from scheduler.models import ScheduleOptions
-
-    policy = (
-        ScheduleOptions.objects.filter(periodic_task__name=periodic_task_name)
-        .values_list("overlap", flat=True)
-        .first()
-    )
-    return str(overlap_resolved(task_name, policy))
-
-
 def stored_state(task_id: str) -> str | None:
-    from django_celery_results.models import TaskResult
 
     return TaskResult.objects.filter(task_id=task_id).values_list("status", flat=True).first()
 
 
 def _stored_state_or_none(task_id: str) -> str | None:
-    from django.db import DatabaseError
 
     try:
         return stored_state(task_id)
@@ -75,14 +64,24 @@ def _periodic_task_name(request: Any) -> str | None:
 
 
 class CatalogTask(Task):
+    """The worker's side of a catalog task: one execution per delivery, and the overlap policy.
+
+    The catalog declares its tasks on a subclass (scheduler/catalog/declaring.py) that answers
+    the two questions below from its registry; the worker runtime imports nothing of the catalog.
+    """
+
+    #: Whether the catalog holds this task now (beat refuses to publish one it does not).
+    in_catalog = False
+
+    def overlap_policy(self, periodic_task_name: str) -> str:
+        """The overlap policy a run of `periodic_task_name` follows, resolved as it starts."""
+        return OverlapPolicy.ALLOW.value
+
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         periodic_task_name = _periodic_task_name(self.request)
         if self.request.delivery_info and not self.request.is_eager:
             self._claim_delivery(periodic=bool(periodic_task_name))
-        if (
-            not periodic_task_name
-            or overlap_policy_of(periodic_task_name, self.name) != OverlapPolicy.SKIP
-        ):
+        if not periodic_task_name or self.overlap_policy(periodic_task_name) != OverlapPolicy.SKIP:
             return super().__call__(*args, **kwargs)
         lock = get_redis().lock(
             overlap_lock_key(periodic_task_name),
@@ -101,7 +100,6 @@ class CatalogTask(Task):
 
     def _claim_delivery(self, *, periodic: bool) -> None:
         """Run this delivery only if no other copy of the attempt ran or runs (deduplication)."""
-        from scheduler.worker.deduplication import claim_run
 
         request = self.request
         task_id = request.id or ""
@@ -145,8 +143,6 @@ class CatalogTask(Task):
             self._drop_duplicate(f"duplicate delivery dropped: the run ended {state}", state)
 
     def _drop_duplicate(self, reason: str, state: str) -> None:
-        from scheduler.live.events import event_record_safely
-        from scheduler.worker.result_backend import discard_started
 
         logger.warning("%s[%s]: %s", self.name, self.request.id, reason)
         # Its STARTED row, written just before the task body, must not land over the state of
@@ -172,7 +168,6 @@ class CatalogTask(Task):
         return int(hard or self.time_limit or spec.hard_limit) + _LOCK_MARGIN
 
     def _skip(self, periodic_task_name: str) -> None:
-        from scheduler.live.events import event_record_safely
 
         reason = f"skipped: the previous run of {periodic_task_name!r} is still running"
         self.update_state(state=SKIPPED, meta={"skipped": True, "reason": reason})

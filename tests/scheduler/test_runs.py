@@ -9,10 +9,11 @@ import pytest
 from celery.exceptions import Ignore
 from django_celery_results.models import TaskResult
 
+from scheduler.catalog import overlap_policy_of
 from scheduler.core.redis_connection import get_redis
 from scheduler.models import TaskEvent
 from scheduler.system.tasks import ping
-from scheduler.worker.task_base import SKIPPED, overlap_lock_key, overlap_policy_of
+from scheduler.worker.task_base import SKIPPED, overlap_lock_key
 from tests.factories import make_schedule
 
 pytestmark = pytest.mark.django_db

@@ -22,7 +22,7 @@ from django_celery_beat.models import (
     PeriodicTasks,
 )
 
-from scheduler.catalog import catalog
+from scheduler.catalog import catalog, overlap_policy_of
 from scheduler.models import AuditEntry, ScheduleOptions, Source, TaskEvent
 from scheduler.schedules import schedule_describe
 from scheduler.schedules.policies import OverlapPolicy
@@ -41,7 +41,6 @@ from scheduler.services import (
     stored_kwargs,
     task_enqueue,
 )
-from scheduler.worker.task_base import overlap_policy_of
 from tests.factories import TaskResultFactory, UserFactory, make_schedule
 
 pytestmark = pytest.mark.django_db

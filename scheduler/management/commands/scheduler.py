@@ -25,6 +25,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
+from config.celery import app
 from config.queues import QUEUES
 from scheduler import selectors
 from scheduler.catalog import load_catalog
@@ -414,7 +415,6 @@ class Command(BaseCommand):
 
     def _wait(self, task_id: str, *, timeout: float, queue: str) -> AsyncResult[Any]:
         """The finished result of `task_id`; CommandError if it failed, was skipped or is late."""
-        from config.celery import app
 
         result: AsyncResult[Any] = AsyncResult(task_id, app=app)
         deadline = time.monotonic() + timeout

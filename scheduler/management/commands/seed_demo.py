@@ -9,12 +9,13 @@ from django.core.management.base import BaseCommand
 from redis.exceptions import RedisError
 
 from agents.demo import seed_demo_agents
+from scheduler.core.redis_connection import get_redis
 from scheduler.devstack.demo import seed_demo_schedules
+from scheduler.live.publisher import publisher
 from tournaments.demo import seed_demo_tournament, seed_tournament_schedules
 
 
 def _redis_answers() -> bool:
-    from scheduler.core.redis_connection import get_redis
 
     try:
         return bool(get_redis().ping())
@@ -47,8 +48,6 @@ class Command(BaseCommand):
                 *seed_demo_tournament(),
             ]
             if quiet:
-                from scheduler.live.publisher import publisher
-
                 publisher().flush(timeout=5)  # the log rows, while the warnings are quiet
         finally:
             for name, level in quiet.items():

@@ -1,38 +1,16 @@
-"""The catalog: the only tasks that can be scheduled or run from the admin, the CLI or the API.
-
-An app adds an entry where it defines the task:
-
-    class CleanupParams(Params):
-        days: int = Field(30, ge=1, description="delete results older than this")
-
-    @catalog_task(name="scheduler.cleanup_results", params=CleanupParams,
-                  description="Delete old task results and events.")
-    def cleanup_results(days: int = 30) -> dict: ...
-
-The decorator registers a Celery task (`shared_task`) and its entry: a stable name, a one-line
-description, the queue it is routed to, a pydantic model of its parameters (whose JSON Schema
-the admin, the CLI and the API show), and its default overlap policy.
-
-A Celery task defined elsewhere (`@shared_task`, `@app.task`: a team's existing tasks and the
-django-celery-beat rows that run them) is brought into the catalog by its name, in one line:
-
-    catalog_existing("billing.tasks.send_invoices", queue="maintenance", time_limit=600,
-                     params=InvoiceParams)
-
-Periodic tasks naming a task that is in no entry are *outside the catalog*: every interface
-shows them as such and lets staff view, disable and delete them, never enable, run or edit them
-(`outside_catalog_message` says why, and how to bring the task in).
-"""
+"""The catalog's registry: each entry's name, description, queue, parameters model and declared
+overlap policy; the parameter checks; how an overlap policy resolves. Declarations only: it
+imports nothing of the processes that consult it (beat refuses a task outside it, the worker
+resolves a run's overlap policy from it)."""
 
 from __future__ import annotations
 
 import json
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any
 
-from celery import shared_task
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from config.queues import queue_for
@@ -179,8 +157,6 @@ class Catalog:
 
 catalog = Catalog()
 
-F = TypeVar("F", bound=Callable[..., Any])
-
 
 def overlap_resolved(task_name: str, policy: str | None) -> OverlapPolicy:
     """The overlap policy a schedule's run follows: its own, or (None: no options row;
@@ -209,111 +185,3 @@ def _overlap_checked(overlap: OverlapPolicy | str) -> OverlapPolicy:
     if policy == OverlapPolicy.DEFAULT:
         raise ValueError("a catalog entry declares its overlap policy: allow or skip")
     return policy
-
-
-def catalog_existing(
-    name: str,
-    *,
-    description: str = "",
-    params: type[Params] = NoParams,
-    queue: str | None = None,
-    overlap: OverlapPolicy | str = OverlapPolicy.ALLOW,
-    time_limit: int | None = None,
-    soft_time_limit: int | None = None,
-) -> CatalogEntry:
-    """Bring a Celery task defined elsewhere into the catalog by its registered name.
-
-    From then on it is scheduled, run and validated like a `@catalog_task`: its `params` model
-    checks the keyword arguments, runs go to `queue` (one of config/queues.py; default: the
-    queue its name is routed to) with the time limits given (default: the task's own, else the
-    queue's), and it gets the catalog's run guarantees (one execution per delivery, the overlap
-    policy) once the Celery app is finalised. Call it once at import time, e.g. in a `tasks`
-    module (each app's is imported by `load_catalog`) or the app's `ready()`.
-    """
-    from config.queues import QUEUES
-
-    if queue is not None and queue not in QUEUES:
-        raise ValueError(f"unknown queue {queue!r} for {name!r} (queues: {', '.join(QUEUES)})")
-    entry = CatalogEntry(
-        name=name,
-        description=description or f"{name} (an existing Celery task)",
-        params=params,
-        overlap=_overlap_checked(overlap),
-        routed_to=queue,
-    )
-    catalog.register(entry)
-    _adopt_when_finalized(name, time_limit=time_limit, soft_time_limit=soft_time_limit)
-    return entry
-
-
-def _adopt_when_finalized(
-    name: str, *, time_limit: int | None, soft_time_limit: int | None
-) -> None:
-    # Function-level: the Celery app is configured from Django's settings, which import no app
-    # code; the catalog is imported while they load.
-    from config.celery import app
-
-    def adopt(**_: Any) -> None:
-        task = app.tasks.get(name)
-        if task is None:
-            return  # scheduler.E001 names the entry at startup
-        base = _catalog_task_base()
-        if not isinstance(task, base):
-            # The task's own class stays (its run, its options); the catalog's base wraps its
-            # call: one execution per delivery, and the overlap policy.
-            own: type = task.__class__
-            task.__class__ = type(own.__name__, (base, own), {})
-        if time_limit is not None:
-            task.time_limit = time_limit
-        if soft_time_limit is not None:
-            task.soft_time_limit = soft_time_limit
-
-    if getattr(app, "finalized", False):  # an attribute the stubs lack
-        adopt()
-    else:
-        app.on_after_finalize.connect(adopt, weak=False)
-
-
-def catalog_task(
-    *,
-    name: str,
-    description: str,
-    params: type[Params] = NoParams,
-    overlap: OverlapPolicy = OverlapPolicy.ALLOW,
-    **task_options: Any,
-) -> Callable[[F], Any]:
-    """Register a Celery task and its catalog entry (module docstring)."""
-    entry = CatalogEntry(
-        name=name, description=description, params=params, overlap=_overlap_checked(overlap)
-    )
-
-    def decorate(function: F) -> Any:
-        task_options.setdefault("base", _catalog_task_base())
-        task = shared_task(name=name, **task_options)(function)
-        catalog.register(entry)
-        return task
-
-    return decorate
-
-
-def _catalog_task_base() -> type:
-    from scheduler.worker.task_base import CatalogTask
-
-    return CatalogTask
-
-
-_discovered = False
-
-
-def load_catalog() -> Catalog:
-    """Import every app's tasks module so that all entries are registered."""
-    global _discovered
-    from django.apps import apps
-    from django.utils.module_loading import autodiscover_modules
-
-    # Once is enough (the modules stay imported), and lists call this per row: a discovery
-    # costs some 0.3 ms.
-    if apps.ready and not _discovered:
-        autodiscover_modules("tasks")
-        _discovered = True
-    return catalog
