@@ -153,7 +153,7 @@ def test_it_renders_the_leaderboard_by_rank_escaped_with_its_live_connection():
     assert _order(page) == [beta.pk, alpha.pk]
     assert 'id="tournament-status" data-status="live"' in page
     assert 'id="connection"' in page
-    assert "/static/scheduler/live.js" in page
+    assert "/static/scheduler/lib/live.js" in page
     assert "/static/tournaments/live.js" in page
     assert "cdn." not in page
     assert "http://" not in page.replace("http://www.w3.org", "")
