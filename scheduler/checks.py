@@ -12,7 +12,6 @@ from scheduler.catalog import load_catalog
 
 @register()
 def check_catalog(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
-
     errors: list[CheckMessage] = []
     for entry in load_catalog():
         if entry.name not in app.tasks:

@@ -12,6 +12,7 @@ Pure: it imports nothing of the project, so every room may import it.
 from __future__ import annotations
 
 from enum import StrEnum
+from typing import Any, Literal, TypedDict
 
 from celery import states
 
@@ -112,6 +113,46 @@ def object_of(headers: object) -> tuple[str, str] | None:
         return None
     object_type, _, object_id = value.partition(":")
     return object_type[:OBJECT_TYPE_MAX], object_id[:OBJECT_ID_MAX]
+
+
+class EventObject(TypedDict):
+    """The domain object an event belongs to (from the run's OBJECT_HEADER)."""
+
+    type: str
+    id: str
+
+
+class EventPayload(TypedDict):
+    """One event as it travels live: what the publisher sends to the channel layer, the
+    websocket consumer forwards to browsers, REST clients waiting on a task read, and the
+    pages' scripts render (`live/events.py`'s `event_payload` builds it from a stored row)."""
+
+    id: int | None  # None until the publisher thread stored its row (worker and beat)
+    type: str  # an EventType
+    task_id: str
+    task_name: str
+    periodic_task_name: str
+    state: str  # a RunState, or "" (schedule events)
+    worker: str
+    duration: float | None  # seconds, on timed states
+    message: str
+    at: str  # ISO 8601 with its offset
+    object: EventObject | None
+    data: dict[str, Any]  # the event's own data, secrets masked
+
+
+class BackfillMessage(TypedDict):
+    """What a websocket connection gets first: the latest events, oldest first."""
+
+    kind: Literal["backfill"]
+    events: list[EventPayload]
+
+
+class EventMessage(TypedDict):
+    """One live event on a websocket connection."""
+
+    kind: Literal["event"]
+    event: EventPayload
 
 
 # The heading of the note a refusing webhook's answer is kept under in the failed run's stored

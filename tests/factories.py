@@ -12,6 +12,7 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from scheduler.models import Source
+from scheduler.protocol import EventObject, EventPayload
 from scheduler.services import schedule_create
 from scheduler.worker.schedule_state import schedule_states_rebuild
 
@@ -96,3 +97,26 @@ def make_schedule(**overrides: Any) -> PeriodicTask:
     }
     fields.update(overrides)
     return schedule_create(**fields)
+
+
+def event_payload_of(*, object: tuple[str, object] | None = None, **fields: Any) -> EventPayload:
+    """A live event as the protocol types it (scheduler/protocol.py's `EventPayload`), with
+    `fields` set and the rest empty; `object=("tournament", 3)` names its domain object."""
+    payload = EventPayload(
+        id=None,
+        type="task.started",
+        task_id="",
+        task_name="",
+        periodic_task_name="",
+        state="",
+        worker="",
+        duration=None,
+        message="",
+        at=datetime.now().astimezone().isoformat(),
+        object=None if object is None else EventObject(type=object[0], id=str(object[1])),
+        data={},
+    )
+    unknown = set(fields) - set(EventPayload.__annotations__)
+    assert not unknown, f"not in an event payload: {sorted(unknown)}"
+    payload.update(fields)  # type: ignore[typeddict-item]
+    return payload

@@ -153,7 +153,6 @@ def _schedule_changed(sender: Any, instance: Any, **kwargs: Any) -> None:
 
 
 def connect() -> None:
-
     post_save.connect(_task_saved, sender=PeriodicTask, dispatch_uid="beat-changes-task")
     post_delete.connect(_task_deleted, sender=PeriodicTask, dispatch_uid="beat-changes-task")
     for signal in (post_save, post_delete):

@@ -31,7 +31,7 @@ from scheduler.protocol import FINISHED_STATES
 
 View = Callable[..., HttpResponse]
 
-# Geometry of the server-rendered charts; static/scheduler/dashboard.js draws the same ones.
+# Geometry of the server-rendered charts; static/scheduler/lib/charts.js draws the same ones.
 CHART_WIDTH, CHART_HEIGHT = 600, 120
 SPARK_BAR, SPARK_GAP, SPARK_HEIGHT = 5, 1, 20
 

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
 
 from scheduler.live.events import event_payload
 from scheduler.models import TaskEvent
+from scheduler.protocol import EventPayload
 
 
 def events_recent(
@@ -16,7 +16,7 @@ def events_recent(
     state_in: Iterable[str] = (),
     object_type: str = "",
     object_id: str = "",
-) -> list[dict[str, Any]]:
+) -> list[EventPayload]:
     """The latest `limit` events as live payloads, oldest first (the dashboard's backfill)."""
     events = TaskEvent.objects.all()
     if task_name:

@@ -62,7 +62,6 @@ Messages = list[tuple[str, dict[str, Any]]]
 
 
 def batchable(layer: Any) -> bool:
-
     return isinstance(layer, RedisChannelLayer) and all(
         hasattr(layer, name) for name in _LAYER_HELPERS
     )

@@ -36,6 +36,7 @@ from scheduler.live.ws_auth import (
     TOKEN_SUBPROTOCOL,
 )
 from scheduler.permissions import can_view_dashboard
+from scheduler.protocol import BackfillMessage, EventMessage, EventPayload
 
 __all__ = ["CLOSE_BAD_REQUEST", "CLOSE_FORBIDDEN", "CLOSE_UNAUTHENTICATED", "EventsConsumer"]
 
@@ -145,19 +146,19 @@ class EventFilter:
             return object_group(self.object_type, self.object_id)
         return STAFF_GROUP
 
-    def matches(self, event: dict[str, Any]) -> bool:
+    def matches(self, event: EventPayload) -> bool:
         if self.task and event.get("task_name") != self.task:
             return False
         if self.states and event.get("state") not in self.states:
             return False
         if self.object_type:
-            obj = event.get("object") or {}
-            return bool(obj.get("type") == self.object_type and obj.get("id") == self.object_id)
+            obj = event.get("object")
+            return bool(obj and obj["type"] == self.object_type and obj["id"] == self.object_id)
         return True
 
 
 @database_sync_to_async
-def recent_events(event_filter: EventFilter) -> list[dict[str, Any]]:
+def recent_events(event_filter: EventFilter) -> list[EventPayload]:
     return events_recent(
         limit=event_filter.backfill,
         task_name=event_filter.task,
@@ -202,7 +203,7 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_add(self.group, self.channel_name)
         self.event_filter = event_filter
         events = await recent_events(event_filter) if event_filter.backfill else []
-        await self.send_json({"kind": "backfill", "events": events})
+        await self.send_json(BackfillMessage(kind="backfill", events=events))
 
     async def receive_json(self, content: Any, **kwargs: Any) -> None:
         if not isinstance(content, dict) or content.get("action") not in {"filter", "ping"}:
@@ -222,16 +223,15 @@ class EventsConsumer(AsyncJsonWebsocketConsumer):
 
     @classmethod
     async def decode_json(cls, text_data: str) -> Any:
-
         try:
             return json.loads(text_data)
         except ValueError:
             return None  # answered as a bad message by receive_json
 
     async def scheduler_event(self, message: dict[str, Any]) -> None:
-        event = message["event"]
+        event: EventPayload = message["event"]
         if self.event_filter.matches(event):
-            await self.send_json({"kind": "event", "event": event})
+            await self.send_json(EventMessage(kind="event", event=event))
 
     async def disconnect(self, code: int) -> None:
         if self.group:

@@ -24,6 +24,7 @@ from scheduler.protocol import (  # noqa: F401 (re-exported for the rooms above)
     PUBLISHED,
     RUN_EVENTS,
     SCHEDULE_EVENTS,
+    EventPayload,
 )
 
 logger = logging.getLogger(__name__)
@@ -48,7 +49,7 @@ def defer_event_writes(enabled: bool = True) -> None:
     _deferred_writes = enabled
 
 
-def event_payload(event: TaskEvent) -> dict[str, Any]:
+def event_payload(event: TaskEvent) -> EventPayload:
     """The JSON sent to the dashboard, websocket clients and waiting API clients.
 
     Shown to people: the values of secret keys in its data are masked (scheduler/core/masking.py).

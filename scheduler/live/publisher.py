@@ -38,7 +38,7 @@ from scheduler.live.channel_batches import (
 )
 from scheduler.live.event_inserts import insert_rows
 from scheduler.observability.metrics import MetricsBuffer
-from scheduler.protocol import FINISHED_STATES
+from scheduler.protocol import FINISHED_STATES, EventPayload
 
 logger = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ def object_group(object_type: str, object_id: str | int) -> str:
     return f"events.{_GROUP_SAFE.sub('_', object_type)}.{_GROUP_SAFE.sub('_', str(object_id))}"[:99]
 
 
-def groups_for(payload: dict[str, Any]) -> list[str]:
+def groups_for(payload: EventPayload) -> list[str]:
     groups = [STAFF_GROUP]
     obj = payload.get("object")
     if obj:
@@ -74,7 +74,7 @@ def groups_for(payload: dict[str, Any]) -> list[str]:
 
 @dataclass
 class Outgoing:
-    payload: dict[str, Any]
+    payload: EventPayload
     # Unsaved TaskEvent to persist in the batch (worker hot path); None when already saved.
     row: Any = None
     groups: list[str] = field(default_factory=list)
@@ -89,7 +89,6 @@ class _Sender:
     """
 
     def __init__(self) -> None:
-
         self.layer = (
             channel_layers.make_backend(DEFAULT_CHANNEL_LAYER)
             if DEFAULT_CHANNEL_LAYER in channel_layers.configs
@@ -169,7 +168,7 @@ class Publisher:
         """Let the thread that records a run's end send it (worker processes: module doc)."""
         self._inline = enabled
 
-    def publish(self, payload: dict[str, Any], *, row: Any = None) -> None:
+    def publish(self, payload: EventPayload, *, row: Any = None) -> None:
         """Hand one event over for delivery; returns at once (or, inline, after one send)."""
         self._ensure_thread()
         item = Outgoing(payload=payload, row=row, groups=groups_for(payload))
@@ -363,7 +362,6 @@ class Publisher:
 
 
 def _persist(rows: list[Any]) -> None:
-
     close_old_connections()
     try:
         insert_rows(rows)

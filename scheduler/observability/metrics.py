@@ -29,7 +29,7 @@ import time
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 from django.conf import settings
 from prometheus_client.core import (
@@ -47,7 +47,7 @@ from scheduler.observability.worker_heartbeats import workers_seen_within
 from scheduler.protocol import METRICS_DURATIONS_KEY as DURATIONS_KEY
 from scheduler.protocol import METRICS_EVENTS_KEY as EVENTS_KEY
 from scheduler.protocol import METRICS_TASKS_KEY as TASKS_KEY
-from scheduler.protocol import TIMED_STATES
+from scheduler.protocol import TIMED_STATES, EventPayload
 
 logger = logging.getLogger(__name__)
 
@@ -98,7 +98,7 @@ class MetricsBuffer:
         self._since: float | None = None  # when the oldest unwritten count was added
         self._failing = False  # warn once per outage, not once a second
 
-    def add(self, payloads: Iterable[dict[str, Any]], *, delivered: bool) -> None:
+    def add(self, payloads: Iterable[EventPayload], *, delivered: bool) -> None:
         outcome = "published" if delivered else "failed"
         with self._lock:
             for payload in payloads:
@@ -180,9 +180,12 @@ def _split(field: str) -> tuple[str, str]:
 class HistoryTable(Protocol):
     """One growing table as the history gauges read it (services.retention's `RetentionRow`)."""
 
-    label: str
-    rows: int
-    oldest: datetime | None
+    @property
+    def label(self) -> str: ...
+    @property
+    def rows(self) -> int: ...
+    @property
+    def oldest(self) -> datetime | None: ...
 
 
 class SchedulerCollector(Collector):
@@ -213,7 +216,6 @@ class SchedulerCollector(Collector):
         yield up
 
     def _from_redis(self) -> Iterator[Metric]:
-
         tasks = CounterMetricFamily(
             "scheduler_tasks",
             "Task lifecycle events, by task and the state they moved it to "

@@ -1,4 +1,4 @@
-"""Filters of the dashboard's templates; static/scheduler/dashboard.js formats the same way."""
+"""Filters of the dashboard's templates; static/scheduler/lib/format.js formats the same way."""
 
 from __future__ import annotations
 
@@ -127,8 +127,8 @@ def periodic_rows(
     spark_height: int,
     spark_bar: int,
 ) -> SafeString:
-    """The rows of the dashboard's periodic-tasks table (static/scheduler/dashboard.js draws the
-    same ones when the summary is read again).
+    """The rows of the dashboard's periodic-tasks table (static/scheduler/dashboard/periodic.js
+    draws the same ones when the summary is read again).
 
     One string, like `spark_bars`: a hundred rows of a dozen values each through the template
     engine cost more than everything else the page reads.

@@ -41,12 +41,10 @@ def overlap_lock_key(periodic_task_name: str) -> str:
 
 
 def stored_state(task_id: str) -> str | None:
-
     return TaskResult.objects.filter(task_id=task_id).values_list("status", flat=True).first()
 
 
 def _stored_state_or_none(task_id: str) -> str | None:
-
     try:
         return stored_state(task_id)
     except DatabaseError as exc:
@@ -143,7 +141,6 @@ class CatalogTask(Task):
             self._drop_duplicate(f"duplicate delivery dropped: the run ended {state}", state)
 
     def _drop_duplicate(self, reason: str, state: str) -> None:
-
         logger.warning("%s[%s]: %s", self.name, self.request.id, reason)
         # Its STARTED row, written just before the task body, must not land over the state of
         # the copy that counts.
@@ -168,7 +165,6 @@ class CatalogTask(Task):
         return int(hard or self.time_limit or spec.hard_limit) + _LOCK_MARGIN
 
     def _skip(self, periodic_task_name: str) -> None:
-
         reason = f"skipped: the previous run of {periodic_task_name!r} is still running"
         self.update_state(state=SKIPPED, meta={"skipped": True, "reason": reason})
         event_record_safely(

@@ -13,6 +13,7 @@ from django.test import Client
 from config.asgi import application
 from scheduler.live.consumers import EventsConsumer
 from scheduler.live.events import event_record
+from scheduler.protocol import BackfillMessage, EventMessage, EventObject, EventPayload
 from tests.factories import UserFactory
 
 pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.asyncio]
@@ -75,6 +76,9 @@ async def test_it_backfills_then_streams_events_live():
     backfill = await communicator.receive_json_from(timeout=TIMEOUT)
     assert backfill["kind"] == "backfill"
     assert [event["task_id"] for event in backfill["events"]] == ["old-1"]
+    # Every message and payload has the keys the protocol's types name, no more.
+    assert set(backfill) == set(BackfillMessage.__annotations__)
+    assert set(backfill["events"][0]) == set(EventPayload.__annotations__)
 
     await _record(
         type="task.started",
@@ -82,8 +86,15 @@ async def test_it_backfills_then_streams_events_live():
         task_name="scheduler.ping",
         state="STARTED",
         worker="w1@host",
+        object_type="tournament",
+        object_id=7,
     )
-    event = await _next_event(communicator)
+    message = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert set(message) == set(EventMessage.__annotations__)
+    event = message["event"]
+    assert set(event) == set(EventPayload.__annotations__)
+    assert event["object"] == {"type": "tournament", "id": "7"}
+    assert set(event["object"]) == set(EventObject.__annotations__)
 
     assert event["task_id"] == "new-1"
     assert event["type"] == "task.started"

@@ -22,7 +22,8 @@ from scheduler.live.publisher import Publisher
 from scheduler.observability import metrics as metrics_module
 from scheduler.observability.health import BEAT_HEARTBEAT_KEY
 from scheduler.observability.metrics import DURATIONS_KEY, EVENTS_KEY, TASKS_KEY, MetricsBuffer
-from tests.factories import TaskResultFactory, UserFactory
+from scheduler.protocol import EventPayload
+from tests.factories import TaskResultFactory, UserFactory, event_payload_of
 
 TOKEN = "s3cret-metrics-token"
 
@@ -63,8 +64,8 @@ def viewer_client(client):
     return client
 
 
-def _event(task_name: str, type_: str, state: str, duration: float | None = None) -> dict:
-    return {"type": type_, "task_name": task_name, "state": state, "duration": duration}
+def _event(task_name: str, type_: str, state: str, duration: float | None = None) -> EventPayload:
+    return event_payload_of(type=type_, task_name=task_name, state=state, duration=duration)
 
 
 @pytest.mark.django_db
@@ -107,8 +108,8 @@ def test_it_counts_events_published_and_failed_by_type(viewer_client):
     before = _families(viewer_client.get("/metrics"))
     published_before = _samples(before["scheduler_events_published"]).get((("type", "x.a"),), 0)
     buffer = MetricsBuffer()
-    buffer.add([{"type": "x.a"}, {"type": "x.a"}], delivered=True)
-    buffer.add([{"type": "x.a"}], delivered=False)
+    buffer.add([event_payload_of(type="x.a"), event_payload_of(type="x.a")], delivered=True)
+    buffer.add([event_payload_of(type="x.a")], delivered=False)
     buffer.flush()
 
     families = _families(viewer_client.get("/metrics"))
@@ -141,7 +142,7 @@ def test_a_buffer_writes_nothing_until_it_is_due_and_keeps_counts_it_could_not_w
 ):
     buffer = MetricsBuffer(interval=60)
     assert buffer.wait() is None
-    buffer.add([{"type": "x.kept"}], delivered=True)
+    buffer.add([event_payload_of(type="x.kept")], delivered=True)
     assert 0 < buffer.wait() <= 60  # type: ignore[operator]
     assert not buffer.due()
 

@@ -16,7 +16,6 @@ from tournaments.demo import seed_demo_tournament, seed_tournament_schedules
 
 
 def _redis_answers() -> bool:
-
     try:
         return bool(get_redis().ping())
     except (RedisError, OSError):
