@@ -51,7 +51,7 @@ faults: $(VENV)/.installed-dev browser
 ## browser: Debian's Chromium for the dashboard's browser test (never a downloaded browser)
 browser:
 	@test -x "$${CHROMIUM_PATH:-/usr/bin/chromium}" || { \
-		echo "Installing Debian's chromium for tests/scheduler/test_browser.py"; \
+		echo "Installing Debian's chromium for tests/scheduler/dashboard/test_browser.py"; \
 		(apt-get update -qq && apt-get install -y -qq chromium >/dev/null) || \
 		echo "Could not install chromium (not root?): the browser test will say what to do"; }
 

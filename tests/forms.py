@@ -43,3 +43,39 @@ def tournament_form(**fields: Any) -> dict[str, Any]:
         "entries-MAX_NUM_FORMS": "1000",
         **fields,
     }
+
+
+# A catalog entry the admin tests register for themselves (tests/scheduler/admin/).
+ECHO = "tests.admin_echo"
+
+
+def periodic_task_form(**overrides: Any) -> dict[str, Any]:
+    """What the periodic task add form posts when staff fill in a name, a task (ECHO: the
+    admin tests register it) and a schedule; `None` leaves a field out."""
+    data: dict[str, Any] = {
+        "name": "nightly echo",
+        "task": ECHO,
+        "enabled": "on",
+        "description": "",
+        "kwargs": '{"times": 3}',
+        "schedule": "every monday at 8am",
+        "timezone": "Europe/London",
+        "interval": "",
+        "crontab": "",
+        "solar": "",
+        "clocked": "",
+        "start_time_0": "",
+        "start_time_1": "",
+        "overlap": "",
+        "misfire": "run_once",
+        "queue": "",
+        "expires_0": "",
+        "expires_1": "",
+        "expire_seconds": "",
+        "priority": "",
+        "exchange": "",
+        "routing_key": "",
+        "headers": "{}",
+    }
+    data.update(overrides)
+    return {key: value for key, value in data.items() if value is not None}

@@ -359,7 +359,7 @@ admin.site.unregister(PeriodicTask)
 class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
     form = PeriodicTaskScheduleForm
     change_form_template = "admin/scheduler/periodictask/change_form.html"
-    # Compact cells that fit a 1,280 px screen (tests/scheduler/test_admin_browser.py).
+    # Compact cells that fit a 1,280 px screen (tests/scheduler/admin/test_admin_browser.py).
     change_list_template = "admin/scheduler/periodictask/change_list.html"
     # Compact, merged cells so that every column fits 1,280 px: the task under the name, the
     # zone under the schedule, the last run (its status linking to the run history, when it

@@ -3,7 +3,7 @@ malformed and deeply nested JSON, huge values, unknown names, zones that are not
 the ends of the calendar. Each gets a message naming what is wrong, a non-zero exit from the CLI,
 and nothing saved (rows counted before and after).
 
-tests/scheduler/test_admin.py, test_cli.py and tests/tournaments/test_cli.py cover the ordinary
+tests/scheduler/admin/, tests/scheduler/cli/ and tests/tournaments/test_cli.py cover the ordinary
 mistakes (a misspelt task, a bad cron field, malformed JSON); these are the cases beyond them,
 most of them a bug this suite found (a 500, a traceback, a wait without end, or a row saved that
 should not be).
@@ -38,9 +38,8 @@ from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
 from scheduler.schedules.parsing import ScheduleParseError, crontab_sets, parse_schedule
 from tests.clients import client_for, response_json
 from tests.factories import make_schedule, user_with
-from tests.forms import agent_form, tournament_form
+from tests.forms import agent_form, periodic_task_form, tournament_form
 from tests.processes import child_env, run_manage
-from tests.scheduler.test_admin import ADD_URL, form_data
 from tournaments.models import Entry, Tournament
 
 pytestmark = [pytest.mark.security, pytest.mark.django_db]
@@ -293,9 +292,11 @@ def form_errors(response: Any) -> dict[str, str]:
 )
 def test_the_periodic_task_form_names_the_field_and_saves_nothing(admin, overrides, field, says):
     before = rows()
-    data = form_data(**{"task": "scheduler.cleanup_results", "kwargs": '{"days": 3}', **overrides})
+    data = periodic_task_form(
+        **{"task": "scheduler.cleanup_results", "kwargs": '{"days": 3}', **overrides}
+    )
 
-    response = admin.post(ADD_URL, data)
+    response = admin.post(reverse("admin:django_celery_beat_periodictask_add"), data)
 
     assert says in form_errors(response).get(field, ""), form_errors(response)
     assert rows() == before

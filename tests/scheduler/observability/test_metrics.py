@@ -335,7 +335,7 @@ def test_the_readme_lists_every_metric_with_the_labels_it_has():
     from scheduler.observability.metrics import SchedulerCollector
     from scheduler.services import retention_overview
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     section = readme.split("\n## Metrics\n")[1].split("\n## ")[0]
     listed = {
         name: tuple(sorted(labels.split(","))) if labels else ()

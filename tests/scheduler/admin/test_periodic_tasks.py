@@ -35,11 +35,11 @@ from scheduler.core.redis_connection import get_redis
 from scheduler.models import AuditEntry, ScheduleOptions, Source, TaskEvent
 from scheduler.services import ScheduleError, schedule_create
 from scheduler.worker.schedule_state import schedule_states_rebuild
+from tests.forms import ECHO, periodic_task_form
 from tests.processes import wait_for
 
 pytestmark = pytest.mark.django_db
 
-ECHO = "tests.admin_echo"
 ADD_URL = reverse("admin:django_celery_beat_periodictask_add")
 CHANGELIST_URL = reverse("admin:django_celery_beat_periodictask_changelist")
 RESULTS_URL = reverse("admin:django_celery_results_taskresult_changelist")
@@ -88,41 +88,10 @@ def run_now_url(periodic_task: PeriodicTask) -> str:
     return reverse("admin:django_celery_beat_periodictask_run_now", args=[periodic_task.pk])
 
 
-def form_data(**overrides: Any) -> dict[str, Any]:
-    """What the add form posts when staff fill in a name, a task and a schedule."""
-    data: dict[str, Any] = {
-        "name": "nightly echo",
-        "task": ECHO,
-        "enabled": "on",
-        "description": "",
-        "kwargs": '{"times": 3}',
-        "schedule": "every monday at 8am",
-        "timezone": "Europe/London",
-        "interval": "",
-        "crontab": "",
-        "solar": "",
-        "clocked": "",
-        "start_time_0": "",
-        "start_time_1": "",
-        "overlap": "",
-        "misfire": "run_once",
-        "queue": "",
-        "expires_0": "",
-        "expires_1": "",
-        "expire_seconds": "",
-        "priority": "",
-        "exchange": "",
-        "routing_key": "",
-        "headers": "{}",
-    }
-    data.update(overrides)
-    return {key: value for key, value in data.items() if value is not None}
-
-
 def change_data(periodic_task: PeriodicTask, **overrides: Any) -> dict[str, Any]:
     """What the change form posts back untouched (its initial values), plus `overrides`."""
     options = ScheduleOptions.objects.get(periodic_task=periodic_task)
-    data = form_data(
+    data = periodic_task_form(
         name=periodic_task.name,
         task=periodic_task.task,
         kwargs=periodic_task.kwargs,
@@ -193,7 +162,7 @@ def nothing_saved() -> None:
 def test_it_creates_a_periodic_task_with_options_and_audit_entry_from_a_schedule(
     admin_client, admin_user, schedule, kind, expected
 ):
-    response = admin_client.post(ADD_URL, form_data(schedule=schedule, overlap="skip"))
+    response = admin_client.post(ADD_URL, periodic_task_form(schedule=schedule, overlap="skip"))
 
     assert response.status_code == 302, form_errors(response)
     task = PeriodicTask.objects.get(name="nightly echo")
@@ -214,7 +183,7 @@ def test_it_creates_a_periodic_task_with_options_and_audit_entry_from_a_schedule
 
 
 def test_it_creates_a_one_off_task_from_a_relative_phrase(admin_client):
-    response = admin_client.post(ADD_URL, form_data(schedule="tomorrow at 9am"))
+    response = admin_client.post(ADD_URL, periodic_task_form(schedule="tomorrow at 9am"))
 
     assert response.status_code == 302, form_errors(response)
     task = PeriodicTask.objects.get(name="nightly echo")
@@ -225,7 +194,7 @@ def test_it_creates_a_one_off_task_from_a_relative_phrase(admin_client):
 def test_it_creates_a_periodic_task_on_a_stock_schedule_through_the_service(admin_client):
     interval = IntervalSchedule.objects.create(every=10, period="minutes")
 
-    response = admin_client.post(ADD_URL, form_data(schedule="", interval=interval.pk))
+    response = admin_client.post(ADD_URL, periodic_task_form(schedule="", interval=interval.pk))
 
     assert response.status_code == 302, form_errors(response)
     task = PeriodicTask.objects.get(name="nightly echo")
@@ -270,7 +239,7 @@ def test_it_shows_the_catalog_with_descriptions_and_the_parameter_schema(admin_c
     ],
 )
 def test_it_puts_bad_input_on_its_field_and_saves_nothing(admin_client, overrides, field, message):
-    response = admin_client.post(ADD_URL, form_data(**overrides))
+    response = admin_client.post(ADD_URL, periodic_task_form(**overrides))
 
     errors = form_errors(response)
     assert any(message in error for error in errors.get(field, [])), errors
@@ -280,7 +249,7 @@ def test_it_puts_bad_input_on_its_field_and_saves_nothing(admin_client, override
 def test_it_refuses_a_phrase_and_a_stock_schedule_together(admin_client):
     interval = IntervalSchedule.objects.create(every=10, period="minutes")
 
-    response = admin_client.post(ADD_URL, form_data(interval=interval.pk))
+    response = admin_client.post(ADD_URL, periodic_task_form(interval=interval.pk))
 
     assert "not both" in form_errors(response)["schedule"][0]
     nothing_saved()
@@ -289,7 +258,7 @@ def test_it_refuses_a_phrase_and_a_stock_schedule_together(admin_client):
 def test_it_refuses_a_name_already_taken(admin_client):
     make_schedule(name="nightly echo")
 
-    response = admin_client.post(ADD_URL, form_data())
+    response = admin_client.post(ADD_URL, periodic_task_form())
 
     assert "already exists" in form_errors(response)["name"][0]
     assert PeriodicTask.objects.count() == 1
@@ -297,7 +266,8 @@ def test_it_refuses_a_name_already_taken(admin_client):
 
 def test_it_shows_every_error_of_one_submission_at_once(admin_client):
     response = admin_client.post(
-        ADD_URL, form_data(schedule="0 99 * * *", kwargs='{"times": "x"}', timezone="Nowhere")
+        ADD_URL,
+        periodic_task_form(schedule="0 99 * * *", kwargs='{"times": "x"}', timezone="Nowhere"),
     )
 
     errors = form_errors(response)
@@ -306,7 +276,7 @@ def test_it_shows_every_error_of_one_submission_at_once(admin_client):
 
 
 def test_it_stores_empty_headers_as_an_empty_object(admin_client):
-    response = admin_client.post(ADD_URL, form_data(headers=""))
+    response = admin_client.post(ADD_URL, periodic_task_form(headers=""))
 
     assert response.status_code == 302, form_errors(response)
     assert PeriodicTask.objects.get().headers == "{}"
@@ -316,7 +286,7 @@ def test_it_refuses_a_time_zone_a_stock_crontab_would_ignore(admin_client):
     crontab = CrontabSchedule.objects.create(minute="0", hour="6", timezone="Asia/Tokyo")
 
     response = admin_client.post(
-        ADD_URL, form_data(schedule="", crontab=crontab.pk, timezone="Europe/Paris")
+        ADD_URL, periodic_task_form(schedule="", crontab=crontab.pk, timezone="Europe/Paris")
     )
 
     assert "its own time zone, Asia/Tokyo" in form_errors(response)["timezone"][0]
@@ -326,7 +296,7 @@ def test_it_refuses_a_time_zone_a_stock_crontab_would_ignore(admin_client):
 def test_it_refuses_a_stock_clocked_schedule_that_is_not_one_off(admin_client):
     clocked = ClockedSchedule.objects.create(clocked_time=timezone.now() + timedelta(days=1))
 
-    response = admin_client.post(ADD_URL, form_data(schedule="", clocked=clocked.pk))
+    response = admin_client.post(ADD_URL, periodic_task_form(schedule="", clocked=clocked.pk))
 
     assert "clocked must be one off" in str(form_errors(response))
     nothing_saved()
@@ -339,7 +309,7 @@ def test_it_reports_a_save_the_service_refuses_after_the_form_passed(admin_clien
 
     monkeypatch.setattr("scheduler.admin.periodic_tasks.schedule_save", refuse)
 
-    response = admin_client.post(ADD_URL, form_data(), follow=True)
+    response = admin_client.post(ADD_URL, periodic_task_form(), follow=True)
 
     assert response.redirect_chain == [(ADD_URL, 302)]
     assert any("Nothing was saved" in text for text in page_messages(response))
@@ -914,7 +884,7 @@ def test_it_runs_a_task_on_a_real_worker_from_the_button(celery_worker, admin_us
     client = Client()
     client.force_login(admin_user)
     response = client.post(
-        ADD_URL, form_data(name="ping via admin", task="scheduler.ping", kwargs="{}")
+        ADD_URL, periodic_task_form(name="ping via admin", task="scheduler.ping", kwargs="{}")
     )
     assert response.status_code == 302, form_errors(response)
     task = PeriodicTask.objects.get(name="ping via admin")
@@ -978,7 +948,7 @@ def test_it_refuses_to_enable_or_edit_a_periodic_task_outside_the_catalog(admin_
         change_url(legacy),
         {
             **{name: value for name, value in form.initial.items() if value is not None},
-            **form_data(
+            **periodic_task_form(
                 name="legacy",
                 task="billing.send_invoices",
                 kwargs="{}",

@@ -1,6 +1,6 @@
 """The dashboard's feed filter, its one-line errors, the periodic tasks' last run and the favicon,
 with the Django test client (issue 15, items 9, 10, 11 and 15). What the page's script does with
-them is tested in a real browser: tests/scheduler/test_browser_layout.py.
+them is tested in a real browser: tests/scheduler/dashboard/test_browser_layout.py.
 """
 
 from __future__ import annotations
@@ -21,10 +21,7 @@ from scheduler import selectors
 from scheduler.dashboard.views import feed_filter
 from scheduler.live.events import event_record
 from tests.factories import TaskResultFactory, UserFactory, make_schedule, stored_run
-from tests.scheduler.test_history_scale import (  # noqa: F401 (a fixture)
-    _sequential_scans,
-    postgresql_planner,
-)
+from tests.query_plans import sequential_scans
 
 pytestmark = pytest.mark.django_db
 
@@ -162,14 +159,14 @@ def test_a_state_or_periodic_task_filter_reads_a_bounded_window_of_the_log():
     ],
     ids=["task", "object", "periodic task", "state", "task and state"],
 )
-def test_on_postgresql_the_filtered_feed_reads_the_log_through_indexes(where, postgresql_planner):  # noqa: F811
+def test_on_postgresql_the_filtered_feed_reads_the_log_through_indexes(where, postgresql_planner):
     _feed_history()
     make_schedule(name="spring cup", task="scheduler.ping")
 
     with CaptureQueriesContext(connection) as captured:
         selectors.task_feed(where=where)
 
-    assert _sequential_scans([query["sql"] for query in captured.captured_queries]) == []
+    assert sequential_scans([query["sql"] for query in captured.captured_queries]) == []
 
 
 # --- Item 10: one line per error in the failures panel -----------------------------------------

@@ -2,8 +2,8 @@
 published then recorded under ids any leader gives them, one-off tasks, the misfire policy,
 heartbeat and watchdog.
 
-Publishing is captured at `DatabaseScheduler._send` here; tests/scheduler/test_beat_integration.py
-runs real beat processes against the real broker.
+Publishing is captured at `DatabaseScheduler._send` here; test_beat_integration.py next to this
+file runs real beat processes against the real broker.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """The dashboard's pages and summary with the Django test client, and the selectors behind them
-with time frozen. Its script, live, is tested in a real browser: tests/scheduler/test_browser.py.
+with time frozen. Its script, live, is tested in a real browser: test_browser.py next to this
+file.
 """
 
 from __future__ import annotations

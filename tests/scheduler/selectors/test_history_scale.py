@@ -8,7 +8,6 @@ shape of their queries from regressing, which a timing on a small test database 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -20,6 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from scheduler import selectors
 from scheduler.admin import changelists
 from tests.factories import UserFactory, make_schedule, stored_run
+from tests.query_plans import sequential_scans
 
 PERIODIC_TASKS = "/admin/django_celery_beat/periodictask/"
 RESULTS = "/admin/django_celery_results/taskresult/"
@@ -34,7 +34,6 @@ RESULT_VIEWS = [
     f"{RESULTS}?date_done__year=2026",
     f"{RESULTS}?date_done__year=2026&date_done__month=11",
 ]
-BIG_TABLES = ("django_celery_results_taskresult", "scheduler_taskevent")
 
 
 def _history(schedules: int, runs_each: int) -> None:
@@ -176,39 +175,6 @@ def test_the_dashboard_summary_asks_as_many_queries_for_many_schedules_as_for_fe
 # --- PostgreSQL: the plans ------------------------------------------------------------------
 
 
-@pytest.fixture
-def postgresql_planner() -> Iterator[None]:
-    if connection.vendor != "postgresql":
-        pytest.skip("query plans are PostgreSQL's (CI runs this file on PostgreSQL too)")
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-        # A test table is tiny: the planner would rightly read it whole. Without sequential
-        # scans it must show which index it would use, and a query no index serves still
-        # shows a sequential scan.
-        cursor.execute("SET enable_seqscan = off")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute("RESET enable_seqscan")
-
-
-def _sequential_scans(queries: list[str]) -> list[str]:
-    found = []
-    with connection.cursor() as cursor:
-        for sql in queries:
-            if not sql.lstrip().upper().startswith("SELECT"):
-                continue
-            if not any(table in sql for table in BIG_TABLES):
-                continue
-            cursor.execute(f"EXPLAIN {sql}")
-            plan = "\n".join(row[0] for row in cursor.fetchall())
-            scanned = [table for table in BIG_TABLES if f"Seq Scan on {table}" in plan]
-            if scanned:
-                found.append(f"{sql}\n{plan}")
-    return found
-
-
 @pytest.mark.django_db
 @pytest.mark.parametrize("url", [PERIODIC_TASKS, *RESULT_VIEWS])
 def test_on_postgresql_an_admin_list_reads_the_history_through_indexes(
@@ -218,7 +184,7 @@ def test_on_postgresql_an_admin_list_reads_the_history_through_indexes(
     # As on a table of millions: the unfiltered list is counted by the estimate.
     monkeypatch.setattr(changelists, "EXACT_COUNT_BELOW", 0)
 
-    assert _sequential_scans(_queries(admin_client, url)) == []
+    assert sequential_scans(_queries(admin_client, url)) == []
 
 
 @pytest.mark.django_db
@@ -232,7 +198,7 @@ def test_on_postgresql_the_dashboard_summary_reads_the_history_through_indexes(
         selectors.dashboard_summary(now=now)
         selectors.task_feed()
 
-    assert _sequential_scans([query["sql"] for query in captured.captured_queries]) == []
+    assert sequential_scans([query["sql"] for query in captured.captured_queries]) == []
 
 
 @pytest.mark.django_db

@@ -1,6 +1,6 @@
 """The built-in system tasks, called in this process: health, backup, cleanup, notification.
 
-`scheduler.execute_command` has its own file, tests/scheduler/test_commands.py.
+`scheduler.execute_command` has its own file, tests/scheduler/system/test_allowed_commands.py.
 """
 
 from __future__ import annotations
@@ -312,7 +312,7 @@ def test_it_rejects_bad_cleanup_params(params, error):
 
 def test_it_defaults_cleanup_to_the_retention_settings():
     # None: RESULTS_RETENTION_DAYS, EVENTS_RETENTION_DAYS and RETENTION_BATCH_SIZE
-    # (tests/scheduler/test_retention.py).
+    # (tests/scheduler/services/test_retention.py).
     assert catalog.get("scheduler.cleanup_results").validate({}) == {
         "days": None,
         "batch_size": None,
