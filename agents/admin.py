@@ -2,7 +2,8 @@
 with their messages, and read-only lists of posts and mentions.
 
 Writes to the agents' periodic tasks go through the scheduler: "Run now" is the periodic task
-admin's own run (`schedule_run_now`), pausing and resuming is `agent_schedules_set_enabled`.
+admin's own run (`RunNowMixin`: `schedule_run_now`, audited), pausing and resuming is
+`agent_schedules_set_enabled`.
 """
 
 from __future__ import annotations
@@ -20,8 +21,6 @@ from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
 from django.utils.timezone import localtime
 from django.views.decorators.http import require_POST
-from django_celery_beat.models import PeriodicTask
-from kombu.exceptions import OperationalError
 
 from agents.brains import BrainConfigError, validate_brain_config
 from agents.models import Agent, AgentSchedule, Mention, Message, Post, Session
@@ -31,10 +30,8 @@ from agents.selectors import (
     session_latest_message_ids,
 )
 from agents.services import agent_schedules_set_enabled
-from scheduler.admin import PeriodicTaskAdmin, broker_down_message
-from scheduler.models import Source
+from scheduler.admin import RunNowMixin
 from scheduler.schedules import schedule_describe
-from scheduler.services import ScheduleError, ScheduleNotFound, schedule_run_now
 
 # Running or pausing a periodic task needs what the periodic task admin asks for it.
 SCHEDULE_PERMISSION = "django_celery_beat.change_periodictask"
@@ -190,7 +187,7 @@ class AgentScheduleInline(admin.TabularInline[AgentSchedule, Agent]):
 
 
 @admin.register(Agent)
-class AgentAdmin(admin.ModelAdmin[Agent]):
+class AgentAdmin(RunNowMixin, admin.ModelAdmin[Agent]):
     form = AgentForm
     change_form_template = "agents/admin_agent_change_form.html"
     list_display = [
@@ -284,26 +281,10 @@ class AgentAdmin(admin.ModelAdmin[Agent]):
         schedule = agent_schedule_of(agent=agent, schedule_id=schedule_id)
         if schedule is None:
             raise Http404(f"agent {agent.slug!r} has no schedule {schedule_id}")
-        periodic_admin = self.admin_site._registry.get(PeriodicTask)
-        if isinstance(periodic_admin, PeriodicTaskAdmin):
-            periodic_admin.run_named(request, [schedule.periodic_task.name])
-        else:  # another project's periodic task admin: the same service, our messages
-            self._run(request, schedule.periodic_task.name)
+        self.run_named(request, [schedule.periodic_task.name])
         return HttpResponseRedirect(
             reverse("admin:agents_agent_change", args=[agent.pk], current_app=self.admin_site.name)
         )
-
-    def _run(self, request: HttpRequest, name: str) -> None:
-        try:
-            task_id = schedule_run_now(name=name, actor=request.user, source=Source.ADMIN)
-        except (ScheduleError, ScheduleNotFound) as exc:
-            self.message_user(request, f"{name} was not run: {exc}", messages.ERROR)
-        except OperationalError as exc:
-            self.message_user(
-                request, f"{name} was not run: {broker_down_message(exc)}", messages.ERROR
-            )
-        else:
-            self.message_user(request, f"Queued to run now: {name} (task id {task_id}).")
 
 
 # --- Sessions ------------------------------------------------------------------------------------

@@ -9,3 +9,10 @@ class AgentsConfig(AppConfig):
 
     def ready(self) -> None:
         from agents import retention  # noqa: F401  (registers the messages' retention)
+
+    def seed_demo(self) -> list[str]:
+        """The agents' demo rows `manage.py seed_demo` creates, those that are missing."""
+        # Function-level: the demo uses models, which the app registry loads after this module.
+        from agents.demo import seed_demo_agents
+
+        return seed_demo_agents()

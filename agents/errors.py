@@ -1,7 +1,8 @@
 """The errors agent work raises, and how long to wait before retrying them.
 
-Tasks catch `RetryableError` and retry (at most `MAX_RETRIES` times, `retry_delay` apart);
-`PermanentError` is recorded with its code and never retried. Anything else is a bug.
+Tasks catch `RetryableError` and retry (at most `MAX_RETRIES` times, `retry_delay` apart: the
+`RETRY_POLICY` their bodies run with); `PermanentError` is recorded with its code and never
+retried. Anything else is a bug.
 
 Celery stores a failed task's exception as JSON (type, module and `args`) and rebuilds it with
 `exc_type(*args)`, so every class keeps exactly its constructor arguments in `args` and derives
@@ -12,6 +13,10 @@ from __future__ import annotations
 
 import random
 from typing import Any
+
+from django.conf import settings
+
+from scheduler.services import RetryPolicy
 
 MAX_RETRIES = 3
 # History rows and dashboard cells show the reason; a runaway message must not fill them.
@@ -153,6 +158,19 @@ def retry_delay(exc: BaseException, retries: int, *, base: float = 2.0, cap: flo
     ceiling = min(cap, base * 2.0**exponent)
     # Jitter spreads load; it is not a secret, so the module's PRNG is right here.
     return max(0.1, random.uniform(0, ceiling))  # noqa: S311
+
+
+def _configured_delay(exc: BaseException, retries: int) -> float:
+    return retry_delay(exc, retries, base=settings.AGENT_RETRY_BASE)
+
+
+# The tasks' retries (agents' and tournaments'), run by `scheduler.services.task_run_with_retries`.
+RETRY_POLICY = RetryPolicy(
+    retryable=(RetryableError,),
+    max_retries=MAX_RETRIES,
+    delay=_configured_delay,
+    database_error=DatabaseError,
+)
 
 
 def failure_reason(exc: BaseException) -> str:

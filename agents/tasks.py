@@ -9,66 +9,23 @@ with that reason, which history and the dashboard show.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from datetime import timedelta
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError
 from django.db.models import Count, F, Q
 from django.utils import timezone
 from pydantic import Field, field_validator
 
 from agents import services
-from agents.errors import (
-    MAX_RETRIES,
-    DatabaseError,
-    ExternalServiceError,
-    PermanentError,
-    RetryableError,
-    retry_delay,
-)
+from agents.errors import RETRY_POLICY, ExternalServiceError, PermanentError, RetryableError
 from agents.models import Agent, Mention, Message, Post, Session
 from agents.signatures import HEADER, sign
 from scheduler.catalog import Params, catalog_task
-from scheduler.protocol import object_header
+from scheduler.services import task_queue, task_run_with_retries
 from scheduler.system import NotificationError, NotificationRejected, webhook_post
 
 logger = logging.getLogger(__name__)
-
-T = TypeVar("T")
-
-
-def run_with_retries(task: Any, work: Callable[[], T]) -> T:
-    """Run `work` for `task` (a bound Celery task), retrying as agents/errors.py says."""
-    try:
-        try:
-            return work()
-        except (OperationalError, InterfaceError) as exc:
-            raise DatabaseError(str(exc)) from exc
-    except RetryableError as exc:
-        retries = task.request.retries or 0
-        if task.request.is_eager or retries >= MAX_RETRIES:
-            raise  # the last try: stored FAILURE with the reason
-        logger.warning("%s: %s (retry %d of %d)", task.name, exc, retries + 1, MAX_RETRIES)
-        raise task.retry(
-            exc=exc,
-            countdown=retry_delay(exc, retries, base=settings.AGENT_RETRY_BASE),
-            max_retries=MAX_RETRIES,
-        ) from exc
-
-
-def queue(task: Any, *, owner: tuple[str, object] | None = None, **kwargs: Any) -> None:
-    """Queue a follow-on task; without a broker (CELERY_ENABLED=false), run it here.
-
-    `owner` (("tournament", 7)) is the domain object its events belong to.
-    """
-    if settings.CELERY_ENABLED and owner:
-        task.apply_async(kwargs=kwargs, headers=object_header(*owner))
-    elif settings.CELERY_ENABLED:
-        task.delay(**kwargs)
-    else:
-        task.apply(kwargs=kwargs, throw=False)  # its failure is its own, stored in history
 
 
 def _task_id(task: Any) -> str:
@@ -128,9 +85,9 @@ def process_message(
         )
         reply = services.message_answer(message=received.message, task_id=_task_id(self))
         if session.is_external and session.agent.webhook_url and reply.delivered_at is None:
-            queue(send_response, message_id=reply.pk)
+            task_queue(send_response, message_id=reply.pk)
         if services.unsummarized_count(session) > settings.AGENT_SUMMARY_AFTER:
-            queue(summarize_session, session_id=session.pk)
+            task_queue(summarize_session, session_id=session.pk)
         return {
             "session": session.pk,
             "message": received.message.pk,
@@ -140,7 +97,7 @@ def process_message(
             "trace_id": trace_id,
         }
 
-    return run_with_retries(self, work)
+    return task_run_with_retries(self, work, policy=RETRY_POLICY)
 
 
 class DeliveryParams(Params):
@@ -175,7 +132,7 @@ def send_response(self: Any, message_id: int) -> dict[str, Any]:
         services.message_mark_delivered(message=message)
         return {"message": message.pk, "delivered": True, "status": status}
 
-    return run_with_retries(self, work)
+    return task_run_with_retries(self, work, policy=RETRY_POLICY)
 
 
 def deliver(agent: Agent, payload: dict[str, Any]) -> int:
@@ -211,7 +168,7 @@ def summarize_session(self: Any, session_id: int) -> dict[str, Any]:
         changed = services.session_summarize(session=session)
         return {"session": session.pk, "summarized": changed, "until": session.summarized_until}
 
-    return run_with_retries(self, work)
+    return task_run_with_retries(self, work, policy=RETRY_POLICY)
 
 
 @catalog_task(
@@ -227,7 +184,7 @@ def check_sessions_for_summarization() -> dict[str, Any]:
         .values_list("pk", flat=True)
     )
     for session_id in long_sessions:
-        queue(summarize_session, session_id=session_id)
+        task_queue(summarize_session, session_id=session_id)
     return {"queued": len(long_sessions)}
 
 
@@ -244,10 +201,10 @@ def send_followup(self: Any, session_id: int) -> dict[str, Any]:
         if message is None:
             return {"session": session.pk, "sent": False}
         if session.is_external and session.agent.webhook_url:
-            queue(send_response, message_id=message.pk)
+            task_queue(send_response, message_id=message.pk)
         return {"session": session.pk, "sent": True, "message": message.pk}
 
-    return run_with_retries(self, work)
+    return task_run_with_retries(self, work, policy=RETRY_POLICY)
 
 
 @catalog_task(
@@ -261,7 +218,7 @@ def check_sessions_for_followups() -> dict[str, Any]:
         ).values_list("pk", flat=True)
     )
     for session_id in due:
-        queue(send_followup, session_id=session_id)
+        task_queue(send_followup, session_id=session_id)
     return {"queued": len(due)}
 
 
@@ -301,7 +258,7 @@ def post(self: Any, agent: str, topic: str) -> dict[str, Any]:
             delivered = True
         return {"post": written.pk, "content": written.content, "delivered": delivered}
 
-    return run_with_retries(self, work)
+    return task_run_with_retries(self, work, policy=RETRY_POLICY)
 
 
 class ReplyParams(AgentSlug):
@@ -345,4 +302,4 @@ def reply(self: Any, agent: str, time_value: int = 1, time_unit: str = "hours") 
                 undelivered += 1
         return {"mentions": len(mentions), "answered": answered, "undelivered": undelivered}
 
-    return run_with_retries(self, work)
+    return task_run_with_retries(self, work, policy=RETRY_POLICY)

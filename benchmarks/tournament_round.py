@@ -133,7 +133,7 @@ def worker_round(tournament: Any, entries: int) -> dict[str, Any]:
     """Queue the tournament's round as beat does; wait for every entry's decision."""
     from django_celery_results.models import TaskResult
 
-    from scheduler.cli.output import result_duration
+    from scheduler.core import result_duration
     from tournaments import services
     from tournaments.models import Decision, Trade
     from tournaments.tasks import run_live_tournament_agents

@@ -12,7 +12,7 @@ of kind trader that is active and not in the tournament yet, with its default st
 is changed in the entries inline before the tournament starts).
 
 Writes to the tournament's periodic task go through the scheduler: "Run now" is the periodic
-task admin's own run (`schedule_run_now`, audited), pausing and resuming is
+task admin's own run (`RunNowMixin`: `schedule_run_now`, audited), pausing and resuming is
 `schedule_set_enabled_bulk`; both need what the periodic task admin asks for them.
 """
 
@@ -30,19 +30,12 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 from django.utils.html import format_html
-from django_celery_beat.models import PeriodicTask
 from kombu.exceptions import OperationalError
 
-from scheduler.admin import PeriodicTaskAdmin, broker_down_message
+from scheduler.admin import RunNowMixin, broker_down_message
 from scheduler.models import Source
 from scheduler.permissions import CHANGE_SCHEDULE, RUN_TASKS
-from scheduler.services import (
-    ScheduleError,
-    ScheduleNotFound,
-    schedule_run_now,
-    schedule_set_enabled_bulk,
-    task_enqueue,
-)
+from scheduler.services import ScheduleError, schedule_set_enabled_bulk, task_enqueue
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
 from tournaments.selectors import agents_not_entered
 from tournaments.services import (
@@ -202,7 +195,7 @@ class EntryInline(admin.TabularInline[Entry, Tournament]):
 
 
 @admin.register(Tournament)
-class TournamentAdmin(admin.ModelAdmin[Tournament]):
+class TournamentAdmin(RunNowMixin, admin.ModelAdmin[Tournament]):
     list_display = [
         "name",
         "status",
@@ -452,26 +445,7 @@ class TournamentAdmin(admin.ModelAdmin[Tournament]):
                 names.append(tournament.periodic_task.name)
             else:  # its periodic task was deleted: the same task, queued by itself
                 self._enqueue(request, tournament)
-        if not names:
-            return
-        periodic_admin = self.admin_site._registry.get(PeriodicTask)
-        if isinstance(periodic_admin, PeriodicTaskAdmin):
-            periodic_admin.run_named(request, names)
-        else:  # another project's periodic task admin: the same service, our messages
-            for name in names:
-                self._run_named(request, name)
-
-    def _run_named(self, request: HttpRequest, name: str) -> None:
-        try:
-            task_id = schedule_run_now(name=name, actor=request.user, source=Source.ADMIN)
-        except (ScheduleError, ScheduleNotFound) as exc:
-            self.message_user(request, f"{name} was not run: {exc}", messages.ERROR)
-        except OperationalError as exc:
-            self.message_user(
-                request, f"{name} was not run: {broker_down_message(exc)}", messages.ERROR
-            )
-        else:
-            self.message_user(request, f"Queued to run now: {name} (task id {task_id}).")
+        self.run_named(request, names)
 
     def _enqueue(self, request: HttpRequest, tournament: Tournament) -> None:
         try:

@@ -6,15 +6,16 @@ from typing import Any
 
 from pydantic import Field
 
+from agents.errors import RETRY_POLICY
 from agents.models import Agent
-from agents.tasks import queue, run_with_retries
 from scheduler.catalog import Params, catalog_task
+from scheduler.services import task_queue, task_run_with_retries
 from tournaments import services
 from tournaments.models import Entry, Tournament
 
 
 def _queue(task: Any, *, tournament_id: int, **kwargs: Any) -> None:
-    queue(task, owner=("tournament", tournament_id), **kwargs)
+    task_queue(task, owner=("tournament", tournament_id), **kwargs)
 
 
 class TournamentParams(Params):
@@ -73,7 +74,8 @@ def run_agent_decision(
             "trades": outcome.trades,
         }
 
-    return run_with_retries(self, work)
+    # An entry's decision is agent work: it retries as the agents' tasks do.
+    return task_run_with_retries(self, work, policy=RETRY_POLICY)
 
 
 @catalog_task(

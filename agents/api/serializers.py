@@ -13,7 +13,7 @@ from django.conf import settings
 from rest_framework import serializers
 
 from agents.models import Message, Session
-from scheduler.api.serializers import StrictSerializer, absolute
+from scheduler.api import StrictSerializer, absolute
 
 RUN_ACTIONS = {"post": "agents.post", "reply": "agents.reply"}
 INBOUND_CHANNELS = [Session.Channel.WEBHOOK.value, Session.Channel.TELEGRAM.value]

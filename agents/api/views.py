@@ -13,8 +13,8 @@ from drf_spectacular.utils import (
     PolymorphicProxySerializer,
     extend_schema,
 )
-from rest_framework import serializers, status
-from rest_framework.exceptions import APIException, NotFound, ParseError, PermissionDenied
+from rest_framework import status
+from rest_framework.exceptions import APIException, ParseError, PermissionDenied
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -44,16 +44,22 @@ from agents.models import Agent, Mention, Session
 from agents.selectors import agent_by_slug, session_by_id, session_messages, sessions_listed
 from agents.services import AgentInputError, mention_receive, message_payload, session_open
 from agents.signatures import HEADER, signature_valid
-from scheduler.api.permissions import StaffPermission
-from scheduler.api.serializers import TaskQueuedSerializer, absolute, task_queued
-from scheduler.api.views import Pages
+from scheduler.api import (
+    ERRORS_RESPONSE,
+    NOT_FOUND_RESPONSE,
+    Pages,
+    StaffPermission,
+    TaskQueuedSerializer,
+    absolute,
+    field_errors,
+    found,
+    paginated,
+    queued_response,
+    validated,
+)
 from scheduler.core import MalformedJSON, read_json
 from scheduler.services import task_enqueue
 
-_errors = OpenApiResponse(
-    description='Invalid input: {"field": ["message", ...]} (the body as a whole is "body")'
-)
-_not_found = OpenApiResponse(description='{"detail": "message"}')
 SESSION_ID = OpenApiParameter("session_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 AGENT_SLUG = OpenApiParameter(
     "slug", OpenApiTypes.STR, OpenApiParameter.PATH, description="the agent's slug"
@@ -70,36 +76,17 @@ class BodyTooLarge(APIException):
     default_detail = "the body is too large"
 
 
-def input_error(
-    exc: AgentInputError, fields: dict[str, str] | None = None
-) -> serializers.ValidationError:
-    """An AgentInputError as the 400 every API error has: {"field": ["message"]}.
-
-    `fields` renames the services' fields to the request's ("external_id" -> "conversation").
-    """
-    names = fields or {}
-    return serializers.ValidationError(
-        {names.get(field, field): [message] for field, message in exc.errors.items()}
-    )
-
-
 class AgentFailed(APIException):
     status_code = status.HTTP_502_BAD_GATEWAY
     default_detail = "the agent's brain failed"
 
 
 def _agent(slug: str) -> Agent:
-    agent = agent_by_slug(slug=slug)
-    if agent is None:
-        raise NotFound(f"no agent with the slug {slug!r}")
-    return agent
+    return found(agent_by_slug(slug=slug), f"no agent with the slug {slug!r}")
 
 
 def _session(session_id: int | str) -> Session:
-    session = session_by_id(session_id=int(session_id))
-    if session is None:
-        raise NotFound(f"no session with id {session_id}")
-    return session
+    return found(session_by_id(session_id=int(session_id)), f"no session with id {session_id}")
 
 
 def _dispatch(
@@ -113,7 +100,7 @@ def _dispatch(
             message_id=message_id,
         )
     except AgentInputError as exc:
-        raise input_error(exc) from exc
+        raise field_errors(exc.errors) from exc
     except RetryableError as exc:  # synchronous mode: the brain's service failed
         raise AgentUnavailable(f"the agent could not answer now: {exc.reason}") from exc
     except PermanentError as exc:  # synchronous mode: e.g. the LLM refused our key
@@ -136,24 +123,23 @@ class SessionListView(APIView):
 
     @extend_schema(
         parameters=[SessionListQuerySerializer],
-        responses={200: SessionSerializer(many=True), 400: _errors},
+        responses={200: SessionSerializer(many=True), 400: ERRORS_RESPONSE},
     )
     def get(self, request: Request) -> Response:
-        query = SessionListQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
+        query = validated(SessionListQuerySerializer, request.query_params)
         sessions = sessions_listed(
-            agent_slug=query.validated_data.get("agent"),
-            channel=query.validated_data.get("channel"),
-            status=query.validated_data.get("status"),
+            agent_slug=query.get("agent"), channel=query.get("channel"), status=query.get("status")
         )
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(sessions, request, view=self)
-        data = SessionSerializer(page, many=True, context={"request": request}).data
-        return paginator.get_paginated_response(data)
+        return paginated(
+            request,
+            sessions,
+            lambda page: SessionSerializer(page, many=True, context={"request": request}).data,
+            view=self,
+        )
 
     @extend_schema(
         request=SessionOpenSerializer,
-        responses={201: SessionSerializer, 400: _errors},
+        responses={201: SessionSerializer, 400: ERRORS_RESPONSE},
         description=(
             "A new web session, or the session of an external conversation (one per agent, "
             "channel and external_id: an existing one is answered, reopened if it was closed). "
@@ -161,21 +147,20 @@ class SessionListView(APIView):
         ),
     )
     def post(self, request: Request) -> Response:
-        body = SessionOpenSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        slug = body.validated_data["agent"]
+        body = validated(SessionOpenSerializer, request.data)
+        slug = body["agent"]
         agent = agent_by_slug(slug=slug)
         if agent is None:
-            raise serializers.ValidationError({"agent": [f"no agent with the slug {slug!r}"]})
+            raise field_errors({"agent": f"no agent with the slug {slug!r}"})
         try:
             session = session_open(
                 agent=agent,
-                channel=body.validated_data["channel"],
-                external_id=body.validated_data["external_id"],
+                channel=body["channel"],
+                external_id=body["external_id"],
                 user=request.user,
             )
         except AgentInputError as exc:
-            raise input_error(exc) from exc
+            raise field_errors(exc.errors) from exc
         data = SessionSerializer(_session(session.pk), context={"request": request}).data
         return Response(data, status=status.HTTP_201_CREATED, headers={"Location": data["url"]})
 
@@ -183,7 +168,9 @@ class SessionListView(APIView):
 class SessionDetailView(APIView):
     permission_classes = [StaffPermission]
 
-    @extend_schema(parameters=[SESSION_ID], responses={200: SessionSerializer, 404: _not_found})
+    @extend_schema(
+        parameters=[SESSION_ID], responses={200: SessionSerializer, 404: NOT_FOUND_RESPONSE}
+    )
     def get(self, request: Request, session_id: str) -> Response:
         return Response(SessionSerializer(_session(session_id), context={"request": request}).data)
 
@@ -197,14 +184,14 @@ class SessionMessagesView(APIView):
 
     @extend_schema(
         parameters=[SESSION_ID],
-        responses={200: MessageSerializer(many=True), 404: _not_found},
+        responses={200: MessageSerializer(many=True), 404: NOT_FOUND_RESPONSE},
     )
     def get(self, request: Request, session_id: str) -> Response:
         session = _session(session_id)
         messages = session_messages(session_id=session.pk)
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(messages, request, view=self) or []
-        return paginator.get_paginated_response([message_payload(m) for m in page])
+        return paginated(
+            request, messages, lambda page: [message_payload(m) for m in page], view=self
+        )
 
     @extend_schema(
         parameters=[SESSION_ID],
@@ -212,8 +199,8 @@ class SessionMessagesView(APIView):
         responses={
             202: MessageQueuedSerializer,
             200: MessageAnsweredSerializer,
-            400: _errors,
-            404: _not_found,
+            400: ERRORS_RESPONSE,
+            404: NOT_FOUND_RESPONSE,
             502: OpenApiResponse(description="synchronous mode: the agent failed for good"),
             503: OpenApiResponse(description="synchronous mode: the agent's LLM failed"),
         },
@@ -227,14 +214,13 @@ class SessionMessagesView(APIView):
     )
     def post(self, request: Request, session_id: str) -> Response:
         session = _session(session_id)
-        body = MessageInputSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(MessageInputSerializer, request.data)
         return _dispatch(
             request,
             session=session,
-            text=body.validated_data["text"],
-            source=body.validated_data["source"],
-            message_id=body.validated_data["message_id"],
+            text=body["text"],
+            source=body["source"],
+            message_id=body["message_id"],
         )
 
 
@@ -248,7 +234,7 @@ class AgentRunView(APIView):
     @extend_schema(
         parameters=[AGENT_SLUG],
         request=RunSerializer,
-        responses={202: TaskQueuedSerializer, 400: _errors, 404: _not_found},
+        responses={202: TaskQueuedSerializer, 400: ERRORS_RESPONSE, 404: NOT_FOUND_RESPONSE},
         description=(
             "Queue one run of the agent's `agents.post` (params: topic) or `agents.reply` "
             "(params: time_value, time_unit), checked against the catalog as `POST /api/tasks/` "
@@ -257,23 +243,20 @@ class AgentRunView(APIView):
     )
     def post(self, request: Request, slug: str) -> Response:
         agent = _agent(slug)
-        body = RunSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        params = body.validated_data["params"]
+        body = validated(RunSerializer, request.data)
+        params = body["params"]
         if not isinstance(params, dict):
-            raise serializers.ValidationError(
-                {"params": [f"must be a JSON object, not {type(params).__name__}"]}
-            )
+            raise field_errors({"params": f"must be a JSON object, not {type(params).__name__}"})
         if params.get("agent", agent.slug) != agent.slug:
-            raise serializers.ValidationError(
-                {"params": [f"agent: the agent is the one in the URL ({agent.slug!r})"]}
+            raise field_errors(
+                {"params": f"agent: the agent is the one in the URL ({agent.slug!r})"}
             )
         if not agent.is_active:
-            raise serializers.ValidationError({"agent": [f"agent {agent.slug!r} is paused"]})
+            raise field_errors({"agent": f"agent {agent.slug!r} is paused"})
         task_id = task_enqueue(
-            task=RUN_ACTIONS[body.validated_data["action"]], params={**params, "agent": agent.slug}
+            task=RUN_ACTIONS[body["action"]], params={**params, "agent": agent.slug}
         )
-        return Response(task_queued(request, task_id), status=status.HTTP_202_ACCEPTED)
+        return queued_response(request, task_id)
 
 
 # --- Inbound webhooks ----------------------------------------------------------------------------
@@ -332,9 +315,9 @@ class InboundView(APIView):
                 "a message answered at once (MessageAnswered plus `session`)"
             ),
             201: MentionStoredSerializer,
-            400: _errors,
+            400: ERRORS_RESPONSE,
             403: OpenApiResponse(description="missing or wrong signature: nothing was stored"),
-            404: _not_found,
+            404: NOT_FOUND_RESPONSE,
         },
         description=(
             "A message (`type: message`) opens or reuses the session of its conversation and "
@@ -356,22 +339,18 @@ class InboundView(APIView):
                 "secret (sha256=<hex HMAC-SHA256>)"
             )
         data = _json_object(raw)
-        kind = InboundSerializer(data=data)
-        kind.is_valid(raise_exception=True)
-        if kind.validated_data["type"] == "mention":
+        if validated(InboundSerializer, data)["type"] == "mention":
             return self._mention(agent, data)
         return self._message(request, agent, data)
 
     def _message(self, request: Request, agent: Agent, data: dict[str, Any]) -> Response:
-        body = InboundMessageSerializer(data=data)
-        body.is_valid(raise_exception=True)
-        fields = body.validated_data
+        fields = validated(InboundMessageSerializer, data)
         try:
             session = session_open(
                 agent=agent, channel=fields["channel"], external_id=fields["conversation"]
             )
         except AgentInputError as exc:
-            raise input_error(exc, {"external_id": "conversation"}) from exc
+            raise field_errors(exc.errors, {"external_id": "conversation"}) from exc
         response = _dispatch(
             request,
             session=session,
@@ -383,9 +362,7 @@ class InboundView(APIView):
         return response
 
     def _mention(self, agent: Agent, data: dict[str, Any]) -> Response:
-        body = InboundMentionSerializer(data=data)
-        body.is_valid(raise_exception=True)
-        fields = body.validated_data
+        fields = validated(InboundMentionSerializer, data)
         try:
             mention, created = mention_receive(
                 agent=agent,
@@ -395,7 +372,9 @@ class InboundView(APIView):
                 source=fields["source"],
             )
         except AgentInputError as exc:
-            raise input_error(exc, {"external_id": "mention_id", "content": "text"}) from exc
+            raise field_errors(
+                exc.errors, {"external_id": "mention_id", "content": "text"}
+            ) from exc
         return Response(
             {"created": created, "mention": _mention_payload(mention)},
             status=status.HTTP_201_CREATED if created else status.HTTP_200_OK,

@@ -5,7 +5,8 @@ The stock admin asks four things of a table that are cheap on a hundred rows and
 million: the exact row count (twice: filtered and unfiltered), the distinct values of every
 `AllValuesFieldListFilter`, the distinct years, months or days of the date hierarchy, and
 `LIKE '%term%'` across every search field. Here the count of an unfiltered list is PostgreSQL's
-own estimate, filter choices come from small tables, the date hierarchy probes an index once per
+own estimate (`EstimatedCountPaginator`, in scheduler/observability/pagination.py: the API pages
+with it too), filter choices come from small tables, the date hierarchy probes an index once per
 day or month it could show, and search matches the start of indexed columns.
 """
 
@@ -13,38 +14,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime, timedelta
-from functools import cached_property
 from typing import Any, cast
 
 from django.contrib import admin
 from django.contrib.admin.utils import get_last_value_from_parameters
-from django.core.paginator import Paginator
 from django.db.models import F, Max, Min, Q, QuerySet
 from django.utils import timezone
-
-from scheduler.observability.table_rows import estimated_rows
-
-# Below this many rows (by the estimate) a table is counted exactly: the estimate of a small
-# or never analysed table can be far off, and counting it is cheap.
-EXACT_COUNT_BELOW = 100_000
-
-
-class EstimatedCountPaginator(Paginator):
-    """Counts a filtered list exactly (filters and search use indexes), and an unfiltered one of
-    a large table by its estimate (scheduler/observability/table_rows.py); `estimated` says which,
-    for the page to say "about"."""
-
-    estimated = False
-
-    @cached_property
-    def count(self) -> int:
-        queryset = self.object_list
-        if isinstance(queryset, QuerySet) and not queryset.query.where:
-            estimate = estimated_rows(queryset.model, using=queryset.db)
-            if estimate is not None and estimate >= EXACT_COUNT_BELOW:
-                self.estimated = True
-                return estimate
-        return int(super().count)
 
 
 class ChoicesFromFieldListFilter(admin.AllValuesFieldListFilter):

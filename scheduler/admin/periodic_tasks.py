@@ -35,9 +35,9 @@ from django.views.decorators.http import require_POST
 from django_celery_beat.admin import PeriodicTaskAdmin as StockPeriodicTaskAdmin
 from django_celery_beat.admin import PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
-from kombu.exceptions import OperationalError
 
 from config.queues import QUEUES
+from scheduler.admin.run_now import RunNowMixin
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.core.json_input import MalformedJSON, read_json
 from scheduler.core.masking import masked
@@ -49,11 +49,9 @@ from scheduler.selectors import schedule_next_run
 from scheduler.services import (
     DESCRIPTION_MAX_LENGTH,
     ScheduleError,
-    ScheduleNotFound,
     params_from_json,
     schedule_delete,
     schedule_parse,
-    schedule_run_now,
     schedule_save,
     schedule_set_enabled_bulk,
     task_validate,
@@ -103,10 +101,6 @@ def format_duration(started: datetime | None, done: datetime | None) -> str:
         return f"{seconds:.2f} s"
     minutes, seconds = divmod(round(seconds), 60)
     return f"{minutes} min {seconds} s"
-
-
-def broker_down_message(exc: Exception) -> str:
-    return f"the broker (Redis) could not be reached, nothing was queued: {exc}"
 
 
 # --- The periodic task form ----------------------------------------------------------------------
@@ -356,7 +350,7 @@ admin.site.unregister(PeriodicTask)
 
 
 @admin.register(PeriodicTask)
-class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
+class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
     form = PeriodicTaskScheduleForm
     change_form_template = "admin/scheduler/periodictask/change_form.html"
     # Compact cells that fit a 1,280 px screen (tests/scheduler/admin/test_admin_browser.py).
@@ -591,22 +585,6 @@ class PeriodicTaskAdmin(StockPeriodicTaskAdmin):
     @admin.action(description="Run selected tasks now", permissions=["change"])
     def run_now(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
         self.run_named(request, list(queryset.values_list("name", flat=True)))
-
-    def run_named(self, request: HttpRequest, names: list[str]) -> None:
-        queued: list[str] = []
-        for name in names:
-            try:
-                task_id = schedule_run_now(name=name, actor=request.user, source=Source.ADMIN)
-            except (ScheduleError, ScheduleNotFound) as exc:
-                self.message_user(request, f"{name} was not run: {exc}", messages.ERROR)
-            except OperationalError as exc:
-                self.message_user(
-                    request, f"{name} was not run: {broker_down_message(exc)}", messages.ERROR
-                )
-            else:
-                queued.append(f"{name} (task id {task_id})")
-        if queued:
-            self.message_user(request, f"Queued to run now: {', '.join(queued)}.", messages.SUCCESS)
 
     # --- Columns and read-only fields ------------------------------------------------------------
 

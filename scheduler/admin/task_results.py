@@ -20,18 +20,10 @@ from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError
 
 from scheduler import selectors
-from scheduler.admin.changelists import (
-    EstimatedCountPaginator,
-    choices_filter,
-    prefix_match,
-    with_probed_dates,
-)
-from scheduler.admin.periodic_tasks import (
-    RUN_PERMISSION,
-    AdminOption,
-    broker_down_message,
-    format_duration,
-)
+from scheduler.admin.changelists import choices_filter, prefix_match, with_probed_dates
+from scheduler.admin.periodic_tasks import RUN_PERMISSION, AdminOption, format_duration
+from scheduler.admin.run_now import broker_down_message
+from scheduler.observability.pagination import EstimatedCountPaginator
 from scheduler.selectors import stored_arguments
 from scheduler.services import ScheduleError, task_result_retry
 
@@ -51,7 +43,7 @@ class TaskResultAdmin(StockTaskResultAdmin):
     )
     actions: AdminOption = ("retry_selected",)
     # A table of millions of rows: each of these is the stock admin's, minus its scans
-    # (scheduler/admin/changelists.py).
+    # (scheduler/admin/changelists.py, scheduler/observability/pagination.py).
     paginator: ClassVar[AdminOption] = EstimatedCountPaginator
     show_full_result_count: ClassVar[AdminOption] = False
     show_facets: ClassVar[AdminOption] = admin.ShowFacets.NEVER

@@ -13,16 +13,15 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
-from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
-from rest_framework.request import Request
 
+from scheduler.api.base import StrictSerializer, absolute
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
-from scheduler.cli.output import result_duration
+from scheduler.core.formatting import result_duration
 from scheduler.schedules.parsing import zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.schedules.rows import schedule_describe
@@ -30,24 +29,6 @@ from scheduler.selectors import result_status_named, schedule_next_run
 
 # How long `GET /api/tasks/{id}/?wait=` may hold a request open.
 MAX_WAIT_SECONDS = 30
-
-
-class StrictSerializer(serializers.Serializer[Any]):
-    """Rejects fields it does not know: a misspelt field is an error, not silently ignored."""
-
-    def to_internal_value(self, data: Any) -> Any:
-        if isinstance(data, Mapping):
-            unknown = sorted(set(data) - set(self.fields))
-            if unknown:
-                raise serializers.ValidationError(
-                    {name: ["is not a field of this request"] for name in unknown}
-                )
-        return super().to_internal_value(data)
-
-
-def absolute(request: Request | None, name: str, *args: Any) -> str:
-    path = reverse(name, args=args)
-    return request.build_absolute_uri(path) if request is not None else path
 
 
 # --- Catalog -------------------------------------------------------------------------------------
@@ -76,20 +57,6 @@ class TaskRunSerializer(StrictSerializer):
     queue = serializers.CharField(
         required=False, allow_null=True, help_text="a queue other than the task's own"
     )
-
-
-class TaskQueuedSerializer(serializers.Serializer[Any]):
-    task_id = serializers.CharField()
-    status = serializers.CharField(default="queued")
-    url = serializers.URLField(help_text="GET it to follow the task (add ?wait=S to wait)")
-
-
-def task_queued(request: Request, task_id: str) -> dict[str, Any]:
-    return {
-        "task_id": task_id,
-        "status": "queued",
-        "url": absolute(request, "api-task-detail", task_id),
-    }
 
 
 class TaskRevokeSerializer(StrictSerializer):

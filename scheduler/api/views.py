@@ -10,7 +10,6 @@ from django_celery_beat.models import PeriodicTask
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import (
     OpenApiParameter,
-    OpenApiResponse,
     extend_schema,
     extend_schema_view,
     inline_serializer,
@@ -18,22 +17,29 @@ from drf_spectacular.utils import (
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
 from rest_framework.exceptions import NotFound
-from rest_framework.pagination import PageNumberPagination
 from rest_framework.permissions import AllowAny
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from scheduler import selectors, services
-from scheduler.admin.changelists import EstimatedCountPaginator
-from scheduler.api.permissions import StaffPermission
+from scheduler.api.base import (
+    ERRORS_RESPONSE,
+    NOT_FOUND_RESPONSE,
+    Pages,
+    StaffPermission,
+    TaskQueuedSerializer,
+    found,
+    paginated,
+    queued_response,
+    validated,
+)
 from scheduler.api.serializers import (
     CatalogEntrySerializer,
     ScheduleInputSerializer,
     ScheduleListQuerySerializer,
     ScheduleSerializer,
     TaskHistoryQuerySerializer,
-    TaskQueuedSerializer,
     TaskResultSerializer,
     TaskRevokedSerializer,
     TaskRevokeSerializer,
@@ -41,32 +47,23 @@ from scheduler.api.serializers import (
     TaskStatusSerializer,
     TaskWaitQuerySerializer,
     schedule_arguments,
-    task_queued,
 )
 from scheduler.catalog import load_catalog
 from scheduler.models import Source
 from scheduler.observability.health import health_report
+from scheduler.observability.pagination import EstimatedCountPaginator
 from scheduler.permissions import ADD_SCHEDULE, CHANGE_SCHEDULE, DELETE_SCHEDULE, RUN_TASKS
 
 _health_schema = inline_serializer(
     name="Health",
     fields={"status": serializers.CharField(), "checks": serializers.DictField()},
 )
-_errors = OpenApiResponse(
-    description='Invalid input: {"field": ["message", ...]} (the body as a whole is "body")'
-)
-_not_found = OpenApiResponse(description='{"detail": "message"}')
 TASK_ID = OpenApiParameter(
     "task_id",
     OpenApiTypes.STR,
     OpenApiParameter.PATH,
     description="a Celery task id (letters, digits, '-', '_', '.', ':'; at most 255)",
 )
-
-
-class Pages(PageNumberPagination):
-    page_size_query_param = "page_size"
-    max_page_size = 500
 
 
 class HistoryPages(Pages):
@@ -174,37 +171,34 @@ class TaskListView(APIView):
 
     @extend_schema(
         parameters=[TaskHistoryQuerySerializer],
-        responses={200: TaskResultSerializer(many=True), 400: _errors},
+        responses={200: TaskResultSerializer(many=True), 400: ERRORS_RESPONSE},
     )
     def get(self, request: Request) -> Response:
-        query = TaskHistoryQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        filters = query.validated_data
+        filters = validated(TaskHistoryQuerySerializer, request.query_params)
         results = selectors.task_history(
             task_name=filters.get("task_name"),
             periodic_task_name=filters.get("periodic_task"),
             status=filters.get("status"),
             since=filters.get("since"),
         )
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(results, request, view=self)
-        data = TaskResultSerializer(page, many=True, context={"request": request}).data
-        return paginator.get_paginated_response(data)
+        return paginated(
+            request,
+            results,
+            lambda page: TaskResultSerializer(page, many=True, context={"request": request}).data,
+            view=self,
+        )
 
     @extend_schema(
         request=TaskRunSerializer,
-        responses={202: TaskQueuedSerializer, 400: _errors},
+        responses={202: TaskQueuedSerializer, 400: ERRORS_RESPONSE},
         description="Queue a catalog task with its parameters; needs `scheduler.run_tasks`.",
     )
     def post(self, request: Request) -> Response:
-        body = TaskRunSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(TaskRunSerializer, request.data)
         task_id = services.task_enqueue(
-            task=body.validated_data["task"],
-            params=body.validated_data["params"],
-            queue=body.validated_data.get("queue"),
+            task=body["task"], params=body["params"], queue=body.get("queue")
         )
-        return Response(task_queued(request, task_id), status=status.HTTP_202_ACCEPTED)
+        return queued_response(request, task_id)
 
 
 class UnfinishedTask(Response):
@@ -221,7 +215,7 @@ class TaskDetailView(APIView):
 
     @extend_schema(
         parameters=[TASK_ID, TaskWaitQuerySerializer],
-        responses={200: TaskStatusSerializer, 400: _errors},
+        responses={200: TaskStatusSerializer, 400: ERRORS_RESPONSE},
         description=(
             "The state of a task as Celery's `AsyncResult` reports it. An id Celery does not "
             "know is `PENDING`, as Celery reports it (Celery cannot tell 'queued' from "
@@ -231,11 +225,10 @@ class TaskDetailView(APIView):
         ),
     )
     def get(self, request: Request, task_id: str) -> Response:
-        query = TaskWaitQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
+        query = validated(TaskWaitQuerySerializer, request.query_params)
         task = selectors.task_status(task_id)
         data = TaskStatusSerializer(task).data
-        wait = query.validated_data.get("wait")
+        wait = query.get("wait")
         if wait and not task.finished:
             return UnfinishedTask(data, task_id=task_id, wait=wait)
         return Response(data)
@@ -248,7 +241,7 @@ class TaskRevokeView(APIView):
     @extend_schema(
         parameters=[TASK_ID],
         request=TaskRevokeSerializer,
-        responses={202: TaskRevokedSerializer, 400: _errors, 404: _not_found},
+        responses={202: TaskRevokedSerializer, 400: ERRORS_RESPONSE, 404: NOT_FOUND_RESPONSE},
         description=(
             "Ask the workers to drop the task (and stop it if it runs, with terminate). "
             "400 when it has finished already, 404 when no such task was queued or stored. "
@@ -256,10 +249,9 @@ class TaskRevokeView(APIView):
         ),
     )
     def post(self, request: Request, task_id: str) -> Response:
-        body = TaskRevokeSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(TaskRevokeSerializer, request.data)
         try:
-            services.task_revoke(task_id=task_id, terminate=body.validated_data["terminate"])
+            services.task_revoke(task_id=task_id, terminate=body["terminate"])
         except services.TaskNotFound as exc:
             raise NotFound(str(exc)) from exc
         return Response(
@@ -274,18 +266,15 @@ class TaskRetryView(APIView):
     @extend_schema(
         parameters=[TASK_ID],
         request=None,
-        responses={202: TaskQueuedSerializer, 400: _errors, 404: _not_found},
+        responses={202: TaskQueuedSerializer, 400: ERRORS_RESPONSE, 404: NOT_FOUND_RESPONSE},
         description=(
             "Queue a stored run's task again with the same arguments, as a new task "
             "(catalog tasks only). Needs `scheduler.run_tasks`."
         ),
     )
     def post(self, request: Request, task_id: str) -> Response:
-        result = selectors.task_result(task_id)
-        if result is None:
-            raise NotFound(f"no stored result for task {task_id}")
-        new_id = services.task_result_retry(result=result)
-        return Response(task_queued(request, new_id), status=status.HTTP_202_ACCEPTED)
+        result = found(selectors.task_result(task_id), f"no stored result for task {task_id}")
+        return queued_response(request, services.task_result_retry(result=result))
 
 
 _schedule_id = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
@@ -297,16 +286,16 @@ _schedule_id = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
     ),
     create=extend_schema(
         request=ScheduleInputSerializer,
-        responses={201: ScheduleSerializer, 400: _errors},
+        responses={201: ScheduleSerializer, 400: ERRORS_RESPONSE},
         description="Needs `django_celery_beat.add_periodictask`.",
     ),
     retrieve=extend_schema(
-        parameters=[_schedule_id], responses={200: ScheduleSerializer, 404: _not_found}
+        parameters=[_schedule_id], responses={200: ScheduleSerializer, 404: NOT_FOUND_RESPONSE}
     ),
     update=extend_schema(
         parameters=[_schedule_id],
         request=ScheduleInputSerializer,
-        responses={200: ScheduleSerializer, 400: _errors, 404: _not_found},
+        responses={200: ScheduleSerializer, 400: ERRORS_RESPONSE, 404: NOT_FOUND_RESPONSE},
         description=(
             "name, task and schedule are required; other fields left out keep their values. "
             "Needs `django_celery_beat.change_periodictask`."
@@ -315,12 +304,12 @@ _schedule_id = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)
     partial_update=extend_schema(
         parameters=[_schedule_id],
         request=ScheduleInputSerializer,
-        responses={200: ScheduleSerializer, 400: _errors, 404: _not_found},
+        responses={200: ScheduleSerializer, 400: ERRORS_RESPONSE, 404: NOT_FOUND_RESPONSE},
         description="Changes the fields given. Needs `django_celery_beat.change_periodictask`.",
     ),
     destroy=extend_schema(
         parameters=[_schedule_id],
-        responses={204: None, 404: _not_found},
+        responses={204: None, 404: NOT_FOUND_RESPONSE},
         description="Needs `django_celery_beat.delete_periodictask`.",
     ),
 )
@@ -345,10 +334,7 @@ class ScheduleViewSet(viewsets.ViewSet):
         return {"request": self.request, "now": timezone.now()}
 
     def _schedule(self, pk: int | str) -> PeriodicTask:
-        periodic_task = selectors.schedule_by_id(int(pk))
-        if periodic_task is None:
-            raise NotFound(f"no schedule with id {pk}")
-        return periodic_task
+        return found(selectors.schedule_by_id(int(pk)), f"no schedule with id {pk}")
 
     def _answer(self, pk: int | str, *, code: int = status.HTTP_200_OK) -> Response:
         # Read back through the selector: the row with its schedule and options joined.
@@ -356,19 +342,19 @@ class ScheduleViewSet(viewsets.ViewSet):
         return Response(data, status=code)
 
     def list(self, request: Request) -> Response:
-        query = ScheduleListQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        schedules = selectors.periodic_tasks_listed(enabled=query.validated_data.get("enabled"))
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(schedules, request, view=self)
-        data = ScheduleSerializer(page, many=True, context=self._context()).data
-        return paginator.get_paginated_response(data)
+        query = validated(ScheduleListQuerySerializer, request.query_params)
+        schedules = selectors.periodic_tasks_listed(enabled=query.get("enabled"))
+        return paginated(
+            request,
+            schedules,
+            lambda page: ScheduleSerializer(page, many=True, context=self._context()).data,
+            view=self,
+        )
 
     def create(self, request: Request) -> Response:
-        body = ScheduleInputSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(ScheduleInputSerializer, request.data)
         periodic_task = services.schedule_create(
-            **schedule_arguments(body.validated_data), actor=request.user, source=Source.API
+            **schedule_arguments(body), actor=request.user, source=Source.API
         )
         response = self._answer(periodic_task.pk, code=status.HTTP_201_CREATED)
         response["Location"] = response.data["url"]
@@ -385,9 +371,9 @@ class ScheduleViewSet(viewsets.ViewSet):
 
     def _update(self, request: Request, pk: str, *, partial: bool) -> Response:
         periodic_task = self._schedule(pk)
-        body = ScheduleInputSerializer(data=request.data, partial=partial)
-        body.is_valid(raise_exception=True)
-        arguments = schedule_arguments(body.validated_data)
+        arguments = schedule_arguments(
+            validated(ScheduleInputSerializer, request.data, partial=partial)
+        )
         if "name" in arguments:
             arguments["new_name"] = arguments.pop("name")
         services.schedule_update(
@@ -403,7 +389,7 @@ class ScheduleViewSet(viewsets.ViewSet):
     @extend_schema(
         parameters=[_schedule_id],
         request=None,
-        responses={202: TaskQueuedSerializer, 404: _not_found},
+        responses={202: TaskQueuedSerializer, 404: NOT_FOUND_RESPONSE},
         description="Queue one run now, outside the schedule. Needs `change_periodictask`.",
     )
     @action(detail=True, methods=["post"])
@@ -412,12 +398,12 @@ class ScheduleViewSet(viewsets.ViewSet):
         task_id = services.schedule_run_now(
             name=periodic_task.name, actor=request.user, source=Source.API
         )
-        return Response(task_queued(request, task_id), status=status.HTTP_202_ACCEPTED)
+        return queued_response(request, task_id)
 
     @extend_schema(
         parameters=[_schedule_id],
         request=None,
-        responses={200: ScheduleSerializer, 404: _not_found},
+        responses={200: ScheduleSerializer, 404: NOT_FOUND_RESPONSE},
         description="Needs `change_periodictask`.",
     )
     @action(detail=True, methods=["post"])
@@ -429,7 +415,7 @@ class ScheduleViewSet(viewsets.ViewSet):
     @extend_schema(
         parameters=[_schedule_id],
         request=None,
-        responses={200: ScheduleSerializer, 404: _not_found},
+        responses={200: ScheduleSerializer, 404: NOT_FOUND_RESPONSE},
         description="Needs `change_periodictask`.",
     )
     @action(detail=True, methods=["post"])

@@ -21,6 +21,7 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
+from scheduler.core.formatting import result_duration
 from scheduler.core.masking import masked, masked_text
 from scheduler.live.events import event_level
 from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
@@ -231,15 +232,6 @@ class ExtendedResult(Protocol):
 
 def extended(result: TaskResult) -> ExtendedResult:
     return cast("ExtendedResult", result)
-
-
-def result_duration(result: TaskResult) -> float | None:
-    started = extended(result).date_started
-    if started is None or result.date_done is None:
-        return None
-    if result.status in ("PENDING", "STARTED", "RECEIVED", "RETRY"):
-        return None  # date_done moves on every save until the run is over
-    return max((result.date_done - started).total_seconds(), 0.0)
 
 
 def stored_value(text: str | None, content_type: str = "application/json") -> Any:

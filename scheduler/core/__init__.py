@@ -1,14 +1,16 @@
 """The bottom of `scheduler/`: small pure helpers every room may use, importing no other room.
 
-Secrets masked wherever task arguments are shown, JSON typed by people read strictly, and the one
-Redis client of a process with the project's key prefix. `config/celery.py` imports this package
-before Django is set up, so nothing here touches models or settings at import time.
+Secrets masked wherever task arguments are shown, JSON typed by people read strictly, the one
+Redis client of a process with the project's key prefix, and a run's duration as every interface
+shows it. `config/celery.py` imports this package before Django is set up, so nothing here
+touches models or settings at import time.
 
 Modules inside `scheduler/` import these by their full path; other apps import from here.
 """
 
 from __future__ import annotations
 
+from scheduler.core.formatting import result_duration
 from scheduler.core.json_input import MalformedJSON, read_json
 from scheduler.core.masking import (
     MASK,
@@ -36,4 +38,5 @@ __all__ = [
     "masked_text",
     "read_json",
     "redis_key",
+    "result_duration",
 ]

@@ -1,6 +1,7 @@
 """Writes of the scheduler app, by entity (schedules, runs, audit, history, retention,
 accounts). Every create/update/delete goes through a function here: the admin, the CLI, the API
 and the other apps call these, and import them from here (`from scheduler.services import ...`).
+The queueing and retrying that every app's task bodies share is here too (`enqueue.py`).
 """
 
 from __future__ import annotations
@@ -8,6 +9,11 @@ from __future__ import annotations
 from scheduler.services.accounts import (
     CreatedSuperuser,
     superuser_ensure,
+)
+from scheduler.services.enqueue import (
+    RetryPolicy,
+    task_queue,
+    task_run_with_retries,
 )
 from scheduler.services.errors import (
     ScheduleError,
@@ -61,6 +67,7 @@ __all__ = [
     "CreatedSuperuser",
     "RetentionPolicy",
     "RetentionRow",
+    "RetryPolicy",
     "ScheduleError",
     "ScheduleNotFound",
     "TaskNotFound",
@@ -86,7 +93,9 @@ __all__ = [
     "stored_kwargs",
     "superuser_ensure",
     "task_enqueue",
+    "task_queue",
     "task_result_retry",
     "task_revoke",
+    "task_run_with_retries",
     "task_validate",
 ]

@@ -14,8 +14,9 @@ import time
 import pytest
 from django_celery_results.models import TaskResult
 
+from agents.errors import MAX_RETRIES
 from agents.services import agent_create, session_open
-from agents.tasks import MAX_RETRIES, process_message
+from agents.tasks import process_message
 from scheduler.models import TaskEvent
 from scheduler.system.tasks import ping, sleep
 from tests.faults.conftest import publish, states_of

@@ -38,7 +38,7 @@ from agents import tasks as agent_tasks
 from agents.admin import masked as masked_secret
 from agents.brains import get_brain
 from agents.brains.base import ChatMessage
-from agents.errors import AgentError, ExternalServiceError
+from agents.errors import RETRY_POLICY, AgentError, ExternalServiceError
 from agents.models import Agent
 from agents.signatures import sign
 from config.celery import app
@@ -54,7 +54,7 @@ from scheduler.core.masking import (
 from scheduler.core.redis_connection import get_redis
 from scheduler.live.consumers import EventsConsumer
 from scheduler.live.events import event_record
-from scheduler.services import stored_kwargs, task_enqueue
+from scheduler.services import stored_kwargs, task_enqueue, task_run_with_retries
 from tests.agents.chat_server import ChatServer, running_chat_server
 from tests.clients import api_client, client_for, response_json
 from tests.factories import TaskResultFactory, UserFactory, make_schedule
@@ -459,7 +459,9 @@ def test_the_llm_key_is_not_logged_when_the_llm_fails(llm, caplog):
         retry=lambda **kwargs: Retry(),
     )
     with pytest.raises(Retry):
-        agent_tasks.run_with_retries(worker_task, lambda: (_ for _ in ()).throw(failed.value))
+        task_run_with_retries(
+            worker_task, lambda: (_ for _ in ()).throw(failed.value), policy=RETRY_POLICY
+        )
 
     logged = _logged(caplog)
     assert llm.request_count == 3

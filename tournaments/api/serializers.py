@@ -7,7 +7,7 @@ from typing import Any
 
 from rest_framework import serializers
 
-from scheduler.api.serializers import StrictSerializer, absolute
+from scheduler.api import StrictSerializer, absolute
 from tournaments.models import Entry, Tournament
 
 

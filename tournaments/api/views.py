@@ -5,16 +5,23 @@ from __future__ import annotations
 from datetime import timedelta
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
-from rest_framework import serializers, status
-from rest_framework.exceptions import NotFound
+from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from scheduler.api.permissions import StaffPermission
-from scheduler.api.serializers import TaskQueuedSerializer, task_queued
-from scheduler.api.views import Pages
+from scheduler.api import (
+    ERRORS_RESPONSE,
+    NOT_FOUND_RESPONSE,
+    Pages,
+    StaffPermission,
+    TaskQueuedSerializer,
+    field_errors,
+    found,
+    paginated,
+    queued_response,
+    validated,
+)
 from scheduler.permissions import RUN_TASKS
 from scheduler.services import task_enqueue
 from tournaments.api.serializers import (
@@ -35,10 +42,6 @@ from tournaments.services import TournamentError, tournament_start
 
 RUN_DECISION = "tournaments.run_agent_decision"
 
-_errors = OpenApiResponse(
-    description='Invalid input: {"field": ["message", ...]} (the body as a whole is "body")'
-)
-_not_found = OpenApiResponse(description='{"detail": "message"}')
 TOURNAMENT_ID = OpenApiParameter("tournament_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 ENTRY_ID = OpenApiParameter(
     "entry_id", OpenApiTypes.INT, OpenApiParameter.PATH, description="one of its entries"
@@ -46,17 +49,17 @@ ENTRY_ID = OpenApiParameter(
 
 
 def _tournament(tournament_id: str) -> Tournament:
-    tournament = tournament_by_id(tournament_id=int(tournament_id))
-    if tournament is None:
-        raise NotFound(f"no tournament with id {tournament_id}")
-    return tournament
+    return found(
+        tournament_by_id(tournament_id=int(tournament_id)),
+        f"no tournament with id {tournament_id}",
+    )
 
 
 def _entry(tournament: Tournament, entry_id: str) -> Entry:
-    entry = tournament_entry(tournament_id=tournament.pk, entry_id=int(entry_id))
-    if entry is None:
-        raise NotFound(f"tournament {tournament.pk} has no entry {entry_id}")
-    return entry
+    return found(
+        tournament_entry(tournament_id=tournament.pk, entry_id=int(entry_id)),
+        f"tournament {tournament.pk} has no entry {entry_id}",
+    )
 
 
 class TournamentListView(APIView):
@@ -65,24 +68,24 @@ class TournamentListView(APIView):
 
     @extend_schema(
         parameters=[TournamentListQuerySerializer],
-        responses={200: TournamentSerializer(many=True), 400: _errors},
+        responses={200: TournamentSerializer(many=True), 400: ERRORS_RESPONSE},
         description="Tournaments, the latest start first.",
     )
     def get(self, request: Request) -> Response:
-        query = TournamentListQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        tournaments = tournaments_listed(status=query.validated_data.get("status"))
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(tournaments, request, view=self)
-        data = TournamentSerializer(page, many=True, context={"request": request}).data
-        return paginator.get_paginated_response(data)
+        query = validated(TournamentListQuerySerializer, request.query_params)
+        return paginated(
+            request,
+            tournaments_listed(status=query.get("status")),
+            lambda page: TournamentSerializer(page, many=True, context={"request": request}).data,
+            view=self,
+        )
 
 
 class TournamentDetailView(APIView):
     permission_classes = [StaffPermission]
 
     @extend_schema(
-        parameters=[TOURNAMENT_ID], responses={200: TournamentSerializer, 404: _not_found}
+        parameters=[TOURNAMENT_ID], responses={200: TournamentSerializer, 404: NOT_FOUND_RESPONSE}
     )
     def get(self, request: Request, tournament_id: str) -> Response:
         tournament = _tournament(tournament_id)
@@ -96,7 +99,7 @@ class TournamentStartView(APIView):
     @extend_schema(
         parameters=[TOURNAMENT_ID],
         request=TournamentStartSerializer,
-        responses={200: TournamentSerializer, 400: _errors, 404: _not_found},
+        responses={200: TournamentSerializer, 400: ERRORS_RESPONSE, 404: NOT_FOUND_RESPONSE},
         description=(
             "Make a scheduled tournament live now, as the admin's and the CLI's start do. "
             "Started before its start time, it starts now and its end keeps its duration, "
@@ -106,20 +109,17 @@ class TournamentStartView(APIView):
     )
     def post(self, request: Request, tournament_id: str) -> Response:
         tournament = _tournament(tournament_id)
-        body = TournamentStartSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
-        seconds = body.validated_data["duration"]
+        body = validated(TournamentStartSerializer, request.data)
+        seconds = body["duration"]
         try:
             tournament_start(
                 tournament=tournament,
-                ends_at=body.validated_data["ends_at"],
+                ends_at=body["ends_at"],
                 duration=timedelta(seconds=seconds) if seconds is not None else None,
                 actor=request.user,
             )
         except TournamentError as exc:
-            raise serializers.ValidationError(
-                {field: [message] for field, message in exc.errors.items()}
-            ) from exc
+            raise field_errors(exc.errors) from exc
         started = _tournament(tournament_id)
         return Response(TournamentSerializer(started, context={"request": request}).data)
 
@@ -130,7 +130,7 @@ class TournamentLeaderboardView(APIView):
 
     @extend_schema(
         parameters=[TOURNAMENT_ID],
-        responses={200: EntrySerializer(many=True), 404: _not_found},
+        responses={200: EntrySerializer(many=True), 404: NOT_FOUND_RESPONSE},
         description=(
             "Its entries by rank, as the latest ranking (`tournaments.update_rankings`) left "
             "them; entries not ranked yet come last, by equity. The same rankings arrive live "
@@ -139,11 +139,12 @@ class TournamentLeaderboardView(APIView):
     )
     def get(self, request: Request, tournament_id: str) -> Response:
         tournament = _tournament(tournament_id)
-        entries = tournament_leaderboard(tournament_id=tournament.pk)
-        paginator = self.pagination_class()
-        page = paginator.paginate_queryset(entries, request, view=self)
-        data = EntrySerializer(page, many=True, context={"request": request}).data
-        return paginator.get_paginated_response(data)
+        return paginated(
+            request,
+            tournament_leaderboard(tournament_id=tournament.pk),
+            lambda page: EntrySerializer(page, many=True, context={"request": request}).data,
+            view=self,
+        )
 
 
 class EntryRunView(APIView):
@@ -153,7 +154,7 @@ class EntryRunView(APIView):
     @extend_schema(
         parameters=[TOURNAMENT_ID, ENTRY_ID],
         request=EntryRunSerializer,
-        responses={202: TaskQueuedSerializer, 400: _errors, 404: _not_found},
+        responses={202: TaskQueuedSerializer, 400: ERRORS_RESPONSE, 404: NOT_FOUND_RESPONSE},
         description=(
             "Queue one decision of the entry (`tournaments.run_agent_decision`), checked against "
             "the catalog as `POST /api/tasks/` checks it. A tick is decided once: a run for a "
@@ -164,18 +165,14 @@ class EntryRunView(APIView):
     def post(self, request: Request, tournament_id: str, entry_id: str) -> Response:
         tournament = _tournament(tournament_id)
         entry = _entry(tournament, entry_id)
-        body = EntryRunSerializer(data=request.data)
-        body.is_valid(raise_exception=True)
+        body = validated(EntryRunSerializer, request.data)
         if tournament.status != Tournament.Status.LIVE:
             # A decision outside the tournament's time would trade at prices nobody else had.
-            raise serializers.ValidationError(
-                {"tournament": [f"{tournament.name} is {tournament.status}: only a live one runs"]}
+            raise field_errors(
+                {"tournament": f"{tournament.name} is {tournament.status}: only a live one runs"}
             )
-        params = {
-            "entry_id": entry.pk,
-            "recover_from_crash": body.validated_data["recover_from_crash"],
-        }
-        if body.validated_data["tick"] is not None:
-            params["tick"] = body.validated_data["tick"]
+        params = {"entry_id": entry.pk, "recover_from_crash": body["recover_from_crash"]}
+        if body["tick"] is not None:
+            params["tick"] = body["tick"]
         task_id = task_enqueue(task=RUN_DECISION, params=params)
-        return Response(task_queued(request, task_id), status=status.HTTP_202_ACCEPTED)
+        return queued_response(request, task_id)

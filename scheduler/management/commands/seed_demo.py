@@ -1,18 +1,33 @@
-"""`manage.py seed_demo`: create the demo rows that are missing. Safe to run again."""
+"""`manage.py seed_demo`: create the demo rows that are missing. Safe to run again.
+
+Each app contributes its own demo: the scheduler's schedules first (scheduler/devstack/demo.py),
+then every installed app whose `AppConfig` has a `seed_demo()` method, in INSTALLED_APPS order.
+The method creates what is missing and returns a line per row it created ("agent 'x'").
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from typing import Any
 
+from django.apps import apps
 from django.core.management.base import BaseCommand
 from redis.exceptions import RedisError
 
-from agents.demo import seed_demo_agents
 from scheduler.core.redis_connection import get_redis
 from scheduler.devstack.demo import seed_demo_schedules
 from scheduler.live.publisher import publisher
-from tournaments.demo import seed_demo_tournament, seed_tournament_schedules
+
+
+def demo_seeders() -> list[Callable[[], list[str]]]:
+    """The scheduler's demo, then each other app's (`AppConfig.seed_demo`), in order."""
+    seeders: list[Callable[[], list[str]]] = [seed_demo_schedules]
+    for config in apps.get_app_configs():
+        seed = getattr(config, "seed_demo", None)
+        if config.name != "scheduler" and callable(seed):
+            seeders.append(seed)
+    return seeders
 
 
 def _redis_answers() -> bool:
@@ -40,12 +55,7 @@ class Command(BaseCommand):
                 quiet[name] = logging.getLogger(name).level
                 logging.getLogger(name).setLevel(logging.ERROR)
         try:
-            created = [
-                *seed_demo_agents(),
-                *seed_demo_schedules(),
-                *seed_tournament_schedules(),
-                *seed_demo_tournament(),
-            ]
+            created = [line for seed in demo_seeders() for line in seed()]
             if quiet:
                 publisher().flush(timeout=5)  # the log rows, while the warnings are quiet
         finally:

@@ -17,7 +17,7 @@ from django.test import Client
 from django.test.utils import CaptureQueriesContext
 
 from scheduler import selectors
-from scheduler.admin import changelists
+from scheduler.observability import pagination
 from tests.factories import UserFactory, make_schedule, stored_run
 from tests.query_plans import sequential_scans
 
@@ -148,8 +148,8 @@ def test_the_results_list_says_about_when_it_counts_by_the_estimate(
     admin_client: Client, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _history(schedules=1, runs_each=3)
-    monkeypatch.setattr(changelists, "estimated_rows", lambda model, using="default": 1_234_567)
-    monkeypatch.setattr(changelists, "EXACT_COUNT_BELOW", 0)
+    monkeypatch.setattr(pagination, "estimated_rows", lambda model, using="default": 1_234_567)
+    monkeypatch.setattr(pagination, "EXACT_COUNT_BELOW", 0)
 
     html = admin_client.get(RESULTS).content.decode()
     filtered = admin_client.get(f"{RESULTS}?status__exact=FAILURE").content.decode()
@@ -182,7 +182,7 @@ def test_on_postgresql_an_admin_list_reads_the_history_through_indexes(
 ) -> None:
     _history(schedules=3, runs_each=3)
     # As on a table of millions: the unfiltered list is counted by the estimate.
-    monkeypatch.setattr(changelists, "EXACT_COUNT_BELOW", 0)
+    monkeypatch.setattr(pagination, "EXACT_COUNT_BELOW", 0)
 
     assert sequential_scans(_queries(admin_client, url)) == []
 
@@ -206,8 +206,8 @@ def test_the_api_history_counts_an_unfiltered_page_by_the_estimate(
     api_admin: Any, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     _history(schedules=2, runs_each=2)
-    monkeypatch.setattr(changelists, "estimated_rows", lambda model, using="default": 1_234_567)
-    monkeypatch.setattr(changelists, "EXACT_COUNT_BELOW", 0)
+    monkeypatch.setattr(pagination, "estimated_rows", lambda model, using="default": 1_234_567)
+    monkeypatch.setattr(pagination, "EXACT_COUNT_BELOW", 0)
 
     unfiltered = api_admin.get("/api/tasks/").json()
     failed = api_admin.get("/api/tasks/?status=failed").json()

@@ -1,0 +1,23 @@
+"""Figures every interface shows the same way: the API, the CLI and the admin read a run's
+duration here."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:  # a model: this package is imported before Django is set up
+    from django_celery_results.models import TaskResult
+
+# While a run is in one of these, date_done moves on every save: it has no duration yet.
+UNFINISHED_STATES = frozenset({"PENDING", "STARTED", "RECEIVED", "RETRY"})
+
+
+def result_duration(result: TaskResult) -> float | None:
+    """Seconds from the start of a stored run to its end, once it is over (else None)."""
+    # date_started: a column the stubs bundled with celery-types predate.
+    started = getattr(result, "date_started", None)
+    if started is None or result.date_done is None:
+        return None
+    if result.status in UNFINISHED_STATES:
+        return None
+    return max((result.date_done - started).total_seconds(), 0.0)
