@@ -71,40 +71,15 @@ class Market:
     ) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, not {seed!r}")
-        if isinstance(symbols, str):
-            raise ValueError("symbols must be a sequence of names, not one string")
-        names = tuple(symbols)
-        if not names:
-            raise ValueError("a market needs at least one symbol")
-        for name in names:
-            if not isinstance(name, str) or not name.strip():
-                raise ValueError(f"symbol names must be non-empty strings, not {name!r}")
-        if len(set(names)) != len(names):
-            raise ValueError(f"symbols must be unique: {list(names)}")
+        names = _checked_symbols(symbols)
         if start.tzinfo is None or start.utcoffset() is None:
             raise ValueError("start must be an aware datetime")
-        if not math.isfinite(tick_seconds) or tick_seconds <= 0:
-            raise ValueError(f"tick_seconds must be a positive number, not {tick_seconds!r}")
-        # Whole microseconds, like datetime itself, so that tick_at(time_of(t)) == t exactly.
-        tick_microseconds = round(tick_seconds * 1_000_000)
-        if tick_microseconds < 1:
-            raise ValueError("tick_seconds must be at least one microsecond")
+        tick_microseconds = _checked_tick_microseconds(tick_seconds)
         if not math.isfinite(drift):
             raise ValueError(f"drift must be a finite number, not {drift!r}")
         if not math.isfinite(volatility) or volatility < 0:
             raise ValueError(f"volatility must be a finite number >= 0, not {volatility!r}")
-        given = dict(initial_prices or {})
-        unknown = sorted(set(given) - set(names), key=str)
-        if unknown:
-            raise ValueError(f"initial prices for symbols not in the market: {unknown}")
-        for name, price in given.items():
-            if isinstance(price, bool) or not isinstance(price, int | float):
-                raise ValueError(f"initial price of {name} must be a number, not {price!r}")
-            if not math.isfinite(price) or price < MIN_PRICE or price > MAX_PRICE:
-                raise ValueError(
-                    f"initial price of {name} must be within {MIN_PRICE}..{MAX_PRICE:.0f}, "
-                    f"not {price!r}"
-                )
+        given = _checked_initial_prices(initial_prices, names)
 
         self.seed = seed
         self.symbols = names
@@ -267,6 +242,51 @@ class Market:
     def _default_price(self, symbol: str) -> float:
         low, high = INITIAL_PRICE_RANGE
         return round(low + (high - low) * self._uniform(symbol, b"p", 0), 2)
+
+
+def _checked_symbols(symbols: Sequence[str]) -> tuple[str, ...]:
+    """The market's symbols: unique non-empty names; ValueError otherwise."""
+    if isinstance(symbols, str):
+        raise ValueError("symbols must be a sequence of names, not one string")
+    names = tuple(symbols)
+    if not names:
+        raise ValueError("a market needs at least one symbol")
+    for name in names:
+        if not isinstance(name, str) or not name.strip():
+            raise ValueError(f"symbol names must be non-empty strings, not {name!r}")
+    if len(set(names)) != len(names):
+        raise ValueError(f"symbols must be unique: {list(names)}")
+    return names
+
+
+def _checked_tick_microseconds(tick_seconds: float) -> int:
+    """A tick's length in whole microseconds (at least one); ValueError otherwise."""
+    if not math.isfinite(tick_seconds) or tick_seconds <= 0:
+        raise ValueError(f"tick_seconds must be a positive number, not {tick_seconds!r}")
+    # Whole microseconds, like datetime itself, so that tick_at(time_of(t)) == t exactly.
+    tick_microseconds = round(tick_seconds * 1_000_000)
+    if tick_microseconds < 1:
+        raise ValueError("tick_seconds must be at least one microsecond")
+    return tick_microseconds
+
+
+def _checked_initial_prices(
+    initial_prices: Mapping[str, float] | None, names: tuple[str, ...]
+) -> dict[str, float]:
+    """The first prices given, each of a symbol of `names` and within the price range."""
+    given = dict(initial_prices or {})
+    unknown = sorted(set(given) - set(names), key=str)
+    if unknown:
+        raise ValueError(f"initial prices for symbols not in the market: {unknown}")
+    for name, price in given.items():
+        if isinstance(price, bool) or not isinstance(price, int | float):
+            raise ValueError(f"initial price of {name} must be a number, not {price!r}")
+        if not math.isfinite(price) or price < MIN_PRICE or price > MAX_PRICE:
+            raise ValueError(
+                f"initial price of {name} must be within {MIN_PRICE}..{MAX_PRICE:.0f}, "
+                f"not {price!r}"
+            )
+    return given
 
 
 def _hasher(seed: int, symbol: str) -> hashlib.blake2b:

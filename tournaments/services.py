@@ -18,12 +18,13 @@ from django.db import IntegrityError, transaction
 from django.db.models import F
 from django.utils import timezone
 
+from agents.brains.base import TradeDecision
 from agents.models import Agent
 from scheduler.live import event_record
 from scheduler.protocol import object_header
 from tournaments.market import Market
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
-from tournaments.strategies import STRATEGIES, apply_orders, equity, get_strategy
+from tournaments.strategies import STRATEGIES, Fill, apply_orders, equity, get_strategy
 
 # An entry that has not decided for this long in a live tournament is stale (seed: 10 minutes).
 STALE_AFTER = timedelta(minutes=10)
@@ -166,6 +167,22 @@ def tournament_start(
         raise TournamentError(
             {"status": f"only a scheduled tournament starts, not a {tournament.status} one"}
         )
+    tournament.starts_at, tournament.ends_at = _start_dates(
+        tournament, ends_at=ends_at, duration=duration, now=now
+    )
+    _periodic_task_live(tournament, actor=actor)
+    tournament.status = Tournament.Status.LIVE
+    tournament.save(update_fields=["status", "starts_at", "ends_at", "periodic_task", "updated_at"])
+    _periodic_task_dates_sync(tournament)
+    tournament.entries.filter(status=Entry.Status.FINISHED).update(status=Entry.Status.ACTIVE)
+    _record(tournament, "tournament.started")
+    return tournament
+
+
+def _start_dates(
+    tournament: Tournament, *, ends_at: datetime | None, duration: timedelta | None, now: datetime
+) -> tuple[datetime, datetime]:
+    """The start and end of `tournament` started at `now` (`tournament_start` says which)."""
     starts_at = min(tournament.starts_at, now)
     if ends_at is not None and duration is not None:
         raise TournamentError({"ends_at": "give a new end or a duration, not both"})
@@ -180,7 +197,12 @@ def tournament_start(
         raise TournamentError({"ends_at": "must be in the future: it would end before it trades"})
     if ends_at is None:
         ends_at = starts_at + (tournament.ends_at - tournament.starts_at)
-    tournament.starts_at, tournament.ends_at = starts_at, ends_at
+    return starts_at, ends_at
+
+
+def _periodic_task_live(tournament: Tournament, *, actor: Any) -> None:
+    """Its periodic task (every decision interval) created, or enabled again: set on
+    `tournament`, which the caller saves."""
     if tournament.periodic_task is None:
         from scheduler.services import schedule_create
 
@@ -200,12 +222,6 @@ def tournament_start(
         from scheduler.services import schedule_enable
 
         schedule_enable(name=tournament.periodic_task.name, actor=actor)
-    tournament.status = Tournament.Status.LIVE
-    tournament.save(update_fields=["status", "starts_at", "ends_at", "periodic_task", "updated_at"])
-    _periodic_task_dates_sync(tournament)
-    tournament.entries.filter(status=Entry.Status.FINISHED).update(status=Entry.Status.ACTIVE)
-    _record(tournament, "tournament.started")
-    return tournament
 
 
 @transaction.atomic
@@ -316,6 +332,25 @@ def decision_make(
     tournament = Tournament.objects.get(pk=entry.tournament_id)
     market = market_of(tournament)
     tick = market.tick_at(now or timezone.now()) if tick is None else tick
+    skipped = _decision_skipped(entry, tournament, tick=tick)
+    if skipped is not None:
+        return skipped
+    # Decided outside the transaction (a brain may take seconds); applied inside, against the
+    # portfolio as it is then.
+    plan = _decision_plan(entry, tournament, market, tick=tick)
+    try:
+        trades = _decision_apply(
+            entry, plan, prices=market.prices_at(tick), tick=tick, task_id=task_id
+        )
+    except IntegrityError:  # decided meanwhile by a concurrent run: that one stands
+        return DecisionOutcome(entry=entry.pk, tick=tick, made=False)
+    return DecisionOutcome(
+        entry=entry.pk, tick=tick, made=True, trades=trades, reasoning=plan.reasoning
+    )
+
+
+def _decision_skipped(entry: Entry, tournament: Tournament, *, tick: int) -> DecisionOutcome | None:
+    """The outcome of a decision not to make at `tick`; None: make it."""
     if tournament.status != Tournament.Status.LIVE:
         # Queued before the end and run after it (or asked for by hand): no trading outside.
         return DecisionOutcome(
@@ -332,76 +367,86 @@ def decision_make(
         return DecisionOutcome(
             entry=entry.pk, tick=tick, made=False, reasoning=f"tick {tick} has passed"
         )
+    return None
+
+
+def _decision_plan(
+    entry: Entry, tournament: Tournament, market: Market, *, tick: int
+) -> TradeDecision:
+    """What `entry`'s strategy (its agent's brain, for "brain") decides at `tick`."""
     strategy = get_strategy(entry.strategy)
     brain = None
     if entry.strategy == "brain":
         from agents.services import agent_brain
 
         brain = agent_brain(Agent.objects.get(pk=entry.agent_id))
-    # Decided outside the transaction (a brain may take seconds); applied inside, against the
-    # portfolio as it is then.
-    plan = strategy.decide(
+    return strategy.decide(
         market.view(
             tick=tick, cash=float(entry.cash), positions=entry.positions, state=entry.state
         ),
         seed=tournament.market_seed * 1_000_003 + entry.pk,
         brain=brain,
     )
-    prices = market.prices_at(tick)
-    try:
-        with transaction.atomic():
-            locked = Entry.objects.select_for_update().get(pk=entry.pk)
-            decision = Decision.objects.create(
+
+
+@transaction.atomic
+def _decision_apply(
+    entry: Entry, plan: TradeDecision, *, prices: dict[str, float], tick: int, task_id: str
+) -> int:
+    """Record the decision, fill its orders at `prices` and save the entry's new portfolio, with
+    the entry locked: how many trades. IntegrityError when `tick` was decided meanwhile."""
+    locked = Entry.objects.select_for_update().get(pk=entry.pk)
+    decision = Decision.objects.create(
+        entry=locked,
+        tick=tick,
+        reasoning=plan.reasoning[:5000],
+        orders=[{"symbol": o.symbol, "side": o.side, "quantity": o.quantity} for o in plan.orders],
+        task_id=task_id,
+    )
+    fill = apply_orders(float(locked.cash), locked.positions, plan.orders, prices)
+    Trade.objects.bulk_create(
+        [
+            Trade(
                 entry=locked,
+                decision=decision,
+                symbol=trade.symbol,
+                side=trade.side,
+                quantity=trade.quantity,
+                price=money(trade.price),
                 tick=tick,
-                reasoning=plan.reasoning[:5000],
-                orders=[
-                    {"symbol": o.symbol, "side": o.side, "quantity": o.quantity}
-                    for o in plan.orders
-                ],
-                task_id=task_id,
             )
-            fill = apply_orders(float(locked.cash), locked.positions, plan.orders, prices)
-            Trade.objects.bulk_create(
-                [
-                    Trade(
-                        entry=locked,
-                        decision=decision,
-                        symbol=trade.symbol,
-                        side=trade.side,
-                        quantity=trade.quantity,
-                        price=money(trade.price),
-                        tick=tick,
-                    )
-                    for trade in fill.trades
-                ]
-            )
-            locked.cash = money(fill.cash)
-            locked.positions = fill.positions
-            locked.equity = money(equity(fill.cash, fill.positions, prices))
-            locked.state = plan.state
-            locked.decision_count = F("decision_count") + 1
-            locked.last_tick = max(locked.last_tick, tick)
-            locked.heartbeat_at = timezone.now()
-            if locked.status in (Entry.Status.STALE, Entry.Status.RECOVERING):
-                locked.status = Entry.Status.ACTIVE
-            locked.save(
-                update_fields=[
-                    "cash",
-                    "positions",
-                    "equity",
-                    "state",
-                    "decision_count",
-                    "last_tick",
-                    "heartbeat_at",
-                    "status",
-                    "updated_at",
-                ]
-            )
-    except IntegrityError:  # decided meanwhile by a concurrent run: that one stands
-        return DecisionOutcome(entry=entry.pk, tick=tick, made=False)
-    return DecisionOutcome(
-        entry=entry.pk, tick=tick, made=True, trades=len(fill.trades), reasoning=plan.reasoning
+            for trade in fill.trades
+        ]
+    )
+    _portfolio_save(locked, fill, prices=prices, state=plan.state, tick=tick)
+    return len(fill.trades)
+
+
+def _portfolio_save(
+    locked: Entry, fill: Fill, *, prices: dict[str, float], state: dict[str, Any], tick: int
+) -> None:
+    """The entry's cash, positions, equity and strategy state after `fill`; active again."""
+    locked.cash = money(fill.cash)
+    locked.positions = fill.positions
+    locked.equity = money(equity(fill.cash, fill.positions, prices))
+    locked.state = state
+    locked.decision_count = F("decision_count") + 1
+    locked.last_tick = max(locked.last_tick, tick)
+    locked.heartbeat_at = timezone.now()
+    if locked.status in (Entry.Status.STALE, Entry.Status.RECOVERING):
+        locked.status = Entry.Status.ACTIVE
+    locked.save(
+        update_fields=[
+            "cash",
+            "positions",
+            "equity",
+            "state",
+            "decision_count",
+            "last_tick",
+            "heartbeat_at",
+            "status",
+            "updated_at",
+        ]
     )
 
 

@@ -318,72 +318,19 @@ def seed_demo(say: Callable[[str], None]) -> None:
 
 
 def build_specs(options: StackOptions, paths: StackPaths) -> list[ProcessSpec | Step]:
+    """The stack's processes and steps (`options.only`), in the order they start."""
     env = child_environment()
     python = sys.executable
-    hostname = worker_hostname()
     specs: list[ProcessSpec | Step] = []
     if settings.EMBEDDED_REDIS and "redis" in options.only:
-        sock = Path(settings.EMBEDDED_REDIS_SOCKET)
-        specs.append(
-            ProcessSpec(
-                name="redis",
-                argv=embedded_redis_argv(socket_path=sock, data_dir=paths.redis_dir),
-                env=env,
-                ready=lambda: (
-                    redis_answers(settings.REDIS_URL, timeout=0.5)
-                    and append_only_on(settings.REDIS_URL)
-                ),
-                ready_timeout=20,
-                stop_last=True,
-            )
-        )
+        specs.append(_redis_spec(paths, env=env))
     if options.seed_demo:
         # After Redis (the demo's changes go out live) and before what reads them.
         specs.append(Step(name="seed", run=seed_demo))
     if "web" in options.only:
-        specs.append(
-            ProcessSpec(
-                name="web",
-                argv=[
-                    python,
-                    "-m",
-                    "daphne",
-                    "-b",
-                    options.host,
-                    "-p",
-                    str(options.port),
-                    "config.asgi:application",
-                ],
-                env=env,
-                ready=lambda: _accepts_connections(options.host, options.port),
-                ready_timeout=60,
-            )
-        )
+        specs.append(_web_spec(options, env=env, python=python))
     if "worker" in options.only:
-        specs.append(
-            ProcessSpec(
-                name="worker",
-                argv=[
-                    python,
-                    "-m",
-                    "celery",
-                    "-A",
-                    "config",
-                    "worker",
-                    "-E",
-                    "-l",
-                    "INFO",
-                    "-Q",
-                    ",".join(QUEUES),
-                    "-n",
-                    hostname,
-                ],
-                env=env,
-                ready=lambda: worker_answers(hostname),
-                ready_timeout=60,
-                stop_timeout=30,
-            )
-        )
+        specs.append(_worker_spec(worker_hostname(), env=env, python=python))
     if "beat" in options.only:
         specs.append(
             ProcessSpec(
@@ -393,6 +340,65 @@ def build_specs(options: StackOptions, paths: StackPaths) -> list[ProcessSpec | 
             )
         )
     return specs
+
+
+def _redis_spec(paths: StackPaths, *, env: dict[str, str]) -> ProcessSpec:
+    sock = Path(settings.EMBEDDED_REDIS_SOCKET)
+    return ProcessSpec(
+        name="redis",
+        argv=embedded_redis_argv(socket_path=sock, data_dir=paths.redis_dir),
+        env=env,
+        ready=lambda: (
+            redis_answers(settings.REDIS_URL, timeout=0.5) and append_only_on(settings.REDIS_URL)
+        ),
+        ready_timeout=20,
+        stop_last=True,
+    )
+
+
+def _web_spec(options: StackOptions, *, env: dict[str, str], python: str) -> ProcessSpec:
+    return ProcessSpec(
+        name="web",
+        argv=[
+            python,
+            "-m",
+            "daphne",
+            "-b",
+            options.host,
+            "-p",
+            str(options.port),
+            "config.asgi:application",
+        ],
+        env=env,
+        ready=lambda: _accepts_connections(options.host, options.port),
+        ready_timeout=60,
+    )
+
+
+def _worker_spec(hostname: str, *, env: dict[str, str], python: str) -> ProcessSpec:
+    """One worker consuming every queue, ready once it answers a ping."""
+    return ProcessSpec(
+        name="worker",
+        argv=[
+            python,
+            "-m",
+            "celery",
+            "-A",
+            "config",
+            "worker",
+            "-E",
+            "-l",
+            "INFO",
+            "-Q",
+            ",".join(QUEUES),
+            "-n",
+            hostname,
+        ],
+        env=env,
+        ready=lambda: worker_answers(hostname),
+        ready_timeout=60,
+        stop_timeout=30,
+    )
 
 
 def _accepts_connections(host: str, port: int) -> bool:

@@ -429,49 +429,71 @@ _TIME = r"(?P<time>midnight|noon|\d{1,2}(?::\d{2})?\s?(?:am|pm)?)"
 _AT_TIME = rf"(?:\s+at\s+{_TIME})?"
 
 
+_ALIASES = {
+    "hourly": "every hour at minute 0",
+    "daily": "every day",
+    "weekly": "every week",
+    "monthly": "every month",
+    "yearly": "every year",
+}
+
+
 def _read_recurring(phrase: str, raw: str, zone: ZoneInfo, now: datetime) -> ParsedSchedule | None:
-    aliases = {
-        "hourly": "every hour at minute 0",
-        "daily": "every day",
-        "weekly": "every week",
-        "monthly": "every month",
-        "yearly": "every year",
-    }
-    for alias, expanded in aliases.items():
-        if phrase == alias or phrase.startswith(alias + " at "):
-            phrase = expanded + phrase[len(alias) :]
-            break
+    phrase = _expand_alias(phrase)
     if not phrase.startswith("every "):
         return None
     body = phrase.removeprefix("every ")
 
     if body == "hour at minute 0":
         return _crontab(zone, CrontabSpec(minute="0"), "every hour, on the hour")
+    parsed = _read_every_interval(body, raw, zone) or _read_every_calendar(body, zone)
+    if parsed is not None:
+        return parsed
+    raise ScheduleParseError(
+        f"cannot read {raw!r}: after 'every' expected a number and unit ('every 5 minutes'), "
+        "'day', 'week', 'month on the 1st', 'weekday', 'weekend' or a day name, "
+        "optionally followed by 'at <time>'"
+    )
 
+
+def _expand_alias(phrase: str) -> str:
+    """'daily at 9am' -> 'every day at 9am'; other phrases as they are."""
+    for alias, expanded in _ALIASES.items():
+        if phrase == alias or phrase.startswith(alias + " at "):
+            return expanded + phrase[len(alias) :]
+    return phrase
+
+
+def _read_every_interval(body: str, raw: str, zone: ZoneInfo) -> ParsedSchedule | None:
+    """'5 minutes', 'hour', '2 days' (after 'every'): an interval; None for anything else."""
     match = re.fullmatch(r"(?P<n>\d+\s+)?(?P<unit>[a-z]+?)s?", body)
-    if (
+    # 'every day' and 'every week' are at midnight (a crontab), not 24 h from now.
+    if not (
         match
         and match["unit"] in _UNITS
         and not (match["unit"] in ("day", "week") and not match["n"])
     ):
-        every = int(match["n"]) if match["n"] else 1
-        if every < 1:
-            raise ScheduleParseError(
-                f"'every {every} ...' must repeat at least once: use 1 or more"
-            )
-        period, factor = _UNITS[match["unit"]]
-        spec = IntervalSpec(every=every * factor, period=period)
-        if spec.seconds > MAX_INTERVAL_DAYS * _PERIOD_SECONDS["days"]:
-            raise ScheduleParseError(
-                f"cannot read {raw!r}: an interval is at most {MAX_INTERVAL_DAYS} days (10 years)"
-            )
-        return ParsedSchedule(
-            kind="interval",
-            timezone=zone.key,
-            description=describe_interval(spec),
-            interval=spec,
+        return None
+    every = int(match["n"]) if match["n"] else 1
+    if every < 1:
+        raise ScheduleParseError(f"'every {every} ...' must repeat at least once: use 1 or more")
+    period, factor = _UNITS[match["unit"]]
+    spec = IntervalSpec(every=every * factor, period=period)
+    if spec.seconds > MAX_INTERVAL_DAYS * _PERIOD_SECONDS["days"]:
+        raise ScheduleParseError(
+            f"cannot read {raw!r}: an interval is at most {MAX_INTERVAL_DAYS} days (10 years)"
         )
+    return ParsedSchedule(
+        kind="interval",
+        timezone=zone.key,
+        description=describe_interval(spec),
+        interval=spec,
+    )
 
+
+def _read_every_calendar(body: str, zone: ZoneInfo) -> ParsedSchedule | None:
+    """'day', 'week', 'monday and friday', 'month on the 15th', 'year' (after 'every'),
+    each optionally 'at <time>': a crontab; None for anything else."""
     match = re.fullmatch(rf"day{_AT_TIME}", body)
     if match:
         hour, minute = _clock(match["time"])
@@ -508,12 +530,7 @@ def _read_recurring(phrase: str, raw: str, zone: ZoneInfo, now: datetime) -> Par
             minute=str(minute), hour=str(hour), day_of_month="1", month_of_year="1"
         )
         return _crontab(zone, yearly)
-
-    raise ScheduleParseError(
-        f"cannot read {raw!r}: after 'every' expected a number and unit ('every 5 minutes'), "
-        "'day', 'week', 'month on the 1st', 'weekday', 'weekend' or a day name, "
-        "optionally followed by 'at <time>'"
-    )
+    return None
 
 
 def _weekdays(text: str) -> str | None:

@@ -104,9 +104,20 @@ def crontab_dst_warnings(
 ) -> list[str]:
     """Warnings for the scheduled wall times in (after, until] that a DST change moves,
     merges into another run, or repeats."""
+    found, jump = _dst_changes(spec, zone, after=after, until=until)
+    return [
+        _dst_warning(zone, day=day, outcome=outcome, pairs=pairs, gap=_span(jump[day]))
+        for (day, outcome), pairs in found.items()
+    ]
+
+
+def _dst_changes(
+    spec: CrontabSpec, zone: ZoneInfo, *, after: datetime, until: datetime
+) -> tuple[dict[tuple[date, str], list[tuple[datetime, datetime]]], dict[date, timedelta]]:
+    """(day, outcome) -> the (wall time, run) pairs it applies to, in (after, until]; outcomes:
+    moved, merged, repeated. And day -> how far the clocks jump that day."""
     sets = crontab_sets(spec)
     scheduled = {(hour, minute) for hour in sets.hours for minute in sets.minutes}
-    # (day, outcome) -> the wall times it applies to; outcomes: moved, merged, repeated
     found: dict[tuple[date, str], list[tuple[datetime, datetime]]] = {}
     jump: dict[date, timedelta] = {}
     start, end = after.astimezone(UTC), until.astimezone(UTC)
@@ -141,33 +152,39 @@ def crontab_dst_warnings(
                     outcome = "moved"
                 found.setdefault((day, outcome), []).append((wall, run))
         day += timedelta(days=1)
-    warnings = []
-    for (day, outcome), pairs in found.items():
-        when = f"{day:%a %Y-%m-%d}"
-        walls = _listed([f"{wall:%H:%M}" for wall, _ in pairs])
-        runs = _listed([f"{run:%H:%M %Z}" for _, run in pairs])
-        gap = _span(jump[day])
-        one = len(pairs) == 1
-        if outcome == "repeated":
-            warnings.append(
-                f"DST: on {when} clocks in {zone.key} go back {gap}, so {walls} "
-                f"{'happens' if one else 'happen'} twice that day: the job runs once, at the "
-                f"first ({pairs[0][1]:%Z}), and not in the repeated hour."
-            )
-            continue
-        exists = "does not exist" if one else "do not exist"
-        if outcome == "moved":
-            warnings.append(
-                f"DST: on {when} clocks in {zone.key} go forward {gap}, so {walls} {exists} "
-                f"that day: the run happens at {runs} instead."
-            )
-        else:
-            warnings.append(
-                f"DST: on {when} clocks in {zone.key} go forward {gap}, so {walls} {exists} "
-                f"that day: {'that run is' if one else 'those runs are'} skipped (already due "
-                f"at {runs})."
-            )
-    return warnings
+    return found, jump
+
+
+def _dst_warning(
+    zone: ZoneInfo,
+    *,
+    day: date,
+    outcome: str,
+    pairs: list[tuple[datetime, datetime]],
+    gap: str,
+) -> str:
+    """One warning: on `day`, the wall times of `pairs` (with their runs) `outcome`."""
+    when = f"{day:%a %Y-%m-%d}"
+    walls = _listed([f"{wall:%H:%M}" for wall, _ in pairs])
+    runs = _listed([f"{run:%H:%M %Z}" for _, run in pairs])
+    one = len(pairs) == 1
+    if outcome == "repeated":
+        return (
+            f"DST: on {when} clocks in {zone.key} go back {gap}, so {walls} "
+            f"{'happens' if one else 'happen'} twice that day: the job runs once, at the "
+            f"first ({pairs[0][1]:%Z}), and not in the repeated hour."
+        )
+    exists = "does not exist" if one else "do not exist"
+    if outcome == "moved":
+        return (
+            f"DST: on {when} clocks in {zone.key} go forward {gap}, so {walls} {exists} "
+            f"that day: the run happens at {runs} instead."
+        )
+    return (
+        f"DST: on {when} clocks in {zone.key} go forward {gap}, so {walls} {exists} "
+        f"that day: {'that run is' if one else 'those runs are'} skipped (already due "
+        f"at {runs})."
+    )
 
 
 # --- Interval and one-off ------------------------------------------------------------------------

@@ -251,35 +251,21 @@ def upcoming_runs(
     schedules = list(periodic_tasks_listed(enabled=True)[:max_schedules])
     rows = []
     for periodic_task in schedules:
-        after = now
-        if periodic_task.start_time is not None and periodic_task.start_time > now:
-            after = periodic_task.start_time
-        end = until
-        if periodic_task.expires is not None:
-            end = min(end, periodic_task.expires)
-        runs = _next_runs_or_none(periodic_task, count=per_schedule + 1, now=after, until=end)
-        frequent = len(runs) > per_schedule
-        runs = runs[:per_schedule]
-        if not runs:
-            continue
-        counts = [0] * slot_count
-        for run in runs:
-            counts[min(int((run - start) // slot), slot_count - 1)] += 1
-        if not frequent:
-            totals = [total + count for total, count in zip(totals, counts, strict=True)]
-        rows.append(
-            {
-                "id": periodic_task.pk,
-                "name": periodic_task.name,
-                "task": periodic_task.task,
-                "first": runs[0],
-                "runs": len(runs),
-                "frequent": frequent,
-                "counts": counts,
-            }
+        row = _upcoming_row(
+            periodic_task,
+            now=now,
+            until=until,
+            start=start,
+            slot=slot,
+            slot_count=slot_count,
+            per_schedule=per_schedule,
         )
+        if row is None:
+            continue
+        if not row["frequent"]:
+            totals = [total + count for total, count in zip(totals, row["counts"], strict=True)]
+        rows.append(row)
     rows.sort(key=lambda row: (row["frequent"], row["first"], row["name"]))
-    busiest = max(range(slot_count), key=lambda k: totals[k]) if any(totals) else None
     return {
         "start": start,
         "until": until,
@@ -287,16 +273,7 @@ def upcoming_runs(
         "slots": [start + slot * k for k in range(slot_count)],
         "totals": totals,
         "rows": rows,
-        # The first of the busiest slots, and how many slots are as busy.
-        "busiest": (
-            {
-                "at": start + slot * busiest,
-                "runs": totals[busiest],
-                "slots": totals.count(totals[busiest]),
-            }
-            if busiest is not None
-            else None
-        ),
+        "busiest": _busiest_slot(totals, start=start, slot=slot),
         "per_schedule": per_schedule,
         "schedules_read": len(schedules),
         "schedules_enabled": (
@@ -304,4 +281,54 @@ def upcoming_runs(
             if len(schedules) < max_schedules
             else PeriodicTask.objects.filter(enabled=True).count()
         ),
+    }
+
+
+def _upcoming_row(
+    periodic_task: PeriodicTask,
+    *,
+    now: datetime,
+    until: datetime,
+    start: datetime,
+    slot: timedelta,
+    slot_count: int,
+    per_schedule: int,
+) -> dict[str, Any] | None:
+    """One schedule's row of `upcoming_runs`: its runs counted per slot, between its own start
+    and expiry; None when it has no run before `until`."""
+    after = now
+    if periodic_task.start_time is not None and periodic_task.start_time > now:
+        after = periodic_task.start_time
+    end = until
+    if periodic_task.expires is not None:
+        end = min(end, periodic_task.expires)
+    runs = _next_runs_or_none(periodic_task, count=per_schedule + 1, now=after, until=end)
+    frequent = len(runs) > per_schedule
+    runs = runs[:per_schedule]
+    if not runs:
+        return None
+    counts = [0] * slot_count
+    for run in runs:
+        counts[min(int((run - start) // slot), slot_count - 1)] += 1
+    return {
+        "id": periodic_task.pk,
+        "name": periodic_task.name,
+        "task": periodic_task.task,
+        "first": runs[0],
+        "runs": len(runs),
+        "frequent": frequent,
+        "counts": counts,
+    }
+
+
+def _busiest_slot(totals: list[int], *, start: datetime, slot: timedelta) -> dict[str, Any] | None:
+    """The first of the busiest slots, and how many slots are as busy; None when none has a
+    run."""
+    if not any(totals):
+        return None
+    busiest = max(range(len(totals)), key=lambda k: totals[k])
+    return {
+        "at": start + slot * busiest,
+        "runs": totals[busiest],
+        "slots": totals.count(totals[busiest]),
     }

@@ -322,25 +322,21 @@ def schedule_update(
     periodic_task = PeriodicTask.objects.select_for_update().get(pk=periodic_task.pk)
     options = options_of(periodic_task)
     before = schedule_snapshot(periodic_task, options)
-
-    errors = _FieldErrors()
-    checked = errors.check(
-        task_validate,
-        task=task or periodic_task.task,
-        params=before["params"] if params is _UNSET else params,
-        queue=queue or periodic_task.queue or None,
-        stored_in=periodic_task.name if task in (None, periodic_task.task) else None,
-    )
     phrase = schedule if schedule is not None else (options.phrase if options else "")
-    parsed: ParsedSchedule | None = None
-    if schedule is not None or (tz is not None and phrase):
-        target_tz = tz or (options.timezone if options else "UTC")
-        parsed = errors.check(schedule_parse, schedule=phrase, tz=target_tz)
-    if new_name is not None and new_name.strip() != periodic_task.name:
-        errors.check(_validate_name, new_name, exclude_pk=periodic_task.pk)
-    _check_options(errors, overlap=overlap, misfire=misfire, description=description)
-    errors.raise_any()
-    assert checked is not None
+    checked, parsed = _update_validate(
+        periodic_task,
+        options,
+        new_name=new_name,
+        task=task,
+        schedule=schedule,
+        phrase=phrase,
+        params=before["params"] if params is _UNSET else params,
+        tz=tz,
+        queue=queue,
+        description=description,
+        overlap=overlap,
+        misfire=misfire,
+    )
 
     if new_name is not None:
         periodic_task.name = new_name.strip()
@@ -364,6 +360,44 @@ def schedule_update(
         source=source,
     )
     return periodic_task
+
+
+def _update_validate(
+    periodic_task: PeriodicTask,
+    options: ScheduleOptions | None,
+    *,
+    new_name: str | None,
+    task: str | None,
+    schedule: str | None,
+    phrase: str,
+    params: Any,
+    tz: str | None,
+    queue: str | None,
+    description: str | None,
+    overlap: str | None,
+    misfire: str | None,
+) -> tuple[ValidatedTask, ParsedSchedule | None]:
+    """`schedule_update`'s checks of the fields given, against the row as it is (`params` is
+    the row's when none are given): the task and the schedule to save, or ScheduleError."""
+    errors = _FieldErrors()
+    checked = errors.check(
+        task_validate,
+        task=task or periodic_task.task,
+        params=params,
+        queue=queue or periodic_task.queue or None,
+        stored_in=periodic_task.name if task in (None, periodic_task.task) else None,
+    )
+    parsed: ParsedSchedule | None = None
+    # A new zone alone reads the stored phrase again in it.
+    if schedule is not None or (tz is not None and phrase):
+        target_tz = tz or (options.timezone if options else "UTC")
+        parsed = errors.check(schedule_parse, schedule=phrase, tz=target_tz)
+    if new_name is not None and new_name.strip() != periodic_task.name:
+        errors.check(_validate_name, new_name, exclude_pk=periodic_task.pk)
+    _check_options(errors, overlap=overlap, misfire=misfire, description=description)
+    errors.raise_any()
+    assert checked is not None
+    return checked, parsed
 
 
 # Columns of django-celery-beat's form that the services above do not model; the admin edits
@@ -409,17 +443,61 @@ def schedule_save(
     crontab, solar or clocked row) is kept, and a phrase it no longer runs on is forgotten.
     Validates like `schedule_create`, then records the audit entry and the event.
     """
-    adding = periodic_task._state.adding
-    stored = (
-        None
-        if adding
-        # of=self: PostgreSQL cannot lock the nullable side of the outer joins.
-        else PeriodicTask.objects.select_for_update(of=("self",))
+    stored = _stored_locked(periodic_task)
+    options = None if stored is None else options_of(stored)
+    checked, parsed = _save_validate(
+        periodic_task, stored=stored, schedule=schedule, tz=tz, overlap=overlap, misfire=misfire
+    )
+
+    before = {} if stored is None else schedule_snapshot(stored, options)
+    before_columns = {} if stored is None else _stock_columns(stored)
+    periodic_task.name = periodic_task.name.strip()
+    _row_save(periodic_task, checked=checked, parsed=parsed)
+    options = _save_options(
+        periodic_task,
+        options,
+        stored=stored,
+        parsed=parsed,
+        schedule=schedule,
+        tz=tz,
+        overlap=overlap,
+        misfire=misfire,
+    )
+    _save_record(
+        periodic_task,
+        options,
+        stored=stored,
+        before=before,
+        before_columns=before_columns,
+        actor=actor,
+        source=source,
+    )
+    return periodic_task
+
+
+def _stored_locked(periodic_task: PeriodicTask) -> PeriodicTask | None:
+    """The row `periodic_task` edits as it is stored, locked; None when it is being added."""
+    if periodic_task._state.adding:
+        return None
+    # of=self: PostgreSQL cannot lock the nullable side of the outer joins.
+    return (
+        PeriodicTask.objects.select_for_update(of=("self",))
         .select_related("interval", "crontab", "clocked", "solar", "options")
         .get(pk=periodic_task.pk)
     )
-    options = None if stored is None else options_of(stored)
 
+
+def _save_validate(
+    periodic_task: PeriodicTask,
+    *,
+    stored: PeriodicTask | None,
+    schedule: str | None,
+    tz: str,
+    overlap: str | None,
+    misfire: str | None,
+) -> tuple[ValidatedTask, ParsedSchedule | None]:
+    """`schedule_save`'s checks of the edited columns: the task and the schedule read from
+    `schedule` (None: the row keeps a stock schedule), or ScheduleError."""
     errors = _FieldErrors()
     checked = errors.check(
         lambda: task_validate(
@@ -435,31 +513,46 @@ def schedule_save(
     if schedule is not None:
         parsed = errors.check(schedule_parse, schedule=schedule, tz=tz)
     else:
-        try:
-            zone_named(tz)
-        except ScheduleParseError as exc:
-            errors.add("timezone", str(exc))
-        chosen = [column for column in _SCHEDULE_COLUMNS if getattr(periodic_task, column)]
-        if len(chosen) != 1:
-            errors.add(
-                "schedule",
-                "write a schedule (English or cron), or choose exactly one interval, crontab, "
-                "solar or clocked schedule",
-            )
-        elif periodic_task.clocked_id and not periodic_task.one_off:
-            errors.add("one_off", "a clocked schedule runs once: it must be one-off")
+        _check_stock_schedule(errors, periodic_task, tz=tz)
     errors.check(
-        _validate_name, periodic_task.name, exclude_pk=None if adding else periodic_task.pk
+        _validate_name, periodic_task.name, exclude_pk=None if stored is None else periodic_task.pk
     )
     _check_options(errors, overlap=overlap, misfire=misfire, description=periodic_task.description)
     errors.raise_any()
     assert checked is not None
+    return checked, parsed
 
-    before = {} if stored is None else schedule_snapshot(stored, options)
-    before_columns = {} if stored is None else _stock_columns(stored)
-    periodic_task.name = periodic_task.name.strip()
-    _row_save(periodic_task, checked=checked, parsed=parsed)
 
+def _check_stock_schedule(errors: _FieldErrors, periodic_task: PeriodicTask, *, tz: str) -> None:
+    """The zone, and exactly one stock schedule row (a clocked one only for a one-off task)."""
+    try:
+        zone_named(tz)
+    except ScheduleParseError as exc:
+        errors.add("timezone", str(exc))
+    chosen = [column for column in _SCHEDULE_COLUMNS if getattr(periodic_task, column)]
+    if len(chosen) != 1:
+        errors.add(
+            "schedule",
+            "write a schedule (English or cron), or choose exactly one interval, crontab, "
+            "solar or clocked schedule",
+        )
+    elif periodic_task.clocked_id and not periodic_task.one_off:
+        errors.add("one_off", "a clocked schedule runs once: it must be one-off")
+
+
+def _save_options(
+    periodic_task: PeriodicTask,
+    options: ScheduleOptions | None,
+    *,
+    stored: PeriodicTask | None,
+    parsed: ParsedSchedule | None,
+    schedule: str | None,
+    tz: str,
+    overlap: str | None,
+    misfire: str | None,
+) -> ScheduleOptions:
+    """Save the options of the row `schedule_save` just saved: the phrase and its zone, or none
+    when the row runs on a stock schedule, and the policies given."""
     if options is None:
         options = _default_options(periodic_task)
     schedule_moved = stored is None or any(
@@ -472,7 +565,20 @@ def schedule_save(
         crontab = periodic_task.crontab
         options.timezone = str(crontab.timezone) if crontab is not None else tz
     _options_save(options, parsed=parsed, phrase=schedule or "", overlap=overlap, misfire=misfire)
+    return options
 
+
+def _save_record(
+    periodic_task: PeriodicTask,
+    options: ScheduleOptions,
+    *,
+    stored: PeriodicTask | None,
+    before: dict[str, Any],
+    before_columns: dict[str, Any],
+    actor: User,
+    source: str,
+) -> None:
+    """The audit entry (and event) of `schedule_save`: what changed, the stock columns too."""
     after = schedule_snapshot(periodic_task, options)
     after_columns = _stock_columns(periodic_task)
     if stored is None:
@@ -496,7 +602,6 @@ def schedule_save(
         change_record_update(
             periodic_task, changes, old_name=stored.name, actor=actor, source=source
         )
-    return periodic_task
 
 
 def _set_enabled(name: str, *, enabled: bool, actor: User, source: str) -> PeriodicTask:

@@ -141,47 +141,14 @@ def periodic_rows(
         head, _, tail = change_url.rpartition("/0/")
         url = f"{head}/{pk}/{tail}"
         paused = "" if task["enabled"] else ' <span class="tag">paused</span>'
-        next_run = task["next_run"]
-        if next_run:
-            local = localtime(next_run, zone)
-            next_cell = f'<time datetime="{local.isoformat()}">{local.strftime("%a %H:%M")}</time>'
-        else:
-            next_cell = '<span class="muted">—</span>'
-        status = task["last_status"]
-        last = (
-            f'<span class="badge badge-{escape(status.lower())}">{escape(state_label(status))}'
-            "</span>"
-            if status
-            else ""
-        )
-        if task["last_run_at"]:
-            when = localtime(task["last_run_at"], zone).strftime("%a %H:%M")
-            last += f' <span class="muted">{when}</span>'
-        elif not status:
-            last += ' <span class="muted">never</span>'
-        else:
-            last += " "
-        if can_change:
-            toggle = (
-                f'<button type="button" class="btn" data-action="disable" data-id="{pk}">'
-                "Pause</button>"
-                if task["enabled"]
-                else f'<button type="button" class="btn" data-action="enable" data-id="{pk}">'
-                "Resume</button>"
-            )
-            actions = (
-                f'<td><div class="actions"><button type="button" class="btn" data-action="run" '
-                f'data-id="{pk}">Run now</button>{toggle}</div></td>'
-            )
-        else:
-            actions = ""
+        actions = _actions_cell(pk, enabled=task["enabled"]) if can_change else ""
         html.append(
             f'<tr data-schedule-id="{pk}" data-enabled="{"true" if task["enabled"] else "false"}">'
             f'<td><a href="{escape(url)}">{escape(task["name"])}</a>{paused}'
             f'<div class="muted mono">{escape(task["task"])}</div></td>'
             f"<td>{escape(task['schedule'])}</td>"
-            f'<td class="nowrap">{next_cell}</td>'
-            f'<td class="nowrap">{last}</td>'
+            f'<td class="nowrap">{_next_run_cell(task["next_run"], zone)}</td>'
+            f'<td class="nowrap">{_last_run_cell(task, zone)}</td>'
             f'<td><svg class="spark" width="{spark_width}" height="{spark_height}" '
             f'viewBox="0 0 {spark_width} {spark_height}" role="img" '
             f'aria-label="last {len(task["runs"])} runs">'
@@ -192,3 +159,42 @@ def periodic_rows(
             f"{actions}</tr>"
         )
     return mark_safe("".join(html))  # noqa: S308 (every text value is escaped)
+
+
+def _next_run_cell(next_run: datetime | None, zone: tzinfo) -> str:
+    if not next_run:
+        return '<span class="muted">—</span>'
+    local = localtime(next_run, zone)
+    return f'<time datetime="{local.isoformat()}">{local.strftime("%a %H:%M")}</time>'
+
+
+def _last_run_cell(task: dict[str, Any], zone: tzinfo) -> str:
+    """The last run's status badge and time; "never" when it has neither."""
+    status = task["last_status"]
+    last = (
+        f'<span class="badge badge-{escape(status.lower())}">{escape(state_label(status))}</span>'
+        if status
+        else ""
+    )
+    if task["last_run_at"]:
+        when = localtime(task["last_run_at"], zone).strftime("%a %H:%M")
+        last += f' <span class="muted">{when}</span>'
+    elif not status:
+        last += ' <span class="muted">never</span>'
+    else:
+        last += " "
+    return last
+
+
+def _actions_cell(pk: int, *, enabled: bool) -> str:
+    """Run now, and Pause or Resume: for staff who can change schedules."""
+    toggle = (
+        f'<button type="button" class="btn" data-action="disable" data-id="{pk}">Pause</button>'
+        if enabled
+        else f'<button type="button" class="btn" data-action="enable" data-id="{pk}">'
+        "Resume</button>"
+    )
+    return (
+        f'<td><div class="actions"><button type="button" class="btn" data-action="run" '
+        f'data-id="{pk}">Run now</button>{toggle}</div></td>'
+    )

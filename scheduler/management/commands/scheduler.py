@@ -14,7 +14,7 @@ import math
 import os
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any, NoReturn
+from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
 import kombu.exceptions
@@ -29,6 +29,7 @@ from config.celery import app
 from config.queues import QUEUES
 from scheduler import selectors
 from scheduler.catalog import load_catalog
+from scheduler.cli import CommandLineParser
 from scheduler.cli import output as out
 from scheduler.core.redis_connection import describe_redis_url
 from scheduler.dashboard.timezones import (
@@ -77,15 +78,6 @@ _FILTER_MAX_CHARS = 1000
 _OLDER_THAN_MAX_DAYS = 36_500
 
 
-class _Parser(CommandParser):
-    """Usage errors as one line on stderr (`... create: error: ... required: --task`)."""
-
-    def error(self, message: str) -> NoReturn:
-        if not self.called_from_command_line:
-            raise CommandError(f"Error: {message}")
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 class Command(BaseCommand):
     help = "Manage scheduled tasks: catalog, schedules, runs, history, logs and health."
 
@@ -94,97 +86,14 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser: CommandParser) -> None:
         verbs = parser.add_subparsers(
-            dest="verb", required=True, metavar="VERB", parser_class=_Parser
+            dest="verb", required=True, metavar="VERB", parser_class=CommandLineParser
         )
-        zone_help = f"IANA time zone (default: {settings.TIME_ZONE})"
-
-        available = verbs.add_parser("available", help="list the tasks that can be scheduled")
-        available.add_argument("--json", action="store_true", help="print JSON")
-
-        parse = verbs.add_parser("parse", help="show how a schedule phrase or cron is read")
-        parse.add_argument("phrase", nargs="+", help="e.g. 'every monday at 8am', '0 9 * * 1'")
-        parse.add_argument("--tz", default=settings.TIME_ZONE, help=zone_help)
-        parse.add_argument("--now", help="ISO 8601 time to count from (default: the clock)")
-        parse.add_argument("--count", type=int, default=5, help="how many next runs (default 5)")
-        parse.add_argument("--json", action="store_true", help="print JSON")
-
-        create = verbs.add_parser("create", help="create a periodic task")
-        create.add_argument("name")
-        create.add_argument("schedule", nargs="+", help="phrase or cron, as `parse` reads it")
-        create.add_argument("--task", required=True, help="catalog task (see `available`)")
-        create.add_argument("--params", help="parameters as a JSON object")
-        create.add_argument("--queue", help=f"one of: {', '.join(QUEUES)} (default: the task's)")
-        create.add_argument("--tz", default=settings.TIME_ZONE, help=zone_help)
-        create.add_argument("--description", default="")
-        create.add_argument(
-            "--overlap",
-            choices=OverlapPolicy.values,
-            help=(
-                "skip a run while the previous one runs, or follow the task's policy as the "
-                "catalog declares it when each run starts (default: default)"
-            ),
-        )
-        create.add_argument(
-            "--misfire",
-            choices=MisfirePolicy.values,
-            default=MisfirePolicy.RUN_ONCE.value,
-            help="after downtime: run once, or skip to the next due time",
-        )
-        create.add_argument("--disabled", action="store_true", help="create it disabled")
-
-        listing = verbs.add_parser("list", help="list periodic tasks")
-        which = listing.add_mutually_exclusive_group()
-        which.add_argument("--enabled", dest="only", action="store_const", const=True)
-        which.add_argument("--disabled", dest="only", action="store_const", const=False)
-        listing.add_argument("--json", action="store_true", help="print JSON")
-
-        show = verbs.add_parser("show", help="a periodic task: fields, next runs, runs, audit")
-        show.add_argument("name")
-        show.add_argument("--json", action="store_true", help="print JSON")
-
-        for verb, what in (
-            ("enable", "enable"),
-            ("disable", "disable"),
-            ("delete", "delete"),
-        ):
-            verbs.add_parser(verb, help=f"{what} a periodic task").add_argument("name")
-
-        run = verbs.add_parser("run", help="run a periodic task now, outside its schedule")
-        run.add_argument("name")
-        run.add_argument("--wait", action="store_true", help="wait for the result and print it")
-        run.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (30)")
-
-        history = verbs.add_parser("history", help="stored task results, newest first")
-        history.add_argument("--limit", type=int, default=20, help="how many (default 20)")
-        history.add_argument("--task-name", help="catalog task name, e.g. scheduler.ping")
-        history.add_argument("--periodic-task", help="name of the periodic task that sent it")
-        history.add_argument("--status", help="failed, success, pending, started, retry, ...")
-        history.add_argument("--since", help="ISO 8601 date or time (naive: the --tz zone)")
-        history.add_argument(
-            "--format", choices=("table", "detailed", "json"), default="table", dest="fmt"
-        )
-
-        clear = verbs.add_parser("clear-history", help="delete stored results and events")
-        clear.add_argument("--confirm", action="store_true", help="required: yes, delete")
-        clear.add_argument("--older-than", type=int, metavar="DAYS", help="keep the last DAYS")
-
-        logs = verbs.add_parser("logs", help="the task and schedule event log")
-        logs.add_argument("--follow", "-f", action="store_true", help="print new events (Ctrl-C)")
-        logs.add_argument("--filter", metavar="TEXT", help="only lines containing TEXT (any case)")
-        logs.add_argument("--level", help="DEBUG, INFO, WARNING or ERROR: that or worse")
-        logs.add_argument("--lines", "-n", type=int, default=50, help="how many (default 50)")
-        # Bounds --follow for tests and scripts; --interval sets its polling period.
-        logs.add_argument("--max-seconds", type=float, help=argparse.SUPPRESS)
-        logs.add_argument("--interval", type=float, default=_FOLLOW_SECONDS, help=argparse.SUPPRESS)
-
-        status = verbs.add_parser("status", help="workers, beat, schedules, results, queues")
-        status.add_argument("--json", action="store_true", help="print JSON")
-
-        health = verbs.add_parser("health", help="health checks; exit 1 when unhealthy")
-        health.add_argument("--json", action="store_true", help="print JSON")
-
-        test = verbs.add_parser("test", help="round trip a ping through a worker")
-        test.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (10)")
+        # In this order in `--help`.
+        _add_catalog_verbs(verbs)
+        _add_create_verb(verbs)
+        _add_schedule_verbs(verbs)
+        _add_history_verbs(verbs)
+        _add_health_verbs(verbs)
         add_display_zone_option(verbs)
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -543,57 +452,37 @@ class Command(BaseCommand):
     # --- status and health -----------------------------------------------------------------------
 
     def _status(self, options: dict[str, Any]) -> None:
-        report: dict[str, Any] = {}
         window = settings.WORKER_HEALTH_WINDOW
-        try:
-            report["workers"] = sorted(workers_seen_within(window))
-        except redis.exceptions.RedisError as exc:
-            report["workers"] = {"error": out.one_line(str(exc))}
-        try:
-            heartbeat = beat_heartbeat()
-        except (redis.exceptions.RedisError, ValueError) as exc:
-            report["beat"] = {"error": out.one_line(str(exc))}
-        else:
-            report["beat"] = heartbeat and {
-                "at": datetime.fromtimestamp(float(heartbeat["at"]), tz=UTC).isoformat(),
-                "seconds_ago": round(time.time() - float(heartbeat["at"]), 1),
-                "pid": heartbeat.get("pid"),
-                "hostname": heartbeat.get("hostname", ""),
-                "leader": heartbeat.get("leader") or heartbeat.get("id") or "",
-                "entries": heartbeat.get("entries"),
-            }
-            try:
-                standbys = [standby.get("id", "") for standby in beat_standbys()]
-                flagged = missed_runs()
-            except redis.exceptions.RedisError:
-                standbys, flagged = [], {}
-            if report["beat"]:
-                report["beat"]["standbys"] = standbys
-            report["missed_runs"] = flagged
-        report["periodic_tasks"] = selectors.periodic_task_counts()
-        report["results_last_hour"] = selectors.task_result_counts_since(
-            timezone.now() - timedelta(hours=1)
-        )
-        retention = retention_overview()
-        report["retention"] = {
-            "next_cleanup": out.iso(retention[0].next_cleanup) if retention else None,
-            "tables": [row.as_dict() for row in retention],
-        }
-        try:
-            report["queues"] = queue_depths()
-        except redis.exceptions.RedisError as exc:
-            report["queues"] = {"error": out.one_line(str(exc))}
+        report, retention = _status_report(window=window)
         if options["json"]:
             self._json(report)
             return
-
-        workers, beat, queues = report["workers"], report["beat"], report["queues"]
+        workers, queues = report["workers"], report["queues"]
         if isinstance(workers, dict):
             self._print(f"Workers:         unknown ({workers['error']})")
         elif workers:
             self._print(f"Workers:         {len(workers)} online ({', '.join(workers)})")
         else:
             self._print(f"Workers:         none answered in the last {window} s")
+        self._beat_lines(report["beat"])
+        for name, run in sorted((report.get("missed_runs") or {}).items()):
+            self._print(
+                f"Missed run:      {name}: published {run.get('published_at', '?')}, "
+                f"no result (task {run.get('task_id', '?')})"
+            )
+        counts = report["periodic_tasks"]
+        self._print(f"Periodic tasks:  {counts['enabled']} enabled, {counts['disabled']} disabled")
+        results = report["results_last_hour"]
+        summary = ", ".join(f"{status} {count}" for status, count in results.items())
+        self._print(f"Last hour:       {summary or 'no results'}")
+        self._retention_lines(retention)
+        if "error" in queues:
+            self._print(f"Queues:          unknown ({queues['error']})")
+            return
+        self._print("Queues:")
+        self._print(out.table(("QUEUE", "WAITING"), queues.items()))
+
+    def _beat_lines(self, beat: dict[str, Any] | None) -> None:
         if beat is None:
             self._print("Beat:            no heartbeat recorded")
         elif "error" in beat:
@@ -611,22 +500,6 @@ class Command(BaseCommand):
                 f"Beat standbys:   {len(standbys)}"
                 + (f" ({', '.join(standbys)})" if standbys else "")
             )
-        for name, run in sorted((report.get("missed_runs") or {}).items()):
-            self._print(
-                f"Missed run:      {name}: published {run.get('published_at', '?')}, "
-                f"no result (task {run.get('task_id', '?')})"
-            )
-        counts = report["periodic_tasks"]
-        self._print(f"Periodic tasks:  {counts['enabled']} enabled, {counts['disabled']} disabled")
-        results = report["results_last_hour"]
-        summary = ", ".join(f"{status} {count}" for status, count in results.items())
-        self._print(f"Last hour:       {summary or 'no results'}")
-        self._retention_lines(retention)
-        if "error" in queues:
-            self._print(f"Queues:          unknown ({queues['error']})")
-            return
-        self._print("Queues:")
-        self._print(out.table(("QUEUE", "WAITING"), queues.items()))
 
     def _retention_lines(self, retention: list[RetentionRow]) -> None:
         next_cleanup = retention[0].next_cleanup if retention else None
@@ -655,6 +528,172 @@ class Command(BaseCommand):
         if not report.ok:
             failed = [name for name, check in report.checks.items() if not check.ok]
             raise CommandError(f"unhealthy: {', '.join(failed)} failed")
+
+
+# --- status --------------------------------------------------------------------------------------
+
+
+def _status_report(*, window: int) -> tuple[dict[str, Any], list[RetentionRow]]:
+    """What `status` shows (its JSON document), and the retention rows it was made from.
+
+    A part that Redis cannot give is {"error": ...}: the rest is still worth showing.
+    """
+    report: dict[str, Any] = {}
+    try:
+        report["workers"] = sorted(workers_seen_within(window))
+    except redis.exceptions.RedisError as exc:
+        report["workers"] = {"error": out.one_line(str(exc))}
+    report.update(_beat_report())
+    report["periodic_tasks"] = selectors.periodic_task_counts()
+    report["results_last_hour"] = selectors.task_result_counts_since(
+        timezone.now() - timedelta(hours=1)
+    )
+    retention = retention_overview()
+    report["retention"] = {
+        "next_cleanup": out.iso(retention[0].next_cleanup) if retention else None,
+        "tables": [row.as_dict() for row in retention],
+    }
+    try:
+        report["queues"] = queue_depths()
+    except redis.exceptions.RedisError as exc:
+        report["queues"] = {"error": out.one_line(str(exc))}
+    return report, retention
+
+
+def _beat_report() -> dict[str, Any]:
+    """`beat` (its last heartbeat and standbys) and, when Redis answered, `missed_runs`."""
+    try:
+        heartbeat = beat_heartbeat()
+    except (redis.exceptions.RedisError, ValueError) as exc:
+        return {"beat": {"error": out.one_line(str(exc))}}
+    beat = heartbeat and {
+        "at": datetime.fromtimestamp(float(heartbeat["at"]), tz=UTC).isoformat(),
+        "seconds_ago": round(time.time() - float(heartbeat["at"]), 1),
+        "pid": heartbeat.get("pid"),
+        "hostname": heartbeat.get("hostname", ""),
+        "leader": heartbeat.get("leader") or heartbeat.get("id") or "",
+        "entries": heartbeat.get("entries"),
+    }
+    try:
+        standbys = [standby.get("id", "") for standby in beat_standbys()]
+        flagged = missed_runs()
+    except redis.exceptions.RedisError:
+        standbys, flagged = [], {}
+    if beat:
+        beat["standbys"] = standbys
+    return {"beat": beat, "missed_runs": flagged}
+
+
+# --- verbs and their options ---------------------------------------------------------------------
+
+# A command's subparsers: one parser per verb.
+_Verbs: TypeAlias = "argparse._SubParsersAction[CommandLineParser]"
+
+
+def _zone_help() -> str:
+    return f"IANA time zone (default: {settings.TIME_ZONE})"
+
+
+def _add_catalog_verbs(verbs: _Verbs) -> None:
+    """`available` and `parse`."""
+    available = verbs.add_parser("available", help="list the tasks that can be scheduled")
+    available.add_argument("--json", action="store_true", help="print JSON")
+
+    parse = verbs.add_parser("parse", help="show how a schedule phrase or cron is read")
+    parse.add_argument("phrase", nargs="+", help="e.g. 'every monday at 8am', '0 9 * * 1'")
+    parse.add_argument("--tz", default=settings.TIME_ZONE, help=_zone_help())
+    parse.add_argument("--now", help="ISO 8601 time to count from (default: the clock)")
+    parse.add_argument("--count", type=int, default=5, help="how many next runs (default 5)")
+    parse.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_create_verb(verbs: _Verbs) -> None:
+    create = verbs.add_parser("create", help="create a periodic task")
+    create.add_argument("name")
+    create.add_argument("schedule", nargs="+", help="phrase or cron, as `parse` reads it")
+    create.add_argument("--task", required=True, help="catalog task (see `available`)")
+    create.add_argument("--params", help="parameters as a JSON object")
+    create.add_argument("--queue", help=f"one of: {', '.join(QUEUES)} (default: the task's)")
+    create.add_argument("--tz", default=settings.TIME_ZONE, help=_zone_help())
+    create.add_argument("--description", default="")
+    create.add_argument(
+        "--overlap",
+        choices=OverlapPolicy.values,
+        help=(
+            "skip a run while the previous one runs, or follow the task's policy as the "
+            "catalog declares it when each run starts (default: default)"
+        ),
+    )
+    create.add_argument(
+        "--misfire",
+        choices=MisfirePolicy.values,
+        default=MisfirePolicy.RUN_ONCE.value,
+        help="after downtime: run once, or skip to the next due time",
+    )
+    create.add_argument("--disabled", action="store_true", help="create it disabled")
+
+
+def _add_schedule_verbs(verbs: _Verbs) -> None:
+    """`list`, `show`, `enable`, `disable`, `delete` and `run`."""
+    listing = verbs.add_parser("list", help="list periodic tasks")
+    which = listing.add_mutually_exclusive_group()
+    which.add_argument("--enabled", dest="only", action="store_const", const=True)
+    which.add_argument("--disabled", dest="only", action="store_const", const=False)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+
+    show = verbs.add_parser("show", help="a periodic task: fields, next runs, runs, audit")
+    show.add_argument("name")
+    show.add_argument("--json", action="store_true", help="print JSON")
+
+    for verb, what in (
+        ("enable", "enable"),
+        ("disable", "disable"),
+        ("delete", "delete"),
+    ):
+        verbs.add_parser(verb, help=f"{what} a periodic task").add_argument("name")
+
+    run = verbs.add_parser("run", help="run a periodic task now, outside its schedule")
+    run.add_argument("name")
+    run.add_argument("--wait", action="store_true", help="wait for the result and print it")
+    run.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (30)")
+
+
+def _add_history_verbs(verbs: _Verbs) -> None:
+    """`history`, `clear-history` and `logs`."""
+    history = verbs.add_parser("history", help="stored task results, newest first")
+    history.add_argument("--limit", type=int, default=20, help="how many (default 20)")
+    history.add_argument("--task-name", help="catalog task name, e.g. scheduler.ping")
+    history.add_argument("--periodic-task", help="name of the periodic task that sent it")
+    history.add_argument("--status", help="failed, success, pending, started, retry, ...")
+    history.add_argument("--since", help="ISO 8601 date or time (naive: the --tz zone)")
+    history.add_argument(
+        "--format", choices=("table", "detailed", "json"), default="table", dest="fmt"
+    )
+
+    clear = verbs.add_parser("clear-history", help="delete stored results and events")
+    clear.add_argument("--confirm", action="store_true", help="required: yes, delete")
+    clear.add_argument("--older-than", type=int, metavar="DAYS", help="keep the last DAYS")
+
+    logs = verbs.add_parser("logs", help="the task and schedule event log")
+    logs.add_argument("--follow", "-f", action="store_true", help="print new events (Ctrl-C)")
+    logs.add_argument("--filter", metavar="TEXT", help="only lines containing TEXT (any case)")
+    logs.add_argument("--level", help="DEBUG, INFO, WARNING or ERROR: that or worse")
+    logs.add_argument("--lines", "-n", type=int, default=50, help="how many (default 50)")
+    # Bounds --follow for tests and scripts; --interval sets its polling period.
+    logs.add_argument("--max-seconds", type=float, help=argparse.SUPPRESS)
+    logs.add_argument("--interval", type=float, default=_FOLLOW_SECONDS, help=argparse.SUPPRESS)
+
+
+def _add_health_verbs(verbs: _Verbs) -> None:
+    """`status`, `health` and `test`."""
+    status = verbs.add_parser("status", help="workers, beat, schedules, results, queues")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    health = verbs.add_parser("health", help="health checks; exit 1 when unhealthy")
+    health.add_argument("--json", action="store_true", help="print JSON")
+
+    test = verbs.add_parser("test", help="round trip a ping through a worker")
+    test.add_argument("--timeout", type=float, default=10.0, help="seconds to wait (10)")
 
 
 # --- argument values -----------------------------------------------------------------------------

@@ -15,12 +15,13 @@ gives a new end (tournaments.services.tournament_start, as the admin and the API
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, NoReturn
+from typing import Any, TypeAlias
 
 from django.core.exceptions import ValidationError
 from django.core.management.base import BaseCommand, CommandError, CommandParser
@@ -29,6 +30,7 @@ from django.db.models import Count, Field
 from django.utils import timezone
 
 from agents.models import Agent
+from scheduler.cli import CommandLineParser
 from scheduler.cli import output as out
 from scheduler.dashboard import UnknownZone, activate_command_zone, add_display_zone_option
 from scheduler.schedules import schedule_describe
@@ -81,81 +83,17 @@ _SPAN = re.compile(r"(?:\d+\s*[a-z]+\s*)+")
 _TIME_HELP = "ISO 8601, 'now', or from now: '+2h', '+1h30m', 'in 2 hours'"
 
 
-class _Parser(CommandParser):
-    """Usage errors as one line on stderr, like `manage.py scheduler`."""
-
-    def error(self, message: str) -> NoReturn:
-        if not self.called_from_command_line:
-            raise CommandError(f"Error: {message}")
-        self.exit(2, f"{self.prog}: error: {message}\n")
-
-
 class Command(BaseCommand):
     help = "Tournaments: create, enter agents, start, end, list, status, leaderboard, setup."
 
     def add_arguments(self, parser: CommandParser) -> None:
         verbs = parser.add_subparsers(
-            dest="verb", required=True, metavar="VERB", parser_class=_Parser
+            dest="verb", required=True, metavar="VERB", parser_class=CommandLineParser
         )
-
-        create = verbs.add_parser("create", help="create a scheduled tournament")
-        create.add_argument("name")
-        create.add_argument("--starts", required=True, metavar="WHEN", help=_TIME_HELP)
-        ends = create.add_mutually_exclusive_group(required=True)
-        ends.add_argument("--ends", metavar="WHEN", help=_TIME_HELP)
-        ends.add_argument("--duration", metavar="SPAN", help="e.g. 6h, 90m, '2 hours'")
-        create.add_argument("--symbols", required=True, help="comma-separated, e.g. AAPL,MSFT")
-        create.add_argument("--cash", default="10000", help="initial cash of each entry (10000)")
-        create.add_argument(
-            "--interval", type=int, default=300, help="seconds between decisions (300)"
-        )
-        create.add_argument("--seed", type=int, default=0, help="market seed (0)")
-        create.add_argument(
-            "--agents",
-            metavar="SLUG[:STRATEGY],...",
-            help=f"agents to enter; strategies: {', '.join(STRATEGIES)}",
-        )
-        create.add_argument("--json", action="store_true", help="print JSON")
-
-        enter = verbs.add_parser("enter", help="enter agents into a tournament")
-        enter.add_argument("tournament", help="name or id")
-        enter.add_argument(
-            "agents",
-            nargs="+",
-            metavar="SLUG[:STRATEGY]",
-            help=f"default strategy: from the agent's brain; {', '.join(STRATEGIES)}",
-        )
-
-        start = verbs.add_parser(
-            "start",
-            help="make a scheduled tournament live now (started early, it starts now and keeps "
-            "its duration)",
-        )
-        start.add_argument("tournament", help="name or id")
-        new_end = start.add_mutually_exclusive_group()
-        new_end.add_argument("--ends", metavar="WHEN", help=f"a new end: {_TIME_HELP}")
-        new_end.add_argument(
-            "--duration", metavar="SPAN", help="a new duration from its start (now), e.g. 6h"
-        )
-
-        end = verbs.add_parser("end", help="finish a tournament now (ranks it a last time)")
-        end.add_argument("tournament", help="name or id")
-        end.add_argument("--cancel", action="store_true", help="cancelled rather than finished")
-
-        listing = verbs.add_parser("list", help="tournaments, newest first")
-        listing.add_argument("--status", choices=Tournament.Status.values)
-        listing.add_argument("--json", action="store_true", help="print JSON")
-
-        status = verbs.add_parser("status", help="tournaments with entries and periodic task")
-        status.add_argument("tournament", nargs="?", help="name or id (default: all)")
-        status.add_argument("--json", action="store_true", help="print JSON")
-
-        board = verbs.add_parser("leaderboard", help="the ranked entries of a tournament")
-        board.add_argument("tournament", help="name or id")
-        board.add_argument("--limit", type=int, default=50, help="how many rows (50)")
-        board.add_argument("--refresh", action="store_true", help="rank at market prices now first")
-        board.add_argument("--json", action="store_true", help="print JSON")
-
+        # In this order in `--help`.
+        _add_create_verb(verbs)
+        _add_life_verbs(verbs)
+        _add_reading_verbs(verbs)
         verbs.add_parser(
             "setup", help="create the periodic checks, recovery and rankings (idempotent)"
         )
@@ -371,6 +309,76 @@ class Command(BaseCommand):
                 ),
             )
         )
+
+
+# --- verbs and their options ---------------------------------------------------------------------
+
+# A command's subparsers: one parser per verb.
+_Verbs: TypeAlias = "argparse._SubParsersAction[CommandLineParser]"
+
+
+def _add_create_verb(verbs: _Verbs) -> None:
+    create = verbs.add_parser("create", help="create a scheduled tournament")
+    create.add_argument("name")
+    create.add_argument("--starts", required=True, metavar="WHEN", help=_TIME_HELP)
+    ends = create.add_mutually_exclusive_group(required=True)
+    ends.add_argument("--ends", metavar="WHEN", help=_TIME_HELP)
+    ends.add_argument("--duration", metavar="SPAN", help="e.g. 6h, 90m, '2 hours'")
+    create.add_argument("--symbols", required=True, help="comma-separated, e.g. AAPL,MSFT")
+    create.add_argument("--cash", default="10000", help="initial cash of each entry (10000)")
+    create.add_argument("--interval", type=int, default=300, help="seconds between decisions (300)")
+    create.add_argument("--seed", type=int, default=0, help="market seed (0)")
+    create.add_argument(
+        "--agents",
+        metavar="SLUG[:STRATEGY],...",
+        help=f"agents to enter; strategies: {', '.join(STRATEGIES)}",
+    )
+    create.add_argument("--json", action="store_true", help="print JSON")
+
+
+def _add_life_verbs(verbs: _Verbs) -> None:
+    """`enter`, `start` and `end`."""
+    enter = verbs.add_parser("enter", help="enter agents into a tournament")
+    enter.add_argument("tournament", help="name or id")
+    enter.add_argument(
+        "agents",
+        nargs="+",
+        metavar="SLUG[:STRATEGY]",
+        help=f"default strategy: from the agent's brain; {', '.join(STRATEGIES)}",
+    )
+
+    start = verbs.add_parser(
+        "start",
+        help="make a scheduled tournament live now (started early, it starts now and keeps "
+        "its duration)",
+    )
+    start.add_argument("tournament", help="name or id")
+    new_end = start.add_mutually_exclusive_group()
+    new_end.add_argument("--ends", metavar="WHEN", help=f"a new end: {_TIME_HELP}")
+    new_end.add_argument(
+        "--duration", metavar="SPAN", help="a new duration from its start (now), e.g. 6h"
+    )
+
+    end = verbs.add_parser("end", help="finish a tournament now (ranks it a last time)")
+    end.add_argument("tournament", help="name or id")
+    end.add_argument("--cancel", action="store_true", help="cancelled rather than finished")
+
+
+def _add_reading_verbs(verbs: _Verbs) -> None:
+    """`list`, `status` and `leaderboard`."""
+    listing = verbs.add_parser("list", help="tournaments, newest first")
+    listing.add_argument("--status", choices=Tournament.Status.values)
+    listing.add_argument("--json", action="store_true", help="print JSON")
+
+    status = verbs.add_parser("status", help="tournaments with entries and periodic task")
+    status.add_argument("tournament", nargs="?", help="name or id (default: all)")
+    status.add_argument("--json", action="store_true", help="print JSON")
+
+    board = verbs.add_parser("leaderboard", help="the ranked entries of a tournament")
+    board.add_argument("tournament", help="name or id")
+    board.add_argument("--limit", type=int, default=50, help="how many rows (50)")
+    board.add_argument("--refresh", action="store_true", help="rank at market prices now first")
+    board.add_argument("--json", action="store_true", help="print JSON")
 
 
 # --- helpers -------------------------------------------------------------------------------------
