@@ -20,8 +20,10 @@ from django.utils import timezone
 
 from agents.brains.base import TradeDecision
 from agents.models import Agent
+from agents.services import agent_brain
 from scheduler.live import event_record
 from scheduler.protocol import object_header
+from scheduler.services import schedule_create, schedule_disable, schedule_enable
 from tournaments.market import Market
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
 from tournaments.strategies import STRATEGIES, Fill, apply_orders, equity, get_strategy
@@ -204,8 +206,6 @@ def _periodic_task_live(tournament: Tournament, *, actor: Any) -> None:
     """Its periodic task (every decision interval) created, or enabled again: set on
     `tournament`, which the caller saves."""
     if tournament.periodic_task is None:
-        from scheduler.services import schedule_create
-
         periodic_task = schedule_create(
             name=f"tournament {tournament.pk}: run agents ({tournament.name})"[:200],
             task="tournaments.run_live_tournament_agents",
@@ -219,8 +219,6 @@ def _periodic_task_live(tournament: Tournament, *, actor: Any) -> None:
         periodic_task.save(update_fields=["headers"])
         tournament.periodic_task = periodic_task
     elif not tournament.periodic_task.enabled:
-        from scheduler.services import schedule_enable
-
         schedule_enable(name=tournament.periodic_task.name, actor=actor)
 
 
@@ -279,7 +277,6 @@ def tournament_end(
     *, tournament: Tournament, cancelled: bool = False, actor: Any = None
 ) -> Tournament:
     """Finished (or cancelled): its periodic task is disabled, its entries ranked a last time."""
-    from scheduler.services import schedule_disable
 
     tournament = Tournament.objects.select_for_update().get(pk=tournament.pk)
     if tournament.status in (Tournament.Status.FINISHED, Tournament.Status.CANCELLED):
@@ -377,8 +374,6 @@ def _decision_plan(
     strategy = get_strategy(entry.strategy)
     brain = None
     if entry.strategy == "brain":
-        from agents.services import agent_brain
-
         brain = agent_brain(Agent.objects.get(pk=entry.agent_id))
     return strategy.decide(
         market.view(

@@ -26,6 +26,8 @@ from collections.abc import Iterable, Mapping
 from functools import lru_cache
 from typing import Any
 
+from django.conf import settings
+
 MASK = "********"
 
 
@@ -101,9 +103,7 @@ def configured_keys() -> tuple[str, ...]:
     Nothing of config is imported here: config/celery.py imports this package while `config`
     itself is still loading.
     """
-    from django.conf import settings  # read per call: config/celery.py loads before settings
-
-    return tuple(settings.SECRET_ARGUMENT_KEYS)
+    return tuple(settings.SECRET_ARGUMENT_KEYS)  # read per call: settings load after this module
 
 
 def masked(value: Any) -> Any:

@@ -16,6 +16,8 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 
+from scheduler.models import UserPreference
+
 BROWSER_COOKIE = "tz"
 # The TZ a command was started with (manage.py sets it: Django then sets TZ to TIME_ZONE).
 CALLER_TZ = "SCHEDULER_CALLER_TZ"
@@ -37,8 +39,6 @@ def valid_zone(name: str | None) -> str | None:
 def preferred_zone(user: Any) -> str | None:
     if not getattr(user, "is_authenticated", False):
         return None
-    from scheduler.models import UserPreference  # the app registry is ready per request
-
     chosen = UserPreference.objects.filter(user=user).values_list("time_zone", flat=True).first()
     return valid_zone(chosen)
 

@@ -30,6 +30,7 @@ from typing import Any
 
 import psutil
 
+from config.celery import app
 from scheduler import protocol
 from scheduler.core.redis_connection import get_redis, redis_key
 
@@ -114,8 +115,6 @@ def holder_alive(holder: Holder, task_id: str) -> bool:
 def _node_runs(node: str, task_id: str) -> bool:
     # A heartbeat says the node lives, not that the child which claimed the run does (one
     # killed by the OOM killer leaves its node alive): ask the node about the task itself.
-    from config.celery import app
-
     replies = app.control.inspect([node], timeout=NODE_QUERY_TIMEOUT).query_task(task_id) or {}
     for answer in replies.values():
         for state, _ in (answer or {}).values():
