@@ -12,7 +12,7 @@ CALLER_TZ = "SCHEDULER_CALLER_TZ"
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
     # Django sets TZ to TIME_ZONE as it loads the settings; commands show times in the TZ of
-    # the person who ran them (scheduler.dashboard.timezones.command_zone), so it is kept first.
+    # the person who ran them (scheduler.cli.time_zone.command_zone), so it is kept first.
     os.environ.setdefault(CALLER_TZ, os.environ.get("TZ", ""))
     from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line

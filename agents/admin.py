@@ -30,7 +30,7 @@ from agents.selectors import (
     session_latest_message_ids,
 )
 from agents.services import agent_schedules_set_enabled
-from scheduler.admin import RunNowMixin
+from scheduler.admin import ReadOnlyAdmin, RunNowMixin
 from scheduler.schedules import schedule_describe
 
 # Running or pausing a periodic task needs what the periodic task admin asks for it.
@@ -376,19 +376,6 @@ class SessionAdmin(admin.ModelAdmin[Session]):
 
 
 # --- Posts and mentions --------------------------------------------------------------------------
-
-
-class ReadOnlyAdmin(admin.ModelAdmin[Any]):
-    """A record written by tasks: listed and shown, never edited here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
 
 
 @admin.register(Post)

@@ -16,7 +16,7 @@ from typing import Any
 
 from django.conf import settings
 
-from scheduler.services import RetryPolicy
+from scheduler.core import RetryPolicy
 
 MAX_RETRIES = 3
 # History rows and dashboard cells show the reason; a runaway message must not fill them.

@@ -19,7 +19,7 @@ task admin's own run (`RunNowMixin`: `schedule_run_now`, audited), pausing and r
 from __future__ import annotations
 
 import re
-from typing import Any
+from typing import Any, cast
 
 from django import forms
 from django.contrib import admin, messages
@@ -32,7 +32,7 @@ from django.utils import timezone
 from django.utils.html import format_html
 from kombu.exceptions import OperationalError
 
-from scheduler.admin import RunNowMixin, broker_down_message
+from scheduler.admin import ReadOnlyAdmin, RunNowMixin, broker_down_message, queue_each
 from scheduler.models import Source
 from scheduler.permissions import CHANGE_SCHEDULE, RUN_TASKS
 from scheduler.services import ScheduleError, schedule_set_enabled_bulk, task_enqueue
@@ -583,7 +583,7 @@ class EntryAdmin(admin.ModelAdmin[Entry]):
 
     @admin.action(description="Run one decision of the selected entries now", permissions=["run"])
     def run_decisions(self, request: HttpRequest, queryset: QuerySet[Entry]) -> None:
-        queued = []
+        live = []
         for entry in queryset.select_related("agent", "tournament").order_by("pk"):
             if entry.tournament.status != Tournament.Status.LIVE:
                 self.message_user(
@@ -592,40 +592,25 @@ class EntryAdmin(admin.ModelAdmin[Entry]):
                     messages.WARNING,
                 )
                 continue
-            try:
-                task_id = task_enqueue(task=RUN_DECISION, params={"entry_id": entry.pk})
-            except ScheduleError as exc:
-                self.message_user(request, f"{entry} was not run: {refusal(exc)}", messages.ERROR)
-            except OperationalError as exc:
-                self.message_user(
-                    request, f"{entry} was not run: {broker_down_message(exc)}", messages.ERROR
-                )
-            else:
-                queued.append(f"{entry.agent.name} (task id {task_id})")
-        if queued:
-            self.message_user(
-                request, f"Queued a decision of: {', '.join(queued)}.", messages.SUCCESS
-            )
+            live.append(entry)
+        queue_each(
+            self,
+            request,
+            live,
+            queue=lambda entry: task_enqueue(task=RUN_DECISION, params={"entry_id": entry.pk}),
+            named=str,
+            queued_as=lambda entry, task_id: f"{entry.agent.name} (task id {task_id})",
+            done="Queued a decision of",
+            refused=(ScheduleError,),
+            refusal=lambda exc: refusal(cast(ScheduleError, exc)),
+        )
 
 
 # --- Decisions, trades, equity: the record ------------------------------------------------------
 
 
-class RecordAdmin(admin.ModelAdmin[Any]):
-    """Rows written by the decisions and the rankings: listed and shown, never edited here."""
-
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-
 @admin.register(Decision)
-class DecisionAdmin(RecordAdmin):
+class DecisionAdmin(ReadOnlyAdmin):
     list_display = ["entry", "tick", "created_at", "task_id"]
     list_filter = [("entry__tournament", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["entry__agent", "entry__tournament"]
@@ -634,7 +619,7 @@ class DecisionAdmin(RecordAdmin):
 
 
 @admin.register(Trade)
-class TradeAdmin(RecordAdmin):
+class TradeAdmin(ReadOnlyAdmin):
     list_display = ["executed_at", "entry", "side", "quantity", "symbol", "price", "tick"]
     list_filter = ["side", "symbol", ("entry__tournament", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["entry__agent", "entry__tournament"]
@@ -643,7 +628,7 @@ class TradeAdmin(RecordAdmin):
 
 
 @admin.register(EquitySnapshot)
-class EquitySnapshotAdmin(RecordAdmin):
+class EquitySnapshotAdmin(ReadOnlyAdmin):
     list_display = ["at", "entry", "tick", "equity", "cash", "rank"]
     list_filter = [("entry__tournament", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["entry__agent", "entry__tournament"]

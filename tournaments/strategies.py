@@ -32,14 +32,16 @@ from fractions import Fraction
 from typing import Any, ClassVar
 
 from agents.brains.base import (
-    SIDES,
     Brain,
     TradeDecision,
     TradeOrder,
     TradeView,
     affordable_quantity,
     clamp_orders,
+    clamped_quantity,
+    order_parts,
     usable_price,
+    whole_quantity,
 )
 
 TRADE_FRACTION = 0.25
@@ -261,7 +263,7 @@ def apply_orders(
     trades: list[Trade] = []
     for symbol, side, quantity, price in [p for p in parsed if p[1] == "sell"]:
         allowed = held.get(symbol, 0)
-        quantity = _allow(side, symbol, quantity, allowed, notes)
+        quantity = clamped_quantity(quantity, allowed, side=side, symbol=symbol, notes=notes)
         if quantity:
             held[symbol] = allowed - quantity
             money += quantity * _exact(price)
@@ -269,7 +271,7 @@ def apply_orders(
     for symbol, side, quantity, price in [p for p in parsed if p[1] == "buy"]:
         exact_price = _exact(price)
         allowed = math.floor(money / exact_price)
-        quantity = _allow(side, symbol, quantity, allowed, notes)
+        quantity = clamped_quantity(quantity, allowed, side=side, symbol=symbol, notes=notes)
         if quantity:
             held[symbol] = held.get(symbol, 0) + quantity
             money -= quantity * exact_price
@@ -367,21 +369,10 @@ def _parse_order(
     order: Any, prices: Mapping[str, float], notes: list[str]
 ) -> tuple[str, str, int, float] | None:
     """(symbol, side, quantity, market price) of a fillable order, or None with a note."""
-    symbol: Any
-    side: Any
-    quantity: Any
-    if isinstance(order, TradeOrder):
-        symbol, side, quantity = order.symbol, order.side, order.quantity
-    elif isinstance(order, Mapping):
-        symbol, side, quantity = order.get("symbol"), order.get("side"), order.get("quantity")
-    else:
-        notes.append(f"dropped {order!r}: not an order")
+    parts = order_parts(order, notes)
+    if parts is None:
         return None
-    if isinstance(side, str):
-        side = side.strip().lower()
-    if not isinstance(symbol, str) or side not in SIDES:
-        notes.append(f"dropped {order!r}: needs a symbol and a side (buy or sell)")
-        return None
+    symbol, side, asked = parts
     price = prices.get(symbol)
     if (
         isinstance(price, bool)
@@ -391,23 +382,10 @@ def _parse_order(
     ):
         notes.append(f"dropped {side} {symbol}: no market price")
         return None
-    if isinstance(quantity, float) and quantity.is_integer():
-        quantity = int(quantity)
-    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-        notes.append(f"dropped {side} {symbol}: quantity must be a positive whole number")
+    quantity = whole_quantity(asked, side=side, symbol=symbol, notes=notes)
+    if quantity is None:
         return None
     return symbol, side, quantity, price
-
-
-def _allow(side: str, symbol: str, quantity: int, allowed: int, notes: list[str]) -> int:
-    lacking = "not enough held" if side == "sell" else "not enough cash"
-    if allowed <= 0:
-        notes.append(f"dropped {side} {quantity} {symbol}: {lacking}")
-        return 0
-    if quantity > allowed:
-        notes.append(f"cut {side} {symbol} from {quantity} to {allowed}: {lacking}")
-        return allowed
-    return quantity
 
 
 def _exact(amount: float) -> Fraction:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
@@ -170,37 +170,21 @@ def clamp_orders(raw_orders: Iterable[Any], view: TradeView) -> tuple[list[Trade
     orders: list[TradeOrder] = []
     notes: list[str] = []
     for raw in raw_orders:
-        symbol: Any
-        side: Any
-        quantity: Any
-        if isinstance(raw, TradeOrder):
-            symbol, side, quantity = raw.symbol, raw.side, raw.quantity
-        elif isinstance(raw, dict):
-            symbol, side, quantity = raw.get("symbol"), raw.get("side"), raw.get("quantity")
-        else:
-            notes.append(f"dropped {raw!r}: not an order")
+        parts = order_parts(raw, notes)
+        if parts is None:
             continue
-        if isinstance(side, str):
-            side = side.strip().lower()
-        if not isinstance(symbol, str) or side not in SIDES:
-            notes.append(f"dropped {raw!r}: needs a symbol and a side (buy or sell)")
-            continue
+        symbol, side, asked = parts
         price = usable_price(view, symbol)
         if price is None:
             notes.append(f"dropped {side} {symbol}: no price")
             continue
-        if isinstance(quantity, float) and quantity.is_integer():
-            quantity = int(quantity)
-        if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
-            notes.append(f"dropped {side} {symbol}: quantity must be a positive integer")
+        quantity = whole_quantity(asked, side=side, symbol=symbol, notes=notes)
+        if quantity is None:
             continue
         allowed = held.get(symbol, 0) if side == "sell" else affordable_quantity(cash, price)
-        if allowed <= 0:
-            notes.append(f"dropped {side} {quantity} {symbol}: " + _lacking(side))
+        quantity = clamped_quantity(quantity, allowed, side=side, symbol=symbol, notes=notes)
+        if quantity == 0:
             continue
-        if quantity > allowed:
-            notes.append(f"cut {side} {symbol} from {quantity} to {allowed}: " + _lacking(side))
-            quantity = allowed
         if side == "sell":
             held[symbol] = held.get(symbol, 0) - quantity
         else:
@@ -209,8 +193,50 @@ def clamp_orders(raw_orders: Iterable[Any], view: TradeView) -> tuple[list[Trade
     return orders, notes
 
 
-def _lacking(side: str) -> str:
-    return "not enough held" if side == "sell" else "not enough cash"
+def order_parts(raw: Any, notes: list[str]) -> tuple[str, str, Any] | None:
+    """(symbol, side, quantity as given) of an order, a TradeOrder or an order-like mapping,
+    whose side is buy or sell; None, with a note saying why, for anything else."""
+    symbol: Any
+    side: Any
+    quantity: Any
+    if isinstance(raw, TradeOrder):
+        symbol, side, quantity = raw.symbol, raw.side, raw.quantity
+    elif isinstance(raw, Mapping):
+        symbol, side, quantity = raw.get("symbol"), raw.get("side"), raw.get("quantity")
+    else:
+        notes.append(f"dropped {raw!r}: not an order")
+        return None
+    if isinstance(side, str):
+        side = side.strip().lower()
+    if not isinstance(symbol, str) or side not in SIDES:
+        notes.append(f"dropped {raw!r}: needs a symbol and a side (buy or sell)")
+        return None
+    return symbol, side, quantity
+
+
+def whole_quantity(quantity: Any, *, side: str, symbol: str, notes: list[str]) -> int | None:
+    """`quantity` as a positive whole number (2.0 is 2), or None with a note."""
+    if isinstance(quantity, float) and quantity.is_integer():
+        quantity = int(quantity)
+    if isinstance(quantity, bool) or not isinstance(quantity, int) or quantity <= 0:
+        notes.append(f"dropped {side} {symbol}: quantity must be a positive whole number")
+        return None
+    return quantity
+
+
+def clamped_quantity(
+    quantity: int, allowed: int, *, side: str, symbol: str, notes: list[str]
+) -> int:
+    """At most `allowed` (what is held, for a sell; what the cash buys, for a buy), with a note
+    when cut; 0 when nothing is allowed."""
+    lacking = "not enough held" if side == "sell" else "not enough cash"
+    if allowed <= 0:
+        notes.append(f"dropped {side} {quantity} {symbol}: {lacking}")
+        return 0
+    if quantity > allowed:
+        notes.append(f"cut {side} {symbol} from {quantity} to {allowed}: {lacking}")
+        return allowed
+    return quantity
 
 
 def count_words(text: str) -> int:

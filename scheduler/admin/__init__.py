@@ -2,14 +2,21 @@
 results, extended so that every write goes through `scheduler.services`.
 
 Django's admin autodiscovery imports this package: importing it registers both admins. The
-names other apps' admins use are re-exported here: the run-now mixin (`run_now.py`) and the
-broker-down message their own queueing reports.
+names other apps' admins use are re-exported here (`run_now.py`): the run-now mixin, the loop
+that queues each selected row and reports it, the broker-down message, the read-only admin.
 """
 
 from __future__ import annotations
 
 from scheduler.admin.periodic_tasks import PeriodicTaskAdmin
-from scheduler.admin.run_now import RunNowMixin, broker_down_message
+from scheduler.admin.run_now import ReadOnlyAdmin, RunNowMixin, broker_down_message, queue_each
 from scheduler.admin.task_results import TaskResultAdmin
 
-__all__ = ["PeriodicTaskAdmin", "RunNowMixin", "TaskResultAdmin", "broker_down_message"]
+__all__ = [
+    "PeriodicTaskAdmin",
+    "ReadOnlyAdmin",
+    "RunNowMixin",
+    "TaskResultAdmin",
+    "broker_down_message",
+    "queue_each",
+]

@@ -8,7 +8,7 @@ from __future__ import annotations
 import contextlib
 from typing import Any, ClassVar
 
-from django.contrib import admin, messages
+from django.contrib import admin
 from django.db import connections
 from django.db.models import OuterRef, Q, QuerySet, Subquery
 from django.http import HttpRequest
@@ -17,12 +17,11 @@ from django.utils.html import format_html
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.admin import TaskResultAdmin as StockTaskResultAdmin
 from django_celery_results.models import TaskResult
-from kombu.exceptions import OperationalError
 
 from scheduler import selectors
 from scheduler.admin.changelists import choices_filter, prefix_match, with_probed_dates
 from scheduler.admin.periodic_tasks import RUN_PERMISSION, AdminOption, format_duration
-from scheduler.admin.run_now import broker_down_message
+from scheduler.admin.run_now import queue_each
 from scheduler.observability.pagination import EstimatedCountPaginator
 from scheduler.selectors import stored_arguments
 from scheduler.services import ScheduleError, task_result_retry
@@ -147,18 +146,18 @@ class TaskResultAdmin(StockTaskResultAdmin):
 
     @admin.action(description="Retry selected (same arguments)", permissions=["retry"])
     def retry_selected(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:
-        queued: list[str] = []
-        for result in queryset:
-            label = f"{result.task_name or 'unnamed task'} ({result.task_id})"
-            try:
-                task_id = task_result_retry(result=result)
-            except ScheduleError as exc:
-                self.message_user(request, f"{label} was not retried: {exc}", messages.ERROR)
-            except OperationalError as exc:
-                self.message_user(
-                    request, f"{label} was not retried: {broker_down_message(exc)}", messages.ERROR
-                )
-            else:
-                queued.append(f"{label} as {task_id}")
-        if queued:
-            self.message_user(request, f"Queued again: {', '.join(queued)}.", messages.SUCCESS)
+        queue_each(
+            self,
+            request,
+            queryset,
+            queue=lambda result: task_result_retry(result=result),
+            named=_result_label,
+            queued_as=lambda result, task_id: f"{_result_label(result)} as {task_id}",
+            done="Queued again",
+            not_done="was not retried",
+            refused=(ScheduleError,),
+        )
+
+
+def _result_label(result: TaskResult) -> str:
+    return f"{result.task_name or 'unnamed task'} ({result.task_id})"

@@ -23,11 +23,13 @@ from scheduler.core.masking import (
     masked_text,
 )
 from scheduler.core.redis_connection import describe_redis_url, get_redis, redis_key
+from scheduler.core.retries import RetryPolicy
 
 __all__ = [
     "MASK",
     "MalformedJSON",
     "MaskSecretsFilter",
+    "RetryPolicy",
     "configured_keys",
     "describe_redis_url",
     "get_redis",

@@ -8,7 +8,8 @@ from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils.http import url_has_allowed_host_and_scheme
 
-from scheduler.dashboard.timezones import browser_zone, known_zones
+from scheduler.core.time_zones import known_zones
+from scheduler.dashboard.timezones import browser_zone
 from scheduler.models import UserPreference
 
 

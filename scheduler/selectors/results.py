@@ -71,17 +71,11 @@ def task_results(
     since: datetime | None = None,
     limit: int = 20,
 ) -> QuerySet[TaskResult]:
-    """Newest first; `status` is a Celery state name (see `result_status_named`)."""
-    queryset = TaskResult.objects.all()
-    if task_name:
-        queryset = queryset.filter(task_name=task_name)
-    if periodic_task_name:
-        queryset = queryset.filter(periodic_task_name=periodic_task_name)
-    if status:
-        queryset = queryset.filter(status=status)
-    if since is not None:
-        queryset = queryset.filter(date_done__gte=since)
-    return queryset.order_by("-date_done", "-id")[:limit]
+    """The latest `limit`, newest first; `status` is a Celery state name (see
+    `result_status_named`)."""
+    return task_history(
+        task_name=task_name, periodic_task_name=periodic_task_name, status=status, since=since
+    )[:limit]
 
 
 # The list filters of the results admin offer the values of this many latest results (plus the
@@ -209,7 +203,7 @@ def task_history(
     status: str | None = None,
     since: datetime | None = None,
 ) -> QuerySet[TaskResult]:
-    """Stored results, newest first, unsliced (the API paginates it); filters as `task_results`."""
+    """Stored results, newest first, unsliced (the API paginates it)."""
     queryset = TaskResult.objects.all()
     if task_name:
         queryset = queryset.filter(task_name=task_name)

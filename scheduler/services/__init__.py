@@ -6,12 +6,12 @@ The queueing and retrying that every app's task bodies share is here too (`enque
 
 from __future__ import annotations
 
+from scheduler.core.retries import RetryPolicy
 from scheduler.services.accounts import (
     CreatedSuperuser,
     superuser_ensure,
 )
 from scheduler.services.enqueue import (
-    RetryPolicy,
     task_queue,
     task_run_with_retries,
 )

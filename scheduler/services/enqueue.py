@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any, TypeVar
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError
 
+from scheduler.core.retries import RetryPolicy
 from scheduler.protocol import object_header
 
 logger = logging.getLogger(__name__)
@@ -34,19 +34,6 @@ def task_queue(task: Any, *, owner: tuple[str, object] | None = None, **kwargs: 
         task.delay(**kwargs)
     else:
         task.apply(kwargs=kwargs, throw=False)  # its failure is its own, stored in history
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """Which failures of a task's work are tried again, how many times and how far apart."""
-
-    retryable: tuple[type[BaseException], ...]
-    max_retries: int
-    # Seconds before the next try, given the error and the retries made so far.
-    delay: Callable[[BaseException, int], float]
-    # The database failing under the work (a lost connection, a lost race) is worth another try:
-    # raised as this error, made from its message, which `retryable` must include.
-    database_error: Callable[[str], BaseException]
 
 
 def task_run_with_retries(task: Any, work: Callable[[], T], *, policy: RetryPolicy) -> T:

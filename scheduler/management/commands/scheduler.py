@@ -11,10 +11,9 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeAlias
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import kombu.exceptions
@@ -22,21 +21,16 @@ import redis
 from celery import states
 from celery.result import AsyncResult
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError
 from django.utils import timezone
 
 from config.celery import app
 from config.queues import QUEUES
 from scheduler import selectors
 from scheduler.catalog import load_catalog
-from scheduler.cli import CommandLineParser
+from scheduler.cli import VerbCommand, Verbs
 from scheduler.cli import output as out
 from scheduler.core.redis_connection import describe_redis_url
-from scheduler.dashboard.timezones import (
-    UnknownZone,
-    activate_command_zone,
-    add_display_zone_option,
-)
 from scheduler.models import Source, TaskEvent
 from scheduler.observability.health import (
     beat_heartbeat,
@@ -78,47 +72,28 @@ _FILTER_MAX_CHARS = 1000
 _OLDER_THAN_MAX_DAYS = 36_500
 
 
-class Command(BaseCommand):
+class Command(VerbCommand):
     help = "Manage scheduled tasks: catalog, schedules, runs, history, logs and health."
 
     # Waits sleep through this, so that tests can drive the clock of `logs --follow`.
     sleep = staticmethod(time.sleep)
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        verbs = parser.add_subparsers(
-            dest="verb", required=True, metavar="VERB", parser_class=CommandLineParser
-        )
-        # In this order in `--help`.
+    def add_verbs(self, verbs: Verbs) -> None:
         _add_catalog_verbs(verbs)
         _add_create_verb(verbs)
         _add_schedule_verbs(verbs)
         _add_history_verbs(verbs)
         _add_health_verbs(verbs)
-        add_display_zone_option(verbs)
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        handler = getattr(self, "_" + options["verb"].replace("-", "_"))
-        try:
-            activate_command_zone(options, os.environ, warn=self.stderr.write)
-        except UnknownZone as exc:
-            raise CommandError(str(exc)) from None
-        try:
-            handler(options)
-        except (ScheduleError, ScheduleNotFound, ScheduleParseError) as exc:
-            raise CommandError(out.one_line(str(exc))) from exc
-        except kombu.exceptions.OperationalError as exc:
-            raise CommandError(out.one_line(f"cannot reach the broker: {exc}")) from exc
-        except redis.exceptions.ConnectionError as exc:
+    def refusal(self, exc: Exception) -> str | None:
+        if isinstance(exc, ScheduleError | ScheduleNotFound | ScheduleParseError):
+            return out.one_line(str(exc))
+        if isinstance(exc, kombu.exceptions.OperationalError):
+            return out.one_line(f"cannot reach the broker: {exc}")
+        if isinstance(exc, redis.exceptions.ConnectionError):
             where = describe_redis_url(settings.REDIS_URL)
-            raise CommandError(out.one_line(f"cannot reach Redis at {where}: {exc}")) from exc
-        finally:
-            timezone.deactivate()
-
-    def _print(self, text: str = "") -> None:
-        self.stdout.write(text)
-
-    def _json(self, value: Any) -> None:
-        self.stdout.write(out.json_document(value))
+            return out.one_line(f"cannot reach Redis at {where}: {exc}")
+        return None
 
     # --- catalog and parsing ---------------------------------------------------------------------
 
@@ -586,15 +561,12 @@ def _beat_report() -> dict[str, Any]:
 
 # --- verbs and their options ---------------------------------------------------------------------
 
-# A command's subparsers: one parser per verb.
-_Verbs: TypeAlias = "argparse._SubParsersAction[CommandLineParser]"
-
 
 def _zone_help() -> str:
     return f"IANA time zone (default: {settings.TIME_ZONE})"
 
 
-def _add_catalog_verbs(verbs: _Verbs) -> None:
+def _add_catalog_verbs(verbs: Verbs) -> None:
     """`available` and `parse`."""
     available = verbs.add_parser("available", help="list the tasks that can be scheduled")
     available.add_argument("--json", action="store_true", help="print JSON")
@@ -607,7 +579,7 @@ def _add_catalog_verbs(verbs: _Verbs) -> None:
     parse.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _add_create_verb(verbs: _Verbs) -> None:
+def _add_create_verb(verbs: Verbs) -> None:
     create = verbs.add_parser("create", help="create a periodic task")
     create.add_argument("name")
     create.add_argument("schedule", nargs="+", help="phrase or cron, as `parse` reads it")
@@ -633,7 +605,7 @@ def _add_create_verb(verbs: _Verbs) -> None:
     create.add_argument("--disabled", action="store_true", help="create it disabled")
 
 
-def _add_schedule_verbs(verbs: _Verbs) -> None:
+def _add_schedule_verbs(verbs: Verbs) -> None:
     """`list`, `show`, `enable`, `disable`, `delete` and `run`."""
     listing = verbs.add_parser("list", help="list periodic tasks")
     which = listing.add_mutually_exclusive_group()
@@ -658,7 +630,7 @@ def _add_schedule_verbs(verbs: _Verbs) -> None:
     run.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (30)")
 
 
-def _add_history_verbs(verbs: _Verbs) -> None:
+def _add_history_verbs(verbs: Verbs) -> None:
     """`history`, `clear-history` and `logs`."""
     history = verbs.add_parser("history", help="stored task results, newest first")
     history.add_argument("--limit", type=int, default=20, help="how many (default 20)")
@@ -684,7 +656,7 @@ def _add_history_verbs(verbs: _Verbs) -> None:
     logs.add_argument("--interval", type=float, default=_FOLLOW_SECONDS, help=argparse.SUPPRESS)
 
 
-def _add_health_verbs(verbs: _Verbs) -> None:
+def _add_health_verbs(verbs: Verbs) -> None:
     """`status`, `health` and `test`."""
     status = verbs.add_parser("status", help="workers, beat, schedules, results, queues")
     status.add_argument("--json", action="store_true", help="print JSON")

@@ -10,7 +10,8 @@ from django.test import Client
 from django.urls import reverse
 from django.utils import timezone
 
-from scheduler.dashboard.timezones import UnknownZone, command_zone, request_zone
+from scheduler.cli import UnknownZone, command_zone
+from scheduler.dashboard.timezones import request_zone
 from scheduler.models import UserPreference
 from tests.factories import user_with
 

@@ -15,24 +15,21 @@ gives a new end (tournaments.services.tournament_start, as the admin and the API
 
 from __future__ import annotations
 
-import argparse
-import os
 import re
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
-from typing import Any, TypeAlias
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError, CommandParser
+from django.core.management.base import CommandError
 from django.db import transaction
 from django.db.models import Count, Field
 from django.utils import timezone
 
 from agents.models import Agent
-from scheduler.cli import CommandLineParser
+from scheduler.cli import VerbCommand, Verbs
 from scheduler.cli import output as out
-from scheduler.dashboard import UnknownZone, activate_command_zone, add_display_zone_option
 from scheduler.schedules import schedule_describe
 from tournaments import selectors, services
 from tournaments.demo import seed_tournament_schedules
@@ -83,40 +80,19 @@ _SPAN = re.compile(r"(?:\d+\s*[a-z]+\s*)+")
 _TIME_HELP = "ISO 8601, 'now', or from now: '+2h', '+1h30m', 'in 2 hours'"
 
 
-class Command(BaseCommand):
+class Command(VerbCommand):
     help = "Tournaments: create, enter agents, start, end, list, status, leaderboard, setup."
 
-    def add_arguments(self, parser: CommandParser) -> None:
-        verbs = parser.add_subparsers(
-            dest="verb", required=True, metavar="VERB", parser_class=CommandLineParser
-        )
-        # In this order in `--help`.
+    def add_verbs(self, verbs: Verbs) -> None:
         _add_create_verb(verbs)
         _add_life_verbs(verbs)
         _add_reading_verbs(verbs)
         verbs.add_parser(
             "setup", help="create the periodic checks, recovery and rankings (idempotent)"
         )
-        add_display_zone_option(verbs)
 
-    def handle(self, *args: Any, **options: Any) -> None:
-        handler = getattr(self, "_" + options["verb"])
-        try:
-            activate_command_zone(options, os.environ, warn=self.stderr.write)
-        except UnknownZone as exc:
-            raise CommandError(str(exc)) from None
-        try:
-            handler(options)
-        except TournamentError as exc:
-            raise CommandError(_flagged(exc.errors)) from exc
-        finally:
-            timezone.deactivate()
-
-    def _print(self, text: str = "") -> None:
-        self.stdout.write(text)
-
-    def _json(self, value: Any) -> None:
-        self.stdout.write(out.json_document(value))
+    def refusal(self, exc: Exception) -> str | None:
+        return _flagged(exc.errors) if isinstance(exc, TournamentError) else None
 
     # --- writes ----------------------------------------------------------------------------------
 
@@ -313,11 +289,8 @@ class Command(BaseCommand):
 
 # --- verbs and their options ---------------------------------------------------------------------
 
-# A command's subparsers: one parser per verb.
-_Verbs: TypeAlias = "argparse._SubParsersAction[CommandLineParser]"
 
-
-def _add_create_verb(verbs: _Verbs) -> None:
+def _add_create_verb(verbs: Verbs) -> None:
     create = verbs.add_parser("create", help="create a scheduled tournament")
     create.add_argument("name")
     create.add_argument("--starts", required=True, metavar="WHEN", help=_TIME_HELP)
@@ -336,7 +309,7 @@ def _add_create_verb(verbs: _Verbs) -> None:
     create.add_argument("--json", action="store_true", help="print JSON")
 
 
-def _add_life_verbs(verbs: _Verbs) -> None:
+def _add_life_verbs(verbs: Verbs) -> None:
     """`enter`, `start` and `end`."""
     enter = verbs.add_parser("enter", help="enter agents into a tournament")
     enter.add_argument("tournament", help="name or id")
@@ -364,7 +337,7 @@ def _add_life_verbs(verbs: _Verbs) -> None:
     end.add_argument("--cancel", action="store_true", help="cancelled rather than finished")
 
 
-def _add_reading_verbs(verbs: _Verbs) -> None:
+def _add_reading_verbs(verbs: Verbs) -> None:
     """`list`, `status` and `leaderboard`."""
     listing = verbs.add_parser("list", help="tournaments, newest first")
     listing.add_argument("--status", choices=Tournament.Status.values)
