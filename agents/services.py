@@ -112,7 +112,6 @@ def agent_schedule_create(
     source: str | None = None,
 ) -> AgentSchedule:
     """A periodic task owned by `agent`, made by the scheduler's own service (same checks)."""
-
     with transaction.atomic():
         periodic_task = schedule_create(
             name=name,
@@ -133,7 +132,6 @@ def agent_schedule_create(
 
 def agent_schedules_set_enabled(*, agent: Agent, enabled: bool, actor: Any = None) -> int:
     """Pause or resume every periodic task of `agent`; how many changed."""
-
     names = list(
         PeriodicTask.objects.filter(agent_schedule__agent=agent).values_list("name", flat=True)
     )

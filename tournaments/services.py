@@ -277,7 +277,6 @@ def tournament_end(
     *, tournament: Tournament, cancelled: bool = False, actor: Any = None
 ) -> Tournament:
     """Finished (or cancelled): its periodic task is disabled, its entries ranked a last time."""
-
     tournament = Tournament.objects.select_for_update().get(pk=tournament.pk)
     if tournament.status in (Tournament.Status.FINISHED, Tournament.Status.CANCELLED):
         raise TournamentError({"status": f"{tournament.name} is {tournament.status} already"})

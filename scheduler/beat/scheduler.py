@@ -253,7 +253,6 @@ def _fingerprint(row: dict[str, Any]) -> tuple[Any, ...]:
 
 def _add_misfire(rows: list[dict[str, Any]]) -> None:
     """Set each row's "misfire" from its ScheduleOptions (None when it has none)."""
-
     policies = dict(
         ScheduleOptions.objects.filter(
             periodic_task_id__in=[row["id"] for row in rows]
@@ -613,7 +612,6 @@ class DatabaseScheduler(Scheduler):
 
     def _refuse(self, entry: Entry, message: str) -> None:
         """A run that will not go out: said on the dashboard and in `scheduler logs` too."""
-
         logger.error("%s: %s", entry.name, message)
         event_record_safely(
             type="task.failed",
@@ -1012,7 +1010,6 @@ def flag_missed_runs(
     `published` holds (published at, task id, periodic task name), oldest first; the runs
     looked at are taken off it. Returns the (periodic task name, task id) flagged.
     """
-
     old: list[tuple[float, str, str]] = []
     while published and published[0][0] <= now - grace:
         old.append(published.popleft())

@@ -48,7 +48,6 @@ def catalog_existing(
     policy) once the Celery app is finalised. Call it once at import time, e.g. in a `tasks`
     module (each app's is imported by `load_catalog`) or the app's `ready()`.
     """
-
     if queue is not None and queue not in QUEUES:
         raise ValueError(f"unknown queue {queue!r} for {name!r} (queues: {', '.join(QUEUES)})")
     entry = CatalogEntry(

@@ -23,7 +23,6 @@ def redis_key(name: str) -> str:
 
 def describe_redis_url(url: str) -> str:
     """The URL without its password, for messages and logs."""
-
     parts = urlsplit(url)
     if parts.password:
         netloc = parts.netloc.replace(f":{parts.password}@", ":***@")

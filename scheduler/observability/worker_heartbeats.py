@@ -38,7 +38,6 @@ def workers_seen_within(seconds: float) -> dict[str, float]:
 
 def ping_workers(*, timeout: float = 1.0) -> list[str]:
     """Ask every worker to answer a broadcast ping; record and return those that did."""
-
     replies = app.control.ping(timeout=timeout) or []
     hostnames = [hostname for reply in replies for hostname in reply]
     for hostname in hostnames:

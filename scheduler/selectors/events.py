@@ -187,7 +187,6 @@ def _pending_since(since: datetime) -> list[tuple[str, str, datetime]]:
     "no later event" probe per event cost one index lookup each: 160 ms for an hour of a busy
     deployment (40,000 events).
     """
-
     by_task = [F("task_id")]
     newest_first = [F("created_at").desc(), F("id").desc()]
     latest = (
@@ -239,7 +238,6 @@ def tasks_in_flight_since(
 def task_throughput(*, now: datetime, minutes: int = 60) -> list[dict[str, Any]]:
     """Runs that ended per minute over the last `minutes` minutes (the current one included),
     oldest first: `{"minute", "succeeded", "failed"}`."""
-
     current = now.astimezone(UTC).replace(second=0, microsecond=0)
     first = current - timedelta(minutes=minutes - 1)
     # The window by time alone, the types counted per minute: with the types in the WHERE too,

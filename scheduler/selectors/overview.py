@@ -26,7 +26,6 @@ from scheduler.selectors.schedules import periodic_tasks_dashboard, upcoming_run
 def workers_and_queues(*, window: float | None = None) -> dict[str, Any]:
     """Workers heard from in the last `window` seconds and each queue's depth; a broker that
     cannot be read is reported in `error`, not raised (the dashboard must still render)."""
-
     window = settings.WORKER_HEALTH_WINDOW if window is None else window
     try:
         seen = workers_seen_within(window)
@@ -51,7 +50,6 @@ def workers_and_queues(*, window: float | None = None) -> dict[str, Any]:
 def beat_overview() -> dict[str, Any] | None:
     """The beat leader's heartbeat, its standbys and the runs its watchdog flagged; None when
     no beat has recorded a heartbeat (or Redis cannot be read)."""
-
     try:
         heartbeat = beat_heartbeat()
         standbys = beat_standbys()

@@ -115,7 +115,6 @@ def periodic_task_names_run() -> list[str]:
 
 def task_names_recent() -> list[str]:
     """The catalog's task names and those of the latest results."""
-
     return sorted(set(load_catalog().names()) | _recent_values("task_name"))
 
 
@@ -167,7 +166,6 @@ class TaskStatus:
 
 def task_status(task_id: str) -> TaskStatus:
     """The state of task `task_id` read through `AsyncResult` (the result backend)."""
-
     async_result: AsyncResult[Any] = AsyncResult(task_id, app=app)
     # One read of the backend: each property of a result that is not ready yet reads it again,
     # and could mix two states in one answer.
@@ -247,7 +245,6 @@ def error_summary(text: str, *, length: int = ERROR_SUMMARY_LENGTH) -> str:
 def task_failures(*, limit: int = 20) -> list[dict[str, Any]]:
     """The latest failed runs, newest first, with their error and whether they can be retried
     (catalog tasks only: a retry goes through the same validation as a new run)."""
-
     known = load_catalog()
     # Any: mypy misses some of django-celery-results' columns (periodic_task_name, worker).
     results: Any = TaskResult.objects.filter(status=states.FAILURE).order_by("-date_done", "-id")
@@ -314,7 +311,6 @@ def traceback_response(traceback: str | None) -> tuple[str, str, str]:
 def task_detail(task_id: str) -> dict[str, Any] | None:
     """One task's stored result (None until a worker stored one), its events oldest first, and
     its periodic task when it still exists; None when nothing is known of `task_id`."""
-
     result: Any = TaskResult.objects.filter(task_id=task_id).first()  # Any: see task_failures
     events = list(TaskEvent.objects.filter(task_id=task_id).order_by("created_at", "id")[:500])
     if result is None and not events:

@@ -196,7 +196,6 @@ def periodic_tasks_dashboard(
 ) -> dict[str, Any]:
     """The first `limit` periodic tasks by name with their schedule in words, next run, last
     run status, recent runs and run statistics: three queries whatever `limit` is."""
-
     catalog = load_catalog()
     tasks = list(periodic_tasks_listed()[:limit])
     recent = periodic_task_recent_runs([task.name for task in tasks], runs=runs)

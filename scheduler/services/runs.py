@@ -85,7 +85,6 @@ def task_enqueue(
     countdown: float | None = None,
 ) -> str:
     """Queue catalog task `task` after the current transaction commits; returns its task id."""
-
     checked = task_validate(task=task, params=params, queue=queue)
     task_id = str(uuid.uuid4())
     headers = {"periodic_task_name": periodic_task_name} if periodic_task_name else None
@@ -176,7 +175,6 @@ def task_revoke(*, task_id: str, terminate: bool = False) -> None:
     when the task has finished already. Workers keep revoked ids in memory: a revoke reaches
     the task if a worker receives it before its restart.
     """
-
     if not task_known(task_id):
         raise TaskNotFound(task_id)
 

@@ -98,7 +98,6 @@ class CatalogTask(Task):
 
     def _claim_delivery(self, *, periodic: bool) -> None:
         """Run this delivery only if no other copy of the attempt ran or runs (deduplication)."""
-
         request = self.request
         task_id = request.id or ""
         # A copy the broker handed out again, one held until its ETA, or a periodic run (beat

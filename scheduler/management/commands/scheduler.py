@@ -299,7 +299,6 @@ class Command(VerbCommand):
 
     def _wait(self, task_id: str, *, timeout: float, queue: str) -> AsyncResult[Any]:
         """The finished result of `task_id`; CommandError if it failed, was skipped or is late."""
-
         result: AsyncResult[Any] = AsyncResult(task_id, app=app)
         deadline = time.monotonic() + timeout
         while True:
