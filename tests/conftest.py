@@ -8,6 +8,7 @@ from typing import Any
 
 import pytest
 from django.conf import settings
+from django.test import Client
 from django_celery_beat.models import CrontabSchedule, PeriodicTask
 from rest_framework.test import APIClient
 
@@ -15,10 +16,14 @@ from config.settings import test as test_settings
 from scheduler.core.redis_connection import get_redis
 from scheduler.services.retention import CLEANUP_SCHEDULE_NAME
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, require_chromium
-from tests.clients import api_client
+from tests.clients import api_client, client_for
 from tests.factories import user_with
 from tests.processes import RedisServer, RunningProcess, start_beat, start_worker
 from tests.receivers import Receiver
+
+# Helper modules whose own assertions pytest rewrites as it does test modules', so that one that
+# fails says what it compared (they moved out of the test modules that share them).
+pytest.register_assert_rewrite("tests.agents.helpers", "tests.scheduler.admin.helpers")
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
@@ -162,10 +167,17 @@ def _without_the_default_cleanup_schedule(request: pytest.FixtureRequest) -> Non
 
 @pytest.fixture
 def cleanup_schedule() -> PeriodicTask:
-    """The daily results cleanup migration scheduler/0004 created (tests/scheduler/
-    test_retention.py). pytest-django runs the tests that flush the database after the others,
-    so it is still there for every non-transactional test."""
+    """The daily results cleanup migration scheduler/0004 created (tests/scheduler/services/
+    test_retention_cleanup.py). pytest-django runs the tests that flush the database after the
+    others, so it is still there for every non-transactional test."""
     return PeriodicTask.objects.select_related("crontab", "options").get(name=CLEANUP_SCHEDULE_NAME)
+
+
+@pytest.fixture
+def admin() -> Client:
+    """A test client signed in as a superuser (a user of its own, unlike pytest-django's
+    `admin_client`)."""
+    return client_for(user_with(superuser=True))
 
 
 @pytest.fixture

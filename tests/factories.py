@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import factory
@@ -11,10 +11,14 @@ from django.contrib.auth.models import Permission, User
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
+from agents import services as agent_services
+from agents.models import Agent, Session
 from scheduler.models import Source
 from scheduler.protocol import EventObject, EventPayload
 from scheduler.services import schedule_create
 from scheduler.worker.schedule_state import schedule_states_rebuild
+from tournaments import services as tournament_services
+from tournaments.models import Entry, Tournament
 
 
 class UserFactory(factory.django.DjangoModelFactory[User]):
@@ -120,3 +124,57 @@ def event_payload_of(*, object: tuple[str, object] | None = None, **fields: Any)
     assert not unknown, f"not in an event payload: {sorted(unknown)}"
     payload.update(fields)  # type: ignore[typeddict-item]
     return payload
+
+
+# --- agents and tournaments ----------------------------------------------------------------------
+
+
+def make_agent(name: str = "Helper", **fields: Any) -> Agent:
+    """An agent created through its service."""
+    return agent_services.agent_create(name=name, **fields)
+
+
+def make_session(agent: Agent | None = None, **fields: Any) -> Session:
+    """A session opened through the service, with `agent` or a new agent named Helper."""
+    return agent_services.session_open(agent=agent or make_agent(), **fields)
+
+
+def make_trader(name: str, **fields: Any) -> Agent:
+    """A trading agent created through its service."""
+    return make_agent(name, kind="trader", **fields)
+
+
+TOURNAMENT_START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
+
+
+def make_tournament(name: str = "Spring cup", **fields: Any) -> Tournament:
+    """A tournament created through its service: four hours from TOURNAMENT_START on two symbols,
+    a decision a minute, market seed 7; `fields` override any of it."""
+    values: dict[str, Any] = {
+        "name": name,
+        "starts_at": TOURNAMENT_START,
+        "ends_at": TOURNAMENT_START + timedelta(hours=4),
+        "symbols": ["ACME", "BOLT"],
+        "decision_interval": 60,
+        "market_seed": 7,
+    }
+    values.update(fields)
+    return tournament_services.tournament_create(**values)
+
+
+def make_entries(
+    tournament: Tournament,
+    *names: str,
+    strategy: str = "buy_and_hold",
+    strategies: list[str] | None = None,
+) -> list[Entry]:
+    """A new trader for each of `names`, entered in `tournament` through the service with
+    `strategy`, or each with its own of `strategies` (one per name); the tournament's entries."""
+    agents = [make_trader(name) for name in names]
+    chosen = [strategy] * len(agents) if strategies is None else strategies
+    tournament_services.tournament_initialize_agents(
+        tournament=tournament,
+        agents=agents,
+        strategies={agent.pk: name for agent, name in zip(agents, chosen, strict=True)},
+    )
+    return list(tournament.entries.order_by("id"))

@@ -8,7 +8,6 @@ import re
 from typing import Any
 
 import pytest
-from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
@@ -25,11 +24,6 @@ pytestmark = pytest.mark.django_db
 
 CHANGELIST = reverse("admin:agents_agent_changelist")
 ADD = reverse("admin:agents_agent_add")
-
-
-@pytest.fixture
-def admin() -> Client:
-    return client_for(user_with(superuser=True))
 
 
 def _agent(name: str = "Poster", **fields: Any) -> Agent:

@@ -14,7 +14,7 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 
 from agents import services
-from agents.models import Agent, Message, Session
+from agents.models import Message, Session
 from tests.browser import (
     RECONNECT_TIMEOUT,
     TASK_TIMEOUT,
@@ -23,19 +23,11 @@ from tests.browser import (
     signed_in_page,
 )
 from tests.clients import client_for
-from tests.factories import user_with
+from tests.factories import make_agent, make_session, user_with
 
 pytestmark = pytest.mark.django_db
 
 VIEW_DASHBOARD = "scheduler.view_dashboard"
-
-
-def _agent(name: str = "Helper", **fields: Any) -> Agent:
-    return services.agent_create(name=name, **fields)
-
-
-def _session(agent: Agent | None = None, **fields: Any) -> Session:
-    return services.session_open(agent=agent or _agent(), **fields)
 
 
 def _say(session: Session, text: str) -> None:
@@ -53,7 +45,7 @@ def _config(page: str) -> dict[str, Any]:
 
 @pytest.mark.parametrize("path", ["/agents/", "/agents/sessions/{session}/"])
 def test_it_sends_anonymous_visitors_to_the_admin_login(path):
-    session = _session()
+    session = make_session()
     url = path.format(session=session.pk)
 
     response = Client().get(url)
@@ -67,7 +59,7 @@ def test_it_sends_anonymous_visitors_to_the_admin_login(path):
 )
 @pytest.mark.parametrize("path", ["/agents/", "/agents/sessions/{session}/"])
 def test_it_forbids_whoever_may_not_watch_the_dashboard(path, user):
-    session = _session()
+    session = make_session()
     client = client_for(
         user_with(VIEW_DASHBOARD if not user["staff"] else "agents.add_message", **user)
     )
@@ -88,7 +80,7 @@ def test_it_answers_404_for_an_unknown_session():
 
 
 def test_it_renders_the_conversation_escaped_with_the_live_connection_and_the_form():
-    session = _session()
+    session = make_session()
     _say(session, "<script>alert('hi')</script> & more")
     client = client_for(user_with(VIEW_DASHBOARD, "agents.add_message"))
 
@@ -115,8 +107,8 @@ def test_it_renders_the_conversation_escaped_with_the_live_connection_and_the_fo
 
 
 def test_it_escapes_what_reaches_the_pages_script_config():
-    agent = _agent("</script><b>x</b>")
-    session = _session(agent)
+    agent = make_agent("</script><b>x</b>")
+    session = make_session(agent)
     client = client_for(user_with(VIEW_DASHBOARD))
 
     page = client.get(f"/agents/sessions/{session.pk}/").content.decode()
@@ -126,7 +118,7 @@ def test_it_escapes_what_reaches_the_pages_script_config():
 
 
 def test_it_offers_no_form_to_who_may_not_send():
-    session = _session()
+    session = make_session()
     client = client_for(user_with(VIEW_DASHBOARD))
 
     page = client.get(f"/agents/sessions/{session.pk}/").content.decode()
@@ -137,7 +129,7 @@ def test_it_offers_no_form_to_who_may_not_send():
 
 
 def test_it_offers_no_form_in_a_closed_session():
-    session = _session()
+    session = make_session()
     Session.objects.filter(pk=session.pk).update(status=Session.Status.CLOSED)
     client = client_for(user_with(superuser=True))
 
@@ -152,7 +144,7 @@ def test_it_shows_the_latest_messages_of_a_long_session(monkeypatch):
     from agents import views
 
     monkeypatch.setattr(views, "MESSAGES_SHOWN", 3)
-    session = _session()
+    session = make_session()
     for n in range(3):
         _say(session, f"message {n}")
     client = client_for(user_with(VIEW_DASHBOARD))
@@ -178,9 +170,9 @@ def test_it_serves_its_script_and_styles_locally():
 
 
 def test_it_lists_agents_with_their_latest_sessions():
-    helper, poster = _agent("Helper"), _agent("Poster", kind="poster")
-    chat = _session(helper)
-    external = _session(helper, channel="telegram", external_id="chat-9")
+    helper, poster = make_agent("Helper"), make_agent("Poster", kind="poster")
+    chat = make_session(helper)
+    external = make_session(helper, channel="telegram", external_id="chat-9")
     client = client_for(user_with(VIEW_DASHBOARD, "agents.add_session"))
 
     page = client.get("/agents/").content.decode()
@@ -195,7 +187,7 @@ def test_it_lists_agents_with_their_latest_sessions():
 
 
 def test_it_shows_no_new_chat_button_without_the_permission_or_for_a_paused_agent():
-    active, paused = _agent("Active"), _agent("Paused", is_active=False)
+    active, paused = make_agent("Active"), make_agent("Paused", is_active=False)
 
     without = client_for(user_with(VIEW_DASHBOARD)).get("/agents/").content.decode()
     allowed = (
@@ -208,7 +200,7 @@ def test_it_shows_no_new_chat_button_without_the_permission_or_for_a_paused_agen
 
 
 def test_it_opens_a_new_web_chat_and_goes_to_its_page():
-    agent = _agent()
+    agent = make_agent()
     user = user_with(VIEW_DASHBOARD, "agents.add_session")
     client = Client(enforce_csrf_checks=True)
     client.force_login(user)
@@ -225,7 +217,7 @@ def test_it_opens_a_new_web_chat_and_goes_to_its_page():
 
 
 def test_it_refuses_a_new_chat_without_the_permission_or_by_get():
-    agent = _agent()
+    agent = make_agent()
 
     refused = client_for(user_with(VIEW_DASHBOARD)).post(f"/agents/{agent.slug}/chats/")
     by_get = client_for(user_with(superuser=True)).get(f"/agents/{agent.slug}/chats/")
@@ -238,7 +230,7 @@ def test_it_refuses_a_new_chat_without_the_permission_or_by_get():
 
 
 def test_it_says_why_no_chat_was_opened_with_a_paused_agent():
-    agent = _agent(is_active=False)
+    agent = make_agent(is_active=False)
     client = client_for(user_with(superuser=True))
 
     response = client.post(f"/agents/{agent.slug}/chats/", follow=True)
@@ -259,8 +251,8 @@ def test_it_answers_404_for_a_new_chat_with_an_unknown_agent():
 
 def _chat_fixture() -> int:
     get_user_model()._default_manager.create_superuser("admin", "admin@example.com", "pw-browser")
-    agent = _agent("Shop", brain_config={"keywords": {"price": "It is free."}})
-    return _session(agent).pk
+    agent = make_agent("Shop", brain_config={"keywords": {"price": "It is free."}})
+    return make_session(agent).pk
 
 
 @pytest.mark.integration

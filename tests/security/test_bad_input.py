@@ -20,7 +20,6 @@ import pytest
 from django.conf import settings
 from django.core.management import call_command
 from django.core.management.base import CommandError
-from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import (
     ClockedSchedule,
@@ -36,7 +35,7 @@ from agents.signatures import HEADER, sign
 from scheduler.catalog import CatalogEntry, ParameterError, Params, load_catalog
 from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
 from scheduler.schedules.parsing import ScheduleParseError, crontab_sets, parse_schedule
-from tests.clients import client_for, response_json
+from tests.clients import response_json
 from tests.factories import make_schedule, user_with
 from tests.forms import agent_form, periodic_task_form, tournament_form
 from tests.processes import child_env, run_manage
@@ -262,11 +261,6 @@ def test_the_schema_bounds_how_long_a_request_may_wait(api):
 
 
 # --- The admin forms -------------------------------------------------------------------------
-
-
-@pytest.fixture
-def admin() -> Client:
-    return client_for(user_with(superuser=True))
 
 
 def form_errors(response: Any) -> dict[str, str]:

@@ -1,10 +1,10 @@
 """Only catalog tasks run, and `scheduler.execute_command` runs only listed commands, no shell.
 
-Already covered elsewhere, not repeated here: the API refuses an unknown task to run
-(tests/scheduler/api/test_views.py), to retry and to schedule; the CLI refuses one to create
-(test_cli.py); the admin's form, its "Run now" and its retry refuse one (test_admin.py); an
-unlisted command name is refused and shell metacharacters in a listed command reach it as written
-(test_commands.py). Here: what was missing.
+Already covered elsewhere, not repeated here: the API refuses an unknown task to run and to retry
+(tests/scheduler/api/test_tasks.py) and to schedule (test_schedules.py); the CLI refuses one to
+create (test_cli.py); the admin's form, its "Run now" and its retry refuse one (test_admin.py);
+an unlisted command name is refused and shell metacharacters in a listed command reach it as
+written (test_commands.py). Here: what was missing.
 """
 
 from __future__ import annotations

@@ -19,13 +19,12 @@ import sys
 from collections.abc import Iterator
 from io import StringIO
 from types import SimpleNamespace
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from celery.exceptions import Retry
 from channels.db import database_sync_to_async
 from channels.testing import WebsocketCommunicator
-from django.conf import settings as django_settings
 from django.contrib.auth.models import Permission
 from django.core.management import call_command
 from django.test import Client
@@ -51,7 +50,6 @@ from scheduler.core.masking import (
     mask,
     mask_text,
 )
-from scheduler.core.redis_connection import get_redis
 from scheduler.live.consumers import EventsConsumer
 from scheduler.live.events import event_record
 from scheduler.services import stored_kwargs, task_enqueue, task_run_with_retries
@@ -59,6 +57,7 @@ from tests.agents.chat_server import ChatServer, running_chat_server
 from tests.clients import api_client, client_for, response_json
 from tests.factories import TaskResultFactory, UserFactory, make_schedule
 from tests.processes import BASE_DIR
+from tests.queues import take_queued
 
 pytestmark = pytest.mark.security
 
@@ -338,18 +337,6 @@ async def test_the_websocket_never_carries_a_secret(secret_task):
 
 
 # --- What Celery shows: the message's reprs ------------------------------------------------------
-
-
-def take_queued(queue: str, task_id: str) -> dict[str, Any] | None:
-    """The message of `task_id` in the Redis list of `queue`, removed so no worker runs it."""
-    client = get_redis()
-    key = f"{django_settings.REDIS_KEY_PREFIX}{queue}"
-    for raw in cast("list[bytes]", client.lrange(key, 0, -1)):
-        message: dict[str, Any] = json.loads(raw)
-        if message["headers"]["id"] == task_id:
-            client.lrem(key, 1, raw.decode())
-            return message
-    return None
 
 
 @pytest.mark.django_db

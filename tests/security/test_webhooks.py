@@ -1,11 +1,12 @@
 """Webhooks are signature-checked both ways.
 
-Inbound (`POST /api/inbound/<slug>/`): tests/agents/test_api.py already refuses an empty, zeroed,
-garbage, wrong-secret or other-body signature (403, nothing stored, nothing queued), an unsigned
-request with a staff session, and checks the signature before the JSON. Added here: the secret of
-another agent, an agent without a secret, a body changed after signing, other schemes. The scheme
-has no timestamp, so there is no stale signature to refuse: a replayed message is answered once
-by its message id (test_api.py), and our outbound bodies carry `sent_at` for receivers.
+Inbound (`POST /api/inbound/<slug>/`): tests/agents/test_api_inbound.py already refuses an empty,
+zeroed, garbage, wrong-secret or other-body signature (403, nothing stored, nothing queued), an
+unsigned request with a staff session, and checks the signature before the JSON. Added here: the
+secret of another agent, an agent without a secret, a body changed after signing, other schemes.
+The scheme has no timestamp, so there is no stale signature to refuse: a replayed message is
+answered once by its message id (test_api_inbound.py), and our outbound bodies carry `sent_at`
+for receivers.
 
 Outbound: `agents.post`'s delivery is verified in tests/agents/test_conversations.py; here
 `agents.send_response` and `scheduler.send_notification`, whose webhooks were not signed at all.

@@ -15,51 +15,25 @@ from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
 
-from agents.models import Agent
 from agents.services import agent_create
 from scheduler.models import AuditEntry
 from tests.clients import client_for
-from tests.factories import user_with
+from tests.factories import (
+    TOURNAMENT_START,
+    make_entries,
+    make_tournament,
+    make_trader,
+    user_with,
+)
 from tests.forms import tournament_form
 from tournaments import services
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
 
 pytestmark = pytest.mark.django_db
 
-START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 CHANGELIST = reverse("admin:tournaments_tournament_changelist")
 ADD = reverse("admin:tournaments_tournament_add")
 ENTRIES = reverse("admin:tournaments_entry_changelist")
-
-
-@pytest.fixture
-def admin() -> Client:
-    return client_for(user_with(superuser=True))
-
-
-def _tournament(name: str = "Spring cup", **fields: Any) -> Tournament:
-    values: dict[str, Any] = {
-        "name": name,
-        "starts_at": START,
-        "ends_at": START + timedelta(hours=4),
-        "symbols": ["ACME", "BOLT"],
-        "decision_interval": 60,
-        "market_seed": 7,
-    }
-    values.update(fields)
-    return services.tournament_create(**values)
-
-
-def _trader(name: str, **fields: Any) -> Agent:
-    return agent_create(name=name, kind="trader", **fields)
-
-
-def _entries(tournament: Tournament, *names: str, strategy: str = "buy_and_hold") -> list[Entry]:
-    agents = [_trader(name) for name in names]
-    services.tournament_initialize_agents(
-        tournament=tournament, agents=agents, strategies={a.pk: strategy for a in agents}
-    )
-    return list(tournament.entries.order_by("id"))
 
 
 def _act(client: Client, changelist: str, action: str, *ids: int) -> Any:
@@ -95,7 +69,7 @@ def test_it_adds_a_tournament_through_its_service(admin):
 
 
 def test_it_names_every_field_the_service_refuses_and_adds_nothing(admin):
-    _tournament("Summer cup")
+    make_tournament("Summer cup")
 
     response = admin.post(
         ADD,
@@ -112,8 +86,8 @@ def test_it_names_every_field_the_service_refuses_and_adds_nothing(admin):
 
 
 def test_its_page_shows_the_entries_inline_with_the_strategy_editable_before_the_start(admin):
-    tournament = _tournament()
-    _entries(tournament, "Alpha <b>", "Beta")
+    tournament = make_tournament()
+    make_entries(tournament, "Alpha <b>", "Beta")
     url = reverse("admin:tournaments_tournament_change", args=[tournament.pk])
 
     before = _page(admin.get(url))
@@ -138,8 +112,8 @@ def test_its_page_shows_the_entries_inline_with_the_strategy_editable_before_the
 
 
 def test_it_changes_an_entrys_strategy_inline_before_the_start(admin):
-    tournament = _tournament()
-    [entry] = _entries(tournament, "Alpha")
+    tournament = make_tournament()
+    [entry] = make_entries(tournament, "Alpha")
     url = reverse("admin:tournaments_tournament_change", args=[tournament.pk])
 
     response = admin.post(
@@ -166,7 +140,7 @@ def test_it_changes_an_entrys_strategy_inline_before_the_start(admin):
 
 
 def test_it_refuses_an_end_before_the_start_of_a_live_tournament(admin):
-    tournament = _tournament()
+    tournament = make_tournament()
     services.tournament_start(tournament=tournament)
     url = reverse("admin:tournaments_tournament_change", args=[tournament.pk])
 
@@ -188,7 +162,7 @@ def test_it_refuses_an_end_before_the_start_of_a_live_tournament(admin):
 
 
 def test_a_live_tournament_is_not_deleted(admin):
-    live, scheduled = _tournament("Live"), _tournament("Scheduled")
+    live, scheduled = make_tournament("Live"), make_tournament("Scheduled")
     services.tournament_start(tournament=live)
 
     refused = admin.post(reverse("admin:tournaments_tournament_delete", args=[live.pk]))
@@ -206,7 +180,7 @@ def test_a_live_tournament_is_not_deleted(admin):
 
 
 def test_it_starts_ends_and_cancels_tournaments(admin):
-    spring, summer = _tournament("Spring"), _tournament("Summer")
+    spring, summer = make_tournament("Spring"), make_tournament("Summer")
 
     started = _act(admin, CHANGELIST, "start_tournaments", spring.pk, summer.pk)
     assert (_status(spring), _status(summer)) == ("live", "live")
@@ -223,7 +197,7 @@ def test_it_starts_ends_and_cancels_tournaments(admin):
 
 
 def test_it_says_why_a_transition_was_refused_and_goes_on_with_the_others(admin):
-    live, scheduled = _tournament("Live"), _tournament("Scheduled")
+    live, scheduled = make_tournament("Live"), make_tournament("Scheduled")
     services.tournament_start(tournament=live)
 
     response = _act(admin, CHANGELIST, "start_tournaments", live.pk, scheduled.pk)
@@ -240,10 +214,10 @@ def test_it_says_why_a_transition_was_refused_and_goes_on_with_the_others(admin)
 
 
 def test_it_enters_every_active_trader_agent_not_entered_yet(admin):
-    tournament = _tournament()
-    [entered] = _entries(tournament, "Already in")
-    fresh = _trader("Fresh")
-    _trader("Paused", is_active=False)
+    tournament = make_tournament()
+    [entered] = make_entries(tournament, "Already in")
+    fresh = make_trader("Fresh")
+    make_trader("Paused", is_active=False)
     agent_create(name="Chatty", kind="chat")
 
     first = _page(_act(admin, CHANGELIST, "enter_trader_agents", tournament.pk))
@@ -258,9 +232,9 @@ def test_it_enters_every_active_trader_agent_not_entered_yet(admin):
 
 
 def test_it_enters_no_agent_into_a_finished_tournament(admin):
-    tournament = _tournament()
+    tournament = make_tournament()
     services.tournament_end(tournament=tournament)
-    _trader("Fresh")
+    make_trader("Fresh")
 
     page = _page(_act(admin, CHANGELIST, "enter_trader_agents", tournament.pk))
 
@@ -274,7 +248,7 @@ def test_it_enters_no_agent_into_a_finished_tournament(admin):
 def test_it_runs_a_live_tournaments_agents_now_through_its_periodic_task(
     admin, django_capture_on_commit_callbacks
 ):
-    live, scheduled = _tournament("Live"), _tournament("Scheduled")
+    live, scheduled = make_tournament("Live"), make_tournament("Scheduled")
     services.tournament_start(tournament=live)
     live.refresh_from_db()
     assert live.periodic_task is not None
@@ -295,8 +269,8 @@ def test_it_runs_the_agents_itself_when_the_periodic_task_is_gone(
     admin, settings, django_capture_on_commit_callbacks
 ):
     settings.CELERY_ENABLED = False  # the run happens in the caller: its result is seen here
-    tournament = _tournament()
-    _entries(tournament, "Alpha")
+    tournament = make_tournament()
+    make_entries(tournament, "Alpha")
     services.tournament_start(tournament=tournament)
     PeriodicTask.objects.all().delete()
 
@@ -308,7 +282,7 @@ def test_it_runs_the_agents_itself_when_the_periodic_task_is_gone(
 
 
 def test_it_pauses_and_resumes_a_tournaments_periodic_task(admin):
-    tournament, other = _tournament("Mine"), _tournament("Other")
+    tournament, other = make_tournament("Mine"), make_tournament("Other")
     services.tournament_start(tournament=tournament)
     services.tournament_start(tournament=other)
 
@@ -329,7 +303,7 @@ def test_it_pauses_and_resumes_a_tournaments_periodic_task(admin):
 
 
 def test_it_resumes_no_schedule_of_a_tournament_that_is_over(admin):
-    tournament, scheduled = _tournament("Over"), _tournament("Not started")
+    tournament, scheduled = make_tournament("Over"), make_tournament("Not started")
     services.tournament_start(tournament=tournament)
     services.tournament_end(tournament=tournament)
 
@@ -341,7 +315,7 @@ def test_it_resumes_no_schedule_of_a_tournament_that_is_over(admin):
 
 
 def test_it_offers_the_schedule_actions_only_with_the_periodic_task_permission():
-    _tournament()
+    make_tournament()
     without = client_for(user_with("tournaments.view_tournament", "tournaments.change_tournament"))
     allowed = client_for(
         user_with(
@@ -363,8 +337,8 @@ def test_it_offers_the_schedule_actions_only_with_the_periodic_task_permission()
 
 
 def test_it_recovers_an_entry_from_its_trades(admin):
-    tournament = _tournament()
-    [entry] = _entries(tournament, "Alpha")
+    tournament = make_tournament()
+    [entry] = make_entries(tournament, "Alpha")
     services.tournament_start(tournament=tournament)
     services.decision_make(entry=entry, tick=3)
     cash, positions = services.portfolio_from_trades(entry)
@@ -380,8 +354,8 @@ def test_it_recovers_an_entry_from_its_trades(admin):
 
 
 def test_it_recovers_no_entry_of_a_tournament_that_is_over(admin):
-    tournament = _tournament()
-    [entry] = _entries(tournament, "Alpha")
+    tournament = make_tournament()
+    [entry] = make_entries(tournament, "Alpha")
     services.tournament_end(tournament=tournament)
 
     page = _page(_act(admin, ENTRIES, "recover_entries", entry.pk))
@@ -392,8 +366,8 @@ def test_it_recovers_no_entry_of_a_tournament_that_is_over(admin):
 
 
 def test_it_queues_one_decision_of_the_selected_entries(admin, django_capture_on_commit_callbacks):
-    tournament = _tournament()
-    entries = _entries(tournament, "Alpha", "Beta")
+    tournament = make_tournament()
+    entries = make_entries(tournament, "Alpha", "Beta")
     services.tournament_start(tournament=tournament)
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
@@ -404,8 +378,8 @@ def test_it_queues_one_decision_of_the_selected_entries(admin, django_capture_on
 
 
 def test_it_offers_running_entries_only_with_the_run_permission():
-    tournament = _tournament()
-    _entries(tournament, "Alpha")
+    tournament = make_tournament()
+    make_entries(tournament, "Alpha")
     without = client_for(user_with("tournaments.view_entry", "tournaments.change_entry"))
     allowed = client_for(
         user_with("tournaments.view_entry", "tournaments.change_entry", "scheduler.run_tasks")
@@ -417,8 +391,8 @@ def test_it_offers_running_entries_only_with_the_run_permission():
 
 
 def test_an_entry_is_read_only_but_for_its_strategy_before_the_start(admin):
-    tournament = _tournament()
-    [entry] = _entries(tournament, "Alpha")
+    tournament = make_tournament()
+    [entry] = make_entries(tournament, "Alpha")
     url = reverse("admin:tournaments_entry_change", args=[entry.pk])
 
     before = _page(admin.get(url))
@@ -435,11 +409,11 @@ def test_an_entry_is_read_only_but_for_its_strategy_before_the_start(admin):
 
 
 def test_trades_snapshots_and_decisions_are_read_only_lists_with_filters(admin):
-    tournament = _tournament()
-    [entry] = _entries(tournament, "Alpha")
+    tournament = make_tournament()
+    [entry] = make_entries(tournament, "Alpha")
     services.tournament_start(tournament=tournament)
     services.decision_make(entry=entry, tick=3)
-    services.rankings_update(tournament=tournament, now=START + timedelta(minutes=3))
+    services.rankings_update(tournament=tournament, now=TOURNAMENT_START + timedelta(minutes=3))
     trade = Trade.objects.get(entry=entry, symbol="ACME")
     snapshot = EquitySnapshot.objects.get()
     decision = Decision.objects.get()
@@ -462,11 +436,11 @@ def test_trades_snapshots_and_decisions_are_read_only_lists_with_filters(admin):
 
 # --- Starting before the start time (issue 15, item 1) -------------------------------------------
 
-EARLY = START - timedelta(minutes=10)
+EARLY = TOURNAMENT_START - timedelta(minutes=10)
 
 
 def test_the_start_action_starts_an_early_tournament_now_keeping_its_duration(admin):
-    tournament = _tournament()
+    tournament = make_tournament()
 
     with time_machine.travel(EARLY, tick=False):
         response = _act(admin, CHANGELIST, "start_tournaments", tournament.pk)
@@ -503,7 +477,7 @@ def _change_form(tournament: Tournament, **fields: str) -> dict[str, str]:
 def test_save_and_start_now_starts_it_now_with_its_duration_or_the_end_changed(
     admin, fields, ends_at
 ):
-    tournament = _tournament()
+    tournament = make_tournament()
     url = reverse("admin:tournaments_tournament_change", args=[tournament.pk])
 
     with time_machine.travel(EARLY, tick=False):
@@ -523,7 +497,7 @@ def test_save_and_start_now_starts_it_now_with_its_duration_or_the_end_changed(
 
 
 def test_moving_the_end_of_a_live_tournament_moves_its_periodic_tasks_expiry(admin):
-    tournament = _tournament()
+    tournament = make_tournament()
     services.tournament_start(tournament=tournament, now=EARLY)
     url = reverse("admin:tournaments_tournament_change", args=[tournament.pk])
 

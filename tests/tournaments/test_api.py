@@ -9,48 +9,23 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
-from typing import Any
 
 import pytest
 import time_machine
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
-from agents.services import agent_create
 from tests.clients import api_client, response_json
-from tests.factories import user_with
+from tests.factories import TOURNAMENT_START, make_entries, make_tournament, user_with
 from tournaments import services
 from tournaments.models import Decision, Entry, Tournament
 
 pytestmark = pytest.mark.django_db
 
-START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-
-
-def _tournament(name: str = "Spring cup", **fields: Any) -> Tournament:
-    values: dict[str, Any] = {
-        "name": name,
-        "starts_at": START,
-        "ends_at": START + timedelta(hours=4),
-        "symbols": ["ACME", "BOLT"],
-        "decision_interval": 60,
-        "market_seed": 7,
-    }
-    values.update(fields)
-    return services.tournament_create(**values)
-
-
-def _entries(tournament: Tournament, *names: str) -> list[Entry]:
-    agents = [agent_create(name=name, kind="trader") for name in names]
-    services.tournament_initialize_agents(
-        tournament=tournament, agents=agents, strategies={a.pk: "buy_and_hold" for a in agents}
-    )
-    return list(tournament.entries.order_by("id"))
-
 
 def _live(name: str = "Spring cup", *entries: str) -> tuple[Tournament, list[Entry]]:
-    tournament = _tournament(name)
-    made = _entries(tournament, *entries)
+    tournament = make_tournament(name)
+    made = make_entries(tournament, *entries)
     services.tournament_start(tournament=tournament)
     tournament.refresh_from_db()
     return tournament, made
@@ -104,11 +79,13 @@ def test_staff_read_but_need_run_tasks_to_run(django_capture_on_commit_callbacks
 
 
 def test_it_lists_tournaments_latest_start_first_paginated_and_by_status(api_admin):
-    early = _tournament("Early")
-    late = _tournament(
-        "Late", starts_at=START + timedelta(days=1), ends_at=START + timedelta(days=2)
+    early = make_tournament("Early")
+    late = make_tournament(
+        "Late",
+        starts_at=TOURNAMENT_START + timedelta(days=1),
+        ends_at=TOURNAMENT_START + timedelta(days=2),
     )
-    _entries(early, "Alpha", "Beta")
+    make_entries(early, "Alpha", "Beta")
     services.tournament_start(tournament=late)
 
     everything = response_json(api_admin.get("/api/tournaments/"))
@@ -180,7 +157,7 @@ def test_the_leaderboard_lists_entries_by_rank(api_admin):
     tournament, [alpha, beta, gamma] = _live("Cup", "Alpha", "Beta", "Gamma")
     Entry.objects.filter(pk=alpha.pk).update(cash=Decimal("100.00"))
     Entry.objects.filter(pk=gamma.pk).update(cash=Decimal("20000.00"))
-    services.rankings_update(tournament=tournament, now=START)
+    services.rankings_update(tournament=tournament, now=TOURNAMENT_START)
 
     response = api_admin.get(f"/api/tournaments/{tournament.pk}/leaderboard/")
 
@@ -300,8 +277,8 @@ def test_it_refuses_malformed_json(api_admin):
 def test_it_runs_decisions_in_a_live_tournament_only(
     api_admin, django_capture_on_commit_callbacks, status
 ):
-    tournament = _tournament()
-    [entry] = _entries(tournament, "Alpha")
+    tournament = make_tournament()
+    [entry] = make_entries(tournament, "Alpha")
     if status != "scheduled":
         services.tournament_end(tournament=tournament, cancelled=status == "cancelled")
 
@@ -317,7 +294,7 @@ def test_it_runs_decisions_in_a_live_tournament_only(
 
 # --- Starting (issue 15, item 1) -----------------------------------------------------------------
 
-EARLY = START - timedelta(minutes=10)
+EARLY = TOURNAMENT_START - timedelta(minutes=10)
 
 
 def _start_url(tournament: Tournament) -> str:
@@ -335,7 +312,7 @@ def _start_url(tournament: Tournament) -> str:
 def test_it_starts_a_tournament_now_keeping_its_duration_or_with_a_new_end(
     api_admin, body, ends_at
 ):
-    tournament = _tournament()
+    tournament = make_tournament()
 
     with time_machine.travel(EARLY, tick=False):
         response = api_admin.post(_start_url(tournament), body, format="json")
@@ -362,7 +339,7 @@ def test_it_starts_a_tournament_now_keeping_its_duration_or_with_a_new_end(
     ],
 )
 def test_a_bad_start_names_the_field_and_starts_nothing(api_admin, body, field):
-    tournament = _tournament()
+    tournament = make_tournament()
 
     with time_machine.travel(EARLY, tick=False):
         response = api_admin.post(_start_url(tournament), body, format="json")
@@ -370,11 +347,11 @@ def test_a_bad_start_names_the_field_and_starts_nothing(api_admin, body, field):
     assert response.status_code == 400
     assert list(response_json(response)) == [field]
     tournament.refresh_from_db()
-    assert (tournament.status, tournament.starts_at) == ("scheduled", START)
+    assert (tournament.status, tournament.starts_at) == ("scheduled", TOURNAMENT_START)
 
 
 def test_starting_needs_the_change_permission_and_a_scheduled_tournament(api_admin):
-    tournament = _tournament()
+    tournament = make_tournament()
     staff = api_client(user_with())
 
     refused = staff.post(_start_url(tournament), {}, format="json")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -20,35 +20,13 @@ from django.utils import timezone
 from agents.services import agent_create
 from tests.browser import TASK_TIMEOUT, off_the_loop, screenshot, signed_in_page
 from tests.clients import client_for, response_json
-from tests.factories import user_with
+from tests.factories import TOURNAMENT_START, make_entries, make_tournament, user_with
 from tournaments import services
 from tournaments.models import Entry, Tournament
 
 pytestmark = pytest.mark.django_db
 
 VIEW_DASHBOARD = "scheduler.view_dashboard"
-START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-
-
-def _tournament(name: str = "Spring cup", **fields: Any) -> Tournament:
-    values: dict[str, Any] = {
-        "name": name,
-        "starts_at": START,
-        "ends_at": START + timedelta(hours=4),
-        "symbols": ["ACME", "BOLT"],
-        "decision_interval": 60,
-        "market_seed": 7,
-    }
-    values.update(fields)
-    return services.tournament_create(**values)
-
-
-def _entries(tournament: Tournament, *names: str) -> list[Entry]:
-    agents = [agent_create(name=name, kind="trader") for name in names]
-    services.tournament_initialize_agents(
-        tournament=tournament, agents=agents, strategies={a.pk: "buy_and_hold" for a in agents}
-    )
-    return list(tournament.entries.order_by("id"))
 
 
 def _script_json(page: str, element_id: str) -> Any:
@@ -66,7 +44,7 @@ def _order(page: str) -> list[int]:
 
 @pytest.mark.parametrize("path", ["/tournaments/", "/tournaments/{id}/"])
 def test_it_sends_anonymous_visitors_to_the_admin_login(path):
-    url = path.format(id=_tournament().pk)
+    url = path.format(id=make_tournament().pk)
 
     response = Client().get(url)
 
@@ -79,7 +57,7 @@ def test_it_sends_anonymous_visitors_to_the_admin_login(path):
 )
 @pytest.mark.parametrize("path", ["/tournaments/", "/tournaments/{id}/"])
 def test_it_forbids_whoever_may_not_watch_the_dashboard(path, user):
-    url = path.format(id=_tournament().pk)
+    url = path.format(id=make_tournament().pk)
     client = client_for(
         user_with(VIEW_DASHBOARD if not user["staff"] else "tournaments.view_tournament", **user)
     )
@@ -88,7 +66,7 @@ def test_it_forbids_whoever_may_not_watch_the_dashboard(path, user):
 
 
 def test_its_json_answers_401_and_403_as_json():
-    tournament = _tournament()
+    tournament = make_tournament()
     url = f"/tournaments/{tournament.pk}/live.json"
 
     anonymous = Client().get(url)
@@ -114,8 +92,8 @@ def test_it_answers_404_for_an_unknown_tournament():
 
 
 def test_it_lists_tournaments_with_links_and_a_status_filter():
-    live, scheduled = _tournament("Live <cup>"), _tournament("Later")
-    _entries(live, "Alpha", "Beta")
+    live, scheduled = make_tournament("Live <cup>"), make_tournament("Later")
+    make_entries(live, "Alpha", "Beta")
     services.tournament_start(tournament=live)
     client = client_for(user_with(VIEW_DASHBOARD))
 
@@ -136,11 +114,11 @@ def test_it_lists_tournaments_with_links_and_a_status_filter():
 
 
 def test_it_renders_the_leaderboard_by_rank_escaped_with_its_live_connection():
-    tournament = _tournament()
-    alpha, beta = _entries(tournament, "<script>alert('a')</script>", "Beta & co")
+    tournament = make_tournament()
+    alpha, beta = make_entries(tournament, "<script>alert('a')</script>", "Beta & co")
     services.tournament_start(tournament=tournament)
     Entry.objects.filter(pk=beta.pk).update(cash=Decimal("20000"))
-    services.rankings_update(tournament=tournament, now=START)
+    services.rankings_update(tournament=tournament, now=TOURNAMENT_START)
     client = client_for(user_with(VIEW_DASHBOARD))
 
     response = client.get(f"/tournaments/{tournament.pk}/")
@@ -168,8 +146,8 @@ def test_it_renders_the_leaderboard_by_rank_escaped_with_its_live_connection():
 
 
 def test_it_escapes_what_reaches_the_pages_script_data():
-    tournament = _tournament("</script><b>cup</b>")
-    _entries(tournament, "</script><i>x</i>")
+    tournament = make_tournament("</script><b>cup</b>")
+    make_entries(tournament, "</script><i>x</i>")
     client = client_for(user_with(VIEW_DASHBOARD))
 
     page = client.get(f"/tournaments/{tournament.pk}/").content.decode()
@@ -180,12 +158,14 @@ def test_it_escapes_what_reaches_the_pages_script_data():
 
 
 def test_its_json_has_the_leaderboard_equity_series_trades_and_status():
-    tournament = _tournament()
-    alpha, beta = _entries(tournament, "Alpha", "Beta")
+    tournament = make_tournament()
+    alpha, beta = make_entries(tournament, "Alpha", "Beta")
     services.tournament_start(tournament=tournament)
     services.decision_make(entry=alpha, tick=2)
     for minute in (2, 3):
-        services.rankings_update(tournament=tournament, now=START + timedelta(minutes=minute))
+        services.rankings_update(
+            tournament=tournament, now=TOURNAMENT_START + timedelta(minutes=minute)
+        )
     client = client_for(user_with(VIEW_DASHBOARD))
 
     response = client.get(f"/tournaments/{tournament.pk}/live.json")
@@ -222,10 +202,12 @@ def test_its_equity_series_keep_the_latest_rankings(monkeypatch):
     from tournaments import views
 
     monkeypatch.setattr(views, "SERIES_POINTS", 2)
-    tournament = _tournament()
-    [alpha] = _entries(tournament, "Alpha")
+    tournament = make_tournament()
+    [alpha] = make_entries(tournament, "Alpha")
     for minute in (1, 2, 3):
-        services.rankings_update(tournament=tournament, now=START + timedelta(minutes=minute))
+        services.rankings_update(
+            tournament=tournament, now=TOURNAMENT_START + timedelta(minutes=minute)
+        )
     client = client_for(user_with(VIEW_DASHBOARD))
 
     body = response_json(client.get(f"/tournaments/{tournament.pk}/live.json"))
@@ -234,7 +216,7 @@ def test_its_equity_series_keep_the_latest_rankings(monkeypatch):
 
 
 def test_a_tournament_never_ranked_says_so():
-    tournament = _tournament()
+    tournament = make_tournament()
     client = client_for(user_with(VIEW_DASHBOARD))
 
     page = client.get(f"/tournaments/{tournament.pk}/").content.decode()

@@ -11,52 +11,36 @@ import pytest
 import time_machine
 from django_celery_beat.models import PeriodicTask
 
-from agents.services import agent_create
 from scheduler.models import TaskEvent
 from scheduler.schedules import periodic_task_next_runs
 from scheduler.selectors import upcoming_runs
+from tests.factories import TOURNAMENT_START, make_entries, make_tournament
 from tournaments import services, tasks
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
 from tournaments.services import TournamentError
 
 pytestmark = pytest.mark.django_db
 
-START = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
-
 
 def _tournament(**fields: Any) -> Tournament:
-    values: dict[str, Any] = {
-        "name": "Spring cup",
-        "starts_at": START,
-        "ends_at": START + timedelta(hours=4),
-        "symbols": ["ACME", "BOLT", "CRUX"],
-        "initial_cash": Decimal("10000"),
-        "decision_interval": 60,
-        "market_seed": 7,
-    }
-    values.update(fields)
-    return services.tournament_create(**values)
+    """make_tournament's, on three symbols with 10,000 in cash for each entry."""
+    return make_tournament(
+        symbols=["ACME", "BOLT", "CRUX"], initial_cash=Decimal("10000"), **fields
+    )
 
 
 def _entries(tournament: Tournament, *strategies: str) -> list[Entry]:
-    agents = [
-        agent_create(name=f"Trader {n}", slug=f"trader-{n}", kind="trader")
-        for n in range(len(strategies))
-    ]
-    services.tournament_initialize_agents(
-        tournament=tournament,
-        agents=agents,
-        strategies={agent.pk: name for agent, name in zip(agents, strategies, strict=True)},
-    )
-    return list(tournament.entries.order_by("id"))
+    """Traders 0, 1, ... (slugs trader-0, trader-1, ...) entered with `strategies`, one each."""
+    names = [f"Trader {n}" for n in range(len(strategies))]
+    return make_entries(tournament, *names, strategies=list(strategies))
 
 
 def test_it_names_every_bad_field_of_a_new_tournament():
     with pytest.raises(TournamentError) as caught:
         services.tournament_create(
             name=" ",
-            starts_at=START,
-            ends_at=START,
+            starts_at=TOURNAMENT_START,
+            ends_at=TOURNAMENT_START,
             symbols=["A", "a"],
             initial_cash=0,
             decision_interval=0,
@@ -115,10 +99,10 @@ def test_it_goes_live_with_its_own_periodic_task_and_ends_with_it_disabled():
 @pytest.mark.parametrize(
     ("now", "status"),
     [
-        (START - timedelta(seconds=1), "scheduled"),
-        (START, "live"),
-        (START + timedelta(hours=4) - timedelta(seconds=1), "live"),
-        (START + timedelta(hours=4), "finished"),
+        (TOURNAMENT_START - timedelta(seconds=1), "scheduled"),
+        (TOURNAMENT_START, "live"),
+        (TOURNAMENT_START + timedelta(hours=4) - timedelta(seconds=1), "live"),
+        (TOURNAMENT_START + timedelta(hours=4), "finished"),
     ],
 )
 def test_transitions_start_and_end_tournaments_at_their_times(now, status):
@@ -134,7 +118,7 @@ def test_transitions_start_and_end_tournaments_at_their_times(now, status):
 def test_a_tournament_that_starts_and_ends_between_two_checks_ends_without_trading():
     tournament = _tournament()
 
-    services.transitions_check(now=START + timedelta(days=1))
+    services.transitions_check(now=TOURNAMENT_START + timedelta(days=1))
 
     tournament.refresh_from_db()
     assert tournament.status == Tournament.Status.FINISHED
@@ -202,7 +186,7 @@ def test_the_live_round_queues_one_decision_per_active_entry(monkeypatch):
     queued: list[dict[str, Any]] = []
     monkeypatch.setattr(tasks, "_queue", lambda task, **kwargs: queued.append(kwargs))
 
-    with time_machine.travel(START + timedelta(minutes=10), tick=False):
+    with time_machine.travel(TOURNAMENT_START + timedelta(minutes=10), tick=False):
         result = tasks.run_live_tournament_agents.apply(
             kwargs={"tournament_id": tournament.pk}
         ).get()
@@ -282,7 +266,7 @@ def test_rankings_value_every_entry_at_the_market_and_keep_a_snapshot():
         for entry in entries:
             services.decision_make(entry=Entry.objects.get(pk=entry.pk), tick=tick)
 
-    with time_machine.travel(START + timedelta(minutes=14), tick=False):
+    with time_machine.travel(TOURNAMENT_START + timedelta(minutes=14), tick=False):
         board = tasks.update_rankings.apply().get()
 
     ranked = list(Entry.objects.filter(tournament=tournament).order_by("rank"))
@@ -297,7 +281,7 @@ def test_rankings_value_every_entry_at_the_market_and_keep_a_snapshot():
 
 # --- Starting early (issue 15, item 1) -----------------------------------------------------------
 
-EARLY = START - timedelta(minutes=10)
+EARLY = TOURNAMENT_START - timedelta(minutes=10)
 
 
 def test_started_before_its_start_it_starts_now_keeps_its_duration_and_ticks(monkeypatch):
@@ -349,10 +333,13 @@ def test_it_ends_after_its_duration_or_at_the_end_given(new_end, ends_at):
 def test_started_on_time_or_late_its_dates_stay():
     tournament = _tournament()
 
-    services.tournament_start(tournament=tournament, now=START + timedelta(minutes=5))
+    services.tournament_start(tournament=tournament, now=TOURNAMENT_START + timedelta(minutes=5))
     tournament.refresh_from_db()
 
-    assert (tournament.starts_at, tournament.ends_at) == (START, START + timedelta(hours=4))
+    assert (tournament.starts_at, tournament.ends_at) == (
+        TOURNAMENT_START,
+        TOURNAMENT_START + timedelta(hours=4),
+    )
 
 
 @pytest.mark.parametrize(
@@ -371,7 +358,10 @@ def test_it_refuses_an_end_that_is_not_after_now(new_end, field):
 
     assert set(caught.value.errors) == {field}
     tournament.refresh_from_db()
-    assert (tournament.status, tournament.starts_at) == (Tournament.Status.SCHEDULED, START)
+    assert (tournament.status, tournament.starts_at) == (
+        Tournament.Status.SCHEDULED,
+        TOURNAMENT_START,
+    )
     assert not PeriodicTask.objects.exists()
 
 
@@ -384,7 +374,7 @@ def test_moving_a_live_tournaments_end_moves_its_periodic_tasks_expiry():
     task = PeriodicTask.objects.get(tournament=tournament)
     assert task.expires == EARLY + timedelta(hours=8)
     with pytest.raises(TournamentError) as caught:
-        services.tournament_update(tournament=tournament, starts_at=START)
+        services.tournament_update(tournament=tournament, starts_at=TOURNAMENT_START)
     assert set(caught.value.errors) == {"starts_at"}
 
 

@@ -1,8 +1,14 @@
-"""The API docs page works offline: its assets are our static files, not a CDN's."""
+"""The API's schema and docs: the OpenAPI schema lists every endpoint of the contract, the docs
+page renders for staff (and sends others to log in), and it works offline: its assets are our
+static files, not a CDN's.
+"""
 
 from __future__ import annotations
 
+import json
+
 import pytest
+from rest_framework.test import APIClient
 
 pytestmark = pytest.mark.django_db
 
@@ -16,3 +22,54 @@ def test_it_serves_the_docs_page_from_local_static_files(admin_client):
     assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in page
     asset = admin_client.get("/static/drf_spectacular_sidecar/swagger-ui-dist/swagger-ui.css")
     assert asset.status_code == 200
+
+
+CONTRACT = {
+    "/api/": {"get"},
+    "/api/catalog/": {"get"},
+    "/api/health/": {"get"},
+    "/api/tasks/": {"get", "post"},
+    "/api/tasks/{task_id}/": {"get"},
+    "/api/tasks/{task_id}/revoke/": {"post"},
+    "/api/tasks/{task_id}/retry/": {"post"},
+    "/api/schedules/": {"get", "post"},
+    "/api/schedules/{id}/": {"get", "put", "patch", "delete"},
+    "/api/schedules/{id}/run/": {"post"},
+    "/api/schedules/{id}/enable/": {"post"},
+    "/api/schedules/{id}/disable/": {"post"},
+    # agents/api
+    "/api/sessions/": {"get", "post"},
+    "/api/sessions/{session_id}/": {"get"},
+    "/api/sessions/{session_id}/messages/": {"get", "post"},
+    "/api/agents/{slug}/run/": {"post"},
+    "/api/inbound/{slug}/": {"post"},
+    # tournaments/api
+    "/api/tournaments/": {"get"},
+    "/api/tournaments/{tournament_id}/": {"get"},
+    "/api/tournaments/{tournament_id}/leaderboard/": {"get"},
+    "/api/tournaments/{tournament_id}/start/": {"post"},
+    "/api/tournaments/{tournament_id}/entries/{entry_id}/run/": {"post"},
+}
+
+
+def test_the_openapi_schema_lists_every_endpoint_of_the_contract(api_admin):
+    response = api_admin.get("/api/schema/?format=json")
+
+    assert response.status_code == 200
+    schema = json.loads(response.content)
+    paths = {path: set(operations) - {"parameters"} for path, operations in schema["paths"].items()}
+    assert paths == CONTRACT
+    wait = schema["paths"]["/api/tasks/{task_id}/"]["get"]["parameters"]
+    assert "wait" in {parameter["name"] for parameter in wait}
+    assert "PENDING" in schema["paths"]["/api/tasks/{task_id}/"]["get"]["description"]
+
+
+def test_the_docs_page_renders_for_staff_and_sends_others_to_log_in(api_admin):
+    response = api_admin.get("/api/docs/")
+    anonymous = APIClient().get("/api/docs/")
+
+    assert response.status_code == 200
+    assert response["Content-Type"].startswith("text/html")
+    assert "/api/schema/" in response.content.decode()
+    assert anonymous.status_code == 302
+    assert anonymous["Location"].startswith("/admin/login/")

@@ -8,7 +8,8 @@ task's name; the beat writes those rows in batches (within PERSIST_INTERVAL, 0.2
 show up a little after the publish but their times are the publish times. No worker runs here: the
 messages are purged at the end of each test.
 
-tests/scheduler/beat/test_scheduler.py covers the same engine in-process, with publishing captured.
+test_scheduler.py, test_changes.py and test_leadership.py next to this file cover the same
+engine in-process, with publishing captured.
 """
 
 from __future__ import annotations

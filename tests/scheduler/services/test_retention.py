@@ -1,17 +1,18 @@
 """History retention: every growing table keeps its rows as long as its setting says, no longer.
 
-The cleanup (scheduler/services/retention.py), the daily task that runs it, the schedule the
-migration creates for it, and where staff see it: `scheduler status` and the admin's index page.
+The cleanup (scheduler/services/retention.py): what each table keeps, in batches and within a
+time budget, the agents' messages and the tournaments' history, the latest run of each periodic
+task kept pointing at a run that is left, and the settings. The daily task that runs it and the
+schedule the migration creates for it are test_retention_cleanup.py's; where staff see it,
+test_retention_overview.py's.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
-from io import StringIO
 from typing import Any
 
 import pytest
@@ -19,77 +20,26 @@ import time_machine
 from celery import states
 from celery.app.task import Context
 from django.core.exceptions import ImproperlyConfigured
-from django.core.management import call_command
 from django.db import connection
-from django.test import Client
 from django.test.utils import CaptureQueriesContext
-from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from agents.models import Agent, Message, Session
 from config.celery import app
 from config.settings.base import _retention_days
-from scheduler.catalog import catalog
-from scheduler.devstack.demo import CLEANUP_NAME
-from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, TaskEvent
-from scheduler.selectors import schedule_next_run
-from scheduler.services import history_clear, retention, schedule_create, schedule_disable
+from scheduler.models import AuditEntry, ScheduleState, TaskEvent
+from scheduler.services import history_clear, retention
 from scheduler.services.retention import (
-    CLEANUP_SCHEDULE_NAME,
     RetentionPolicy,
-    retention_overview,
     retention_policies,
     retention_register,
     retention_run,
 )
-from scheduler.system import tasks
-from scheduler.system.tasks import cleanup_results
 from scheduler.worker.result_backend import DatabaseBackend
-from tests.factories import TaskResultFactory, user_with
+from tests.scheduler.services.helpers import DAY, NOW, ages, audit, event, result
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
 
 pytestmark = pytest.mark.django_db
-
-NOW = datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
-DAY = timedelta(days=1)
-
-
-# --- rows of a given age ---------------------------------------------------------------------
-
-
-def result(age: timedelta, **fields: Any) -> TaskResult:
-    row = TaskResultFactory.create(**fields)
-    # date_done is automatic: put the row in the past afterwards.
-    TaskResult.objects.filter(pk=row.pk).update(date_done=NOW - age, date_created=NOW - age)
-    return row
-
-
-def event(age: timedelta) -> TaskEvent:
-    return TaskEvent.objects.create(type="task.succeeded", created_at=NOW - age)
-
-
-def audit(age: timedelta) -> AuditEntry:
-    entry = AuditEntry.objects.create(
-        periodic_task_name="nightly", action=AuditEntry.Action.UPDATED, source="cli"
-    )
-    AuditEntry.objects.filter(pk=entry.pk).update(created_at=NOW - age)
-    return entry
-
-
-def ages(model: type[Any], field: str) -> list[int]:
-    """The ages, in whole days before NOW, of the rows left."""
-    return sorted(round((NOW - at) / DAY) for at in model.objects.values_list(field, flat=True))
-
-
-@pytest.fixture
-def retention_settings(settings: Any) -> Any:
-    settings.RESULTS_RETENTION_DAYS = 10
-    settings.EVENTS_RETENTION_DAYS = 20
-    settings.AUDIT_RETENTION_DAYS = 30
-    settings.AGENT_MESSAGE_RETENTION_DAYS = 0
-    settings.TOURNAMENT_HISTORY_RETENTION_DAYS = 90
-    settings.RETENTION_BATCH_SIZE = 5000
-    return settings
 
 
 # --- what each table keeps -------------------------------------------------------------------
@@ -419,259 +369,6 @@ def test_clearing_the_whole_history_removes_every_state():
     assert history_clear() == 1
 
     assert not ScheduleState.objects.exists()
-
-
-# --- the cleanup task --------------------------------------------------------------------------
-
-
-def test_the_cleanup_task_applies_every_tables_setting(retention_settings):
-    with time_machine.travel(NOW, tick=False):
-        result(11 * DAY)
-        event(21 * DAY)
-        audit(31 * DAY)
-        audit(29 * DAY)
-
-        outcome = cleanup_results()
-
-    assert outcome["tables"]["task results"] == 1
-    assert outcome["tables"]["task events"] == 1
-    assert outcome["tables"]["audit entries"] == 1
-    assert outcome["deleted"] == 3
-    assert outcome["complete"] is True
-    assert ages(AuditEntry, "created_at") == [29]
-
-
-def test_the_cleanup_tasks_days_apply_to_results_and_events_only(retention_settings):
-    with time_machine.travel(NOW, tick=False):
-        result(3 * DAY)
-        event(3 * DAY)
-        audit(3 * DAY)
-
-        outcome = cleanup_results(days=2, batch_size=1)
-
-    assert outcome["tables"]["task results"] == 1
-    assert outcome["tables"]["task events"] == 1
-    assert outcome["tables"]["audit entries"] == 0
-    assert AuditEntry.objects.count() == 1
-
-
-def test_the_cleanup_task_reports_what_is_left_when_its_time_is_up(retention_settings, monkeypatch):
-    monkeypatch.setattr(tasks, "CLEANUP_TIME_BUDGET", 0)
-    with time_machine.travel(NOW, tick=False):
-        result(11 * DAY)
-
-        outcome = cleanup_results()
-
-    assert outcome["complete"] is False
-    assert TaskResult.objects.count() == 1
-
-
-def test_the_cleanup_params_default_to_the_settings():
-    entry = catalog.get("scheduler.cleanup_results")
-
-    assert entry.validate({}) == {"days": None, "batch_size": None}
-    assert entry.validate({"days": 7, "batch_size": 500}) == {"days": 7, "batch_size": 500}
-
-
-# --- scheduled by default ----------------------------------------------------------------------
-# `cleanup_schedule` (tests/conftest.py) is the row the migration made; other tests go without.
-
-
-def test_migrate_schedules_the_cleanup_daily_at_half_past_three_utc(cleanup_schedule):
-    entry = catalog.get("scheduler.cleanup_results")
-    params = json.loads(cleanup_schedule.kwargs)
-
-    assert CLEANUP_NAME == CLEANUP_SCHEDULE_NAME
-    assert cleanup_schedule.task == "scheduler.cleanup_results"
-    assert cleanup_schedule.enabled
-    assert entry.validate(params) == params
-    assert cleanup_schedule.queue == entry.queue == "maintenance"
-    # The task's default (migration 0006), which the catalog declares as skip.
-    assert (cleanup_schedule.options.overlap, entry.overlap) == ("default", "skip")
-    assert schedule_next_run(cleanup_schedule, now=NOW) == datetime(2026, 3, 11, 3, 30, tzinfo=UTC)
-
-
-def test_the_migrations_schedule_is_the_one_the_service_would_make(cleanup_schedule):
-    made = schedule_create(
-        name="copy",
-        task="scheduler.cleanup_results",
-        schedule=cleanup_schedule.options.phrase,
-        tz="UTC",
-        description=cleanup_schedule.description,
-    )
-    made = PeriodicTask.objects.select_related("options").get(pk=made.pk)
-    skipped = {"id", "name", "date_changed"}
-
-    def columns(task: PeriodicTask) -> dict[str, Any]:
-        return {
-            field.attname: getattr(task, field.attname)
-            for field in PeriodicTask._meta.concrete_fields
-            if field.attname not in skipped
-        }
-
-    def options(task: PeriodicTask) -> dict[str, Any]:
-        row = ScheduleOptions.objects.get(periodic_task=task)
-        return {"phrase": row.phrase, "timezone": row.timezone, "overlap": row.overlap}
-
-    assert columns(made) == columns(cleanup_schedule)  # the same crontab row, reused
-    assert options(made) == options(cleanup_schedule)
-
-
-def test_migrating_again_does_not_bring_back_a_deleted_cleanup(cleanup_schedule):
-    cleanup_schedule.delete()
-
-    call_command("migrate", verbosity=0)
-
-    assert not PeriodicTask.objects.filter(name=CLEANUP_SCHEDULE_NAME).exists()
-
-
-def test_seed_demo_keeps_the_migrations_cleanup_and_makes_no_second_one(cleanup_schedule):
-    call_command("seed_demo", stdout=StringIO())
-
-    cleanups = PeriodicTask.objects.filter(task="scheduler.cleanup_results")
-    assert list(cleanups.values_list("pk", flat=True)) == [cleanup_schedule.pk]
-
-
-# --- what staff see ----------------------------------------------------------------------------
-
-
-@pytest.mark.usefixtures("cleanup_schedule")
-def test_the_overview_gives_each_tables_rows_oldest_retention_and_next_cleanup(
-    retention_settings,
-):
-    result(3 * DAY)
-    result(12 * DAY)
-    event(DAY)
-
-    overview = {row.label: row for row in retention_overview(now=NOW)}
-
-    results = overview["task results"]
-    assert (results.rows, results.rows_estimated) == (2, False)
-    assert results.oldest == NOW - 12 * DAY
-    assert (results.days, results.kept) == (10, "10 days")
-    assert results.next_cleanup == datetime(2026, 3, 11, 3, 30, tzinfo=UTC)
-    assert results.cleanup_schedule == CLEANUP_SCHEDULE_NAME
-    assert overview["task events"].rows == 1
-    assert overview["agent messages"].kept == "forever"
-    assert (overview["agent messages"].rows, overview["agent messages"].oldest) == (0, None)
-    assert overview["tournament decisions"].kept == "90 days after the tournament ended"
-    assert results.as_dict()["next_cleanup"] == "2026-03-11T03:30:00+00:00"
-
-
-def test_the_overview_estimates_the_rows_of_a_large_table(retention_settings, monkeypatch):
-    monkeypatch.setattr(retention, "EXACT_COUNT_UP_TO", 2)
-    for days in range(5):
-        result(days * DAY)
-    if connection.vendor == "postgresql":
-        with connection.cursor() as cursor:
-            cursor.execute("ANALYZE django_celery_results_taskresult")
-
-    row = next(row for row in retention_overview(now=NOW) if row.label == "task results")
-
-    assert row.rows_estimated
-    assert row.rows == 5  # reltuples after ANALYZE, or the span of ids
-    assert row.rows_text == "~5"
-
-
-@pytest.mark.usefixtures("cleanup_schedule")
-def test_the_overview_shows_the_days_the_next_cleanup_runs_with(retention_settings):
-    schedule_disable(name=CLEANUP_SCHEDULE_NAME)
-    assert retention_overview(now=NOW)[0].next_cleanup is None
-    schedule_create(
-        name="weekly cleanup",
-        task="scheduler.cleanup_results",
-        schedule="every monday at 4am",
-        params={"days": 7},
-    )
-
-    overview = {row.label: row for row in retention_overview(now=NOW)}
-
-    assert overview["task results"].days == 7
-    assert overview["task events"].days == 7
-    assert overview["audit entries"].days == 30
-    assert overview["task results"].next_cleanup == datetime(2026, 3, 16, 4, 0, tzinfo=UTC)
-    assert overview["task results"].cleanup_schedule == "weekly cleanup"
-
-
-@pytest.mark.usefixtures("cleanup_schedule")
-def test_scheduler_status_has_a_line_per_table(retention_settings):
-    result(3 * DAY)
-    stdout = StringIO()
-    with time_machine.travel(NOW, tick=False):
-        call_command("scheduler", "status", stdout=stdout)
-        call_command("scheduler", "status", "--json", stdout=(document := StringIO()))
-
-    lines = stdout.getvalue().splitlines()
-    assert "Retention:       next cleanup 2026-03-11 03:30:00 UTC" in lines
-    header = lines.index("Retention:       next cleanup 2026-03-11 03:30:00 UTC") + 1
-    assert lines[header].split() == ["TABLE", "ROWS", "OLDEST", "KEPT"]
-    table = lines[header + 1 : header + 1 + len(retention_policies())]
-    assert table[0].split() == [
-        "task",
-        "results",
-        "1",
-        "2026-03-07",
-        "12:00:00",
-        "UTC",
-        "10",
-        "days",
-    ]
-    assert table[3].split()[-1] == "forever"
-    report = json.loads(document.getvalue())["retention"]
-    assert report["next_cleanup"] == "2026-03-11T03:30:00+00:00"
-    assert report["tables"][0] == {
-        "table": "task results",
-        "retention_days": 10,
-        "scope": "",
-        "rows": 1,
-        "rows_estimated": False,
-        "oldest": "2026-03-07T12:00:00+00:00",
-        "next_cleanup": "2026-03-11T03:30:00+00:00",
-        "cleanup_schedule": CLEANUP_SCHEDULE_NAME,
-    }
-
-
-def test_scheduler_status_says_when_no_cleanup_is_scheduled():
-    stdout = StringIO()
-
-    call_command("scheduler", "status", stdout=stdout)
-
-    assert (
-        "Retention:       next cleanup not scheduled "
-        "(no enabled schedule of scheduler.cleanup_results)"
-    ) in stdout.getvalue().splitlines()
-
-
-@pytest.fixture
-def admin_index() -> Any:
-    def get(user: Any) -> str:
-        client = Client()
-        client.force_login(user)
-        response = client.get("/admin/")
-        assert response.status_code == 200
-        return response.content.decode()
-
-    return get
-
-
-@pytest.mark.usefixtures("cleanup_schedule")
-def test_the_admin_index_shows_the_retention_to_a_superuser(admin_index, retention_settings):
-    result(3 * DAY)
-
-    page = admin_index(user_with(superuser=True))
-
-    assert "History retention" in page
-    assert "Task results" in page
-    assert "10 days" in page
-    assert "Next cleanup:" in page
-    cleanup = PeriodicTask.objects.get(name=CLEANUP_SCHEDULE_NAME)
-    assert f"/admin/django_celery_beat/periodictask/{cleanup.pk}/change/" in page
-    assert "Site administration" in page  # still Django's own index around it
-
-
-def test_the_admin_index_shows_it_only_to_who_may_view_task_results(admin_index):
-    assert "History retention" not in admin_index(user_with("scheduler.view_auditentry"))
-    assert "History retention" in admin_index(user_with("django_celery_results.view_taskresult"))
 
 
 # --- settings ----------------------------------------------------------------------------------

@@ -1,0 +1,125 @@
+"""`manage.py scheduler available` lists the catalog, and `scheduler parse` reads a schedule phrase
+to exactly the documented JSON and its next runs, for scripts and for people.
+"""
+
+from __future__ import annotations
+
+import pytest
+import time_machine
+
+from tests.scheduler.cli.helpers import NOW, scheduler, scheduler_json
+
+# --- available and parse -------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_it_lists_the_catalog_with_queues_and_parameters():
+    output = scheduler("available")
+
+    assert "scheduler.ping  (queue default" in output
+    assert "Answer pong" in output
+    assert "parameters: none" in output
+
+
+@pytest.mark.django_db
+def test_it_lists_the_catalog_as_json_with_each_schema():
+    entries = scheduler_json("available", "--json")
+
+    ping = next(entry for entry in entries if entry["name"] == "scheduler.ping")
+    assert ping["queue"] == "default"
+    assert ping["params_schema"]["type"] == "object"
+    assert {"name", "description", "queue", "overlap", "params_schema"} == set(ping)
+
+
+PARSE_JSON = [
+    # (argv after the phrase, expected kind/interval/crontab/clocked, first two next runs)
+    (
+        ["every 5 minutes"],
+        {"kind": "interval", "interval": {"every": 5, "period": "minutes"}},
+        ["2025-01-15T08:05:00+00:00", "2025-01-15T08:10:00+00:00"],
+    ),
+    (
+        ["every monday at 8am", "--tz", "America/New_York"],
+        {
+            "kind": "crontab",
+            "crontab": {
+                "minute": "0",
+                "hour": "8",
+                "day_of_week": "1",
+                "day_of_month": "*",
+                "month_of_year": "*",
+            },
+        },
+        ["2025-01-20T08:00:00-05:00", "2025-01-27T08:00:00-05:00"],
+    ),
+    (
+        ["0 9 * * 7"],
+        {"kind": "crontab", "crontab": {"day_of_week": "0", "hour": "9", "minute": "0"}},
+        ["2025-01-19T09:00:00+00:00", "2025-01-26T09:00:00+00:00"],
+    ),
+    (
+        ["tomorrow at 9am", "--tz", "Europe/London"],
+        {"kind": "clocked", "clocked": "2025-01-16T09:00:00+00:00"},
+        ["2025-01-16T09:00:00+00:00"],
+    ),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("argv", "expected", "first_runs"), PARSE_JSON)
+def test_it_parses_a_phrase_to_exactly_the_documented_json(argv, expected, first_runs):
+    document = scheduler_json("parse", *argv, "--now", NOW.isoformat(), "--json")
+
+    assert set(document) == {
+        "kind",
+        "interval",
+        "crontab",
+        "clocked",
+        "timezone",
+        "description",
+        "next_runs",
+    }
+    for key, value in expected.items():
+        if isinstance(value, dict) and key == "crontab" and len(value) < 5:
+            assert {k: document[key][k] for k in value} == value
+        else:
+            assert document[key] == value
+    for other in {"interval", "crontab", "clocked"} - {expected["kind"]}:
+        assert document[other] is None
+    assert document["next_runs"][:2] == first_runs
+    assert isinstance(document["description"], str)
+    assert document["description"]
+
+
+@pytest.mark.django_db
+def test_it_lists_as_many_next_runs_as_asked():
+    document = scheduler_json(
+        "parse", "every hour", "--now", NOW.isoformat(), "--count", "3", "--json"
+    )
+
+    assert document["next_runs"] == [
+        "2025-01-15T09:00:00+00:00",
+        "2025-01-15T10:00:00+00:00",
+        "2025-01-15T11:00:00+00:00",
+    ]
+
+
+@pytest.mark.django_db
+@time_machine.travel(NOW, tick=False)
+def test_it_counts_from_the_clock_without_now_and_reads_a_naive_now_in_the_zone():
+    from_clock = scheduler_json("parse", "every day at 2pm", "--json")
+    naive_now = scheduler_json(
+        "parse", "every day at 2pm", "--tz", "Asia/Tokyo", "--now", "2025-01-15T13:00", "--json"
+    )
+
+    assert from_clock["next_runs"][0] == "2025-01-15T14:00:00+00:00"
+    assert naive_now["next_runs"][0] == "2025-01-15T14:00:00+09:00"
+
+
+@pytest.mark.django_db
+def test_it_parses_for_people_too():
+    output = scheduler("parse", "every", "weekday", "at", "9:30", "--now", NOW.isoformat())
+
+    assert "Cron:       30 9 * * 1-5" in output
+    assert "2025-01-15 09:30:00 UTC  (Wed)" in output
+    assert "2025-01-16 09:30:00 UTC  (Thu)" in output
