@@ -20,7 +20,7 @@ from django.conf import settings
 from django.db import connection
 
 from config.queues import QUEUES
-from scheduler.devstack.stack import embedded_redis_argv, redis_answers
+from scheduler.devstack.stack import beat_argv, embedded_redis_argv, redis_answers, worker_argv
 from scheduler.devstack.supervisor import ManagedProcess, ProcessSpec
 from scheduler.observability.worker_heartbeats import workers_seen_within
 
@@ -108,25 +108,12 @@ def start_worker(
     env: Mapping[str, str] | None = None,
 ) -> RunningProcess:
     hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
-    argv = [
-        sys.executable,
-        "-m",
-        "celery",
-        "-A",
-        "config",
-        "worker",
-        "-E",
-        "-l",
-        "INFO",
-        "-Q",
-        ",".join(queues or list(QUEUES)),
-        "-n",
-        hostname,
-        "-c",
-        str(concurrency),
-        "--without-mingle",
-        "--without-gossip",
-    ]
+    argv = worker_argv(
+        python=sys.executable,
+        hostname=hostname,
+        queues=queues or list(QUEUES),
+        extra=("-c", str(concurrency), "--without-mingle", "--without-gossip"),
+    )
     running = start_process("worker", argv, env=child_env(**(env or {})), log_dir=log_dir)
     running.hostname = hostname
     try:
@@ -144,7 +131,7 @@ def start_worker(
 
 
 def start_beat(*, log_dir: Path, env: Mapping[str, str] | None = None) -> RunningProcess:
-    argv = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
+    argv = beat_argv(python=sys.executable)
     return start_process("beat", argv, env=child_env(**(env or {})), log_dir=log_dir)
 
 

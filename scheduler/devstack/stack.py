@@ -266,6 +266,24 @@ def preflight(options: StackOptions, paths: StackPaths) -> None:
 # --- Processes ---------------------------------------------------------------------------------
 
 
+def worker_argv(
+    *, python: str, hostname: str, queues: Iterable[str] = QUEUES, extra: Iterable[str] = ()
+) -> list[str]:
+    """A Celery worker of the project consuming `queues`, with task events on (the dashboard
+    and the live feed need them); `extra` adds options (concurrency, no mingle, ...)."""
+    return [
+        python,
+        *("-m", "celery", "-A", "config", "worker", "-E", "-l", "INFO"),
+        *("-Q", ",".join(queues), "-n", hostname),
+        *extra,
+    ]
+
+
+def beat_argv(*, python: str) -> list[str]:
+    """Celery beat of the project (its scheduler is CELERY_BEAT_SCHEDULER's, ours by default)."""
+    return [python, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
+
+
 def worker_hostname() -> str:
     return f"worker@{socket.gethostname()}"
 
@@ -335,7 +353,7 @@ def build_specs(options: StackOptions, paths: StackPaths) -> list[ProcessSpec | 
         specs.append(
             ProcessSpec(
                 name="beat",
-                argv=[python, "-m", "celery", "-A", "config", "beat", "-l", "INFO"],
+                argv=beat_argv(python=python),
                 env=env,
             )
         )
@@ -379,21 +397,7 @@ def _worker_spec(hostname: str, *, env: dict[str, str], python: str) -> ProcessS
     """One worker consuming every queue, ready once it answers a ping."""
     return ProcessSpec(
         name="worker",
-        argv=[
-            python,
-            "-m",
-            "celery",
-            "-A",
-            "config",
-            "worker",
-            "-E",
-            "-l",
-            "INFO",
-            "-Q",
-            ",".join(QUEUES),
-            "-n",
-            hostname,
-        ],
+        argv=worker_argv(python=python, hostname=hostname),
         env=env,
         ready=lambda: worker_answers(hostname),
         ready_timeout=60,

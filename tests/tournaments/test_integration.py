@@ -36,6 +36,7 @@ from agents.services import agent_create
 from config.celery import app
 from scheduler.beat import scheduler as beat
 from scheduler.core.redis_connection import get_redis, redis_key
+from scheduler.devstack.stack import beat_argv
 from scheduler.observability.queues import queue_depths
 from scheduler.services import schedule_create
 from tests.processes import (
@@ -68,7 +69,7 @@ class Processes:
         return process
 
     def beat(self) -> RunningProcess:
-        argv = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
+        argv = beat_argv(python=sys.executable)
         process = start_process(
             "beat", argv, env=child_env(BEAT_LEADER_TTL="3"), log_dir=self.log_dir
         )

@@ -34,6 +34,7 @@ from scheduler import services
 from scheduler.beat import scheduler as beat
 from scheduler.beat.changes import CHANGES_CHANNEL
 from scheduler.core.redis_connection import get_redis, redis_key
+from scheduler.devstack.stack import beat_argv
 from scheduler.models import TaskEvent
 from scheduler.observability.health import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
 from tests.processes import RunningProcess, child_env, start_process, wait_for
@@ -109,7 +110,7 @@ class Beats:
     started: list[RunningProcess] = field(default_factory=list)
 
     def start(self, *, ttl: float = TTL) -> RunningProcess:
-        argv = [sys.executable, "-m", "celery", "-A", "config", "beat", "-l", "INFO"]
+        argv = beat_argv(python=sys.executable)
         env = child_env(BEAT_LEADER_TTL=f"{ttl:g}")
         process = start_process("beat", argv, env=env, log_dir=self.log_dir)
         self.started.append(process)
