@@ -20,6 +20,7 @@ class Source(models.TextChoices):
     API = "api", "REST API"
     DASHBOARD = "dashboard", "Dashboard"
     SYSTEM = "system", "System"
+    CODE = "code", "Code (scheduler sync)"
 
 
 class ScheduleOptions(models.Model):
@@ -43,6 +44,25 @@ class ScheduleOptions(models.Model):
 
     def __str__(self) -> str:
         return f"options of {self.periodic_task_id}"
+
+
+class DeclaredState(models.Model):
+    """A periodic task declared in code (`<app>/upkeep.py`, CELERY_BEAT_SCHEDULE): where, and
+    the declaration `scheduler sync` last applied. A field whose row value differs from this
+    was changed by staff since (drift), and sync leaves it unless forced."""
+
+    periodic_task = models.OneToOneField(
+        PeriodicTask, on_delete=models.CASCADE, related_name="declared", primary_key=True
+    )
+    origin = models.CharField(max_length=200)
+    fields = models.JSONField(default=dict)
+    synced_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "declared schedule"
+
+    def __str__(self) -> str:
+        return f"{self.periodic_task_id} declared in {self.origin}"
 
 
 class AuditEntry(models.Model):

@@ -8,6 +8,7 @@ its names; other apps import from here.
 
 from __future__ import annotations
 
+from scheduler.schedules.declared import DeclarationError, DeclaredSchedule
 from scheduler.schedules.parsing import (
     CrontabSpec,
     IntervalSpec,
@@ -30,6 +31,8 @@ from scheduler.schedules.rows import (
 
 __all__ = [
     "CrontabSpec",
+    "DeclarationError",
+    "DeclaredSchedule",
     "IntervalSpec",
     "MisfirePolicy",
     "OverlapPolicy",

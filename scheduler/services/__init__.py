@@ -11,6 +11,7 @@ from scheduler.services.accounts import (
     CreatedSuperuser,
     superuser_ensure,
 )
+from scheduler.services.declared import SyncChange, SyncReport, schedules_sync
 from scheduler.services.enqueue import (
     task_queue,
     task_run_with_retries,
@@ -70,6 +71,8 @@ __all__ = [
     "RetryPolicy",
     "ScheduleError",
     "ScheduleNotFound",
+    "SyncChange",
+    "SyncReport",
     "TaskNotFound",
     "User",
     "ValidatedTask",
@@ -90,6 +93,7 @@ __all__ = [
     "schedule_save",
     "schedule_set_enabled_bulk",
     "schedule_update",
+    "schedules_sync",
     "stored_kwargs",
     "superuser_ensure",
     "task_enqueue",

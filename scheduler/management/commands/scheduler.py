@@ -30,6 +30,7 @@ from scheduler import selectors
 from scheduler.catalog import load_catalog
 from scheduler.cli import VerbCommand, Verbs
 from scheduler.cli import output as out
+from scheduler.cli.sync import sync_json, sync_lines
 from scheduler.core.redis_connection import describe_redis_url
 from scheduler.models import Source, TaskEvent
 from scheduler.observability.health import (
@@ -41,6 +42,7 @@ from scheduler.observability.health import (
 from scheduler.observability.queues import queue_depths
 from scheduler.observability.worker_heartbeats import workers_seen_within
 from scheduler.schedules import schedule_describe
+from scheduler.schedules.declared import DeclarationError, declared_schedules
 from scheduler.schedules.parsing import ScheduleParseError, parse_schedule, zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.schedules.rows import periodic_task_next_runs
@@ -57,6 +59,7 @@ from scheduler.services import (
     schedule_run_now,
     task_enqueue,
 )
+from scheduler.services.declared import schedules_sync
 from scheduler.services.retention import RetentionRow, retention_overview
 from scheduler.worker.task_base import SKIPPED
 
@@ -267,6 +270,25 @@ class Command(VerbCommand):
     def _delete(self, options: dict[str, Any]) -> None:
         schedule_delete(name=options["name"], source=Source.CLI)
         self._print(f"Deleted {options['name']!r}.")
+
+    # --- declared schedules ----------------------------------------------------------------------
+
+    def _sync(self, options: dict[str, Any]) -> None:
+        dry_run = options["dry_run"]
+        try:
+            declarations = declared_schedules()
+        except DeclarationError as exc:
+            raise CommandError(str(exc), returncode=2) from exc
+        report = schedules_sync(declarations, force=options["force"], dry_run=dry_run)
+        if options["json"]:
+            self._json(sync_json(report, dry_run=dry_run))
+        else:
+            for line in sync_lines(report, dry_run=dry_run):
+                self._print(line)
+        if report.errors:
+            raise CommandError(f"{len(report.errors)} declared schedule(s) failed", returncode=2)
+        if dry_run and not report.in_sync:
+            raise CommandError(f"{len(report.changes)} change(s) to apply", returncode=1)
 
     # --- runs ------------------------------------------------------------------------------------
 
@@ -622,6 +644,17 @@ def _add_schedule_verbs(verbs: Verbs) -> None:
         ("delete", "delete"),
     ):
         verbs.add_parser(verb, help=f"{what} a periodic task").add_argument("name")
+
+    sync = verbs.add_parser(
+        "sync",
+        help="make the periodic tasks match the schedules declared in code (<app>/upkeep.py, "
+        "CELERY_BEAT_SCHEDULE); exit code 0 in sync, 1 changes (with --dry-run), 2 errors",
+    )
+    sync.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
+    sync.add_argument(
+        "--force", action="store_true", help="also overwrite the fields staff changed (drift)"
+    )
+    sync.add_argument("--json", action="store_true", help="print JSON")
 
     run = verbs.add_parser("run", help="run a periodic task now, outside its schedule")
     run.add_argument("name")

@@ -1,0 +1,241 @@
+"""Schedules declared in code: what each app needs to run by itself, kept in version control.
+
+An app lists its schedules in `<app>/upkeep.py`:
+
+    SCHEDULES = [
+        DeclaredSchedule(
+            name="tournaments: check transitions",
+            task="tournaments.check_transitions",
+            schedule="every minute",
+            description="Start tournaments whose start came; end those whose end came.",
+        ),
+    ]
+
+Celery's own way of declaring them, `CELERY_BEAT_SCHEDULE` in the settings
+(`app.conf.beat_schedule`), is read too: each entry becomes a declaration named by its key.
+`manage.py scheduler sync` (scheduler/services/declared.py) makes the periodic tasks match, and
+shows where staff changed one since (drift). Reading declarations touches no database.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import json
+import math
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from celery import current_app
+from celery import schedules as celery_schedules
+from django.apps import apps
+from django.conf import settings
+
+from scheduler.schedules.rows import options_of, stock_schedule
+
+if TYPE_CHECKING:
+    from django_celery_beat.models import PeriodicTask
+
+# The fields a declaration sets and sync compares with the periodic task, in display order.
+DECLARED_FIELDS = (
+    "task",
+    "schedule",
+    "timezone",
+    "params",
+    "queue",
+    "description",
+    "overlap",
+    "misfire",
+    "enabled",
+)
+BEAT_SCHEDULE_ORIGIN = "settings.CELERY_BEAT_SCHEDULE"
+
+
+class DeclarationError(ValueError):
+    """A declaration that cannot be read: names it, where it is, and the field that is wrong."""
+
+    def __init__(self, name: str, origin: str, field: str, message: str) -> None:
+        self.name, self.origin, self.field = name, origin, field
+        super().__init__(f"{origin}: {name!r}: {field}: {message}")
+
+
+@dataclass(frozen=True)
+class DeclaredSchedule:
+    """One periodic task as code declares it (the arguments of `schedule_create`)."""
+
+    name: str
+    task: str
+    schedule: str
+    timezone: str = "UTC"
+    params: Mapping[str, Any] = field(default_factory=dict)
+    queue: str | None = None
+    description: str = ""
+    overlap: str = "default"
+    misfire: str = "run_once"
+    enabled: bool = True
+    # Where it is declared ("tournaments/upkeep.py"): shown wherever the schedule is.
+    origin: str = ""
+
+    def fields(self) -> dict[str, Any]:
+        """The declared value of each of DECLARED_FIELDS, as JSON."""
+        values = {name: getattr(self, name) for name in DECLARED_FIELDS}
+        values["params"] = dict(self.params)
+        return values
+
+
+def _origin_of(module: Any) -> str:
+    path = Path(getattr(module, "__file__", "") or "")
+    try:
+        return str(path.resolve().relative_to(Path(settings.BASE_DIR).resolve()))
+    except ValueError:
+        return module.__name__
+
+
+def app_declarations() -> list[DeclaredSchedule]:
+    """Every installed app's `upkeep.SCHEDULES`, in INSTALLED_APPS order."""
+    found: list[DeclaredSchedule] = []
+    for config in apps.get_app_configs():
+        name = f"{config.name}.upkeep"
+        if importlib.util.find_spec(name) is None:
+            continue
+        module = importlib.import_module(name)
+        origin = _origin_of(module)
+        for declared in getattr(module, "SCHEDULES", ()):
+            if not isinstance(declared, DeclaredSchedule):
+                raise DeclarationError(
+                    repr(declared), origin, "SCHEDULES", "not a DeclaredSchedule"
+                )
+            found.append(_with_origin(declared, origin))
+    return found
+
+
+def _with_origin(declared: DeclaredSchedule, origin: str) -> DeclaredSchedule:
+    if declared.origin:
+        return declared
+    values = {name: getattr(declared, name) for name in (*DECLARED_FIELDS, "name")}
+    return DeclaredSchedule(**values, origin=origin)
+
+
+def beat_schedule_declarations(beat_schedule: Mapping[str, Any]) -> list[DeclaredSchedule]:
+    """Celery's `beat_schedule` entries as declarations (keyword arguments only, as the catalog
+    takes them; a solar schedule cannot be written as a phrase and is refused)."""
+    found = []
+    for name, entry in beat_schedule.items():
+        if not isinstance(entry, Mapping) or not isinstance(entry.get("task"), str):
+            raise DeclarationError(name, BEAT_SCHEDULE_ORIGIN, "task", "missing: name a task")
+        if entry.get("args"):
+            raise DeclarationError(
+                name, BEAT_SCHEDULE_ORIGIN, "args", "catalog tasks take keyword arguments only"
+            )
+        options = entry.get("options") or {}
+        found.append(
+            DeclaredSchedule(
+                name=name,
+                task=entry["task"],
+                schedule=_phrase(name, entry.get("schedule")),
+                timezone=str(getattr(settings, "CELERY_TIMEZONE", None) or "UTC"),
+                params=dict(entry.get("kwargs") or {}),
+                queue=options.get("queue"),
+                description=str(entry.get("description", "")),
+                origin=BEAT_SCHEDULE_ORIGIN,
+            )
+        )
+    return found
+
+
+def _phrase(name: str, schedule: Any) -> str:
+    """A beat_schedule's `schedule` as a phrase our parser reads: seconds or a cron line."""
+    if isinstance(schedule, celery_schedules.schedule) and not isinstance(
+        schedule, celery_schedules.crontab
+    ):
+        schedule = schedule.run_every
+    if isinstance(schedule, timedelta):
+        schedule = schedule.total_seconds()
+    if isinstance(schedule, int | float) and not isinstance(schedule, bool):
+        if not math.isfinite(schedule) or schedule < 1 or schedule != int(schedule):
+            raise DeclarationError(
+                name, BEAT_SCHEDULE_ORIGIN, "schedule", "a whole number of seconds, at least 1"
+            )
+        return f"every {int(schedule)} seconds"
+    if isinstance(schedule, celery_schedules.crontab):
+        fields = ("minute", "hour", "day_of_month", "month_of_year", "day_of_week")
+        return " ".join(str(getattr(schedule, f"_orig_{part}")) for part in fields)
+    raise DeclarationError(
+        name,
+        BEAT_SCHEDULE_ORIGIN,
+        "schedule",
+        f"{type(schedule).__name__} is not supported: use seconds, a timedelta or a crontab",
+    )
+
+
+def declared_schedules(*, beat_schedule: Mapping[str, Any] | None = None) -> list[DeclaredSchedule]:
+    """Every declaration: the apps' `upkeep` modules, then `beat_schedule` (default: the Celery
+    app's, which CELERY_BEAT_SCHEDULE fills). A name declared twice is an error naming both."""
+    if beat_schedule is None:
+        beat_schedule = current_app.conf.beat_schedule or {}
+    declared = [*app_declarations(), *beat_schedule_declarations(beat_schedule)]
+    _check_unique(declared)
+    return declared
+
+
+def _check_unique(declared: Iterable[DeclaredSchedule]) -> None:
+    seen: dict[str, str] = {}
+    for item in declared:
+        if item.name in seen:
+            raise DeclarationError(
+                item.name, item.origin, "name", f"declared again (first in {seen[item.name]})"
+            )
+        seen[item.name] = item.origin
+
+
+def row_fields(periodic_task: PeriodicTask) -> dict[str, Any]:
+    """What the periodic task holds now, field by field as a declaration states it."""
+    options = options_of(periodic_task)
+    try:
+        params: Any = json.loads(periodic_task.kwargs or "{}")
+    except json.JSONDecodeError:
+        params = periodic_task.kwargs  # written by hand as non-JSON: differs from any declaration
+    return {
+        "task": periodic_task.task,
+        "schedule": options.phrase if options and options.phrase else stock_schedule(periodic_task),
+        "timezone": options.timezone if options else "UTC",
+        "params": params,
+        "queue": periodic_task.queue or None,
+        "description": periodic_task.description,
+        "overlap": options.overlap if options else "default",
+        "misfire": options.misfire if options else "run_once",
+        "enabled": periodic_task.enabled,
+    }
+
+
+@dataclass(frozen=True)
+class Differences:
+    """Where a periodic task differs from its declaration: field -> (in the database, in code).
+
+    `from_code`: the declaration changed since the last sync and staff left the field alone
+    (sync applies it). `drift`: staff changed the field since the last sync, or the row was
+    there before it was declared (sync reports it; `--force` or "reset to code" applies it).
+    """
+
+    from_code: dict[str, tuple[Any, Any]]
+    drift: dict[str, tuple[Any, Any]]
+
+
+def differences(
+    declared: Mapping[str, Any], current: Mapping[str, Any], last: Mapping[str, Any] | None
+) -> Differences:
+    """Compare a declaration with the row, knowing what the last sync applied (`last`)."""
+    from_code: dict[str, tuple[Any, Any]] = {}
+    drift: dict[str, tuple[Any, Any]] = {}
+    for name in DECLARED_FIELDS:
+        want, have = declared.get(name), current.get(name)
+        if want == have:
+            continue
+        if last is not None and name in last and last[name] == have:
+            from_code[name] = (have, want)
+        else:
+            drift[name] = (have, want)
+    return Differences(from_code=from_code, drift=drift)

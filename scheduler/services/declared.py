@@ -1,0 +1,211 @@
+"""`scheduler sync`: make the periodic tasks match the schedules declared in code.
+
+Creates what is missing, applies what the code changed, leaves a field staff changed since the
+last sync (drift: reported; applied with `force`), and disables, never deletes, a periodic task
+whose declaration was removed. Every write goes through the schedule services, audited with
+source "code". Idempotent: a second sync changes nothing.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from django.db import transaction
+from django_celery_beat.models import PeriodicTask
+
+from scheduler.models import DeclaredState, Source
+from scheduler.schedules.declared import DeclaredSchedule, differences, row_fields
+from scheduler.services.errors import ScheduleError, ScheduleNotFound, User
+from scheduler.services.runs import task_validate
+from scheduler.services.schedules import schedule_create, schedule_disable, schedule_update
+
+CREATE, UPDATE, DRIFT, DISABLE, ERROR = "create", "update", "drift", "disable", "error"
+
+
+@dataclass
+class SyncChange:
+    """One periodic task sync creates, updates, disables, leaves drifted, or could not apply.
+
+    `fields`: field -> (in the database, in code). `applied`: written (never on a dry run).
+    """
+
+    name: str
+    origin: str
+    action: str
+    fields: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    message: str = ""
+    applied: bool = False
+
+
+@dataclass
+class SyncReport:
+    changes: list[SyncChange]
+    unchanged: int
+
+    @property
+    def errors(self) -> list[SyncChange]:
+        return [change for change in self.changes if change.action == ERROR]
+
+    @property
+    def in_sync(self) -> bool:
+        return not self.changes
+
+
+def schedules_sync(
+    declarations: Iterable[DeclaredSchedule],
+    *,
+    force: bool = False,
+    dry_run: bool = False,
+    actor: User = None,
+) -> SyncReport:
+    """Compare every declaration with its periodic task and, unless `dry_run`, apply the plan."""
+    declared = list(declarations)
+    rows = {
+        row.name: row
+        for row in PeriodicTask.objects.filter(name__in=[d.name for d in declared]).select_related(
+            "options", "declared", "interval", "crontab", "clocked", "solar"
+        )
+    }
+    changes: list[SyncChange] = []
+    normalized: list[DeclaredSchedule] = []
+    unchanged = 0
+    for given in declared:
+        try:
+            item = _normalized(given)
+        except ScheduleError as exc:
+            changes.append(SyncChange(given.name, given.origin, ERROR, message=str(exc)))
+            continue
+        normalized.append(item)
+        change = _plan(item, rows.get(item.name), force=force)
+        if change is None:
+            unchanged += 1
+            continue
+        if not dry_run:
+            _apply(change, item, actor=actor)
+        changes.append(change)
+    changes.extend(_removed({d.name for d in declared}, dry_run=dry_run, actor=actor))
+    if not dry_run:
+        _remember(normalized, changes)
+    return SyncReport(changes=changes, unchanged=unchanged)
+
+
+def _normalized(item: DeclaredSchedule) -> DeclaredSchedule:
+    """The declaration as the services store it: its parameters with the catalog's defaults
+    filled in, its queue the catalog's when it names none; a wrong one is a ScheduleError."""
+    checked = task_validate(task=item.task, params=dict(item.params), queue=item.queue)
+    return replace(item, params=checked.params, queue=checked.queue)
+
+
+def _last_synced(row: PeriodicTask) -> dict[str, Any] | None:
+    try:
+        state: DeclaredState = row.declared  # type: ignore[attr-defined]
+    except DeclaredState.DoesNotExist:
+        return None
+    return dict(state.fields)
+
+
+def _plan(item: DeclaredSchedule, row: PeriodicTask | None, *, force: bool) -> SyncChange | None:
+    if row is None:
+        created = {name: (None, value) for name, value in item.fields().items()}
+        return SyncChange(item.name, item.origin, CREATE, created)
+    found = differences(item.fields(), row_fields(row), _last_synced(row))
+    if force and (found.from_code or found.drift):
+        return SyncChange(item.name, item.origin, UPDATE, {**found.from_code, **found.drift})
+    if found.from_code:
+        # What staff changed stays; it is listed with what the code changed.
+        message = _drift_note(found.drift)
+        return SyncChange(item.name, item.origin, UPDATE, found.from_code, message)
+    if found.drift:
+        return SyncChange(item.name, item.origin, DRIFT, found.drift, _drift_note(found.drift))
+    return None
+
+
+def _drift_note(drift: dict[str, tuple[Any, Any]]) -> str:
+    if not drift:
+        return ""
+    return f"changed by staff, kept (--force or reset to code applies the code): {', '.join(drift)}"
+
+
+def _apply(change: SyncChange, item: DeclaredSchedule, *, actor: User) -> None:
+    if change.action == DRIFT:
+        return
+    try:
+        with transaction.atomic():
+            if change.action == CREATE:
+                _create(item, actor=actor)
+            else:
+                _update(item, list(change.fields), actor=actor)
+    except (ScheduleError, ScheduleNotFound) as exc:
+        change.action, change.message = ERROR, str(exc)
+        return
+    change.applied = True
+
+
+def _create(item: DeclaredSchedule, *, actor: User) -> None:
+    schedule_create(
+        name=item.name,
+        task=item.task,
+        schedule=item.schedule,
+        params=dict(item.params),
+        tz=item.timezone,
+        queue=item.queue,
+        description=item.description,
+        overlap=item.overlap,
+        misfire=item.misfire,
+        enabled=item.enabled,
+        actor=actor,
+        source=Source.CODE,
+    )
+
+
+# Declaration field -> schedule_update's argument.
+_ARGUMENTS = {"timezone": "tz"}
+
+
+def _update(item: DeclaredSchedule, names: list[str], *, actor: User) -> None:
+    values = item.fields()
+    arguments = {_ARGUMENTS.get(name, name): values[name] for name in names}
+    if "schedule" in arguments or "tz" in arguments:
+        # A phrase is read in its zone: both go together.
+        arguments.update(schedule=item.schedule, tz=item.timezone)
+    schedule_update(name=item.name, actor=actor, source=Source.CODE, **arguments)
+
+
+def _removed(declared: set[str], *, dry_run: bool, actor: User) -> list[SyncChange]:
+    """Periodic tasks declared before and no longer: disabled (never deleted), then forgotten
+    as declarations, so staff may enable and keep them."""
+    changes = []
+    gone = DeclaredState.objects.exclude(periodic_task__name__in=declared).select_related(
+        "periodic_task"
+    )
+    for state in gone:
+        row = state.periodic_task
+        message = "no longer declared: disabled" if row.enabled else "no longer declared"
+        change = SyncChange(row.name, state.origin, DISABLE, message=message)
+        if row.enabled:
+            change.fields = {"enabled": (True, False)}
+        if not dry_run:
+            with transaction.atomic():
+                if row.enabled:
+                    schedule_disable(name=row.name, actor=actor, source=Source.CODE)
+                state.delete()
+            change.applied = True
+        changes.append(change)
+    return changes
+
+
+def _remember(declared: list[DeclaredSchedule], changes: list[SyncChange]) -> None:
+    """Keep each declaration as applied, so the next sync tells code changes from drift."""
+    failed = {change.name for change in changes if change.action == ERROR}
+    rows = dict(
+        PeriodicTask.objects.filter(name__in=[d.name for d in declared]).values_list("name", "pk")
+    )
+    for item in declared:
+        if item.name in failed or item.name not in rows:
+            continue
+        DeclaredState.objects.update_or_create(
+            periodic_task_id=rows[item.name],
+            defaults={"origin": item.origin, "fields": item.fields()},
+        )
