@@ -6,18 +6,13 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
 
 from agents.models import Agent, AgentSchedule, Message, Session
 from agents.services import agent_create, agent_schedule_create
-from scheduler.models import Source
-from scheduler.services import schedule_create
 
 DEMO_AGENT_SLUG = "demo-assistant"
 DEMO_POSTER_SLUG = "demo-poster"
 DEMO_POST_SCHEDULE = "demo-poster: daily technology news"
-SUMMARIZE_NAME = "agents: summarize long sessions"
-FOLLOWUPS_NAME = "agents: follow up silent sessions"
 
 _ASSISTANT_CONFIG: dict[str, Any] = {
     "greeting": "Hello! I am the demo assistant. Ask me about schedules, tasks or agents.",
@@ -26,20 +21,6 @@ _ASSISTANT_CONFIG: dict[str, Any] = {
         "help": "Try 'schedule', 'task' or 'agent', or say anything: I echo what I don't know.",
         "task": "Every task comes from the catalog: see /api/catalog/ or the admin.",
         "agent": "Agents have a brain: 'rules' (offline, like me) or 'openai' (any LLM server).",
-    },
-}
-
-# name -> schedule_create arguments: the periodic upkeep of sessions.
-SESSION_UPKEEP: dict[str, dict[str, Any]] = {
-    SUMMARIZE_NAME: {
-        "task": "agents.check_sessions_for_summarization",
-        "schedule": "every hour",
-        "description": "Summarise sessions that grew past AGENT_SUMMARY_AFTER messages.",
-    },
-    FOLLOWUPS_NAME: {
-        "task": "agents.check_sessions_for_followups",
-        "schedule": "every 15 minutes",
-        "description": "Follow up once on sessions silent past AGENT_FOLLOWUP_AFTER.",
     },
 }
 
@@ -84,11 +65,4 @@ def seed_demo_agents() -> list[str]:
             params={"agent": DEMO_POSTER_SLUG, "topic": "technology news"},
         )
         created.append(f"periodic task '{DEMO_POST_SCHEDULE}'")
-    existing = set(
-        PeriodicTask.objects.filter(name__in=SESSION_UPKEEP).values_list("name", flat=True)
-    )
-    for name, arguments in SESSION_UPKEEP.items():
-        if name not in existing:
-            schedule_create(name=name, source=Source.SYSTEM, **arguments)
-            created.append(f"periodic task '{name}'")
     return created

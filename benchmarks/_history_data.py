@@ -473,7 +473,9 @@ def _people_and_objects(loaded: Loaded, now: datetime) -> None:
     from agents.demo import seed_demo_agents
     from agents.models import Agent, Message, Session
     from agents.services import agent_create
-    from tournaments.demo import seed_demo_tournament, seed_tournament_schedules
+    from scheduler.schedules import declared_schedules
+    from scheduler.services import schedules_sync
+    from tournaments.demo import seed_demo_tournament
     from tournaments.models import Tournament
 
     user = get_user_model().objects.create_superuser(
@@ -481,7 +483,7 @@ def _people_and_objects(loaded: Loaded, now: datetime) -> None:
     )
     loaded.superuser_id = user.pk
     seed_demo_agents()
-    seed_tournament_schedules()
+    schedules_sync(declared_schedules(beat_schedule={}))
     seed_demo_tournament(now=now)
     with transaction.atomic():
         agents = list(Agent.objects.filter(kind=Agent.Kind.CHAT))

@@ -1,4 +1,5 @@
-"""System checks: every catalog entry is a registered Celery task with a usable schema."""
+"""System checks: every catalog entry is a registered Celery task with a usable schema, and every
+schedule declared in code can be read and runs a catalog task."""
 
 from __future__ import annotations
 
@@ -7,7 +8,8 @@ from typing import Any
 from django.core.checks import CheckMessage, Error, register
 
 from config.celery import app
-from scheduler.catalog import load_catalog
+from scheduler.catalog import CATALOG_EXISTING_DOCS, load_catalog
+from scheduler.schedules.declared import DeclarationError, declared_schedules
 
 
 @register()
@@ -33,3 +35,24 @@ def check_catalog(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
                 )
             )
     return errors
+
+
+@register()
+def check_declared_schedules(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Schedules declared in code (each app's upkeep.py, CELERY_BEAT_SCHEDULE) can be read and
+    run catalog tasks: a wrong one stops the process at start, it is not silently ignored."""
+    try:
+        declared = declared_schedules()
+    except DeclarationError as exc:
+        return [Error(str(exc), id="scheduler.E003")]
+    catalog = load_catalog()
+    return [
+        Error(
+            f"{item.origin}: {item.name!r}: task: {item.task!r} is not in the catalog",
+            hint=f"Declare it with @catalog_task or bring it in with catalog_existing "
+            f"({CATALOG_EXISTING_DOCS}).",
+            id="scheduler.E004",
+        )
+        for item in declared
+        if item.task not in catalog
+    ]

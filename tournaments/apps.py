@@ -12,9 +12,9 @@ class TournamentsConfig(AppConfig):
         from tournaments import retention  # noqa: F401
 
     def seed_demo(self) -> list[str]:
-        """The tournaments' periodic tasks and demo tournament `manage.py seed_demo` creates,
-        those that are missing."""
+        """The demo tournament `manage.py seed_demo` creates when it is missing (the periodic
+        upkeep is declared in tournaments/upkeep.py: `scheduler sync` creates it)."""
         # Function-level: the demo uses models, which the app registry loads after this module.
-        from tournaments.demo import seed_demo_tournament, seed_tournament_schedules
+        from tournaments.demo import seed_demo_tournament
 
-        return [*seed_tournament_schedules(), *seed_demo_tournament()]
+        return seed_demo_tournament()

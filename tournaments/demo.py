@@ -1,8 +1,7 @@
-"""The tournaments' periodic upkeep, and a demo tournament that is live as soon as the stack runs.
+"""A demo tournament that is live as soon as the stack runs (the periodic upkeep every
+installation needs is declared in tournaments/upkeep.py; `scheduler sync` creates it).
 
-`seed_tournament_schedules` creates the three periodic tasks every installation needs (the
-Agonus seed's table): transitions every minute, crash recovery every 2 minutes, rankings every
-30 seconds. `seed_demo_tournament` enters six rules traders, one per strategy, into a tournament
+`seed_demo_tournament` enters six rules traders, one per strategy, into a tournament
 live for the next DEMO_HOURS hours with a decision every DEMO_INTERVAL seconds, so that the
 leaderboard moves while a newcomer watches. Both create only what is missing.
 """
@@ -15,37 +14,11 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
-from django_celery_beat.models import PeriodicTask
 
 from agents.models import Agent
 from agents.services import agent_create
-from scheduler.models import Source
-from scheduler.services import schedule_create
 from tournaments.models import Tournament
 from tournaments.services import tournament_create, tournament_initialize_agents, tournament_start
-
-CHECK_TRANSITIONS_NAME = "tournaments: check transitions"
-RECOVER_CRASHED_NAME = "tournaments: recover crashed agents"
-UPDATE_RANKINGS_NAME = "tournaments: update rankings"
-
-# name -> schedule_create arguments
-TOURNAMENT_SCHEDULES: dict[str, dict[str, Any]] = {
-    CHECK_TRANSITIONS_NAME: {
-        "task": "tournaments.check_transitions",
-        "schedule": "every minute",
-        "description": "Start tournaments whose start came; end those whose end came.",
-    },
-    RECOVER_CRASHED_NAME: {
-        "task": "tournaments.recover_crashed_agents",
-        "schedule": "every 2 minutes",
-        "description": "Entries silent for 10 minutes in live tournaments: rebuilt and resumed.",
-    },
-    UPDATE_RANKINGS_NAME: {
-        "task": "tournaments.update_rankings",
-        "schedule": "every 30 seconds",
-        "description": "Equity at market prices, ranks and snapshots of every live tournament.",
-    },
-}
 
 DEMO_TOURNAMENT_NAME = "Demo cup"
 DEMO_HOURS = 6
@@ -73,20 +46,6 @@ DEMO_TRADERS: dict[str, tuple[str, str, dict[str, Any]]] = {
         {"strategy": "mean_reversion", "trade_fraction": 0.3},
     ),
 }
-
-
-@transaction.atomic
-def seed_tournament_schedules() -> list[str]:
-    """Create the tournaments' periodic tasks that are missing; never touch rows that exist."""
-    existing = set(
-        PeriodicTask.objects.filter(name__in=TOURNAMENT_SCHEDULES).values_list("name", flat=True)
-    )
-    created: list[str] = []
-    for name, arguments in TOURNAMENT_SCHEDULES.items():
-        if name not in existing:
-            schedule_create(name=name, source=Source.SYSTEM, **arguments)
-            created.append(f"periodic task '{name}'")
-    return created
 
 
 def demo_tournament_current(*, now: datetime | None = None) -> Tournament | None:

@@ -47,9 +47,10 @@ from redis.exceptions import RedisError
 from scheduler.beat.changes import CHANGES_CHANNEL, Changes
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.live.events import event_record_safely
-from scheduler.models import ScheduleOptions
+from scheduler.models import DeclaredState, ScheduleOptions
 from scheduler.protocol import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
 from scheduler.protocol import BEAT_LEADER_KEY as LEADER_KEY
+from scheduler.schedules.declared import DeclarationError, declared_schedules, unsynced
 from scheduler.schedules.policies import MisfirePolicy
 
 logger = logging.getLogger(__name__)
@@ -383,6 +384,38 @@ class TickStats:
     published_ids: list[str] = field(default_factory=list)
 
 
+def warn_unsynced_declarations() -> dict[str, str]:
+    """Log a warning naming each schedule declared in code whose periodic task differs from the
+    declaration (`manage.py scheduler sync` makes them match); what was found."""
+    try:
+        declared = declared_schedules()
+    except DeclarationError as exc:
+        logger.error("the schedules declared in code cannot be read: %s", exc)
+        return {}
+    names = [item.name for item in declared]
+    rows = {
+        row.name: row
+        for row in PeriodicTask.objects.filter(name__in=names).select_related(
+            "options", "interval", "crontab", "clocked", "solar"
+        )
+    }
+    synced = dict(
+        DeclaredState.objects.filter(periodic_task__name__in=names).values_list(
+            "periodic_task__name", "fields"
+        )
+    )
+    found = unsynced(declared, rows, synced)
+    if found:
+        listed = "; ".join(f"{name!r}: {why}" for name, why in sorted(found.items()))
+        logger.warning(
+            "%d schedule(s) declared in code differ from the database (run `manage.py "
+            "scheduler sync`, --dry-run to see how): %s",
+            len(found),
+            listed,
+        )
+    return found
+
+
 class DatabaseScheduler(Scheduler):
     """Celery beat scheduler over the django-celery-beat tables (docs/architecture.md, "Beat")."""
 
@@ -415,7 +448,9 @@ class DatabaseScheduler(Scheduler):
     # Celery's Scheduler API ----------------------------------------------------------------
 
     def setup_schedule(self) -> None:
-        pass  # loaded when this beat first leads: a standby holds nothing
+        # The rows are loaded when this beat first leads (a standby holds nothing); what code
+        # declares is compared with them once, at start.
+        warn_unsynced_declarations()
 
     @property
     def schedule(self) -> dict[str, Any]:  # type: ignore[override]

@@ -324,6 +324,17 @@ class _LineWriter(io.TextIOBase):
             self._partial = ""
 
 
+def sync_schedules(say: Callable[[str], None]) -> None:
+    """Create the upkeep every app declares (`manage.py scheduler sync`), saying its lines; a
+    drift staff made is reported, not undone."""
+    out = _LineWriter(say)
+    try:
+        call_command("scheduler", "sync", stdout=out)
+    finally:
+        out.flush()
+        connections.close_all()
+
+
 def seed_demo(say: Callable[[str], None]) -> None:
     """Load the demo data (`manage.py seed_demo`), saying its lines."""
     out = _LineWriter(say)
@@ -342,6 +353,9 @@ def build_specs(options: StackOptions, paths: StackPaths) -> list[ProcessSpec | 
     specs: list[ProcessSpec | Step] = []
     if settings.EMBEDDED_REDIS and "redis" in options.only:
         specs.append(_redis_spec(paths, env=env))
+    if options.only & {"web", "worker", "beat"}:
+        # After Redis (the changes go out live) and before beat, which runs them.
+        specs.append(Step(name="sync", run=sync_schedules))
     if options.seed_demo:
         # After Redis (the demo's changes go out live) and before what reads them.
         specs.append(Step(name="seed", run=seed_demo))

@@ -8,7 +8,12 @@ its names; other apps import from here.
 
 from __future__ import annotations
 
-from scheduler.schedules.declared import DeclarationError, DeclaredSchedule
+from scheduler.schedules.declared import (
+    DeclarationError,
+    DeclaredSchedule,
+    app_declarations,
+    declared_schedules,
+)
 from scheduler.schedules.parsing import (
     CrontabSpec,
     IntervalSpec,
@@ -40,7 +45,9 @@ __all__ = [
     "Period",
     "Preview",
     "ScheduleParseError",
+    "app_declarations",
     "crontab_spec_of",
+    "declared_schedules",
     "describe_crontab",
     "describe_interval",
     "format_run",

@@ -94,10 +94,12 @@ def _origin_of(module: Any) -> str:
         return module.__name__
 
 
-def app_declarations() -> list[DeclaredSchedule]:
-    """Every installed app's `upkeep.SCHEDULES`, in INSTALLED_APPS order."""
+def app_declarations(*, only: str | None = None) -> list[DeclaredSchedule]:
+    """Every installed app's `upkeep.SCHEDULES`, in INSTALLED_APPS order (`only`: one app's)."""
     found: list[DeclaredSchedule] = []
     for config in apps.get_app_configs():
+        if only is not None and config.label != only:
+            continue
         name = f"{config.name}.upkeep"
         if importlib.util.find_spec(name) is None:
             continue
@@ -239,3 +241,32 @@ def differences(
         else:
             drift[name] = (have, want)
     return Differences(from_code=from_code, drift=drift)
+
+
+# Compared without the catalog (beat does not read it): the services fill in parameter
+# defaults and the task's queue, so those two are compared with what the last sync applied only.
+_AS_WRITTEN = tuple(name for name in DECLARED_FIELDS if name not in ("params", "queue"))
+
+
+def unsynced(
+    declared: Iterable[DeclaredSchedule],
+    rows: Mapping[str, PeriodicTask],
+    synced: Mapping[str, Mapping[str, Any]],
+) -> dict[str, str]:
+    """name -> why its periodic task differs from what code declares: missing, not synced since
+    the declaration changed, or changed by staff since the last sync (`synced`: name -> the
+    declaration the last sync applied). What beat warns about at start."""
+    found: dict[str, str] = {}
+    for item in declared:
+        row, last = rows.get(item.name), synced.get(item.name)
+        if row is None:
+            found[item.name] = "missing"
+        elif last is None:
+            found[item.name] = "never synced"
+        elif any(
+            last.get(name) != value for name, value in item.fields().items() if name in _AS_WRITTEN
+        ):
+            found[item.name] = "declaration changed since the last sync"
+        elif changed := [n for n, v in row_fields(row).items() if last.get(n) != v]:
+            found[item.name] = f"changed by staff: {', '.join(changed)}"
+    return found

@@ -58,9 +58,14 @@ def schedules_sync(
     *,
     force: bool = False,
     dry_run: bool = False,
+    prune: bool = True,
     actor: User = None,
 ) -> SyncReport:
-    """Compare every declaration with its periodic task and, unless `dry_run`, apply the plan."""
+    """Compare every declaration with its periodic task and, unless `dry_run`, apply the plan.
+
+    `prune`: `declarations` are all there are, so a periodic task declared before and not now
+    is disabled; False for a part of them (one app's).
+    """
     declared = list(declarations)
     rows = {
         row.name: row
@@ -85,7 +90,8 @@ def schedules_sync(
         if not dry_run:
             _apply(change, item, actor=actor)
         changes.append(change)
-    changes.extend(_removed({d.name for d in declared}, dry_run=dry_run, actor=actor))
+    if prune:
+        changes.extend(_removed({d.name for d in declared}, dry_run=dry_run, actor=actor))
     if not dry_run:
         _remember(normalized, changes)
     return SyncReport(changes=changes, unchanged=unchanged)

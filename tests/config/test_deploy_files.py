@@ -28,6 +28,8 @@ def test_the_procfile_runs_web_worker_and_beat_on_our_entry_points():
     assert processes["beat"].startswith("celery -A config beat")
     assert "--scheduler scheduler.beat:DatabaseScheduler" in processes["beat"]
     assert "migrate" in processes["release"]
+    # The declared upkeep, after the schema and before the processes start (issue 17).
+    assert processes["release"].index("migrate") < processes["release"].index("scheduler sync")
 
 
 def test_the_systemd_units_start_our_entry_points():
@@ -44,13 +46,23 @@ def test_the_systemd_units_start_our_entry_points():
         "--scheduler scheduler.beat:DatabaseScheduler"
         in exec_starts["agent-scheduler-beat.service"]
     )
+    beat = units["agent-scheduler-beat.service"]
+    assert re.search(r"^ExecStartPre=\S+python manage.py scheduler sync$", beat, re.M)
+    assert "agent-scheduler-web.service" in re.search(r"^After=(.+)$", beat, re.M).group(1)  # type: ignore[union-attr]
 
 
 def test_the_compose_file_has_every_service_and_one_image_for_the_app():
     compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
     services = compose["services"]
 
-    assert set(services) == {"redis", "postgres", "web", "worker", "beat", "flower"}
+    assert set(services) == {"redis", "postgres", "migrate", "web", "worker", "beat", "flower"}
+    assert services["migrate"]["command"] == (
+        'sh -c "python manage.py migrate --noinput && python manage.py scheduler sync"'
+    )
+    for name in ("web", "worker", "beat"):
+        assert services[name]["depends_on"] == {
+            "migrate": {"condition": "service_completed_successfully"}
+        }
     assert f"-Q {ALL_QUEUES}" in services["worker"]["command"]
     for name in ("web", "worker", "beat"):
         assert services[name]["build"]["dockerfile"] == "deploy/Dockerfile"

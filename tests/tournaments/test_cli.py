@@ -19,8 +19,8 @@ from agents.services import agent_create
 from scheduler.models import AuditEntry
 from tests.processes import child_env, run_manage
 from tournaments import services
-from tournaments.demo import TOURNAMENT_SCHEDULES
 from tournaments.models import Entry, EquitySnapshot, Tournament
+from tournaments.upkeep import SCHEDULES as TOURNAMENT_UPKEEP
 
 NOW = datetime(2026, 6, 1, 9, 0, tzinfo=UTC)
 
@@ -443,7 +443,9 @@ def test_setup_creates_the_periodic_tasks_once():
     second = tournament("setup")
 
     tasks = dict(
-        PeriodicTask.objects.filter(name__in=TOURNAMENT_SCHEDULES).values_list("task", "enabled")
+        PeriodicTask.objects.filter(name__in=[d.name for d in TOURNAMENT_UPKEEP]).values_list(
+            "task", "enabled"
+        )
     )
     assert tasks == {
         "tournaments.check_transitions": True,

@@ -19,6 +19,7 @@ from typing import Any
 import psutil
 import pytest
 import redis
+from django_celery_beat.models import PeriodicTask
 
 from agents.models import Agent
 from scheduler.devstack.supervisor import ProcessSpec
@@ -114,6 +115,10 @@ def test_it_serves_the_admin_and_exits_nonzero_naming_a_worker_that_died(stack_e
         assert not [line for line in lines if "Redis is not running" in line]
         seeded = _index(lines, "seed   | Created tournament 'Demo cup'")
         assert _index(lines, "redis  | ") < seeded < _index(lines, "web    | ")
+        # The upkeep every app declares is synced first (issue 17), demo or not.
+        synced = _index(lines, "sync   | + created 'tournaments: check transitions'")
+        assert _index(lines, "redis  | ") < synced < seeded
+        assert PeriodicTask.objects.filter(name="tournaments: check transitions").exists()
         assert _index(lines, f"worker@{socket.gethostname()} ready.") < _index(
             lines, "stack  | all processes are up"
         )

@@ -271,3 +271,42 @@ def test_the_command_says_the_plan_and_exits_0_in_sync_1_with_changes_2_on_error
 
     assert _sync()[0] == 0
     assert _sync("--dry-run") == (0, "In sync: 6 declared schedule(s) in sync.\n")
+
+
+def test_beat_warns_at_start_naming_each_declared_schedule_that_differs(caplog, settings):
+    from scheduler.beat.scheduler import warn_unsynced_declarations
+
+    with caplog.at_level("WARNING", logger="scheduler.beat.scheduler"):
+        missing = warn_unsynced_declarations()
+    assert missing["tournaments: check transitions"] == "missing"
+    assert "run `manage.py scheduler sync`" in caplog.text
+
+    call_command("scheduler", "sync", stdout=StringIO())
+    caplog.clear()
+    assert warn_unsynced_declarations() == {}
+    assert caplog.text == ""
+
+    schedule_update(
+        name="tournaments: check transitions", schedule="every 2 minutes", source=Source.ADMIN
+    )
+    with caplog.at_level("WARNING", logger="scheduler.beat.scheduler"):
+        drifted = warn_unsynced_declarations()
+    assert drifted == {"tournaments: check transitions": "changed by staff: schedule"}
+    assert "'tournaments: check transitions': changed by staff: schedule" in caplog.text
+
+
+def test_a_declaration_outside_the_catalog_stops_the_process_at_start(monkeypatch):
+    from django.core.checks import run_checks
+
+    from config.celery import app
+
+    monkeypatch.setitem(
+        app.conf, "beat_schedule", {"invoices": {"task": "billing.send_invoices", "schedule": 60}}
+    )
+
+    errors = [message for message in run_checks() if message.id == "scheduler.E004"]
+
+    assert [message.msg for message in errors] == [
+        "settings.CELERY_BEAT_SCHEDULE: 'invoices': task: 'billing.send_invoices' is not in "
+        "the catalog"
+    ]

@@ -30,9 +30,9 @@ from django.utils import timezone
 from agents.models import Agent
 from scheduler.cli import VerbCommand, Verbs
 from scheduler.cli import output as out
-from scheduler.schedules import schedule_describe
+from scheduler.schedules import app_declarations, schedule_describe
+from scheduler.services import schedules_sync
 from tournaments import selectors, services
-from tournaments.demo import seed_tournament_schedules
 from tournaments.models import Decision, Entry, Tournament, Trade
 from tournaments.services import TournamentError
 from tournaments.strategies import STRATEGIES
@@ -186,11 +186,19 @@ class Command(VerbCommand):
         )
 
     def _setup(self, options: dict[str, Any]) -> None:
-        created = seed_tournament_schedules()
-        for item in created:
-            self._print(f"Created {item}")
-        if not created:
+        """The tournaments' declared upkeep (tournaments/upkeep.py), synced alone: what
+        `scheduler sync` does for every app."""
+        report = schedules_sync(app_declarations(only="tournaments"), prune=False)
+        if report.in_sync:
             self._print("The tournaments' periodic tasks exist already: nothing to do.")
+            return
+        for change in report.changes:
+            if change.action == "create" and change.applied:
+                self._print(f"Created periodic task '{change.name}'")
+            else:
+                self._print(f"{change.name!r}: {change.action} {change.message}".rstrip())
+        if report.errors:
+            raise CommandError(f"{len(report.errors)} periodic task(s) failed")
 
     # --- reads -----------------------------------------------------------------------------------
 
