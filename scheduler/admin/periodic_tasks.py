@@ -41,7 +41,8 @@ from scheduler.admin.run_now import RunNowMixin
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.core.json_input import MalformedJSON, read_json
 from scheduler.core.masking import masked
-from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, Source
+from scheduler.models import AuditEntry, DeclaredState, ScheduleOptions, ScheduleState, Source
+from scheduler.schedules.declared import drifted_fields
 from scheduler.schedules.parsing import ScheduleParseError, zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.schedules.preview import Preview, format_run, periodic_task_preview
@@ -54,6 +55,7 @@ from scheduler.services import (
     schedule_parse,
     schedule_save,
     schedule_set_enabled_bulk,
+    schedules_reset_to_code,
     task_validate,
 )
 
@@ -367,7 +369,13 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
         "next_run",
     )
     list_display_links: AdminOption = ("name_and_task",)
-    actions: AdminOption = ("enable_tasks", "disable_tasks", "toggle_tasks", "run_now")
+    actions: AdminOption = (
+        "enable_tasks",
+        "disable_tasks",
+        "toggle_tasks",
+        "run_now",
+        "reset_to_code",
+    )
     fieldsets: ClassVar[AdminOption] = (
         (
             None,
@@ -415,7 +423,7 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
         (
             "History",
             {
-                "fields": ("last_run", "run_history", "audit_trail"),
+                "fields": ("declared_in_code", "last_run", "run_history", "audit_trail"),
                 "classes": ("extrapretty", "wide"),
             },
         ),
@@ -427,6 +435,7 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
         "last_run",
         "run_history",
         "audit_trail",
+        "declared_in_code",
     )
 
     def get_fieldsets(self, request: HttpRequest, obj: PeriodicTask | None = None) -> Any:
@@ -449,7 +458,7 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
         # results are stored): a primary-key lookup per row, never a search of the history.
         state = ScheduleState.objects.filter(periodic_task_name=OuterRef("name"))
         queryset: QuerySet[PeriodicTask] = super().get_queryset(request)
-        return queryset.select_related("options").annotate(
+        return queryset.select_related("options", "declared").annotate(
             last_status=Subquery(state.values("status")[:1]),
             last_started=Subquery(state.values("started_at")[:1]),
             last_done=Subquery(state.values("done_at")[:1]),
@@ -592,12 +601,64 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
     def name_and_task(self, obj: PeriodicTask) -> str:
         outside = obj.task not in load_catalog()
         return format_html(
-            '{}<span class="scheduler-sub{}">{}{}</span>',
+            '{}<span class="scheduler-sub{}">{}{}</span>{}',
             obj.name,
             " scheduler-outside" if outside else "",
             obj.task,
             f" — {OUTSIDE_CATALOG}" if outside else "",
+            self._declared_note(obj),
         )
+
+    def _declared_note(self, obj: PeriodicTask) -> str:
+        """ "defined in code: <file>", and the fields staff changed since the last sync."""
+        try:
+            state: DeclaredState = obj.declared
+        except DeclaredState.DoesNotExist:
+            return ""
+        drift = drifted_fields(obj, state.fields)
+        return format_html(
+            '<span class="scheduler-sub scheduler-declared">defined in code: {}{}</span>',
+            state.origin,
+            f" — changed here: {', '.join(drift)}" if drift else "",
+        )
+
+    @admin.display(description="Defined in code")
+    def declared_in_code(self, obj: PeriodicTask) -> str:
+        try:
+            state: DeclaredState = obj.declared
+        except DeclaredState.DoesNotExist:
+            return "no: made here or from the API/CLI; sync leaves it alone"
+        drift = drifted_fields(obj, state.fields)
+        if not drift:
+            return format_html("{}: in step with the code", state.origin)
+        rows = format_html_join(
+            "", "<li>{}: {} here, {} in code</li>", ((n, h, c) for n, (h, c) in drift.items())
+        )
+        return format_html(
+            "{}: changed here since the last sync (kept by <code>scheduler sync</code>; the "
+            '"Reset to code" action puts it back)<ul>{}</ul>',
+            state.origin,
+            rows,
+        )
+
+    @admin.action(description="Reset selected to code (declared schedules)", permissions=["change"])
+    def reset_to_code(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        names = list(queryset.filter(declared__isnull=False).values_list("name", flat=True))
+        if not names:
+            self.message_user(
+                request, "None of the selected tasks is declared in code.", messages.WARNING
+            )
+            return
+        report = schedules_reset_to_code(names=names, actor=request.user, source=Source.ADMIN)
+        for error in report.errors:
+            self.message_user(
+                request, f"{error.name} was not reset: {error.message}", messages.ERROR
+            )
+        reset = [c.name for c in report.changes if c.applied]
+        if reset:
+            self.message_user(request, f"Reset to code: {', '.join(reset)}.", messages.SUCCESS)
+        elif not report.errors:
+            self.message_user(request, "Already as the code declares them.", messages.INFO)
 
     @admin.display(description="On", boolean=True, ordering="enabled")
     def is_enabled(self, obj: PeriodicTask) -> bool:

@@ -24,7 +24,8 @@ from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.core.formatting import result_duration
 from scheduler.core.masking import masked, masked_text
 from scheduler.live.events import event_level
-from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
+from scheduler.models import AuditEntry, DeclaredState, ScheduleOptions, TaskEvent
+from scheduler.schedules.declared import drifted_fields
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.services import ScheduleError, stored_kwargs
 
@@ -181,12 +182,36 @@ def periodic_task_as_dict(
             overlap_resolved(periodic_task.task, options.overlap if options else None).value
         ),
         "misfire": options.misfire if options is not None else str(MisfirePolicy.RUN_ONCE),
+        **declared_as_dict(periodic_task),
         "one_off": periodic_task.one_off,
         "last_run_at": iso(periodic_task.last_run_at),
         "total_run_count": periodic_task.total_run_count,
         "date_changed": iso(periodic_task.date_changed),
         "next_runs": [run.isoformat() for run in next_runs],
     }
+
+
+def declared_as_dict(periodic_task: PeriodicTask) -> dict[str, Any]:
+    """Where code declares it (or None), and field -> {database, code} for what staff changed
+    since the last `scheduler sync`."""
+    try:
+        state: DeclaredState = periodic_task.declared
+    except DeclaredState.DoesNotExist:
+        return {"declared_in": None, "drift": {}}
+    drift = drifted_fields(periodic_task, state.fields)
+    return {
+        "declared_in": state.origin,
+        "drift": {name: {"database": have, "code": want} for name, (have, want) in drift.items()},
+    }
+
+
+def declared_label(periodic_task: PeriodicTask) -> str:
+    """'tournaments/upkeep.py', '... (drift: schedule)', or '' when code does not declare it."""
+    declared = declared_as_dict(periodic_task)
+    if declared["declared_in"] is None:
+        return ""
+    drift = f" (drift: {', '.join(declared['drift'])})" if declared["drift"] else ""
+    return f"{declared['declared_in']}{drift}"
 
 
 def audit_as_dict(entry: AuditEntry) -> dict[str, Any]:

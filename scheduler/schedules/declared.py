@@ -153,7 +153,7 @@ def _phrase(name: str, schedule: Any) -> str:
     if isinstance(schedule, celery_schedules.schedule) and not isinstance(
         schedule, celery_schedules.crontab
     ):
-        schedule = schedule.run_every
+        schedule = getattr(schedule, "run_every", schedule)  # celery.schedules.schedule(timedelta)
     if isinstance(schedule, timedelta):
         schedule = schedule.total_seconds()
     if isinstance(schedule, int | float) and not isinstance(schedule, bool):
@@ -270,3 +270,13 @@ def unsynced(
         elif changed := [n for n, v in row_fields(row).items() if last.get(n) != v]:
             found[item.name] = f"changed by staff: {', '.join(changed)}"
     return found
+
+
+def drifted_fields(row: PeriodicTask, last: Mapping[str, Any]) -> dict[str, tuple[Any, Any]]:
+    """field -> (in the database, as the last sync applied it) for each field staff changed
+    since (`last`: the declaration the last sync applied, normalized as stored)."""
+    return {
+        name: (value, last.get(name))
+        for name, value in row_fields(row).items()
+        if name in last and last[name] != value
+    }

@@ -30,7 +30,7 @@ logger = logging.getLogger(__name__)
 def periodic_tasks_listed(*, enabled: bool | None = None) -> QuerySet[PeriodicTask]:
     """Periodic tasks by name with what listing them needs; all, or only enabled/disabled."""
     queryset = PeriodicTask.objects.select_related(
-        "interval", "crontab", "clocked", "solar", "options"
+        "interval", "crontab", "clocked", "solar", "options", "declared"
     ).order_by("name")
     if enabled is not None:
         queryset = queryset.filter(enabled=enabled)

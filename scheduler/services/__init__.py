@@ -11,7 +11,12 @@ from scheduler.services.accounts import (
     CreatedSuperuser,
     superuser_ensure,
 )
-from scheduler.services.declared import SyncChange, SyncReport, schedules_sync
+from scheduler.services.declared import (
+    SyncChange,
+    SyncReport,
+    schedules_reset_to_code,
+    schedules_sync,
+)
 from scheduler.services.enqueue import (
     task_queue,
     task_run_with_retries,
@@ -93,6 +98,7 @@ __all__ = [
     "schedule_save",
     "schedule_set_enabled_bulk",
     "schedule_update",
+    "schedules_reset_to_code",
     "schedules_sync",
     "stored_kwargs",
     "superuser_ensure",

@@ -16,7 +16,12 @@ from django.db import transaction
 from django_celery_beat.models import PeriodicTask
 
 from scheduler.models import DeclaredState, Source
-from scheduler.schedules.declared import DeclaredSchedule, differences, row_fields
+from scheduler.schedules.declared import (
+    DeclaredSchedule,
+    declared_schedules,
+    differences,
+    row_fields,
+)
 from scheduler.services.errors import ScheduleError, ScheduleNotFound, User
 from scheduler.services.runs import task_validate
 from scheduler.services.schedules import schedule_create, schedule_disable, schedule_update
@@ -60,6 +65,7 @@ def schedules_sync(
     dry_run: bool = False,
     prune: bool = True,
     actor: User = None,
+    source: str = Source.CODE,
 ) -> SyncReport:
     """Compare every declaration with its periodic task and, unless `dry_run`, apply the plan.
 
@@ -88,7 +94,7 @@ def schedules_sync(
             unchanged += 1
             continue
         if not dry_run:
-            _apply(change, item, actor=actor)
+            _apply(change, item, actor=actor, source=source)
         changes.append(change)
     if prune:
         changes.extend(_removed({d.name for d in declared}, dry_run=dry_run, actor=actor))
@@ -106,7 +112,7 @@ def _normalized(item: DeclaredSchedule) -> DeclaredSchedule:
 
 def _last_synced(row: PeriodicTask) -> dict[str, Any] | None:
     try:
-        state: DeclaredState = row.declared  # type: ignore[attr-defined]
+        state: DeclaredState = row.declared
     except DeclaredState.DoesNotExist:
         return None
     return dict(state.fields)
@@ -134,22 +140,22 @@ def _drift_note(drift: dict[str, tuple[Any, Any]]) -> str:
     return f"changed by staff, kept (--force or reset to code applies the code): {', '.join(drift)}"
 
 
-def _apply(change: SyncChange, item: DeclaredSchedule, *, actor: User) -> None:
+def _apply(change: SyncChange, item: DeclaredSchedule, *, actor: User, source: str) -> None:
     if change.action == DRIFT:
         return
     try:
         with transaction.atomic():
             if change.action == CREATE:
-                _create(item, actor=actor)
+                _create(item, actor=actor, source=source)
             else:
-                _update(item, list(change.fields), actor=actor)
+                _update(item, list(change.fields), actor=actor, source=source)
     except (ScheduleError, ScheduleNotFound) as exc:
         change.action, change.message = ERROR, str(exc)
         return
     change.applied = True
 
 
-def _create(item: DeclaredSchedule, *, actor: User) -> None:
+def _create(item: DeclaredSchedule, *, actor: User, source: str) -> None:
     schedule_create(
         name=item.name,
         task=item.task,
@@ -162,7 +168,7 @@ def _create(item: DeclaredSchedule, *, actor: User) -> None:
         misfire=item.misfire,
         enabled=item.enabled,
         actor=actor,
-        source=Source.CODE,
+        source=source,
     )
 
 
@@ -170,13 +176,13 @@ def _create(item: DeclaredSchedule, *, actor: User) -> None:
 _ARGUMENTS = {"timezone": "tz"}
 
 
-def _update(item: DeclaredSchedule, names: list[str], *, actor: User) -> None:
+def _update(item: DeclaredSchedule, names: list[str], *, actor: User, source: str) -> None:
     values = item.fields()
     arguments = {_ARGUMENTS.get(name, name): values[name] for name in names}
     if "schedule" in arguments or "tz" in arguments:
         # A phrase is read in its zone: both go together.
         arguments.update(schedule=item.schedule, tz=item.timezone)
-    schedule_update(name=item.name, actor=actor, source=Source.CODE, **arguments)
+    schedule_update(name=item.name, actor=actor, source=source, **arguments)
 
 
 def _removed(declared: set[str], *, dry_run: bool, actor: User) -> list[SyncChange]:
@@ -215,3 +221,13 @@ def _remember(declared: list[DeclaredSchedule], changes: list[SyncChange]) -> No
             periodic_task_id=rows[item.name],
             defaults={"origin": item.origin, "fields": item.fields()},
         )
+
+
+def schedules_reset_to_code(
+    *, names: Iterable[str], actor: User = None, source: str = Source.ADMIN
+) -> SyncReport:
+    """Put the named periodic tasks back as code declares them ("reset to code": what staff
+    changed is overwritten, audited as theirs). Names not declared in code are left alone."""
+    wanted = set(names)
+    declared = [item for item in declared_schedules() if item.name in wanted]
+    return schedules_sync(declared, force=True, prune=False, actor=actor, source=source)

@@ -186,7 +186,7 @@ class Command(VerbCommand):
             return
         self._print(
             out.table(
-                ("NAME", "ENABLED", "TASK", "SCHEDULE", "NEXT RUN", "LAST RUN", "RUNS"),
+                ("NAME", "ENABLED", "TASK", "SCHEDULE", "NEXT RUN", "LAST RUN", "RUNS", "IN CODE"),
                 (
                     (
                         task.name,
@@ -196,6 +196,7 @@ class Command(VerbCommand):
                         out.when(runs[0], _zone_of(task)) if runs else None,
                         out.when(task.last_run_at, _zone_of(task)),
                         task.total_run_count,
+                        out.declared_label(task),
                     )
                     for task, description, runs in rows
                 ),

@@ -38,6 +38,8 @@ SCHEDULE_FIELDS = {
     "overlap_effective",
     "in_catalog",
     "misfire",
+    "declared_in",
+    "drift",
     "next_run",
     "last_run_at",
     "total_run_count",

@@ -310,3 +310,63 @@ def test_a_declaration_outside_the_catalog_stops_the_process_at_start(monkeypatc
         "settings.CELERY_BEAT_SCHEDULE: 'invoices': task: 'billing.send_invoices' is not in "
         "the catalog"
     ]
+
+
+# --- drift you can see ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def drifted() -> PeriodicTask:
+    """The tournaments' transitions, synced from code, then edited by staff in the admin."""
+    call_command("scheduler", "sync", stdout=StringIO())
+    schedule_update(
+        name="tournaments: check transitions", schedule="every 2 minutes", source=Source.ADMIN
+    )
+    return PeriodicTask.objects.get(name="tournaments: check transitions")
+
+
+def test_the_admin_marks_declared_schedules_shows_the_drift_and_resets_to_code(admin, drifted):
+    from django.urls import reverse
+
+    listed = admin.get(reverse("admin:django_celery_beat_periodictask_changelist")).content.decode()
+    assert "defined in code: tournaments/upkeep.py — changed here: schedule" in listed
+    change = admin.get(
+        reverse("admin:django_celery_beat_periodictask_change", args=[drifted.pk])
+    ).content.decode()
+    assert "schedule: every 2 minutes here, every minute in code" in change
+
+    response = admin.post(
+        reverse("admin:django_celery_beat_periodictask_changelist"),
+        {"action": "reset_to_code", "_selected_action": [drifted.pk]},
+        follow=True,
+    )
+
+    assert "Reset to code: tournaments: check transitions." in response.content.decode()
+    assert row_fields(PeriodicTask.objects.get(pk=drifted.pk))["schedule"] == "every minute"
+    entry = AuditEntry.objects.filter(periodic_task_name=drifted.name).first()
+    assert entry is not None
+    assert (entry.action, entry.source, entry.actor is not None) == (
+        AuditEntry.Action.UPDATED,
+        Source.ADMIN,
+        True,
+    )
+
+
+def test_the_api_and_the_cli_show_where_a_schedule_is_declared_and_its_drift(drifted):
+    import json
+
+    from tests.clients import api_client, response_json
+    from tests.factories import user_with
+
+    body = response_json(api_client(user_with(superuser=True)).get(f"/api/schedules/{drifted.pk}/"))
+    assert body["declared_in"] == "tournaments/upkeep.py"
+    assert body["drift"] == {"schedule": {"database": "every 2 minutes", "code": "every minute"}}
+
+    out = StringIO()
+    call_command("scheduler", "list", "--json", stdout=out)
+    shown = {row["name"]: row for row in json.loads(out.getvalue())}
+    assert shown[drifted.name]["declared_in"] == "tournaments/upkeep.py"
+    assert list(shown[drifted.name]["drift"]) == ["schedule"]
+    table = StringIO()
+    call_command("scheduler", "list", stdout=table)
+    assert "tournaments/upkeep.py (drift: schedule)" in table.getvalue()
