@@ -20,7 +20,11 @@ from scheduler.selectors.events import (
     tasks_in_flight_since,
 )
 from scheduler.selectors.results import task_failures
-from scheduler.selectors.schedules import periodic_tasks_dashboard, upcoming_runs
+from scheduler.selectors.schedules import (
+    declared_drift_count,
+    periodic_tasks_dashboard,
+    upcoming_runs,
+)
 
 
 def workers_and_queues(*, window: float | None = None) -> dict[str, Any]:
@@ -82,6 +86,8 @@ def dashboard_summary(*, now: datetime | None = None) -> dict[str, Any]:
         "in_flight": tasks_in_flight_since(since, pending=pending),
         "throughput": task_throughput(now=now),
         "periodic": periodic_tasks_dashboard(now=now),
+        # Declared schedules staff changed since the last sync: one query per declaration row.
+        "declared_drift": declared_drift_count(),
         "upcoming": upcoming_runs(now=now),
         "failures": task_failures(),
         "cluster": workers_and_queues(),

@@ -17,8 +17,9 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from scheduler.catalog import load_catalog
-from scheduler.models import AuditEntry
+from scheduler.models import AuditEntry, DeclaredState
 from scheduler.protocol import FINISHED_STATES
+from scheduler.schedules.declared import drifted_fields
 from scheduler.schedules.rows import periodic_task_next_runs, schedule_describe
 from scheduler.selectors.events import percentile
 
@@ -224,6 +225,19 @@ def periodic_tasks_dashboard(
         )
     total = len(tasks) if len(tasks) < limit else PeriodicTask.objects.count()
     return {"rows": rows, "total": total}
+
+
+def declared_drift_count() -> int:
+    """How many schedules declared in code staff changed since the last `scheduler sync`
+    (one row per declaration: a deployment declares dozens, not thousands)."""
+    states = DeclaredState.objects.select_related(
+        "periodic_task__options",
+        "periodic_task__interval",
+        "periodic_task__crontab",
+        "periodic_task__clocked",
+        "periodic_task__solar",
+    )
+    return sum(1 for state in states if drifted_fields(state.periodic_task, state.fields))
 
 
 def upcoming_runs(

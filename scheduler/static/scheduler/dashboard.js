@@ -37,7 +37,11 @@ function dashboard(config, initial) {
 
   const summary = summaryReader(config.summary_url, (data) => {
     counters.load(data);
-    renderPeriodic(data.periodic, { canChange: config.can_change, format: formats.dayTime });
+    renderPeriodic(data.periodic, {
+      canChange: config.can_change,
+      format: formats.dayTime,
+      declaredDrift: data.declared_drift,
+    });
     renderUpcoming(data.upcoming, formats);
     failures.render(data.failures);
     renderCluster(data.cluster, formats.time);

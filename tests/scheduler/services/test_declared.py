@@ -370,3 +370,15 @@ def test_the_api_and_the_cli_show_where_a_schedule_is_declared_and_its_drift(dri
     table = StringIO()
     call_command("scheduler", "list", stdout=table)
     assert "tournaments/upkeep.py (drift: schedule)" in table.getvalue()
+
+
+def test_the_dashboard_counts_the_declared_schedules_staff_changed(admin, drifted):
+    from scheduler import selectors
+
+    assert selectors.dashboard_summary()["declared_drift"] == 1
+    page = admin.get("/dashboard/").content.decode()
+    assert "1 changed here since declared in code" in page
+
+    schedules_sync([], prune=False)  # nothing declared here: nothing changes
+    call_command("scheduler", "sync", "--force", stdout=StringIO())
+    assert selectors.dashboard_summary()["declared_drift"] == 0

@@ -73,9 +73,10 @@ function periodicRow(task, { canChange, format }) {
 }
 
 /** `format`: the times' ("Wed 13:04"); `canChange`: whether to show the buttons. */
-export function renderPeriodic(periodic, { canChange, format }) {
+export function renderPeriodic(periodic, { canChange, format, declaredDrift = 0 }) {
   const body = $("#periodic-body");
-  $("#periodic-count").textContent = `${periodic.rows.length} of ${periodic.total}`;
+  const drifted = declaredDrift ? ` · ${declaredDrift} changed here since declared in code` : "";
+  $("#periodic-count").textContent = `${periodic.rows.length} of ${periodic.total}${drifted}`;
   if (!periodic.rows.length) {
     body.replaceChildren(el("tr", {}, el("td", { colspan: 9, class: "empty", text: EMPTY })));
     return;
