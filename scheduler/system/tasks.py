@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from typing import Annotated, Any
@@ -53,15 +54,25 @@ def sleep(seconds: float = 1.0) -> dict[str, Any]:
     return {"slept": round(time.monotonic() - started, 3)}
 
 
+class UnhealthyError(RuntimeError):
+    """The system is not healthy: raised so that the run is a FAILURE that history, metrics and
+    alerts see. One argument (Celery stores exceptions by their args): each failing check with
+    its detail, then the whole report as JSON."""
+
+
 @catalog_task(
     name="scheduler.health_check",
-    description="Check the database, Redis, workers and beat; the result is the report.",
+    description="Check the database, Redis, workers and beat; the result is the report, a "
+    "failure naming the failing checks when one fails.",
 )
 def health_check() -> dict[str, Any]:
     report = full_health_report()
     if not report.ok:
-        failing = ", ".join(name for name, check in report.checks.items() if not check.ok)
+        failing = "; ".join(
+            f"{name}: {check.detail}" for name, check in report.checks.items() if not check.ok
+        )
         logger.warning("health check: unhealthy (%s)", failing)
+        raise UnhealthyError(f"unhealthy: {failing}\n{json.dumps(report.as_dict(), default=str)}")
     return report.as_dict()
 
 

@@ -37,6 +37,7 @@ from scheduler.observability.worker_heartbeats import record_worker_seen
 from scheduler.system.backups import BackupError, backup_verify, backups_in
 from scheduler.system.notifications import NotificationError, NotificationRejected
 from scheduler.system.tasks import (
+    UnhealthyError,
     backup_database,
     cleanup_results,
     health_check,
@@ -124,14 +125,21 @@ def test_it_reports_database_redis_workers_and_beat_from_the_health_check_task(i
 
 
 @pytest.mark.django_db
-def test_it_reports_unhealthy_when_beat_is_down(isolated_prefix):
+def test_it_fails_naming_the_failing_checks_when_beat_is_down(isolated_prefix):
+    # A FAILURE, not a success holding "unhealthy": history, metrics and alerts see it (issue 17).
     record_worker_seen("w1@host")
 
-    report = health_check()
+    with pytest.raises(UnhealthyError) as raised:
+        health_check()
 
+    message = str(raised.value)
+    assert message.startswith("unhealthy: beat: ")
+    assert "database:" not in message.splitlines()[0]
+    report = json.loads(message.split("\n", 1)[1])
     assert report["status"] == "unhealthy"
     assert report["checks"]["beat"]["ok"] is False
     assert report["checks"]["database"]["ok"] is True
+    assert raised.value.args == (message,)  # one argument: Celery stores it as it is
 
 
 # --- backup_database -----------------------------------------------------------------------------
