@@ -400,13 +400,17 @@ SPECTACULAR_SETTINGS = {
 # session); empty turns token access off, leaving staff logins only.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
-# --- Security (production is DEBUG=false; tighten over HTTPS through the environment) ----------
-SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=False)
-CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=False)
-SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=False)
-SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0)
+# --- Security: with DEBUG=false, HTTPS only unless the environment opts out -------------------
+# `check --deploy` is clean with DEBUG=false, SECRET_KEY and ALLOWED_HOSTS alone (as
+# cookiecutter-django's production settings). Behind a TLS-terminating proxy set
+# SECURE_PROXY_SSL_HEADER=true; served over plain HTTP (a trial on localhost) turn each off
+# explicitly (deploy/docker-compose.yml does).
+SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
+CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
+SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)
+SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=0 if DEBUG else 31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = SECURE_HSTS_SECONDS > 0
-SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=False)
+SECURE_HSTS_PRELOAD = env.bool("SECURE_HSTS_PRELOAD", default=SECURE_HSTS_SECONDS > 0)
 if env.bool("SECURE_PROXY_SSL_HEADER", default=False):
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 

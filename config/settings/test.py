@@ -12,6 +12,10 @@ import uuid
 from pathlib import Path
 
 os.environ.setdefault("SECRET_KEY", "test-only-secret-key")
+# The tests (and the processes they start, which inherit this environment) talk plain HTTP.
+for _insecure in ("SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE", "SECURE_SSL_REDIRECT"):
+    os.environ.setdefault(_insecure, "false")
+os.environ.setdefault("SECURE_HSTS_SECONDS", "0")
 # Files of this run (embedded Redis socket, SQLite test database) live in one short path:
 # unix socket paths are limited to 107 bytes.
 if "TEST_RUN_DIR" not in os.environ:

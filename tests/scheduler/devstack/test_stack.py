@@ -305,7 +305,9 @@ def test_a_worker_is_ready_when_it_answers_not_at_its_first_heartbeat(var_dir):
 
     options = StackOptions(host="127.0.0.1", port=_free_port(), only=frozenset({"worker"}))
     paths = StackPaths(run_dir=var_dir, log_dir=var_dir, redis_dir=var_dir)
-    (worker,) = build_specs(options, paths)
+    # The declared upkeep is synced before the worker (issue 17), then the worker starts.
+    sync, worker = build_specs(options, paths)
+    assert sync.name == "sync"
     assert isinstance(worker, ProcessSpec)
     assert worker.ready is not None
     # What a starting worker does before it consumes anything: its first heartbeat.
