@@ -69,3 +69,16 @@ def test_the_compose_file_has_every_service_and_one_image_for_the_app():
         assert services[name]["environment"]["REDIS_URL"] == "redis://redis:6379/0"
     assert "--scheduler scheduler.beat:DatabaseScheduler" in services["beat"]["command"]
     assert (DEPLOY / "Dockerfile").exists()
+
+
+def test_the_image_has_the_postgresql_client_of_the_compose_server():
+    # scheduler.backup_database runs pg_dump and pg_restore; pg_dump refuses a newer server.
+    dockerfile = (DEPLOY / "Dockerfile").read_text()
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    server = compose["services"]["postgres"]["image"]
+
+    major = re.search(r"^ARG PG_MAJOR=(\d+)$", dockerfile, re.M)
+    assert major is not None
+    assert server == f"postgres:{major.group(1)}"
+    assert "postgresql-client-${PG_MAJOR}" in dockerfile
+    assert "sh -c" not in compose["services"]["web"]["command"]  # no migrate race: see migrate
