@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import argparse
 import math
+import sys
 import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -30,6 +32,7 @@ from scheduler import selectors
 from scheduler.catalog import load_catalog
 from scheduler.cli import VerbCommand, Verbs
 from scheduler.cli import output as out
+from scheduler.cli.schedule_files import ScheduleFileError, schedules_document, schedules_read
 from scheduler.cli.sync import sync_json, sync_lines
 from scheduler.core.redis_connection import describe_redis_url
 from scheduler.models import Source, TaskEvent
@@ -46,6 +49,7 @@ from scheduler.schedules.declared import DeclarationError, declared_schedules
 from scheduler.schedules.parsing import ScheduleParseError, parse_schedule, zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.schedules.rows import periodic_task_next_runs
+from scheduler.selectors.exports import schedules_exported
 from scheduler.services import (
     ScheduleError,
     ScheduleNotFound,
@@ -60,6 +64,7 @@ from scheduler.services import (
     task_enqueue,
 )
 from scheduler.services.declared import schedules_sync
+from scheduler.services.imports import schedules_import
 from scheduler.services.retention import RetentionRow, retention_overview
 from scheduler.worker.task_base import SKIPPED
 
@@ -290,6 +295,35 @@ class Command(VerbCommand):
             raise CommandError(f"{len(report.errors)} declared schedule(s) failed", returncode=2)
         if dry_run and not report.in_sync:
             raise CommandError(f"{len(report.changes)} change(s) to apply", returncode=1)
+
+    def _export(self, options: dict[str, Any]) -> None:
+        schedules, left_out = schedules_exported(match=options["match"])
+        self.stdout.write(schedules_document(schedules, format=options["format"]), ending="")
+        for note in left_out:
+            self.stderr.write(f"left out: {note}")
+
+    def _import(self, options: dict[str, Any]) -> None:
+        source = options["file"]
+        try:
+            text = sys.stdin.read() if source == "-" else Path(source).read_text()
+            entries = schedules_read(text, source=source)
+        except (OSError, UnicodeDecodeError, ScheduleFileError) as exc:
+            raise CommandError(out.one_line(str(exc)), returncode=2) from exc
+        report = schedules_import(
+            entries, prune=options["prune"], dry_run=options["dry_run"], source=Source.CLI
+        )
+        for error in report.errors:
+            self.stderr.write(error)
+        if report.errors:
+            raise CommandError(f"{len(report.errors)} error(s): nothing was applied", returncode=2)
+        verb = "would be " if options["dry_run"] else ""
+        for name in report.created:
+            self._print(f"+ {verb}created {name!r}")
+        for name, fields in report.updated.items():
+            self._print(f"~ {verb}updated {name!r}: {', '.join(fields)}")
+        for name in report.deleted:
+            self._print(f"- {verb}deleted {name!r}")
+        self._print(f"{len(report.unchanged)} unchanged.")
 
     # --- runs ------------------------------------------------------------------------------------
 
@@ -656,6 +690,23 @@ def _add_schedule_verbs(verbs: Verbs) -> None:
         "--force", action="store_true", help="also overwrite the fields staff changed (drift)"
     )
     sync.add_argument("--json", action="store_true", help="print JSON")
+
+    export = verbs.add_parser(
+        "export", help="write the schedules as a file (the shape of a declaration) to stdout"
+    )
+    export.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    export.add_argument("--match", metavar="PATTERN", help="only names matching ('agents: *')")
+    load = verbs.add_parser(
+        "import",
+        help="apply a file of schedules (as export writes it): all of it, or nothing on an error",
+    )
+    load.add_argument("file", help="the YAML or JSON file ('-': stdin)")
+    load.add_argument(
+        "--dry-run", action="store_true", help="say what would change, change nothing"
+    )
+    load.add_argument(
+        "--prune", action="store_true", help="also delete the periodic tasks the file does not name"
+    )
 
     run = verbs.add_parser("run", help="run a periodic task now, outside its schedule")
     run.add_argument("name")

@@ -1,0 +1,167 @@
+"""`manage.py scheduler import FILE`: apply schedules written as a file (the shape `scheduler
+export` writes) through the schedule services, all or nothing.
+
+Each entry creates its periodic task or updates the fields that differ; every entry is tried,
+so one run reports every error (with where it is in the file), and any error applies nothing.
+`prune` deletes the periodic tasks the file does not name (audited like every delete).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db import transaction
+from django_celery_beat.models import PeriodicTask
+
+from scheduler.core.masking import holds_mask
+from scheduler.models import Source
+from scheduler.schedules.declared import DECLARED_FIELDS, DeclaredSchedule, row_fields
+from scheduler.services.errors import ScheduleError, User
+from scheduler.services.schedules import schedule_create, schedule_delete, schedule_update
+
+_REQUIRED = ("name", "task", "schedule")
+_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "task": (str,),
+    "schedule": (str,),
+    "timezone": (str,),
+    "params": (dict,),
+    "queue": (str, type(None)),
+    "description": (str,),
+    "overlap": (str,),
+    "misfire": (str,),
+    "enabled": (bool,),
+}
+
+
+@dataclass(frozen=True)
+class ImportEntry:
+    """One schedule of the file, and where it is (`line 12`, `schedules[3]`) for messages."""
+
+    values: Mapping[str, Any]
+    where: str
+
+
+@dataclass
+class ImportReport:
+    created: list[str] = field(default_factory=list)
+    updated: dict[str, list[str]] = field(default_factory=dict)
+    deleted: list[str] = field(default_factory=list)
+    unchanged: list[str] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)
+    applied: bool = False
+
+
+class _RollBack(Exception):
+    pass
+
+
+def schedules_import(
+    entries: Iterable[ImportEntry],
+    *,
+    prune: bool = False,
+    dry_run: bool = False,
+    actor: User = None,
+    source: str = Source.CLI,
+) -> ImportReport:
+    """Apply every entry, or none of them when one is wrong (or on a dry run)."""
+    report = ImportReport()
+    entries = list(entries)
+    seen: dict[str, str] = {}
+    try:
+        with transaction.atomic():
+            for entry in entries:
+                item = _checked(entry, seen, report)
+                if item is not None:
+                    _apply(item, entry.where, report, actor=actor, source=source)
+            if prune:
+                for periodic_task in PeriodicTask.objects.exclude(name__in=seen).order_by("name"):
+                    schedule_delete(name=periodic_task.name, actor=actor, source=source)
+                    report.deleted.append(periodic_task.name)
+            if report.errors or dry_run:
+                raise _RollBack
+    except _RollBack:
+        return report
+    report.applied = True
+    return report
+
+
+def _checked(entry: ImportEntry, seen: dict[str, str], report: ImportReport) -> Any:
+    """The entry as a declaration, or None with its errors added to the report."""
+    values, where = entry.values, entry.where
+    if not isinstance(values, Mapping):
+        report.errors.append(f"{where}: a schedule is a mapping of its fields")
+        return None
+    errors = [f"{where}: {name}: missing" for name in _REQUIRED if name not in values]
+    for key, value in values.items():
+        if key not in _TYPES:
+            errors.append(f"{where}: {key}: unknown field (fields: {', '.join(_TYPES)})")
+        elif not isinstance(value, _TYPES[key]) or (key != "enabled" and isinstance(value, bool)):
+            errors.append(
+                f"{where}: {key}: {type(value).__name__} is not a {_TYPES[key][0].__name__}"
+            )
+    if holds_mask(values.get("params")):
+        errors.append(f"{where}: params: holds a masked secret (***): put the value back")
+    name = values.get("name")
+    if isinstance(name, str) and name in seen:
+        errors.append(f"{where}: name: {name!r} is in the file twice (first at {seen[name]})")
+    if isinstance(name, str):
+        seen.setdefault(name, where)
+    if errors:
+        report.errors.extend(errors)
+        return None
+    return DeclaredSchedule(**{key: values[key] for key in values})
+
+
+def _apply(
+    item: DeclaredSchedule, where: str, report: ImportReport, *, actor: User, source: str
+) -> None:
+    row = (
+        PeriodicTask.objects.select_related("options", "interval", "crontab", "clocked", "solar")
+        .filter(name=item.name)
+        .first()
+    )
+    try:
+        with transaction.atomic():
+            if row is None:
+                _create(item, actor=actor, source=source)
+                report.created.append(item.name)
+                return
+            wanted, current = item.fields(), row_fields(row)
+            changed = [name for name in DECLARED_FIELDS if wanted[name] != current[name]]
+            if not changed:
+                report.unchanged.append(item.name)
+                return
+            _update(item, changed, actor=actor, source=source)
+            report.updated[item.name] = changed
+    except ScheduleError as exc:
+        report.errors.extend(
+            f"{where}: {name}: {' '.join(messages)}" for name, messages in exc.errors.items()
+        )
+
+
+def _create(item: DeclaredSchedule, *, actor: User, source: str) -> None:
+    schedule_create(
+        name=item.name,
+        task=item.task,
+        schedule=item.schedule,
+        params=dict(item.params),
+        tz=item.timezone,
+        queue=item.queue,
+        description=item.description,
+        overlap=item.overlap,
+        misfire=item.misfire,
+        enabled=item.enabled,
+        actor=actor,
+        source=source,
+    )
+
+
+def _update(item: DeclaredSchedule, names: list[str], *, actor: User, source: str) -> None:
+    values = item.fields()
+    arguments = {("tz" if name == "timezone" else name): values[name] for name in names}
+    if "schedule" in arguments or "tz" in arguments:
+        arguments.update(schedule=item.schedule, tz=item.timezone)
+    schedule_update(name=item.name, actor=actor, source=source, **arguments)
