@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django.utils.text import slugify
 from django_celery_beat.models import PeriodicTask
@@ -419,3 +420,16 @@ def mention_reply(*, mention: Mention, task_id: str = "") -> bool:
     if claimed:
         mention.refresh_from_db()
     return bool(claimed)
+
+
+def sessions_close_idle(*, now: datetime | None = None, idle_seconds: int | None = None) -> int:
+    """Close the open sessions silent for `idle_seconds` (default SESSION_IDLE_CLOSE; 0: none):
+    no follow-up is due on them any more. How many; one UPDATE, whatever their number."""
+    idle = settings.SESSION_IDLE_CLOSE if idle_seconds is None else idle_seconds
+    if idle <= 0:
+        return 0
+    cutoff = (now or timezone.now()) - timedelta(seconds=idle)
+    silent = Q(last_message_at__lt=cutoff) | Q(last_message_at__isnull=True, created_at__lt=cutoff)
+    return Session.objects.filter(silent, status=Session.Status.OPEN).update(
+        status=Session.Status.CLOSED, followup_due_at=None, updated_at=timezone.now()
+    )

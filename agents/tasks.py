@@ -222,6 +222,15 @@ def check_sessions_for_followups() -> dict[str, Any]:
     return {"queued": len(due)}
 
 
+@catalog_task(
+    name="agents.close_stale_sessions",
+    description="Close the open sessions silent for SESSION_IDLE_CLOSE seconds (the seeds' "
+    "stale-session check).",
+)
+def close_stale_sessions() -> dict[str, Any]:
+    return {"closed": services.sessions_close_idle()}
+
+
 # --- Posts and replies (the Puti seed's `post` and `reply`) ---------------------------------------
 
 

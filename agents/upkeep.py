@@ -7,6 +7,7 @@ from scheduler.schedules import DeclaredSchedule
 
 SUMMARIZE_NAME = "agents: summarize long sessions"
 FOLLOWUPS_NAME = "agents: follow up silent sessions"
+STALE_SESSIONS_NAME = "agents: close stale sessions"
 
 SCHEDULES = [
     DeclaredSchedule(
@@ -20,5 +21,11 @@ SCHEDULES = [
         task="agents.check_sessions_for_followups",
         schedule="every 15 minutes",
         description="Follow up once on sessions silent past AGENT_FOLLOWUP_AFTER.",
+    ),
+    DeclaredSchedule(
+        name=STALE_SESSIONS_NAME,
+        task="agents.close_stale_sessions",
+        schedule="every hour",
+        description="Close the sessions silent for SESSION_IDLE_CLOSE seconds.",
     ),
 ]

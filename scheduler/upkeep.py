@@ -6,6 +6,10 @@ from __future__ import annotations
 from scheduler.schedules import DeclaredSchedule
 from scheduler.services.retention import CLEANUP_SCHEDULE_NAME
 
+HEALTH_CHECK_NAME = "system: health check"
+BACKUP_NAME = "system: back up the database"
+LOG_CLEANUP_NAME = "system: clean up log files"
+
 SCHEDULES = [
     # As migration 0004 first created it, so that a deployment migrated before declarations
     # existed is in sync.
@@ -18,5 +22,24 @@ SCHEDULES = [
             "Deletes what the history keeps no longer: task results, events, audit entries and "
             "ended tournaments' rounds older than their retention settings (*_RETENTION_DAYS)."
         ),
+    ),
+    # The seeds' health check every 5 minutes: a failed run is an unhealthy system in history.
+    DeclaredSchedule(
+        name=HEALTH_CHECK_NAME,
+        task="scheduler.health_check",
+        schedule="every 5 minutes",
+        description="Database, Redis, workers and beat: a failure names what is down.",
+    ),
+    DeclaredSchedule(
+        name=BACKUP_NAME,
+        task="scheduler.backup_database",
+        schedule="every day at 2:30",
+        description="A verified copy of the database in BACKUP_DIR; the newest BACKUP_KEEP kept.",
+    ),
+    DeclaredSchedule(
+        name=LOG_CLEANUP_NAME,
+        task="scheduler.cleanup_logs",
+        schedule="every day at 4:00",
+        description="Log files in LOG_DIR not written for LOG_RETENTION_DAYS days deleted.",
     ),
 ]

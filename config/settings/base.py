@@ -254,6 +254,9 @@ AGENT_SUMMARY_AFTER = env.int("AGENT_SUMMARY_AFTER", default=30)
 AGENT_SUMMARY_KEEP = env.int("AGENT_SUMMARY_KEEP", default=10)
 # Seconds of silence after the agent's reply before it follows up (once).
 AGENT_FOLLOWUP_AFTER = env.int("AGENT_FOLLOWUP_AFTER", default=3600)
+# An open session silent this many seconds is closed by `agents.close_stale_sessions` (hourly,
+# agents/upkeep.py); its next message opens it again. 0: never.
+SESSION_IDLE_CLOSE = env.int("SESSION_IDLE_CLOSE", default=7 * 86_400)
 AGENT_MESSAGE_MAX_LENGTH = env.int("AGENT_MESSAGE_MAX_LENGTH", default=10_000)
 AGENT_WEBHOOK_TIMEOUT = env.float("AGENT_WEBHOOK_TIMEOUT", default=10.0)
 # Seconds of the first retry of an agent task (then doubled, with jitter; at most 3 retries).
@@ -267,6 +270,10 @@ BEAT_MISSED_RUN_GRACE = env.float("BEAT_MISSED_RUN_GRACE", default=600.0)
 # --- Built-in system tasks ----------------------------------------------------------------------
 # `scheduler.backup_database` writes here and keeps the newest BACKUP_KEEP backups.
 BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(VAR_DIR / "backups")))
+# `scheduler.cleanup_logs` (daily, scheduler/upkeep.py) deletes the log files in LOG_DIR (the
+# stack's, and any rotated ones) not written for this many days.
+LOG_DIR = Path(env.str("LOG_DIR", default=str(VAR_DIR / "log")))
+LOG_RETENTION_DAYS = env.int("LOG_RETENTION_DAYS", default=14)
 BACKUP_KEEP = env.int("BACKUP_KEEP", default=7)
 if BACKUP_KEEP < 1:
     raise ImproperlyConfigured("BACKUP_KEEP must be 1 or more: a backup is kept once it is made")

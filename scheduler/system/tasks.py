@@ -27,6 +27,7 @@ from scheduler.system.allowed_commands import (
     command_run,
 )
 from scheduler.system.backups import database_backup
+from scheduler.system.log_files import log_files_prune
 from scheduler.system.notifications import NotificationError, notification_send
 
 logger = logging.getLogger(__name__)
@@ -74,6 +75,22 @@ def health_check() -> dict[str, Any]:
         logger.warning("health check: unhealthy (%s)", failing)
         raise UnhealthyError(f"unhealthy: {failing}\n{json.dumps(report.as_dict(), default=str)}")
     return report.as_dict()
+
+
+class LogCleanupParams(Params):
+    days: int | None = Field(
+        None, ge=0, le=36_500, description="Keep this many days (default: LOG_RETENTION_DAYS)."
+    )
+
+
+@catalog_task(
+    name="scheduler.cleanup_logs",
+    description="Delete the log files in LOG_DIR not written for LOG_RETENTION_DAYS days.",
+    params=LogCleanupParams,
+    overlap=OverlapPolicy.SKIP,
+)
+def cleanup_logs(days: int | None = None) -> dict[str, Any]:
+    return log_files_prune(days=days)
 
 
 class BackupParams(Params):

@@ -326,3 +326,35 @@ def test_the_dispatcher_refuses_bad_input_before_queuing(settings):
         dispatch_message(session=session, text=" ")
 
     assert set(caught.value.errors) == {"text", "session"}
+
+
+@pytest.mark.django_db
+def test_the_stale_session_check_closes_only_the_open_sessions_silent_past_the_idle_time(settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from agents.models import Session
+    from agents.tasks import close_stale_sessions
+    from tests.factories import make_agent, make_session
+
+    settings.SESSION_IDLE_CLOSE = 3600
+    agent = make_agent()
+    now = timezone.now()
+    silent = make_session(agent)
+    talking = make_session(agent)
+    never_spoke = make_session(agent)
+    Session.objects.filter(pk=silent.pk).update(
+        last_message_at=now - timedelta(hours=2), followup_due_at=now
+    )
+    Session.objects.filter(pk=talking.pk).update(last_message_at=now - timedelta(minutes=5))
+    Session.objects.filter(pk=never_spoke.pk).update(created_at=now - timedelta(hours=3))
+
+    assert close_stale_sessions() == {"closed": 2}
+
+    statuses = dict(Session.objects.values_list("pk", "status"))
+    assert statuses == {silent.pk: "closed", talking.pk: "open", never_spoke.pk: "closed"}
+    assert Session.objects.get(pk=silent.pk).followup_due_at is None
+    settings.SESSION_IDLE_CLOSE = 0
+    Session.objects.update(status="open")
+    assert close_stale_sessions() == {"closed": 0}  # 0: never

@@ -236,8 +236,12 @@ def test_every_app_declares_its_upkeep_and_a_fresh_database_gets_it_all():
 
     assert declared == {
         "system: clean up results": "scheduler/upkeep.py",
+        "system: health check": "scheduler/upkeep.py",
+        "system: back up the database": "scheduler/upkeep.py",
+        "system: clean up log files": "scheduler/upkeep.py",
         "agents: summarize long sessions": "agents/upkeep.py",
         "agents: follow up silent sessions": "agents/upkeep.py",
+        "agents: close stale sessions": "agents/upkeep.py",
         "tournaments: check transitions": "tournaments/upkeep.py",
         "tournaments: recover crashed agents": "tournaments/upkeep.py",
         "tournaments: update rankings": "tournaments/upkeep.py",
@@ -270,7 +274,7 @@ def test_the_command_says_the_plan_and_exits_0_in_sync_1_with_changes_2_on_error
     assert not PeriodicTask.objects.filter(name="tournaments: check transitions").exists()
 
     assert _sync()[0] == 0
-    assert _sync("--dry-run") == (0, "In sync: 6 declared schedule(s) in sync.\n")
+    assert _sync("--dry-run") == (0, "In sync: 10 declared schedule(s) in sync.\n")
 
 
 def test_beat_warns_at_start_naming_each_declared_schedule_that_differs(caplog, settings):

@@ -521,3 +521,28 @@ def test_it_lists_the_system_tasks_in_the_catalog(name, queue):
     assert entry.queue == queue
     assert entry.description
     assert entry.schema()["type"] == "object"
+
+
+# --- cleanup_logs (issue 17: the seeds' log cleanup) ---------------------------------------------
+
+
+def test_the_log_cleanup_deletes_the_files_not_written_for_the_retention_days(tmp_path, settings):
+    import os
+
+    from scheduler.system.tasks import cleanup_logs
+
+    settings.LOG_DIR = tmp_path
+    settings.LOG_RETENTION_DAYS = 14
+    old, recent, rotated = tmp_path / "web.log.1", tmp_path / "web.log", tmp_path / "beat.log.2.gz"
+    for path in (old, recent, rotated):
+        path.write_text("lines\n")
+    (tmp_path / "archive").mkdir()
+    fifteen_days_ago = time.time() - 15 * 86_400
+    for path in (old, rotated):
+        os.utime(path, (fifteen_days_ago, fifteen_days_ago))
+
+    result = cleanup_logs()
+
+    assert result == {"folder": str(tmp_path), "deleted": ["beat.log.2.gz", "web.log.1"], "kept": 1}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["archive", "web.log"]
+    assert cleanup_logs(days=0)["deleted"] == []  # 0: keep everything
