@@ -255,7 +255,7 @@ AGENT_SUMMARY_KEEP = env.int("AGENT_SUMMARY_KEEP", default=10)
 # Seconds of silence after the agent's reply before it follows up (once).
 AGENT_FOLLOWUP_AFTER = env.int("AGENT_FOLLOWUP_AFTER", default=3600)
 # An open session silent this many seconds is closed by `agents.close_stale_sessions` (hourly,
-# agents/upkeep.py); its next message opens it again. 0: never.
+# agents/upkeep.py); an external channel's next message reopens it. 0: never.
 SESSION_IDLE_CLOSE = env.int("SESSION_IDLE_CLOSE", default=7 * 86_400)
 AGENT_MESSAGE_MAX_LENGTH = env.int("AGENT_MESSAGE_MAX_LENGTH", default=10_000)
 AGENT_WEBHOOK_TIMEOUT = env.float("AGENT_WEBHOOK_TIMEOUT", default=10.0)
