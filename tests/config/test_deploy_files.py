@@ -4,10 +4,13 @@ the code instead, so a renamed module or a new queue cannot leave them behind.""
 from __future__ import annotations
 
 import re
+import sqlite3
 
+import pytest
 import yaml
 
 from config.queues import QUEUES
+from scheduler.schedules import declared_schedules
 from tests.processes import BASE_DIR
 
 DEPLOY = BASE_DIR / "deploy"
@@ -82,3 +85,39 @@ def test_the_image_has_the_postgresql_client_of_the_compose_server():
     assert server == f"postgres:{major.group(1)}"
     assert "postgresql-client-${PG_MAJOR}" in dockerfile
     assert "sh -c" not in compose["services"]["web"]["command"]  # no migrate race: see migrate
+
+
+def _manage_commands(line: str) -> list[list[str]]:
+    """The `python manage.py ...` parts of a shell line (`a && b && c`), as argument lists."""
+    commands = []
+    for part in line.split("&&"):
+        words = part.strip().strip('"').split()
+        if "manage.py" in words:
+            commands.append(words[words.index("manage.py") + 1 :])
+    return commands
+
+
+@pytest.mark.integration
+def test_the_release_commands_bring_a_fresh_database_up_with_every_declared_schedule(tmp_path):
+    """The Procfile's release step, compose's migrate service and beat's ExecStartPre run the
+    same management commands: run on an empty database, they leave every upkeep schedule."""
+    from tests.processes import child_env, run_manage
+
+    release = _manage_commands(_procfile()["release"])
+    compose = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
+    assert _manage_commands(compose["services"]["migrate"]["command"]) == release[:2]
+    beat = (DEPLOY / "systemd" / "agent-scheduler-beat.service").read_text()
+    before_beat = re.findall(r"^ExecStartPre=(.+)$", beat, re.M)
+    assert [c for line in before_beat for c in _manage_commands(line)] == [["scheduler", "sync"]]
+
+    database = tmp_path / "fresh.sqlite3"
+    env = child_env(DATABASE_URL=f"sqlite:///{database}", VAR_DIR=str(tmp_path))
+    for command in release:
+        done = run_manage(*command, env=env, timeout=180)
+        assert done.returncode == 0, f"{command}: {done.stdout}{done.stderr}"
+
+    with sqlite3.connect(database) as connection:
+        rows = dict(connection.execute("SELECT name, task FROM django_celery_beat_periodictask"))
+    assert {item.name: item.task for item in declared_schedules(beat_schedule={})} == rows
+    again = run_manage("scheduler", "sync", "--dry-run", env=env)
+    assert again.returncode == 0, again.stdout + again.stderr  # in sync: nothing to do
