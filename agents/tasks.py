@@ -17,11 +17,12 @@ from django.db.models import Count, F, Q
 from django.utils import timezone
 from pydantic import Field, field_validator
 
-from agents import services
+from agents import memory, services
 from agents.errors import RETRY_POLICY, ExternalServiceError, PermanentError, RetryableError
 from agents.models import Agent, Mention, Message, Post, Session
 from agents.signatures import HEADER, sign
 from scheduler.catalog import Params, catalog_task
+from scheduler.schedules import OverlapPolicy
 from scheduler.services import task_queue, task_run_with_retries
 from scheduler.system import NotificationError, NotificationRejected, webhook_post
 
@@ -229,6 +230,24 @@ def check_sessions_for_followups() -> dict[str, Any]:
 )
 def close_stale_sessions() -> dict[str, Any]:
     return {"closed": services.sessions_close_idle()}
+
+
+@catalog_task(
+    name="agents.backup_memory",
+    description="Write every agent's state and session summaries to BACKUP_DIR/agents/, keep "
+    "the newest BACKUP_KEEP.",
+    overlap=OverlapPolicy.SKIP,
+)
+def backup_memory() -> dict[str, Any]:
+    return memory.memory_backup()
+
+
+@catalog_task(
+    name="agents.cleanup_memory",
+    description="Drop the agents' state keys whose time to live has passed.",
+)
+def cleanup_memory() -> dict[str, Any]:
+    return {"dropped": memory.memory_prune()}
 
 
 # --- Posts and replies (the Puti seed's `post` and `reply`) ---------------------------------------

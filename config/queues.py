@@ -46,6 +46,8 @@ TASK_ROUTES: dict[str, str] = {
     "agents.send_followup": "followups",
     "agents.send_response": "webhooks",
     "agents.close_stale_sessions": "followups",
+    "agents.backup_memory": "maintenance",
+    "agents.cleanup_memory": "maintenance",
     "agents.*": "agents",
     "tournaments.run_agent_decision": "agents",
     "tournaments.recover_*": "recovery",

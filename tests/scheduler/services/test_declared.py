@@ -242,6 +242,8 @@ def test_every_app_declares_its_upkeep_and_a_fresh_database_gets_it_all():
         "agents: summarize long sessions": "agents/upkeep.py",
         "agents: follow up silent sessions": "agents/upkeep.py",
         "agents: close stale sessions": "agents/upkeep.py",
+        "agents: back up memory": "agents/upkeep.py",
+        "agents: clean up memory": "agents/upkeep.py",
         "tournaments: check transitions": "tournaments/upkeep.py",
         "tournaments: recover crashed agents": "tournaments/upkeep.py",
         "tournaments: update rankings": "tournaments/upkeep.py",
@@ -274,7 +276,7 @@ def test_the_command_says_the_plan_and_exits_0_in_sync_1_with_changes_2_on_error
     assert not PeriodicTask.objects.filter(name="tournaments: check transitions").exists()
 
     assert _sync()[0] == 0
-    assert _sync("--dry-run") == (0, "In sync: 10 declared schedule(s) in sync.\n")
+    assert _sync("--dry-run") == (0, "In sync: 12 declared schedule(s) in sync.\n")
 
 
 def test_beat_warns_at_start_naming_each_declared_schedule_that_differs(caplog, settings):
