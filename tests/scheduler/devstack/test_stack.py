@@ -20,9 +20,11 @@ import psutil
 import pytest
 import redis
 from django_celery_beat.models import PeriodicTask
+from django_celery_results.models import TaskResult
 
 from agents.models import Agent
 from scheduler.devstack.supervisor import ProcessSpec
+from scheduler.schedules import declared_schedules
 from tests.processes import MANAGE, child_env, run_manage, wait_for
 from tournaments.models import Tournament
 
@@ -171,6 +173,15 @@ def test_detach_status_and_down(stack_env, var_dir):
         status = run_manage("stack", "status", env=stack_env)
         assert status.returncode == 0, status.stdout + status.stderr
         assert _get(f"http://127.0.0.1:{port}/admin/login/")[0] == 200
+        # No seed_demo: the upkeep every app declares is there all the same (issue 17), and
+        # beat runs it (the rankings every 30 seconds come first).
+        declared = {item.name for item in declared_schedules(beat_schedule={})}
+        assert declared <= set(PeriodicTask.objects.values_list("name", flat=True))
+        wait_for(
+            lambda: TaskResult.objects.filter(task_name="tournaments.update_rankings").exists(),
+            timeout=75,
+            what="beat to run the declared rankings and a worker to store the result",
+        )
 
         again = run_manage("stack", "up", "--detach", "--port", str(_free_port()), env=stack_env)
         assert again.returncode != 0
