@@ -274,6 +274,8 @@ BACKUP_DIR = Path(env.str("BACKUP_DIR", default=str(VAR_DIR / "backups")))
 # stack's, and any rotated ones) not written for this many days.
 LOG_DIR = Path(env.str("LOG_DIR", default=str(VAR_DIR / "log")))
 LOG_RETENTION_DAYS = env.int("LOG_RETENTION_DAYS", default=14)
+# ... and first rotates each `*.log` larger than this many bytes (copy, then truncate); 0: never.
+LOG_ROTATE_BYTES = env.int("LOG_ROTATE_BYTES", default=10 * 1024 * 1024)
 BACKUP_KEEP = env.int("BACKUP_KEEP", default=7)
 if BACKUP_KEEP < 1:
     raise ImproperlyConfigured("BACKUP_KEEP must be 1 or more: a backup is kept once it is made")

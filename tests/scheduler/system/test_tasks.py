@@ -543,6 +543,35 @@ def test_the_log_cleanup_deletes_the_files_not_written_for_the_retention_days(tm
 
     result = cleanup_logs()
 
-    assert result == {"folder": str(tmp_path), "deleted": ["beat.log.2.gz", "web.log.1"], "kept": 1}
+    assert result == {
+        "folder": str(tmp_path),
+        "rotated": [],
+        "deleted": ["beat.log.2.gz", "web.log.1"],
+        "kept": 1,
+    }
     assert sorted(p.name for p in tmp_path.iterdir()) == ["archive", "web.log"]
     assert cleanup_logs(days=0)["deleted"] == []  # 0: keep everything
+
+
+def test_the_log_cleanup_rotates_a_large_log_in_place(tmp_path, settings):
+    from scheduler.system.log_files import log_files_prune
+
+    settings.LOG_DIR = tmp_path
+    log = tmp_path / "worker.log"
+    # The process writing it keeps its file open, appending (as the stack's supervisor does).
+    with log.open("a") as writer:
+        writer.write("x" * 2000)
+        writer.flush()
+
+        result = log_files_prune(
+            rotate_bytes=1000, now=time.mktime((2026, 12, 4, 9, 0, 0, 0, 0, 0))
+        )
+
+        (copy,) = result["rotated"]
+        assert copy.startswith("worker.log.2026120")
+        assert (tmp_path / copy).read_text() == "x" * 2000
+        assert log.stat().st_size == 0
+        writer.write("after")
+        writer.flush()
+    assert log.read_text() == "after"
+    assert log_files_prune(rotate_bytes=1000)["rotated"] == []  # small again
