@@ -13,6 +13,7 @@ import shutil
 import time
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from django.conf import settings
 
@@ -23,7 +24,7 @@ def log_files_prune(
     days: int | None = None,
     rotate_bytes: int | None = None,
     now: float | None = None,
-) -> dict[str, object]:
+) -> dict[str, Any]:
     """Rotate the large logs, delete what is older than `days` (default LOG_RETENTION_DAYS;
     0: keep everything); what was rotated, deleted and kept."""
     folder = Path(settings.LOG_DIR) if folder is None else folder
