@@ -18,8 +18,13 @@ def main() -> None:
     from django.core.management import execute_from_command_line
     from django.db import OperationalError
 
-    # Bad configuration is the operator's to fix: one line naming it, not a traceback.
+    # Bad configuration is the operator's to fix: one line naming it, not a traceback. The
+    # settings are read first: Django's command line would swallow their error and fail later,
+    # with a traceback of its own ("Models aren't loaded yet").
     try:
+        from django.conf import settings
+
+        settings.INSTALLED_APPS  # noqa: B018 (loads the settings)
         execute_from_command_line(sys.argv)
     except ImproperlyConfigured as exc:
         sys.stderr.write(f"Configuration error: {exc}\n")

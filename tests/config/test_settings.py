@@ -151,8 +151,12 @@ def test_it_reads_a_dotenv_file_without_overriding_the_environment(tmp_path):
     assert values["concurrency"] == 3
 
 
-def test_it_fails_loudly_naming_a_missing_secret_key_in_production(tmp_path):
-    result = run_manage("check", env=_env(tmp_path))
+@pytest.mark.parametrize(
+    "command",
+    [("check",), ("makemigrations", "--check", "--dry-run"), ("scheduler", "list")],
+)
+def test_it_fails_loudly_naming_a_missing_secret_key_in_production(tmp_path, command):
+    result = run_manage(*command, env=_env(tmp_path))
 
     assert result.returncode != 0
     assert result.stderr.strip().splitlines() == [
