@@ -41,8 +41,8 @@ from scheduler.admin.run_now import RunNowMixin
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.core.json_input import MalformedJSON, read_json
 from scheduler.core.masking import masked
-from scheduler.models import AuditEntry, DeclaredState, ScheduleOptions, ScheduleState, Source
-from scheduler.schedules.declared import drifted_fields
+from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, Source
+from scheduler.schedules.declared import declared_in
 from scheduler.schedules.parsing import ScheduleParseError, zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.schedules.preview import Preview, format_run, periodic_task_preview
@@ -611,33 +611,31 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
 
     def _declared_note(self, obj: PeriodicTask) -> str:
         """ "defined in code: <file>", and the fields staff changed since the last sync."""
-        try:
-            state: DeclaredState = obj.declared
-        except DeclaredState.DoesNotExist:
+        declared = declared_in(obj)
+        if declared is None:
             return ""
-        drift = drifted_fields(obj, state.fields)
         return format_html(
             '<span class="scheduler-sub scheduler-declared">defined in code: {}{}</span>',
-            state.origin,
-            f" — changed here: {', '.join(drift)}" if drift else "",
+            declared.origin,
+            f" — changed here: {', '.join(declared.drift)}" if declared.drift else "",
         )
 
     @admin.display(description="Defined in code")
     def declared_in_code(self, obj: PeriodicTask) -> str:
-        try:
-            state: DeclaredState = obj.declared
-        except DeclaredState.DoesNotExist:
+        declared = declared_in(obj)
+        if declared is None:
             return "no: made here or from the API/CLI; sync leaves it alone"
-        drift = drifted_fields(obj, state.fields)
-        if not drift:
-            return format_html("{}: in step with the code", state.origin)
+        if not declared.drift:
+            return format_html("{}: in step with the code", declared.origin)
         rows = format_html_join(
-            "", "<li>{}: {} here, {} in code</li>", ((n, h, c) for n, (h, c) in drift.items())
+            "",
+            "<li>{}: {} here, {} in code</li>",
+            ((n, h, c) for n, (h, c) in declared.drift.items()),
         )
         return format_html(
             "{}: changed here since the last sync (kept by <code>scheduler sync</code>; the "
             '"Reset to code" action puts it back)<ul>{}</ul>',
-            state.origin,
+            declared.origin,
             rows,
         )
 

@@ -22,8 +22,7 @@ from rest_framework import serializers
 from scheduler.api.base import StrictSerializer, absolute
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.core.formatting import result_duration
-from scheduler.models import DeclaredState
-from scheduler.schedules.declared import drifted_fields
+from scheduler.schedules.declared import declared_in
 from scheduler.schedules.parsing import zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.schedules.rows import schedule_describe
@@ -293,29 +292,17 @@ class ScheduleSerializer(serializers.Serializer[Any]):
         return str(options.misfire) if options is not None else str(MisfirePolicy.RUN_ONCE)
 
     def get_declared_in(self, periodic_task: PeriodicTask) -> str | None:
-        state = _declared_state(periodic_task)
-        return state.origin if state is not None else None
+        declared = declared_in(periodic_task)
+        return declared.origin if declared is not None else None
 
     @extend_schema_field(serializers.DictField(child=serializers.DictField()))
     def get_drift(self, periodic_task: PeriodicTask) -> dict[str, dict[str, Any]]:
-        state = _declared_state(periodic_task)
-        if state is None:
-            return {}
-        return {
-            name: {"database": have, "code": want}
-            for name, (have, want) in drifted_fields(periodic_task, state.fields).items()
-        }
+        declared = declared_in(periodic_task)
+        drift = declared.drift if declared is not None else {}
+        return {name: {"database": have, "code": want} for name, (have, want) in drift.items()}
 
     def get_next_run(self, periodic_task: PeriodicTask) -> datetime | None:
         return schedule_next_run(periodic_task, now=self.context.get("now"))
 
     def get_url(self, periodic_task: PeriodicTask) -> str:
         return absolute(self.context.get("request"), "api-schedule-detail", periodic_task.pk)
-
-
-def _declared_state(periodic_task: PeriodicTask) -> DeclaredState | None:
-    try:
-        state: DeclaredState = periodic_task.declared
-    except DeclaredState.DoesNotExist:
-        return None
-    return state

@@ -24,8 +24,8 @@ from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.core.formatting import result_duration
 from scheduler.core.masking import masked, masked_text
 from scheduler.live.events import event_level
-from scheduler.models import AuditEntry, DeclaredState, ScheduleOptions, TaskEvent
-from scheduler.schedules.declared import drifted_fields
+from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
+from scheduler.schedules.declared import declared_in
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.services import ScheduleError, stored_kwargs
 
@@ -194,14 +194,14 @@ def periodic_task_as_dict(
 def declared_as_dict(periodic_task: PeriodicTask) -> dict[str, Any]:
     """Where code declares it (or None), and field -> {database, code} for what staff changed
     since the last `scheduler sync`."""
-    try:
-        state: DeclaredState = periodic_task.declared
-    except DeclaredState.DoesNotExist:
+    declared = declared_in(periodic_task)
+    if declared is None:
         return {"declared_in": None, "drift": {}}
-    drift = drifted_fields(periodic_task, state.fields)
     return {
-        "declared_in": state.origin,
-        "drift": {name: {"database": have, "code": want} for name, (have, want) in drift.items()},
+        "declared_in": declared.origin,
+        "drift": {
+            name: {"database": have, "code": want} for name, (have, want) in declared.drift.items()
+        },
     }
 
 

@@ -24,15 +24,16 @@ import importlib.util
 import json
 import math
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from celery import current_app
 from celery import schedules as celery_schedules
 from django.apps import apps
 from django.conf import settings
+from django.core.exceptions import ObjectDoesNotExist
 
 from scheduler.schedules.rows import options_of, stock_schedule
 
@@ -110,15 +111,8 @@ def app_declarations(*, only: str | None = None) -> list[DeclaredSchedule]:
                 raise DeclarationError(
                     repr(declared), origin, "SCHEDULES", "not a DeclaredSchedule"
                 )
-            found.append(_with_origin(declared, origin))
+            found.append(declared if declared.origin else replace(declared, origin=origin))
     return found
-
-
-def _with_origin(declared: DeclaredSchedule, origin: str) -> DeclaredSchedule:
-    if declared.origin:
-        return declared
-    values = {name: getattr(declared, name) for name in (*DECLARED_FIELDS, "name")}
-    return DeclaredSchedule(**values, origin=origin)
 
 
 def beat_schedule_declarations(beat_schedule: Mapping[str, Any]) -> list[DeclaredSchedule]:
@@ -280,3 +274,20 @@ def drifted_fields(row: PeriodicTask, last: Mapping[str, Any]) -> dict[str, tupl
         for name, value in row_fields(row).items()
         if name in last and last[name] != value
     }
+
+
+@dataclass(frozen=True)
+class DeclaredIn:
+    """Where code declares a periodic task, and what staff changed in it since the last sync."""
+
+    origin: str
+    drift: dict[str, tuple[Any, Any]]
+
+
+def declared_in(periodic_task: PeriodicTask) -> DeclaredIn | None:
+    """None for a periodic task code does not declare (made in the admin, the API, the CLI)."""
+    try:
+        state = cast(Any, periodic_task).declared
+    except ObjectDoesNotExist:
+        return None
+    return DeclaredIn(origin=state.origin, drift=drifted_fields(periodic_task, state.fields))

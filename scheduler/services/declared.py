@@ -146,16 +146,17 @@ def _apply(change: SyncChange, item: DeclaredSchedule, *, actor: User, source: s
     try:
         with transaction.atomic():
             if change.action == CREATE:
-                _create(item, actor=actor, source=source)
+                declared_create(item, actor=actor, source=source)
             else:
-                _update(item, list(change.fields), actor=actor, source=source)
+                declared_update(item, list(change.fields), actor=actor, source=source)
     except (ScheduleError, ScheduleNotFound) as exc:
         change.action, change.message = ERROR, str(exc)
         return
     change.applied = True
 
 
-def _create(item: DeclaredSchedule, *, actor: User, source: str) -> None:
+def declared_create(item: DeclaredSchedule, *, actor: User, source: str) -> None:
+    """Create the periodic task `item` declares (sync, import)."""
     schedule_create(
         name=item.name,
         task=item.task,
@@ -176,7 +177,8 @@ def _create(item: DeclaredSchedule, *, actor: User, source: str) -> None:
 _ARGUMENTS = {"timezone": "tz"}
 
 
-def _update(item: DeclaredSchedule, names: list[str], *, actor: User, source: str) -> None:
+def declared_update(item: DeclaredSchedule, names: list[str], *, actor: User, source: str) -> None:
+    """Set the fields `names` of periodic task `item.name` as `item` declares them."""
     values = item.fields()
     arguments = {_ARGUMENTS.get(name, name): values[name] for name in names}
     if "schedule" in arguments or "tz" in arguments:

@@ -18,8 +18,9 @@ from django_celery_beat.models import PeriodicTask
 from scheduler.core.masking import holds_mask
 from scheduler.models import Source
 from scheduler.schedules.declared import DECLARED_FIELDS, DeclaredSchedule, row_fields
+from scheduler.services.declared import declared_create, declared_update
 from scheduler.services.errors import ScheduleError, User
-from scheduler.services.schedules import schedule_create, schedule_delete, schedule_update
+from scheduler.services.schedules import schedule_delete
 
 _REQUIRED = ("name", "task", "schedule")
 _TYPES: dict[str, tuple[type, ...]] = {
@@ -126,7 +127,7 @@ def _apply(
     try:
         with transaction.atomic():
             if row is None:
-                _create(item, actor=actor, source=source)
+                declared_create(item, actor=actor, source=source)
                 report.created.append(item.name)
                 return
             wanted, current = item.fields(), row_fields(row)
@@ -134,34 +135,9 @@ def _apply(
             if not changed:
                 report.unchanged.append(item.name)
                 return
-            _update(item, changed, actor=actor, source=source)
+            declared_update(item, changed, actor=actor, source=source)
             report.updated[item.name] = changed
     except ScheduleError as exc:
         report.errors.extend(
             f"{where}: {name}: {' '.join(messages)}" for name, messages in exc.errors.items()
         )
-
-
-def _create(item: DeclaredSchedule, *, actor: User, source: str) -> None:
-    schedule_create(
-        name=item.name,
-        task=item.task,
-        schedule=item.schedule,
-        params=dict(item.params),
-        tz=item.timezone,
-        queue=item.queue,
-        description=item.description,
-        overlap=item.overlap,
-        misfire=item.misfire,
-        enabled=item.enabled,
-        actor=actor,
-        source=source,
-    )
-
-
-def _update(item: DeclaredSchedule, names: list[str], *, actor: User, source: str) -> None:
-    values = item.fields()
-    arguments = {("tz" if name == "timezone" else name): values[name] for name in names}
-    if "schedule" in arguments or "tz" in arguments:
-        arguments.update(schedule=item.schedule, tz=item.timezone)
-    schedule_update(name=item.name, actor=actor, source=source, **arguments)

@@ -3,6 +3,7 @@ changes kept and shown as drift until forced, removed declarations disabled, nev
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 from io import StringIO
 from typing import Any
@@ -43,8 +44,7 @@ SLEEP = DeclaredSchedule(
 
 
 def _with(declared: DeclaredSchedule, **changes: Any) -> DeclaredSchedule:
-    values = {**declared.fields(), "name": declared.name, "origin": declared.origin, **changes}
-    return DeclaredSchedule(**values)
+    return replace(declared, **changes)
 
 
 def _actions(report: Any) -> dict[str, str]:
