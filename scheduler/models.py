@@ -73,6 +73,13 @@ class AuditEntry(models.Model):
         DISABLED = "disabled", "Disabled"
         DELETED = "deleted", "Deleted"
         RUN_NOW = "run_now", "Run now"
+        # Of a dead letter (its run's periodic task or task name is the entry's name).
+        REQUEUED = "requeued", "Requeued"
+        DISCARDED = "discarded", "Discarded"
+        # Of an alert rule, a channel or an incident.
+        ACKNOWLEDGED = "acknowledged", "Acknowledged"
+        SILENCED = "silenced", "Silenced"
+        TESTED = "tested", "Test notification sent"
 
     # The name is kept as text: the trail outlives a deleted periodic task.
     periodic_task_name = models.CharField(max_length=200, db_index=True)
@@ -179,3 +186,205 @@ class UserPreference(models.Model):
 
     def __str__(self) -> str:
         return f"preferences of {self.user_id}"
+
+
+# --- alerts ------------------------------------------------------------------------------------
+
+
+class AlertChannel(models.Model):
+    """Where notifications go: a kind from the channel registry (SCHEDULER_ALERT_CHANNEL_KINDS:
+    email, webhook, slack, signal, or a deployment's own) and its settings. Secrets are never
+    stored here: a webhook's signing key is read from the environment variable its settings
+    name."""
+
+    name = models.CharField(max_length=100, unique=True)
+    kind = models.CharField(max_length=40)
+    config = models.JSONField(default=dict, blank=True)
+    enabled = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+
+class AlertRule(models.Model):
+    """When to open an incident: a target (what runs it watches) and a trigger (what is wrong)."""
+
+    class Target(models.TextChoices):
+        ALL = "all", "Everything"
+        SCHEDULE = "schedule", "Schedule"
+        TASK = "task", "Catalog task"
+        AGENT = "agent", "Agent"
+        TOURNAMENT = "tournament", "Tournament"
+        QUEUE = "queue", "Queue"
+
+    class Trigger(models.TextChoices):
+        FAILED = "failed", "A run failed (after its last retry)"
+        CONSECUTIVE_FAILURES = "consecutive_failures", "N consecutive failures"
+        MISSED = "missed", "A run was missed (no result after beat published it)"
+        LONG_RUN = "long_run", "A run took longer than D"
+        NO_SUCCESS = "no_success", "No success for a period"
+        BEAT_NO_LEADER = "beat_no_leader", "Beat without a leader for T"
+        NO_WORKER = "no_worker", "No worker on a queue for T"
+        QUEUE_DEPTH = "queue_depth", "A queue deeper than N for T"
+
+    name = models.CharField(max_length=100, unique=True)
+    enabled = models.BooleanField(default=True)
+    target_type = models.CharField(max_length=20, choices=Target.choices, default=Target.ALL)
+    # As staff wrote it (a schedule's name, an agent's slug); blank for "all".
+    target = models.CharField(max_length=255, blank=True)
+    # What runs carry (an agent's primary key as their object header names it); set on save.
+    target_key = models.CharField(max_length=255, blank=True, editable=False)
+    trigger = models.CharField(max_length=30, choices=Trigger.choices)
+    # N: failures in a row, or a queue's depth.
+    threshold = models.PositiveIntegerField(null=True, blank=True)
+    # D or T in seconds: a run's longest duration, the period without success, how long beat
+    # may go without a leader, a queue without a worker or too deep.
+    duration = models.PositiveIntegerField(null=True, blank=True, help_text="seconds")
+    channels = models.ManyToManyField(AlertChannel, blank=True, related_name="rules")
+    # An open incident is notified again after this long (0: never again until it recovers).
+    repeat_interval = models.PositiveIntegerField(default=4 * 3600, help_text="seconds")
+    # Notifications wait out this daily window (in quiet_timezone); incidents still open.
+    quiet_start = models.TimeField(null=True, blank=True)
+    quiet_end = models.TimeField(null=True, blank=True)
+    quiet_timezone = models.CharField(max_length=63, default="UTC")
+    description = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        permissions = [("manage_alerts", "Can acknowledge and silence incidents")]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Incident(models.Model):
+    """One problem, from the first match of a rule to its recovery: one notification when it
+    opens, one when it recovers, and repeats only after the rule's repeat interval."""
+
+    rule = models.ForeignKey(AlertRule, on_delete=models.CASCADE, related_name="incidents")
+    # What is wrong, in the rule's terms: "schedule:nightly report", "queue:default", "beat".
+    subject = models.CharField(max_length=255)
+    title = models.CharField(max_length=500)
+    opened_at = models.DateTimeField(db_index=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    last_match_at = models.DateTimeField()
+    match_count = models.PositiveIntegerField(default=1)
+    # The last notification of this incident ("down" or a repeat); None: owed one.
+    notified_at = models.DateTimeField(null=True, blank=True)
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledge_note = models.TextField(blank=True)
+    silenced_until = models.DateTimeField(null=True, blank=True)
+    # The last match's facts: task id, error, duration, depth...
+    details = models.JSONField(default=dict, blank=True)
+    # The domain object it belongs to, so its page hears of it ("agent", "3").
+    object_type = models.CharField(max_length=40, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["rule", "subject"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="scheduler_incident_one_open",
+            )
+        ]
+        indexes = [
+            models.Index(
+                fields=["opened_at"],
+                condition=models.Q(resolved_at__isnull=True),
+                name="scheduler_incident_open",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.title
+
+    @property
+    def is_open(self) -> bool:
+        return self.resolved_at is None
+
+
+class NotificationDelivery(models.Model):
+    """Every notification sent, or tried: the log healthchecks calls "notifications"."""
+
+    class Kind(models.TextChoices):
+        DOWN = "down", "Down"
+        REPEAT = "repeat", "Still down"
+        RECOVERED = "recovered", "Recovered"
+        TEST = "test", "Test"
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        SENT = "sent", "Sent"
+        FAILED = "failed", "Failed"
+
+    incident = models.ForeignKey(
+        Incident, null=True, blank=True, on_delete=models.CASCADE, related_name="deliveries"
+    )
+    channel = models.ForeignKey(AlertChannel, on_delete=models.CASCADE, related_name="deliveries")
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    status = models.CharField(
+        max_length=10, choices=Status.choices, default=Status.PENDING, db_index=True
+    )
+    subject = models.CharField(max_length=500)
+    message = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    response_code = models.PositiveSmallIntegerField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    task_id = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        verbose_name_plural = "notification deliveries"
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.channel_id}: {self.status}"
+
+
+class DeadLetter(models.Model):
+    """A run that failed its last retry, kept until staff requeue or discard it."""
+
+    class Status(models.TextChoices):
+        OPEN = "open", "Open"
+        REQUEUED = "requeued", "Requeued"
+        DISCARDED = "discarded", "Discarded"
+
+    task_id = models.CharField(max_length=255, unique=True)
+    task_name = models.CharField(max_length=255)
+    periodic_task_name = models.CharField(max_length=255, blank=True)
+    # As the run was called (shown masked); requeue validates them again through the catalog.
+    kwargs = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.PositiveSmallIntegerField(default=1)
+    queue = models.CharField(max_length=100, blank=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.OPEN)
+    failed_at = models.DateTimeField()
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    requeued_as = models.CharField(max_length=255, blank=True)
+    object_type = models.CharField(max_length=40, blank=True)
+    object_id = models.CharField(max_length=64, blank=True)
+
+    class Meta:
+        ordering = ["-failed_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "failed_at"], name="scheduler_deadletter_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.task_name} {self.task_id}"

@@ -78,6 +78,23 @@ class EventType(StrEnum):
     SCHEDULE_DISABLED = "schedule.disabled"
     SCHEDULE_DELETED = "schedule.deleted"
     SCHEDULE_RUN_NOW = "schedule.run_now"
+    # Alerts: an incident opened (its first notification) and recovered; a dead letter kept.
+    INCIDENT_OPENED = "incident.opened"
+    INCIDENT_RESOLVED = "incident.resolved"
+    DEAD_LETTER = "task.dead_letter"
+
+
+# The seeds' event names (seed 002), accepted wherever an event type or pattern is: in
+# subscriptions, the websocket filter and `scheduler logs --filter`. Alias -> our types.
+EVENT_ALIASES: dict[str, tuple[str, ...]] = {
+    "task.completed": (EventType.TASK_SUCCEEDED,),
+    "task.created": (EventType.SCHEDULE_CREATED,),
+    "task.updated": (
+        EventType.SCHEDULE_UPDATED,
+        EventType.SCHEDULE_ENABLED,
+        EventType.SCHEDULE_DISABLED,
+    ),
+}
 
 
 # The lifecycle of one run, as the dashboard's feed and a task's timeline show it.

@@ -17,6 +17,7 @@ from django.utils import timezone
 
 from scheduler.core.masking import masked
 from scheduler.live.publisher import publisher
+from scheduler.live.subscriptions import dispatch, subscriptions
 from scheduler.models import TaskEvent
 from scheduler.protocol import (  # noqa: F401 (re-exported for the rooms above)
     EVENT_STATES,
@@ -107,11 +108,21 @@ def event_record(
         created_at=at or timezone.now(),
     )
     if _deferred_writes and not transaction.get_connection().in_atomic_block:
-        publisher().publish(event_payload(event), row=event)
+        live = event_payload(event)
+        publisher().publish(live, row=event)
+        if subscriptions():
+            dispatch(live)
         return event
     event.save()
-    transaction.on_commit(lambda: publisher().publish(event_payload(event)))
+    transaction.on_commit(lambda: _published(event))
     return event
+
+
+def _published(event: TaskEvent) -> None:
+    payload = event_payload(event)
+    publisher().publish(payload)
+    if subscriptions():
+        dispatch(payload)
 
 
 def event_record_safely(**fields: Any) -> TaskEvent | None:
