@@ -306,6 +306,27 @@ SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # X-Scheduler-Signature: sha256=<hex HMAC-SHA256 of the body>); empty: posted unsigned.
 NOTIFICATION_WEBHOOK_SECRET = env.str("NOTIFICATION_WEBHOOK_SECRET", default="")
 
+# --- Alerts (scheduler/services/alerts.py, docs in README "Alerts") ----------------------------
+# Channel kinds by name -> dotted path of the class; ALERT_CHANNEL_KINDS adds a deployment's own
+# ("pager=myproject.alerts.PagerChannel,sms=...") or replaces one of these.
+SCHEDULER_ALERT_CHANNEL_KINDS: dict[str, str] = {
+    "email": "scheduler.system.channels.EmailChannel",
+    "webhook": "scheduler.system.channels.WebhookChannel",
+    "slack": "scheduler.system.channels.SlackChannel",
+    "signal": "scheduler.system.channels.SignalChannel",
+}
+for _name, _path in env.dict("ALERT_CHANNEL_KINDS", default={}).items():
+    SCHEDULER_ALERT_CHANNEL_KINDS[_name.strip()] = _path.strip()
+# The key signed webhook channels sign with, unless a channel names another environment
+# variable (its "secret_env"): header X-Scheduler-Signature: t=<unix time>,v1=<hex HMAC-SHA256
+# of "<t>.<body>">; receivers refuse a signature older than 5 minutes.
+ALERTS_WEBHOOK_SECRET = env.str("ALERTS_WEBHOOK_SECRET", default="")
+# How often (seconds) the watcher in workers and beat checks the state triggers (beat without a
+# leader, no worker on a queue, queue depth, long runs, no success) and owed notifications.
+ALERTS_WATCH_INTERVAL = env.float("ALERTS_WATCH_INTERVAL", default=10.0)
+# Where notifications link to ("https://scheduler.example.com"); empty: no links.
+SITE_URL = env.str("SITE_URL", default="").rstrip("/")
+
 # --- History retention (scheduler/services/retention.py) ---------------------------------------
 # Days each growing table keeps its rows; the daily `scheduler.cleanup_results` deletes what is
 # older. 0 or empty: kept forever.
