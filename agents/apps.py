@@ -8,7 +8,8 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
-        from agents import retention  # noqa: F401  (registers the messages' retention)
+        # Registers the messages' retention, and the agent as a target of alert rules.
+        from agents import alerting, retention  # noqa: F401
 
     def seed_demo(self) -> list[str]:
         """The agents' demo rows `manage.py seed_demo` creates, those that are missing."""

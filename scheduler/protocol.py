@@ -178,6 +178,7 @@ RESPONSE_NOTE = "Response body"
 
 # Redis keys and channels (unprefixed; see the module docstring).
 WORKERS_KEY = "scheduler:workers"  # sorted set: worker hostname -> last heartbeat
+WORKER_QUEUES_KEY = "scheduler:workers:queues"  # hash: worker hostname -> "queue,queue"
 BEAT_LEADER_KEY = "scheduler:beat:leader"  # the leading beat's lock
 BEAT_HEARTBEAT_KEY = "scheduler:beat:heartbeat"  # the leader's heartbeat
 BEAT_STANDBY_KEY = "scheduler:beat:standby"  # + ":<beat>": each standby's heartbeat

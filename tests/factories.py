@@ -13,9 +13,10 @@ from django_celery_results.models import TaskResult
 
 from agents import services as agent_services
 from agents.models import Agent, Session
-from scheduler.models import Source
+from scheduler.models import AlertChannel, AlertRule, Source
 from scheduler.protocol import EventObject, EventPayload
 from scheduler.services import schedule_create
+from scheduler.services.alerts import RuleInput, channel_save, rule_save
 from scheduler.worker.schedule_state import schedule_states_rebuild
 from tournaments import services as tournament_services
 from tournaments.models import Entry, Tournament
@@ -178,3 +179,24 @@ def make_entries(
         strategies={agent.pk: name for agent, name in zip(agents, chosen, strict=True)},
     )
     return list(tournament.entries.order_by("id"))
+
+
+# --- alerts --------------------------------------------------------------------------------------
+
+
+def make_channel(name: str = "ops", kind: str = "record", **config: Any) -> AlertChannel:
+    """An alert channel saved through its service (kind "record": tests/alert_kinds.py)."""
+    return channel_save(name=name, kind=kind, config=config, source=Source.SYSTEM)
+
+
+def make_rule(
+    name: str = "failures",
+    trigger: str = "failed",
+    *,
+    channels: tuple[str, ...] = ("ops",),
+    **fields: Any,
+) -> AlertRule:
+    """An alert rule saved through its service, notifying `channels`."""
+    return rule_save(
+        RuleInput(name=name, trigger=trigger, channels=channels, **fields), source=Source.SYSTEM
+    )

@@ -8,8 +8,9 @@ class TournamentsConfig(AppConfig):
     verbose_name = "Tournaments"
 
     def ready(self) -> None:
-        # Registers the retention of ended tournaments' decisions, trades and snapshots.
-        from tournaments import retention  # noqa: F401
+        # Registers the retention of ended tournaments' decisions, trades and snapshots, and the
+        # tournament as a target of alert rules.
+        from tournaments import alerting, retention  # noqa: F401
 
     def seed_demo(self) -> list[str]:
         """The demo tournament `manage.py seed_demo` creates when it is missing (the periodic

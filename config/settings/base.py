@@ -324,6 +324,10 @@ ALERTS_WEBHOOK_SECRET = env.str("ALERTS_WEBHOOK_SECRET", default="")
 # How often (seconds) the watcher in workers and beat checks the state triggers (beat without a
 # leader, no worker on a queue, queue depth, long runs, no success) and owed notifications.
 ALERTS_WATCH_INTERVAL = env.float("ALERTS_WATCH_INTERVAL", default=10.0)
+# A notification that fails is tried this many more times, ALERTS_RETRY_DELAY seconds after the
+# first failure, doubling each time (a 4xx answer is not tried again).
+ALERTS_DELIVERY_RETRIES = env.int("ALERTS_DELIVERY_RETRIES", default=4)
+ALERTS_RETRY_DELAY = env.float("ALERTS_RETRY_DELAY", default=5.0)
 # Where notifications link to ("https://scheduler.example.com"); empty: no links.
 SITE_URL = env.str("SITE_URL", default="").rstrip("/")
 

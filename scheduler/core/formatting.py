@@ -21,3 +21,20 @@ def result_duration(result: TaskResult) -> float | None:
     if result.status in UNFINISHED_STATES:
         return None
     return max((result.date_done - started).total_seconds(), 0.0)
+
+
+def duration_text(seconds: float) -> str:
+    """0.0421 -> '42 ms', 3.5 -> '3.5 s', 125 -> '2 min 5 s', 7260 -> '2 h 1 min'."""
+    value = float(seconds)
+    if value < 1:
+        return f"{round(value * 1000)} ms"
+    if value < 60:
+        return f"{value:.1f} s"
+    minutes, rest = divmod(round(value), 60)
+    if minutes < 60:
+        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
+    hours, minutes = divmod(minutes, 60)
+    if hours < 48:
+        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    days, hours = divmod(hours, 24)
+    return f"{days} d {hours} h" if hours else f"{days} d"

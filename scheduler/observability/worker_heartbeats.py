@@ -7,7 +7,7 @@ from typing import cast
 
 from config.celery import app
 from scheduler.core.redis_connection import get_redis, redis_key
-from scheduler.protocol import WORKERS_KEY
+from scheduler.protocol import WORKER_QUEUES_KEY, WORKERS_KEY
 
 # Entries older than this are pruned whenever a worker records itself.
 _FORGET_AFTER = 24 * 3600
@@ -21,8 +21,24 @@ def record_worker_seen(hostname: str, *, at: float | None = None) -> None:
     pipe.execute()
 
 
+def record_worker_queues(hostname: str, queues: list[str]) -> None:
+    """The queues `hostname` consumes (the "no worker on a queue" alert reads them)."""
+    get_redis().hset(redis_key(WORKER_QUEUES_KEY), hostname, ",".join(sorted(queues)))
+
+
+def worker_queues() -> dict[str, set[str]]:
+    """Hostname -> the queues it said it consumes when it started."""
+    raw = cast("dict[bytes, bytes]", get_redis().hgetall(redis_key(WORKER_QUEUES_KEY)))
+    return {
+        name.decode(): set(filter(None, value.decode().split(","))) for name, value in raw.items()
+    }
+
+
 def forget_worker(hostname: str) -> None:
-    get_redis().zrem(redis_key(WORKERS_KEY), hostname)
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.zrem(redis_key(WORKERS_KEY), hostname)
+    pipe.hdel(redis_key(WORKER_QUEUES_KEY), hostname)
+    pipe.execute()
 
 
 def workers_seen_within(seconds: float) -> dict[str, float]:

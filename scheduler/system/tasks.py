@@ -18,6 +18,7 @@ from scheduler.catalog import Params, catalog_task
 from scheduler.observability.health import full_health_report
 from scheduler.schedules.policies import OverlapPolicy
 from scheduler.services.retention import MAX_BATCH_SIZE, retention_cleanup
+from scheduler.system.alerting import notification_deliver
 from scheduler.system.allowed_commands import (
     MAX_TIMEOUT,
     CommandFailed,
@@ -208,6 +209,20 @@ def send_notification(
         webhook_url=webhook_url,
         timeout=timeout,
     )
+
+
+class DeliveryParams(Params):
+    delivery_id: int = Field(gt=0, description="The notification delivery to send (its log row).")
+
+
+@catalog_task(
+    name="scheduler.deliver_notification",
+    description="Send one alert notification to its channel; retried, each attempt logged.",
+    params=DeliveryParams,
+    bind=True,
+)
+def deliver_notification(self: Any, delivery_id: int) -> dict[str, Any]:
+    return notification_deliver(self, delivery_id)
 
 
 def _allowed_names_in_schema(schema: dict[str, Any]) -> None:

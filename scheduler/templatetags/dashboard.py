@@ -12,6 +12,7 @@ from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import get_current_timezone, localtime
 
+from scheduler.core.formatting import duration_text
 from scheduler.selectors import error_summary
 
 register = template.Library()
@@ -22,16 +23,7 @@ def duration(seconds: float | None) -> str:
     """0.0421 -> '42 ms', 3.5 -> '3.5 s', 125 -> '2 min 5 s'; '—' when unknown."""
     if seconds is None or seconds == "":
         return "—"
-    value = float(seconds)
-    if value < 1:
-        return f"{round(value * 1000)} ms"
-    if value < 60:
-        return f"{value:.1f} s"
-    minutes, rest = divmod(round(value), 60)
-    if minutes < 60:
-        return f"{minutes} min {rest} s" if rest else f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
+    return duration_text(float(seconds))
 
 
 @register.filter

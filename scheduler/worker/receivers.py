@@ -27,7 +27,11 @@ from django.db import close_old_connections, connections
 from scheduler import protocol
 from scheduler.live.events import defer_event_writes, event_record_safely
 from scheduler.live.publisher import publisher
-from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
+from scheduler.observability.worker_heartbeats import (
+    forget_worker,
+    record_worker_queues,
+    record_worker_seen,
+)
 from scheduler.worker.result_backend import defer_started
 
 logger = logging.getLogger(__name__)
@@ -86,6 +90,11 @@ def _recycle_database_connections(task: Any = None, **kwargs: Any) -> None:
 @worker_ready.connect
 def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
     _record(sender.hostname)
+    try:
+        queues = [queue.name for queue in sender.app.amqp.queues.consume_from.values()]
+        record_worker_queues(sender.hostname, queues)
+    except Exception:
+        logger.warning("could not record the queues of worker %s", sender.hostname, exc_info=True)
 
 
 @heartbeat_sent.connect
