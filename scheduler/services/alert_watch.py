@@ -24,7 +24,12 @@ from scheduler.models import AlertRule, Incident, ScheduleState
 from scheduler.observability.health import beat_heartbeat
 from scheduler.observability.queues import queue_depths
 from scheduler.observability.worker_heartbeats import worker_queues, workers_seen_within
-from scheduler.protocol import OBJECT_HEADER, RunState
+from scheduler.protocol import (
+    ALERT_NO_SUCCESS_CHECKED_KEY,
+    BEAT_LEADER_KEY,
+    OBJECT_HEADER,
+    RunState,
+)
 from scheduler.services.incidents import (
     LAST_SUCCESS_KEY,
     SINCE_KEY,
@@ -38,11 +43,8 @@ from scheduler.services.incidents import (
 Trigger = AlertRule.Trigger
 Target = AlertRule.Target
 
-# Beat records its heartbeat every 5 s: older than this, nobody leads.
-BEAT_SILENT_AFTER = 15.0
 # A schedule's last success is looked for at most this often (it reads every schedule watched).
 NO_SUCCESS_EVERY = 60.0
-_NO_SUCCESS_CHECKED_KEY = "scheduler:alerts:no_success_checked"
 
 
 @dataclass
@@ -70,7 +72,7 @@ def alert_watch(*, now: float | None = None) -> WatchReport:
         if check is not None:
             check(rule, now, report)
     no_success = [rule for rule in rules if rule.trigger == Trigger.NO_SUCCESS]
-    if no_success and _due(_NO_SUCCESS_CHECKED_KEY, now, NO_SUCCESS_EVERY):
+    if no_success and _due(ALERT_NO_SUCCESS_CHECKED_KEY, now, NO_SUCCESS_EVERY):
         for rule in no_success:
             _watch_no_success(rule, now, report)
     moment = datetime.fromtimestamp(now, tz=UTC)
@@ -119,12 +121,11 @@ def _judge(
 
 
 def _watch_beat(rule: AlertRule, now: float, report: WatchReport) -> None:
-    heartbeat = beat_heartbeat()
-    last = float(heartbeat["at"]) if heartbeat else None
-    silent = last is None or now - last > BEAT_SILENT_AFTER
-    since = _held_since(rule, "beat", silent, now)
-    if since is not None and last is not None:
-        since = min(since, last)
+    # The leader holds its lock (BEAT_LEADER_KEY) for BEAT_LEADER_TTL and renews it every tick:
+    # when nobody holds it, nobody publishes runs.
+    leader = cast("bytes | None", get_redis().get(redis_key(BEAT_LEADER_KEY)))
+    since = _held_since(rule, "beat", leader is None, now)
+    heartbeat = beat_heartbeat() if since is not None else None
     lasted = duration_text(now - since) if since is not None else ""
     _judge(
         rule,
@@ -132,7 +133,10 @@ def _watch_beat(rule: AlertRule, now: float, report: WatchReport) -> None:
         since=since,
         now=now,
         title=f"beat has had no leader for {lasted}",
-        details={"last_heartbeat": last, "leader": (heartbeat or {}).get("leader", "")},
+        details={
+            "last_heartbeat": (heartbeat or {}).get("at"),
+            "last_leader": (heartbeat or {}).get("leader", ""),
+        },
         report=report,
     )
 

@@ -42,7 +42,14 @@ from scheduler.core.formatting import duration_text
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.live.events import event_record
 from scheduler.models import AlertChannel, AlertRule, Incident, NotificationDelivery
-from scheduler.protocol import EventPayload, EventType, RunState
+from scheduler.protocol import (
+    ALERT_LAST_SUCCESS_KEY,
+    ALERT_SINCE_KEY,
+    ALERT_STREAKS_KEY,
+    EventPayload,
+    EventType,
+    RunState,
+)
 from scheduler.services.alerts import channel_kind
 
 logger = logging.getLogger(__name__)
@@ -55,9 +62,9 @@ DELIVERY_TASK = "scheduler.deliver_notification"
 # Rules are read again at most this often per process (seconds); saves in this process at once.
 RULES_TTL = 5.0
 # Redis: failures in a row per (rule, subject); when a condition started holding; last success.
-STREAKS_KEY = "scheduler:alerts:streaks"
-SINCE_KEY = "scheduler:alerts:since"
-LAST_SUCCESS_KEY = "scheduler:alerts:last_success"
+STREAKS_KEY = ALERT_STREAKS_KEY
+SINCE_KEY = ALERT_SINCE_KEY
+LAST_SUCCESS_KEY = ALERT_LAST_SUCCESS_KEY
 
 _RECOVERED_BY_SUCCESS = (
     Trigger.FAILED,

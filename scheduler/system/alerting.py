@@ -21,6 +21,7 @@ from django.utils import timezone
 from scheduler.core.channel_kinds import DeliveryFailed
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.models import NotificationDelivery
+from scheduler.protocol import ALERT_WATCH_LOCK_KEY
 from scheduler.services.alert_watch import alert_watch
 from scheduler.services.alerts import channel_kind
 from scheduler.services.errors import ScheduleError
@@ -29,7 +30,6 @@ from scheduler.services.incidents import delivery_payload
 logger = logging.getLogger(__name__)
 
 Status = NotificationDelivery.Status
-WATCH_LOCK_KEY = "scheduler:alerts:watch"
 
 
 def retry_delay(attempt: int) -> float:
@@ -98,7 +98,7 @@ class AlertWatcher(threading.Thread):
         """One round, when this process won the lock for it; whether it did."""
         try:
             won = get_redis().set(
-                redis_key(WATCH_LOCK_KEY), "1", nx=True, px=max(int(self.interval * 900), 100)
+                redis_key(ALERT_WATCH_LOCK_KEY), "1", nx=True, px=max(int(self.interval * 900), 100)
             )
             if not won:
                 return False

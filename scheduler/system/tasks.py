@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.core.validators import validate_email
@@ -15,7 +15,9 @@ from pydantic_core import PydanticCustomError
 
 from config.queues import QUEUES, queue_for
 from scheduler.catalog import Params, catalog_task
+from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.observability.health import full_health_report
+from scheduler.protocol import FLAKY_TURNS_KEY
 from scheduler.schedules.policies import OverlapPolicy
 from scheduler.services.retention import MAX_BATCH_SIZE, retention_cleanup
 from scheduler.system.alerting import notification_deliver
@@ -209,6 +211,35 @@ def send_notification(
         webhook_url=webhook_url,
         timeout=timeout,
     )
+
+
+class FlakyFailure(RuntimeError):
+    """What `scheduler.flaky` raises on a turn its pattern says fails."""
+
+
+class FlakyParams(Params):
+    pattern: str = Field(
+        "FS",
+        pattern=r"^[FS]{1,20}$",
+        description="Outcomes in turn, F fails and S succeeds: 'FS' fails every other run.",
+    )
+    key: str = Field(
+        "", max_length=100, description="Whose turns to count (blank: the schedule's name)."
+    )
+
+
+@catalog_task(
+    name="scheduler.flaky",
+    description="Fail or succeed in turn as a pattern says: a demo and a drill of alerts.",
+    params=FlakyParams,
+    bind=True,
+)
+def flaky(self: Any, pattern: str = "FS", key: str = "") -> dict[str, Any]:
+    owner = key or getattr(self.request, "periodic_task_name", None) or "ad hoc"
+    turn = int(cast("int", get_redis().incr(redis_key(f"{FLAKY_TURNS_KEY}:{owner}")))) - 1
+    if pattern[turn % len(pattern)] == "F":
+        raise FlakyFailure(f"run {turn + 1} of {owner!r} fails, as the pattern {pattern!r} says")
+    return {"run": turn + 1, "outcome": "success", "pattern": pattern}
 
 
 class DeliveryParams(Params):

@@ -4,7 +4,6 @@ rule's duration before its incident opens, and its incident recovers when it sto
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -19,7 +18,7 @@ from scheduler.observability.worker_heartbeats import (
     record_worker_queues,
     record_worker_seen,
 )
-from scheduler.protocol import BEAT_HEARTBEAT_KEY
+from scheduler.protocol import ALERT_NO_SUCCESS_CHECKED_KEY, BEAT_LEADER_KEY
 from scheduler.services import schedule_create
 from scheduler.services.alert_watch import alert_watch
 from scheduler.services.incidents import alert_event
@@ -32,13 +31,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 def fleet() -> Iterator[None]:
     yield
     redis = get_redis()
-    redis.delete(redis_key(BEAT_HEARTBEAT_KEY))
+    redis.delete(redis_key(BEAT_LEADER_KEY))
     forget_worker("w1@host")
     redis.delete(f"{settings.REDIS_KEY_PREFIX}webhooks")
 
 
-def beat_heartbeat_at(at: float) -> None:
-    get_redis().set(redis_key(BEAT_HEARTBEAT_KEY), json.dumps({"at": at, "leader": "beat-1"}))
+def beat_leads(leads: bool) -> None:
+    key = redis_key(BEAT_LEADER_KEY)
+    if leads:
+        get_redis().set(key, "beat-1")
+    else:
+        get_redis().delete(key)
 
 
 def kinds(sent: list[Any]) -> list[str]:
@@ -49,28 +52,31 @@ def test_beat_without_a_leader_for_t(recording_channels: list[Any]) -> None:
     make_channel()
     make_rule("beat", "beat_no_leader", duration=60)
     now = time.time()
-    beat_heartbeat_at(now)
+    beat_leads(True)
     alert_watch(now=now)
     assert not Incident.objects.exists()
-    # The leader went silent at `now`: not yet T later, then T later.
-    alert_watch(now=now + 30)
+    # The leader's lock expired: first seen at now + 1, not yet T later, then T later.
+    beat_leads(False)
+    alert_watch(now=now + 1)
+    alert_watch(now=now + 60)
     assert not Incident.objects.exists()
     report = alert_watch(now=now + 61)
     assert report.opened == 1
     incident = Incident.objects.get()
     assert incident.subject == "beat"
-    assert incident.title == "beat has had no leader for 1 min 1 s"
+    assert incident.title == "beat has had no leader for 1 min"
     alert_watch(now=now + 90)
     assert Incident.objects.get().match_count == 2
-    beat_heartbeat_at(now + 95)
+    beat_leads(True)
     alert_watch(now=now + 96)
     assert Incident.objects.get().resolved_at is not None
     assert kinds(recording_channels) == ["down", "recovered"]
 
 
-def test_beat_that_never_ran_counts_from_the_first_check() -> None:
+def test_beat_that_never_led_counts_from_the_first_check() -> None:
     make_channel()
     make_rule("beat", "beat_no_leader", duration=60)
+    beat_leads(False)
     now = time.time()
     alert_watch(now=now)
     alert_watch(now=now + 59)
@@ -120,7 +126,7 @@ def test_a_schedule_without_a_success_for_a_period(recording_channels: list[Any]
     made = rule.updated_at.timestamp()
     alert_watch(now=made + 3500)
     assert not Incident.objects.exists()
-    get_redis().delete(redis_key("scheduler:alerts:no_success_checked"))
+    get_redis().delete(redis_key(ALERT_NO_SUCCESS_CHECKED_KEY))
     alert_watch(now=made + 3601)
     incident = Incident.objects.get()
     assert incident.subject == "schedule:nightly"
