@@ -140,12 +140,14 @@ def deliver(agent: Agent, payload: dict[str, Any]) -> int:
     """POST `payload` to the agent's webhook, signed with its secret; errors are ours."""
     if not agent.webhook_url:
         raise PermanentError("no_webhook", f"agent {agent.slug!r} has no webhook URL")
+    # No secret, no signature: one made with the empty key would prove nothing.
+    secret = agent.webhook_secret
     try:
         return webhook_post(
             url=agent.webhook_url,
             payload=payload,
             timeout=settings.AGENT_WEBHOOK_TIMEOUT,
-            sign=lambda body: {HEADER: sign(agent.webhook_secret, body)},
+            sign=(lambda body: {HEADER: sign(secret, body)}) if secret else None,
         )
     except NotificationRejected as exc:
         raise PermanentError("webhook_rejected", str(exc)) from exc

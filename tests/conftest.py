@@ -15,6 +15,7 @@ from rest_framework.test import APIClient
 from config.settings import test as test_settings
 from scheduler.core.redis_connection import get_redis
 from scheduler.services.retention import CLEANUP_SCHEDULE_NAME
+from tests.alert_receivers import MailReceiver, self_signed_certificate, server_tls
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, LiveServer, require_chromium
 from tests.clients import api_client, client_for
 from tests.factories import user_with
@@ -124,6 +125,40 @@ def receiver() -> Iterator[Receiver]:
     """A real HTTP endpoint recording what is POSTed to it (tests/receivers.py)."""
     receiver = Receiver()
     receiver.thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture(scope="session")
+def tls_certificate(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    return self_signed_certificate(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture
+def tls_receiver(
+    tls_certificate: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Receiver]:
+    """`receiver` over HTTPS, with a certificate this process trusts (SSL_CERT_FILE) for the
+    test."""
+    monkeypatch.setenv("SSL_CERT_FILE", str(tls_certificate[0]))
+    receiver = Receiver(tls=server_tls(*tls_certificate))
+    receiver.thread.start()
+    try:
+        yield receiver
+    finally:
+        receiver.stop()
+
+
+@pytest.fixture
+def mail_receiver(settings: Any) -> Iterator[MailReceiver]:
+    """A real SMTP server recording what it is sent; this process's mail goes to it through
+    Django's SMTP backend (tests/alert_receivers.py)."""
+    receiver = MailReceiver()
+    receiver.start()
+    for name, value in receiver.django_settings().items():
+        setattr(settings, name, value)
     try:
         yield receiver
     finally:

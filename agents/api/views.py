@@ -43,7 +43,7 @@ from agents.errors import PermanentError, RetryableError
 from agents.models import Agent, Mention, Session
 from agents.selectors import agent_by_slug, session_by_id, session_messages, sessions_listed
 from agents.services import AgentInputError, mention_receive, message_payload, session_open
-from agents.signatures import HEADER, signature_valid
+from agents.signatures import HEADER, SCHEME, TOLERANCE, SignatureError, signature_verify
 from scheduler.api import (
     ERRORS_RESPONSE,
     NOT_FOUND_RESPONSE,
@@ -302,8 +302,8 @@ class InboundView(APIView):
                 OpenApiParameter.HEADER,
                 required=True,
                 description=(
-                    "`sha256=<hex HMAC-SHA256 of the raw body, keyed with the agent's webhook "
-                    "secret>`"
+                    f"`{SCHEME}`, keyed with the agent's webhook secret; refused when signed "
+                    f"more than {TOLERANCE // 60} minutes ago or ahead"
                 ),
             ),
         ],
@@ -316,7 +316,9 @@ class InboundView(APIView):
             ),
             201: MentionStoredSerializer,
             400: ERRORS_RESPONSE,
-            403: OpenApiResponse(description="missing or wrong signature: nothing was stored"),
+            403: OpenApiResponse(
+                description="missing, malformed, wrong or stale signature: nothing was stored"
+            ),
             404: NOT_FOUND_RESPONSE,
         },
         description=(
@@ -333,11 +335,13 @@ class InboundView(APIView):
         except RequestDataTooBig as exc:
             raise BodyTooLarge() from exc
         # Before the body is parsed or anything is stored: an unsigned request costs one HMAC.
-        if not signature_valid(agent.webhook_secret, raw, request.headers.get(HEADER)):
+        try:
+            signature_verify(agent.webhook_secret, raw, request.headers.get(HEADER))
+        except SignatureError as exc:
             raise PermissionDenied(
-                f"missing or wrong {HEADER} header: sign the raw body with the agent's webhook "
-                "secret (sha256=<hex HMAC-SHA256>)"
-            )
+                f"{HEADER} refused: {exc}. Sign the raw body with the agent's webhook secret "
+                f"as {SCHEME}, at most {TOLERANCE // 60} minutes before sending"
+            ) from exc
         data = _json_object(raw)
         if validated(InboundSerializer, data)["type"] == "mention":
             return self._mention(agent, data)

@@ -303,7 +303,8 @@ EMAIL_TIMEOUT = 20  # seconds; under the webhooks queue's time limit, so a retry
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="scheduler@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # `scheduler.send_notification` signs what it posts to a webhook with this (header
-# X-Scheduler-Signature: sha256=<hex HMAC-SHA256 of the body>); empty: posted unsigned.
+# X-Scheduler-Signature: t=<unix time>,v1=<hex HMAC-SHA256 of "<t>.<body>">, as the alert
+# webhooks below); empty: posted unsigned.
 NOTIFICATION_WEBHOOK_SECRET = env.str("NOTIFICATION_WEBHOOK_SECRET", default="")
 
 # --- Alerts (scheduler/services/alerts.py, docs in README "Alerts") ----------------------------

@@ -1,19 +1,18 @@
 """Notifications sent by `scheduler.send_notification`: an email, or a JSON POST to a webhook.
 
 A webhook's body is signed when NOTIFICATION_WEBHOOK_SECRET is set: header
-`X-Scheduler-Signature: sha256=<hex HMAC-SHA256 of the raw body>`, the scheme of the agents'
-webhooks (agents/signatures.py), so a receiver can tell our deliveries from anyone's; the body's
-`sent_at` lets it refuse old ones.
+`X-Scheduler-Signature: t=<unix seconds>,v1=<hex HMAC-SHA256 of "<t>." + the raw body>`
+(scheduler/core/signing.py, the scheme of the agents' webhooks and the alert channels), so a
+receiver can tell our deliveries from anyone's and refuse old ones.
 
 Failures that a later attempt may not repeat (a network error, a timeout, a 5xx, a 429, an
 SMTP error) raise NotificationError, which the task retries; a webhook that answers 4xx
 otherwise will answer the same next time, so it raises NotificationRejected, which fails at once.
+Both carry the webhook's answer code (`status`), None when there was none.
 """
 
 from __future__ import annotations
 
-import hashlib
-import hmac
 import json
 import smtplib
 import urllib.error
@@ -26,6 +25,7 @@ from django.core.mail import send_mail
 from django.utils import timezone
 
 from scheduler.core.plain_text import shortened, text_lines
+from scheduler.core.signing import signature_header
 from scheduler.protocol import RESPONSE_NOTE
 
 # Statuses worth another attempt: the server is overloaded, restarting, or asks us to wait.
@@ -48,9 +48,17 @@ def response_first_line(body: str) -> str:
 class NotificationError(RuntimeError):
     """A delivery that failed in a way another attempt may not (the task retries it)."""
 
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
+
 
 class NotificationRejected(RuntimeError):
     """A delivery the receiver refused for good (a webhook's 4xx): retrying would not help."""
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        self.status = status
 
 
 def notification_send(
@@ -81,14 +89,9 @@ def notification_send(
     return {"channel": "webhook", "webhook_url": webhook_url, "status": status}
 
 
-def webhook_signature(secret: str, body: bytes) -> str:
-    """`sha256=<hex HMAC-SHA256 of body keyed with secret>`, as SIGNATURE_HEADER carries it."""
-    return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
-
-
 def _notification_signature(body: bytes) -> dict[str, str]:
     secret = settings.NOTIFICATION_WEBHOOK_SECRET
-    return {SIGNATURE_HEADER: webhook_signature(secret, body)} if secret else {}
+    return {SIGNATURE_HEADER: signature_header(secret, body)} if secret else {}
 
 
 def email_send(*, subject: str, message: str, recipients: list[str]) -> None:
@@ -135,7 +138,8 @@ def webhook_post(
         first = response_first_line(answer)
         detail = f"webhook {url} answered {exc.code} {exc.reason}" + (f": {first}" if first else "")
         retryable = exc.code in _RETRYABLE_STATUSES or exc.code >= 500
-        error = NotificationError(detail) if retryable else NotificationRejected(detail)
+        failure = NotificationError if retryable else NotificationRejected
+        error = failure(detail, status=exc.code)
         if answer.strip():
             # The message is what history, the feed and the failures panel show: a receiver's
             # error page would fill them. The body rides in the traceback, for the task page.

@@ -9,9 +9,11 @@ callbacks never run unless captured, so nothing reaches the broker.
 from __future__ import annotations
 
 import json
+import time
 from typing import Any
 
 import pytest
+import time_machine
 
 from agents.models import Mention, Message, Session
 from agents.signatures import sign
@@ -108,6 +110,7 @@ def test_it_reuses_the_session_of_a_conversation_and_keeps_chats_apart(celery_of
     [
         {"HTTP_X_AGENT_SIGNATURE": ""},
         {"HTTP_X_AGENT_SIGNATURE": "sha256=" + "0" * 64},
+        {"HTTP_X_AGENT_SIGNATURE": f"t={int(time.time())},v1=" + "0" * 64},
         {"HTTP_X_AGENT_SIGNATURE": sign("another secret", json.dumps(inbound_message()).encode())},
         {"HTTP_X_AGENT_SIGNATURE": sign(SECRET, b"another body")},
         {"HTTP_X_AGENT_SIGNATURE": "garbage"},
@@ -128,6 +131,45 @@ def test_it_refuses_a_message_without_the_right_signature_and_stores_nothing(
     assert "X-Agent-Signature" in response_json(message)["detail"]
     assert stored_counts() == (0, 0, 0)
     assert callbacks == []
+
+
+def test_it_refuses_a_correctly_signed_delivery_six_minutes_old_and_stores_nothing(
+    celery_on, django_capture_on_commit_callbacks
+):
+    agent = api_agent()
+    body = json.dumps(inbound_message()).encode()
+    now = time.time()
+    captured = sign(SECRET, body, now=now - 6 * 60)  # a replay of a real delivery
+
+    with (
+        time_machine.travel(now, tick=False),
+        django_capture_on_commit_callbacks(execute=False) as callbacks,
+    ):
+        response = post_inbound(agent.slug, None, raw=body, HTTP_X_AGENT_SIGNATURE=captured)
+
+    assert response.status_code == 403
+    detail = response_json(response)["detail"]
+    assert "X-Agent-Signature" in detail
+    assert "too old: signed 360 s ago" in detail
+    assert stored_counts() == (0, 0, 0)
+    assert callbacks == []
+
+
+def test_it_takes_a_delivery_signed_a_few_minutes_ago(
+    celery_on, django_capture_on_commit_callbacks
+):
+    agent = api_agent()
+    body = json.dumps(inbound_message()).encode()
+
+    with django_capture_on_commit_callbacks(execute=False):
+        response = post_inbound(
+            agent.slug,
+            None,
+            raw=body,
+            HTTP_X_AGENT_SIGNATURE=sign(SECRET, body, now=time.time() - 240),
+        )
+
+    assert response.status_code == 202, response.content
 
 
 def test_it_refuses_an_unsigned_request_even_with_a_staff_session(celery_on):

@@ -18,7 +18,7 @@ from agents.dispatch import dispatch_message
 from agents.errors import PermanentError
 from agents.models import Agent, Mention, Message, Post, Session
 from agents.services import AgentInputError
-from agents.signatures import HEADER, signature_valid
+from agents.signatures import HEADER, signature_verify
 from scheduler.models import TaskEvent
 
 pytestmark = pytest.mark.django_db
@@ -226,7 +226,7 @@ def test_a_post_is_written_and_delivered_signed_to_the_agents_webhook(receiver):
     assert post.status == Post.Status.DELIVERED
     assert result["delivered"] is True
     [(headers, body)] = receiver.received
-    assert signature_valid(agent.webhook_secret, body, headers[HEADER])
+    signature_verify(agent.webhook_secret, body, headers[HEADER])  # raises unless signed now
     assert json.loads(body)["post"]["content"] == post.content
 
 

@@ -2,11 +2,11 @@
 
 Inbound (`POST /api/inbound/<slug>/`): tests/agents/test_api_inbound.py already refuses an empty,
 zeroed, garbage, wrong-secret or other-body signature (403, nothing stored, nothing queued), an
-unsigned request with a staff session, and checks the signature before the JSON. Added here: the
-secret of another agent, an agent without a secret, a body changed after signing, other schemes.
-The scheme has no timestamp, so there is no stale signature to refuse: a replayed message is
-answered once by its message id (test_api_inbound.py), and our outbound bodies carry `sent_at`
-for receivers.
+unsigned request with a staff session, a signature six minutes old, and checks the signature
+before the JSON. Added here: the secret of another agent, an agent without a secret, a body or a
+time changed after signing, a signature from the future, other schemes (GitHub's `sha256=`, the
+one used before). A replay within the five minutes is answered once by its message id
+(test_api_inbound.py).
 
 Outbound: `agents.post`'s delivery is verified in tests/agents/test_conversations.py; here
 `agents.send_response` and `scheduler.send_notification`, whose webhooks were not signed at all.
@@ -18,6 +18,7 @@ import base64
 import hashlib
 import hmac
 import json
+import time
 from typing import Any
 
 import pytest
@@ -25,8 +26,9 @@ from django.test import Client
 
 from agents import services, tasks
 from agents.models import Agent, Mention, Message, Session
-from agents.signatures import HEADER, sign, signature_valid
-from scheduler.system.notifications import SIGNATURE_HEADER, webhook_signature
+from agents.signatures import HEADER, SignatureError, sign, signature_verify
+from scheduler.core import signature_check
+from scheduler.system.notifications import SIGNATURE_HEADER
 from scheduler.system.tasks import send_notification
 from tests.clients import response_json
 
@@ -61,13 +63,21 @@ def _deliver(slug: str, body: bytes, signature: str | None) -> Any:
 
 def _signatures(body: bytes) -> dict[str, str | None]:
     digest = hmac.new(SECRET.encode(), body, hashlib.sha256)
+    now = int(time.time())
+    signed = hmac.new(SECRET.encode(), f"{now}.".encode() + body, hashlib.sha256)
+    later = sign(SECRET, body, now=now).replace(f"t={now},", f"t={now + 60},")
     return {
         "missing": None,
         "another agent's secret": sign("the-other-agents-secret", body),
         "a body changed after signing": sign(SECRET, body.replace(b"hello", b"HELLO")),
+        "a time changed after signing": later,
+        "signed ten minutes ahead": sign(SECRET, body, now=now + 600),
+        "signed an hour ago": sign(SECRET, body, now=now - 3600),
         "sha1 of the right secret": "sha1=" + hmac.new(SECRET.encode(), body, "sha1").hexdigest(),
+        "the old scheme (sha256= of the body)": "sha256=" + digest.hexdigest(),
         "the digest without its scheme": digest.hexdigest(),
-        "the digest in base64": "sha256=" + base64.b64encode(digest.digest()).decode(),
+        "the digest in base64": f"t={now},v1=" + base64.b64encode(signed.digest()).decode(),
+        "the digest without its time": "v1=" + signed.hexdigest(),
     }
 
 
@@ -91,7 +101,8 @@ def test_it_refuses_a_delivery_without_the_agents_own_signature_and_stores_nothi
 def test_an_agent_without_a_secret_accepts_no_delivery_at_all(django_capture_on_commit_callbacks):
     _agent(secret="")
     body = json.dumps(MESSAGE).encode()
-    empty_key = "sha256=" + hmac.new(b"", body, hashlib.sha256).hexdigest()
+    now = int(time.time())
+    empty_key = f"t={now},v1=" + hmac.new(b"", f"{now}.".encode() + body, "sha256").hexdigest()
 
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         response = _deliver("helper", body, empty_key)
@@ -127,9 +138,10 @@ def test_a_reply_is_delivered_with_a_signature_of_its_exact_body(receiver):
 
     assert result["delivered"] is True
     [(headers, body)] = receiver.received
-    assert signature_valid(SECRET, body, headers[HEADER])
-    assert not signature_valid(SECRET, body + b" ", headers[HEADER])
-    assert not signature_valid("another secret", body, headers[HEADER])
+    signature_verify(SECRET, body, headers[HEADER])
+    for secret, sent in [(SECRET, body + b" "), ("another secret", body)]:
+        with pytest.raises(SignatureError, match="wrong signature"):
+            signature_verify(secret, sent, headers[HEADER])
 
 
 def test_a_notification_webhook_is_signed_with_the_configured_secret(receiver, settings):
@@ -138,12 +150,16 @@ def test_a_notification_webhook_is_signed_with_the_configured_secret(receiver, s
     send_notification(subject="Backup", message="done", webhook_url=receiver.url)
 
     [(headers, body)] = receiver.received
-    expected = "sha256=" + hmac.new(b"notification-secret", body, hashlib.sha256).hexdigest()
-    assert headers[SIGNATURE_HEADER] == expected
-    assert webhook_signature("notification-secret", body) == expected
-    assert json.loads(body)["sent_at"]  # signed with the body: a receiver can refuse old ones
-    tampered = body.replace(b"done", b"gone")
-    assert webhook_signature("notification-secret", tampered) != headers[SIGNATURE_HEADER]
+    header = headers[SIGNATURE_HEADER]
+    timestamp = int(header.removeprefix("t=").partition(",")[0])
+    assert abs(timestamp - time.time()) < 60
+    expected = hmac.new(b"notification-secret", f"{timestamp}.".encode() + body, "sha256")
+    assert header == f"t={timestamp},v1={expected.hexdigest()}"
+    signature_check("notification-secret", body, header)
+    with pytest.raises(SignatureError, match="wrong signature"):
+        signature_check("notification-secret", body.replace(b"done", b"gone"), header)
+    with pytest.raises(SignatureError, match="too old"):
+        signature_check("notification-secret", body, header, now=timestamp + 301)
 
 
 def test_a_notification_webhook_is_unsigned_without_a_secret(receiver, settings):
