@@ -51,6 +51,7 @@ from scheduler.protocol import (
     RunState,
 )
 from scheduler.services.alerts import channel_kind
+from scheduler.services.errors import ScheduleError
 
 logger = logging.getLogger(__name__)
 
@@ -330,7 +331,12 @@ def delivery_queue(
         subject=notification.subject,
         message=notification.message,
     )
-    queue = getattr(channel_kind(channel.kind), "queue", "default")
+    try:
+        queue = getattr(channel_kind(channel.kind), "queue", "default")
+    except ScheduleError as exc:  # the kind left the registry since the channel was saved
+        delivery.status, delivery.error = NotificationDelivery.Status.FAILED, str(exc)
+        delivery.save(update_fields=["status", "error"])
+        return delivery
 
     def send() -> None:
         if not settings.CELERY_ENABLED:

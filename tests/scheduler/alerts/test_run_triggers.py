@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from scheduler.models import Incident, NotificationDelivery
+from scheduler.models import AlertChannel, Incident, NotificationDelivery
 from scheduler.services import schedule_create
 from scheduler.services.incidents import alert_event
 from tests.factories import event_payload_of, make_agent, make_channel, make_rule
@@ -166,3 +166,19 @@ def test_disabled_rules_and_channels_are_quiet(recording_channels: list[Any]) ->
     alert_event(failed())
     assert Incident.objects.count() == 1
     assert recording_channels == []
+
+
+def test_a_channel_whose_kind_left_the_registry_fails_alone(settings: Any) -> None:
+    make_channel()
+    make_channel("gone")
+    make_rule(channels=("ops", "gone"))
+    settings.SCHEDULER_ALERT_CHANNEL_KINDS = {
+        "record": settings.SCHEDULER_ALERT_CHANNEL_KINDS["record"]
+    }
+    AlertChannel.objects.filter(name="gone").update(kind="pager")
+    alert_event(failed())
+    assert Incident.objects.count() == 1
+    rows = {row.channel.name: row for row in NotificationDelivery.objects.all()}
+    assert rows["ops"].status == "sent"
+    assert rows["gone"].status == "failed"
+    assert "unknown channel kind 'pager'" in rows["gone"].error
