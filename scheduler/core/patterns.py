@@ -89,3 +89,36 @@ def types_matching(
 
 def is_glob(pattern: str) -> bool:
     return any(char in pattern for char in "*?[")
+
+
+def pattern_regex(pattern: str) -> str:
+    """`pattern` as an anchored regular expression that SQLite's, PostgreSQL's and MySQL's
+    regex operators read alike (`fnmatch.translate` writes Python-only syntax), for stored
+    types no list of known ones holds ("my.custom.*")."""
+    out, i, n = ["^"], 0, len(pattern)
+    while i < n:
+        char = pattern[i]
+        i += 1
+        if char == "*":
+            out.append(".*")
+        elif char == "?":
+            out.append(".")
+        elif char == "[":
+            # As fnmatch: a "]" right after "[" or "[!" is a member; unclosed, "[" is itself.
+            j = i + 1 if i < n and pattern[i] == "!" else i
+            j = j + 1 if j < n and pattern[j] == "]" else j
+            end = pattern.find("]", j)
+            if end < 0:
+                out.append("\\[")
+                continue
+            members = pattern[i:end]
+            negate = members.startswith("!")
+            members = members[1:] if negate else members
+            # Escaped brackets: "[." in a POSIX bracket would start a collating element.
+            members = members.replace("[", "\\[").replace("]", "\\]")
+            out.append(f"[{'^' if negate else ''}{members}]")
+            i = end + 1
+        else:
+            out.append(re.escape(char))
+    out.append("$")
+    return "".join(out)

@@ -1,10 +1,12 @@
 """`/ws/events/`: task and schedule events, live, for signed-in staff.
 
 Query string (all optional): `task=<task name>`, `state=<STATE>[,<STATE>...]` (any case; the
-states of `scheduler.live.events.EVENT_STATES`), `object=<type>:<id>` (only that domain object's
-events), `backfill=<N>` (recent events sent first, default 50, at most 500). A client may change
-its filters later by sending `{"action": "filter", "task": ..., "state": ..., "object": ...,
-"backfill": N}`. Every field is validated alike in both: a bad one is answered with
+states of `scheduler.live.events.EVENT_STATES`), `type=<pattern>[,<pattern>...]` (event types as
+globs, with the seed's aliases: `task.failed,incident.*`, `task.completed`, `report.*`; see
+scheduler/core/patterns.py), `object=<type>:<id>` (only that domain object's events),
+`backfill=<N>` (recent events sent first, default 50, at most 500). A client may change its
+filters later by sending `{"action": "filter", "task": ..., "state": ..., "type": ...,
+"object": ..., "backfill": N}`. Every field is validated alike in both: a bad one is answered with
 `{"kind": "error", "field": "<name>", "error": "..."}`; in the URL the connection then closes
 with 4400, in a message it stays open on the filter it had.
 
@@ -26,6 +28,7 @@ from urllib.parse import parse_qs
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
+from scheduler.core.patterns import PatternError, any_matches, patterns_from_text
 from scheduler.live.backlog import events_recent
 from scheduler.live.events import EVENT_STATES
 from scheduler.live.publisher import STAFF_GROUP, object_group
@@ -36,7 +39,7 @@ from scheduler.live.ws_auth import (
     TOKEN_SUBPROTOCOL,
 )
 from scheduler.permissions import can_view_dashboard
-from scheduler.protocol import BackfillMessage, EventMessage, EventPayload
+from scheduler.protocol import EVENT_ALIASES, BackfillMessage, EventMessage, EventPayload
 
 __all__ = ["CLOSE_BAD_REQUEST", "CLOSE_FORBIDDEN", "CLOSE_UNAUTHENTICATED", "EventsConsumer"]
 
@@ -88,6 +91,13 @@ def _task(text: str) -> str:
     return text
 
 
+def _types(text: str) -> tuple[str, ...]:
+    try:
+        return patterns_from_text(text)
+    except PatternError as exc:
+        raise FilterError("type", str(exc)) from None
+
+
 def _object(text: str) -> tuple[str, str]:
     if not text:
         return "", ""
@@ -121,6 +131,7 @@ def _backfill(value: Any) -> int:
 class EventFilter:
     task: str = ""
     states: frozenset[str] = frozenset()
+    types: tuple[str, ...] = ()  # patterns, checked
     object_type: str = ""
     object_id: str = ""
     backfill: int = DEFAULT_BACKFILL
@@ -130,11 +141,13 @@ class EventFilter:
         """The filter of a query string or a filter message; FilterError names a bad field."""
         task = _task(_text(raw, "task"))
         states = _states(_text(raw, "state"))
+        types = _types(_text(raw, "type"))
         object_type, object_id = _object(_text(raw, "object"))
         backfill = _backfill(raw.get("backfill"))
         return cls(
             task=task,
             states=states,
+            types=types,
             object_type=object_type,
             object_id=object_id,
             backfill=backfill,
@@ -151,6 +164,8 @@ class EventFilter:
             return False
         if self.states and event.get("state") not in self.states:
             return False
+        if self.types and not any_matches(event["type"], self.types, EVENT_ALIASES):
+            return False
         if self.object_type:
             obj = event.get("object")
             return bool(obj and obj["type"] == self.object_type and obj["id"] == self.object_id)
@@ -163,6 +178,7 @@ def recent_events(event_filter: EventFilter) -> list[EventPayload]:
         limit=event_filter.backfill,
         task_name=event_filter.task,
         state_in=event_filter.states,
+        type_patterns=event_filter.types,
         object_type=event_filter.object_type,
         object_id=event_filter.object_id,
     )

@@ -33,7 +33,15 @@ logger = logging.getLogger(__name__)
 # Event types and the states events carry: scheduler/protocol.py.
 TASK_EVENTS = RUN_EVENTS
 # The log level a line of `scheduler logs` gets, by event type.
-LEVELS = {"task.failed": "ERROR", "task.retried": "WARNING", "task.revoked": "WARNING"}
+# Custom events (`scheduler.live.publish`) are INFO.
+LEVELS = {
+    "task.failed": "ERROR",
+    "task.retried": "WARNING",
+    "task.revoked": "WARNING",
+    "task.missed": "WARNING",
+    "task.dead_letter": "ERROR",
+    "incident.opened": "ERROR",
+}
 
 
 def event_level(event_type: str) -> str:

@@ -11,9 +11,16 @@ from django.db.models import Count, F, Max, Q, QuerySet, Window
 from django.db.models.functions import FirstValue, RowNumber, TruncMinute
 from django_celery_beat.models import PeriodicTask
 
+from scheduler.core.patterns import (
+    PatternError,
+    is_glob,
+    pattern_regex,
+    patterns_from_text,
+    types_matching,
+)
 from scheduler.live.events import LEVELS
 from scheduler.models import TaskEvent
-from scheduler.protocol import FINISHED_STATES, RUN_EVENTS
+from scheduler.protocol import EVENT_ALIASES, FINISHED_STATES, RUN_EVENTS, EventType
 from scheduler.worker.task_base import SKIPPED
 
 # --- Event log -----------------------------------------------------------------------------------
@@ -31,8 +38,25 @@ def event_types_at_least(level: str) -> list[str] | None:
     return [event_type for event_type, name in LEVELS.items() if levels[name] >= threshold]
 
 
+def event_types_named(text: str) -> Q | None:
+    """Events whose type `text` names as patterns ("task.*", "task.failed,incident.*",
+    "report.*", the alias "task.completed"); None when `text` is no list of patterns."""
+    try:
+        patterns = patterns_from_text(text)
+    except PatternError:
+        return None
+    if not patterns:
+        return None
+    # Custom types are in no list: a glob is matched in the database.
+    match = Q(type__in=sorted(types_matching(patterns, map(str, EventType), EVENT_ALIASES)))
+    for pattern in patterns:
+        match |= Q(type__regex=pattern_regex(pattern)) if is_glob(pattern) else Q(type=pattern)
+    return match
+
+
 def task_events(*, text: str | None = None, level: str | None = None) -> QuerySet[TaskEvent]:
-    """Events matching `text` anywhere a log line shows it, at `level` or above; unordered."""
+    """Events matching `text` anywhere a log line shows it, or whose type it names as patterns
+    (`event_types_named`), at `level` or above; unordered."""
     queryset = TaskEvent.objects.all()
     if level:
         types = event_types_at_least(level)
@@ -48,6 +72,9 @@ def task_events(*, text: str | None = None, level: str | None = None) -> QuerySe
             match |= Q(type__in=leveled)
         if text.lower() in "info":
             match |= ~Q(type__in=list(LEVELS))
+        named = event_types_named(text)
+        if named is not None:
+            match |= named
         queryset = queryset.filter(match)
     return queryset
 

@@ -732,7 +732,12 @@ def _add_history_verbs(verbs: Verbs) -> None:
 
     logs = verbs.add_parser("logs", help="the task and schedule event log")
     logs.add_argument("--follow", "-f", action="store_true", help="print new events (Ctrl-C)")
-    logs.add_argument("--filter", metavar="TEXT", help="only lines containing TEXT (any case)")
+    logs.add_argument(
+        "--filter",
+        metavar="TEXT",
+        help="only lines containing TEXT (any case), or events of the types it names: "
+        "'task.failed,incident.*', 'report.*', 'task.completed'",
+    )
     logs.add_argument("--level", help="DEBUG, INFO, WARNING or ERROR: that or worse")
     logs.add_argument("--lines", "-n", type=int, default=50, help="how many (default 50)")
     # Bounds --follow for tests and scripts; --interval sets its polling period.

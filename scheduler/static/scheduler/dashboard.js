@@ -5,9 +5,10 @@
  * The server renders the page complete; this module then keeps it current. It opens the
  * `/ws/events/` websocket (which first sends a backfill of recent events, then every event
  * live), folds task events into the feed's rows in place by task id, counts them into the
- * last-hour counters and the throughput chart, and re-reads `/dashboard/summary.json` every
- * half minute (sooner after a schedule change) for the slower panels. When the socket drops
- * it reconnects with exponential back-off and says so in the header (lib/live.js).
+ * last-hour counters and the throughput chart, lists custom events and alerts in the events
+ * panel, and re-reads `/dashboard/summary.json` every half minute (sooner after a schedule
+ * change) for the slower panels. When the socket drops it reconnects with exponential back-off
+ * and says so in the header (lib/live.js).
  *
  * Each panel is a module of dashboard/; data only ever reaches the DOM as text.
  */
@@ -17,6 +18,7 @@ import { liveConnection } from "./lib/live.js";
 import { installActions } from "./dashboard/actions.js";
 import { renderCluster, watchStale } from "./dashboard/cluster.js";
 import { Counters } from "./dashboard/counters.js";
+import { EventLog, isPanelEvent } from "./dashboard/events.js";
 import { Failures } from "./dashboard/failures.js";
 import { Feed } from "./dashboard/feed.js";
 import { fitAllSoon } from "./dashboard/fit.js";
@@ -31,6 +33,7 @@ function dashboard(config, initial) {
   const feed = new Feed(config, initial.feed, { finished, format: formats.time });
   const counters = new Counters(initial, formats.hourMinute);
   const failures = new Failures(config, formats.daySeconds);
+  const eventLog = new EventLog(formats.time);
   watchStale();
   // The chart slides by one bar every minute even when nothing happens.
   setInterval(() => counters.draw(), 10000);
@@ -50,6 +53,7 @@ function dashboard(config, initial) {
 
   function handleEvent(event, live) {
     if (!event || typeof event.type !== "string") return;
+    if (isPanelEvent(event)) eventLog.event(event);
     if (event.type.startsWith("task.") && event.task_id) {
       if (feed.wants(event)) feed.event(event, live);
       counters.count(event);

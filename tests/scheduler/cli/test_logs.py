@@ -1,5 +1,5 @@
-"""`manage.py scheduler logs`: the last lines of the event log oldest first, filtered by text and
-level, and followed until its time is up, rows committed late included.
+"""`manage.py scheduler logs`: the last lines of the event log oldest first, filtered by text, type
+patterns and level, and followed until its time is up, rows committed late included.
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import time
 
 import pytest
 
+from scheduler.live import publish
 from scheduler.live.events import event_record
 from scheduler.management.commands import scheduler as scheduler_command
 from scheduler.models import TaskEvent
@@ -49,6 +50,34 @@ LOG_FILTERS = [
 def test_it_filters_the_log_by_text_and_level(argv, types):
     events("task.started", "task.failed", "task.retried")
     event_record(type="schedule.created", periodic_task_name="nightly")
+
+    lines = scheduler("logs", *argv).splitlines()
+
+    assert [line.split()[4] for line in lines] == types
+
+
+PATTERN_FILTERS = [
+    (["--filter", "report.*"], ["report.published", "report.retracted"]),
+    (["--filter", "REPORT.PUB*"], ["report.published"]),
+    (["--filter", "task.completed"], ["task.succeeded"]),
+    (["--filter", "task.updated"], ["schedule.disabled"]),
+    (["--filter", "task.failed,incident.*"], ["task.failed", "incident.opened"]),
+    (["--filter", "*.re[ft]*"], ["task.retried", "report.retracted"]),
+    # Text still finds any line containing it.
+    (["--filter", "report.pub"], ["report.published"]),
+    (["--filter", "from reports"], ["report.published"]),
+    (["--level", "warning"], ["task.failed", "task.retried", "task.missed", "incident.opened"]),
+    (["--level", "error", "--filter", "incident.*"], ["incident.opened"]),
+]
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(("argv", "types"), PATTERN_FILTERS)
+def test_it_filters_the_log_by_type_patterns_and_the_seeds_aliases(argv, types):
+    events("task.succeeded", "task.failed", "task.retried", "task.missed", "incident.opened")
+    event_record(type="schedule.disabled", periodic_task_name="nightly")
+    publish("report.published", "from reports", source="reports")
+    publish("report.retracted")
 
     lines = scheduler("logs", *argv).splitlines()
 

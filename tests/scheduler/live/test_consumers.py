@@ -11,6 +11,7 @@ from django.contrib.auth.models import Permission
 from django.test import Client
 
 from config.asgi import application
+from scheduler.live import publish
 from scheduler.live.consumers import EventsConsumer
 from scheduler.live.events import event_record
 from scheduler.protocol import BackfillMessage, EventMessage, EventObject, EventPayload
@@ -176,6 +177,8 @@ BAD_FILTERS = [
     pytest.param({"task": "x" * 256}, "task", "255", id="task name too long"),
     pytest.param({"object": "tournament"}, "object", "type:id", id="object without id"),
     pytest.param({"object": "tour nament:7"}, "object", "tour nament", id="malformed object"),
+    pytest.param({"type": "task failed"}, "type", "task failed", id="malformed type pattern"),
+    pytest.param({"type": "task.*,x;y"}, "type", "x;y", id="one bad pattern of several"),
     pytest.param({"backfill": "lots"}, "backfill", "lots", id="backfill not a number"),
     pytest.param({"backfill": "501"}, "backfill", "500", id="backfill too large"),
 ]
@@ -241,6 +244,50 @@ async def test_states_of_events_that_are_not_results_are_valid_filters():
     await _record(type="task.missed", task_id="m", periodic_task_name="nightly", state="MISSED")
 
     assert (await _next_event(communicator))["task_id"] == "m"
+    await communicator.disconnect()
+
+
+async def test_it_sends_the_event_types_its_patterns_and_aliases_name():
+    user = await sync_to_async(_user)()
+    communicator = await _connect(user, "type=task.failed,incident.*,task.completed&backfill=0")
+    assert (await communicator.receive_json_from(timeout=TIMEOUT))["events"] == []
+
+    for kind in ("task.started", "task.failed", "schedule.created", "incident.opened"):
+        await _record(type=kind, task_id=kind)
+    await _record(type="task.succeeded", task_id="done", state="SUCCESS")
+    await sync_to_async(publish)("report.published", {"rows": 1})
+
+    got = [(await _next_event(communicator))["task_id"] for _ in range(3)]
+    assert got == ["task.failed", "incident.opened", "done"]
+    assert await communicator.receive_nothing(timeout=0.3)
+
+    # A filter message takes patterns too: now only custom events.
+    await communicator.send_json_to({"action": "filter", "type": "report.*", "backfill": 1})
+    backfill = await communicator.receive_json_from(timeout=TIMEOUT)
+    assert [event["type"] for event in backfill["events"]] == ["report.published"]
+    await _record(type="task.failed", task_id="ignored")
+    await sync_to_async(publish)("report.retracted", source="reports", priority="low")
+    event = await _next_event(communicator)
+    assert event["type"] == "report.retracted"
+    assert event["data"] == {"data": None, "source": "reports", "priority": "low"}
+    await communicator.disconnect()
+
+
+async def test_its_backfill_keeps_the_types_its_patterns_name():
+    for kind in ("task.succeeded", "session.message", "task.failed", "schedule.updated"):
+        await _record(type=kind, task_id=kind)
+    await sync_to_async(publish)("report.published", {"rows": 1})
+    await sync_to_async(publish)("report.retracted")
+    user = await sync_to_async(_user)()
+
+    communicator = await _connect(user, "type=task.completed,report.pub*,task.updated")
+    backfill = await communicator.receive_json_from(timeout=TIMEOUT)
+
+    assert [event["type"] for event in backfill["events"]] == [
+        "task.succeeded",
+        "schedule.updated",
+        "report.published",
+    ]
     await communicator.disconnect()
 
 
