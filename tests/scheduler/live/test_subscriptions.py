@@ -160,9 +160,8 @@ def test_a_handler_that_raises_is_logged_and_the_others_still_run(subscribed, ca
 
     assert got == ["t1"]
     assert ran >= 1
-    failure = next(r for r in caplog.records if "failed on task.failed" in r.getMessage())
-    assert failure.exc_info
-    assert "handler bug" in str(failure.exc_info[1])
+    failures = [r for r in caplog.records if "failed on task.failed" in r.getMessage()]
+    assert any(r.exc_info and "handler bug" in str(r.exc_info[1]) for r in failures)
 
 
 @pytest.mark.django_db
