@@ -11,8 +11,14 @@ from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
 from agents.demo import DEMO_AGENT_SLUG, DEMO_POST_SCHEDULE, DEMO_POSTER_SLUG
 from agents.models import Agent, AgentSchedule, Session
-from scheduler.devstack.demo import CLEANUP_NAME, DEMO_PING_NAME
-from scheduler.models import AuditEntry
+from scheduler.devstack.demo import (
+    CLEANUP_NAME,
+    DEMO_CHANNEL_NAME,
+    DEMO_FLAKY_NAME,
+    DEMO_PING_NAME,
+    DEMO_RULE_NAME,
+)
+from scheduler.models import AlertChannel, AlertRule, AuditEntry
 from tournaments.demo import (
     DEMO_HOURS,
     DEMO_INTERVAL,
@@ -183,3 +189,21 @@ def test_once_the_demo_tournament_ran_its_hours_the_next_seed_starts_another():
     assert set(second.entries.values_list("agent_id", flat=True)) == set(
         first.entries.values_list("agent_id", flat=True)
     )
+
+
+def test_it_adds_a_flaky_schedule_with_an_alert_that_emails_the_on_call():
+    call_command("seed_demo")
+
+    flaky = PeriodicTask.objects.get(name=DEMO_FLAKY_NAME)
+    assert (flaky.task, json.loads(flaky.kwargs)["pattern"]) == ("scheduler.flaky", "FS")
+    rule = AlertRule.objects.get(name=DEMO_RULE_NAME)
+    assert (rule.trigger, rule.target_type, rule.target) == ("failed", "schedule", DEMO_FLAKY_NAME)
+    channel = rule.channels.get()
+    assert (channel.name, channel.kind) == (DEMO_CHANNEL_NAME, "email")
+    assert channel.config == {"to": ["oncall@example.com"]}
+    rule.channels.clear()
+
+    call_command("seed_demo")  # what staff changed stays
+
+    assert AlertRule.objects.get(name=DEMO_RULE_NAME).channels.count() == 0
+    assert AlertChannel.objects.count() == 1
