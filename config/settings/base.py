@@ -362,6 +362,10 @@ EVENTS_RETENTION_DAYS = _retention_days(
 AUDIT_RETENTION_DAYS = _retention_days(
     "AUDIT_RETENTION_DAYS", env.str("AUDIT_RETENTION_DAYS", default="365")
 )
+# Resolved incidents and the log of notifications (open incidents are always kept).
+ALERTS_RETENTION_DAYS = _retention_days(
+    "ALERTS_RETENTION_DAYS", env.str("ALERTS_RETENTION_DAYS", default="90")
+)
 # Conversations are the users' own: kept unless the deployment asks otherwise.
 AGENT_MESSAGE_RETENTION_DAYS = _retention_days(
     "AGENT_MESSAGE_RETENTION_DAYS", env.str("AGENT_MESSAGE_RETENTION_DAYS", default="0")

@@ -32,7 +32,7 @@ from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
-from scheduler.models import AuditEntry, ScheduleState, TaskEvent
+from scheduler.models import AuditEntry, Incident, NotificationDelivery, ScheduleState, TaskEvent
 from scheduler.observability.table_rows import counted_or_estimated
 from scheduler.selectors import schedule_next_run
 from scheduler.worker.schedule_state import schedule_states_rebuild
@@ -436,5 +436,23 @@ retention_register(
 retention_register(
     RetentionPolicy(
         label=AUDIT, model=AuditEntry, field="created_at", setting="AUDIT_RETENTION_DAYS"
+    )
+)
+retention_register(
+    RetentionPolicy(
+        label="notification deliveries",
+        model=NotificationDelivery,
+        field="created_at",
+        setting="ALERTS_RETENTION_DAYS",
+    )
+)
+retention_register(
+    RetentionPolicy(
+        label="incidents",
+        model=Incident,
+        field="opened_at",
+        setting="ALERTS_RETENTION_DAYS",
+        scope=lambda rows, cutoff: rows.filter(resolved_at__isnull=False),
+        scope_description="once resolved",
     )
 )

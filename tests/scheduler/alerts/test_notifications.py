@@ -10,9 +10,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.utils import timezone
 
-from scheduler.models import AuditEntry, Incident
+from scheduler.models import AuditEntry, Incident, NotificationDelivery
 from scheduler.services import incident_acknowledge, incident_silence
 from scheduler.services.errors import ScheduleError
+from scheduler.services.retention import retention_run
 from scheduler.services.incidents import (
     Match,
     in_quiet_window,
@@ -131,3 +132,20 @@ def test_resolved_incidents_cannot_be_acknowledged() -> None:
     incident_recover([rule], incident.subject)
     with pytest.raises(ScheduleError, match="already resolved"):
         incident_acknowledge(incident_id=incident.pk, actor=None, source="cli")
+
+
+def test_retention_deletes_resolved_incidents_and_old_deliveries_only(settings: Any) -> None:
+    settings.ALERTS_RETENTION_DAYS = 30
+    make_channel()
+    rule = make_rule()
+    old = open_incident(rule, at=timezone.now() - timedelta(days=40))
+    incident_recover([rule], old.subject, now=timezone.now() - timedelta(days=39))
+    still_open = incident_match(
+        Match(rule=rule, subject="schedule:other", title="other failed", details={}),
+        now=timezone.now() - timedelta(days=40),
+    )
+    NotificationDelivery.objects.update(created_at=timezone.now() - timedelta(days=40))
+    deleted = retention_run(tables=["notification deliveries", "incidents"])
+    assert deleted.complete
+    assert list(Incident.objects.all()) == [still_open]
+    assert not NotificationDelivery.objects.exists()
