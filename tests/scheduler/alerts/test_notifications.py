@@ -13,7 +13,6 @@ from django.utils import timezone
 from scheduler.models import AuditEntry, Incident, NotificationDelivery
 from scheduler.services import incident_acknowledge, incident_silence
 from scheduler.services.errors import ScheduleError
-from scheduler.services.retention import retention_run
 from scheduler.services.incidents import (
     Match,
     in_quiet_window,
@@ -21,6 +20,7 @@ from scheduler.services.incidents import (
     incident_recover,
     notify_owed,
 )
+from scheduler.services.retention import retention_run
 from tests.factories import make_channel, make_rule
 
 pytestmark = pytest.mark.django_db(transaction=True)
