@@ -41,7 +41,7 @@ from scheduler.core.channel_kinds import Notification
 from scheduler.core.formatting import duration_text
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.live.events import event_record
-from scheduler.models import AlertChannel, AlertRule, Incident, NotificationDelivery
+from scheduler.models import AlertChannel, AlertRule, AuditEntry, Incident, NotificationDelivery
 from scheduler.protocol import (
     ALERT_LAST_SUCCESS_KEY,
     ALERT_SINCE_KEY,
@@ -50,7 +50,8 @@ from scheduler.protocol import (
     EventType,
     RunState,
 )
-from scheduler.services.alerts import channel_kind
+from scheduler.services.alerts import AlertNotFound, channel_kind
+from scheduler.services.audit import audit_write
 from scheduler.services.errors import ScheduleError
 
 logger = logging.getLogger(__name__)
@@ -202,12 +203,30 @@ def incident_recover(
 
 
 def incident_resolve(*, incident_id: int, actor: Any = None, source: str) -> Incident:
-    """Close an incident by hand (its recovery is told as any other)."""
+    """Close an incident by hand (its recovery is told as any other), audited as `actor`'s.
+
+    AlertNotFound for an unknown id; ScheduleError when it is resolved already (by hand, or by
+    the engine a moment before)."""
     from_db = Incident.objects.select_related("rule").filter(pk=incident_id).first()
     if from_db is None:
-        raise LookupError(f"no incident {incident_id!r}")
-    closed = incident_recover([from_db.rule], from_db.subject, why=f"closed via {source}")
-    return closed[0] if closed else from_db
+        raise AlertNotFound("incident", incident_id)
+    if not from_db.is_open:
+        raise ScheduleError.on("incident", f"incident {incident_id} is already resolved")
+    with transaction.atomic():
+        closed = incident_recover([from_db.rule], from_db.subject, why=f"closed via {source}")
+        if not closed:  # another process closed it first
+            raise ScheduleError.on("incident", f"incident {incident_id} is already resolved")
+        incident = closed[0]
+        resolved_at = incident.resolved_at.isoformat() if incident.resolved_at else None
+        audit_write(
+            None,
+            name=f"incident {incident.pk}",
+            action=AuditEntry.Action.UPDATED,
+            actor=actor,
+            source=source,
+            changes={"resolved_at": [None, resolved_at]},
+        )
+    return incident
 
 
 def _incident_event(incident: Incident, type: str, message: str) -> None:
@@ -342,7 +361,7 @@ def delivery_queue(
         if not settings.CELERY_ENABLED:
             # No broker in this deployment: sent here, its failure logged on the delivery.
             load_catalog()
-            app.tasks[DELIVERY_TASK].apply(kwargs={"delivery_id": delivery.pk})
+            app.tasks[DELIVERY_TASK].apply(kwargs={"delivery_id": delivery.pk}, throw=False)
             return
         try:
             result = app.send_task(
@@ -391,6 +410,25 @@ def channel_test(*, name: str) -> NotificationDelivery:
         channel=channel.name,
     )
     return delivery_queue(channel, notification)
+
+
+def channel_send_test(*, name: str, actor: Any = None, source: str) -> NotificationDelivery:
+    """`channel_test`, audited as `actor`'s: who sent a test to which channel, and its delivery."""
+    with transaction.atomic():
+        if not AlertChannel.objects.filter(name=name).exists():
+            raise AlertNotFound("channel", name)
+        entry = audit_write(
+            None,
+            name=f"channel {name}"[:200],
+            action=AuditEntry.Action.TESTED,
+            actor=actor,
+            source=source,
+            changes={},
+        )
+        delivery = channel_test(name=name)
+        entry.changes = {"delivery": [None, delivery.pk]}
+        entry.save(update_fields=["changes"])
+    return delivery
 
 
 # --- runs -------------------------------------------------------------------------------------

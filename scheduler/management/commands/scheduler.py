@@ -1,4 +1,5 @@
-"""`manage.py scheduler <verb>`: the catalog, schedules, runs, history, logs and health.
+"""`manage.py scheduler <verb>`: the catalog, schedules, runs, history, logs and health; alert
+rules, channels and incidents (their verbs: scheduler/cli/alerts.py and incidents.py).
 
 Reads go through `scheduler.selectors`, writes through `scheduler.services` (with
 source=cli), rendering through `scheduler.cli.output`. Every error is a CommandError: one line
@@ -32,6 +33,7 @@ from scheduler import selectors
 from scheduler.catalog import load_catalog
 from scheduler.cli import VerbCommand, Verbs
 from scheduler.cli import output as out
+from scheduler.cli.alerts import AlertVerbs, add_alert_verbs
 from scheduler.cli.schedule_files import ScheduleFileError, schedules_document, schedules_read
 from scheduler.cli.sync import sync_json, sync_lines
 from scheduler.core.redis_connection import describe_redis_url
@@ -80,8 +82,11 @@ _FILTER_MAX_CHARS = 1000
 _OLDER_THAN_MAX_DAYS = 36_500
 
 
-class Command(VerbCommand):
-    help = "Manage scheduled tasks: catalog, schedules, runs, history, logs and health."
+class Command(AlertVerbs, VerbCommand):
+    help = (
+        "Manage scheduled tasks: catalog, schedules, runs, history, logs and health; alert "
+        "rules, channels and incidents."
+    )
 
     # Waits sleep through this, so that tests can drive the clock of `logs --follow`.
     sleep = staticmethod(time.sleep)
@@ -92,6 +97,7 @@ class Command(VerbCommand):
         _add_schedule_verbs(verbs)
         _add_history_verbs(verbs)
         _add_health_verbs(verbs)
+        add_alert_verbs(verbs)
 
     def refusal(self, exc: Exception) -> str | None:
         if isinstance(exc, ScheduleError | ScheduleNotFound | ScheduleParseError):
