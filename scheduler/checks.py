@@ -1,5 +1,6 @@
-"""System checks: every catalog entry is a registered Celery task with a usable schema, and every
-schedule declared in code can be read and runs a catalog task."""
+"""System checks: every catalog entry is a registered Celery task with a usable schema, every
+schedule declared in code can be read and runs a catalog task, and every alert channel and rule
+declared in code can be read."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ from django.core.checks import CheckMessage, Error, register
 from config.celery import app
 from scheduler.catalog import CATALOG_EXISTING_DOCS, load_catalog
 from scheduler.schedules.declared import DeclarationError, declared_schedules
+from scheduler.schedules.declared_alerts import declared_alerts
+from scheduler.services.declared_alerts import alert_declarations_check
 
 
 @register()
@@ -55,4 +58,25 @@ def check_declared_schedules(app_configs: Any = None, **kwargs: Any) -> list[Che
         )
         for item in declared
         if item.task not in catalog
+    ]
+
+
+@register()
+def check_declared_alerts(app_configs: Any = None, **kwargs: Any) -> list[CheckMessage]:
+    """Alert channels and rules declared in code (each app's upkeep.py CHANNELS, ALERT_RULES)
+    can be read: known kinds and triggers, settings their kind takes, no secret in a config.
+    Checks may run before the database exists: a rule's target and channels are looked up by
+    `scheduler sync`, which reports one that is not there."""
+    try:
+        declared = declared_alerts()
+    except DeclarationError as exc:
+        return [Error(str(exc), id="scheduler.E005")]
+    return [
+        Error(
+            str(problem),
+            hint="See 'Schedules as code' in the README for the fields of DeclaredChannel and "
+            "DeclaredRule.",
+            id="scheduler.E005",
+        )
+        for problem in alert_declarations_check(declared)
     ]

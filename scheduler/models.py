@@ -65,6 +65,31 @@ class DeclaredState(models.Model):
         return f"{self.periodic_task_id} declared in {self.origin}"
 
 
+class DeclaredAlert(models.Model):
+    """An alert channel or rule declared in code (`<app>/upkeep.py`): where, and the declaration
+    `scheduler sync` last applied, as DeclaredState keeps it for a schedule. Kept by name, not
+    by row: one staff deleted is created again by the next sync, as a schedule is."""
+
+    class Entity(models.TextChoices):
+        CHANNEL = "channel", "Alert channel"
+        RULE = "rule", "Alert rule"
+
+    entity = models.CharField(max_length=10, choices=Entity.choices)
+    name = models.CharField(max_length=100)
+    origin = models.CharField(max_length=200)
+    fields = models.JSONField(default=dict)
+    synced_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "declared alert"
+        constraints = [
+            models.UniqueConstraint(fields=["entity", "name"], name="scheduler_declared_alert")
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.entity} {self.name} declared in {self.origin}"
+
+
 class AuditEntry(models.Model):
     class Action(models.TextChoices):
         CREATED = "created", "Created"

@@ -1,9 +1,10 @@
-"""The scheduler's own periodic upkeep, declared in code: `manage.py scheduler sync` creates it
-on every deployment (scheduler/schedules/declared.py explains declarations)."""
+"""The scheduler's own periodic upkeep and alerting, declared in code: `manage.py scheduler sync`
+creates it on every deployment (scheduler/schedules/declared.py and declared_alerts.py explain
+declarations)."""
 
 from __future__ import annotations
 
-from scheduler.schedules import DeclaredSchedule
+from scheduler.schedules import DeclaredChannel, DeclaredRule, DeclaredSchedule
 from scheduler.services.retention import CLEANUP_SCHEDULE_NAME
 
 HEALTH_CHECK_NAME = "system: health check"
@@ -41,5 +42,23 @@ SCHEDULES = [
         task="scheduler.cleanup_logs",
         schedule="every day at 4:00",
         description="Log files in LOG_DIR not written for LOG_RETENTION_DAYS days deleted.",
+    ),
+]
+
+SIGNAL_CHANNEL_NAME = "signal"
+BEAT_NO_LEADER_RULE_NAME = "beat has no leader"
+
+# Harmless in every deployment: the "signal" kind tells code in this project (the
+# alert_notification signal) and sends nothing out. A deployment adds its own channels to the
+# rule in the admin (kept as drift) or declares its own.
+CHANNELS = [DeclaredChannel(name=SIGNAL_CHANNEL_NAME, kind="signal")]
+
+ALERT_RULES = [
+    DeclaredRule(
+        name=BEAT_NO_LEADER_RULE_NAME,
+        trigger="beat_no_leader",
+        duration=120,
+        channels=(SIGNAL_CHANNEL_NAME,),
+        description="No beat has led for 2 minutes: nothing scheduled is being published.",
     ),
 ]

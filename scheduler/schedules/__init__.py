@@ -14,6 +14,12 @@ from scheduler.schedules.declared import (
     app_declarations,
     declared_schedules,
 )
+from scheduler.schedules.declared_alerts import (
+    AlertDeclarations,
+    DeclaredChannel,
+    DeclaredRule,
+    declared_alerts,
+)
 from scheduler.schedules.parsing import (
     CrontabSpec,
     IntervalSpec,
@@ -35,8 +41,11 @@ from scheduler.schedules.rows import (
 )
 
 __all__ = [
+    "AlertDeclarations",
     "CrontabSpec",
     "DeclarationError",
+    "DeclaredChannel",
+    "DeclaredRule",
     "DeclaredSchedule",
     "IntervalSpec",
     "MisfirePolicy",
@@ -47,6 +56,7 @@ __all__ = [
     "ScheduleParseError",
     "app_declarations",
     "crontab_spec_of",
+    "declared_alerts",
     "declared_schedules",
     "describe_crontab",
     "describe_interval",

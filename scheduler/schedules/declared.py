@@ -221,12 +221,17 @@ class Differences:
 
 
 def differences(
-    declared: Mapping[str, Any], current: Mapping[str, Any], last: Mapping[str, Any] | None
+    declared: Mapping[str, Any],
+    current: Mapping[str, Any],
+    last: Mapping[str, Any] | None,
+    *,
+    names: Iterable[str] = DECLARED_FIELDS,
 ) -> Differences:
-    """Compare a declaration with the row, knowing what the last sync applied (`last`)."""
+    """Compare a declaration with the row, knowing what the last sync applied (`last`);
+    `names`: the fields compared (an alert rule's or channel's, declared_alerts.py)."""
     from_code: dict[str, tuple[Any, Any]] = {}
     drift: dict[str, tuple[Any, Any]] = {}
-    for name in DECLARED_FIELDS:
+    for name in names:
         want, have = declared.get(name), current.get(name)
         if want == have:
             continue

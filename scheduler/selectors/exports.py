@@ -1,7 +1,8 @@
-"""Schedules as a file (`manage.py scheduler export`): every periodic task, or those whose name
-matches, in the shape of a declaration, so that `scheduler import` applies it elsewhere and a
-team keeps its schedules in git. Values of secret parameters are masked, as everywhere they
-are shown."""
+"""Schedules as a file (`manage.py scheduler export`): every periodic task, alert channel and
+alert rule, or those whose name matches, in the shape of a declaration, so that `scheduler
+import` applies it elsewhere and a team keeps its schedules in git. Values of secret parameters
+are masked, as everywhere they are shown; a channel's config holds no secret (it names the
+environment variable that does)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from zoneinfo import ZoneInfo
 from django_celery_beat.models import PeriodicTask
 
 from scheduler.core.masking import masked
+from scheduler.models import AlertChannel, AlertRule
 from scheduler.schedules.declared import DECLARED_FIELDS, row_fields
+from scheduler.schedules.declared_alerts import channel_row_fields, rule_row_fields
 from scheduler.schedules.rows import options_of
 from scheduler.selectors.schedules import periodic_tasks_listed
 
@@ -55,3 +58,29 @@ def schedules_exported(*, match: str | None = None) -> tuple[list[dict[str, Any]
         fields["params"] = masked(fields["params"])
         exported.append({"name": periodic_task.name, **{n: fields[n] for n in DECLARED_FIELDS}})
     return exported, left_out
+
+
+def _short_time(text: str | None) -> str | None:
+    # "22:00", as people write it, when the time has no seconds.
+    return text[:5] if text and text.endswith(":00") and len(text) == 8 else text
+
+
+def alerts_exported(
+    *, match: str | None = None
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """(the alert channels, the alert rules) as declarations, by name; `match` is a shell
+    pattern of names."""
+    channels = [
+        {"name": channel.name, **channel_row_fields(channel)}
+        for channel in AlertChannel.objects.order_by("name")
+        if match is None or fnmatch.fnmatchcase(channel.name, match)
+    ]
+    rules = []
+    for rule in AlertRule.objects.order_by("name").prefetch_related("channels"):
+        if match is not None and not fnmatch.fnmatchcase(rule.name, match):
+            continue
+        fields = rule_row_fields(rule)
+        fields["quiet_start"] = _short_time(fields["quiet_start"])
+        fields["quiet_end"] = _short_time(fields["quiet_end"])
+        rules.append({"name": rule.name, **fields})
+    return channels, rules

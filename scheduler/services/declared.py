@@ -34,6 +34,7 @@ class SyncChange:
     """One periodic task sync creates, updates, disables, leaves drifted, or could not apply.
 
     `fields`: field -> (in the database, in code). `applied`: written (never on a dry run).
+    `what`: "schedule", or "channel" and "rule" for alerts (services/declared_alerts.py).
     """
 
     name: str
@@ -42,6 +43,7 @@ class SyncChange:
     fields: dict[str, tuple[Any, Any]] = field(default_factory=dict)
     message: str = ""
     applied: bool = False
+    what: str = "schedule"
 
 
 @dataclass

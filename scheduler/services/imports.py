@@ -3,12 +3,13 @@ export` writes) through the schedule services, all or nothing.
 
 Each entry creates its periodic task or updates the fields that differ; every entry is tried,
 so one run reports every error (with where it is in the file), and any error applies nothing.
-`prune` deletes the periodic tasks the file does not name (audited like every delete).
+`prune` deletes the periodic tasks the file does not name (audited like every delete). The
+file's alert channels and rules are applied in the same transaction (alert_imports.py).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ from django_celery_beat.models import PeriodicTask
 from scheduler.core.masking import holds_mask
 from scheduler.models import Source
 from scheduler.schedules.declared import DECLARED_FIELDS, DeclaredSchedule, row_fields
+from scheduler.services.alert_imports import AlertChange, alerts_import
 from scheduler.services.declared import declared_create, declared_update
 from scheduler.services.errors import ScheduleError, User
 from scheduler.services.schedules import schedule_delete
@@ -53,6 +55,8 @@ class ImportReport:
     unchanged: list[str] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)
     applied: bool = False
+    # The alert channels and rules of the file, in the order applied.
+    alerts: list[AlertChange] = field(default_factory=list)
 
 
 class _RollBack(Exception):
@@ -60,27 +64,34 @@ class _RollBack(Exception):
 
 
 def schedules_import(
-    entries: Iterable[ImportEntry],
+    entries: Iterable[ImportEntry] | None,
     *,
     prune: bool = False,
     dry_run: bool = False,
     actor: User = None,
     source: str = Source.CLI,
+    channels: Sequence[ImportEntry] | None = None,
+    rules: Sequence[ImportEntry] | None = None,
 ) -> ImportReport:
-    """Apply every entry, or none of them when one is wrong (or on a dry run)."""
+    """Apply every entry, or none of them when one is wrong (or on a dry run). None: the file
+    has no such section, and `prune` leaves those alone."""
     report = ImportReport()
-    entries = list(entries)
     seen: dict[str, str] = {}
     try:
         with transaction.atomic():
-            for entry in entries:
+            for entry in entries or ():
                 item = _checked(entry, seen, report)
                 if item is not None:
                     _apply(item, entry.where, report, actor=actor, source=source)
-            if prune:
+            if prune and entries is not None:
                 for periodic_task in PeriodicTask.objects.exclude(name__in=seen).order_by("name"):
                     schedule_delete(name=periodic_task.name, actor=actor, source=source)
                     report.deleted.append(periodic_task.name)
+            # After the schedules: a rule may watch one the file creates.
+            report.alerts, errors = alerts_import(
+                channels, rules, prune=prune, actor=actor, source=source
+            )
+            report.errors.extend(errors)
             if report.errors or dry_run:
                 raise _RollBack
     except _RollBack:

@@ -48,10 +48,11 @@ from scheduler.observability.queues import queue_depths
 from scheduler.observability.worker_heartbeats import workers_seen_within
 from scheduler.schedules import schedule_describe
 from scheduler.schedules.declared import DeclarationError, declared_schedules
+from scheduler.schedules.declared_alerts import declared_alerts
 from scheduler.schedules.parsing import ScheduleParseError, parse_schedule, zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.schedules.rows import periodic_task_next_runs
-from scheduler.selectors.exports import schedules_exported
+from scheduler.selectors.exports import alerts_exported, schedules_exported
 from scheduler.services import (
     ScheduleError,
     ScheduleNotFound,
@@ -66,6 +67,7 @@ from scheduler.services import (
     task_enqueue,
 )
 from scheduler.services.declared import schedules_sync
+from scheduler.services.declared_alerts import alerts_sync
 from scheduler.services.imports import schedules_import
 from scheduler.services.retention import RetentionRow, retention_overview
 from scheduler.worker.task_base import SKIPPED
@@ -286,25 +288,39 @@ class Command(AlertVerbs, VerbCommand):
     # --- declared schedules ----------------------------------------------------------------------
 
     def _sync(self, options: dict[str, Any]) -> None:
-        dry_run = options["dry_run"]
+        dry_run, force = options["dry_run"], options["force"]
         try:
             declarations = declared_schedules()
+            alert_declarations = declared_alerts()
         except DeclarationError as exc:
             raise CommandError(str(exc), returncode=2) from exc
-        report = schedules_sync(declarations, force=options["force"], dry_run=dry_run)
+        report = schedules_sync(declarations, force=force, dry_run=dry_run)
+        # After the schedules: a rule may watch one this sync created.
+        alerts = alerts_sync(
+            alert_declarations,
+            force=force,
+            dry_run=dry_run,
+            schedules={item.name for item in declarations},
+        )
         if options["json"]:
-            self._json(sync_json(report, dry_run=dry_run))
+            self._json(sync_json(report, dry_run=dry_run, alerts=alerts))
         else:
-            for line in sync_lines(report, dry_run=dry_run):
+            for line in sync_lines(report, dry_run=dry_run, alerts=alerts):
                 self._print(line)
-        if report.errors:
-            raise CommandError(f"{len(report.errors)} declared schedule(s) failed", returncode=2)
-        if dry_run and not report.in_sync:
-            raise CommandError(f"{len(report.changes)} change(s) to apply", returncode=1)
+        failed = len(report.errors) + len(alerts.errors)
+        if failed:
+            raise CommandError(f"{failed} declaration(s) failed", returncode=2)
+        if dry_run and not (report.in_sync and alerts.in_sync):
+            changes = len(report.changes) + len(alerts.changes)
+            raise CommandError(f"{changes} change(s) to apply", returncode=1)
 
     def _export(self, options: dict[str, Any]) -> None:
         schedules, left_out = schedules_exported(match=options["match"])
-        self.stdout.write(schedules_document(schedules, format=options["format"]), ending="")
+        channels, rules = alerts_exported(match=options["match"])
+        document = schedules_document(
+            schedules, format=options["format"], channels=channels, rules=rules
+        )
+        self.stdout.write(document, ending="")
         for note in left_out:
             self.stderr.write(f"left out: {note}")
 
@@ -312,11 +328,16 @@ class Command(AlertVerbs, VerbCommand):
         source = options["file"]
         try:
             text = sys.stdin.read() if source == "-" else Path(source).read_text()
-            entries = schedules_read(text, source=source)
+            read = schedules_read(text, source=source)
         except (OSError, UnicodeDecodeError, ScheduleFileError) as exc:
             raise CommandError(out.one_line(str(exc)), returncode=2) from exc
         report = schedules_import(
-            entries, prune=options["prune"], dry_run=options["dry_run"], source=Source.CLI
+            read.schedules,
+            prune=options["prune"],
+            dry_run=options["dry_run"],
+            source=Source.CLI,
+            channels=read.channels,
+            rules=read.rules,
         )
         for error in report.errors:
             self.stderr.write(error)
@@ -329,7 +350,17 @@ class Command(AlertVerbs, VerbCommand):
             self._print(f"~ {verb}updated {name!r}: {', '.join(fields)}")
         for name in report.deleted:
             self._print(f"- {verb}deleted {name!r}")
-        self._print(f"{len(report.unchanged)} unchanged.")
+        marks = {"create": "+", "update": "~", "disable": "-"}
+        done = {"create": "created", "update": "updated", "disable": "disabled"}
+        for change in report.alerts:
+            if change.action in marks:
+                which = f": {', '.join(change.fields)}" if change.action == "update" else ""
+                self._print(
+                    f"{marks[change.action]} {verb}{done[change.action]} {change.what} "
+                    f"{change.name!r}{which}"
+                )
+        unchanged = [change for change in report.alerts if change.action == "unchanged"]
+        self._print(f"{len(report.unchanged) + len(unchanged)} unchanged.")
 
     # --- runs ------------------------------------------------------------------------------------
 
@@ -688,8 +719,9 @@ def _add_schedule_verbs(verbs: Verbs) -> None:
 
     sync = verbs.add_parser(
         "sync",
-        help="make the periodic tasks match the schedules declared in code (<app>/upkeep.py, "
-        "CELERY_BEAT_SCHEDULE); exit code 0 in sync, 1 changes (with --dry-run), 2 errors",
+        help="make the periodic tasks, alert channels and alert rules match what code declares "
+        "(<app>/upkeep.py, CELERY_BEAT_SCHEDULE); exit code 0 in sync, 1 changes (with "
+        "--dry-run), 2 errors",
     )
     sync.add_argument("--dry-run", action="store_true", help="print the plan, change nothing")
     sync.add_argument(
@@ -698,7 +730,9 @@ def _add_schedule_verbs(verbs: Verbs) -> None:
     sync.add_argument("--json", action="store_true", help="print JSON")
 
     export = verbs.add_parser(
-        "export", help="write the schedules as a file (the shape of a declaration) to stdout"
+        "export",
+        help="write the schedules, alert channels and alert rules as a file (the shape of a "
+        "declaration) to stdout",
     )
     export.add_argument("--format", choices=("yaml", "json"), default="yaml")
     export.add_argument("--match", metavar="PATTERN", help="only names matching ('agents: *')")
@@ -711,7 +745,10 @@ def _add_schedule_verbs(verbs: Verbs) -> None:
         "--dry-run", action="store_true", help="say what would change, change nothing"
     )
     load.add_argument(
-        "--prune", action="store_true", help="also delete the periodic tasks the file does not name"
+        "--prune",
+        action="store_true",
+        help="also delete the periodic tasks, and disable the alert channels and rules, the file "
+        "does not name (a section the file does not have is left alone)",
     )
 
     run = verbs.add_parser("run", help="run a periodic task now, outside its schedule")

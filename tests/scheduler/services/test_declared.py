@@ -276,7 +276,11 @@ def test_the_command_says_the_plan_and_exits_0_in_sync_1_with_changes_2_on_error
     assert not PeriodicTask.objects.filter(name="tournaments: check transitions").exists()
 
     assert _sync()[0] == 0
-    assert _sync("--dry-run") == (0, "In sync: 12 declared schedule(s) in sync.\n")
+    assert _sync("--dry-run") == (
+        0,
+        "In sync: 12 declared schedule(s) in sync. "
+        "2 declared alert channel(s) and rule(s) in sync.\n",  # scheduler/upkeep.py's
+    )
 
 
 def test_beat_warns_at_start_naming_each_declared_schedule_that_differs(caplog, settings):
