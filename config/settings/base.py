@@ -357,6 +357,11 @@ EVENTS_RETENTION_DAYS = _retention_days(
 AUDIT_RETENTION_DAYS = _retention_days(
     "AUDIT_RETENTION_DAYS", env.str("AUDIT_RETENTION_DAYS", default="365")
 )
+# Dead letters (runs that failed their last retry) this many days after staff requeued or
+# discarded them; open ones are kept until someone does.
+DEAD_LETTER_RETENTION_DAYS = _retention_days(
+    "DEAD_LETTER_RETENTION_DAYS", env.str("DEAD_LETTER_RETENTION_DAYS", default="30")
+)
 # Conversations are the users' own: kept unless the deployment asks otherwise.
 AGENT_MESSAGE_RETENTION_DAYS = _retention_days(
     "AGENT_MESSAGE_RETENTION_DAYS", env.str("AGENT_MESSAGE_RETENTION_DAYS", default="0")

@@ -33,7 +33,12 @@ logger = logging.getLogger(__name__)
 # Event types and the states events carry: scheduler/protocol.py.
 TASK_EVENTS = RUN_EVENTS
 # The log level a line of `scheduler logs` gets, by event type.
-LEVELS = {"task.failed": "ERROR", "task.retried": "WARNING", "task.revoked": "WARNING"}
+LEVELS = {
+    "task.failed": "ERROR",
+    "task.dead_letter": "ERROR",
+    "task.retried": "WARNING",
+    "task.revoked": "WARNING",
+}
 
 
 def event_level(event_type: str) -> str:

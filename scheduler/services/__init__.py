@@ -1,6 +1,7 @@
-"""Writes of the scheduler app, by entity (schedules, runs, audit, history, retention,
-accounts). Every create/update/delete goes through a function here: the admin, the CLI, the API
-and the other apps call these, and import them from here (`from scheduler.services import ...`).
+"""Writes of the scheduler app, by entity (schedules, runs, dead letters, audit, history,
+retention, accounts). Every create/update/delete goes through a function here: the admin, the
+CLI, the API and the other apps call these, and import them from here
+(`from scheduler.services import ...`).
 The queueing and retrying that every app's task bodies share is here too (`enqueue.py`).
 """
 
@@ -10,6 +11,13 @@ from scheduler.core.retries import RetryPolicy
 from scheduler.services.accounts import (
     CreatedSuperuser,
     superuser_ensure,
+)
+from scheduler.services.dead_letters import (
+    DeadLetterBatch,
+    dead_letter_discard,
+    dead_letter_requeue,
+    dead_letters_discard,
+    dead_letters_requeue,
 )
 from scheduler.services.declared import (
     SyncChange,
@@ -22,6 +30,8 @@ from scheduler.services.enqueue import (
     task_run_with_retries,
 )
 from scheduler.services.errors import (
+    DeadLetterNotFound,
+    DeadLetterResolved,
     ScheduleError,
     ScheduleNotFound,
     TaskNotFound,
@@ -71,6 +81,9 @@ __all__ = [
     "HISTORY_TABLES",
     "NAME_MAX_LENGTH",
     "CreatedSuperuser",
+    "DeadLetterBatch",
+    "DeadLetterNotFound",
+    "DeadLetterResolved",
     "RetentionPolicy",
     "RetentionRow",
     "RetryPolicy",
@@ -81,6 +94,10 @@ __all__ = [
     "TaskNotFound",
     "User",
     "ValidatedTask",
+    "dead_letter_discard",
+    "dead_letter_requeue",
+    "dead_letters_discard",
+    "dead_letters_requeue",
     "history_clear",
     "params_from_json",
     "retention_clear",

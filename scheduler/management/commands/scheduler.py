@@ -1,4 +1,5 @@
-"""`manage.py scheduler <verb>`: the catalog, schedules, runs, history, logs and health.
+"""`manage.py scheduler <verb>`: the catalog, schedules, runs, history, logs, dead letters
+(scheduler/cli/dead_letters.py) and health.
 
 Reads go through `scheduler.selectors`, writes through `scheduler.services` (with
 source=cli), rendering through `scheduler.cli.output`. Every error is a CommandError: one line
@@ -30,8 +31,10 @@ from config.celery import app
 from config.queues import QUEUES
 from scheduler import selectors
 from scheduler.catalog import load_catalog
-from scheduler.cli import VerbCommand, Verbs
+from scheduler.cli import Verbs
 from scheduler.cli import output as out
+from scheduler.cli.dead_letters import REFUSALS as DEAD_LETTER_REFUSALS
+from scheduler.cli.dead_letters import DeadLetterVerbs, add_dead_letter_verbs
 from scheduler.cli.schedule_files import ScheduleFileError, schedules_document, schedules_read
 from scheduler.cli.sync import sync_json, sync_lines
 from scheduler.core.redis_connection import describe_redis_url
@@ -80,8 +83,8 @@ _FILTER_MAX_CHARS = 1000
 _OLDER_THAN_MAX_DAYS = 36_500
 
 
-class Command(VerbCommand):
-    help = "Manage scheduled tasks: catalog, schedules, runs, history, logs and health."
+class Command(DeadLetterVerbs):
+    help = "Manage scheduled tasks: catalog, schedules, runs, history, logs, dead letters, health."
 
     # Waits sleep through this, so that tests can drive the clock of `logs --follow`.
     sleep = staticmethod(time.sleep)
@@ -91,10 +94,13 @@ class Command(VerbCommand):
         _add_create_verb(verbs)
         _add_schedule_verbs(verbs)
         _add_history_verbs(verbs)
+        add_dead_letter_verbs(verbs)
         _add_health_verbs(verbs)
 
     def refusal(self, exc: Exception) -> str | None:
         if isinstance(exc, ScheduleError | ScheduleNotFound | ScheduleParseError):
+            return out.one_line(str(exc))
+        if isinstance(exc, DEAD_LETTER_REFUSALS):
             return out.one_line(str(exc))
         if isinstance(exc, kombu.exceptions.OperationalError):
             return out.one_line(f"cannot reach the broker: {exc}")

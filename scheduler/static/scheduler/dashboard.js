@@ -17,6 +17,7 @@ import { liveConnection } from "./lib/live.js";
 import { installActions } from "./dashboard/actions.js";
 import { renderCluster, watchStale } from "./dashboard/cluster.js";
 import { Counters } from "./dashboard/counters.js";
+import { DeadLetters } from "./dashboard/dead_letters.js";
 import { Failures } from "./dashboard/failures.js";
 import { Feed } from "./dashboard/feed.js";
 import { fitAllSoon } from "./dashboard/fit.js";
@@ -31,6 +32,7 @@ function dashboard(config, initial) {
   const feed = new Feed(config, initial.feed, { finished, format: formats.time });
   const counters = new Counters(initial, formats.hourMinute);
   const failures = new Failures(config, formats.daySeconds);
+  const deadLetters = new DeadLetters(config, formats.daySeconds);
   watchStale();
   // The chart slides by one bar every minute even when nothing happens.
   setInterval(() => counters.draw(), 10000);
@@ -44,6 +46,7 @@ function dashboard(config, initial) {
     });
     renderUpcoming(data.upcoming, formats);
     failures.render(data.failures);
+    deadLetters.render(data.dead_letters);
     renderCluster(data.cluster, formats.time);
     fitAllSoon();
   });
@@ -54,13 +57,17 @@ function dashboard(config, initial) {
       if (feed.wants(event)) feed.event(event, live);
       counters.count(event);
       if (event.type === "task.failed") failures.event(event, counters.snapshot);
+      if (event.type === "task.dead_letter") deadLetters.event(event, counters.snapshot);
       if (event.periodic_task_name && finished.has(event.state)) summary.refreshSoon();
     } else if (event.type.startsWith("schedule.")) {
       summary.refreshSoon();
+    } else if (event.type.startsWith("dead_letter.")) {
+      deadLetters.remove((event.data || {}).dead_letter_id);
     }
   }
 
-  installActions(config, (action) => {
+  installActions(config, (action, body, button) => {
+    if (action === "requeue" || action === "discard") deadLetters.remove(button.dataset.id);
     if (action === "enable" || action === "disable") summary.refresh();
     else summary.refreshSoon();
   });

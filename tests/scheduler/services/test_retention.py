@@ -185,13 +185,15 @@ def test_each_app_registers_its_own_tables_in_cleanup_order():
         "task results",
         "task events",
         "audit entries",
+        "dead letters",
         "agent messages",
         "tournament trades",
         "tournament equity snapshots",
         "tournament decisions",
     ]
     assert policies["agent messages"].setting == "AGENT_MESSAGE_RETENTION_DAYS"
-    assert {policies[label].setting for label in list(policies)[4:]} == {
+    assert policies["dead letters"].setting == "DEAD_LETTER_RETENTION_DAYS"
+    assert {policies[label].setting for label in list(policies)[5:]} == {
         "TOURNAMENT_HISTORY_RETENTION_DAYS"
     }
 

@@ -113,7 +113,8 @@ def test_scheduler_status_has_a_line_per_table(retention_settings):
         "10",
         "days",
     ]
-    assert table[3].split()[-1] == "forever"
+    assert table[3].endswith("30 days after they were requeued or discarded")  # dead letters
+    assert table[4].split()[-1] == "forever"
     report = json.loads(document.getvalue())["retention"]
     assert report["next_cleanup"] == "2026-03-11T03:30:00+00:00"
     assert report["tables"][0] == {
