@@ -409,6 +409,8 @@ class DeadLetter(models.Model):
         ordering = ["-failed_at", "-id"]
         indexes = [
             models.Index(fields=["status", "failed_at"], name="scheduler_deadletter_status"),
+            # Retention: resolved letters go by the time they were resolved (open ones have none).
+            models.Index(fields=["resolved_at"], name="scheduler_deadletter_resolved"),
         ]
 
     def __str__(self) -> str:

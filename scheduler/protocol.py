@@ -82,6 +82,9 @@ class EventType(StrEnum):
     INCIDENT_OPENED = "incident.opened"
     INCIDENT_RESOLVED = "incident.resolved"
     DEAD_LETTER = "task.dead_letter"
+    # Staff resolved a dead letter (its run's task id; the letter's id in the data).
+    DEAD_LETTER_REQUEUED = "dead_letter.requeued"
+    DEAD_LETTER_DISCARDED = "dead_letter.discarded"
 
 
 # The seeds' event names (seed 002), accepted wherever an event type or pattern is: in

@@ -13,7 +13,7 @@ from django_celery_results.models import TaskResult
 
 from agents import services as agent_services
 from agents.models import Agent, Session
-from scheduler.models import AlertChannel, AlertRule, Source
+from scheduler.models import AlertChannel, AlertRule, DeadLetter, Source
 from scheduler.protocol import EventObject, EventPayload
 from scheduler.services import schedule_create
 from scheduler.services.alerts import RuleInput, channel_save, rule_save
@@ -102,6 +102,23 @@ def make_schedule(**overrides: Any) -> PeriodicTask:
     }
     fields.update(overrides)
     return schedule_create(**fields)
+
+
+def make_dead_letter(**fields: Any) -> DeadLetter:
+    """An open dead letter of `scheduler.sleep` (a catalog task with parameters), as the worker
+    keeps one when a run fails its last retry; `fields` replace any column."""
+    n = next(_counter)
+    values: dict[str, Any] = {
+        "task_id": f"failed-{n:04d}",
+        "task_name": "scheduler.sleep",
+        "kwargs": {"seconds": 0.25},
+        "error": "RuntimeError: the run broke",
+        "attempts": 1,
+        "queue": "default",
+        "failed_at": datetime(2026, 11, 5, 9, 0, tzinfo=UTC) + timedelta(minutes=n),
+    }
+    values.update(fields)
+    return DeadLetter.objects.create(**values)
 
 
 def event_payload_of(*, object: tuple[str, object] | None = None, **fields: Any) -> EventPayload:

@@ -366,6 +366,11 @@ AUDIT_RETENTION_DAYS = _retention_days(
 ALERTS_RETENTION_DAYS = _retention_days(
     "ALERTS_RETENTION_DAYS", env.str("ALERTS_RETENTION_DAYS", default="90")
 )
+# Dead letters (runs that failed their last retry) this many days after staff requeued or
+# discarded them; open ones are kept until someone does.
+DEAD_LETTER_RETENTION_DAYS = _retention_days(
+    "DEAD_LETTER_RETENTION_DAYS", env.str("DEAD_LETTER_RETENTION_DAYS", default="30")
+)
 # Conversations are the users' own: kept unless the deployment asks otherwise.
 AGENT_MESSAGE_RETENTION_DAYS = _retention_days(
     "AGENT_MESSAGE_RETENTION_DAYS", env.str("AGENT_MESSAGE_RETENTION_DAYS", default="0")

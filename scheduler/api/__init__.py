@@ -1,4 +1,5 @@
-"""The REST API under `/api/`: catalog, tasks (run, follow, wait, revoke, retry), schedules.
+"""The REST API under `/api/`: catalog, tasks (run, follow, wait, revoke, retry), schedules,
+dead letters (`dead_letters.py`).
 
 Views are thin: reads go through `scheduler.selectors`, writes through `scheduler.services`,
 whose `ScheduleError` becomes `400 {"field": ["message"]}` (see `errors.py`). Routes are in

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from scheduler.api import views
+from scheduler.api import dead_letters, views
 from scheduler.api.waiting import task_detail
 
 
@@ -25,6 +25,7 @@ class TaskIdConverter:
 
 
 register_converter(TaskIdConverter, "task_id")
+register_converter(dead_letters.DeadLetterIdConverter, "dead_letter_id")
 
 router = SimpleRouter()
 router.register("schedules", views.ScheduleViewSet, basename="api-schedule")
@@ -36,5 +37,21 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("tasks/<task_id:task_id>/", task_detail, name="api-task-detail"),
     path("tasks/<task_id:task_id>/revoke/", views.TaskRevokeView.as_view(), name="api-task-revoke"),
     path("tasks/<task_id:task_id>/retry/", views.TaskRetryView.as_view(), name="api-task-retry"),
+    path("dead-letters/", dead_letters.DeadLetterListView.as_view(), name="api-dead-letters"),
+    path(
+        "dead-letters/<dead_letter_id:dead_letter_id>/",
+        dead_letters.DeadLetterDetailView.as_view(),
+        name="api-dead-letter-detail",
+    ),
+    path(
+        "dead-letters/<dead_letter_id:dead_letter_id>/requeue/",
+        dead_letters.DeadLetterRequeueView.as_view(),
+        name="api-dead-letter-requeue",
+    ),
+    path(
+        "dead-letters/<dead_letter_id:dead_letter_id>/discard/",
+        dead_letters.DeadLetterDiscardView.as_view(),
+        name="api-dead-letter-discard",
+    ),
     *router.urls,
 ]

@@ -47,7 +47,7 @@ from scheduler.observability.worker_heartbeats import workers_seen_within
 from scheduler.protocol import METRICS_DURATIONS_KEY as DURATIONS_KEY
 from scheduler.protocol import METRICS_EVENTS_KEY as EVENTS_KEY
 from scheduler.protocol import METRICS_TASKS_KEY as TASKS_KEY
-from scheduler.protocol import TIMED_STATES, EventPayload
+from scheduler.protocol import TIMED_STATES, EventPayload, EventType
 
 logger = logging.getLogger(__name__)
 
@@ -108,6 +108,8 @@ class MetricsBuffer:
                 state = str(payload.get("state") or "")
                 if not event_type.startswith("task.") or not task_name or not state:
                     continue
+                if event_type == EventType.DEAD_LETTER:
+                    continue  # the run's task.failed counted it already
                 self._tasks[f"{state}{_SEP}{task_name}"] += 1
                 duration = payload.get("duration")
                 if state in TIMED_STATES and isinstance(duration, int | float):

@@ -1,8 +1,19 @@
-"""Reads for the dashboard, the API and the CLI, by entity (schedules, results, events, the
-dashboard's overview); they never write and never call services. Callers import from here."""
+"""Reads for the dashboard, the API and the CLI, by entity (schedules, results, events, dead
+letters, the dashboard's overview); they never write and never call services. Callers import
+from here."""
 
 from __future__ import annotations
 
+from scheduler.selectors.dead_letters import (
+    DASHBOARD_DEAD_LETTERS,
+    DEAD_LETTER_STATUSES,
+    OPEN_COUNT_CAP,
+    dead_letter_by_id,
+    dead_letter_shown,
+    dead_letters_listed,
+    dead_letters_overview,
+    dead_letters_shown,
+)
 from scheduler.selectors.events import (
     FEED_STATES,
     FEED_WINDOW,
@@ -64,11 +75,14 @@ from scheduler.selectors.schedules import (
 )
 
 __all__ = [
+    "DASHBOARD_DEAD_LETTERS",
     "DASHBOARD_PERIODIC_TASKS",
     "DASHBOARD_RECENT_RUNS",
+    "DEAD_LETTER_STATUSES",
     "ERROR_SUMMARY_LENGTH",
     "FEED_STATES",
     "FEED_WINDOW",
+    "OPEN_COUNT_CAP",
     "PENDING_EVENTS",
     "PERIODIC_TASK_CHOICES",
     "RECENT_RESULTS_FOR_CHOICES",
@@ -80,6 +94,11 @@ __all__ = [
     "audit_trail",
     "beat_overview",
     "dashboard_summary",
+    "dead_letter_by_id",
+    "dead_letter_shown",
+    "dead_letters_listed",
+    "dead_letters_overview",
+    "dead_letters_shown",
     "error_summary",
     "event_types_at_least",
     "percentile",

@@ -13,6 +13,7 @@ from config.queues import QUEUES
 from scheduler.observability.health import beat_heartbeat, beat_standbys, missed_runs
 from scheduler.observability.queues import queue_depths
 from scheduler.observability.worker_heartbeats import workers_seen_within
+from scheduler.selectors.dead_letters import dead_letters_overview
 from scheduler.selectors.events import (
     _pending_since,
     task_activity_since,
@@ -90,5 +91,6 @@ def dashboard_summary(*, now: datetime | None = None) -> dict[str, Any]:
         "declared_drift": declared_drift_count(),
         "upcoming": upcoming_runs(now=now),
         "failures": task_failures(),
+        "dead_letters": dead_letters_overview(),
         "cluster": workers_and_queues(),
     }

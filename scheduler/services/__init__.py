@@ -1,6 +1,7 @@
-"""Writes of the scheduler app, by entity (schedules, runs, audit, history, retention,
-accounts). Every create/update/delete goes through a function here: the admin, the CLI, the API
-and the other apps call these, and import them from here (`from scheduler.services import ...`).
+"""Writes of the scheduler app, by entity (schedules, runs, dead letters, audit, history,
+retention, accounts). Every create/update/delete goes through a function here: the admin, the
+CLI, the API and the other apps call these, and import them from here
+(`from scheduler.services import ...`).
 The queueing and retrying that every app's task bodies share is here too (`enqueue.py`).
 """
 
@@ -22,6 +23,13 @@ from scheduler.services.alerts import (
     rule_delete,
     rule_save,
 )
+from scheduler.services.dead_letters import (
+    DeadLetterBatch,
+    dead_letter_discard,
+    dead_letter_requeue,
+    dead_letters_discard,
+    dead_letters_requeue,
+)
 from scheduler.services.declared import (
     SyncChange,
     SyncReport,
@@ -33,6 +41,8 @@ from scheduler.services.enqueue import (
     task_run_with_retries,
 )
 from scheduler.services.errors import (
+    DeadLetterNotFound,
+    DeadLetterResolved,
     ScheduleError,
     ScheduleNotFound,
     TaskNotFound,
@@ -83,6 +93,9 @@ __all__ = [
     "NAME_MAX_LENGTH",
     "AlertNotFound",
     "CreatedSuperuser",
+    "DeadLetterBatch",
+    "DeadLetterNotFound",
+    "DeadLetterResolved",
     "RetentionPolicy",
     "RetentionRow",
     "RetryPolicy",
@@ -97,6 +110,10 @@ __all__ = [
     "alert_target_register",
     "channel_delete",
     "channel_save",
+    "dead_letter_discard",
+    "dead_letter_requeue",
+    "dead_letters_discard",
+    "dead_letters_requeue",
     "history_clear",
     "incident_acknowledge",
     "incident_silence",

@@ -30,3 +30,18 @@ class TaskNotFound(LookupError):
     def __init__(self, task_id: str):
         self.task_id = task_id
         super().__init__(f"no task with id {task_id!r} was queued or stored")
+
+
+class DeadLetterNotFound(LookupError):
+    def __init__(self, dead_letter_id: object):
+        self.dead_letter_id = dead_letter_id
+        super().__init__(f"no dead letter with id {dead_letter_id}")
+
+
+class DeadLetterResolved(ValueError):
+    """The dead letter was requeued or discarded already (an API's 409)."""
+
+    def __init__(self, dead_letter_id: object, status: str):
+        self.dead_letter_id = dead_letter_id
+        self.status = status
+        super().__init__(f"dead letter {dead_letter_id} was {status} already")

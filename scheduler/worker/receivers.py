@@ -32,6 +32,7 @@ from scheduler.observability.worker_heartbeats import (
     record_worker_queues,
     record_worker_seen,
 )
+from scheduler.worker.dead_letters import dead_letter_keep
 from scheduler.worker.result_backend import defer_started
 
 logger = logging.getLogger(__name__)
@@ -192,6 +193,19 @@ def _task_failed(
         message=f"{type(exception).__name__}: {exception}" if exception else "",
         **fields,
     )
+
+
+@task_failure.connect
+def _keep_dead_letter(
+    sender: Any = None,
+    task_id: str | None = None,
+    exception: BaseException | None = None,
+    kwargs: Any = None,
+    **extra: Any,
+) -> None:
+    # After `_task_failed`: the run's failure is in the log before its dead letter. Celery sends
+    # task_failure only once no retry is left (scheduler/worker/dead_letters.py).
+    dead_letter_keep(sender, task_id=task_id or "", exception=exception, kwargs=kwargs)
 
 
 @task_retry.connect

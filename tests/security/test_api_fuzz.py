@@ -49,7 +49,7 @@ from agents.services import agent_create, session_open
 from agents.signatures import HEADER, sign
 from scheduler.api import waiting
 from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
-from tests.factories import TaskResultFactory, make_schedule, user_with
+from tests.factories import TaskResultFactory, make_dead_letter, make_schedule, user_with
 from tournaments import services as tournament_services
 
 pytestmark = [
@@ -149,9 +149,11 @@ def world() -> World:
     tournament_services.tournament_start(tournament=cup)
     entry = cup.entries.get()
     TaskResultFactory.create(task_id=TASK_ID, task_kwargs='"{}"')
+    dead_letter = make_dead_letter()
     return World(
         path_parameters={
             "id": schedule.pk,
+            "dead_letter_id": dead_letter.pk,
             "slug": agent.slug,
             "session_id": session.pk,
             "tournament_id": cup.pk,

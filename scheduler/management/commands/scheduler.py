@@ -1,5 +1,6 @@
-"""`manage.py scheduler <verb>`: the catalog, schedules, runs, history, logs and health; alert
-rules, channels and incidents (their verbs: scheduler/cli/alerts.py and incidents.py).
+"""`manage.py scheduler <verb>`: the catalog, schedules, runs, history, logs and health; dead
+letters (scheduler/cli/dead_letters.py); alert rules, channels and incidents (their verbs:
+scheduler/cli/alerts.py and incidents.py).
 
 Reads go through `scheduler.selectors`, writes through `scheduler.services` (with
 source=cli), rendering through `scheduler.cli.output`. Every error is a CommandError: one line
@@ -31,9 +32,11 @@ from config.celery import app
 from config.queues import QUEUES
 from scheduler import selectors
 from scheduler.catalog import load_catalog
-from scheduler.cli import VerbCommand, Verbs
+from scheduler.cli import Verbs
 from scheduler.cli import output as out
 from scheduler.cli.alerts import AlertVerbs, add_alert_verbs
+from scheduler.cli.dead_letters import REFUSALS as DEAD_LETTER_REFUSALS
+from scheduler.cli.dead_letters import DeadLetterVerbs, add_dead_letter_verbs
 from scheduler.cli.schedule_files import ScheduleFileError, schedules_document, schedules_read
 from scheduler.cli.sync import sync_json, sync_lines
 from scheduler.core.redis_connection import describe_redis_url
@@ -84,10 +87,10 @@ _FILTER_MAX_CHARS = 1000
 _OLDER_THAN_MAX_DAYS = 36_500
 
 
-class Command(AlertVerbs, VerbCommand):
+class Command(AlertVerbs, DeadLetterVerbs):
     help = (
-        "Manage scheduled tasks: catalog, schedules, runs, history, logs and health; alert "
-        "rules, channels and incidents."
+        "Manage scheduled tasks: catalog, schedules, runs, history, logs and health; dead "
+        "letters; alert rules, channels and incidents."
     )
 
     # Waits sleep through this, so that tests can drive the clock of `logs --follow`.
@@ -98,11 +101,14 @@ class Command(AlertVerbs, VerbCommand):
         _add_create_verb(verbs)
         _add_schedule_verbs(verbs)
         _add_history_verbs(verbs)
+        add_dead_letter_verbs(verbs)
         _add_health_verbs(verbs)
         add_alert_verbs(verbs)
 
     def refusal(self, exc: Exception) -> str | None:
         if isinstance(exc, ScheduleError | ScheduleNotFound | ScheduleParseError):
+            return out.one_line(str(exc))
+        if isinstance(exc, DEAD_LETTER_REFUSALS):
             return out.one_line(str(exc))
         if isinstance(exc, kombu.exceptions.OperationalError):
             return out.one_line(f"cannot reach the broker: {exc}")

@@ -19,6 +19,7 @@ import { installActions } from "./dashboard/actions.js";
 import { renderCluster, watchStale } from "./dashboard/cluster.js";
 import { Counters } from "./dashboard/counters.js";
 import { EventLog, isPanelEvent } from "./dashboard/events.js";
+import { DeadLetters } from "./dashboard/dead_letters.js";
 import { Failures } from "./dashboard/failures.js";
 import { Feed } from "./dashboard/feed.js";
 import { fitAllSoon } from "./dashboard/fit.js";
@@ -34,6 +35,7 @@ function dashboard(config, initial) {
   const counters = new Counters(initial, formats.hourMinute);
   const failures = new Failures(config, formats.daySeconds);
   const eventLog = new EventLog(formats.time);
+  const deadLetters = new DeadLetters(config, formats.daySeconds);
   watchStale();
   // The chart slides by one bar every minute even when nothing happens.
   setInterval(() => counters.draw(), 10000);
@@ -47,6 +49,7 @@ function dashboard(config, initial) {
     });
     renderUpcoming(data.upcoming, formats);
     failures.render(data.failures);
+    deadLetters.render(data.dead_letters);
     renderCluster(data.cluster, formats.time);
     fitAllSoon();
   });
@@ -58,13 +61,17 @@ function dashboard(config, initial) {
       if (feed.wants(event)) feed.event(event, live);
       counters.count(event);
       if (event.type === "task.failed") failures.event(event, counters.snapshot);
+      if (event.type === "task.dead_letter") deadLetters.event(event, counters.snapshot);
       if (event.periodic_task_name && finished.has(event.state)) summary.refreshSoon();
     } else if (event.type.startsWith("schedule.")) {
       summary.refreshSoon();
+    } else if (event.type.startsWith("dead_letter.")) {
+      deadLetters.remove((event.data || {}).dead_letter_id);
     }
   }
 
-  installActions(config, (action) => {
+  installActions(config, (action, body, button) => {
+    if (action === "requeue" || action === "discard") deadLetters.remove(button.dataset.id);
     if (action === "enable" || action === "disable") summary.refresh();
     else summary.refreshSoon();
   });

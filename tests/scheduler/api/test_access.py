@@ -41,6 +41,10 @@ def _endpoints(schedule_id: int) -> list[tuple[str, str, Any]]:
         ("post", f"/api/schedules/{schedule_id}/run/", None),
         ("post", f"/api/schedules/{schedule_id}/enable/", None),
         ("post", f"/api/schedules/{schedule_id}/disable/", None),
+        ("get", "/api/dead-letters/", None),
+        ("get", "/api/dead-letters/1/", None),
+        ("post", "/api/dead-letters/1/requeue/", None),
+        ("post", "/api/dead-letters/1/discard/", None),
         ("get", "/api/schema/", None),
     ]
 
@@ -98,6 +102,8 @@ def test_it_answers_403_json_to_users_who_are_not_staff():
         ("post", "{schedule}run/", None, "django_celery_beat.change_periodictask"),
         ("post", "{schedule}enable/", None, "django_celery_beat.change_periodictask"),
         ("post", "{schedule}disable/", None, "django_celery_beat.change_periodictask"),
+        ("post", "/api/dead-letters/1/requeue/", None, "scheduler.run_tasks"),
+        ("post", "/api/dead-letters/1/discard/", None, "scheduler.run_tasks"),
     ],
 )
 def test_it_answers_403_to_staff_without_the_permission_a_write_needs(

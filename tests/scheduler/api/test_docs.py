@@ -37,6 +37,10 @@ CONTRACT = {
     "/api/schedules/{id}/run/": {"post"},
     "/api/schedules/{id}/enable/": {"post"},
     "/api/schedules/{id}/disable/": {"post"},
+    "/api/dead-letters/": {"get"},
+    "/api/dead-letters/{dead_letter_id}/": {"get"},
+    "/api/dead-letters/{dead_letter_id}/requeue/": {"post"},
+    "/api/dead-letters/{dead_letter_id}/discard/": {"post"},
     # agents/api
     "/api/sessions/": {"get", "post"},
     "/api/sessions/{session_id}/": {"get"},

@@ -187,6 +187,7 @@ def test_each_app_registers_its_own_tables_in_cleanup_order():
         "audit entries",
         "notification deliveries",
         "incidents",
+        "dead letters",
         "agent messages",
         "tournament trades",
         "tournament equity snapshots",
@@ -194,7 +195,8 @@ def test_each_app_registers_its_own_tables_in_cleanup_order():
     ]
     assert policies["agent messages"].setting == "AGENT_MESSAGE_RETENTION_DAYS"
     assert policies["incidents"].setting == "ALERTS_RETENTION_DAYS"
-    assert {policies[label].setting for label in list(policies)[6:]} == {
+    assert policies["dead letters"].setting == "DEAD_LETTER_RETENTION_DAYS"
+    assert {policies[label].setting for label in list(policies)[7:]} == {
         "TOURNAMENT_HISTORY_RETENTION_DAYS"
     }
 

@@ -113,6 +113,8 @@ def test_scheduler_status_has_a_line_per_table(retention_settings):
         "10",
         "days",
     ]
+    dead_letters = next(line for line in table if line.startswith("dead letters"))
+    assert dead_letters.endswith("30 days after they were requeued or discarded")
     assert next(line for line in table if line.startswith("agent messages")).endswith("forever")
     report = json.loads(document.getvalue())["retention"]
     assert report["next_cleanup"] == "2026-03-11T03:30:00+00:00"

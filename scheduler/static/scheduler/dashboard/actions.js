@@ -1,11 +1,19 @@
 /*
- * The buttons of the dashboard and the task page: Run now, Pause, Resume, Retry. They post to
- * the API and say what happened in the page's #notice.
+ * The buttons of the dashboard and the task page: Run now, Pause, Resume, Retry, and a dead
+ * letter's Requeue and Discard. They post to the API and say what happened in the page's #notice.
  */
 import { $, showText } from "../lib/dom.js";
 import { fillId, postJson } from "../lib/http.js";
 
-const WHAT = { run: "run it", enable: "resume it", disable: "pause it", retry: "retry it" };
+const WHAT = {
+  run: "run it",
+  enable: "resume it",
+  disable: "pause it",
+  retry: "retry it",
+  requeue: "requeue it",
+  discard: "discard it",
+};
+const DEAD_LETTER_ACTIONS = new Set(["requeue", "discard"]);
 let noticeTimer = null;
 
 function notify(text, kind = "info", link = null) {
@@ -22,23 +30,26 @@ function notify(text, kind = "info", link = null) {
 
 function actionUrl(api, button) {
   const action = button.dataset.action;
-  return action === "retry"
-    ? `${api}tasks/${encodeURIComponent(button.dataset.taskId)}/retry/`
-    : `${api}schedules/${encodeURIComponent(button.dataset.id)}/${action}/`;
+  if (action === "retry") return `${api}tasks/${encodeURIComponent(button.dataset.taskId)}/retry/`;
+  const part = DEAD_LETTER_ACTIONS.has(action) ? "dead-letters" : "schedules";
+  return `${api}${part}/${encodeURIComponent(button.dataset.id)}/${action}/`;
 }
 
 function done(config, action, body) {
-  if (action === "run" || action === "retry") {
+  if (action === "run" || action === "retry" || action === "requeue") {
     notify(`Queued task ${String(body.task_id).slice(0, 8)}…`, "info", {
       href: fillId(config.task_url, body.task_id),
       text: "details",
     });
+  } else if (action === "discard") {
+    notify(`Discarded the dead letter of ${body.task_name}.`);
   } else {
     notify(action === "enable" ? `Resumed ${body.name}.` : `Paused ${body.name}.`);
   }
 }
 
-/** Handles every button[data-action] of the page; `afterAction(action, body)` once done. */
+/** Handles every button[data-action] of the page; `afterAction(action, body, button)` once
+ * done. */
 export function installActions(config, afterAction) {
   document.addEventListener("click", async (event) => {
     const button = event.target.closest("button[data-action]");
@@ -49,7 +60,7 @@ export function installActions(config, afterAction) {
     try {
       const body = await postJson(actionUrl(config.api_root, button));
       done(config, action, body);
-      afterAction(action, body);
+      afterAction(action, body, button);
     } catch (error) {
       notify(`Could not ${WHAT[action] || action}: ${error.message}`, "error");
     } finally {
