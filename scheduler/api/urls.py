@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from scheduler.api import views
+from scheduler.api import alerts, incidents, views
 from scheduler.api.waiting import task_detail
 
 
@@ -37,4 +37,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
     path("tasks/<task_id:task_id>/revoke/", views.TaskRevokeView.as_view(), name="api-task-revoke"),
     path("tasks/<task_id:task_id>/retry/", views.TaskRetryView.as_view(), name="api-task-retry"),
     *router.urls,
+    *alerts.urlpatterns,
+    *incidents.urlpatterns,
 ]

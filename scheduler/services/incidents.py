@@ -41,9 +41,10 @@ from scheduler.core.channel_kinds import Notification
 from scheduler.core.formatting import duration_text
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.live.events import event_record
-from scheduler.models import AlertChannel, AlertRule, Incident, NotificationDelivery
+from scheduler.models import AlertChannel, AlertRule, AuditEntry, Incident, NotificationDelivery
 from scheduler.protocol import EventPayload, EventType, RunState
-from scheduler.services.alerts import channel_kind
+from scheduler.services.alerts import AlertNotFound, channel_kind
+from scheduler.services.audit import audit_write
 
 logger = logging.getLogger(__name__)
 
@@ -197,7 +198,7 @@ def incident_resolve(*, incident_id: int, actor: Any = None, source: str) -> Inc
     """Close an incident by hand (its recovery is told as any other)."""
     from_db = Incident.objects.select_related("rule").filter(pk=incident_id).first()
     if from_db is None:
-        raise LookupError(f"no incident {incident_id!r}")
+        raise AlertNotFound("incident", incident_id)
     closed = incident_recover([from_db.rule], from_db.subject, why=f"closed via {source}")
     return closed[0] if closed else from_db
 
@@ -370,7 +371,7 @@ def channel_test(*, name: str) -> NotificationDelivery:
     """Queue a test notification to the channel `name` (healthchecks' "send test")."""
     channel = AlertChannel.objects.filter(name=name).first()
     if channel is None:
-        raise LookupError(f"no channel {name!r}")
+        raise AlertNotFound("channel", name)
     notification = Notification(
         kind=Kind.TEST,
         subject=f"[TEST] agent scheduler: test notification to {channel.name}",
@@ -378,6 +379,21 @@ def channel_test(*, name: str) -> NotificationDelivery:
         channel=channel.name,
     )
     return delivery_queue(channel, notification)
+
+
+def channel_send_test(*, name: str, actor: Any = None, source: str) -> NotificationDelivery:
+    """`channel_test` on someone's behalf (admin, CLI, API): audited as "tested"."""
+    with transaction.atomic():
+        delivery = channel_test(name=name)
+        audit_write(
+            None,
+            name=f"channel {name}"[:200],
+            action=AuditEntry.Action.TESTED,
+            actor=actor,
+            source=source,
+            changes={"delivery": [None, delivery.pk]},
+        )
+    return delivery
 
 
 # --- runs -------------------------------------------------------------------------------------
