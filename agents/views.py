@@ -27,7 +27,7 @@ from agents.selectors import (
     session_latest_messages,
 )
 from agents.services import AgentInputError, message_payload, session_open
-from scheduler.dashboard import dashboard_access
+from scheduler.dashboard import alerts_config, dashboard_access
 from scheduler.permissions import staff_has
 
 # The chat page renders the latest messages; older ones are in GET /api/sessions/<id>/messages/.
@@ -80,6 +80,9 @@ def chat(request: HttpRequest, session_id: str) -> HttpResponse:
         "session": session.pk,
         "ws_path": "/ws/events/",
         "ws_query": f"object=session:{session.pk}&backfill={EVENTS_BACKFILL}",
+        # The agent's own runs (its schedules) are another group: alerts only, no backfill.
+        "alerts_query": f"object=agent:{session.agent_id}&backfill=0",
+        "alerts": alerts_config(),
         "messages_url": reverse("api-session-messages", args=[session.pk]),
         "task_url": reverse("dashboard-task", args=["__id__"]),
         "timezone": timezone.get_current_timezone_name(),

@@ -7,7 +7,7 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from scheduler.api.views import ApiIndexView, ApiNotFoundView
-from scheduler.dashboard import account_views, metrics_views
+from scheduler.dashboard import account_views, incident_views, metrics_views
 from scheduler.dashboard import views as scheduler_views
 
 api_patterns = [
@@ -41,6 +41,7 @@ urlpatterns = [
     path("metrics", metrics_views.metrics, name="metrics"),
     path("dashboard/", scheduler_views.dashboard, name="dashboard"),
     path("dashboard/summary.json", scheduler_views.dashboard_summary, name="dashboard-summary"),
+    path("dashboard/incidents/", incident_views.incidents, name="dashboard-incidents"),
     # path: a task id is whatever its sender chose, slashes included.
     path("dashboard/tasks/<path:task_id>/", scheduler_views.task_detail, name="dashboard-task"),
     path("agents/", include("agents.urls")),

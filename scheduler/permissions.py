@@ -4,7 +4,9 @@ Staff only, and then by permission (superusers have them all):
 - watching: `scheduler.view_dashboard`;
 - running catalog tasks, retrying runs, revoking: `scheduler.run_tasks`;
 - editing schedules (create, update, delete, enable, disable, run now): django-celery-beat's
-  `change_periodictask` (and `add_`/`delete_` for creating and deleting), as in the admin.
+  `change_periodictask` (and `add_`/`delete_` for creating and deleting), as in the admin;
+- alert rules and channels: their model permissions, as in the admin; acknowledging, silencing
+  and resolving incidents: `scheduler.manage_alerts`.
 """
 
 from __future__ import annotations
@@ -16,6 +18,13 @@ RUN_TASKS = "scheduler.run_tasks"
 ADD_SCHEDULE = "django_celery_beat.add_periodictask"
 CHANGE_SCHEDULE = "django_celery_beat.change_periodictask"
 DELETE_SCHEDULE = "django_celery_beat.delete_periodictask"
+MANAGE_ALERTS = "scheduler.manage_alerts"
+ADD_ALERT_RULE = "scheduler.add_alertrule"
+CHANGE_ALERT_RULE = "scheduler.change_alertrule"
+DELETE_ALERT_RULE = "scheduler.delete_alertrule"
+ADD_ALERT_CHANNEL = "scheduler.add_alertchannel"
+CHANGE_ALERT_CHANNEL = "scheduler.change_alertchannel"
+DELETE_ALERT_CHANNEL = "scheduler.delete_alertchannel"
 
 
 def is_staff(user: Any) -> bool:

@@ -13,10 +13,11 @@ from django_celery_results.models import TaskResult
 
 from agents import services as agent_services
 from agents.models import Agent, Session
-from scheduler.models import AlertChannel, AlertRule, DeadLetter, Source
+from scheduler.models import AlertChannel, AlertRule, DeadLetter, Incident, Source
 from scheduler.protocol import EventObject, EventPayload
 from scheduler.services import schedule_create
 from scheduler.services.alerts import RuleInput, channel_save, rule_save
+from scheduler.services.incidents import Match, incident_match
 from scheduler.worker.schedule_state import schedule_states_rebuild
 from tournaments import services as tournament_services
 from tournaments.models import Entry, Tournament
@@ -217,3 +218,16 @@ def make_rule(
     return rule_save(
         RuleInput(name=name, trigger=trigger, channels=channels, **fields), source=Source.SYSTEM
     )
+
+
+def make_incident(
+    rule: AlertRule,
+    subject: str = "schedule:nightly",
+    title: str = "schedule 'nightly' failed",
+    *,
+    at: datetime | None = None,
+    object: tuple[str, str] | None = None,
+) -> Incident:
+    """An incident of `rule` about `subject`, opened by the engine (its event, its "down")."""
+    match = Match(rule=rule, subject=subject, title=title, details={"error": "boom"}, object=object)
+    return incident_match(match, now=at)

@@ -20,7 +20,7 @@ from django.utils import timezone
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET
 
-from scheduler.dashboard import dashboard_access
+from scheduler.dashboard import alerts_config, dashboard_access
 from tournaments.models import Tournament
 from tournaments.selectors import (
     tournament_by_id,
@@ -125,6 +125,7 @@ def tournament_page(request: HttpRequest, tournament_id: str) -> HttpResponse:
         "live_url": reverse("tournaments-live", args=[tournament.pk]),
         "timezone": timezone.get_current_timezone_name(),
         "series_points": SERIES_POINTS,
+        "alerts": alerts_config(),
     }
     context = {
         "tournament": tournament,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from scheduler.api import dead_letters, views
+from scheduler.api import alerts, dead_letters, incidents, views
 from scheduler.api.waiting import task_detail
 
 
@@ -54,4 +54,6 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="api-dead-letter-discard",
     ),
     *router.urls,
+    *alerts.urlpatterns,
+    *incidents.urlpatterns,
 ]

@@ -82,6 +82,8 @@ API_PARTS: tuple[tuple[str, str, str], ...] = (
     ("tasks", "api-tasks", "run a catalog task (POST); stored results (GET)"),
     ("schedules", "api-schedule-list", "periodic tasks: list, create, update, run, enable, ..."),
     ("dead_letters", "api-dead-letters", "runs that failed their last retry: requeue, discard"),
+    ("alerts", "api-alert-rules", "alert rules; channels and deliveries beside them"),
+    ("incidents", "api-incidents", "incidents: open and past; acknowledge, silence, resolve"),
     ("sessions", "api-session-list", "agents' conversation sessions and their messages"),
     ("tournaments", "api-tournament-list", "tournaments, their leaderboards and entries"),
     ("schema", "api-schema", "the OpenAPI schema of every endpoint"),

@@ -6,6 +6,7 @@ The names other apps use are re-exported here. Modules inside `scheduler/` impor
 
 from __future__ import annotations
 
+from scheduler.dashboard.alerts import alerts_config
 from scheduler.dashboard.views import dashboard_access
 
-__all__ = ["dashboard_access"]
+__all__ = ["alerts_config", "dashboard_access"]

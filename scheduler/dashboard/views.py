@@ -24,6 +24,7 @@ from django.views.decorators.http import require_GET
 
 from scheduler import selectors
 from scheduler.catalog import load_catalog
+from scheduler.dashboard.alerts import alerts_config, incidents_panel
 from scheduler.live.consumers import EventFilter, FilterError
 from scheduler.observability.health import check_beat, health_report
 from scheduler.permissions import CHANGE_SCHEDULE, RUN_TASKS, can_view_dashboard, staff_has
@@ -211,6 +212,7 @@ def dashboard(request: HttpRequest) -> HttpResponse:
     feed = selectors.task_feed(where=where)
     for row in summary["periodic"]["rows"]:
         row["sparkline"] = _sparkline(row["runs"])
+    panel = incidents_panel(request)
     context = {
         "summary": summary,
         "feed": feed,
@@ -232,9 +234,13 @@ def dashboard(request: HttpRequest) -> HttpResponse:
             # Failed runs that arrive live may be retried only when their task is a catalog one.
             catalog=load_catalog().names(),
             filter=_filter_json(where),
+            alerts=alerts_config(),
+            incidents_shown=selectors.OPEN_INCIDENTS_SHOWN,
+            can_manage_alerts=panel["can_manage_alerts"],
         ),
         "initial": {**_summary_json(summary), "feed": feed},
         **_permissions(request),
+        **panel,
     }
     return render(request, "scheduler/dashboard.html", context)
 

@@ -296,7 +296,8 @@ def rule_clean(data: RuleInput) -> tuple[dict[str, Any], list[AlertChannel]]:
         errors.setdefault("quiet_start", []).append("give both ends of the quiet window, or none")
     try:
         ZoneInfo(data.quiet_timezone or "UTC")
-    except (ZoneInfoNotFoundError, ValueError):
+    # OSError: a directory of the zone database ("America"), or a name too long for a path.
+    except (ZoneInfoNotFoundError, ValueError, OSError):
         errors.setdefault("quiet_timezone", []).append(f"unknown zone {data.quiet_timezone!r}")
     fields.update(
         quiet_start=data.quiet_start,

@@ -402,7 +402,7 @@ def channel_test(*, name: str) -> NotificationDelivery:
     """Queue a test notification to the channel `name` (healthchecks' "send test")."""
     channel = AlertChannel.objects.filter(name=name).first()
     if channel is None:
-        raise LookupError(f"no channel {name!r}")
+        raise AlertNotFound("channel", name)
     notification = Notification(
         kind=Kind.TEST,
         subject=f"[TEST] agent scheduler: test notification to {channel.name}",

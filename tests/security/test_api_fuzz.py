@@ -48,7 +48,10 @@ from agents.models import Agent
 from agents.services import agent_create, session_open
 from agents.signatures import HEADER, sign
 from scheduler.api import waiting
+from scheduler.models import AlertChannel, Source
 from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
+from scheduler.services import RuleInput, rule_save
+from scheduler.services.incidents import Match, incident_match
 from tests.factories import TaskResultFactory, make_dead_letter, make_schedule, user_with
 from tournaments import services as tournament_services
 
@@ -150,8 +153,14 @@ def world() -> World:
     entry = cup.entries.get()
     TaskResultFactory.create(task_id=TASK_ID, task_kwargs='"{}"')
     dead_letter = make_dead_letter()
+    # A rule and a channel of one name (both routes take `name`), and an open incident.
+    AlertChannel.objects.create(name="fuzz", kind="signal")
+    rule = rule_save(RuleInput(name="fuzz", trigger="failed"), source=Source.SYSTEM)
+    incident = incident_match(Match(rule=rule, subject="task:x", title="x failed", details={}))
     return World(
         path_parameters={
+            "name": "fuzz",
+            "incident_id": incident.pk,
             "id": schedule.pk,
             "dead_letter_id": dead_letter.pk,
             "slug": agent.slug,

@@ -9,10 +9,13 @@
  * (task.started / retried / failed events of the session) to say "thinking", "retrying" or why
  * no reply came. When the socket drops it reconnects with exponential back-off and says so in
  * the header (scheduler/lib/live.js); the backfill sent on each connection brings what was
- * missed meanwhile.
+ * missed meanwhile. Failures and incidents of the session and of its agent (a second, quiet
+ * connection to `object=agent:<id>`: the runs of the agent's schedules) raise toasts
+ * (scheduler/lib/alerts.js).
  *
  * Data only ever reaches the DOM as text (textContent, attributes): never as HTML.
  */
+import { alertToasts } from "../scheduler/lib/alerts.js";
 import { $, el, readJson, showText } from "../scheduler/lib/dom.js";
 import { dateTimeFormatter, timeElement } from "../scheduler/lib/format.js";
 import { fillId, postJson } from "../scheduler/lib/http.js";
@@ -176,14 +179,30 @@ function chat(config) {
     runs.event(taskId, event);
   }
 
+  const alerts = alertToasts(config.alerts);
   liveConnection({
     path: config.ws_path,
     query: config.ws_query,
     onMessage(data) {
       if (data.kind === "backfill") for (const event of data.events || []) onEvent(event);
-      else if (data.kind === "event") onEvent(data.event);
+      else if (data.kind === "event") {
+        onEvent(data.event);
+        alerts.event(data.event);
+      }
     },
   });
+  if (config.alerts_query) {
+    liveConnection({
+      path: config.ws_path,
+      query: config.alerts_query,
+      quiet: true,
+      onMessage(data) {
+        if (data.kind === "event") alerts.event(data.event);
+        // Said on the indicator, for whoever needs to know the agent's alerts arrive too.
+        else if (data.kind === "backfill" && $("#connection")) $("#connection").dataset.alerts = "live";
+      },
+    });
+  }
   conversation.scrollToEnd();
 
   const form = $("#composer");

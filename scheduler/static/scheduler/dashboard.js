@@ -7,11 +7,13 @@
  * live), folds task events into the feed's rows in place by task id, counts them into the
  * last-hour counters and the throughput chart, lists custom events and alerts in the events
  * panel, and re-reads `/dashboard/summary.json` every half minute (sooner after a schedule
- * change) for the slower panels. When the socket drops it reconnects with exponential back-off
- * and says so in the header (lib/live.js).
+ * change) for the slower panels. Incidents opening and closing redraw the "Open incidents"
+ * panel, and failures and new incidents raise toasts (lib/alerts.js). When the socket drops
+ * it reconnects with exponential back-off and says so in the header (lib/live.js).
  *
  * Each panel is a module of dashboard/; data only ever reaches the DOM as text.
  */
+import { alertToasts } from "./lib/alerts.js";
 import { readJson } from "./lib/dom.js";
 import { timeFormats } from "./lib/format.js";
 import { liveConnection } from "./lib/live.js";
@@ -23,6 +25,7 @@ import { DeadLetters } from "./dashboard/dead_letters.js";
 import { Failures } from "./dashboard/failures.js";
 import { Feed } from "./dashboard/feed.js";
 import { fitAllSoon } from "./dashboard/fit.js";
+import { Incidents } from "./dashboard/incidents.js";
 import { renderPeriodic } from "./dashboard/periodic.js";
 import { summaryReader } from "./dashboard/summary.js";
 import { renderUpcoming } from "./dashboard/upcoming.js";
@@ -36,6 +39,8 @@ function dashboard(config, initial) {
   const failures = new Failures(config, formats.daySeconds);
   const eventLog = new EventLog(formats.time);
   const deadLetters = new DeadLetters(config, formats.daySeconds);
+  const incidents = new Incidents(config, formats.dayTime);
+  const alerts = alertToasts(config.alerts);
   watchStale();
   // The chart slides by one bar every minute even when nothing happens.
   setInterval(() => counters.draw(), 10000);
@@ -51,12 +56,18 @@ function dashboard(config, initial) {
     failures.render(data.failures);
     deadLetters.render(data.dead_letters);
     renderCluster(data.cluster, formats.time);
+    // Matches added and acknowledgements by others send no event: read with the rest.
+    incidents.refresh();
     fitAllSoon();
   });
 
   function handleEvent(event, live) {
     if (!event || typeof event.type !== "string") return;
     if (isPanelEvent(event)) eventLog.event(event);
+    if (live) {
+      alerts.event(event);
+      incidents.event(event);
+    }
     if (event.type.startsWith("task.") && event.task_id) {
       if (feed.wants(event)) feed.event(event, live);
       counters.count(event);
@@ -81,7 +92,7 @@ function dashboard(config, initial) {
     onMessage(message) {
       if (message.kind === "backfill") {
         for (const event of message.events) handleEvent(event, false);
-        // Back after a restart: the slower panels may have moved on too.
+        // Back after a restart: the slower panels (incidents too) may have moved on.
         if (message.reconnected) summary.refresh();
       } else if (message.kind === "event") {
         handleEvent(message.event, true);

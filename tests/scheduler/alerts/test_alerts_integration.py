@@ -81,7 +81,13 @@ def test_two_failures_then_a_success_tell_down_once_and_recovered_once(
         schedule="every 1 second",
         params={"pattern": "FF" + "S" * 18},
     )
-    make_rule("report failures", "failed", channels=("mail", "hook"))
+    make_rule(
+        "report failures",
+        "failed",
+        target_type="schedule",
+        target="flaky report",
+        channels=("mail", "hook"),
+    )
     beat = start_beat(log_dir=run_dir, env={"BEAT_LEADER_TTL": "3"})
     try:
         wait_for(

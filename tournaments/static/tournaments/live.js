@@ -12,10 +12,12 @@
  *   (their trades).
  * A leaderboard older than the one shown is never applied (a late answer, a backfill), so the
  * table never goes back in time. After a reconnect live.json is read again: it has what was
- * missed meanwhile.
+ * missed meanwhile. Failures and incidents of the tournament's runs raise toasts
+ * (scheduler/lib/alerts.js).
  *
  * Data only ever reaches the DOM as text (textContent, attributes): never as HTML.
  */
+import { alertToasts } from "../scheduler/lib/alerts.js";
 import { $, el, readJson } from "../scheduler/lib/dom.js";
 import { dateTimeFormatter, timeElement } from "../scheduler/lib/format.js";
 import { getJson } from "../scheduler/lib/http.js";
@@ -142,12 +144,14 @@ function tournamentPage(config, initial) {
   }
 
   render(initial);
+  const alerts = alertToasts(config.alerts);
   liveConnection({
     path: config.ws_path,
     query: config.ws_query,
     onMessage(data) {
       if (data.kind === "event") {
         onEvent(data.event);
+        alerts.event(data.event);
       } else if (data.kind === "backfill") {
         // Only the rankings matter here (older ones are ignored); after a reconnect the page
         // reads everything it may have missed.

@@ -1,9 +1,10 @@
 /*
  * The buttons of the dashboard and the task page: Run now, Pause, Resume, Retry, and a dead
- * letter's Requeue and Discard. They post to the API and say what happened in the page's #notice.
+ * letter's Requeue and Discard. They post to the API and say what happened in a toast
+ * (lib/toasts.js).
  */
-import { $, showText } from "../lib/dom.js";
 import { fillId, postJson } from "../lib/http.js";
+import { notify } from "../lib/toasts.js";
 
 const WHAT = {
   run: "run it",
@@ -14,19 +15,6 @@ const WHAT = {
   discard: "discard it",
 };
 const DEAD_LETTER_ACTIONS = new Set(["requeue", "discard"]);
-let noticeTimer = null;
-
-function notify(text, kind = "info", link = null) {
-  const notice = $("#notice");
-  if (!notice) return;
-  showText(notice, text, link);
-  notice.dataset.kind = kind;
-  notice.hidden = false;
-  clearTimeout(noticeTimer);
-  noticeTimer = setTimeout(() => {
-    notice.hidden = true;
-  }, 7000);
-}
 
 function actionUrl(api, button) {
   const action = button.dataset.action;

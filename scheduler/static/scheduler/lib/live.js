@@ -3,11 +3,12 @@
  * back-off and jitter, pings to find dead connections, and shows its state in the page's
  * #connection element.
  *
- *   liveConnection({ path, query, onMessage })
+ *   liveConnection({ path, query, onMessage, quiet })
  *
  * `onMessage` gets each message the server sends; a backfill (sent first on every connection)
  * says `reconnected: true` from the second connection on. Every change of state is also a
- * `live:state` event on the document, for the panels that mark what they show as stale.
+ * `live:state` event on the document, for the panels that mark what they show as stale; a
+ * `quiet` connection (a page's second one, for alerts only) shows and sends neither.
  */
 import { $, showText } from "./dom.js";
 
@@ -31,10 +32,11 @@ const REFUSALS = {
  * attempts, and stops for good on 4401/4403/4400 (signed out, no permission, bad filter).
  */
 class LiveConnection {
-  constructor({ path, query, onMessage }) {
+  constructor({ path, query, onMessage, quiet = false }) {
     this.url = `${location.protocol === "https:" ? "wss:" : "ws:"}//${location.host}${path}?${query}`;
     this.onMessage = onMessage;
-    this.indicator = $("#connection");
+    this.quiet = quiet;
+    this.indicator = quiet ? null : $("#connection");
     this.attempt = 0;
     this.socket = null;
     this.retryTimer = null;
@@ -55,6 +57,7 @@ class LiveConnection {
   }
 
   show(state, text, link = null) {
+    if (this.quiet) return;
     // Panels that show what the live connection keeps current listen to this (stale marks).
     document.dispatchEvent(new CustomEvent("live:state", { detail: { state } }));
     if (!this.indicator) return;
