@@ -10,13 +10,14 @@ import pytest
 from rest_framework.test import APIClient
 
 from scheduler.models import AlertChannel, AlertRule, AuditEntry, NotificationDelivery
+from tests.alert_setup import alerting
 from tests.clients import api_client, response_json
 from tests.factories import make_channel, make_incident, make_rule, make_schedule, user_with
 from tests.scheduler.api.alert_helpers import recording
 
 pytestmark = pytest.mark.django_db
 
-__all__ = ["recording"]
+__all__ = ["alerting", "recording"]
 
 RULE_FIELDS = {
     "name",

@@ -14,13 +14,14 @@ from rest_framework.test import APIClient
 
 from scheduler.models import AuditEntry, Incident, TaskEvent
 from scheduler.services.incidents import incident_recover
+from tests.alert_setup import alerting
 from tests.clients import api_client, response_json
 from tests.factories import make_channel, make_incident, make_rule, user_with
 from tests.scheduler.api.alert_helpers import recording
 
 pytestmark = pytest.mark.django_db
 
-__all__ = ["recording"]
+__all__ = ["alerting", "recording"]
 
 VIEW_DASHBOARD = "scheduler.view_dashboard"
 MANAGE_ALERTS = "scheduler.manage_alerts"
