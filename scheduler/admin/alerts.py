@@ -30,10 +30,10 @@ from scheduler.admin.run_now import ReadOnlyAdmin
 from scheduler.core.formatting import duration_text
 from scheduler.models import AlertChannel, AlertRule, Incident, NotificationDelivery, Source
 from scheduler.observability.pagination import EstimatedCountPaginator
-from scheduler.selectors.alerting import (
+from scheduler.selectors.alerts import (
     INCIDENTS_OPEN_FIRST,
-    alert_channels_listed,
-    alert_rules_listed,
+    alert_channels,
+    alert_rules,
     incident_lasted,
     incident_status,
 )
@@ -105,7 +105,7 @@ class AlertChannelAdmin(ServiceSavedAdmin):
     actions = ("send_test",)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AlertChannel]:
-        return alert_channels_listed()
+        return alert_channels()
 
     @admin.display(description="Last delivery", ordering="last_delivery_at")
     def last_delivery(self, obj: AlertChannel) -> str:
@@ -197,7 +197,7 @@ class AlertRuleAdmin(ServiceSavedAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[AlertRule]:
-        return alert_rules_listed()
+        return alert_rules()
 
     @admin.display(description="Target", ordering="target")
     def target_summary(self, obj: AlertRule) -> str:

@@ -34,11 +34,11 @@ from scheduler.core.durations import duration_written
 from scheduler.core.json_input import MalformedJSON, read_json
 from scheduler.core.masking import masked
 from scheduler.models import AlertChannel, AlertRule, NotificationDelivery, Source
-from scheduler.selectors.alerting import (
+from scheduler.selectors.alerts import (
     alert_channel_named,
-    alert_channels_listed,
+    alert_channels,
     alert_rule_named,
-    alert_rules_listed,
+    alert_rules,
     delivery_get,
 )
 from scheduler.services import (
@@ -248,7 +248,7 @@ class AlertVerbs(IncidentVerbs):
             handlers[options.get("alerts_action")](options)
 
     def _rules_list(self, options: dict[str, Any]) -> None:
-        rules = list(alert_rules_listed())
+        rules = list(alert_rules())
         if options["json"]:
             self._json([rule_as_dict(rule) for rule in rules])
         elif rules:
@@ -326,7 +326,7 @@ class AlertVerbs(IncidentVerbs):
             handlers[options.get("channels_action")](options)
 
     def _channels_list(self, options: dict[str, Any]) -> None:
-        channels = list(alert_channels_listed())
+        channels = list(alert_channels())
         if options["json"]:
             self._json([channel_as_dict(channel) for channel in channels])
         elif channels:

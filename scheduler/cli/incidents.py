@@ -23,10 +23,10 @@ from scheduler.cli.commands import VerbCommand, Verbs
 from scheduler.core.formatting import duration_text
 from scheduler.core.masking import masked
 from scheduler.models import Incident, NotificationDelivery, Source
-from scheduler.selectors.alerting import (
+from scheduler.selectors.alerts import (
     alert_rule_named,
+    incident_by_id,
     incident_deliveries,
-    incident_get,
     incident_lasted,
     incident_status,
     incidents_listed,
@@ -154,7 +154,7 @@ class IncidentVerbs(VerbCommand):
             self._print("No open incidents (--all shows the resolved ones too).")
 
     def _incident(self, incident_id: int) -> Incident:
-        incident = incident_get(incident_id)
+        incident = incident_by_id(incident_id)
         if incident is None:
             raise CommandError(f"no incident {incident_id}")
         return incident
