@@ -255,10 +255,62 @@ def _read_cron(phrase: str, raw: str, zone: ZoneInfo, now: datetime) -> ParsedSc
             f"day of week field {dow!r} is longer than {_CRON_FIELDS[4][4]} characters "
             "once its Sundays are written as 0"
         )
-    crontab_sets(spec)  # expansion must succeed too
+    never = crontab_never_reason(spec)
+    if never:
+        raise ScheduleParseError(f"{raw!r} can never run: {never}")
     return ParsedSchedule(
         kind="crontab", timezone=zone.key, description=describe_crontab(spec), crontab=spec
     )
+
+
+# The most days each month has (February: 29, in leap years).
+_MONTH_DAYS = {
+    1: 31,
+    2: 29,
+    3: 31,
+    4: 30,
+    5: 31,
+    6: 30,
+    7: 31,
+    8: 31,
+    9: 30,
+    10: 31,
+    11: 30,
+    12: 31,
+}
+_MONTH_NAMES = [
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+]
+
+
+def _or_list(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else f"{', '.join(items[:-1])} or {items[-1]}"
+
+
+def crontab_never_reason(spec: CrontabSpec) -> str:
+    """Why a crontab can never run ("April has no day 31"), or "" when it can.
+
+    Days of the month and months are both required (as Celery's crontab does); every date that
+    exists falls on each weekday in some year, so the days of the week never make it impossible.
+    """
+    sets = crontab_sets(spec)
+    if any(day <= _MONTH_DAYS[month] for month in sets.months for day in sets.days_of_month):
+        return ""
+    months = [_MONTH_NAMES[month - 1] for month in sorted(sets.months)]
+    days = [str(day) for day in sorted(sets.days_of_month)]
+    has = "has" if len(months) == 1 else "have"
+    return f"{_or_list(months)} {has} no day {_or_list(days)}"
 
 
 def _validate_cron_field(
@@ -634,11 +686,14 @@ def _clocked(zone: ZoneInfo, moment: datetime, *, now: datetime, raw: str) -> Pa
     if local - now > timedelta(days=MAX_AHEAD_DAYS):
         raise _too_far_ahead(raw)
     return ParsedSchedule(
-        kind="clocked",
-        timezone=zone.key,
-        description=f"once, at {local:%Y-%m-%d %H:%M} {local.tzname()}",
-        clocked=local,
+        kind="clocked", timezone=zone.key, description=describe_one_off(local, zone), clocked=local
     )
+
+
+def describe_one_off(moment: datetime, zone: ZoneInfo) -> str:
+    """ "once, at 2027-03-12 09:00 EST": a one-off's time in words, in its zone, to the minute."""
+    local = moment.astimezone(zone)
+    return f"once, at {local:%Y-%m-%d %H:%M} {local.tzname()}"
 
 
 def _read_datetime(phrase: str, raw: str, zone: ZoneInfo, now: datetime) -> ParsedSchedule | None:

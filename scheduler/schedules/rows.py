@@ -19,7 +19,9 @@ from scheduler.schedules.parsing import (
     ScheduleParseError,
     describe_crontab,
     describe_interval,
+    describe_one_off,
     parse_schedule,
+    zone_named,
 )
 
 if TYPE_CHECKING:
@@ -137,7 +139,12 @@ def schedule_describe(periodic_task: PeriodicTask) -> str:
         except Exception:  # a hand-made row cron-descriptor cannot read
             return spec.expression
     if periodic_task.clocked is not None:
-        return f"once at {periodic_task.clocked.clocked_time.isoformat()}"
+        zone_name = options.timezone if options is not None else "UTC"
+        try:
+            zone = zone_named(zone_name or "UTC")
+        except ScheduleParseError:
+            zone = zone_named("UTC")
+        return describe_one_off(periodic_task.clocked.clocked_time, zone)
     return stock_schedule(periodic_task)
 
 
