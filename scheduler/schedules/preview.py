@@ -21,6 +21,7 @@ from zoneinfo import ZoneInfo
 
 from scheduler.schedules.parsing import (
     CrontabSpec,
+    ParsedSchedule,
     ScheduleParseError,
     crontab_runs,
     crontab_sets,
@@ -233,6 +234,19 @@ def interval_dst_warnings(runs: Iterable[datetime], step: timedelta, zone: ZoneI
             "time, so from then on the runs come at a different wall-clock time."
         )
     return warnings
+
+
+def parsed_warnings(parsed: ParsedSchedule, *, now: datetime, runs: list[datetime]) -> list[str]:
+    """The DST warnings about the `runs` a parsed schedule makes after `now` (`scheduler parse`
+    prints them, as the admin's preview does)."""
+    if not runs:
+        return []
+    if parsed.crontab is not None:
+        return crontab_dst_warnings(parsed.crontab, parsed.zone, after=now, until=runs[-1])
+    if parsed.interval is not None:
+        step = timedelta(seconds=parsed.interval.seconds)
+        return interval_dst_warnings([now.astimezone(parsed.zone), *runs], step, parsed.zone)
+    return []
 
 
 # --- A periodic task row -------------------------------------------------------------------------

@@ -54,6 +54,7 @@ from scheduler.schedules.declared import DeclarationError, declared_schedules
 from scheduler.schedules.declared_alerts import declared_alerts
 from scheduler.schedules.parsing import ScheduleParseError, parse_schedule, zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
+from scheduler.schedules.preview import parsed_warnings
 from scheduler.schedules.rows import periodic_task_next_runs
 from scheduler.selectors.exports import alerts_exported, schedules_exported
 from scheduler.services import (
@@ -141,8 +142,10 @@ class Command(AlertVerbs, DeadLetterVerbs):
         now = _moment(options["now"], flag="--now", tz=tz) or timezone.now()
         count = _bounded(options["count"], flag="--count", low=0, high=1000)
         parsed = parse_schedule(" ".join(options["phrase"]), tz=tz, now=now)
+        runs = parsed.next_runs(count, now=now)
+        warnings = parsed_warnings(parsed, now=now, runs=runs)
         if options["json"]:
-            self._json(parsed.as_dict(now=now, count=count))
+            self._json({**parsed.as_dict(now=now, count=count), "warnings": warnings})
             return
         self._print(f"Schedule:   {parsed.description}")
         self._print(f"Kind:       {parsed.kind}")
@@ -154,11 +157,12 @@ class Command(AlertVerbs, DeadLetterVerbs):
         if parsed.clocked is not None:
             self._print(f"At:         {out.when(parsed.clocked, tz)}")
         self._print(f"Time zone:  {parsed.timezone}")
-        runs = parsed.next_runs(count, now=now)
         if count:
             self._print(f"Next runs after {out.when(now, tz)}:" if runs else "No runs ahead.")
         for run in runs:
             self._print(f"  {out.when(run, tz)}  ({run:%a})")
+        for warning in warnings:
+            self._print(f"Warning:    {warning}")
 
     # --- periodic tasks --------------------------------------------------------------------------
 

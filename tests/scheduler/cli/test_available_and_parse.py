@@ -78,6 +78,7 @@ def test_it_parses_a_phrase_to_exactly_the_documented_json(argv, expected, first
         "timezone",
         "description",
         "next_runs",
+        "warnings",
     }
     for key, value in expected.items():
         if isinstance(value, dict) and key == "crontab" and len(value) < 5:
@@ -123,3 +124,21 @@ def test_it_parses_for_people_too():
     assert "Cron:       30 9 * * 1-5" in output
     assert "2025-01-15 09:30:00 UTC  (Wed)" in output
     assert "2025-01-16 09:30:00 UTC  (Thu)" in output
+
+
+def test_parse_warns_of_a_run_the_spring_gap_moves():
+    argv = ("parse", "30 2 * * *", "--tz", "America/New_York", "--now", "2027-03-12T12:00:00Z")
+    lines = scheduler(*argv).splitlines()
+    warning = (
+        "DST: on Sun 2027-03-14 clocks in America/New_York go forward 1 hour, so 02:30 does "
+        "not exist that day: the run happens at 03:30 EDT instead."
+    )
+    assert "  2027-03-14 03:30:00 EDT  (Sun)" in lines
+    assert lines[-1] == f"Warning:    {warning}"
+    assert scheduler_json(*argv, "--json")["warnings"] == [warning]
+
+
+def test_parse_says_nothing_more_on_an_ordinary_week():
+    output = scheduler("parse", "30 2 * * *", "--now", "2027-06-01T00:00:00Z")
+    assert "Warning" not in output
+    assert scheduler_json("parse", "every minute", "--json")["warnings"] == []
