@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from scheduler.api import alerts, dead_letters, incidents, views
+from scheduler.api import alerts, dead_letters, incidents, previews, views
 from scheduler.api.waiting import task_detail
 
 
@@ -32,6 +32,11 @@ router.register("schedules", views.ScheduleViewSet, basename="api-schedule")
 
 urlpatterns: list[URLPattern | URLResolver] = [
     path("health/", views.HealthView.as_view(), name="api-health"),
+    path(
+        "schedules/preview/",
+        previews.SchedulePreviewView.as_view(),
+        name="api-schedule-preview",
+    ),
     path("catalog/", views.CatalogView.as_view(), name="api-catalog"),
     path("tasks/", views.TaskListView.as_view(), name="api-tasks"),
     path("tasks/<task_id:task_id>/", task_detail, name="api-task-detail"),

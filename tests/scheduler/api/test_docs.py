@@ -33,6 +33,7 @@ CONTRACT = {
     "/api/tasks/{task_id}/revoke/": {"post"},
     "/api/tasks/{task_id}/retry/": {"post"},
     "/api/schedules/": {"get", "post"},
+    "/api/schedules/preview/": {"post"},
     "/api/schedules/{id}/": {"get", "put", "patch", "delete"},
     "/api/schedules/{id}/run/": {"post"},
     "/api/schedules/{id}/enable/": {"post"},
