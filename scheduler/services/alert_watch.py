@@ -10,7 +10,7 @@ process watches next measures from the same moment; it is forgotten when the con
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -52,6 +52,9 @@ class WatchReport:
     opened: int = 0
     recovered: int = 0
     notified: int = 0
+    # (rule id, subject) of the incidents open when the round began: only those can recover, so
+    # a condition that keeps not holding costs no query.
+    open_at_start: set[tuple[int, str]] = field(default_factory=set)
 
     def as_dict(self) -> dict[str, int]:
         return {"opened": self.opened, "recovered": self.recovered, "notified": self.notified}
@@ -60,8 +63,12 @@ class WatchReport:
 def alert_watch(*, now: float | None = None) -> WatchReport:
     """Check every state rule once, then send what open incidents owe."""
     now = time.time() if now is None else now
-    report = WatchReport()
     rules = rules_active()
+    report = WatchReport(
+        open_at_start=set(
+            Incident.objects.filter(resolved_at__isnull=True).values_list("rule_id", "subject")
+        )
+    )
     checks = {
         Trigger.BEAT_NO_LEADER: _watch_beat,
         Trigger.NO_WORKER: _watch_workers,
@@ -88,13 +95,14 @@ def _due(key: str, now: float, every: float) -> bool:
 
 def _held_since(rule: AlertRule, subject: str, holds: bool, now: float) -> float | None:
     """When the condition of (rule, subject) started holding; None when it does not."""
-    field = f"{rule.pk}|{subject}"
-    redis = get_redis()
+    key, name = redis_key(SINCE_KEY), f"{rule.pk}|{subject}"
     if not holds:
-        redis.hdel(redis_key(SINCE_KEY), field)
+        get_redis().hdel(key, name)
         return None
-    redis.hsetnx(redis_key(SINCE_KEY), field, str(now))
-    value = cast("bytes | None", redis.hget(redis_key(SINCE_KEY), field))
+    pipe = get_redis().pipeline(transaction=False)
+    pipe.hsetnx(key, name, str(now))
+    pipe.hget(key, name)
+    value = cast("bytes | None", pipe.execute()[1])
     return float(value) if value else now
 
 
@@ -116,7 +124,7 @@ def _judge(
         )
         if incident.opened_at == moment:
             report.opened += 1
-    elif since is None:
+    elif since is None and (rule.pk, subject) in report.open_at_start:
         report.recovered += len(incident_recover([rule], subject, why="condition cleared"))
 
 
@@ -204,11 +212,6 @@ def _watch_no_success(rule: AlertRule, now: float, report: WatchReport) -> None:
         ).values_list("periodic_task_name", "done_at")
     )
     baseline = rule.updated_at.timestamp()
-    open_subjects = set(
-        Incident.objects.filter(rule=rule, resolved_at__isnull=True).values_list(
-            "subject", flat=True
-        )
-    )
     for name, seen in zip(names, redis_seen, strict=True):
         done = stored.get(name)
         last = max(
@@ -218,7 +221,7 @@ def _watch_no_success(rule: AlertRule, now: float, report: WatchReport) -> None:
         )
         late = now - last >= (rule.duration or 0)
         subject = f"schedule:{name}"
-        if not late and subject not in open_subjects:
+        if not late and (rule.pk, subject) not in report.open_at_start:
             continue
         since = last if late else None
         _judge(
