@@ -11,7 +11,7 @@ from django.conf import settings
 from django.db import models
 from django_celery_beat.models import PeriodicTask
 
-from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
+from scheduler.schedules.policies import CatchUp, MisfirePolicy, OverlapPolicy
 
 
 class Source(models.TextChoices):
@@ -32,11 +32,31 @@ class ScheduleOptions(models.Model):
     # The zone the phrase was read in; crontab rows carry it too, for beat.
     timezone = models.CharField(max_length=63, default="UTC")
     overlap = models.CharField(
-        max_length=10, choices=OverlapPolicy.choices, default=OverlapPolicy.DEFAULT
+        max_length=20, choices=OverlapPolicy.choices, default=OverlapPolicy.DEFAULT
     )
     misfire = models.CharField(
         max_length=10, choices=MisfirePolicy.choices, default=MisfirePolicy.RUN_ONCE
     )
+    # Runs missed while beat was down: which are made, and how late one may be (seconds; None:
+    # however late). A run later than beat's grace (a minute) counts as missed.
+    catchup = models.CharField(max_length=10, choices=CatchUp.choices, default=CatchUp.LATEST)
+    catchup_window = models.PositiveIntegerField(null=True, blank=True, help_text="seconds")
+    # Each run is published up to this many seconds after its due time, the same delay for a
+    # given run whichever beat publishes it.
+    jitter = models.PositiveIntegerField(default=0, help_text="seconds")
+    # The runs beat may still make (None: no limit); at 0 the schedule is disabled.
+    max_runs = models.PositiveIntegerField(null=True, blank=True)
+    remaining_runs = models.PositiveIntegerField(null=True, blank=True)
+    # A pause says who made it, why, and when it ends by itself (None: until resumed).
+    paused_at = models.DateTimeField(null=True, blank=True)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    pause_note = models.TextField(blank=True)
+    paused_until = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Paused by itself after this many failed runs in a row (None: never).
+    pause_after_failures = models.PositiveSmallIntegerField(null=True, blank=True)
+    failure_streak = models.PositiveIntegerField(default=0)
 
     class Meta:
         verbose_name = "schedule options"
@@ -44,6 +64,41 @@ class ScheduleOptions(models.Model):
 
     def __str__(self) -> str:
         return f"options of {self.periodic_task_id}"
+
+
+class Backfill(models.Model):
+    """A request to make a schedule's runs of a past (or future) range now, and its progress."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    periodic_task = models.ForeignKey(
+        PeriodicTask, null=True, on_delete=models.SET_NULL, related_name="backfills"
+    )
+    periodic_task_name = models.CharField(max_length=255, db_index=True)
+    start = models.DateTimeField()
+    end = models.DateTimeField()
+    overlap = models.CharField(max_length=20, choices=OverlapPolicy.choices)
+    total = models.PositiveIntegerField(default=0)
+    published = models.PositiveIntegerField(default=0)
+    # Runs this range had already made (a repeated backfill): not published again.
+    existing = models.PositiveIntegerField(default=0)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    error = models.TextField(blank=True)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    source = models.CharField(max_length=20, choices=Source.choices)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"backfill of {self.periodic_task_name} ({self.start} to {self.end})"
 
 
 class DeclaredState(models.Model):
