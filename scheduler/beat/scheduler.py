@@ -51,12 +51,20 @@ from scheduler.models import DeclaredState, ScheduleOptions
 from scheduler.protocol import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
 from scheduler.protocol import BEAT_LEADER_KEY as LEADER_KEY
 from scheduler.schedules.declared import DeclarationError, declared_schedules, unsynced
-from scheduler.schedules.policies import MisfirePolicy
+from scheduler.schedules.parsing import (
+    CrontabSpec,
+    IntervalSpec,
+    ParsedSchedule,
+    ScheduleParseError,
+    crontab_sets,
+)
+from scheduler.schedules.policies import CatchUp, MisfirePolicy
+from scheduler.schedules.timing import GRACE, Timing, first_due, plan, run_id
 
 logger = logging.getLogger(__name__)
 
 # A run later than this is a misfire (beat was down), not the ordinary lag of a tick.
-MISFIRE_GRACE = timedelta(seconds=60)
+MISFIRE_GRACE = GRACE
 # Seconds between looks at the change marker, lock renewals and standby attempts to lead.
 SYNC_INTERVAL = 1.0
 # Seconds between comparisons of every row with what is loaded (the safety net of notices).
@@ -130,6 +138,35 @@ class Entry:
     misfire: str
     row: tuple[Any, ...]  # the row as read: a reload that reads the same row changes nothing
     version: int = 0
+    # The schedule in our terms (None: solar, or a hand-made row: Celery's rules decide), and
+    # what else decides its runs (scheduler/schedules/timing.py).
+    parsed: ParsedSchedule | None = None
+    ran: bool = True  # last_run_at is a run's due time (else: when the row was saved)
+    jitter: int = 0
+    catchup: str = CatchUp.LATEST.value
+    catchup_window: int | None = None
+    remaining: int | None = None
+
+
+def entry_timing(entry: Entry) -> Timing:
+    """What decides the runs of an entry with a `parsed` schedule, as every display reads it."""
+    assert entry.parsed is not None
+    remaining = entry.remaining
+    if entry.one_off:
+        left = 0 if entry.total_run_count else 1
+        remaining = left if remaining is None else min(remaining, left)
+    return Timing(
+        key=entry.id,
+        schedule=entry.parsed,
+        anchor=entry.last_run_at,
+        ran=entry.ran,
+        start=entry.start_time,
+        end=entry.expires,
+        remaining=remaining,
+        jitter=entry.jitter,
+        catchup=entry.catchup,
+        catchup_window=entry.catchup_window,
+    )
 
 
 # Seconds before a run whose publish failed (the broker down past the publisher's retries) is
@@ -145,12 +182,16 @@ class NotPublished(Exception):
 _RUN_IDS = uuid.UUID("5d0c7a52-3b1e-4f0c-9a4e-2f6b8c1d7e90")
 
 
-def run_task_id(entry: Entry) -> str:
-    """The task id of the entry's next run: the same whichever beat publishes it.
+def run_task_id(entry: Entry, due: datetime | None = None) -> str:
+    """The task id of the entry's run due at `due` (default: its next): the same whichever beat
+    (or backfill) publishes it, so the workers run it once (`scheduler.schedules.timing.run_id`).
 
-    Named by the periodic task, the run's number and the time of the run before it: a count
-    reset or an edit that moves the last run gives new ids, never an old run's.
+    A schedule Celery's rules decide (solar) is named by the run's number and the time of the
+    run before it: a count reset or an edit that moves the last run gives new ids.
     """
+    if entry.parsed is not None:
+        due = due or first_due(entry_timing(entry)) or entry.last_run_at
+        return run_id(entry.id, due)
     key = f"{entry.id}:{entry.total_run_count + 1}:{entry.last_run_at.timestamp():.6f}"
     return str(uuid.uuid5(_RUN_IDS, key))
 
@@ -165,10 +206,29 @@ class Decision:
     next_check: float = 0.0  # seconds from now; for WAIT, RUN (after the run) and SKIP
     remaining: timedelta | None = None  # SKIP: how overdue the run was
     reason: str = ""
+    dues: tuple[datetime, ...] = ()  # RUN: the due times of the runs to publish, in order
+    skipped: int = 0  # RUN and SKIP: missed runs not made (catch-up)
+    anchor: datetime | None = None  # RUN and SKIP: the last run's due time, once recorded
 
 
 def evaluate(entry: Entry, now: datetime, tz: Any) -> Decision:
-    """What to do with `entry` at `now`, as django-celery-beat's ModelEntry.is_due decides."""
+    """What to do with `entry` at `now`: as every display computes its runs
+    (scheduler/schedules/timing.py); a solar or hand-made schedule as django-celery-beat does."""
+    if entry.parsed is not None:
+        step = plan(entry_timing(entry), now)
+        if step.runs:
+            return Decision(RUN, dues=step.runs, skipped=step.skipped, anchor=step.anchor)
+        if step.finished:
+            return Decision(FINISH, reason=step.finished)
+        if step.skipped:
+            overdue = now - step.anchor if step.anchor is not None else timedelta(0)
+            return Decision(SKIP, remaining=-overdue, skipped=step.skipped, anchor=step.anchor)
+        wait = (step.wait_until - now).total_seconds() if step.wait_until else math.inf
+        return Decision(WAIT, max(wait, 0.0))
+    return _evaluate_by_celery(entry, now, tz)
+
+
+def _evaluate_by_celery(entry: Entry, now: datetime, tz: Any) -> Decision:
     if entry.start_time is not None and now < entry.start_time:
         return Decision(WAIT, max((entry.start_time - now).total_seconds(), 0.0))
     if entry.expires is not None and now >= entry.expires:
@@ -197,9 +257,13 @@ class Schedules:
 
     def __init__(self) -> None:
         self._objects: dict[tuple[str, int], Any] = {}
+        self._parsed: dict[tuple[str, int], ParsedSchedule | None] = {}
 
     def get(self, kind: str, schedule_id: int) -> Any:
         return self._objects.get((kind, schedule_id))
+
+    def parsed(self, kind: str, schedule_id: int) -> ParsedSchedule | None:
+        return self._parsed.get((kind, schedule_id))
 
     def load(self, wanted: Iterable[tuple[str, int]]) -> None:
         missing: dict[str, set[int]] = {}
@@ -212,13 +276,49 @@ class Schedules:
             for start in range(0, len(ordered), _CHUNK):
                 for row in model.objects.filter(pk__in=ordered[start : start + _CHUNK]):
                     self._objects[(kind, row.pk)] = row.schedule
+                    self._parsed[(kind, row.pk)] = _parsed_schedule(kind, row)
 
     def forget(self, kind: str, ids: Iterable[int]) -> None:
         for schedule_id in ids:
             self._objects.pop((kind, schedule_id), None)
+            self._parsed.pop((kind, schedule_id), None)
 
     def __len__(self) -> int:
         return len(self._objects)
+
+
+def _parsed_schedule(kind: str, row: Any) -> ParsedSchedule | None:
+    """A schedule row in our terms, as scheduler.schedules.rows reads it for every display;
+    None for solar and for a hand-made row we cannot read (Celery's own rules run those)."""
+    if kind == "interval":
+        if row.period not in ("days", "hours", "minutes", "seconds") or row.every <= 0:
+            return None
+        return ParsedSchedule(
+            kind="interval",
+            timezone="UTC",
+            description="",
+            interval=IntervalSpec(every=row.every, period=row.period),
+        )
+    if kind == "crontab":
+        spec = CrontabSpec(
+            minute=str(row.minute),
+            hour=str(row.hour),
+            day_of_week=str(row.day_of_week),
+            day_of_month=str(row.day_of_month),
+            month_of_year=str(row.month_of_year),
+        )
+        try:
+            crontab_sets(spec)
+        except ScheduleParseError:
+            return None
+        return ParsedSchedule(
+            kind="crontab", timezone=str(row.timezone), description="", crontab=spec
+        )
+    if kind == "clocked":
+        return ParsedSchedule(
+            kind="clocked", timezone="UTC", description="", clocked=row.clocked_time
+        )
+    return None
 
 
 def _kind_of(row: dict[str, Any]) -> tuple[str, int] | None:
@@ -248,19 +348,29 @@ def _options(row: dict[str, Any]) -> dict[str, Any]:
     return options
 
 
+# What beat reads of a periodic task's ScheduleOptions. `remaining_runs` is not part of an
+# entry's fingerprint: beat counts it down itself (a change of the limit saves the task too).
+_OPTION_FIELDS = ("catchup", "catchup_window", "jitter", "max_runs", "remaining_runs")
+_NO_OPTIONS: dict[str, Any] = dict.fromkeys(_OPTION_FIELDS)
+
+
 def _fingerprint(row: dict[str, Any]) -> tuple[Any, ...]:
-    return (*(row[name] for name in _ROW_FIELDS), row["misfire"])
+    return (
+        *(row[name] for name in _ROW_FIELDS),
+        *(row["options"][name] for name in _OPTION_FIELDS[:-1]),
+    )
 
 
 def _add_misfire(rows: list[dict[str, Any]]) -> None:
-    """Set each row's "misfire" from its ScheduleOptions (None when it has none)."""
-    policies = dict(
-        ScheduleOptions.objects.filter(
+    """Set each row's "options" from its ScheduleOptions (all None when it has none)."""
+    found = {
+        values["periodic_task_id"]: values
+        for values in ScheduleOptions.objects.filter(
             periodic_task_id__in=[row["id"] for row in rows]
-        ).values_list("periodic_task_id", "misfire")
-    )
+        ).values("periodic_task_id", *_OPTION_FIELDS)
+    }
     for row in rows:
-        row["misfire"] = policies.get(row["id"])
+        row["options"] = found.get(row["id"], _NO_OPTIONS)
 
 
 @dataclass
@@ -536,8 +646,8 @@ class DatabaseScheduler(Scheduler):
     def _run_due(self, now: float) -> None:
         moment = datetime.fromtimestamp(now, tz=UTC)
         tz = self.app.timezone
-        runs: list[Entry] = []
-        skips: list[tuple[Entry, timedelta]] = []
+        runs: list[tuple[Entry, Decision]] = []
+        skips: list[tuple[Entry, Decision]] = []
         finished: list[tuple[Entry, str]] = []
         while self._due and self._due[0][0] <= now:
             _, _, entry_id, version = heapq.heappop(self._due)
@@ -546,10 +656,13 @@ class DatabaseScheduler(Scheduler):
                 continue  # removed or changed since this item was pushed
             decision = evaluate(entry, moment, tz)
             if decision.action == RUN:
-                runs.append(entry)
+                runs.append((entry, decision))
+                if decision.skipped and entry.catchup == CatchUp.ALL:
+                    # Some missed runs were too late for the window: said. Under `latest`
+                    # the one run made stands for all it missed (as run_once did).
+                    skips.append((entry, decision))
             elif decision.action == SKIP:
-                assert decision.remaining is not None
-                skips.append((entry, decision.remaining))
+                skips.append((entry, decision))
             elif decision.action == FINISH:
                 finished.append((entry, decision.reason))
             else:
@@ -564,31 +677,39 @@ class DatabaseScheduler(Scheduler):
                 self._forget_everything()
                 return
 
-    def _publish(self, batch: list[Entry], moment: datetime) -> bool:
+    def _publish(self, batch: list[tuple[Entry, Decision]], moment: datetime) -> bool:
         if not self.leadership.confirm():
             return False
         # SIGTERM/SIGINT wait until the batch is recorded: Celery's handler raises SystemExit
         # wherever it lands, and between publishing and recording that would publish the runs
         # a second time (dropped by the workers, but published).
-        done: list[Entry] = []  # published, or refused for good: recorded
+        done: list[tuple[Entry, datetime, int]] = []  # published or refused for good: recorded
         failed: list[Entry] = []  # not published this time: tried again, under the same id
         with _signals_held():
             with self.app.producer_or_acquire() as producer:
-                for entry in batch:
+                for entry, decision in batch:
+                    dues = decision.dues or (moment,)
+                    made = 0
                     try:
-                        task_id = self._send(entry, producer)
+                        for due in dues:
+                            task_id = self._send(entry, producer, due)
+                            made += 1
+                            if task_id is not None:
+                                self._published.append((moment.timestamp(), task_id, entry.name))
+                                self.stats.published_ids.append(task_id)
+                                self.stats.published += 1
                     except NotPublished:
-                        failed.append(entry)
-                        continue
-                    done.append(entry)
-                    if task_id is not None:
-                        self._published.append((moment.timestamp(), task_id, entry.name))
-                        self.stats.published_ids.append(task_id)
-                        self.stats.published += 1
+                        if not made:
+                            failed.append(entry)
+                            continue
+                        # Some of a catch-up went out: recorded up to there, the rest missed.
+                        dues = dues[:made]
+                    anchor = dues[-1] if entry.parsed is not None else moment
+                    done.append((entry, anchor, made))
             if done:
-                self._record_runs(done, moment)
+                self._record_runs(done)
         tz = self.app.timezone
-        for entry in done:
+        for entry, _, _ in done:
             if entry.one_off:
                 self._remove(entry.id)
                 continue
@@ -598,21 +719,39 @@ class DatabaseScheduler(Scheduler):
             self._push(entry, moment.timestamp() + PUBLISH_RETRY_AFTER)
         return True
 
-    def _record_runs(self, batch: list[Entry], moment: datetime) -> None:
-        """Record the runs just published (docs/architecture.md, "Beat": One leader)."""
-        one_offs = [entry.id for entry in batch if entry.one_off]
+    def _record_runs(self, batch: list[tuple[Entry, datetime, int]]) -> None:
+        """Record the runs just published: each entry's last run is the due time of the last
+        one it made, and its count of runs (and of remaining runs) moves by how many it made
+        (docs/architecture.md, "Beat": One leader). One UPDATE per distinct (due time, count):
+        a burst of schedules due at the same moment is one statement."""
+        one_offs = [entry.id for entry, _, _ in batch if entry.one_off]
+        groups: dict[tuple[datetime, int], list[int]] = {}
+        limited: dict[int, list[int]] = {}
+        for entry, anchor, made in batch:
+            groups.setdefault((anchor, made), []).append(entry.id)
+            if entry.remaining is not None and made:
+                limited.setdefault(made, []).append(entry.id)
         with transaction.atomic():
-            PeriodicTask.objects.filter(pk__in=[entry.id for entry in batch]).update(
-                last_run_at=moment, total_run_count=F("total_run_count") + 1
-            )
+            for (anchor, made), ids in groups.items():
+                PeriodicTask.objects.filter(pk__in=ids).update(
+                    last_run_at=anchor, total_run_count=F("total_run_count") + made
+                )
+            for made, ids in limited.items():
+                ScheduleOptions.objects.filter(
+                    periodic_task_id__in=ids, remaining_runs__gte=made
+                ).update(remaining_runs=F("remaining_runs") - made)
             if one_offs:
                 PeriodicTask.objects.filter(pk__in=one_offs).update(enabled=False)
-        for entry in batch:
-            entry.last_run_at = moment
-            entry.total_run_count += 1
+        for entry, anchor, made in batch:
+            entry.last_run_at = anchor
+            entry.ran = True
+            entry.total_run_count += made
+            if entry.remaining is not None:
+                entry.remaining = max(entry.remaining - made, 0)
 
-    def _send(self, entry: Entry, producer: Any) -> str | None:
-        """Publish one run; its task id, or None when it could not be published."""
+    def _send(self, entry: Entry, producer: Any, due: datetime | None = None) -> str | None:
+        """Publish the run of `entry` due at `due`; its task id, or None when it could not be
+        published."""
         try:
             args = json.loads(entry.args or "[]")
             kwargs = json.loads(entry.kwargs or "{}")
@@ -626,11 +765,14 @@ class DatabaseScheduler(Scheduler):
             # Rows are written through the services, which check; one written by hand is not.
             self._refuse(entry, f"{entry.task!r} is not in the catalog: not run")
             return None
-        options = {
-            **entry.options,
-            "headers": dict(entry.options.get("headers", {})),
-            "task_id": run_task_id(entry),
-        }
+        published_at = datetime.now(UTC)
+        due = due or published_at
+        headers = dict(entry.options.get("headers", {}))
+        # The run's intended time and when it went out: the task sees the first
+        # (request.scheduled_for), the dispatch lag is measured from both.
+        headers["scheduled_for"] = due.astimezone(UTC).isoformat()
+        headers["published_at"] = published_at.isoformat()
+        options = {**entry.options, "headers": headers, "task_id": run_task_id(entry, due)}
         try:
             if task is not None:
                 result = task.apply_async(args, kwargs, producer=producer, **options)
@@ -656,16 +798,28 @@ class DatabaseScheduler(Scheduler):
             message=message,
         )
 
-    def _skip_missed(self, skips: list[tuple[Entry, timedelta]], moment: datetime) -> None:
-
+    def _skip_missed(self, skips: list[tuple[Entry, Decision]], moment: datetime) -> None:
+        """Say which missed runs were not made (catch-up), and move past those no run records."""
+        passed = [(entry, decision) for entry, decision in skips if decision.action == SKIP]
+        groups: dict[datetime, list[int]] = {}
+        for entry, decision in passed:
+            groups.setdefault(decision.anchor or moment, []).append(entry.id)
         # An UPDATE, not save(): date_changed must not move (it would look like an edit).
-        PeriodicTask.objects.filter(pk__in=[entry.id for entry, _ in skips]).update(
-            last_run_at=moment
-        )
+        for anchor, ids in groups.items():
+            PeriodicTask.objects.filter(pk__in=ids).update(last_run_at=anchor)
         tz = self.app.timezone
-        for entry, remaining in skips:
-            entry.last_run_at = moment
-            message = f"runs missed for {-remaining} skipped (misfire policy: skip)"
+        for entry, decision in skips:
+            if entry.parsed is None:
+                message = f"runs missed for {-(decision.remaining or timedelta(0))} skipped "
+                message += "(catch-up: none)"
+            else:
+                window = (
+                    f" within {entry.catchup_window} s" if entry.catchup_window is not None else ""
+                )
+                message = (
+                    f"{decision.skipped} run(s) missed while beat was down not made "
+                    f"(catch-up: {entry.catchup}{window})"
+                )
             logger.info("%s: %s", entry.name, message)
             event_record_safely(
                 type="task.skipped",
@@ -674,9 +828,13 @@ class DatabaseScheduler(Scheduler):
                 state="SKIPPED",
                 message=message,
             )
+            self.stats.skipped += 1
+            if decision.action != SKIP:
+                continue  # it made runs too: pushed when they were published
+            entry.last_run_at = decision.anchor or moment
+            entry.ran = True
             after = evaluate(entry, moment, tz)
             self._push(entry, moment.timestamp() + max(after.next_check, 1.0))
-            self.stats.skipped += 1
 
     def _finish(self, finished: list[tuple[Entry, str]]) -> None:
         PeriodicTask.objects.filter(pk__in=[entry.id for entry, _ in finished]).update(
@@ -761,13 +919,17 @@ class DatabaseScheduler(Scheduler):
         schedule = self.schedules.get(*kind)
         if schedule is None:
             return None
+        parsed = self.schedules.parsed(*kind)
+        options = row["options"]
         last_run_at = row["last_run_at"]
+        ran = last_run_at is not None
         if last_run_at is None:
             # As django-celery-beat: the first run one period after the task was saved, or at
-            # start_time when it has one.
+            # start_time when it has one (scheduler/schedules/timing.py's first_due).
             last_run_at = row["date_changed"] or datetime.now(UTC)
-            if row["start_time"] is not None:
+            if row["start_time"] is not None and parsed is None:
                 last_run_at = last_run_at - timedelta(days=365 * 30)
+        catchup = options["catchup"] or CatchUp.LATEST.value
         return Entry(
             id=row["id"],
             name=row["name"],
@@ -783,8 +945,14 @@ class DatabaseScheduler(Scheduler):
             one_off=row["one_off"] or kind[0] == "clocked",
             start_time=row["start_time"],
             expires=row["expires"],
-            misfire=row["misfire"] or MisfirePolicy.RUN_ONCE,
+            misfire=MisfirePolicy.SKIP if catchup == CatchUp.NONE else MisfirePolicy.RUN_ONCE,
             row=_fingerprint(row),
+            parsed=parsed,
+            ran=ran or bool(row["total_run_count"]),
+            jitter=options["jitter"] or 0,
+            catchup=catchup,
+            catchup_window=options["catchup_window"],
+            remaining=options["remaining_runs"],
         )
 
     def _enabled(self) -> Any:

@@ -5,7 +5,8 @@ description in words. Reads the rows it is given; no queries of its own beyond t
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from dataclasses import replace
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any, cast
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -23,6 +24,8 @@ from scheduler.schedules.parsing import (
     parse_schedule,
     zone_named,
 )
+from scheduler.schedules.policies import CatchUp
+from scheduler.schedules.timing import Timing, Upcoming, upcoming
 
 if TYPE_CHECKING:
     from django_celery_beat.models import CrontabSchedule, PeriodicTask
@@ -89,6 +92,67 @@ def periodic_task_schedule(
     return None
 
 
+def periodic_task_timing(
+    periodic_task: PeriodicTask, *, now: datetime | None = None
+) -> Timing | None:
+    """What decides when `periodic_task` runs (scheduler/schedules/timing.py), read from its
+    rows as beat reads them; None for a schedule beat runs by Celery's own rules (solar)."""
+    schedule = periodic_task_schedule(periodic_task, describe=False)
+    if schedule is None:
+        return None
+    options = options_of(periodic_task)
+    last_run_at = periodic_task.last_run_at
+    ran = last_run_at is not None or bool(periodic_task.total_run_count)
+    # Never run: counted from when it was saved (not yet saved: from now), as beat counts; a
+    # look from before it was saved (a simulated clock) counts from then.
+    now = now or timezone.now()
+    saved = periodic_task.date_changed
+    anchor = last_run_at or (min(saved, now) if saved is not None else now)
+    remaining = options.remaining_runs if options is not None else None
+    if periodic_task.one_off or periodic_task.clocked is not None:
+        left = 0 if periodic_task.total_run_count else 1
+        remaining = left if remaining is None else min(remaining, left)
+    return Timing(
+        key=periodic_task.pk or 0,
+        schedule=schedule,
+        anchor=anchor,
+        ran=ran,
+        start=periodic_task.start_time,
+        end=periodic_task.expires,
+        remaining=remaining,
+        jitter=options.jitter if options is not None else 0,
+        catchup=options.catchup if options is not None else CatchUp.LATEST.value,
+        catchup_window=options.catchup_window if options is not None else None,
+    )
+
+
+def periodic_task_upcoming(
+    periodic_task: PeriodicTask,
+    *,
+    count: int,
+    now: datetime | None = None,
+    until: datetime | None = None,
+) -> list[Upcoming]:
+    """The next runs beat will make of `periodic_task` (due time, and when each goes out), at
+    most `count` and none going out after `until`: the one computation every display and beat
+    share (scheduler/schedules/timing.py). Empty when disabled (unless paused until a time:
+    then its runs from that time on), spent or unknown."""
+    now = now or timezone.now()
+    timing = periodic_task_timing(periodic_task, now=now)
+    if timing is None:
+        return []
+    if not periodic_task.enabled:
+        options = options_of(periodic_task)
+        paused_until = options.paused_until if options is not None else None
+        if paused_until is None:
+            return []
+        # Resumed by itself at `paused_until`, counting on from there (runs missed while it was
+        # paused are not made): scheduler/services/pauses.py.
+        timing = replace(timing, anchor=max(paused_until, timing.anchor), ran=True)
+        now = max(now, paused_until)
+    return upcoming(timing, now, count=count, until=until)
+
+
 def periodic_task_next_runs(
     periodic_task: PeriodicTask,
     *,
@@ -96,24 +160,14 @@ def periodic_task_next_runs(
     now: datetime | None = None,
     until: datetime | None = None,
 ) -> list[datetime]:
-    """When beat will next run `periodic_task`, at most `count` runs and none after `until`
-    (empty when disabled, spent or unknown), and none after its `expires`: beat stops there."""
-    now = now or timezone.now()
-    if periodic_task.expires is not None:
-        last = periodic_task.expires - timedelta(microseconds=1)  # at `expires` it has stopped
-        until = last if until is None else min(until, last)
+    """When beat will next publish runs of `periodic_task` (their jitter included), in the
+    schedule's zone: see `periodic_task_upcoming`."""
+    runs = periodic_task_upcoming(periodic_task, count=count, now=now, until=until)
+    if not runs:
+        return []
     schedule = periodic_task_schedule(periodic_task, describe=False)
-    if schedule is None or not periodic_task.enabled:
-        return []
-    if periodic_task.one_off and periodic_task.total_run_count:
-        return []
-    if schedule.interval is not None and periodic_task.last_run_at is not None:
-        # Beat counts an interval from the last run; one already overdue is due right now.
-        step = timedelta(seconds=schedule.interval.seconds)
-        first = max(periodic_task.last_run_at + step, now)
-        runs = [first + step * k for k in range(count)]
-        return [run for run in runs if until is None or run <= until]
-    return schedule.next_runs(count, now=now, until=until)
+    zone = schedule.zone if schedule is not None else UTC
+    return [run.at.astimezone(zone) for run in runs]
 
 
 def schedule_describe(periodic_task: PeriodicTask) -> str:

@@ -35,7 +35,7 @@ from scheduler.schedules.parsing import (
     parse_schedule,
     zone_named,
 )
-from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
+from scheduler.schedules.policies import CATCHUP_PRESETS, MisfirePolicy, OverlapPolicy
 from scheduler.schedules.rows import options_of, schedule_describe
 from scheduler.services.audit import (
     audit_write,
@@ -247,6 +247,8 @@ def _options_save(
         options.overlap = overlap
     if misfire is not None:
         options.misfire = misfire
+        # The misfire policies are catch-up presets (beat reads the catch-up).
+        options.catchup, options.catchup_window = CATCHUP_PRESETS[misfire]
     options.save()
     return options
 

@@ -128,13 +128,16 @@ def _task_queued(
     sender: str | None = None, headers: dict[str, Any] | None = None, **kwargs: Any
 ) -> None:
     headers = headers or {}
+    payload = {"queue": kwargs.get("routing_key") or ""}
+    if headers.get("scheduled_for"):
+        payload["scheduled_for"] = headers["scheduled_for"]  # a scheduled run's due time
     event_record_safely(
         type="task.queued",
         task_id=headers.get("id", ""),
         task_name=headers.get("task", sender or ""),
         periodic_task_name=headers.get("periodic_task_name") or "",
         state="PENDING",
-        payload={"queue": kwargs.get("routing_key") or ""},
+        payload=payload,
         **object_of(headers),
     )
 

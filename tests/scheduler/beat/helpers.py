@@ -50,10 +50,12 @@ class Recording(DatabaseScheduler):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         self.sent: list[tuple[str, str, Any, Any]] = []
+        self.dues: list[datetime | None] = []
         super().__init__(*args, **kwargs)
 
-    def _send(self, entry: Entry, producer: Any) -> str | None:
+    def _send(self, entry: Entry, producer: Any, due: datetime | None = None) -> str | None:
         self.sent.append((entry.name, entry.task, json.loads(entry.args), json.loads(entry.kwargs)))
+        self.dues.append(due)
         return f"task-{len(self.sent)}"
 
 
