@@ -433,6 +433,7 @@ def crontab_runs(spec: CrontabSpec, zone: ZoneInfo, *, after: datetime) -> Itera
         day += timedelta(days=1)
 
 
+@functools.lru_cache(maxsize=8192)  # a pure function of a day and a zone; beat asks it often
 def _steady_offset(day: date, zone: ZoneInfo) -> bool:
     """Whether `zone` keeps one UTC offset all through `day` (a change makes it 23 or 25 h).
 

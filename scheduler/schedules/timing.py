@@ -193,11 +193,17 @@ def plan(timing: Timing, now: datetime) -> Plan:
         return Plan(wait_until=fire)
     if timing.schedule.clocked is not None:
         return Plan(runs=(due,), anchor=due)  # a one-off runs however late it is
-    latest, count = _latest_due(timing, due, now)
-    on_time = now - fire_time(timing, latest) <= GRACE
-    if fire_time(timing, latest) > now:  # its jitter has not elapsed: only those before it
-        latest, count = _latest_due(timing, due, latest - timedelta(microseconds=1))
+    following = due_after(timing, due)
+    if following is None or following > now or (timing.end is not None and following >= timing.end):
+        # The one due run (beat's every tick but after downtime): no walk over missed ones.
+        latest, count = due, 1
+        on_time = now - fire <= GRACE
+    else:
+        latest, count = _latest_due(timing, due, now)
         on_time = now - fire_time(timing, latest) <= GRACE
+        if fire_time(timing, latest) > now:  # its jitter has not elapsed: only those before it
+            latest, count = _latest_due(timing, due, latest - timedelta(microseconds=1))
+            on_time = now - fire_time(timing, latest) <= GRACE
     window = timing.catchup_window
     within = window is None or (now - latest) <= timedelta(seconds=window)
     runs: list[datetime]
