@@ -178,7 +178,7 @@ def plan(timing: Timing, now: datetime) -> Plan:
     if timing.remaining is not None and timing.remaining <= 0:
         return Plan(finished="it made its last run (max runs)")
     if timing.end is not None and now >= timing.end:
-        return Plan(finished="its end time passed")  # not even a run missed before it
+        return Plan(finished=f"its end time passed ({timing.end.isoformat()})")
     due = first_due(timing)
     if due is None:
         if timing.schedule.clocked is not None:
@@ -186,7 +186,7 @@ def plan(timing: Timing, now: datetime) -> Plan:
         return Plan(finished="it has no run after its last")
     if timing.end is not None and due >= timing.end:
         if now >= timing.end:
-            return Plan(finished="its end time passed")
+            return Plan(finished=f"its end time passed ({timing.end.isoformat()})")
         return Plan(wait_until=timing.end)
     fire = fire_time(timing, due)
     if now < fire:

@@ -35,7 +35,7 @@ from scheduler.beat import scheduler as beat
 from scheduler.beat.changes import CHANGES_CHANNEL
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.devstack.stack import beat_argv
-from scheduler.models import TaskEvent
+from scheduler.models import ScheduleOptions, TaskEvent
 from scheduler.observability.health import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
 from tests.processes import RunningProcess, child_env, start_process, wait_for
 
@@ -465,3 +465,47 @@ def test_sigterm_stops_beat_cleanly(beats: Beats):
     assert _leader_pid() is None
     critical = [line for line in process.log_path.read_text().splitlines() if "CRITICAL" in line]
     assert (process.process.poll(), critical) == (0, [])
+
+
+# --- 7. Run limits and end times hold across a restart (issue 19) -------------------------------
+
+
+def test_max_runs_and_the_end_time_stop_a_schedule_across_a_beat_restart(beats: Beats):
+    services.schedule_create(name="limited", task="scheduler.ping", schedule="every 1 second")
+    services.schedule_create(name="ending", task="scheduler.ping", schedule="every 1 second")
+    # UPDATEs, as a form would save them (the services' own fields are tested with them).
+    ScheduleOptions.objects.filter(periodic_task__name="limited").update(
+        max_runs=3, remaining_runs=3
+    )
+    first = beats.start()
+    beats.wait_ready(first)
+    # Set once beat runs (a process may take seconds to start on a busy machine): a save, so
+    # that beat is told at once.
+    ending = _row("ending")
+    ends_at = datetime.now(UTC) + timedelta(seconds=4)
+    ending.expires = ends_at
+    ending.save()
+    _wait_publishes("limited", 2, timeout=15, beats=beats)
+    beats.terminate(first)  # two of its three runs made (or all three, if it was quick)
+
+    second = beats.start()
+    beats.wait_ready(second)
+    wait_for(
+        lambda: not _row("limited").enabled and not _row("ending").enabled,
+        timeout=25,
+        interval=0.1,
+        what=f"both schedules to stop by themselves\n{beats.logs()}",
+    )
+    time.sleep(1.5)  # a run after the stop would be published by now
+    beats.terminate(second)
+
+    limited = _publishes("limited")
+    assert len(limited) == 3, [p.due for p in limited]
+    assert len({p.task_id for p in limited}) == 3
+    row = _row("limited")
+    assert row.total_run_count == 3
+    assert ScheduleOptions.objects.get(periodic_task=row).remaining_runs == 0
+    made = _publishes("ending")
+    assert made, "it ran until its end"
+    assert all(p.due < ends_at.timestamp() for p in made)
+    assert max(p.at for p in made) < ends_at.timestamp() + 1.0

@@ -18,7 +18,7 @@ from django_celery_beat.models import PeriodicTask
 from config.celery import app
 from scheduler.beat import scheduler as beat
 from scheduler.beat.scheduler import DatabaseScheduler, Entry
-from scheduler.models import TaskEvent
+from scheduler.models import ScheduleOptions, TaskEvent
 from tests.factories import make_schedule
 from tests.scheduler.beat.helpers import (
     forget_beats,
@@ -271,3 +271,22 @@ def test_it_publishes_the_task_arguments_and_headers():
     assert scheduler.sent == [("with params", "scheduler.sleep", [], {"seconds": 0.5})]
     entry = scheduler.entries[task.pk]
     assert entry.options["headers"]["periodic_task_name"] == "with params"
+
+
+def test_two_beats_agree_on_when_a_jittered_run_goes_out():
+    task = make_schedule(name="jittered", schedule="every 1 hour")
+    ScheduleOptions.objects.filter(periodic_task=task).update(jitter=1800)
+    set_last_run("jittered", datetime.now(UTC) - timedelta(minutes=10))
+    due = PeriodicTask.objects.get(pk=task.pk).last_run_at + timedelta(hours=1)
+    times = []
+    for _ in range(2):
+        scheduler = recording_scheduler()
+        assert scheduler.leadership.hold()
+        scheduler._load_all()
+        scheduler._run_due(datetime.now(UTC).timestamp())
+        [when] = [item[0] for item in scheduler._due]
+        times.append(when)
+        scheduler.leadership.release()
+    assert abs(times[0] - times[1]) < 1e-3  # the same instant (to the rounding of floats)
+    assert due.timestamp() <= times[0] <= due.timestamp() + 1800
+    assert [entry.name for entry in scheduler.entries.values()] == ["jittered"]

@@ -113,7 +113,7 @@ CASES = [
         "end passed: finished, missed runs before it not made",
         hourly(end=T0 + hours(2)),
         T0 + hours(3),
-        Plan(finished="its end time passed"),
+        Plan(finished=f"its end time passed ({(T0 + hours(2)).isoformat()})"),
     ),
     (
         "never run, with a start time: first run at the start",
