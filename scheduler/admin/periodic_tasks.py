@@ -22,15 +22,17 @@ from django import forms
 from django.conf import settings
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
-from django.core.exceptions import PermissionDenied, ValidationError
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, ValidationError
 from django.core.validators import MaxLengthValidator
 from django.db import models, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
-from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.urls import URLPattern, get_script_prefix, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
 from django.utils.timezone import localtime, now
+from django.views.decorators.cache import never_cache
+from django.views.decorators.csrf import csrf_protect
 from django.views.decorators.http import require_POST
 from django_celery_beat.admin import PeriodicTaskAdmin as StockPeriodicTaskAdmin
 from django_celery_beat.admin import PeriodicTaskForm
@@ -194,6 +196,8 @@ class PeriodicTaskScheduleForm(PeriodicTaskForm):
         # The phrase to resolve on save; None keeps the schedule columns as the form sets them.
         self.schedule_phrase: str | None = None
         self.params: Any = {}
+        # The parameters' errors by parameter, for the typed inputs to show each on its own.
+        self.param_errors: dict[str, list[str]] = {}
         catalog = load_catalog()
         instance = self.instance
         options = options_of(instance) if not instance._state.adding else None
@@ -288,6 +292,7 @@ class PeriodicTaskScheduleForm(PeriodicTaskForm):
         except ScheduleError as exc:
             # Unreadable JSON already says what is wrong with the parameters.
             self.add_service_errors(exc, skip=["kwargs"] if bad_json else [])
+            self.param_errors = exc.param_errors
 
     def _check_schedule(self, data: dict[str, Any]) -> None:
         phrase = " ".join((data.get("schedule") or "").split())
@@ -475,6 +480,13 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
                 self.admin_site.admin_view(require_POST(self.run_now_view)),
                 name="{}_{}_run_now".format(*info),
             ),
+            # Not admin_view: a JSON endpoint answers 401/403 in JSON rather than sending the
+            # request to the login page. The same CSRF check and no caching, though.
+            path(
+                "params-check/",
+                csrf_protect(never_cache(self.params_check_view)),
+                name="{}_{}_params_check".format(*info),
+            ),
         ]
         return urls + super().get_urls()
 
@@ -493,6 +505,42 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
             )
         )
 
+    def params_check_view(self, request: HttpRequest) -> JsonResponse:
+        """The typed parameter inputs' check as staff type: `{"task": ..., "params": {...}}`
+        checked by `task_validate`, as saving checks it. 200 with the checked, defaulted
+        parameters; 400 with the messages by field (`params` by parameter); nothing is saved."""
+        if not request.user.is_authenticated:
+            return JsonResponse({"detail": "not signed in"}, status=401)
+        may_edit = self.has_add_permission(request) or self.has_change_permission(request)
+        if not self.admin_site.has_permission(request) or not may_edit:
+            return JsonResponse(
+                {"detail": "permission denied: adding or changing periodic tasks"}, status=403
+            )
+        if request.method != "POST":
+            return JsonResponse({"detail": "POST the task and its parameters"}, status=405)
+        try:
+            body = read_json(request.body)
+        except RequestDataTooBig:
+            return JsonResponse(
+                {"detail": f"the body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes"},
+                status=413,
+            )
+        except MalformedJSON as exc:
+            return JsonResponse({"body": [str(exc)]}, status=400)
+        if not isinstance(body, dict):
+            return JsonResponse({"body": ["must be a JSON object"]}, status=400)
+        task = body.get("task")
+        if not isinstance(task, str) or not task:
+            return JsonResponse({"task": ["is required: the name of a catalog task"]}, status=400)
+        try:
+            checked = task_validate(task=task, params=body.get("params", {}))
+        except ScheduleError as exc:
+            errors: dict[str, Any] = dict(exc.errors)
+            if exc.param_errors:
+                errors["params"] = exc.param_errors
+            return JsonResponse(errors, status=400)
+        return JsonResponse({"task": checked.task, "params": checked.params})
+
     def changeform_view(
         self,
         request: HttpRequest,
@@ -501,9 +549,15 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
         extra_context: dict[str, Any] | None = None,
     ) -> HttpResponse:
         extra_context = dict(extra_context or {})
+        catalog = load_catalog()
         extra_context["catalog_params_help"] = {"": str(params_help(None))} | {
-            entry.name: str(params_help(entry)) for entry in load_catalog()
+            entry.name: str(params_help(entry)) for entry in catalog
         }
+        # What the typed parameter inputs are built from, and where they are checked.
+        extra_context["catalog_params_schemas"] = {entry.name: entry.schema() for entry in catalog}
+        extra_context["params_check_url"] = reverse(
+            "admin:django_celery_beat_periodictask_params_check", current_app=self.admin_site.name
+        )
         if object_id is not None:
             extra_context["run_now_url"] = reverse(
                 "admin:django_celery_beat_periodictask_run_now",

@@ -9,10 +9,17 @@ User = AbstractBaseUser | AnonymousUser | None
 
 
 class ScheduleError(ValueError):
-    """Input that cannot be saved. `errors` maps a field name to its messages."""
+    """Input that cannot be saved. `errors` maps a field name to its messages.
 
-    def __init__(self, errors: dict[str, list[str]]):
+    `param_errors`: when the `params` field is wrong, its messages per parameter (a dotted path,
+    as `ParameterError` gives them), for a form that shows each next to its own input.
+    """
+
+    def __init__(
+        self, errors: dict[str, list[str]], *, param_errors: dict[str, list[str]] | None = None
+    ):
         self.errors = errors
+        self.param_errors = param_errors or {}
         super().__init__("; ".join(f"{field}: {' '.join(msgs)}" for field, msgs in errors.items()))
 
     @classmethod

@@ -56,6 +56,7 @@ def task_validate(
     catalog is refused as every interface refuses such a row (`outside_catalog_message`).
     """
     errors: dict[str, list[str]] = {}
+    param_errors: dict[str, list[str]] = {}
     try:
         entry = load_catalog().get(task)
     except UnknownTaskError as exc:
@@ -68,11 +69,12 @@ def task_validate(
         checked = entry.validate(params)
     except ParameterError as exc:
         errors["params"] = [str(exc)]
+        param_errors = exc.errors
         checked = {}
     if queue and queue not in QUEUES:
         errors["queue"] = [f"unknown queue {queue!r} (queues: {', '.join(QUEUES)})"]
     if errors:
-        raise ScheduleError(errors)
+        raise ScheduleError(errors, param_errors=param_errors)
     return ValidatedTask(task=task, params=checked, queue=queue or entry.queue)
 
 
