@@ -40,6 +40,11 @@ from django_celery_beat.models import PeriodicTask
 
 from config.queues import QUEUES
 from scheduler.admin.run_now import RunNowMixin
+from scheduler.admin.schedule_preview import (
+    STOCK_SCHEDULE_FIELDS,
+    form_preview_response,
+    render_schedule_preview,
+)
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.core.json_input import MalformedJSON, read_json
 from scheduler.core.masking import masked
@@ -47,7 +52,7 @@ from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, Source
 from scheduler.schedules.declared import declared_in
 from scheduler.schedules.parsing import ScheduleParseError, zone_named
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
-from scheduler.schedules.preview import Preview, format_run, periodic_task_preview
+from scheduler.schedules.preview import schedule_preview
 from scheduler.selectors import schedule_next_run
 from scheduler.services import (
     DESCRIPTION_MAX_LENGTH,
@@ -61,7 +66,6 @@ from scheduler.services import (
     task_validate,
 )
 
-STOCK_SCHEDULE_FIELDS = ("interval", "crontab", "solar", "clocked")
 # The services name a task's parameters `params`; django-celery-beat's column is `kwargs`.
 FORM_FIELD_OF = {"params": "kwargs"}
 AUDIT_ENTRIES_SHOWN = 20
@@ -446,13 +450,13 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
     def get_fieldsets(self, request: HttpRequest, obj: PeriodicTask | None = None) -> Any:
         if obj is not None:
             return self.fieldsets
-        # A task being added has no runs, no history and no preview yet.
+        # A task being added has no runs and no history yet; its preview follows the form.
         adding = []
         for title, options in self.fieldsets:
             fields = [
                 name
                 for name in options["fields"]
-                if name not in ("next_runs", "last_run_at", "crontab_translation")
+                if name not in ("last_run_at", "crontab_translation")
             ]
             if title != "History":
                 adding.append((title, {**options, "fields": fields}))
@@ -487,8 +491,38 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
                 csrf_protect(never_cache(self.params_check_view)),
                 name="{}_{}_params_check".format(*info),
             ),
+            # Before the stock URLs: their "<object_id>/" would take "preview/" for an id.
+            path(
+                "preview/",
+                self.admin_site.admin_view(require_POST(self.preview_view)),
+                name="{}_{}_preview".format(*info),
+            ),
+            path(
+                "<path:object_id>/preview/",
+                self.admin_site.admin_view(require_POST(self.preview_view)),
+                name="{}_{}_preview_change".format(*info),
+            ),
         ]
         return urls + super().get_urls()
+
+    def preview_view(self, request: HttpRequest, object_id: str | None = None) -> JsonResponse:
+        """What the form's values as posted would do, saved (the form's live preview)."""
+        obj = None
+        if object_id is not None:
+            obj = self.get_object(request, unquote(object_id))
+            if obj is None:
+                return JsonResponse(
+                    {"detail": f"no periodic task with id {object_id!r}"}, status=404
+                )
+            allowed = self.has_change_permission(request, obj)
+        else:
+            allowed = self.has_add_permission(request)
+        if not allowed:
+            verb = "change" if obj is not None else "add"
+            return JsonResponse({"detail": f"You may not {verb} periodic tasks."}, status=403)
+        form_class = self.get_form(request, obj, change=obj is not None)
+        form = form_class(request.POST, instance=obj if obj is not None else self.model())
+        return form_preview_response(form, stored=obj, now=now())
 
     def run_now_view(self, request: HttpRequest, object_id: str) -> HttpResponse:
         obj = self.get_object(request, unquote(object_id))
@@ -562,6 +596,17 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
             extra_context["run_now_url"] = reverse(
                 "admin:django_celery_beat_periodictask_run_now",
                 args=[object_id],
+                current_app=self.admin_site.name,
+            )
+        # The live preview is for those who may save what they edit.
+        may_save = (
+            self.has_change_permission(request) if object_id else self.has_add_permission(request)
+        )
+        if may_save:
+            name, args = ("preview_change", [object_id]) if object_id else ("preview", [])
+            extra_context["schedule_preview_url"] = reverse(
+                f"admin:django_celery_beat_periodictask_{name}",
+                args=args,
                 current_app=self.admin_site.name,
             )
         try:
@@ -790,8 +835,9 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
     @admin.display(description="Next runs")
     def next_runs(self, obj: PeriodicTask) -> str:
         if obj.pk is None:
-            return ""
-        return render_preview(periodic_task_preview(obj, now=now()))
+            return render_schedule_preview(None)
+        task_overlap = overlap_resolved(obj.task, None).value
+        return render_schedule_preview(schedule_preview(obj, now=now(), task_overlap=task_overlap))
 
     @admin.display(description="Audit trail")
     def audit_trail(self, obj: PeriodicTask) -> str:
@@ -866,19 +912,4 @@ def _changes(changes: dict[str, Any]) -> str:
         "",
         "<div><strong>{}</strong>: {} &rarr; {}</div>",
         ((name, short(old), short(new)) for name, (old, new) in sorted(masked(changes).items())),
-    )
-
-
-def render_preview(preview: Preview) -> str:
-    runs = format_html_join("", "<li>{}</li>", ((format_run(run),) for run in preview.runs))
-    warnings = format_html_join(
-        "", '<li class="warning">{}</li>', ((warning,) for warning in preview.warnings)
-    )
-    notes = format_html_join("", "<p>{}</p>", ((note,) for note in preview.notes))
-    return format_html(
-        '<div class="scheduler-preview"><p>In {}:</p><ol>{}</ol>{}{}</div>',
-        preview.timezone,
-        runs,
-        format_html('<ul class="messagelist">{}</ul>', warnings) if preview.warnings else "",
-        notes,
     )

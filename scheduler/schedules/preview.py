@@ -12,11 +12,12 @@ schedule rows and options (`select_related`), the rest is pure.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from itertools import pairwise
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from scheduler.schedules.parsing import (
@@ -28,12 +29,20 @@ from scheduler.schedules.parsing import (
     resolve_wall_time,
     zone_named,
 )
-from scheduler.schedules.rows import crontab_spec_of, options_of
+from scheduler.schedules.policies import CATCHUP_PRESETS, CatchUp, MisfirePolicy, OverlapPolicy
+from scheduler.schedules.rows import (
+    crontab_spec_of,
+    options_of,
+    periodic_task_next_runs,
+    periodic_task_schedule,
+)
 
 if TYPE_CHECKING:
     from django_celery_beat.models import PeriodicTask
 
 PREVIEW_COUNT = 5
+# The runs listed while a schedule is edited (the admin's form) and in its change page.
+SCHEDULE_PREVIEW_RUNS = 10
 _PERIOD_SECONDS = {
     "days": 86400.0,
     "hours": 3600.0,
@@ -310,3 +319,288 @@ def periodic_task_preview(
     if not runs and not notes:
         notes.append("No run is due.")
     return Preview(timezone=zone.key, runs=runs, warnings=warnings, notes=notes)
+
+
+# --- Policies in words, and the preview of a schedule being edited -------------------------------
+
+_OVERLAP_EFFECTS = {
+    OverlapPolicy.ALLOW: "a run starts even while the previous one still runs",
+    OverlapPolicy.SKIP: "a run due while the previous one still runs is skipped",
+    OverlapPolicy.BUFFER_ONE: (
+        "a run that starts while the previous one runs waits for it; further ones are dropped"
+    ),
+    OverlapPolicy.BUFFER_ALL: (
+        "runs that start while the previous one runs wait for it, then run one by one in order"
+    ),
+    OverlapPolicy.CANCEL_OTHER: (
+        "a new run asks the running one to stop (cooperatively, as a soft time limit does), "
+        "then starts"
+    ),
+    OverlapPolicy.TERMINATE_OTHER: "a new run terminates the running one at once, then starts",
+}
+
+
+def duration_words(seconds: int) -> str:
+    """'30 s', '5 minutes', '1 hour', '2 days'; mixed units short: '1 h 30 min', '1 day 6 h'."""
+    days, rest = divmod(max(seconds, 0), 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if not hours and not minutes and not secs and days:
+        return f"{days} day" if days == 1 else f"{days} days"
+    if not days and not minutes and not secs and hours:
+        return f"{hours} hour" if hours == 1 else f"{hours} hours"
+    if not days and not hours and not secs and minutes:
+        return f"{minutes} minute" if minutes == 1 else f"{minutes} minutes"
+    parts = [f"{days} day" + ("s" if days > 1 else "")] if days else []
+    parts += [f"{n} {unit}" for n, unit in ((hours, "h"), (minutes, "min"), (secs, "s")) if n]
+    return " ".join(parts) or "0 s"
+
+
+def _the_last(seconds: int) -> str:
+    """'the last hour', 'the last 2 hours', 'the last 1 h 30 min'."""
+    words = duration_words(seconds)
+    if words in ("1 day", "1 hour", "1 minute"):
+        return f"the last {words[2:]}"
+    return f"the last {words}"
+
+
+def _catchup_effect(catchup: str, window: int | None) -> str:
+    if catchup == CatchUp.NONE:
+        return (
+            "catch-up none: runs missed while beat was down are not made; the schedule waits "
+            "for its next due time"
+        )
+    within = "" if window is None else f" within {duration_words(window)}"
+    if window == 0:
+        return f"catch-up {catchup}{within}: runs missed while beat was down are not made"
+    if catchup == CatchUp.ALL:
+        what = "every missed run"
+        tail = ", in order"
+    else:
+        what = "the latest missed run"
+        tail = ", once" if window is None else ""
+    if window is None:
+        return f"catch-up {catchup}: after beat was down, {what} is made however late{tail}"
+    return (
+        f"catch-up {catchup}{within}: after beat was down, {what} within {_the_last(window)} "
+        f"is made{tail}"
+    )
+
+
+def _runs(count: int) -> str:
+    return "1 run" if count == 1 else f"{count} runs"
+
+
+def policy_effects(
+    *,
+    overlap: str,
+    task_overlap: str | None = None,
+    catchup: str,
+    catchup_window: int | None,
+    jitter: int = 0,
+    max_runs: int | None = None,
+    remaining_runs: int | None = None,
+    one_off: bool = False,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    zone: ZoneInfo,
+) -> list[str]:
+    """A schedule's policies in words, one line each, as staff read them before saving.
+
+    `overlap` is the schedule's own policy; for `default`, `task_overlap` is the policy its
+    catalog task declares now (None: unknown, e.g. no task chosen yet). `start` and `end` are
+    its start and end times (pass `start` only while it is ahead)."""
+    effects = []
+    if overlap == OverlapPolicy.DEFAULT:
+        if task_overlap is None or task_overlap == OverlapPolicy.DEFAULT:
+            effects.append("overlap: the task's default (choose a task to see it)")
+        else:
+            effects.append(
+                f"overlap {task_overlap} (the task's default): "
+                f"{_OVERLAP_EFFECTS[OverlapPolicy(task_overlap)]}"
+            )
+    else:
+        effects.append(f"overlap {overlap}: {_OVERLAP_EFFECTS[OverlapPolicy(overlap)]}")
+    effects.append(_catchup_effect(catchup, catchup_window))
+    if jitter:
+        span = duration_words(jitter)
+        effects.append(
+            f"jitter up to {span}: each run goes out up to {span} after its due time (the same "
+            "delay whichever beat sends it)"
+        )
+    if start is not None:
+        effects.append(f"starts on {format_run(start.astimezone(zone))} (start time)")
+    if one_off:
+        effects.append("one-off: runs once, then is disabled")
+    if max_runs is not None:
+        left = max_runs if remaining_runs is None else remaining_runs
+        if left == 0:
+            effects.append(f"max runs {max_runs} reached: no more runs (beat disabled it)")
+        elif left == max_runs:
+            effects.append(f"ends after {_runs(max_runs)} (max runs)")
+        else:
+            effects.append(f"ends after {left} more of {_runs(max_runs)} (max runs)")
+    if end is not None:
+        effects.append(f"ends on {format_run(end.astimezone(zone))} (end time)")
+    return effects
+
+
+def format_utc(moment: datetime) -> str:
+    """'Sun 2025-03-09 07:30 UTC'"""
+    return f"{moment.astimezone(UTC):%a %Y-%m-%d %H:%M} UTC"
+
+
+@dataclass(frozen=True)
+class SchedulePreview:
+    """What a schedule will do: its next runs (in its zone), the DST warnings about them, its
+    policies in words, and why the list stops early (`cutoff`: an end time, max runs)."""
+
+    timezone: str
+    description: str = ""
+    runs: list[datetime] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+    effects: list[str] = field(default_factory=list)
+    cutoff: str = ""
+    notes: list[str] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "timezone": self.timezone,
+            "description": self.description,
+            "runs": [
+                {
+                    "at": run.isoformat(),
+                    "utc": run.astimezone(UTC).isoformat(),
+                    "text": format_run(run),
+                    "utc_text": format_utc(run),
+                }
+                for run in self.runs
+            ],
+            "warnings": self.warnings,
+            "effects": self.effects,
+            "cutoff": self.cutoff,
+            "notes": self.notes,
+        }
+
+
+def schedule_preview(
+    periodic_task: PeriodicTask,
+    *,
+    now: datetime,
+    count: int = SCHEDULE_PREVIEW_RUNS,
+    task_overlap: str | None = None,
+) -> SchedulePreview:
+    """The preview of a periodic task and its options, saved or not (the admin builds unsaved
+    ones from the form being edited): runs from `periodic_task_next_runs`, the one next-run
+    function, cut at the end time and after the runs left (max runs, one-off).
+
+    `task_overlap`: the overlap policy the task's catalog entry declares, for `default`."""
+    options = options_of(periodic_task)
+    zone_name = options.timezone if options is not None and options.timezone else "UTC"
+    try:
+        schedule = periodic_task_schedule(periodic_task)
+        zone = zone_named(schedule.timezone if schedule is not None else zone_name)
+    except ScheduleParseError as exc:
+        return SchedulePreview(timezone=zone_name, notes=[str(exc)])
+    start = now
+    if periodic_task.start_time is not None and periodic_task.start_time > now:
+        start = periodic_task.start_time
+    end = periodic_task.expires
+    max_runs = options.max_runs if options is not None else None
+    remaining = options.remaining_runs if options is not None else None
+    if options is not None:
+        catchup, window = options.catchup, options.catchup_window
+    else:
+        catchup, window = CATCHUP_PRESETS[MisfirePolicy.RUN_ONCE]
+    effects = policy_effects(
+        overlap=options.overlap if options is not None else OverlapPolicy.DEFAULT,
+        task_overlap=task_overlap,
+        catchup=catchup,
+        catchup_window=window,
+        jitter=options.jitter if options is not None else 0,
+        max_runs=max_runs,
+        remaining_runs=remaining,
+        one_off=periodic_task.one_off,
+        start=start if start > now else None,
+        end=end,
+        zone=zone,
+    )
+    preview = _schedule_runs(
+        periodic_task,
+        schedule=schedule,
+        zone=zone,
+        now=now,
+        start=start,
+        count=count,
+        left=_runs_left(periodic_task, max_runs=max_runs, remaining=remaining),
+    )
+    description = schedule.description if schedule is not None else ""
+    return SchedulePreview(timezone=zone.key, description=description, effects=effects, **preview)
+
+
+def _runs_left(
+    periodic_task: PeriodicTask, *, max_runs: int | None, remaining: int | None
+) -> int | None:
+    """How many more runs beat makes (None: no limit): the max runs left; one for a one-off."""
+    left = None
+    if max_runs is not None:
+        left = max_runs if remaining is None else remaining
+    if periodic_task.one_off:
+        # Beat disables a one-off after its run, whatever its schedule.
+        left = 1 if left is None else min(left, 1)
+    return left
+
+
+def _schedule_runs(
+    periodic_task: PeriodicTask,
+    *,
+    schedule: ParsedSchedule | None,
+    zone: ZoneInfo,
+    now: datetime,
+    start: datetime,
+    count: int,
+    left: int | None,
+) -> dict[str, Any]:
+    """The runs, warnings, cut-off and notes of `schedule_preview`."""
+    notes: list[str] = []
+    if schedule is None:
+        if periodic_task.solar is not None:
+            notes.append("No preview for solar schedules: their times depend on the sun.")
+        else:
+            notes.append("No schedule.")
+        return {"notes": notes}
+    if not periodic_task.enabled:
+        notes.append("The task is disabled: none of these runs happen until it is enabled.")
+    if start > now:
+        notes.append(f"The schedule starts at {format_run(start.astimezone(zone))}.")
+    end = periodic_task.expires
+    if end is not None and end <= now:
+        ended = f"The end time, {format_run(end.astimezone(zone))}, has passed: no more runs."
+        return {"cutoff": ended, "notes": notes}
+    if periodic_task.one_off and periodic_task.total_run_count:
+        return {"notes": [*notes, "A one-off task that has already run."]}
+    if left == 0:
+        return {"cutoff": "No runs left: the schedule made its max runs.", "notes": notes}
+    wanted = count if left is None else min(count, left)
+    # Disabled, it has no next runs: listed as if enabled, under the note that says it is not.
+    shown = periodic_task
+    if not periodic_task.enabled:
+        shown = copy.copy(periodic_task)
+        shown.enabled = True
+    runs = [run.astimezone(zone) for run in periodic_task_next_runs(shown, count=wanted, now=start)]
+    warnings = parsed_warnings(schedule, now=start, runs=runs)
+    cutoff = ""
+    if left is not None and left <= count and len(runs) == left and schedule.kind != "clocked":
+        why = "it is a one-off" if periodic_task.one_off and left == 1 else "max runs"
+        cutoff = f"The list stops after {_runs(left)} ({why}): beat disables the schedule then."
+    elif end is not None and len(runs) < wanted:
+        # Cut by the end time only if the schedule has a run at or after it.
+        after_end = schedule.next_runs(1, now=max(end - timedelta(microseconds=1), start))
+        if after_end:
+            cutoff = (
+                f"The list stops at the end time, {format_run(end.astimezone(zone))}: "
+                "no run after it."
+            )
+    if not runs and not cutoff:
+        notes.append("No run is due.")
+    return {"runs": runs, "warnings": warnings, "cutoff": cutoff, "notes": notes}

@@ -316,21 +316,22 @@ def test_it_deletes_through_the_service_and_keeps_the_audit_trail(admin_client, 
 
 
 @time_machine.travel(datetime(2025, 3, 7, 12, 0, tzinfo=UTC), tick=False)
-def test_it_previews_five_runs_and_warns_of_a_run_moved_by_dst(admin_client):
+def test_it_previews_ten_runs_and_warns_of_a_run_moved_by_dst(admin_client):
     task = make_schedule(schedule="30 2 * * *", tz="America/New_York")
 
     response = admin_client.get(change_url(task))
 
     content = response.content.decode()
-    assert "In America/New_York:" in content
-    for run in (
-        "Sat 2025-03-08 02:30 EST",
-        "Sun 2025-03-09 03:30 EDT",  # 02:30 does not exist that day
-        "Mon 2025-03-10 02:30 EDT",
-        "Tue 2025-03-11 02:30 EDT",
-        "Wed 2025-03-12 02:30 EDT",
+    assert "Next runs in America/New_York and in UTC:" in content
+    for run, utc in (
+        ("Sat 2025-03-08 02:30 EST", "Sat 2025-03-08 07:30 UTC"),
+        ("Sun 2025-03-09 03:30 EDT", "Sun 2025-03-09 07:30 UTC"),  # 02:30 does not exist then
+        ("Mon 2025-03-10 02:30 EDT", "Mon 2025-03-10 06:30 UTC"),
+        ("Mon 2025-03-17 02:30 EDT", "Mon 2025-03-17 06:30 UTC"),
     ):
-        assert f"<li>{run}" in content
+        assert f'<li class="scheduler-preview-run">{run}' in content
+        assert f'<span class="scheduler-preview-utc"> = {utc}</span>' in content
+    assert content.count('<li class="scheduler-preview-run">') == 10
     assert content.count('<li class="warning">DST:') == 1
     assert "02:30 does not exist that day: the run happens at 03:30 EDT instead" in content
 
@@ -350,7 +351,8 @@ def test_it_previews_without_warnings_when_no_clock_changes(admin_client):
 
     content = admin_client.get(change_url(task)).content.decode()
 
-    assert content.count("<li>Tue 2025-06-0") + content.count("<li>Wed 2025-06-0") == 2
+    runs = ('<li class="scheduler-preview-run">Tue 2025-06-0', 'preview-run">Wed 2025-06-0')
+    assert sum(content.count(run) for run in runs) == 2
     assert "DST:" not in content
 
 
@@ -363,9 +365,11 @@ def test_it_previews_an_interval_counted_from_its_last_run(admin_client):
 
     content = admin_client.get(change_url(task)).content.decode()
 
-    for hour in (13, 15, 17, 19, 21):
-        assert f"<li>Mon 2025-06-02 {hour}:30 UTC" in content
-    assert "<li>Mon 2025-06-02 23:30 UTC" not in content
+    # Ten runs, two hours apart from 11:30: 13:30 today to 07:30 tomorrow.
+    for hour in (13, 15, 17, 19, 21, 23):
+        assert f'<li class="scheduler-preview-run">Mon 2025-06-02 {hour}:30 UTC' in content
+    assert '<li class="scheduler-preview-run">Tue 2025-06-03 07:30 UTC' in content
+    assert '<li class="scheduler-preview-run">Tue 2025-06-03 09:30 UTC' not in content
 
 
 @time_machine.travel(datetime(2025, 6, 2, 12, 0, tzinfo=UTC), tick=False)
@@ -406,7 +410,15 @@ def test_it_offers_the_tasks_default_overlap_policy_naming_it_and_stores_it(admi
     response = admin_client.post(change_url(task), change_data(task, overlap="default"))
 
     assert choices["default"] == f"The task's default (currently: {declared})"
-    assert set(choices) == {"default", "allow", "skip"}
+    assert set(choices) == {
+        "default",
+        "allow",
+        "skip",
+        "buffer_one",
+        "buffer_all",
+        "cancel_other",
+        "terminate_other",
+    }
     assert form.initial["overlap"] == "default"
     assert response.status_code == 302, form_errors(response)
     assert ScheduleOptions.objects.get(periodic_task=task).overlap == "default"

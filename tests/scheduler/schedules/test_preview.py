@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -13,12 +14,16 @@ from django_celery_beat.models import (
     PeriodicTask,
 )
 
+from scheduler.models import ScheduleOptions
 from scheduler.schedules.parsing import CrontabSpec
 from scheduler.schedules.preview import (
     crontab_preview,
+    duration_words,
     format_run,
     interval_preview,
     periodic_task_preview,
+    policy_effects,
+    schedule_preview,
 )
 
 NEW_YORK = ZoneInfo("America/New_York")
@@ -215,3 +220,197 @@ def test_it_starts_the_preview_at_the_start_time():
     preview = periodic_task_preview(task, now=at("2025-06-02 12:00"))
 
     assert preview.runs[0] > start - timedelta(seconds=1)
+
+
+# --- The policies in words, and the preview of a schedule being edited ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("seconds", "words"),
+    [
+        (0, "0 s"),
+        (30, "30 s"),
+        (60, "1 minute"),
+        (300, "5 minutes"),
+        (90, "1 min 30 s"),
+        (3600, "1 hour"),
+        (7200, "2 hours"),
+        (5400, "1 h 30 min"),
+        (86400, "1 day"),
+        (2 * 86400, "2 days"),
+        (86400 + 6 * 3600, "1 day 6 h"),
+    ],
+)
+def test_it_puts_a_duration_in_words(seconds, words):
+    assert duration_words(seconds) == words
+
+
+POLICIES: dict[str, Any] = {
+    "overlap": "allow",
+    "catchup": "latest",
+    "catchup_window": None,
+    "zone": LONDON,
+}
+
+
+@pytest.mark.parametrize(
+    ("changes", "effect"),
+    [
+        (
+            {"overlap": "skip"},
+            "overlap skip: a run due while the previous one still runs is skipped",
+        ),
+        (
+            {"overlap": "buffer_one"},
+            "overlap buffer_one: a run that starts while the previous one runs waits for it; "
+            "further ones are dropped",
+        ),
+        (
+            {"overlap": "buffer_all"},
+            "overlap buffer_all: runs that start while the previous one runs wait for it, then "
+            "run one by one in order",
+        ),
+        (
+            {"overlap": "cancel_other"},
+            "overlap cancel_other: a new run asks the running one to stop (cooperatively, as a "
+            "soft time limit does), then starts",
+        ),
+        (
+            {"overlap": "terminate_other"},
+            "overlap terminate_other: a new run terminates the running one at once, then starts",
+        ),
+        (
+            {"overlap": "default", "task_overlap": "skip"},
+            "overlap skip (the task's default): a run due while the previous one still runs is "
+            "skipped",
+        ),
+        (
+            {"catchup": "none"},
+            "catch-up none: runs missed while beat was down are not made; the schedule waits for "
+            "its next due time",
+        ),
+        (
+            {"catchup_window": 3600},
+            "catch-up latest within 1 hour: after beat was down, the latest missed run within "
+            "the last hour is made",
+        ),
+        (
+            {"catchup": "all", "catchup_window": 7200},
+            "catch-up all within 2 hours: after beat was down, every missed run within the last "
+            "2 hours is made, in order",
+        ),
+        (
+            {"catchup": "all"},
+            "catch-up all: after beat was down, every missed run is made however late, in order",
+        ),
+        (
+            {"catchup_window": 0},
+            "catch-up latest within 0 s: runs missed while beat was down are not made",
+        ),
+        (
+            {"jitter": 90},
+            "jitter up to 1 min 30 s: each run goes out up to 1 min 30 s after its due time (the "
+            "same delay whichever beat sends it)",
+        ),
+        ({"max_runs": 3}, "ends after 3 runs (max runs)"),
+        ({"max_runs": 1}, "ends after 1 run (max runs)"),
+        ({"max_runs": 3, "remaining_runs": 2}, "ends after 2 more of 3 runs (max runs)"),
+        (
+            {"max_runs": 3, "remaining_runs": 0},
+            "max runs 3 reached: no more runs (beat disabled it)",
+        ),
+        ({"one_off": True}, "one-off: runs once, then is disabled"),
+        (
+            {"end": at("2025-06-05 11:00")},
+            "ends on Thu 2025-06-05 12:00 BST (UTC+01:00) (end time)",
+        ),
+        (
+            {"start": at("2025-06-05 11:00")},
+            "starts on Thu 2025-06-05 12:00 BST (UTC+01:00) (start time)",
+        ),
+    ],
+)
+def test_it_puts_each_policy_in_words(changes, effect):
+    assert effect in policy_effects(**(POLICIES | changes))
+
+
+def test_it_says_nothing_of_the_policies_left_unset():
+    assert policy_effects(**POLICIES) == [
+        "overlap allow: a run starts even while the previous one still runs",
+        "catch-up latest: after beat was down, the latest missed run is made however late, once",
+    ]
+
+
+def _edited(**columns) -> PeriodicTask:
+    """An unsaved periodic task running every day at 9am in London, with unsaved options."""
+    options = columns.pop("options", {})
+    columns.setdefault("crontab", CrontabSchedule(minute="0", hour="9", timezone="Europe/London"))
+    task = PeriodicTask(name="t", task="x", **columns)
+    ScheduleOptions(periodic_task=task, timezone="Europe/London", **options)
+    return task
+
+
+def test_the_schedule_preview_reads_the_unsaved_options():
+    task = _edited(options={"overlap": "buffer_all", "catchup": "none", "jitter": 5})
+
+    preview = schedule_preview(task, now=at("2025-06-02 12:00"))
+
+    assert preview.timezone == "Europe/London"
+    assert len(preview.runs) == 10
+    # When it goes out: its due time and the run's own jitter (the same on every beat).
+    assert preview.runs[0] == datetime(2025, 6, 3, 9, 0, 1, tzinfo=LONDON)
+    assert [effect.split(":")[0] for effect in preview.effects] == [
+        "overlap buffer_all",
+        "catch-up none",
+        "jitter up to 5 s",
+    ]
+    assert preview.as_json()["runs"][0] == {
+        "at": "2025-06-03T09:00:01+01:00",
+        "utc": "2025-06-03T08:00:01+00:00",
+        "text": "Tue 2025-06-03 09:00 BST (UTC+01:00)",
+        "utc_text": "Tue 2025-06-03 08:00 UTC",
+    }
+
+
+@pytest.mark.parametrize(
+    ("columns", "runs", "cutoff"),
+    [
+        ({"options": {"max_runs": 4}}, 4, "The list stops after 4 runs (max runs)"),
+        (
+            {"options": {"max_runs": 4, "remaining_runs": 2}},
+            2,
+            "The list stops after 2 runs (max runs)",
+        ),
+        ({"options": {"max_runs": 20}}, 10, ""),
+        ({"options": {"max_runs": 4, "remaining_runs": 0}}, 0, "No runs left"),
+        ({"one_off": True}, 1, "The list stops after 1 run (it is a one-off)"),
+        ({"expires": at("2025-06-04 08:00")}, 1, "The list stops at the end time, Wed 2025-06-04"),
+        ({"expires": at("2025-06-04 08:00:01")}, 2, "The list stops at the end time"),
+        ({"expires": at("2025-06-01 00:00")}, 0, "The end time, Sun 2025-06-01 01:00 BST"),
+        (
+            {"expires": at("2025-06-10 00:00"), "options": {"max_runs": 3}},
+            3,
+            "The list stops after 3 runs (max runs)",
+        ),
+        ({"expires": at("2025-06-30 00:00")}, 10, ""),
+    ],
+)
+def test_the_schedule_preview_stops_where_the_schedule_does_and_says_so(columns, runs, cutoff):
+    preview = schedule_preview(_edited(**columns), now=at("2025-06-02 12:00"))
+
+    assert len(preview.runs) == runs
+    assert preview.cutoff.startswith(cutoff)
+    assert bool(preview.cutoff) is bool(cutoff)
+
+
+def test_a_one_off_time_before_the_end_time_is_not_cut():
+    task = _edited(
+        crontab=None,
+        clocked=ClockedSchedule(clocked_time=at("2025-06-03 09:00")),
+        one_off=True,
+        expires=at("2025-06-10 00:00"),
+    )
+
+    preview = schedule_preview(task, now=at("2025-06-02 12:00"))
+
+    assert (len(preview.runs), preview.cutoff) == (1, "")
