@@ -277,7 +277,9 @@ def test_two_beats_agree_on_when_a_jittered_run_goes_out():
     task = make_schedule(name="jittered", schedule="every 1 hour")
     ScheduleOptions.objects.filter(periodic_task=task).update(jitter=1800)
     set_last_run("jittered", datetime.now(UTC) - timedelta(minutes=10))
-    due = PeriodicTask.objects.get(pk=task.pk).last_run_at + timedelta(hours=1)
+    last_run_at = PeriodicTask.objects.get(pk=task.pk).last_run_at
+    assert last_run_at is not None
+    due = last_run_at + timedelta(hours=1)
     times = []
     for _ in range(2):
         scheduler = recording_scheduler()
