@@ -12,8 +12,8 @@ import time_machine
 from django_celery_beat.models import PeriodicTask
 
 from scheduler.selectors import upcoming_runs
-from tests.clients import response_json
-from tests.factories import make_schedule
+from tests.clients import api_client, response_json
+from tests.factories import make_schedule, user_with
 from tests.scheduler.cli.helpers import scheduler_json
 
 pytestmark = pytest.mark.django_db
@@ -37,9 +37,10 @@ def test_the_cli_shows_the_run_beat_makes():
     assert datetime.fromisoformat(shown["next_runs"][1]) == DUE + timedelta(weeks=2)
 
 
-def test_the_api_shows_the_run_beat_makes(api_admin, fortnightly):
+def test_the_api_shows_the_run_beat_makes(fortnightly):
     with time_machine.travel(LOOKED, tick=False):
-        data = response_json(api_admin.get(f"/api/schedules/{fortnightly.pk}/"))
+        client = api_client(user_with(superuser=True))  # signed in then: the session is fresh
+        data = response_json(client.get(f"/api/schedules/{fortnightly.pk}/"))
     assert datetime.fromisoformat(data["next_run"]) == DUE
 
 
