@@ -46,18 +46,26 @@ from scheduler.admin.schedule_preview import (
     render_schedule_preview,
 )
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
+from scheduler.core.durations import duration_written
 from scheduler.core.json_input import MalformedJSON, read_json
 from scheduler.core.masking import masked
 from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, Source
 from scheduler.schedules.declared import declared_in
 from scheduler.schedules.parsing import ScheduleParseError, zone_named
-from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
+from scheduler.schedules.policies import (
+    CatchUp,
+    OverlapPolicy,
+    catchup_summary,
+    runs_left_summary,
+)
 from scheduler.schedules.preview import schedule_preview
 from scheduler.selectors import schedule_next_run
 from scheduler.services import (
     DESCRIPTION_MAX_LENGTH,
+    JITTER_MAX,
     ScheduleError,
     params_from_json,
+    policies_check,
     schedule_delete,
     schedule_parse,
     schedule_save,
@@ -66,8 +74,19 @@ from scheduler.services import (
     task_validate,
 )
 
-# The services name a task's parameters `params`; django-celery-beat's column is `kwargs`.
-FORM_FIELD_OF = {"params": "kwargs"}
+# The services name a task's parameters `params`; django-celery-beat's column is `kwargs`, and
+# the end time is its `expires`.
+FORM_FIELD_OF = {"params": "kwargs", "end_time": "expires"}
+# The policies the form edits besides the stock start_time and expires, as the services name
+# them (and so the form's fields).
+POLICY_FORM_FIELDS = (
+    "overlap",
+    "catchup",
+    "catchup_window",
+    "jitter",
+    "max_runs",
+    "pause_after_failures",
+)
 AUDIT_ENTRIES_SHOWN = 20
 RUN_PERMISSION = "django_celery_beat.change_periodictask"
 TIME_ZONES = sorted(available_timezones())
@@ -192,7 +211,53 @@ class PeriodicTaskScheduleForm(PeriodicTaskForm):
         choices=overlap_choices(None),
         help_text="The task's default follows the catalog when its declared policy changes.",
     )
-    misfire = forms.ChoiceField(label="Misfire policy", choices=MisfirePolicy.choices)
+    catchup = forms.ChoiceField(
+        label="Catch-up",
+        required=False,
+        choices=CatchUp.choices,
+        help_text=(
+            "Runs missed while beat was down. The misfire policies of earlier versions are "
+            "presets of it: <em>skip</em> is None, <em>run once</em> is the latest with no "
+            "window."
+        ),
+    )
+    # Text, not numbers: the services read "1h" as a duration and word every error.
+    catchup_window = forms.CharField(
+        label="Catch-up window",
+        required=False,
+        max_length=20,
+        help_text=(
+            "Catch up only runs missed by less than this: seconds, or e.g. <code>30m</code>, "
+            "<code>1h</code>, <code>1d</code>. Empty: however late."
+        ),
+    )
+    jitter = forms.CharField(
+        label="Jitter",
+        required=False,
+        max_length=20,
+        help_text=(
+            f"Publish each run up to this long after its due time (0 to {JITTER_MAX} seconds, "
+            "or e.g. <code>30s</code>, <code>5m</code>), to spread load; the same delay for a "
+            "run whichever beat publishes it. Empty or 0: on time."
+        ),
+    )
+    max_runs = forms.CharField(
+        label="Max runs",
+        required=False,
+        max_length=20,
+        widget=forms.NumberInput(attrs={"min": 1}),
+        help_text=(
+            "Stop after this many runs: beat counts them down and disables the schedule at 0. "
+            "Changing it counts again from the new number. Empty: no limit."
+        ),
+    )
+    pause_after_failures = forms.CharField(
+        label="Pause after failures",
+        required=False,
+        max_length=20,
+        widget=forms.NumberInput(attrs={"min": 1}),
+        help_text="Pause the schedule after this many failed runs in a row. Empty: never.",
+    )
     queue = forms.ChoiceField(label="Queue", required=False, choices=QUEUE_CHOICES)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -209,13 +274,27 @@ class PeriodicTaskScheduleForm(PeriodicTaskForm):
             self.initial.setdefault("schedule", options.phrase)
             self.initial.setdefault("timezone", options.timezone)
             self.initial.setdefault("overlap", options.overlap)
-            self.initial.setdefault("misfire", options.misfire)
+            self.initial.setdefault("catchup", options.catchup)
+            self.initial.setdefault("catchup_window", options.catchup_window)
+            self.initial.setdefault("jitter", options.jitter)
+            self.initial.setdefault("max_runs", options.max_runs)
+            self.initial.setdefault("pause_after_failures", options.pause_after_failures)
         else:
             crontab = instance.crontab if instance.crontab_id else None
             zone = str(crontab.timezone) if crontab is not None else settings.TIME_ZONE
             self.initial.setdefault("timezone", zone)
             self.initial.setdefault("overlap", OverlapPolicy.DEFAULT.value)
-            self.initial.setdefault("misfire", MisfirePolicy.RUN_ONCE.value)
+            self.initial.setdefault("catchup", CatchUp.LATEST.value)
+            self.initial.setdefault("jitter", 0)
+        if "start_time" in self.fields:
+            self.fields["start_time"].label = "Start time"
+            self.fields["start_time"].help_text = "No run before it. Empty: no start time."
+        if "expires" in self.fields:
+            self.fields["expires"].label = "End time"
+            self.fields["expires"].help_text = (
+                "No run from then on: the schedule stops and is disabled by itself. It must be "
+                "after the start time. Empty: never."
+            )
         if "task" in self.fields:
             choices: list[tuple[str, str]] = [("", "---------")]
             choices += [(entry.name, f"{entry.name}: {entry.description}") for entry in catalog]
@@ -276,7 +355,36 @@ class PeriodicTaskScheduleForm(PeriodicTaskForm):
             self.add_error("expires", "Only one can be set, in expires and expire_seconds.")
         self._check_task(data)
         self._check_schedule(data)
+        self._check_policies(data)
         return data
+
+    def policies(self) -> dict[str, Any]:
+        """The policies as the form holds them, as the services take them (empty jitter: 0)."""
+        data = self.cleaned_data
+        values = {name: data.get(name) for name in POLICY_FORM_FIELDS if name in self.fields}
+        for name in ("overlap", "catchup"):  # empty: left as it is (a new row's default)
+            if name in values:
+                values[name] = values[name] or None
+        if "jitter" in values:
+            values["jitter"] = values["jitter"] or 0
+        return values
+
+    def _check_policies(self, data: dict[str, Any]) -> None:
+        """The services' checks of the policies, each error on its field; the end time against
+        the start time (both as edited), and an end in the past only when it changed."""
+        given = self.policies()
+        for name, column in (("start_time", "start_time"), ("end_time", "expires")):
+            if column in self.fields and not self.has_error(column):
+                given[name] = data.get(column)
+        instance = self.instance
+        try:
+            policies_check(
+                given,
+                tz=data.get("timezone"),
+                end_time=None if instance._state.adding else instance.expires,
+            )
+        except ScheduleError as exc:
+            self.add_service_errors(exc)
 
     def _check_task(self, data: dict[str, Any]) -> None:
         task = data.get("task")
@@ -406,20 +514,34 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
                     "crontab_translation",
                     "solar",
                     "clocked",
-                    "start_time",
                     "last_run_at",
                     "one_off",
                 ),
                 "classes": ("extrapretty", "wide"),
             },
         ),
-        ("Policies", {"fields": ("overlap", "misfire"), "classes": ("extrapretty", "wide")}),
+        (
+            "Policies",
+            {
+                "fields": (
+                    "overlap",
+                    "catchup",
+                    "catchup_window",
+                    "jitter",
+                    "start_time",
+                    "expires",
+                    "max_runs",
+                    "runs_left",
+                    "pause_after_failures",
+                ),
+                "classes": ("extrapretty", "wide"),
+            },
+        ),
         (
             "Execution options",
             {
                 "fields": (
                     "queue",
-                    "expires",
                     "expire_seconds",
                     "priority",
                     "exchange",
@@ -445,6 +567,7 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
         "run_history",
         "audit_trail",
         "declared_in_code",
+        "runs_left",
     )
 
     def get_fieldsets(self, request: HttpRequest, obj: PeriodicTask | None = None) -> Any:
@@ -456,7 +579,7 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
             fields = [
                 name
                 for name in options["fields"]
-                if name not in ("last_run_at", "crontab_translation")
+                if name not in ("last_run_at", "crontab_translation", "runs_left")
             ]
             if title != "History":
                 adding.append((title, {**options, "fields": fields}))
@@ -628,8 +751,7 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
             periodic_task=obj,
             schedule=form.schedule_phrase,
             tz=data["timezone"],
-            overlap=data.get("overlap") or None,
-            misfire=data.get("misfire") or None,
+            **form.policies(),
             actor=request.user,
             source=Source.ADMIN,
         )
@@ -772,15 +894,16 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
             return format_html(
                 '<span class="scheduler-nowrap">once, at {}</span>', f"{at:%Y-%m-%d %H:%M %Z}"
             )
+        policies = _policies_line(options)
         if options is not None and options.phrase:
             # A long zone (America/Argentina/Buenos_Aires) breaks after its slashes only.
             zone_parts = format_html_join(
                 SafeString("/<wbr>"), "{}", ((part,) for part in zone_name.split("/"))
             )
             return format_html(
-                '{}<span class="scheduler-sub">{}</span>', options.phrase, zone_parts
+                '{}<span class="scheduler-sub">{}</span>{}', options.phrase, zone_parts, policies
             )
-        return str(obj.scheduler or "")
+        return format_html("{}{}", str(obj.scheduler or ""), policies)
 
     @admin.display(description="Last run", ordering="last_status")
     def last_status(self, obj: PeriodicTask) -> str:
@@ -894,9 +1017,47 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
         current = overlap_resolved(obj.task, None).value
         return f"{OverlapPolicy.DEFAULT.label} (currently: {current})"
 
-    def misfire(self, obj: PeriodicTask) -> str:
+    def catchup(self, obj: PeriodicTask) -> str:
         options = options_of(obj)
-        return options.get_misfire_display() if options is not None else ""
+        if options is None:
+            return ""
+        return catchup_summary(options.catchup, options.catchup_window)
+
+    def catchup_window(self, obj: PeriodicTask) -> str:
+        options = options_of(obj)
+        window = options.catchup_window if options is not None else None
+        return duration_written(window) if window is not None else "no limit"
+
+    def jitter(self, obj: PeriodicTask) -> str:
+        options = options_of(obj)
+        return duration_written(options.jitter) if options is not None else "0"
+
+    def max_runs(self, obj: PeriodicTask) -> str:
+        options = options_of(obj)
+        limit = options.max_runs if options is not None else None
+        return str(limit) if limit is not None else "no limit"
+
+    def pause_after_failures(self, obj: PeriodicTask) -> str:
+        options = options_of(obj)
+        failures = options.pause_after_failures if options is not None else None
+        return f"after {failures} failed runs in a row" if failures is not None else "never"
+
+    @admin.display(description="Runs left")
+    def runs_left(self, obj: PeriodicTask) -> str:
+        options = options_of(obj)
+        if options is None or options.max_runs is None:
+            return "no limit"
+        return runs_left_summary(options.remaining_runs, options.max_runs)
+
+
+def _policies_line(options: ScheduleOptions | None) -> str:
+    """The list's line of policies under the schedule: catch-up, and the runs left."""
+    if options is None:
+        return ""
+    parts = [f"catch-up: {catchup_summary(options.catchup, options.catchup_window)}"]
+    if options.max_runs is not None:
+        parts.append(runs_left_summary(options.remaining_runs, options.max_runs))
+    return format_html('<span class="scheduler-sub">{}</span>', " · ".join(parts))
 
 
 def _tasks(count: int) -> str:

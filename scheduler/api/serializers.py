@@ -24,7 +24,13 @@ from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.core.formatting import result_duration
 from scheduler.schedules.declared import declared_in
 from scheduler.schedules.parsing import zone_named
-from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
+from scheduler.schedules.policies import (
+    CatchUp,
+    MisfirePolicy,
+    OverlapPolicy,
+    catchup_summary,
+    runs_left_summary,
+)
 from scheduler.schedules.rows import schedule_describe
 from scheduler.selectors import result_status_named, schedule_next_run
 
@@ -175,6 +181,33 @@ class TaskResultSerializer(serializers.Serializer[Any]):
 # --- Schedules -----------------------------------------------------------------------------------
 
 
+@extend_schema_field(
+    {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}], "nullable": True}
+)
+class SecondsField(serializers.JSONField):
+    """Seconds, or a duration as text ('30m', '1h'): passed as given to the services, which
+    read it and name the field when they cannot."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, allow_null=True, **kwargs)
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "nullable": True})
+class CountField(serializers.JSONField):
+    """A count, passed as given to the services (their message, not DRF's, for a bad one)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, allow_null=True, **kwargs)
+
+
+@extend_schema_field({"type": "string", "format": "date-time", "nullable": True})
+class MomentField(serializers.CharField):
+    """ISO 8601 text, read by the services (one without an offset: in the schedule's zone)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(required=False, allow_null=True, allow_blank=True, **kwargs)
+
+
 class ScheduleInputSerializer(StrictSerializer):
     """A schedule to create or change; values are checked by the schedule services."""
 
@@ -200,8 +233,40 @@ class ScheduleInputSerializer(StrictSerializer):
             "the catalog declares it when each run starts (GET /api/catalog/ shows it)"
         ),
     )
+    catchup = serializers.CharField(
+        required=False,
+        allow_null=True,
+        help_text=(
+            f"runs missed while beat was down: {', '.join(CatchUp.values)} (default latest)"
+        ),
+    )
+    catchup_window = SecondsField(
+        help_text="catch up only runs missed by less than this: seconds or '30m', '1h'; "
+        "null: no limit (the default)",
+    )
     misfire = serializers.CharField(
-        required=False, help_text=f"{', '.join(MisfirePolicy.values)} (default run_once)"
+        required=False,
+        allow_null=True,
+        help_text=(
+            f"{', '.join(MisfirePolicy.values)}: the presets of earlier versions, skip = "
+            "catchup none, run_once = catchup latest with no window"
+        ),
+    )
+    jitter = SecondsField(
+        help_text="publish each run up to this long after its due time: 0 to 3600 seconds "
+        "or '30s', '5m' (default 0)",
+    )
+    start_time = MomentField(help_text="ISO 8601: no run before it; null: none")
+    end_time = MomentField(
+        help_text="ISO 8601, after start_time: no run from then on (the periodic task's "
+        "expires); null: none"
+    )
+    max_runs = CountField(
+        help_text="stop after this many runs (at least 1); setting it sets the runs left to "
+        "it; null: no limit",
+    )
+    pause_after_failures = CountField(
+        help_text="pause after this many failed runs in a row; null: never"
     )
     enabled = serializers.BooleanField(required=False)
 
@@ -239,11 +304,29 @@ class ScheduleSerializer(serializers.Serializer[Any]):
     queue = serializers.CharField(allow_null=True)
     enabled = serializers.BooleanField()
     description = serializers.CharField()
-    overlap = serializers.SerializerMethodField(help_text="as saved: allow, skip or default")
+    overlap = serializers.SerializerMethodField(
+        help_text=f"as saved: {', '.join(OverlapPolicy.values)}"
+    )
     overlap_effective = serializers.SerializerMethodField(
         help_text="the policy the next run follows (default resolved through the catalog)"
     )
-    misfire = serializers.SerializerMethodField()
+    misfire = serializers.SerializerMethodField(
+        help_text="the preset catchup matches (skip: catchup none), kept for earlier clients"
+    )
+    catchup = serializers.SerializerMethodField(help_text=", ".join(CatchUp.values))
+    catchup_window = serializers.SerializerMethodField(help_text="seconds; null: no limit")
+    catchup_summary = serializers.SerializerMethodField(
+        help_text="catch-up in words: 'none', 'latest, within 1h', 'all, however late'"
+    )
+    jitter = serializers.SerializerMethodField(help_text="seconds")
+    start_time = serializers.DateTimeField(allow_null=True)
+    end_time = serializers.DateTimeField(source="expires", allow_null=True)
+    max_runs = serializers.SerializerMethodField()
+    remaining_runs = serializers.SerializerMethodField()
+    runs_left = serializers.SerializerMethodField(
+        help_text="'3 of 5 runs left'; null: no limit on runs"
+    )
+    pause_after_failures = serializers.SerializerMethodField()
     declared_in = serializers.SerializerMethodField(
         help_text="the file that declares it in code (`scheduler sync` keeps it), or null"
     )
@@ -290,6 +373,41 @@ class ScheduleSerializer(serializers.Serializer[Any]):
     def get_misfire(self, periodic_task: PeriodicTask) -> str:
         options = getattr(periodic_task, "options", None)
         return str(options.misfire) if options is not None else str(MisfirePolicy.RUN_ONCE)
+
+    def get_catchup(self, periodic_task: PeriodicTask) -> str:
+        options = getattr(periodic_task, "options", None)
+        return str(options.catchup) if options is not None else str(CatchUp.LATEST)
+
+    def get_catchup_window(self, periodic_task: PeriodicTask) -> int | None:
+        options = getattr(periodic_task, "options", None)
+        return options.catchup_window if options is not None else None
+
+    def get_catchup_summary(self, periodic_task: PeriodicTask) -> str:
+        return catchup_summary(
+            self.get_catchup(periodic_task), self.get_catchup_window(periodic_task)
+        )
+
+    def get_jitter(self, periodic_task: PeriodicTask) -> int:
+        options = getattr(periodic_task, "options", None)
+        return int(options.jitter) if options is not None else 0
+
+    def get_max_runs(self, periodic_task: PeriodicTask) -> int | None:
+        options = getattr(periodic_task, "options", None)
+        return options.max_runs if options is not None else None
+
+    def get_remaining_runs(self, periodic_task: PeriodicTask) -> int | None:
+        options = getattr(periodic_task, "options", None)
+        return options.remaining_runs if options is not None else None
+
+    def get_runs_left(self, periodic_task: PeriodicTask) -> str | None:
+        left = runs_left_summary(
+            self.get_remaining_runs(periodic_task), self.get_max_runs(periodic_task)
+        )
+        return left or None
+
+    def get_pause_after_failures(self, periodic_task: PeriodicTask) -> int | None:
+        options = getattr(periodic_task, "options", None)
+        return options.pause_after_failures if options is not None else None
 
     def get_declared_in(self, periodic_task: PeriodicTask) -> str | None:
         declared = declared_in(periodic_task)

@@ -21,12 +21,19 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
+from scheduler.core.durations import duration_written
 from scheduler.core.formatting import result_duration
 from scheduler.core.masking import masked, masked_text
 from scheduler.live.events import event_level
 from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
 from scheduler.schedules.declared import declared_in
-from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
+from scheduler.schedules.policies import (
+    CatchUp,
+    MisfirePolicy,
+    OverlapPolicy,
+    catchup_summary,
+    runs_left_summary,
+)
 from scheduler.services import ScheduleError, stored_kwargs
 
 NONE = "-"
@@ -181,7 +188,7 @@ def periodic_task_as_dict(
         "overlap_effective": str(
             overlap_resolved(periodic_task.task, options.overlap if options else None).value
         ),
-        "misfire": options.misfire if options is not None else str(MisfirePolicy.RUN_ONCE),
+        **policies_as_dict(periodic_task),
         **declared_as_dict(periodic_task),
         "one_off": periodic_task.one_off,
         "last_run_at": iso(periodic_task.last_run_at),
@@ -189,6 +196,40 @@ def periodic_task_as_dict(
         "date_changed": iso(periodic_task.date_changed),
         "next_runs": [run.isoformat() for run in next_runs],
     }
+
+
+def policies_as_dict(periodic_task: PeriodicTask) -> dict[str, Any]:
+    """Catch-up (and the misfire preset it matches, for scripts of earlier versions), jitter,
+    start and end times, runs left and pausing after failures."""
+    options = options_of(periodic_task)
+    catchup = options.catchup if options is not None else str(CatchUp.LATEST)
+    window = options.catchup_window if options is not None else None
+    max_runs = options.max_runs if options is not None else None
+    remaining = options.remaining_runs if options is not None else None
+    return {
+        "catchup": catchup,
+        "catchup_window": window,
+        "catchup_summary": catchup_summary(catchup, window),
+        "misfire": options.misfire if options is not None else str(MisfirePolicy.RUN_ONCE),
+        "jitter": options.jitter if options is not None else 0,
+        "start_time": iso(periodic_task.start_time),
+        "end_time": iso(periodic_task.expires),
+        "max_runs": max_runs,
+        "remaining_runs": remaining,
+        "runs_left": runs_left_summary(remaining, max_runs) or None,
+        "pause_after_failures": options.pause_after_failures if options is not None else None,
+    }
+
+
+def jitter_label(seconds: int) -> str:
+    """'none', or 'up to 30s after each due time'."""
+    return f"up to {duration_written(seconds)} after each due time" if seconds else "none"
+
+
+def pause_after_label(failures: int | None) -> str:
+    if failures is None:
+        return "never"
+    return f"after {failures} failed {'run' if failures == 1 else 'runs'} in a row"
 
 
 def declared_as_dict(periodic_task: PeriodicTask) -> dict[str, Any]:

@@ -8,6 +8,10 @@ An app lists its schedules in `<app>/upkeep.py`:
             task="tournaments.check_transitions",
             schedule="every minute",
             description="Start tournaments whose start came; end those whose end came.",
+            # The policies take the services' names and values, e.g.
+            # catchup="none", catchup_window="1h", jitter=30, max_runs=10,
+            # start_time="2026-05-01T09:00", end_time=..., pause_after_failures=3;
+            # misfire="skip" / "run_once" still works, as the preset of a catch-up.
         ),
     ]
 
@@ -23,9 +27,10 @@ import importlib
 import importlib.util
 import json
 import math
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
@@ -35,6 +40,9 @@ from django.apps import apps
 from django.conf import settings
 from django.core.exceptions import ObjectDoesNotExist
 
+from scheduler.core.durations import duration_seconds
+from scheduler.schedules.parsing import ScheduleParseError, zone_named
+from scheduler.schedules.policies import CATCHUP_PRESETS, CatchUp
 from scheduler.schedules.rows import options_of, stock_schedule
 
 if TYPE_CHECKING:
@@ -49,9 +57,26 @@ DECLARED_FIELDS = (
     "queue",
     "description",
     "overlap",
-    "misfire",
+    "catchup",
+    "catchup_window",
+    "jitter",
+    "start_time",
+    "end_time",
+    "max_runs",
+    "pause_after_failures",
     "enabled",
 )
+# What a periodic task made before a field was declared holds in it (the last sync of such a
+# declaration did not record the field).
+DECLARED_DEFAULTS: dict[str, Any] = {
+    "catchup": CatchUp.LATEST.value,
+    "catchup_window": None,
+    "jitter": 0,
+    "start_time": None,
+    "end_time": None,
+    "max_runs": None,
+    "pause_after_failures": None,
+}
 BEAT_SCHEDULE_ORIGIN = "settings.CELERY_BEAT_SCHEDULE"
 
 
@@ -75,16 +100,76 @@ class DeclaredSchedule:
     queue: str | None = None
     description: str = ""
     overlap: str = "default"
-    misfire: str = "run_once"
+    # None: as `misfire` says, else 'latest'. misfire ('skip', 'run_once'): the catch-up
+    # presets of earlier versions (scheduler/schedules/policies.py, CATCHUP_PRESETS).
+    catchup: str | None = None
+    catchup_window: int | str | None = None  # seconds or a duration ('1h'); None: no limit
+    misfire: str | None = None
+    jitter: int | str = 0
+    start_time: datetime | str | None = None  # without an offset: in `timezone`
+    end_time: datetime | str | None = None
+    max_runs: int | None = None
+    pause_after_failures: int | None = None
     enabled: bool = True
     # Where it is declared ("tournaments/upkeep.py"): shown wherever the schedule is.
     origin: str = ""
 
     def fields(self) -> dict[str, Any]:
-        """The declared value of each of DECLARED_FIELDS, as JSON."""
+        """The declared value of each of DECLARED_FIELDS, as JSON, written as the row holds it
+        (times in UTC, durations in seconds, the misfire preset as its catch-up) so that the
+        two compare; a value that cannot be read is kept as it is (the services refuse it)."""
         values = {name: getattr(self, name) for name in DECLARED_FIELDS}
         values["params"] = dict(self.params)
+        preset = CATCHUP_PRESETS.get(self.misfire or "")
+        if self.catchup is None:
+            values["catchup"] = preset[0] if preset is not None else CatchUp.LATEST.value
+        if self.catchup_window is None and preset is not None:
+            values["catchup_window"] = preset[1]
+        values["catchup_window"] = _seconds_of(values["catchup_window"])
+        values["jitter"] = _seconds_of(self.jitter)
+        values["start_time"] = _moment_of(self.start_time, self.timezone)
+        values["end_time"] = _moment_of(self.end_time, self.timezone)
         return values
+
+
+_DIGITS = re.compile(r"\d+")
+
+
+def _seconds_of(value: Any) -> Any:
+    """'1h' as 3600; anything else as it is."""
+    if isinstance(value, str) and not _DIGITS.fullmatch(value.strip()):
+        try:
+            return duration_seconds(value)
+        except ValueError:
+            return value
+    if isinstance(value, str):
+        return int(value)
+    return value
+
+
+def _moment_of(value: Any, tz: str) -> Any:
+    """A time as the row's ISO 8601 in UTC (one without an offset read in `tz`); anything that
+    is not a time as it is."""
+    moment = value
+    if isinstance(value, str):
+        try:
+            moment = datetime.fromisoformat(value.strip())
+        except ValueError:
+            return value
+    if not isinstance(moment, date):
+        return value
+    try:
+        zone = zone_named(tz)
+    except ScheduleParseError:
+        return value
+    if not isinstance(moment, datetime):  # a day: from its midnight
+        moment = datetime.combine(moment, time(), tzinfo=zone)
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=zone)
+    try:
+        return moment.astimezone(UTC).isoformat()
+    except OverflowError:
+        return value
 
 
 def _origin_of(module: Any) -> str:
@@ -202,9 +287,29 @@ def row_fields(periodic_task: PeriodicTask) -> dict[str, Any]:
         "queue": periodic_task.queue or None,
         "description": periodic_task.description,
         "overlap": options.overlap if options else "default",
-        "misfire": options.misfire if options else "run_once",
+        "catchup": options.catchup if options else DECLARED_DEFAULTS["catchup"],
+        "catchup_window": options.catchup_window if options else None,
+        "jitter": options.jitter if options else 0,
+        "start_time": _iso(periodic_task.start_time),
+        "end_time": _iso(periodic_task.expires),
+        "max_runs": options.max_runs if options else None,
+        "pause_after_failures": options.pause_after_failures if options else None,
         "enabled": periodic_task.enabled,
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.astimezone(UTC).isoformat() if moment is not None else None
+
+
+def last_synced_value(last: Mapping[str, Any], name: str) -> Any:
+    """The value the last sync applied to field `name`; for a field it did not record (the
+    sync came before the field was declared), the value the row had then."""
+    if name in last:
+        return last[name]
+    if name == "catchup" and last.get("misfire") in CATCHUP_PRESETS:
+        return CATCHUP_PRESETS[last["misfire"]][0]
+    return DECLARED_DEFAULTS.get(name)
 
 
 @dataclass(frozen=True)
@@ -235,7 +340,11 @@ def differences(
         want, have = declared.get(name), current.get(name)
         if want == have:
             continue
-        if last is not None and name in last and last[name] == have:
+        if (
+            last is not None
+            and (name in last or name in DECLARED_DEFAULTS)
+            and (last_synced_value(last, name) == have)
+        ):
             from_code[name] = (have, want)
         else:
             drift[name] = (have, want)
@@ -263,10 +372,12 @@ def unsynced(
         elif last is None:
             found[item.name] = "never synced"
         elif any(
-            last.get(name) != value for name, value in item.fields().items() if name in _AS_WRITTEN
+            last_synced_value(last, name) != value
+            for name, value in item.fields().items()
+            if name in _AS_WRITTEN
         ):
             found[item.name] = "declaration changed since the last sync"
-        elif changed := [n for n, v in row_fields(row).items() if last.get(n) != v]:
+        elif changed := [n for n, v in row_fields(row).items() if last_synced_value(last, n) != v]:
             found[item.name] = f"changed by staff: {', '.join(changed)}"
     return found
 
@@ -275,9 +386,9 @@ def drifted_fields(row: PeriodicTask, last: Mapping[str, Any]) -> dict[str, tupl
     """field -> (in the database, as the last sync applied it) for each field staff changed
     since (`last`: the declaration the last sync applied, normalized as stored)."""
     return {
-        name: (value, last.get(name))
+        name: (value, last_synced_value(last, name))
         for name, value in row_fields(row).items()
-        if name in last and last[name] != value
+        if (name in last or name in DECLARED_DEFAULTS) and last_synced_value(last, name) != value
     }
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.db import models
 
+from scheduler.core.durations import duration_written
+
 
 class OverlapPolicy(models.TextChoices):
     ALLOW = "allow", "Allow overlapping runs"
@@ -38,3 +40,24 @@ CATCHUP_PRESETS: dict[str, tuple[str, int | None]] = {
     MisfirePolicy.SKIP.value: (CatchUp.NONE.value, None),
     MisfirePolicy.RUN_ONCE.value: (CatchUp.LATEST.value, None),
 }
+
+
+def misfire_of(catchup: str) -> str:
+    """The misfire column kept for readers of earlier versions: only catch-up none skips."""
+    return MisfirePolicy.SKIP.value if catchup == CatchUp.NONE else MisfirePolicy.RUN_ONCE.value
+
+
+def catchup_summary(catchup: str, window: int | None) -> str:
+    """'none', 'latest, within 1h', 'all, however late': catch-up as every interface shows it."""
+    if catchup == CatchUp.NONE:
+        return str(catchup)
+    limit = f"within {duration_written(window)}" if window is not None else "however late"
+    return f"{catchup}, {limit}"
+
+
+def runs_left_summary(remaining: int | None, max_runs: int | None) -> str:
+    """'3 of 5 runs left'; '' when the schedule has no limit on its runs."""
+    if max_runs is None:
+        return ""
+    left = max_runs if remaining is None else remaining
+    return f"{left} of {max_runs} {'run' if max_runs == 1 else 'runs'} left"

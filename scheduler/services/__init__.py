@@ -70,6 +70,10 @@ from scheduler.services.runs import (
     task_revoke,
     task_validate,
 )
+from scheduler.services.schedule_policies import (
+    JITTER_MAX,
+    policies_check,
+)
 from scheduler.services.schedules import (
     DESCRIPTION_MAX_LENGTH,
     NAME_MAX_LENGTH,
@@ -90,6 +94,7 @@ __all__ = [
     "CLEANUP_SCHEDULE_NAME",
     "DESCRIPTION_MAX_LENGTH",
     "HISTORY_TABLES",
+    "JITTER_MAX",
     "NAME_MAX_LENGTH",
     "AlertNotFound",
     "CreatedSuperuser",
@@ -118,6 +123,7 @@ __all__ = [
     "incident_acknowledge",
     "incident_silence",
     "params_from_json",
+    "policies_check",
     "retention_clear",
     "retention_overview",
     "retention_register",

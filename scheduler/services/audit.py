@@ -5,6 +5,7 @@ here."""
 from __future__ import annotations
 
 import json
+from datetime import datetime
 from typing import Any
 
 from django_celery_beat.models import (
@@ -13,7 +14,7 @@ from django_celery_beat.models import (
 
 from scheduler.live.events import event_record
 from scheduler.models import AuditEntry, ScheduleOptions
-from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
+from scheduler.schedules.policies import CatchUp, OverlapPolicy
 from scheduler.schedules.rows import stock_schedule
 from scheduler.services.errors import User
 
@@ -30,8 +31,20 @@ def schedule_snapshot(
         "enabled": periodic_task.enabled,
         "description": periodic_task.description,
         "overlap": options.overlap if options else OverlapPolicy.DEFAULT.value,
-        "misfire": options.misfire if options else MisfirePolicy.RUN_ONCE.value,
+        # Not misfire: the services keep it in step with catchup.
+        "catchup": options.catchup if options else CatchUp.LATEST.value,
+        "catchup_window": options.catchup_window if options else None,
+        "jitter": options.jitter if options else 0,
+        "start_time": _iso(periodic_task.start_time),
+        "end_time": _iso(periodic_task.expires),
+        "max_runs": options.max_runs if options else None,
+        "remaining_runs": options.remaining_runs if options else None,
+        "pause_after_failures": options.pause_after_failures if options else None,
     }
+
+
+def _iso(moment: datetime | None) -> str | None:
+    return moment.isoformat() if moment is not None else None
 
 
 def stored_params(periodic_task: PeriodicTask) -> Any:

@@ -24,6 +24,7 @@ from scheduler.schedules.declared import (
 )
 from scheduler.services.errors import ScheduleError, ScheduleNotFound, User
 from scheduler.services.runs import task_validate
+from scheduler.services.schedule_policies import policies_check
 from scheduler.services.schedules import schedule_create, schedule_disable, schedule_update
 
 CREATE, UPDATE, DRIFT, DISABLE, ERROR = "create", "update", "drift", "disable", "error"
@@ -86,7 +87,7 @@ def schedules_sync(
     unchanged = 0
     for given in declared:
         try:
-            item = _normalized(given)
+            item = declared_normalized(given)
         except ScheduleError as exc:
             changes.append(SyncChange(given.name, given.origin, ERROR, message=str(exc)))
             continue
@@ -105,11 +106,39 @@ def schedules_sync(
     return SyncReport(changes=changes, unchanged=unchanged)
 
 
-def _normalized(item: DeclaredSchedule) -> DeclaredSchedule:
+def declared_normalized(item: DeclaredSchedule) -> DeclaredSchedule:
     """The declaration as the services store it: its parameters with the catalog's defaults
-    filled in, its queue the catalog's when it names none; a wrong one is a ScheduleError."""
+    filled in, its queue the catalog's when it names none, and its policies as
+    `declared_policies` reads them; a wrong one is a ScheduleError."""
     checked = task_validate(task=item.task, params=dict(item.params), queue=item.queue)
-    return replace(item, params=checked.params, queue=checked.queue)
+    return replace(declared_policies(item), params=checked.params, queue=checked.queue)
+
+
+def declared_policies(item: DeclaredSchedule) -> DeclaredSchedule:
+    """`item` with its policies checked as the services check them, and its misfire preset
+    replaced by the catch-up it stands for (sync and import compare and write only catchup),
+    or a ScheduleError. Its times are checked when written: an end that has passed is refused
+    when it is set, not on every sync once the schedule has ended."""
+    policies_check(
+        {
+            "overlap": item.overlap,
+            "catchup": item.catchup,
+            "catchup_window": item.catchup_window,
+            "misfire": item.misfire,
+            "jitter": item.jitter,
+            "max_runs": item.max_runs,
+            "pause_after_failures": item.pause_after_failures,
+        },
+        tz=item.timezone,
+    )
+    values = item.fields()
+    return replace(
+        item,
+        misfire=None,
+        catchup=values["catchup"],
+        catchup_window=values["catchup_window"],
+        jitter=values["jitter"],
+    )
 
 
 def _last_synced(row: PeriodicTask) -> dict[str, Any] | None:
@@ -122,7 +151,10 @@ def _last_synced(row: PeriodicTask) -> dict[str, Any] | None:
 
 def _plan(item: DeclaredSchedule, row: PeriodicTask | None, *, force: bool) -> SyncChange | None:
     if row is None:
-        created = {name: (None, value) for name, value in item.fields().items()}
+        # Limits left unset (None) would read "null -> null": not listed.
+        created = {
+            name: (None, value) for name, value in item.fields().items() if value is not None
+        }
         return SyncChange(item.name, item.origin, CREATE, created)
     found = differences(item.fields(), row_fields(row), _last_synced(row))
     if force and (found.from_code or found.drift):
@@ -169,6 +201,13 @@ def declared_create(item: DeclaredSchedule, *, actor: User, source: str) -> None
         description=item.description,
         overlap=item.overlap,
         misfire=item.misfire,
+        catchup=item.catchup,
+        catchup_window=item.catchup_window,
+        jitter=item.jitter,
+        start_time=item.start_time,
+        end_time=item.end_time,
+        max_runs=item.max_runs,
+        pause_after_failures=item.pause_after_failures,
         enabled=item.enabled,
         actor=actor,
         source=source,

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from django.db import transaction
@@ -20,7 +21,7 @@ from scheduler.core.masking import holds_mask
 from scheduler.models import Source
 from scheduler.schedules.declared import DECLARED_FIELDS, DeclaredSchedule, row_fields
 from scheduler.services.alert_imports import AlertChange, alerts_import
-from scheduler.services.declared import declared_create, declared_update
+from scheduler.services.declared import declared_create, declared_policies, declared_update
 from scheduler.services.errors import ScheduleError, User
 from scheduler.services.schedules import schedule_delete
 
@@ -34,7 +35,15 @@ _TYPES: dict[str, tuple[type, ...]] = {
     "queue": (str, type(None)),
     "description": (str,),
     "overlap": (str,),
+    "catchup": (str,),
+    "catchup_window": (int, str, type(None)),
     "misfire": (str,),
+    "jitter": (int, str),
+    # A YAML time without quotes is read as a date or datetime (a datetime is a date).
+    "start_time": (str, date, type(None)),
+    "end_time": (str, date, type(None)),
+    "max_runs": (int, type(None)),
+    "pause_after_failures": (int, type(None)),
     "enabled": (bool,),
 }
 
@@ -136,6 +145,7 @@ def _apply(
         .first()
     )
     try:
+        item = declared_policies(item)
         with transaction.atomic():
             if row is None:
                 declared_create(item, actor=actor, source=source)

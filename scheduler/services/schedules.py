@@ -35,7 +35,7 @@ from scheduler.schedules.parsing import (
     parse_schedule,
     zone_named,
 )
-from scheduler.schedules.policies import CATCHUP_PRESETS, MisfirePolicy, OverlapPolicy
+from scheduler.schedules.policies import OverlapPolicy
 from scheduler.schedules.rows import options_of, schedule_describe
 from scheduler.services.audit import (
     audit_write,
@@ -47,6 +47,7 @@ from scheduler.services.audit import (
 )
 from scheduler.services.errors import ScheduleError, ScheduleNotFound, User
 from scheduler.services.runs import ValidatedTask, params_from_json, task_enqueue, task_validate
+from scheduler.services.schedule_policies import PolicyChanges, policies_check, policies_given
 
 _P = ParamSpec("_P")
 _T = TypeVar("_T")
@@ -54,6 +55,8 @@ _Row = TypeVar("_Row", IntervalSchedule, CrontabSchedule, ClockedSchedule)
 
 NAME_MAX_LENGTH = 200
 DESCRIPTION_MAX_LENGTH = 2000
+# A keyword argument not given (None may be a value: no limit).
+_UNSET: Any = object()
 
 
 def schedule_parse(
@@ -86,14 +89,6 @@ def _validate_name(name: str, *, exclude_pk: int | None = None) -> str:
     if clash.exists():
         raise ScheduleError.on("name", f"a periodic task named {name!r} already exists")
     return name
-
-
-def _choice(value: str, choices: type[OverlapPolicy] | type[MisfirePolicy], field: str) -> str:
-    if value not in choices.values:
-        raise ScheduleError.on(
-            field, f"{value!r} is not one of {', '.join(str(v) for v in choices.values)}"
-        )
-    return value
 
 
 # --- Schedule rows -------------------------------------------------------------------------------
@@ -188,24 +183,41 @@ class _FieldErrors:
 
 
 def _check_options(
-    errors: _FieldErrors, *, overlap: str | None, misfire: str | None, description: str | None
-) -> None:
-    """The policies and the description; None: the write leaves that field as it is."""
-    if overlap is not None:
-        errors.check(_choice, overlap, OverlapPolicy, "overlap")
-    if misfire is not None:
-        errors.check(_choice, misfire, MisfirePolicy, "misfire")
+    errors: _FieldErrors,
+    *,
+    policies: dict[str, Any],
+    description: str | None,
+    tz: str | None,
+    stored: PeriodicTask | None,
+) -> PolicyChanges | None:
+    """The policies given (scheduler/services/schedule_policies.py; a field left out stays as
+    it is) checked against the row as stored, and the description (None: left as it is)."""
+    checked = errors.check(
+        policies_check,
+        policies,
+        tz=tz,
+        start_time=stored.start_time if stored is not None else None,
+        end_time=stored.expires if stored is not None else None,
+    )
     if description is not None:
         errors.check(_check_description, description)
+    return checked
 
 
 def _row_save(
-    periodic_task: PeriodicTask, *, checked: ValidatedTask, parsed: ParsedSchedule | None
+    periodic_task: PeriodicTask,
+    *,
+    checked: ValidatedTask,
+    parsed: ParsedSchedule | None,
+    policies: PolicyChanges | None = None,
 ) -> None:
-    """Save the validated task, parameters and queue, and the schedule columns of `parsed`."""
+    """Save the validated task, parameters and queue, the schedule columns of `parsed`, and
+    the start and end times of `policies`."""
     periodic_task.task = checked.task
     periodic_task.kwargs = json.dumps(checked.params)
     periodic_task.queue = checked.queue
+    for column, value in (policies.task if policies is not None else {}).items():
+        setattr(periodic_task, column, value)
     if parsed is not None:
         for field, value in _schedule_fields(parsed).items():
             setattr(periodic_task, field, value)
@@ -236,19 +248,15 @@ def _options_save(
     *,
     parsed: ParsedSchedule | None,
     phrase: str,
-    overlap: str | None,
-    misfire: str | None,
+    policies: PolicyChanges | None,
 ) -> ScheduleOptions:
-    """Save the phrase `parsed` was read from and the policies given (None: left as they are)."""
+    """Save the phrase `parsed` was read from and the policies checked (those not given are
+    left as they are)."""
     if parsed is not None:
         options.phrase = " ".join(phrase.split())
         options.timezone = parsed.timezone
-    if overlap is not None:
-        options.overlap = overlap
-    if misfire is not None:
-        options.misfire = misfire
-        # The misfire policies are catch-up presets (beat reads the catch-up).
-        options.catchup, options.catchup_window = CATCHUP_PRESETS[misfire]
+    for column, value in (policies.options if policies is not None else {}).items():
+        setattr(options, column, value)
     options.save()
     return options
 
@@ -264,29 +272,51 @@ def schedule_create(
     queue: str | None = None,
     description: str = "",
     overlap: str | None = None,
-    misfire: str = MisfirePolicy.RUN_ONCE,
+    misfire: str | None = None,
+    catchup: str | None = None,
+    catchup_window: Any = None,
+    jitter: Any = None,
+    start_time: Any = None,
+    end_time: Any = None,
+    max_runs: Any = None,
+    pause_after_failures: Any = None,
     enabled: bool = True,
     actor: User = None,
     source: str = Source.SYSTEM,
 ) -> PeriodicTask:
-    """Create a periodic task running catalog task `task` on `schedule` (English or cron)."""
+    """Create a periodic task running catalog task `task` on `schedule` (English or cron).
+
+    The policies (scheduler/services/schedule_policies.py): `misfire` ('skip', 'run_once') is
+    the preset of a catch-up and its window; `catchup_window`, `max_runs` and
+    `pause_after_failures` None: no limit; `end_time` is the PeriodicTask's `expires`.
+    """
+    policies = policies_given(
+        {
+            "overlap": overlap,
+            "misfire": misfire,
+            "catchup": catchup,
+            "catchup_window": catchup_window,
+            "jitter": jitter,
+            "start_time": start_time,
+            "end_time": end_time,
+            "max_runs": max_runs,
+            "pause_after_failures": pause_after_failures,
+        },
+        unset=_UNSET,
+    )
     errors = _FieldErrors()
     errors.check(_validate_name, name)
     checked = errors.check(task_validate, task=task, params=params, queue=queue)
     parsed = errors.check(schedule_parse, schedule=schedule, tz=tz)
-    _check_options(errors, overlap=overlap, misfire=misfire, description=description)
+    changes = _check_options(errors, policies=policies, description=description, tz=tz, stored=None)
     errors.raise_any()
     assert checked is not None
     assert parsed is not None
 
     periodic_task = PeriodicTask(name=name.strip(), description=description, enabled=enabled)
-    _row_save(periodic_task, checked=checked, parsed=parsed)
+    _row_save(periodic_task, checked=checked, parsed=parsed, policies=changes)
     options = _options_save(
-        _default_options(periodic_task),
-        parsed=parsed,
-        phrase=schedule,
-        overlap=overlap,
-        misfire=misfire,
+        _default_options(periodic_task), parsed=parsed, phrase=schedule, policies=changes
     )
     change_record(
         periodic_task,
@@ -297,9 +327,6 @@ def schedule_create(
         message=parsed.description,
     )
     return periodic_task
-
-
-_UNSET: Any = object()
 
 
 @transaction.atomic
@@ -315,17 +342,40 @@ def schedule_update(
     description: str | None = None,
     overlap: str | None = None,
     misfire: str | None = None,
+    catchup: str | None = None,
+    catchup_window: Any = _UNSET,
+    jitter: Any = None,
+    start_time: Any = _UNSET,
+    end_time: Any = _UNSET,
+    max_runs: Any = _UNSET,
+    pause_after_failures: Any = _UNSET,
     enabled: bool | None = None,
     actor: User = None,
     source: str = Source.SYSTEM,
 ) -> PeriodicTask:
-    """Change the given fields of periodic task `name`; the others stay as they are."""
+    """Change the given fields of periodic task `name`; the others stay as they are (None
+    leaves overlap, misfire, catchup and jitter; it clears catchup_window, start_time,
+    end_time, max_runs and pause_after_failures). Setting max_runs sets the runs left to it."""
     periodic_task = schedule_get(name)
     periodic_task = PeriodicTask.objects.select_for_update().get(pk=periodic_task.pk)
     options = options_of(periodic_task)
     before = schedule_snapshot(periodic_task, options)
     phrase = schedule if schedule is not None else (options.phrase if options else "")
-    checked, parsed = _update_validate(
+    policies = policies_given(
+        {
+            "overlap": overlap,
+            "misfire": misfire,
+            "catchup": catchup,
+            "catchup_window": catchup_window,
+            "jitter": jitter,
+            "start_time": start_time,
+            "end_time": end_time,
+            "max_runs": max_runs,
+            "pause_after_failures": pause_after_failures,
+        },
+        unset=_UNSET,
+    )
+    checked, parsed, changes = _update_validate(
         periodic_task,
         options,
         new_name=new_name,
@@ -336,8 +386,7 @@ def schedule_update(
         tz=tz,
         queue=queue,
         description=description,
-        overlap=overlap,
-        misfire=misfire,
+        policies=policies,
     )
 
     if new_name is not None:
@@ -346,13 +395,12 @@ def schedule_update(
         periodic_task.description = description
     if enabled is not None:
         periodic_task.enabled = enabled
-    _row_save(periodic_task, checked=checked, parsed=parsed)
+    _row_save(periodic_task, checked=checked, parsed=parsed, policies=changes)
     options = _options_save(
         options if options is not None else _default_options(periodic_task),
         parsed=parsed,
         phrase=phrase,
-        overlap=overlap,
-        misfire=misfire,
+        policies=changes,
     )
     change_record_update(
         periodic_task,
@@ -376,11 +424,11 @@ def _update_validate(
     tz: str | None,
     queue: str | None,
     description: str | None,
-    overlap: str | None,
-    misfire: str | None,
-) -> tuple[ValidatedTask, ParsedSchedule | None]:
+    policies: dict[str, Any],
+) -> tuple[ValidatedTask, ParsedSchedule | None, PolicyChanges | None]:
     """`schedule_update`'s checks of the fields given, against the row as it is (`params` is
-    the row's when none are given): the task and the schedule to save, or ScheduleError."""
+    the row's when none are given): the task, the schedule and the policies to save, or
+    ScheduleError."""
     errors = _FieldErrors()
     checked = errors.check(
         task_validate,
@@ -390,24 +438,24 @@ def _update_validate(
         stored_in=periodic_task.name if task in (None, periodic_task.task) else None,
     )
     parsed: ParsedSchedule | None = None
+    target_tz = tz or (options.timezone if options else "UTC")
     # A new zone alone reads the stored phrase again in it.
     if schedule is not None or (tz is not None and phrase):
-        target_tz = tz or (options.timezone if options else "UTC")
         parsed = errors.check(schedule_parse, schedule=phrase, tz=target_tz)
     if new_name is not None and new_name.strip() != periodic_task.name:
         errors.check(_validate_name, new_name, exclude_pk=periodic_task.pk)
-    _check_options(errors, overlap=overlap, misfire=misfire, description=description)
+    changes = _check_options(
+        errors, policies=policies, description=description, tz=target_tz, stored=periodic_task
+    )
     errors.raise_any()
     assert checked is not None
-    return checked, parsed
+    return checked, parsed, changes
 
 
 # Columns of django-celery-beat's form that the services above do not model; the admin edits
 # them, so its audit entries record them too.
 _STOCK_COLUMNS = (
     "args",
-    "start_time",
-    "expires",
     "expire_seconds",
     "one_off",
     "priority",
@@ -434,6 +482,11 @@ def schedule_save(
     tz: str = "UTC",
     overlap: str | None = None,
     misfire: str | None = None,
+    catchup: str | None = None,
+    catchup_window: Any = _UNSET,
+    jitter: Any = None,
+    max_runs: Any = _UNSET,
+    pause_after_failures: Any = _UNSET,
     actor: User = None,
     source: str = Source.SYSTEM,
 ) -> PeriodicTask:
@@ -443,18 +496,42 @@ def schedule_save(
     With `schedule` (English or cron, read in `tz`) its schedule columns are resolved as
     `schedule_create` resolves them; with None the stock schedule it carries (an interval,
     crontab, solar or clocked row) is kept, and a phrase it no longer runs on is forgotten.
-    Validates like `schedule_create`, then records the audit entry and the event.
+    Its start_time and expires (the end time) are checked as `schedule_update` checks them when
+    they changed; the policies are as `schedule_update` takes them (a form passes those it
+    changed). Validates like `schedule_create`, then records the audit entry and the event.
     """
     stored = _stored_locked(periodic_task)
     options = None if stored is None else options_of(stored)
-    checked, parsed = _save_validate(
-        periodic_task, stored=stored, schedule=schedule, tz=tz, overlap=overlap, misfire=misfire
+    policies = policies_given(
+        {
+            "overlap": overlap,
+            "misfire": misfire,
+            "catchup": catchup,
+            "catchup_window": catchup_window,
+            "jitter": jitter,
+            "max_runs": max_runs,
+            "pause_after_failures": pause_after_failures,
+        },
+        unset=_UNSET,
     )
+    for name, column in (("start_time", "start_time"), ("end_time", "expires")):
+        if stored is None or getattr(stored, column) != getattr(periodic_task, column):
+            policies[name] = getattr(periodic_task, column)
+    checked, parsed, changes = _save_validate(
+        periodic_task, stored=stored, schedule=schedule, tz=tz, policies=policies
+    )
+    if (
+        changes is not None
+        and options is not None
+        and (changes.options.get("max_runs", _UNSET) == options.max_runs)
+    ):
+        # A form posts every field: the same limit again does not count the runs again.
+        del changes.options["max_runs"], changes.options["remaining_runs"]
 
     before = {} if stored is None else schedule_snapshot(stored, options)
     before_columns = {} if stored is None else _stock_columns(stored)
     periodic_task.name = periodic_task.name.strip()
-    _row_save(periodic_task, checked=checked, parsed=parsed)
+    _row_save(periodic_task, checked=checked, parsed=parsed, policies=changes)
     options = _save_options(
         periodic_task,
         options,
@@ -462,8 +539,7 @@ def schedule_save(
         parsed=parsed,
         schedule=schedule,
         tz=tz,
-        overlap=overlap,
-        misfire=misfire,
+        policies=changes,
     )
     _save_record(
         periodic_task,
@@ -495,11 +571,10 @@ def _save_validate(
     stored: PeriodicTask | None,
     schedule: str | None,
     tz: str,
-    overlap: str | None,
-    misfire: str | None,
-) -> tuple[ValidatedTask, ParsedSchedule | None]:
-    """`schedule_save`'s checks of the edited columns: the task and the schedule read from
-    `schedule` (None: the row keeps a stock schedule), or ScheduleError."""
+    policies: dict[str, Any],
+) -> tuple[ValidatedTask, ParsedSchedule | None, PolicyChanges | None]:
+    """`schedule_save`'s checks of the edited columns: the task, the schedule read from
+    `schedule` (None: the row keeps a stock schedule) and the policies, or ScheduleError."""
     errors = _FieldErrors()
     checked = errors.check(
         lambda: task_validate(
@@ -519,10 +594,12 @@ def _save_validate(
     errors.check(
         _validate_name, periodic_task.name, exclude_pk=None if stored is None else periodic_task.pk
     )
-    _check_options(errors, overlap=overlap, misfire=misfire, description=periodic_task.description)
+    changes = _check_options(
+        errors, policies=policies, description=periodic_task.description, tz=tz, stored=stored
+    )
     errors.raise_any()
     assert checked is not None
-    return checked, parsed
+    return checked, parsed, changes
 
 
 def _check_stock_schedule(errors: _FieldErrors, periodic_task: PeriodicTask, *, tz: str) -> None:
@@ -550,8 +627,7 @@ def _save_options(
     parsed: ParsedSchedule | None,
     schedule: str | None,
     tz: str,
-    overlap: str | None,
-    misfire: str | None,
+    policies: PolicyChanges | None,
 ) -> ScheduleOptions:
     """Save the options of the row `schedule_save` just saved: the phrase and its zone, or none
     when the row runs on a stock schedule, and the policies given."""
@@ -566,7 +642,7 @@ def _save_options(
         options.phrase = ""
         crontab = periodic_task.crontab
         options.timezone = str(crontab.timezone) if crontab is not None else tz
-    _options_save(options, parsed=parsed, phrase=schedule or "", overlap=overlap, misfire=misfire)
+    _options_save(options, parsed=parsed, phrase=schedule or "", policies=policies)
     return options
 
 

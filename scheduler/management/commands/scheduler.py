@@ -53,7 +53,7 @@ from scheduler.schedules import schedule_describe
 from scheduler.schedules.declared import DeclarationError, declared_schedules
 from scheduler.schedules.declared_alerts import declared_alerts
 from scheduler.schedules.parsing import ScheduleParseError, parse_schedule, zone_named
-from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
+from scheduler.schedules.policies import CatchUp, MisfirePolicy, OverlapPolicy
 from scheduler.schedules.preview import parsed_warnings
 from scheduler.schedules.rows import periodic_task_next_runs
 from scheduler.selectors.exports import alerts_exported, schedules_exported
@@ -177,6 +177,15 @@ class Command(AlertVerbs, DeadLetterVerbs):
             description=options["description"],
             overlap=options["overlap"],
             misfire=options["misfire"],
+            catchup=options["catchup"],
+            catchup_window=options["catchup_window"],
+            jitter=options["jitter"],
+            # Read by the service (a time without an offset is in --tz), so that its
+            # messages name the fields as the API's do.
+            start_time=options["start"],
+            end_time=options["end"],
+            max_runs=options["max_runs"],
+            pause_after_failures=options["pause_after_failures"],
             enabled=not options["disabled"],
             source=Source.CLI,
         )
@@ -209,7 +218,18 @@ class Command(AlertVerbs, DeadLetterVerbs):
             return
         self._print(
             out.table(
-                ("NAME", "ENABLED", "TASK", "SCHEDULE", "NEXT RUN", "LAST RUN", "RUNS", "IN CODE"),
+                (
+                    "NAME",
+                    "ENABLED",
+                    "TASK",
+                    "SCHEDULE",
+                    "NEXT RUN",
+                    "LAST RUN",
+                    "RUNS",
+                    "CATCH-UP",
+                    "RUNS LEFT",
+                    "IN CODE",
+                ),
                 (
                     (
                         task.name,
@@ -219,6 +239,8 @@ class Command(AlertVerbs, DeadLetterVerbs):
                         out.when(runs[0], _zone_of(task)) if runs else None,
                         out.when(task.last_run_at, _zone_of(task)),
                         task.total_run_count,
+                        (policies := out.policies_as_dict(task))["catchup_summary"],
+                        policies["runs_left"],
                         out.declared_label(task),
                     )
                     for task, description, runs in rows
@@ -249,7 +271,12 @@ class Command(AlertVerbs, DeadLetterVerbs):
             ("params", out.json_document(data["params"]).replace("\n", " ")),
             ("queue", data["queue"]),
             ("overlap", out.overlap_label(periodic_task)),
-            ("misfire", data["misfire"]),
+            ("catch-up", data["catchup_summary"]),
+            ("jitter", out.jitter_label(data["jitter"])),
+            ("starts", out.when(periodic_task.start_time, tz)),
+            ("ends", out.when(periodic_task.expires, tz)),
+            ("runs left", data["runs_left"] or "no limit"),
+            ("pause", out.pause_after_label(data["pause_after_failures"])),
             ("one-off", "yes" if periodic_task.one_off else "no"),
             ("description", periodic_task.description),
             ("runs so far", periodic_task.total_run_count),
@@ -691,19 +718,47 @@ def _add_create_verb(verbs: Verbs) -> None:
     create.add_argument("--queue", help=f"one of: {', '.join(QUEUES)} (default: the task's)")
     create.add_argument("--tz", default=settings.TIME_ZONE, help=_zone_help())
     create.add_argument("--description", default="")
+    # No argparse choices or types: the service reads the values, so that a wrong one is
+    # refused with the message the admin and the API give.
     create.add_argument(
         "--overlap",
-        choices=OverlapPolicy.values,
         help=(
-            "skip a run while the previous one runs, or follow the task's policy as the "
-            "catalog declares it when each run starts (default: default)"
+            f"when a run is due while the last one runs: {', '.join(OverlapPolicy.values)} "
+            "(default: default, the task's policy as the catalog declares it when each run "
+            "starts)"
         ),
     )
     create.add_argument(
+        "--catchup",
+        help=f"runs missed while beat was down: {', '.join(CatchUp.values)} (default: latest)",
+    )
+    create.add_argument(
+        "--catchup-window",
+        metavar="DURATION",
+        help="catch up only runs missed by less than this (seconds, or 30m, 1h, 1d; "
+        "default: no limit)",
+    )
+    create.add_argument(
         "--misfire",
-        choices=MisfirePolicy.values,
-        default=MisfirePolicy.RUN_ONCE.value,
-        help="after downtime: run once, or skip to the next due time",
+        help=(
+            f"{' or '.join(MisfirePolicy.values)}: the presets of earlier versions, "
+            "skip = --catchup none, run_once = --catchup latest with no window"
+        ),
+    )
+    create.add_argument(
+        "--jitter",
+        metavar="DURATION",
+        help="publish each run up to this long after its due time (0 to 1h; default 0)",
+    )
+    create.add_argument(
+        "--start", metavar="TIME", help="ISO 8601; no run before it (no offset: in --tz)"
+    )
+    create.add_argument(
+        "--end", metavar="TIME", help="ISO 8601; no run from then on (no offset: in --tz)"
+    )
+    create.add_argument("--max-runs", metavar="N", help="stop after N runs (default: no limit)")
+    create.add_argument(
+        "--pause-after-failures", metavar="N", help="pause after N failed runs in a row"
     )
     create.add_argument("--disabled", action="store_true", help="create it disabled")
 

@@ -45,7 +45,13 @@ def change_data(periodic_task: PeriodicTask, **overrides: Any) -> dict[str, Any]
         crontab=periodic_task.crontab_id or "",
         clocked=periodic_task.clocked_id or "",
         overlap=options.overlap,
-        misfire=options.misfire,
+        catchup=options.catchup,
+        catchup_window="" if options.catchup_window is None else str(options.catchup_window),
+        jitter=str(options.jitter),
+        max_runs="" if options.max_runs is None else str(options.max_runs),
+        pause_after_failures=(
+            "" if options.pause_after_failures is None else str(options.pause_after_failures)
+        ),
         queue=periodic_task.queue or "",
         one_off="on" if periodic_task.one_off else None,
         enabled="on" if periodic_task.enabled else None,

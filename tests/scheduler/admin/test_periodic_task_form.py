@@ -10,9 +10,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 import time_machine
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import (
@@ -28,6 +30,7 @@ from scheduler.services import ScheduleError
 from tests.forms import ECHO, periodic_task_form
 from tests.scheduler.admin.helpers import (
     ADD_URL,
+    CHANGELIST_URL,
     change_data,
     change_url,
     form_errors,
@@ -131,7 +134,23 @@ def test_it_shows_the_catalog_with_descriptions_and_the_parameter_schema(admin_c
         ({"timezone": "Mars/Olympus_Mons"}, "timezone", "unknown time zone 'Mars/Olympus_Mons'"),
         ({"queue": "nowhere"}, "queue", "Select a valid choice"),
         ({"schedule": ""}, "schedule", "Write a schedule"),
-        ({"misfire": "sometimes"}, "misfire", "Select a valid choice"),
+        ({"catchup": "sometimes"}, "catchup", "Select a valid choice"),
+        ({"catchup_window": "-1"}, "catchup_window", "-1 is less than 1"),
+        ({"catchup_window": "soon"}, "catchup_window", "'soon' is not a duration"),
+        ({"jitter": "2h"}, "jitter", "7200 seconds is more than the limit, 3600 seconds"),
+        ({"max_runs": "0"}, "max_runs", "0 would never let it run"),
+        ({"pause_after_failures": "0"}, "pause_after_failures", "0 would never let it run"),
+        (
+            {
+                "start_time_0": "2030-01-02",
+                "start_time_1": "09:00:00",
+                "expires_0": "2030-01-01",
+                "expires_1": "09:00:00",
+            },
+            "expires",
+            "is not after start_time",
+        ),
+        ({"expires_0": "2001-01-01", "expires_1": "09:00:00"}, "expires", "is in the past"),
     ],
 )
 def test_it_puts_bad_input_on_its_field_and_saves_nothing(admin_client, overrides, field, message):
@@ -270,14 +289,53 @@ def test_it_changes_the_policies(admin_client):
     task = make_schedule()
 
     response = admin_client.post(
-        change_url(task), change_data(task, overlap="skip", misfire="skip")
+        change_url(task),
+        change_data(
+            task,
+            overlap="buffer_one",
+            catchup="none",
+            catchup_window="1h",
+            jitter="30",
+            max_runs="5",
+            pause_after_failures="3",
+            start_time_0="2030-01-01",
+            start_time_1="09:00:00",
+            expires_0="2030-02-01",
+            expires_1="09:00:00",
+        ),
     )
 
     assert response.status_code == 302, form_errors(response)
+    task.refresh_from_db()
     options = ScheduleOptions.objects.get(periodic_task=task)
-    assert (options.overlap, options.misfire) == ("skip", "skip")
+    assert (options.overlap, options.catchup, options.catchup_window) == (
+        "buffer_one",
+        "none",
+        3600,
+    )
+    assert options.misfire == "skip"  # kept in step for readers of earlier versions
+    assert (options.jitter, options.max_runs, options.remaining_runs) == (30, 5, 5)
+    assert options.pause_after_failures == 3
+    zone = ZoneInfo(settings.TIME_ZONE)
+    assert task.start_time == datetime(2030, 1, 1, 9, 0, tzinfo=zone)
+    assert task.expires == datetime(2030, 2, 1, 9, 0, tzinfo=zone)
     changes = AuditEntry.objects.get(action="updated").changes
-    assert changes["overlap"] == ["default", "skip"]
+    assert changes["overlap"] == ["default", "buffer_one"]
+    assert changes["catchup"] == ["latest", "none"]
+    assert changes["max_runs"] == [None, 5]
+    assert changes["end_time"] == [None, task.expires.isoformat()]
+    # Shown back as saved; the same values again do not count the runs again.
+    form = admin_client.get(change_url(task)).context["adminform"].form
+    assert form.initial["catchup_window"] == 3600
+    ScheduleOptions.objects.filter(periodic_task=task).update(remaining_runs=2)
+    again = admin_client.post(change_url(task), change_data(task, description="again"))
+    assert again.status_code == 302, form_errors(again)
+    options.refresh_from_db()
+    assert (options.max_runs, options.remaining_runs) == (5, 2)
+    page = admin_client.get(change_url(task)).content.decode()
+    assert "2 of 5 runs left" in page
+    listed = admin_client.get(CHANGELIST_URL).content.decode()
+    assert "catch-up: none · 2 of 5 runs left" in listed
 
 
 @pytest.mark.parametrize(

@@ -75,7 +75,10 @@ BAD_INPUTS = [
     (["create", "x", "2020-01-15 14:30", "--task", "scheduler.ping"], "is in the past"),
     (["create", "existing", "0 9 * * *", "--task", "scheduler.ping"], "already exists"),
     (["create", " ", "0 9 * * *", "--task", "scheduler.ping"], "a name is required"),
-    (["create", "x", "0 9 * * *", "--task", "scheduler.ping", "--overlap", "maybe"], "invalid"),
+    (
+        ["create", "x", "0 9 * * *", "--task", "scheduler.ping", "--overlap", "maybe"],
+        "overlap: 'maybe' is not one of allow, skip",
+    ),
     (["create", "x", "0 9 * * *"], "required: --task"),
     (["show", "nope"], "no periodic task named 'nope'"),
     (["enable", "nope"], "no periodic task named 'nope'"),

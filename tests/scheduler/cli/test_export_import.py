@@ -78,7 +78,13 @@ def test_export_writes_the_shape_of_a_declaration_and_filters_by_name():
                 "queue": "default",
                 "description": "A nap.",
                 "overlap": "skip",
-                "misfire": "run_once",
+                "catchup": "latest",
+                "catchup_window": None,
+                "jitter": 0,
+                "start_time": None,
+                "end_time": None,
+                "max_runs": None,
+                "pause_after_failures": None,
                 "enabled": True,
             }
         ]
