@@ -34,7 +34,7 @@ from scheduler.schedules.preview import (
     schedule_preview,
 )
 from scheduler.schedules.rows import options_of
-from scheduler.services import ScheduleError, schedule_parse
+from scheduler.services import ScheduleError, policies_check, schedule_parse
 
 STOCK_SCHEDULE_FIELDS = ("interval", "crontab", "solar", "clocked")
 # The form fields a preview reads: an error on one of them is the preview's answer. Errors
@@ -148,10 +148,19 @@ def _set_unsaved_options(
     misfire = data.get("misfire") or MisfirePolicy.RUN_ONCE
     preset_catchup, preset_window = CATCHUP_PRESETS.get(misfire, (CatchUp.LATEST, None))
 
+    # The form's policy fields are text ("1h", "30"): read as the services read them on save.
+    policies = getattr(form, "policies", None)
+    read: dict[str, Any] = {}
+    if policies is not None:
+        try:
+            read = policies_check(policies(), tz=tz, now=now).options
+        except ScheduleError:
+            read = {}  # each bad field has its form error, shown above
+
     def option(name: str, default: Any) -> Any:
         """The admin form's field if it has one; else the value posted, if any."""
         if name in form.fields:
-            value = data.get(name)
+            value = read.get(name, data.get(name)) if policies is not None else data.get(name)
         elif name in form.data:
             value = extra.cleaned_data.get(name)
         else:

@@ -156,8 +156,8 @@ def test_the_policies_posted_are_put_in_words_and_max_runs_cuts_the_list(admin_c
 
 
 @time_machine.travel(JUNE, tick=False)
-def test_the_misfire_policy_stands_for_catch_up_when_the_form_has_no_catch_up(admin_client):
-    status, body = preview(admin_client, schedule="every hour", misfire="skip")
+def test_the_catch_up_typed_is_shown_in_words(admin_client):
+    status, body = preview(admin_client, schedule="every hour", catchup="none")
 
     assert status == 200, body
     assert body["effects"][1] == (
@@ -254,9 +254,10 @@ def test_the_never_running_cron_line_says_why(admin_client):
 @pytest.mark.parametrize(
     ("fields", "field", "message"),
     [
-        ({"max_runs": "0"}, "max_runs", "greater than or equal to 1"),
-        ({"jitter": "-1"}, "jitter", "greater than or equal to 0"),
-        ({"catchup_window": "-1"}, "catchup_window", "greater than or equal to 0"),
+        # The services' own messages, as saving gives them.
+        ({"max_runs": "0"}, "max_runs", "0 would never let it run"),
+        ({"jitter": "-1"}, "jitter", "-1 is less than 0"),
+        ({"catchup_window": "-1"}, "catchup_window", "-1 is less than 1"),
         ({"catchup": "sometimes"}, "catchup", "not one of the available choices"),
     ],
 )
