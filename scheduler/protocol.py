@@ -29,8 +29,10 @@ class RunState(StrEnum):
     REVOKED = states.REVOKED
     REJECTED = states.REJECTED
     IGNORED = states.IGNORED
-    # Ours: a run the overlap policy skipped (stored as its result too).
+    # Ours: a run the overlap policy skipped (stored as its result too), and one it kept to run
+    # after the running run ends (stored until its turn comes; then STARTED, SUCCESS, ...).
     SKIPPED = "SKIPPED"
+    BUFFERED = "BUFFERED"
     # An event's only: a run beat published that never got a result (beat's watchdog), and an
     # agent's post that went out.
     MISSED = "MISSED"
@@ -38,6 +40,7 @@ class RunState(StrEnum):
 
 
 SKIPPED = RunState.SKIPPED.value
+BUFFERED = RunState.BUFFERED.value
 MISSED = RunState.MISSED.value
 PUBLISHED = RunState.PUBLISHED.value
 
@@ -69,6 +72,11 @@ class EventType(StrEnum):
     TASK_RETRIED = "task.retried"
     TASK_REVOKED = "task.revoked"
     TASK_SKIPPED = "task.skipped"
+    # The overlap policy's other decisions: a run kept for later (buffer_one, buffer_all), and
+    # the running run stopped for a newer one (cancel_other, terminate_other; on the stopped run).
+    TASK_BUFFERED = "task.buffered"
+    TASK_CANCELLED = "task.cancelled"
+    TASK_TERMINATED = "task.terminated"
     # A second delivery of a run already claimed (dropped), and a run beat flagged as missed.
     TASK_DUPLICATE = "task.duplicate"
     TASK_MISSED = "task.missed"
@@ -109,6 +117,9 @@ RUN_EVENTS: tuple[str, ...] = (
     EventType.TASK_RETRIED,
     EventType.TASK_REVOKED,
     EventType.TASK_SKIPPED,
+    EventType.TASK_BUFFERED,
+    EventType.TASK_CANCELLED,
+    EventType.TASK_TERMINATED,
 )
 SCHEDULE_EVENTS: tuple[str, ...] = tuple(
     event for event in EventType if event.startswith("schedule.")
@@ -117,6 +128,17 @@ SCHEDULE_EVENTS: tuple[str, ...] = tuple(
 # The message header naming the domain object a run belongs to ("tournament:7"): its events go
 # to that object's group too (a tournament page, a chat session).
 OBJECT_HEADER = "scheduler_object"
+# The headers of a periodic run (beat, "Run now" and backfill set them): the periodic task it is a
+# run of; its due time and when it was published (ISO 8601, UTC); an overlap policy that wins
+# over the schedule's (backfill's own); the backfill it belongs to. And the header of a buffered
+# run published again when its turn came: it holds the overlap lock already.
+PERIODIC_TASK_HEADER = "periodic_task_name"
+SCHEDULED_FOR_HEADER = "scheduled_for"
+PUBLISHED_AT_HEADER = "published_at"
+OVERLAP_POLICY_HEADER = "overlap_policy"
+BACKFILL_HEADER = "backfill_id"
+OVERLAP_TURN_HEADER = "overlap_turn"
+
 # As long as TaskEvent's columns.
 OBJECT_TYPE_MAX, OBJECT_ID_MAX = 40, 64
 
@@ -203,6 +225,26 @@ def running_key(periodic_task_name: str) -> str:
     return f"scheduler:running:{periodic_task_name}"
 
 
-def claim_key(task_id: str, retries: int) -> str:
-    """The claim of one delivery of a run (duplicate deliveries find it taken)."""
-    return f"scheduler:claim:{task_id}:{retries}"
+def overlap_buffer_key(periodic_task_name: str) -> str:
+    """The runs of `periodic_task_name` buffered behind the running one, oldest first."""
+    return f"scheduler:overlap:buffer:{periodic_task_name}"
+
+
+# Set: the periodic tasks with buffered runs (workers hand a stranded one its turn).
+OVERLAP_BUFFERED_KEY = "scheduler:overlap:buffered"
+
+
+def overlap_waiter_key(periodic_task_name: str) -> str:
+    """The run waiting for the running run of `periodic_task_name` to stop (cancel_other)."""
+    return f"scheduler:overlap:waiter:{periodic_task_name}"
+
+
+def overlap_stopped_key(task_id: str) -> str:
+    """Why run `task_id` was stopped by the overlap policy ("cancelled by run ...")."""
+    return f"scheduler:overlap:stopped:{task_id}"
+
+
+def claim_key(task_id: str, retries: int, turn: int = 0) -> str:
+    """The claim of one delivery of a run (duplicate deliveries find it taken); a buffered
+    run published again for its `turn` claims anew (its first delivery's claim still stands)."""
+    return f"scheduler:claim:{task_id}:{retries}" + (f":turn{turn}" if turn else "")

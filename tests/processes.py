@@ -13,6 +13,7 @@ import time
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from urllib.parse import quote
 
@@ -107,27 +108,53 @@ def start_worker(
     timeout: float = 60,
     env: Mapping[str, str] | None = None,
 ) -> RunningProcess:
-    hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
-    argv = worker_argv(
-        python=sys.executable,
-        hostname=hostname,
-        queues=queues or list(QUEUES),
-        extra=("-c", str(concurrency), "--without-mingle", "--without-gossip"),
+    [worker] = start_workers(
+        count=1, log_dir=log_dir, queues=queues, concurrency=concurrency, timeout=timeout, env=env
     )
-    running = start_process("worker", argv, env=child_env(**(env or {})), log_dir=log_dir)
-    running.hostname = hostname
+    return worker
+
+
+def _ready_or_gone(worker: RunningProcess, within: float) -> bool:
+    return worker.hostname in workers_seen_within(within) or worker.process.poll() is not None
+
+
+def start_workers(
+    *,
+    count: int,
+    log_dir: Path,
+    queues: list[str] | None = None,
+    concurrency: int = 2,
+    timeout: float = 60,
+    env: Mapping[str, str] | None = None,
+) -> list[RunningProcess]:
+    """`count` worker processes, started side by side (from this thread: a child gets SIGTERM
+    when the thread that started it ends), each ready when this returns."""
+    workers: list[RunningProcess] = []
     try:
-        wait_for(
-            lambda: hostname in workers_seen_within(timeout) or running.process.poll() is not None,
-            timeout=timeout,
-            what=f"worker {hostname} to become ready",
-        )
-        if running.process.poll() is not None:
-            raise AssertionError(f"worker exited while starting:\n{running.log()}")
+        for _ in range(count):
+            hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
+            argv = worker_argv(
+                python=sys.executable,
+                hostname=hostname,
+                queues=queues or list(QUEUES),
+                extra=("-c", str(concurrency), "--without-mingle", "--without-gossip"),
+            )
+            running = start_process("worker", argv, env=child_env(**(env or {})), log_dir=log_dir)
+            running.hostname = hostname
+            workers.append(running)
+        for running in workers:
+            wait_for(
+                partial(_ready_or_gone, running, timeout),
+                timeout=timeout,
+                what=f"worker {running.hostname} to become ready",
+            )
+            if running.process.poll() is not None:
+                raise AssertionError(f"worker exited while starting:\n{running.log()}")
     except AssertionError:
-        running.stop()
+        for running in workers:
+            running.stop()
         raise
-    return running
+    return workers
 
 
 def start_beat(*, log_dir: Path, env: Mapping[str, str] | None = None) -> RunningProcess:

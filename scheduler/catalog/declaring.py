@@ -114,7 +114,7 @@ def catalog_task(
     name: str,
     description: str,
     params: type[Params] = NoParams,
-    overlap: OverlapPolicy = OverlapPolicy.ALLOW,
+    overlap: OverlapPolicy | str = OverlapPolicy.ALLOW,
     **task_options: Any,
 ) -> Callable[[F], Any]:
     """Register a Celery task and its catalog entry (module docstring)."""

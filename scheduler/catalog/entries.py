@@ -181,7 +181,10 @@ def outside_catalog_message(task_name: str, periodic_task_name: str, action: str
 
 
 def _overlap_checked(overlap: OverlapPolicy | str) -> OverlapPolicy:
-    policy = OverlapPolicy(overlap)
-    if policy == OverlapPolicy.DEFAULT:
-        raise ValueError("a catalog entry declares its overlap policy: allow or skip")
-    return policy
+    declarable = [policy.value for policy in OverlapPolicy if policy != OverlapPolicy.DEFAULT]
+    if overlap not in declarable:
+        raise ValueError(
+            f"a catalog entry declares its overlap policy: {', '.join(declarable)} "
+            f"(not {str(overlap)!r})"
+        )
+    return OverlapPolicy(overlap)

@@ -38,6 +38,8 @@ LEVELS = {
     "task.failed": "ERROR",
     "task.retried": "WARNING",
     "task.revoked": "WARNING",
+    "task.cancelled": "WARNING",
+    "task.terminated": "WARNING",
     "task.missed": "WARNING",
     "task.dead_letter": "ERROR",
     "incident.opened": "ERROR",

@@ -221,7 +221,7 @@ class SchedulerCollector(Collector):
         tasks = CounterMetricFamily(
             "scheduler_tasks",
             "Task lifecycle events, by task and the state they moved it to "
-            "(PENDING = queued, STARTED, SUCCESS, FAILURE, RETRY, REVOKED, SKIPPED).",
+            "(PENDING = queued, STARTED, SUCCESS, FAILURE, RETRY, REVOKED, SKIPPED, BUFFERED).",
             labels=["task_name", "state"],
         )
         for field, value in sorted(_hash(TASKS_KEY).items()):

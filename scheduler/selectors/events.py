@@ -20,7 +20,7 @@ from scheduler.core.patterns import (
 )
 from scheduler.live.events import LEVELS
 from scheduler.models import TaskEvent
-from scheduler.protocol import EVENT_ALIASES, FINISHED_STATES, RUN_EVENTS, EventType
+from scheduler.protocol import BUFFERED, EVENT_ALIASES, FINISHED_STATES, RUN_EVENTS, EventType
 from scheduler.worker.task_base import SKIPPED
 
 # --- Event log -----------------------------------------------------------------------------------
@@ -105,7 +105,17 @@ def event_wins(row: dict[str, Any], state: str, at: datetime) -> bool:
 
 
 # The states the feed's filter offers (the websocket accepts a few more: see consumers.py).
-FEED_STATES = ("PENDING", "RECEIVED", "STARTED", "RETRY", "SUCCESS", "FAILURE", "REVOKED", SKIPPED)
+FEED_STATES = (
+    "PENDING",
+    "RECEIVED",
+    "STARTED",
+    "RETRY",
+    "SUCCESS",
+    "FAILURE",
+    "REVOKED",
+    SKIPPED,
+    BUFFERED,
+)
 # With a filter no index leads with (state, periodic task), the feed reads only this many of the
 # latest events along the index it has: a bounded read, whatever the size of the log.
 FEED_WINDOW = 5000
@@ -202,7 +212,7 @@ def task_feed(
     return newest[:limit]
 
 
-PENDING_EVENTS = ("task.queued", "task.retried", "task.started")
+PENDING_EVENTS = ("task.queued", "task.retried", "task.started", "task.buffered")
 
 
 def _pending_since(since: datetime) -> list[tuple[str, str, datetime]]:

@@ -21,13 +21,14 @@ from scheduler.catalog import load_catalog
 from scheduler.core import masking
 from scheduler.core.plain_text import shortened, text_lines
 from scheduler.models import ScheduleState, TaskEvent
-from scheduler.protocol import FINISHED_STATES, RESPONSE_NOTE
+from scheduler.protocol import BUFFERED, FINISHED_STATES, RESPONSE_NOTE
 from scheduler.selectors.events import event_wins
 from scheduler.worker.task_base import SKIPPED
 
 # --- Task results --------------------------------------------------------------------------------
 
-# What people call a result's state -> Celery's state names (plus our SKIPPED).
+# What people call a result's state -> Celery's state names (plus our SKIPPED and BUFFERED).
+_OURS = frozenset({SKIPPED, BUFFERED})
 RESULT_STATUS_ALIASES: dict[str, str] = {
     "failed": states.FAILURE,
     "failure": states.FAILURE,
@@ -49,6 +50,7 @@ RESULT_STATUS_ALIASES: dict[str, str] = {
     "rejected": states.REJECTED,
     "ignored": states.IGNORED,
     "skipped": SKIPPED,
+    "buffered": BUFFERED,
 }
 
 
@@ -57,7 +59,7 @@ def result_status_named(text: str) -> str:
     key = text.strip().lower()
     if key in RESULT_STATUS_ALIASES:
         return RESULT_STATUS_ALIASES[key]
-    if key.upper() in states.ALL_STATES | {SKIPPED}:
+    if key.upper() in states.ALL_STATES | _OURS:
         return key.upper()
     known = sorted(set(RESULT_STATUS_ALIASES.values()))
     raise ValueError(f"unknown status {text!r} (use one of: {', '.join(s.lower() for s in known)})")
@@ -95,8 +97,8 @@ def _recent_values(field: str) -> set[str]:
 
 
 def result_statuses() -> list[str]:
-    """Every state a stored result can be in (Celery's and our SKIPPED)."""
-    return sorted(states.ALL_STATES | {SKIPPED})
+    """Every state a stored result can be in (Celery's and our SKIPPED and BUFFERED)."""
+    return sorted(states.ALL_STATES | _OURS)
 
 
 # At most this many periodic tasks are offered by the results list's filter: a deployment may

@@ -44,6 +44,7 @@ STATE_LABELS = {
     "RETRY": "retrying",
     "REVOKED": "revoked",
     "SKIPPED": "skipped",
+    "BUFFERED": "buffered",
 }
 
 

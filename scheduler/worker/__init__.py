@@ -1,5 +1,5 @@
 """The worker runtime: what runs inside `celery worker` around every task body. The catalog
-tasks' base class (overlap locks, the SKIPPED state), one execution per delivery
+tasks' base class (overlap policies, the SKIPPED and BUFFERED states), one execution per delivery
 (deduplication), the result backend (one upsert per state, with the schedule's state) and the
 receivers that turn Celery's lifecycle signals into events.
 

@@ -77,8 +77,8 @@ class Claim:
     holder: Holder | None = None  # who runs it, when not acquired
 
 
-def claim_key(task_id: str, retries: int) -> str:
-    return redis_key(protocol.claim_key(task_id, retries))
+def claim_key(task_id: str, retries: int, turn: int = 0) -> str:
+    return redis_key(protocol.claim_key(task_id, retries, turn))
 
 
 # pid -> that process's start time; a forked pool child looks its own up.
@@ -123,10 +123,11 @@ def _node_runs(node: str, task_id: str) -> bool:
     return False
 
 
-def claim_run(*, task_id: str, retries: int, node: str, ttl_seconds: float) -> Claim:
-    """Claim one attempt of a task for this delivery (module docstring)."""
+def claim_run(*, task_id: str, retries: int, node: str, ttl_seconds: float, turn: int = 0) -> Claim:
+    """Claim one attempt of a task for this delivery (module docstring); `turn`: the delivery
+    of a buffered run published again when its turn came (scheduler/worker/overlap.py)."""
     redis: Any = get_redis()
-    key = claim_key(task_id, retries)
+    key = claim_key(task_id, retries, turn)
     me = this_holder(node, uuid.uuid4().hex).encode()
     ttl_ms = int(ttl_seconds * 1000)
     if redis.set(key, me, nx=True, px=ttl_ms):

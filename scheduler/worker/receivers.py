@@ -33,6 +33,7 @@ from scheduler.observability.worker_heartbeats import (
     record_worker_seen,
 )
 from scheduler.worker.dead_letters import dead_letter_keep
+from scheduler.worker.overlap import overlap_rescue, stop_reason_or_none
 from scheduler.worker.result_backend import defer_started
 
 logger = logging.getLogger(__name__)
@@ -101,6 +102,17 @@ def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
 @heartbeat_sent.connect
 def _heartbeat_sent(sender: Any = None, **kwargs: Any) -> None:
     _record(sender.eventer.hostname)
+    # Off the worker's event loop: a rescue may publish a message.
+    publisher().call_later(0, _rescue_buffered_runs)
+
+
+def _rescue_buffered_runs() -> None:
+    # A buffered run whose running run died without handing the lock over gets its turn once
+    # the lock has expired (scheduler/worker/overlap.py): one Redis read while none is buffered.
+    try:
+        overlap_rescue()
+    except Exception:
+        logger.warning("could not look for stranded buffered runs", exc_info=True)
 
 
 @worker_shutdown.connect
@@ -232,6 +244,9 @@ def _task_revoked(
     **kwargs: Any,
 ) -> None:
     why = "expired" if expired else "terminated" if terminated else "revoked"
+    if terminated:
+        # Stopped by another run's overlap policy: which run, and why.
+        why = stop_reason_or_none(getattr(request, "id", "") or "") or why
     event_record_safely(
         type="task.revoked",
         task_id=getattr(request, "id", "") or "",

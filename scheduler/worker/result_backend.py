@@ -38,6 +38,7 @@ from kombu.exceptions import DecodeError
 
 from scheduler.live.publisher import publisher
 from scheduler.worker import schedule_state
+from scheduler.worker.overlap import stop_reason_or_none
 
 # Written on every state, as the stock backend's `TaskResultManager.store_result` does.
 _STATE_FIELDS = (
@@ -96,6 +97,24 @@ class DatabaseBackend(StockDatabaseBackend):
                 cast(Any, row).date_started = getattr(pending[0], "date_started", None)
         _upsert(row, using=using)
         return encoded
+
+    def mark_as_revoked(
+        self,
+        task_id: str,
+        reason: str = "",
+        request: Any = None,
+        store_result: bool = True,
+        state: str = states.REVOKED,
+    ) -> Any:
+        # A run stopped by another run's overlap policy (cancel_other, terminate_other) is
+        # revoked by its worker as any other; its row says which run stopped it and why.
+        return super().mark_as_revoked(
+            task_id,
+            stop_reason_or_none(task_id) or reason,
+            request=request,
+            store_result=store_result,
+            state=state,
+        )
 
     def exception_safe_to_retry(self, exc: BaseException) -> bool:
         # The database restarting, a dropped connection, SQLite's lock timeout: the same write
@@ -165,10 +184,12 @@ def _write_pending(task_id: str) -> None:
 # run that succeeded (its worker died before the acknowledgement, or an ETA message restored
 # past the visibility timeout) must not turn it back into STARTED, RETRY or FAILURE. Both
 # SQLite and PostgreSQL take a WHERE on the DO UPDATE of an upsert.
-# Nor may a STARTED, written before a copy's body starts, land on a run that ended otherwise.
+# Nor may a STARTED, written before a copy's body starts, land on a run that ended otherwise;
+# nor a BUFFERED, written just after the run went into the buffer, on the end of its turn (the
+# running run ended at once and its turn came and went in between).
 _KEEP_SUCCESS = (
-    " WHERE {table}.\"status\" <> 'SUCCESS' AND NOT (EXCLUDED.\"status\" = 'STARTED'"
-    " AND {table}.\"status\" IN ('FAILURE', 'REVOKED', 'SKIPPED'))"
+    " WHERE {table}.\"status\" <> 'SUCCESS' AND NOT (EXCLUDED.\"status\" IN ('STARTED',"
+    " 'BUFFERED') AND {table}.\"status\" IN ('FAILURE', 'REVOKED', 'SKIPPED'))"
 )
 
 # (database alias, with a start time?, of a periodic task?) -> the statement, compiled by Django

@@ -4,36 +4,86 @@ A run delivered by the broker first claims its attempt (scheduler/worker/dedupli
 copy of a run that succeeded or still runs elsewhere is dropped: acknowledged, its STARTED row
 discarded, and recorded as a `task.duplicate` event carrying the state of the copy that counts.
 
-A run sent by beat (or by "Run now") carries its periodic task's name in the message headers.
-When that periodic task's overlap policy is `skip`, the run takes a Redis lock named after the
-periodic task for as long as it runs; a run that finds the lock taken does nothing, is stored
-with the state SKIPPED and records a `task.skipped` event.
+A run sent by beat (or by "Run now", or a backfill) carries its periodic task's name in the message
+headers, and follows that periodic task's overlap policy (a header `overlap_policy` wins over it:
+a backfill's own). The decisions are made in Redis, atomically, across workers and hosts
+(scheduler/worker/overlap.py); here each is carried out, stored as the run's result and recorded
+as an event:
+
+- `skip`: the run does nothing, stored as SKIPPED (`task.skipped`);
+- `buffer_one` / `buffer_all`: the run is kept in Redis, stored as BUFFERED (`task.buffered`);
+  when the running run ends it hands the lock over and publishes the first buffered run again,
+  under its own task id, whose row then goes on STARTED, SUCCESS...; `buffer_one` keeps one
+  run and skips the others, `buffer_all` keeps up to BUFFER_CAP runs and runs them in order;
+- `cancel_other`: the running run is revoked with SIGUSR1, which raises SoftTimeLimitExceeded in
+  it (cooperative, as its soft time limit would); it is stored REVOKED "cancelled by run X"
+  (`task.cancelled`) and lets the lock go; this run waits for that, at most until the other's
+  hard limit has passed (then it is surely dead) and at most half its own soft limit;
+- `terminate_other`: this run takes the lock at once and the running run is killed (SIGKILL,
+  no clean-up), stored REVOKED "terminated by run X" (`task.terminated`).
+
+A run also gets its intended time: the header `scheduled_for` is `self.request.scheduled_for` (an
+aware datetime) and the keyword argument `scheduled_for` of a task function that takes one.
 """
 
 from __future__ import annotations
 
-import contextlib
+import inspect
 import logging
+import time
+from datetime import UTC, datetime
 from typing import Any
 
 import redis
 from celery import Task, states
-from celery.exceptions import Ignore
+from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.db import DatabaseError
 from django_celery_results.models import TaskResult
 
 from config.queues import QUEUES, queue_for
-from scheduler.core.redis_connection import get_redis, redis_key
+from scheduler.core.redis_connection import redis_key
 from scheduler.live.events import event_record_safely
-from scheduler.protocol import SKIPPED, running_key
+from scheduler.protocol import (
+    BUFFERED,
+    OVERLAP_POLICY_HEADER,
+    OVERLAP_TURN_HEADER,
+    PERIODIC_TASK_HEADER,
+    SCHEDULED_FOR_HEADER,
+    SKIPPED,
+    EventType,
+    RunState,
+    running_key,
+)
 from scheduler.schedules.policies import OverlapPolicy
 from scheduler.worker.deduplication import claim_run
+from scheduler.worker.overlap import (
+    BUFFER_CAP,
+    Decision,
+    overlap_decide,
+    overlap_hand_over,
+    overlap_publish,
+    overlap_take_over,
+    run_message,
+    stop_mark,
+    stop_reason_or_none,
+)
 from scheduler.worker.result_backend import discard_started
 
 logger = logging.getLogger(__name__)
 
 # The lock outlives the longest the run may take, so a killed worker cannot hold it for ever.
 _LOCK_MARGIN = 60
+# cancel_other: how often the waiting run looks whether the other let go, and how long after
+# the other's hard limit it takes the lock anyway (the worker kills a run at its hard limit).
+_WAIT_INTERVAL = 0.05
+_KILL_GRACE = 5.0
+# The signals that stop the other run: SIGUSR1 is the pool's soft time limit signal (it raises
+# SoftTimeLimitExceeded in the task); SIGKILL cannot be caught.
+_CANCEL_SIGNAL = "SIGUSR1"
+_TERMINATE_SIGNAL = "SIGKILL"
+
+_BUFFERING = frozenset({OverlapPolicy.BUFFER_ONE, OverlapPolicy.BUFFER_ALL})
+_STOPPING = frozenset({OverlapPolicy.CANCEL_OTHER, OverlapPolicy.TERMINATE_OTHER})
 
 
 def overlap_lock_key(periodic_task_name: str) -> str:
@@ -54,10 +104,54 @@ def _stored_state_or_none(task_id: str) -> str | None:
         return None
 
 
-def _periodic_task_name(request: Any) -> str | None:
+def _header(request: Any, name: str) -> Any:
     # A worker puts message headers on the request; a run in the caller keeps them apart.
-    return getattr(request, "periodic_task_name", None) or (request.headers or {}).get(
-        "periodic_task_name"
+    value = getattr(request, name, None)
+    if value is None:
+        value = (request.headers or {}).get(name)
+    return value
+
+
+def _periodic_task_name(request: Any) -> str | None:
+    return _header(request, PERIODIC_TASK_HEADER) or None
+
+
+def _turn(request: Any) -> int:
+    try:
+        return int(_header(request, OVERLAP_TURN_HEADER) or 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def scheduled_for_of(request: Any) -> datetime | None:
+    """The run's intended time from its `scheduled_for` header (ISO 8601, UTC), if it has one."""
+    value = _header(request, SCHEDULED_FOR_HEADER)
+    if isinstance(value, datetime):
+        return value if value.tzinfo else value.replace(tzinfo=UTC)
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        moment = datetime.fromisoformat(value)
+    except ValueError:
+        logger.warning("ignoring a scheduled_for header that is no ISO 8601 time: %r", value)
+        return None
+    # The header is UTC by the protocol; one without an offset is read so.
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+# task name -> whether its function takes a `scheduled_for` parameter.
+_takes_scheduled_for: dict[str, bool] = {}
+
+
+def _takes(function: Any, name: str) -> bool:
+    try:
+        parameter = inspect.signature(function).parameters.get(name)
+    except (TypeError, ValueError):
+        return False
+    return parameter is not None and parameter.kind not in (
+        inspect.Parameter.VAR_POSITIONAL,
+        inspect.Parameter.VAR_KEYWORD,
+        inspect.Parameter.POSITIONAL_ONLY,
     )
 
 
@@ -76,25 +170,56 @@ class CatalogTask(Task):
         return OverlapPolicy.ALLOW.value
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        periodic_task_name = _periodic_task_name(self.request)
-        if self.request.delivery_info and not self.request.is_eager:
+        request = self.request
+        periodic_task_name = _periodic_task_name(request)
+        if request.delivery_info and not request.is_eager:
             self._claim_delivery(periodic=bool(periodic_task_name))
-        if not periodic_task_name or self.overlap_policy(periodic_task_name) != OverlapPolicy.SKIP:
+        kwargs = self._with_scheduled_for(kwargs)
+        if not periodic_task_name:
             return super().__call__(*args, **kwargs)
-        lock = get_redis().lock(
-            overlap_lock_key(periodic_task_name),
-            timeout=self._lock_ttl(),
-            blocking=False,
-            thread_local=False,
-        )
-        if not lock.acquire(blocking=False):
-            self._skip(periodic_task_name)
+        policy = self._policy_of(periodic_task_name)
+        # A buffered run published again holds the lock already: it hands it on at its end,
+        # whatever the policy says now.
+        holds = _turn(request) > 0
+        if policy != OverlapPolicy.ALLOW:
+            holds = self._take_turn(periodic_task_name, OverlapPolicy(policy))
+        if not holds:
+            return super().__call__(*args, **kwargs)
         try:
             return super().__call__(*args, **kwargs)
+        except SoftTimeLimitExceeded:
+            self._ignore_if_stopped()
+            raise
         finally:
-            # Expired already (the run outlived its TTL): the lock is someone else's now.
-            with contextlib.suppress(redis.exceptions.LockError):
-                lock.release()
+            self._hand_over(periodic_task_name)
+
+    def _with_scheduled_for(self, kwargs: dict[str, Any]) -> dict[str, Any]:
+        request: Any = self.request  # Celery's Context takes any attribute
+        moment = scheduled_for_of(request)
+        request.scheduled_for = moment
+        if moment is None or "scheduled_for" in kwargs:
+            return kwargs
+        takes = _takes_scheduled_for.get(self.name)
+        if takes is None:
+            takes = _takes_scheduled_for[self.name] = _takes(self.run, "scheduled_for")
+        return {**kwargs, "scheduled_for": moment} if takes else kwargs
+
+    def _policy_of(self, periodic_task_name: str) -> str:
+        given = _header(self.request, OVERLAP_POLICY_HEADER)
+        if given:
+            try:
+                policy = OverlapPolicy(given)
+            except ValueError:
+                logger.warning(
+                    "%s[%s]: unknown overlap_policy header %r: the schedule's policy applies",
+                    self.name,
+                    self.request.id,
+                    given,
+                )
+            else:
+                if policy != OverlapPolicy.DEFAULT:
+                    return policy.value
+        return self.overlap_policy(periodic_task_name)
 
     def _claim_delivery(self, *, periodic: bool) -> None:
         """Run this delivery only if no other copy of the attempt ran or runs (deduplication)."""
@@ -111,6 +236,7 @@ class CatalogTask(Task):
                 retries=request.retries or 0,
                 node=request.hostname or "",
                 ttl_seconds=self._lock_ttl(),
+                turn=_turn(request),
             )
         except (redis.exceptions.RedisError, OSError) as exc:
             # Redis restarting: running a rare duplicate beats failing the run, and the stored
@@ -157,23 +283,193 @@ class CatalogTask(Task):
         # Acknowledged, and nothing more stored for it: the stored state is the other copy's.
         raise Ignore(reason)
 
-    def _lock_ttl(self) -> int:
-        # A limit given with the message (apply_async(time_limit=...)) wins over the task's.
-        hard = (getattr(self.request, "timelimit", None) or (None, None))[0]
+    def _limits(self) -> tuple[float, float]:
+        """The run's hard and soft time limits: a limit given with the message
+        (apply_async(time_limit=...)) wins over the task's, which wins over its queue's."""
+        hard, soft = getattr(self.request, "timelimit", None) or (None, None)
         spec = QUEUES[queue_for(self.name)]
-        return int(hard or self.time_limit or spec.hard_limit) + _LOCK_MARGIN
+        return (
+            float(hard or self.time_limit or spec.hard_limit),
+            float(soft or self.soft_time_limit or spec.soft_limit),
+        )
 
-    def _skip(self, periodic_task_name: str) -> None:
-        reason = f"skipped: the previous run of {periodic_task_name!r} is still running"
+    def _lock_ttl(self) -> int:
+        return int(self._limits()[0]) + _LOCK_MARGIN
+
+    # --- the overlap policy (module docstring) -------------------------------------------------
+
+    def _take_turn(self, periodic_task_name: str, policy: OverlapPolicy) -> bool:
+        """Carry out the policy's decision on this run: True once it holds the lock and may run,
+        False when Redis could not be asked (it runs anyway); Ignore when it does not run."""
+        request = self.request
+        if request.is_eager and (policy in _BUFFERING or policy in _STOPPING):
+            # A run in the caller can neither be published again later nor wait for a worker
+            # to stop another: it follows `skip`.
+            policy = OverlapPolicy.SKIP
+        try:
+            decision = overlap_decide(
+                periodic_task_name=periodic_task_name,
+                run_id=request.id or "",
+                policy=policy.value,
+                ttl_seconds=self._lock_ttl(),
+                run=run_message(request, task_name=self.name) if policy in _BUFFERING else None,
+            )
+            if decision.handed is not None:
+                overlap_publish(decision.handed)  # a stranded buffered run: its turn first
+            if decision.outcome == "skip":
+                reason = self._skip_reason(periodic_task_name, policy, decision)
+                self._skip(periodic_task_name, reason)
+            elif decision.outcome == "buffer":
+                self._buffer(periodic_task_name, policy, decision)
+            elif decision.outcome == "terminate":
+                self._stop(periodic_task_name, decision.holder, how="terminated", policy=policy)
+            elif decision.outcome == "cancel":
+                self._stop(periodic_task_name, decision.holder, how="cancelled", policy=policy)
+                self._wait_for_turn(periodic_task_name, decision)
+        except (redis.exceptions.RedisError, OSError) as exc:
+            # Redis restarting: running an overlapping run beats failing it.
+            logger.warning(
+                "%s[%s]: overlap policy %s not applied (%s): runs anyway",
+                self.name,
+                request.id,
+                policy.value,
+                exc,
+            )
+            return False
+        return True
+
+    def _skip_reason(
+        self, periodic_task_name: str, policy: OverlapPolicy, decision: Decision
+    ) -> str:
+        running = (
+            f"the previous run of {periodic_task_name!r} is still running (run {decision.holder})"
+        )
+        if decision.queued >= 1:
+            kept = "one run is" if decision.queued == 1 else f"{decision.queued} runs are"
+            most = f" ({policy.value} keeps {BUFFER_CAP} at most)" if decision.queued > 1 else ""
+            return f"skipped: {running} and {kept} buffered already{most}"
+        return f"skipped: {running}"
+
+    def _skip(self, periodic_task_name: str, reason: str | None = None) -> None:
+        reason = reason or f"skipped: the previous run of {periodic_task_name!r} is still running"
         self.update_state(state=SKIPPED, meta={"skipped": True, "reason": reason})
+        self._record(EventType.TASK_SKIPPED, periodic_task_name, SKIPPED, reason)
+        # Ignore: the state stored above stays; the message is acknowledged, not retried.
+        raise Ignore(reason)
+
+    def _buffer(self, periodic_task_name: str, policy: OverlapPolicy, decision: Decision) -> None:
+        ahead = decision.queued - 1
+        reason = f"buffered ({policy.value}): runs after run {decision.holder} ends" + (
+            f", {ahead} buffered run{'s' if ahead > 1 else ''} ahead of it" if ahead else ""
+        )
+        meta = {"buffered": True, "reason": reason, "after": decision.holder}
+        self.update_state(state=BUFFERED, meta={**meta, "position": decision.queued})
+        self._record(EventType.TASK_BUFFERED, periodic_task_name, BUFFERED, reason, meta)
+        # Acknowledged: the run lives on in the buffer, and is published again for its turn.
+        raise Ignore(reason)
+
+    def _stop(
+        self, periodic_task_name: str, other: str, *, how: str, policy: OverlapPolicy
+    ) -> None:
+        """Stop run `other` (module docstring); its worker stores why, read from Redis."""
+        me = self.request.id or ""
+        reason = f"{how} by run {me} (overlap policy {policy.value} of {periodic_task_name!r})"
+        stop_mark(other, reason, ttl_seconds=self._lock_ttl())
+        signal = _CANCEL_SIGNAL if how == "cancelled" else _TERMINATE_SIGNAL
+        try:
+            self.app.control.revoke(other, terminate=True, signal=signal)
+        except Exception as exc:
+            # The broker is away: a cancelling run waits for the other's end all the same.
+            logger.warning("%s[%s]: could not revoke run %s: %s", self.name, me, other, exc)
+        kind = EventType.TASK_CANCELLED if how == "cancelled" else EventType.TASK_TERMINATED
         event_record_safely(
-            type="task.skipped",
+            type=kind,
+            task_id=other,
+            task_name=self.name,
+            periodic_task_name=periodic_task_name,
+            state=RunState.REVOKED.value,
+            worker=self.request.hostname or "",
+            message=reason,
+            payload={"by": me, "policy": policy.value},
+        )
+
+    def _wait_for_turn(self, periodic_task_name: str, decision: Decision) -> None:
+        """cancel_other: wait for the cancelled run to let the lock go, then take it."""
+        me, holder = self.request.id or "", decision.holder
+        started = time.monotonic()
+        # The holder's lock lives its hard limit and a margin: past its hard limit and a grace
+        # it is surely dead (the worker kills it) and its lock is taken over.
+        dead_at = started + max(0.0, decision.holder_ttl_ms / 1000 - _LOCK_MARGIN) + _KILL_GRACE
+        # The wait counts against this run's own limits: half its soft limit at most.
+        give_up = min(dead_at, started + self._limits()[1] / 2)
+        stopped = {holder}
+        while True:
+            now = time.monotonic()
+            turn = overlap_take_over(
+                periodic_task_name=periodic_task_name,
+                run_id=me,
+                ttl_seconds=self._lock_ttl(),
+                dead_holder=holder if now >= dead_at else "",
+            )
+            if turn.outcome == "run":
+                return
+            if turn.outcome == "replaced":
+                newer = f"run {turn.other}" if turn.other else "a newer run"
+                self._skip(
+                    periodic_task_name,
+                    f"skipped: {newer} replaced it while it waited for run {holder} to stop",
+                )
+            if turn.other not in stopped:
+                # Another run took the lock meanwhile (a buffered one, a run of another
+                # policy): the newest run wins over it too.
+                stopped.add(turn.other)
+                policy = OverlapPolicy.CANCEL_OTHER
+                self._stop(periodic_task_name, turn.other, how="cancelled", policy=policy)
+            if now >= give_up:
+                self._skip(
+                    periodic_task_name,
+                    f"skipped: run {holder} did not stop within {now - started:.0f} s",
+                )
+            time.sleep(_WAIT_INTERVAL)
+
+    def _ignore_if_stopped(self) -> None:
+        """A SoftTimeLimitExceeded sent by another run's cancel_other: stored as REVOKED,
+        'cancelled by run X', rather than as a failure."""
+        task_id = self.request.id or ""
+        reason = stop_reason_or_none(task_id)
+        if reason is None:
+            return  # its own soft time limit
+        logger.info("%s[%s]: %s", self.name, task_id, reason)
+        self.backend.mark_as_revoked(task_id, reason, request=self.request)
+        raise Ignore(reason)
+
+    def _hand_over(self, periodic_task_name: str) -> None:
+        try:
+            run = overlap_hand_over(
+                periodic_task_name=periodic_task_name, holder=self.request.id or ""
+            )
+        except (redis.exceptions.RedisError, OSError) as exc:
+            # The lock expires; a worker's heartbeat hands a buffered run its turn then.
+            logger.warning("%s[%s]: lock not handed over: %s", self.name, self.request.id, exc)
+            return
+        if run is not None:
+            overlap_publish(run)
+
+    def _record(
+        self,
+        kind: str,
+        periodic_task_name: str,
+        state: str,
+        reason: str,
+        payload: dict[str, Any] | None = None,
+    ) -> None:
+        event_record_safely(
+            type=kind,
             task_id=self.request.id or "",
             task_name=self.name,
             periodic_task_name=periodic_task_name,
-            state=SKIPPED,
+            state=state,
             worker=self.request.hostname or "",
             message=reason,
+            payload=payload,
         )
-        # Ignore: the state stored above stays; the message is acknowledged, not retried.
-        raise Ignore(reason)

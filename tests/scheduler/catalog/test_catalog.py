@@ -182,3 +182,19 @@ def test_a_schedule_outside_the_catalog_can_be_enabled_once_its_task_is_brought_
 
     row = PeriodicTask.objects.get(name="invoices")
     assert (row.enabled, row.queue) == (True, "maintenance")
+
+
+@pytest.mark.parametrize("policy", [p.value for p in OverlapPolicy if p != OverlapPolicy.DEFAULT])
+def test_an_entry_may_declare_every_overlap_policy(policy):
+    entry = catalog_existing(f"demo.overlap_{policy}", overlap=policy)
+    try:
+        assert entry.overlap == policy
+    finally:
+        catalog.unregister(entry.name)
+
+
+def test_an_entry_cannot_declare_default_or_an_unknown_policy():
+    for policy in ("default", "sometimes"):
+        with pytest.raises(ValueError, match="allow, skip, buffer_one, buffer_all, cancel_other"):
+            catalog_existing("demo.overlap_wrong", overlap=policy)
+    assert "demo.overlap_wrong" not in catalog

@@ -85,6 +85,21 @@ def test_it_filters_the_log_by_type_patterns_and_the_seeds_aliases(argv, types):
 
 
 @pytest.mark.django_db
+def test_it_shows_the_overlap_policys_decisions():
+    events("task.started", "task.buffered", "task.skipped", "task.cancelled", "task.terminated")
+
+    argv = ("--filter", "task.buffered,task.cancelled,task.terminated")
+    lines = scheduler("logs", *argv).splitlines()
+
+    assert [line.split()[4] for line in lines] == [
+        "task.buffered",
+        "task.cancelled",
+        "task.terminated",
+    ]
+    assert [line.split()[3] for line in lines] == ["INFO", "WARNING", "WARNING"]
+
+
+@pytest.mark.django_db
 def test_it_follows_the_log_until_its_time_is_up():
     events("task.started")
     polls = []

@@ -62,7 +62,9 @@ export class Counters {
       return;
     }
     if (old === category || old === "ended") return;
-    if (old && RANK[category] < RANK[old] && event.type !== "task.retried") return;
+    // A retried run waits again, and so does a buffered one (its turn comes after the running run).
+    const waitsAgain = event.type === "task.retried" || event.type === "task.buffered";
+    if (old && RANK[category] < RANK[old] && !waitsAgain) return;
     if (old && old !== "succeeded" && old !== "failed") {
       this.counts[old] = Math.max(0, this.counts[old] - 1);
     } else if (old) {

@@ -13,6 +13,7 @@ const STATE_LABELS = {
   RETRY: "retrying",
   REVOKED: "revoked",
   SKIPPED: "skipped",
+  BUFFERED: "buffered",
 };
 
 // What the last-hour counters count a task as, by the state of its latest event.
@@ -20,6 +21,7 @@ export const CATEGORY = {
   PENDING: "queued",
   RECEIVED: "queued",
   RETRY: "queued",
+  BUFFERED: "queued",
   STARTED: "running",
   SUCCESS: "succeeded",
   FAILURE: "failed",
