@@ -142,6 +142,21 @@ OVERLAP_TURN_HEADER = "overlap_turn"
 # As long as TaskEvent's columns.
 OBJECT_TYPE_MAX, OBJECT_ID_MAX = 40, 64
 
+# Any publish without `published_at` (not beat's, not backfill's) gets it from the publishing
+# process (worker/receivers.py).
+
+
+class DispatchStep(StrEnum):
+    """The steps of a run's dispatch lag (due -> published -> started -> finished): the keys of
+    an event's `data["dispatch"]["lags"]` and the `step` label of /metrics."""
+
+    DUE_TO_PUBLISHED = "due_to_published"
+    PUBLISHED_TO_STARTED = "published_to_started"
+    STARTED_TO_FINISHED = "started_to_finished"
+
+
+DISPATCH_STEPS: tuple[str, ...] = tuple(step.value for step in DispatchStep)
+
 
 def object_header(object_type: str, object_id: object) -> dict[str, str]:
     """The headers of a run that belongs to `object_type` `object_id`."""
@@ -218,6 +233,7 @@ FLAKY_TURNS_KEY = "scheduler:flaky"  # + ":<schedule or key>": `scheduler.flaky`
 METRICS_EVENTS_KEY = "scheduler:metrics:events"  # "published|failed\t<type>" -> count
 METRICS_TASKS_KEY = "scheduler:metrics:tasks"  # "<state>\t<task name>" -> count
 METRICS_DURATIONS_KEY = "scheduler:metrics:durations"  # "<bucket>|sum|count\t<task>" -> value
+DISPATCH_LAG_INDEX_KEY = "scheduler:lag:index"  # sorted set: periodic task -> last sample time
 
 
 def running_key(periodic_task_name: str) -> str:
@@ -248,3 +264,8 @@ def claim_key(task_id: str, retries: int, turn: int = 0) -> str:
     """The claim of one delivery of a run (duplicate deliveries find it taken); a buffered
     run published again for its `turn` claims anew (its first delivery's claim still stands)."""
     return f"scheduler:claim:{task_id}:{retries}" + (f":turn{turn}" if turn else "")
+
+
+def dispatch_lag_key(periodic_task_name: str) -> str:
+    """The latest dispatch lags of `periodic_task_name`'s runs (a capped list, newest first)."""
+    return f"scheduler:lag:samples:{periodic_task_name}"

@@ -443,6 +443,10 @@ SPECTACULAR_SETTINGS = {
 # /metrics also answers `Authorization: Bearer <METRICS_TOKEN>` (a Prometheus scraper has no
 # session); empty turns token access off, leaving staff logins only.
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+# /metrics' dispatch lag gauges cover the schedules run most lately, this many at most: six
+# series each (three steps, p50 and p95), so a deployment of thousands of schedules stays a
+# few hundred series. (The dashboard's panel shows its own 25: scheduler/selectors/dispatch.py.)
+METRICS_DISPATCH_LAG_SCHEDULES = env.int("METRICS_DISPATCH_LAG_SCHEDULES", default=100)
 
 # --- Security: with DEBUG=false, HTTPS only unless the environment opts out -------------------
 # `check --deploy` is clean with DEBUG=false, SECRET_KEY and ALLOWED_HOSTS alone (as

@@ -1,5 +1,5 @@
 """Figures every interface shows the same way: the API, the CLI and the admin read a run's
-duration here."""
+duration here; the dashboard and /metrics take percentiles here."""
 
 from __future__ import annotations
 
@@ -38,3 +38,13 @@ def duration_text(seconds: float) -> str:
         return f"{hours} h {minutes} min" if minutes else f"{hours} h"
     days, hours = divmod(hours, 24)
     return f"{days} d {hours} h" if hours else f"{days} d"
+
+
+def percentile(values: list[float], fraction: float) -> float | None:
+    """The nearest-rank percentile: the smallest value with `fraction` of the values at or
+    below it (None for no values)."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, -(-len(ordered) * fraction // 1))  # ceil without floats drifting past n
+    return ordered[int(rank) - 1]

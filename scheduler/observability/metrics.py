@@ -9,8 +9,12 @@ memory (prometheus_client's default). Two shared sources instead:
   counting costs the task nothing on its own thread, the counters are cumulative across the
   deployment as Prometheus expects (rate() works; they survive worker restarts, and restart
   only if Redis loses its data), and a scrape reads three hashes, whatever the history size.
-  The duration histogram is kept the same way, as per-bucket counts.
-- Everything that is a current state is read when scraped: the rows and the oldest row of each
+  The duration histogram is kept the same way, as per-bucket counts, and so are the samples
+  of each schedule's dispatch lag (scheduler/observability/dispatch_lag.py), taken from the
+  events that end a run.
+- Everything that is a current state is read when scraped: each schedule's dispatch lag (p50
+  and p95 of its sample; only the METRICS_DISPATCH_LAG_SCHEDULES schedules sampled most lately,
+  so that 10,000 schedules do not make 60,000 series), the rows and the oldest row of each
   history table (an estimate and an index probe each: a table of millions of rows is never
   grouped or counted per scrape), queue depths (one pipelined LLEN per queue), beat's heartbeat
   age, and the workers seen lately.
@@ -41,6 +45,14 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector, CollectorRegistry
 
 from scheduler.core.redis_connection import get_redis, redis_key
+from scheduler.observability.dispatch_lag import (
+    QUANTILES,
+    SAMPLES,
+    lag_sample,
+    schedule_lags,
+    schedules_sampled,
+    write_samples,
+)
 from scheduler.observability.health import beat_heartbeat
 from scheduler.observability.queues import queue_depths
 from scheduler.observability.worker_heartbeats import workers_seen_within
@@ -95,6 +107,8 @@ class MetricsBuffer:
         self._tasks: Counter[str] = Counter()
         self._durations: Counter[str] = Counter()
         self._duration_sums: defaultdict[str, float] = defaultdict(float)
+        # periodic task -> dispatch lag samples, oldest first (dispatch_lag.py).
+        self._lags: defaultdict[str, list[str]] = defaultdict(list)
         self._since: float | None = None  # when the oldest unwritten count was added
         self._failing = False  # warn once per outage, not once a second
 
@@ -104,6 +118,9 @@ class MetricsBuffer:
             for payload in payloads:
                 event_type = str(payload.get("type") or "")
                 self._events[f"{outcome}{_SEP}{event_type}"] += 1
+                sample = lag_sample(payload)
+                if sample is not None:
+                    self._lags[sample[0]].append(sample[1])
                 task_name = str(payload.get("task_name") or "")
                 state = str(payload.get("state") or "")
                 if not event_type.startswith("task.") or not task_name or not state:
@@ -137,8 +154,10 @@ class MetricsBuffer:
                 return
             events, tasks = dict(self._events), dict(self._tasks)
             durations, sums = dict(self._durations), dict(self._duration_sums)
+            lags = dict(self._lags)
             self._events, self._tasks = Counter(), Counter()
             self._durations, self._duration_sums = Counter(), defaultdict(float)
+            self._lags = defaultdict(list)
             self._since = None
         try:
             pipe = get_redis().pipeline(transaction=False)
@@ -151,6 +170,7 @@ class MetricsBuffer:
                     pipe.hincrby(redis_key(key), field, count)
             for field, total in sums.items():
                 pipe.hincrbyfloat(redis_key(DURATIONS_KEY), field, total)
+            write_samples(pipe, lags, now=time.time())
             pipe.execute()
         except Exception as exc:
             # Redis down: keep the counts (bounded: one counter per label set) and retry later.
@@ -163,6 +183,11 @@ class MetricsBuffer:
                 self._durations.update(durations)
                 for field, total in sums.items():
                     self._duration_sums[field] += total
+                for name, samples in lags.items():
+                    # Bounded like the counts: no more than a schedule's list keeps.
+                    kept = self._lags[name]
+                    kept[:0] = samples
+                    del kept[: max(0, len(kept) - SAMPLES)]
                 if self._since is None:
                     self._since = time.monotonic()
             return
@@ -254,6 +279,8 @@ class SchedulerCollector(Collector):
             depths.add_metric([queue], depth)
         yield depths
 
+        yield self._dispatch_lag()
+
         heartbeat = beat_heartbeat()
         yield GaugeMetricFamily(
             "scheduler_beat_heartbeat_age_seconds",
@@ -286,6 +313,24 @@ class SchedulerCollector(Collector):
                 buckets.append((bound, running))
             histogram.add_metric([task_name], buckets, sum_value=values.get("sum", 0.0))
         return histogram
+
+    def _dispatch_lag(self) -> GaugeMetricFamily:
+        limit = settings.METRICS_DISPATCH_LAG_SCHEDULES
+        gauge = GaugeMetricFamily(
+            "scheduler_dispatch_lag_seconds",
+            "p50 and p95 of each step of a schedule's latest runs (due_to_published, "
+            "published_to_started, started_to_finished), for the "
+            f"{limit} schedules run most lately (METRICS_DISPATCH_LAG_SCHEDULES).",
+            labels=["schedule", "step", "quantile"],
+        )
+        names, _ = schedules_sampled(limit=limit, now=time.time())
+        for lag in sorted(schedule_lags(names), key=lambda lag: lag.name):
+            for step, figures in lag.steps.items():
+                for label, fraction in QUANTILES:
+                    value = getattr(figures, label)
+                    if value is not None:
+                        gauge.add_metric([lag.name, step, repr(fraction)], value)
+        return gauge
 
     def _from_database(self) -> Iterator[Metric]:
         if self._history is None:

@@ -4,6 +4,7 @@ from here."""
 
 from __future__ import annotations
 
+from scheduler.core.formatting import percentile
 from scheduler.selectors.alerts import (
     INCIDENT_STATUSES,
     OPEN_INCIDENTS_SHOWN,
@@ -30,13 +31,17 @@ from scheduler.selectors.dead_letters import (
     dead_letters_overview,
     dead_letters_shown,
 )
+from scheduler.selectors.dispatch import (
+    DASHBOARD_DISPATCH_LAG,
+    dispatch_lag_overview,
+    run_dispatch,
+)
 from scheduler.selectors.events import (
     FEED_STATES,
     FEED_WINDOW,
     PENDING_EVENTS,
     FeedFilter,
     event_types_at_least,
-    percentile,
     task_activity_since,
     task_event_last_id,
     task_events,
@@ -92,6 +97,7 @@ from scheduler.selectors.schedules import (
 
 __all__ = [
     "DASHBOARD_DEAD_LETTERS",
+    "DASHBOARD_DISPATCH_LAG",
     "DASHBOARD_PERIODIC_TASKS",
     "DASHBOARD_RECENT_RUNS",
     "DEAD_LETTER_STATUSES",
@@ -123,6 +129,7 @@ __all__ = [
     "dead_letters_listed",
     "dead_letters_overview",
     "dead_letters_shown",
+    "dispatch_lag_overview",
     "error_summary",
     "event_types_at_least",
     "incident_by_id",
@@ -140,6 +147,7 @@ __all__ = [
     "result_error",
     "result_status_named",
     "result_statuses",
+    "run_dispatch",
     "run_stats",
     "schedule_by_id",
     "schedule_next_run",

@@ -306,13 +306,3 @@ def task_throughput(*, now: datetime, minutes: int = 60) -> list[dict[str, Any]]
             }
         )
     return bins
-
-
-def percentile(values: list[float], fraction: float) -> float | None:
-    """The nearest-rank percentile: the smallest value with `fraction` of the values at or
-    below it (None for no values)."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    rank = max(1, -(-len(ordered) * fraction // 1))  # ceil without floats drifting past n
-    return ordered[int(rank) - 1]

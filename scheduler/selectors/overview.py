@@ -14,6 +14,7 @@ from scheduler.observability.health import beat_heartbeat, beat_standbys, missed
 from scheduler.observability.queues import queue_depths
 from scheduler.observability.worker_heartbeats import workers_seen_within
 from scheduler.selectors.dead_letters import dead_letters_overview
+from scheduler.selectors.dispatch import dispatch_lag_overview
 from scheduler.selectors.events import (
     _pending_since,
     task_activity_since,
@@ -90,6 +91,7 @@ def dashboard_summary(*, now: datetime | None = None) -> dict[str, Any]:
         # Declared schedules staff changed since the last sync: one query per declaration row.
         "declared_drift": declared_drift_count(),
         "upcoming": upcoming_runs(now=now),
+        "dispatch_lag": dispatch_lag_overview(),
         "failures": task_failures(),
         "dead_letters": dead_letters_overview(),
         "cluster": workers_and_queues(),

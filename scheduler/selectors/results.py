@@ -22,6 +22,7 @@ from scheduler.core import masking
 from scheduler.core.plain_text import shortened, text_lines
 from scheduler.models import ScheduleState, TaskEvent
 from scheduler.protocol import BUFFERED, FINISHED_STATES, RESPONSE_NOTE
+from scheduler.selectors.dispatch import run_dispatch
 from scheduler.selectors.events import event_wins
 from scheduler.worker.task_base import SKIPPED
 
@@ -354,4 +355,5 @@ def task_detail(task_id: str) -> dict[str, Any] | None:
         "worker": (result.worker if result else "")
         or next((e.worker for e in reversed(events) if e.worker), ""),
         "duration": next((e.duration for e in reversed(events) if e.duration is not None), None),
+        "dispatch": run_dispatch(events),
     }

@@ -17,11 +17,11 @@ from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from scheduler.catalog import load_catalog
+from scheduler.core.formatting import percentile
 from scheduler.models import AuditEntry, DeclaredState
 from scheduler.protocol import FINISHED_STATES
 from scheduler.schedules.declared import drifted_fields
 from scheduler.schedules.rows import periodic_task_next_runs, schedule_describe
-from scheduler.selectors.events import percentile
 
 # --- Periodic tasks ------------------------------------------------------------------------------
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any
+from datetime import UTC, datetime
+from typing import Any, NamedTuple
 
 from celery.signals import (
     beat_init,
@@ -27,6 +28,7 @@ from django.db import close_old_connections, connections
 from scheduler import protocol
 from scheduler.live.events import defer_event_writes, event_record_safely
 from scheduler.live.publisher import publisher
+from scheduler.observability.dispatch_lag import dispatch_finished, dispatch_started
 from scheduler.observability.worker_heartbeats import (
     forget_worker,
     record_worker_queues,
@@ -38,8 +40,16 @@ from scheduler.worker.result_backend import defer_started
 
 logger = logging.getLogger(__name__)
 
-# task id -> monotonic start, in the process that runs the task; popped when it finishes.
-_started: dict[str, float] = {}
+
+class _Start(NamedTuple):
+    monotonic: float
+    # The run's dispatch times and lags so far (observability/dispatch_lag.py); None on a
+    # retry's attempt, whose wait was its countdown.
+    dispatch: dict[str, Any] | None
+
+
+# task id -> how a run started, in the process that runs it; popped when it ends.
+_started: dict[str, _Start] = {}
 # Database connections are checked after a run at most this often (seconds), unless in doubt.
 _RECYCLE_INTERVAL = 1.0
 _next_recycle = 0.0
@@ -139,10 +149,16 @@ def _record(hostname: str) -> None:
 def _task_queued(
     sender: str | None = None, headers: dict[str, Any] | None = None, **kwargs: Any
 ) -> None:
-    headers = headers or {}
+    if headers is None:
+        headers = {}
+    else:
+        # The message's own headers: what is set here goes out with it. Beat and backfill set
+        # their own (kept); a copy a worker sends again for a retry keeps the first one.
+        headers.setdefault(protocol.PUBLISHED_AT_HEADER, datetime.now(UTC).isoformat())
     payload = {"queue": kwargs.get("routing_key") or ""}
-    if headers.get("scheduled_for"):
-        payload["scheduled_for"] = headers["scheduled_for"]  # a scheduled run's due time
+    if headers.get(protocol.SCHEDULED_FOR_HEADER):
+        # A scheduled run's due time, in its history.
+        payload["scheduled_for"] = headers[protocol.SCHEDULED_FOR_HEADER]
     event_record_safely(
         type="task.queued",
         task_id=headers.get("id", ""),
@@ -168,28 +184,75 @@ def _request_fields(task: Any) -> dict[str, Any]:
     return {
         "task_id": request.id or "",
         "task_name": task.name,
-        "periodic_task_name": getattr(request, "periodic_task_name", None) or "",
+        "periodic_task_name": _header(request, "periodic_task_name") or "",
         "worker": request.hostname or "",
         **object_of(headers),
     }
 
 
-def _duration(task_id: str | None) -> float | None:
-    started = _started.pop(task_id or "", None)
-    return None if started is None else round(time.monotonic() - started, 6)
+def _header(request: Any, name: str) -> Any:
+    # A worker puts message headers on the request; a run in the caller keeps them apart.
+    value = getattr(request, name, None)
+    if value is None:
+        value = (getattr(request, "headers", None) or {}).get(name)
+    return value
+
+
+def _dispatch_started(request: Any, started: datetime) -> dict[str, Any] | None:
+    if request is None or (getattr(request, "retries", 0) or 0) > 0:
+        return None
+    try:
+        return dispatch_started(
+            scheduled_for=_header(request, protocol.SCHEDULED_FOR_HEADER),
+            published_at=_header(request, protocol.PUBLISHED_AT_HEADER),
+            eta=getattr(request, "eta", None),
+            started=started,
+        )
+    except Exception:  # headers someone else wrote: never fail the run over them
+        logger.warning("could not read the dispatch times of a run", exc_info=True)
+        return None
+
+
+def _ended(task_id: str | None, *, finished: bool) -> tuple[float | None, dict[str, Any]]:
+    """How long the attempt took, and its end event's payload (its dispatch lags)."""
+    start = _started.pop(task_id or "", None)
+    if start is None:
+        return None, {}
+    took = round(time.monotonic() - start.monotonic, 6)
+    if start.dispatch is None:
+        return took, {}
+    dispatch = start.dispatch
+    if finished:
+        dispatch = dispatch_finished(dispatch, took=took, finished=datetime.now(UTC))
+    return took, {"dispatch": dispatch}
 
 
 @task_prerun.connect
 def _task_started(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
-    _started[task_id or ""] = time.monotonic()
-    event_record_safely(type="task.started", state="STARTED", **_request_fields(task))
+    now = datetime.now(UTC)
+    dispatch = _dispatch_started(getattr(task, "request", None), now)
+    _started[task_id or ""] = _Start(time.monotonic(), dispatch)
+    event_record_safely(
+        type="task.started",
+        state="STARTED",
+        payload={"dispatch": dispatch} if dispatch else None,
+        at=now,
+        **_request_fields(task),
+    )
+
+
+@task_postrun.connect
+def _forget_start(task_id: str | None = None, **kwargs: Any) -> None:
+    # A run that ended without a success, failure or retry (skipped, a duplicate dropped).
+    _started.pop(task_id or "", None)
 
 
 @task_success.connect
 def _task_succeeded(sender: Any = None, **kwargs: Any) -> None:
     fields = _request_fields(sender)
+    duration, payload = _ended(fields["task_id"], finished=True)
     event_record_safely(
-        type="task.succeeded", state="SUCCESS", duration=_duration(fields["task_id"]), **fields
+        type="task.succeeded", state="SUCCESS", duration=duration, payload=payload, **fields
     )
 
 
@@ -201,11 +264,13 @@ def _task_failed(
     **kwargs: Any,
 ) -> None:
     fields = _request_fields(sender)
+    duration, payload = _ended(fields["task_id"], finished=True)
     event_record_safely(
         type="task.failed",
         state="FAILURE",
-        duration=_duration(fields["task_id"]),
+        duration=duration,
         message=f"{type(exception).__name__}: {exception}" if exception else "",
+        payload=payload,
         **fields,
     )
 
@@ -226,11 +291,14 @@ def _keep_dead_letter(
 @task_retry.connect
 def _task_retried(sender: Any = None, reason: Any = None, **kwargs: Any) -> None:
     fields = _request_fields(sender)
+    # Not finished: the run goes on in another attempt.
+    duration, payload = _ended(fields["task_id"], finished=False)
     event_record_safely(
         type="task.retried",
         state="RETRY",
-        duration=_duration(fields["task_id"]),
+        duration=duration,
         message=str(reason or ""),
+        payload=payload,
         **fields,
     )
 

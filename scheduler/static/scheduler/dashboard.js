@@ -22,6 +22,7 @@ import { renderCluster, watchStale } from "./dashboard/cluster.js";
 import { Counters } from "./dashboard/counters.js";
 import { EventLog, isPanelEvent } from "./dashboard/events.js";
 import { DeadLetters } from "./dashboard/dead_letters.js";
+import { renderDispatchLag } from "./dashboard/dispatch_lag.js";
 import { Failures } from "./dashboard/failures.js";
 import { Feed } from "./dashboard/feed.js";
 import { fitAllSoon } from "./dashboard/fit.js";
@@ -53,6 +54,7 @@ function dashboard(config, initial) {
       declaredDrift: data.declared_drift,
     });
     renderUpcoming(data.upcoming, formats);
+    renderDispatchLag(data.dispatch_lag);
     failures.render(data.failures);
     deadLetters.render(data.dead_letters);
     renderCluster(data.cluster, formats.time);
