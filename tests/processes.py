@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
@@ -106,13 +106,15 @@ def start_worker(
     concurrency: int = 2,
     timeout: float = 60,
     env: Mapping[str, str] | None = None,
+    extra: Sequence[str] = (),
 ) -> RunningProcess:
+    """`extra`: more options of `celery worker` (`-I tests.module` imports a test's tasks)."""
     hostname = f"test-{uuid.uuid4().hex[:8]}@localhost"
     argv = worker_argv(
         python=sys.executable,
         hostname=hostname,
         queues=queues or list(QUEUES),
-        extra=("-c", str(concurrency), "--without-mingle", "--without-gossip"),
+        extra=("-c", str(concurrency), "--without-mingle", "--without-gossip", *extra),
     )
     running = start_process("worker", argv, env=child_env(**(env or {})), log_dir=log_dir)
     running.hostname = hostname

@@ -37,6 +37,7 @@ from django_celery_beat.admin import PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
 
 from config.queues import QUEUES
+from scheduler.admin.backfills import BackfillActionMixin
 from scheduler.admin.run_now import RunNowMixin
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.core.json_input import MalformedJSON, read_json
@@ -352,7 +353,7 @@ admin.site.unregister(PeriodicTask)
 
 
 @admin.register(PeriodicTask)
-class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
+class PeriodicTaskAdmin(RunNowMixin, BackfillActionMixin, StockPeriodicTaskAdmin):
     form = PeriodicTaskScheduleForm
     change_form_template = "admin/scheduler/periodictask/change_form.html"
     # Compact cells that fit a 1,280 px screen (tests/scheduler/admin/test_admin_browser.py).
@@ -374,6 +375,7 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
         "disable_tasks",
         "toggle_tasks",
         "run_now",
+        "backfill",
         "reset_to_code",
     )
     fieldsets: ClassVar[AdminOption] = (
