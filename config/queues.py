@@ -39,6 +39,8 @@ TASK_ROUTES: dict[str, str] = {
     "scheduler.cleanup_results": "maintenance",
     "scheduler.execute_command": "maintenance",
     "scheduler.cleanup_logs": "maintenance",
+    # Up to 10,000 messages with their progress: longer than the default queue's 10 s allows.
+    "scheduler.backfill": "maintenance",
     "scheduler.send_notification": "webhooks",
     "scheduler.*": "default",
     "agents.process_message": "llm",

@@ -172,6 +172,16 @@ def object_of(headers: object) -> tuple[str, str] | None:
     return object_type[:OBJECT_TYPE_MAX], object_id[:OBJECT_ID_MAX]
 
 
+# The headers of a periodic run: the periodic task it belongs to; its due time and when it was
+# published (ISO 8601, UTC); an overlap policy that overrides its schedule's for this run; the
+# backfill that made it (the Backfill row's id).
+PERIODIC_TASK_HEADER = "periodic_task_name"
+SCHEDULED_FOR_HEADER = "scheduled_for"
+PUBLISHED_AT_HEADER = "published_at"
+OVERLAP_POLICY_HEADER = "overlap_policy"
+BACKFILL_ID_HEADER = "backfill_id"
+
+
 class EventObject(TypedDict):
     """The domain object an event belongs to (from the run's OBJECT_HEADER)."""
 

@@ -11,7 +11,7 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -107,9 +107,17 @@ def start_worker(
     concurrency: int = 2,
     timeout: float = 60,
     env: Mapping[str, str] | None = None,
+    extra: Sequence[str] = (),
 ) -> RunningProcess:
+    """`extra`: more options of `celery worker` (`-I tests.module` imports a test's tasks)."""
     [worker] = start_workers(
-        count=1, log_dir=log_dir, queues=queues, concurrency=concurrency, timeout=timeout, env=env
+        count=1,
+        log_dir=log_dir,
+        queues=queues,
+        concurrency=concurrency,
+        timeout=timeout,
+        env=env,
+        extra=extra,
     )
     return worker
 
@@ -126,6 +134,7 @@ def start_workers(
     concurrency: int = 2,
     timeout: float = 60,
     env: Mapping[str, str] | None = None,
+    extra: Sequence[str] = (),
 ) -> list[RunningProcess]:
     """`count` worker processes, started side by side (from this thread: a child gets SIGTERM
     when the thread that started it ends), each ready when this returns."""
@@ -137,7 +146,7 @@ def start_workers(
                 python=sys.executable,
                 hostname=hostname,
                 queues=queues or list(QUEUES),
-                extra=("-c", str(concurrency), "--without-mingle", "--without-gossip"),
+                extra=("-c", str(concurrency), "--without-mingle", "--without-gossip", *extra),
             )
             running = start_process("worker", argv, env=child_env(**(env or {})), log_dir=log_dir)
             running.hostname = hostname

@@ -1,6 +1,7 @@
 """The Django admin of the scheduler: django-celery-beat's periodic tasks and django-celery-results'
 results, extended so that every write goes through `scheduler.services`; the dead letters
-(dead_letters.py); and alerting's channels, rules, incidents and notification log (alerts.py).
+(dead_letters.py); backfills (backfills.py, with the periodic tasks' "Backfill…" action); and
+alerting's channels, rules, incidents and notification log (alerts.py).
 
 Django's admin autodiscovery imports this package: importing it registers every admin. The
 names other apps' admins use are re-exported here (`run_now.py`): the run-now mixin, the loop
@@ -15,6 +16,7 @@ from scheduler.admin.alerts import (
     IncidentAdmin,
     NotificationDeliveryAdmin,
 )
+from scheduler.admin.backfills import BackfillAdmin
 from scheduler.admin.dead_letters import DeadLetterAdmin
 from scheduler.admin.periodic_tasks import PeriodicTaskAdmin
 from scheduler.admin.run_now import ReadOnlyAdmin, RunNowMixin, broker_down_message, queue_each
@@ -23,6 +25,7 @@ from scheduler.admin.task_results import TaskResultAdmin
 __all__ = [
     "AlertChannelAdmin",
     "AlertRuleAdmin",
+    "BackfillAdmin",
     "DeadLetterAdmin",
     "IncidentAdmin",
     "NotificationDeliveryAdmin",

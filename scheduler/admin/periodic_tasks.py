@@ -39,6 +39,7 @@ from django_celery_beat.admin import PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
 
 from config.queues import QUEUES
+from scheduler.admin.backfills import BackfillActionMixin
 from scheduler.admin.run_now import RunNowMixin
 from scheduler.admin.schedule_preview import (
     STOCK_SCHEDULE_FIELDS,
@@ -469,7 +470,7 @@ admin.site.unregister(PeriodicTask)
 
 
 @admin.register(PeriodicTask)
-class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
+class PeriodicTaskAdmin(RunNowMixin, BackfillActionMixin, StockPeriodicTaskAdmin):
     form = PeriodicTaskScheduleForm
     change_form_template = "admin/scheduler/periodictask/change_form.html"
     # Compact cells that fit a 1,280 px screen (tests/scheduler/admin/test_admin_browser.py).
@@ -491,6 +492,7 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
         "disable_tasks",
         "toggle_tasks",
         "run_now",
+        "backfill",
         "reset_to_code",
     )
     fieldsets: ClassVar[AdminOption] = (

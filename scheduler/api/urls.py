@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from scheduler.api import alerts, dead_letters, incidents, previews, views
+from scheduler.api import alerts, backfills, dead_letters, incidents, previews, views
 from scheduler.api.waiting import task_detail
 
 
@@ -26,6 +26,7 @@ class TaskIdConverter:
 
 register_converter(TaskIdConverter, "task_id")
 register_converter(dead_letters.DeadLetterIdConverter, "dead_letter_id")
+register_converter(backfills.BackfillIdConverter, "backfill_id")
 
 router = SimpleRouter()
 router.register("schedules", views.ScheduleViewSet, basename="api-schedule")
@@ -36,6 +37,18 @@ urlpatterns: list[URLPattern | URLResolver] = [
         "schedules/preview/",
         previews.SchedulePreviewView.as_view(),
         name="api-schedule-preview",
+    ),
+    # By name (the router's schedule URLs are by id): a name may hold any character, "/" too.
+    path(
+        "schedules/<path:name>/backfill/",
+        backfills.ScheduleBackfillView.as_view(),
+        name="api-schedule-backfill",
+    ),
+    path("backfills/", backfills.BackfillListView.as_view(), name="api-backfills"),
+    path(
+        "backfills/<backfill_id:backfill_id>/",
+        backfills.BackfillDetailView.as_view(),
+        name="api-backfill-detail",
     ),
     path("catalog/", views.CatalogView.as_view(), name="api-catalog"),
     path("tasks/", views.TaskListView.as_view(), name="api-tasks"),

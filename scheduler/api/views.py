@@ -81,6 +81,7 @@ API_PARTS: tuple[tuple[str, str, str], ...] = (
     ("catalog", "api-catalog", "the tasks that can be run and scheduled, with their parameters"),
     ("tasks", "api-tasks", "run a catalog task (POST); stored results (GET)"),
     ("schedules", "api-schedule-list", "periodic tasks: list, create, update, run, enable, ..."),
+    ("backfills", "api-backfills", "a schedule's runs of a range made now, and their progress"),
     ("dead_letters", "api-dead-letters", "runs that failed their last retry: requeue, discard"),
     ("alerts", "api-alert-rules", "alert rules; channels and deliveries beside them"),
     ("incidents", "api-incidents", "incidents: open and past; acknowledge, silence, resolve"),

@@ -5,8 +5,10 @@ description in words. Reads the rows it is given; no queries of its own beyond t
 
 from __future__ import annotations
 
+import itertools
+from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -18,6 +20,7 @@ from scheduler.schedules.parsing import (
     ParsedSchedule,
     Period,
     ScheduleParseError,
+    crontab_runs,
     describe_crontab,
     describe_interval,
     describe_one_off,
@@ -208,3 +211,80 @@ def stock_schedule(periodic_task: PeriodicTask) -> str:
         if row is not None:
             return str(row)
     return ""
+
+
+# --- A range of due times (backfills) ------------------------------------------------------------
+
+
+def periodic_task_times_between(
+    periodic_task: PeriodicTask, start: datetime, end: datetime, limit: int
+) -> list[datetime]:
+    """The schedule's due times in [start, end], in order, in its zone: at most `limit + 1`, so
+    that a caller can tell a range over its limit without listing all of it.
+
+    The times beat makes, whether or not the schedule is enabled, started or expired: a
+    crontab's in its zone (a wall time in a DST gap shifted past it, one in a fold once, as
+    `crontab_runs` resolves them); an interval's on the grid beat steps along, through its last
+    run (else its last change), back and forth by the interval; a one-off's time when inside.
+    None for solar schedules and hand-made rows (microsecond intervals).
+    """
+    return list(itertools.islice(_times_between(periodic_task, start, end), max(limit, 0) + 1))
+
+
+def periodic_task_times_count(
+    periodic_task: PeriodicTask, start: datetime, end: datetime, *, cap: int
+) -> int:
+    """How many due times `periodic_task_times_between` finds in [start, end]: exact for an
+    interval (counted, not listed), else counted up to `cap + 1` (more than `cap`)."""
+    schedule = periodic_task_schedule(periodic_task, describe=False)
+    if schedule is not None and schedule.interval is not None:
+        step = timedelta(seconds=schedule.interval.seconds)
+        anchor = interval_anchor(periodic_task, start)
+        first, last = _steps_after(anchor, start, step), (end - anchor) // step
+        return max(last - first + 1, 0)
+    times = itertools.islice(_times_between(periodic_task, start, end), cap + 1)
+    return sum(1 for _ in times)
+
+
+def interval_anchor(periodic_task: PeriodicTask, default: datetime) -> datetime:
+    """A time on the grid of an interval schedule: beat counts the next run from the last one,
+    and a schedule that never ran from when it was saved."""
+    return periodic_task.last_run_at or periodic_task.date_changed or default
+
+
+def _steps_after(anchor: datetime, moment: datetime, step: timedelta) -> int:
+    """The first k with anchor + k * step at or after `moment` (whole steps, no rounding)."""
+    return -((anchor - moment) // step)
+
+
+def _times_between(
+    periodic_task: PeriodicTask, start: datetime, end: datetime
+) -> Iterator[datetime]:
+    if end < start:
+        return
+    schedule = periodic_task_schedule(periodic_task, describe=False)
+    if schedule is None:
+        return
+    zone = schedule.zone
+    if schedule.interval is not None:
+        step = timedelta(seconds=schedule.interval.seconds)
+        anchor = interval_anchor(periodic_task, start)
+        k = _steps_after(anchor, start, step)
+        try:
+            while (run := anchor + step * k) <= end:
+                yield run.astimezone(zone)
+                k += 1
+        except OverflowError:
+            return  # past the end of the calendar
+    elif schedule.crontab is not None:
+        # Strictly after the instant before `start`: a run at `start` itself is in the range.
+        try:
+            after = start - timedelta(microseconds=1)
+        except OverflowError:
+            after = start  # the calendar's first instant: no run can be at it
+        for run in crontab_runs(schedule.crontab, zone, after=after):
+            if run > end:
+                return
+            yield run
+    elif schedule.clocked is not None and start <= schedule.clocked <= end:
+        yield schedule.clocked.astimezone(zone)

@@ -1,6 +1,6 @@
 """Reads for the dashboard, the API and the CLI, by entity (schedules, results, events, dead
-letters, the dashboard's overview); they never write and never call services. Callers import
-from here."""
+letters, backfills, the dashboard's overview); they never write and never call services.
+Callers import from here."""
 
 from __future__ import annotations
 
@@ -21,6 +21,7 @@ from scheduler.selectors.alerts import (
     incidents_page,
     notification_deliveries,
 )
+from scheduler.selectors.backfills import backfill_by_id, backfills_listed
 from scheduler.selectors.dead_letters import (
     DASHBOARD_DEAD_LETTERS,
     DEAD_LETTER_STATUSES,
@@ -122,6 +123,8 @@ __all__ = [
     "alert_rule_named",
     "alert_rules",
     "audit_trail",
+    "backfill_by_id",
+    "backfills_listed",
     "beat_overview",
     "dashboard_summary",
     "dead_letter_by_id",

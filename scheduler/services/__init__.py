@@ -1,6 +1,6 @@
-"""Writes of the scheduler app, by entity (schedules, runs, dead letters, audit, history,
-retention, accounts). Every create/update/delete goes through a function here: the admin, the
-CLI, the API and the other apps call these, and import them from here
+"""Writes of the scheduler app, by entity (schedules, runs, backfills, dead letters, audit,
+history, retention, accounts). Every create/update/delete goes through a function here: the
+admin, the CLI, the API and the other apps call these, and import them from here
 (`from scheduler.services import ...`).
 The queueing and retrying that every app's task bodies share is here too (`enqueue.py`).
 """
@@ -22,6 +22,17 @@ from scheduler.services.alerts import (
     incident_silence,
     rule_delete,
     rule_save,
+)
+from scheduler.services.backfills import (
+    BACKFILL_MAX_RUNS,
+    BackfillNotFound,
+    BackfillPlan,
+    backfill_as_dict,
+    backfill_get,
+    backfill_plan,
+    backfill_publish,
+    backfill_run_id,
+    backfill_start,
 )
 from scheduler.services.dead_letters import (
     DeadLetterBatch,
@@ -91,12 +102,15 @@ from scheduler.services.schedules import (
 )
 
 __all__ = [
+    "BACKFILL_MAX_RUNS",
     "CLEANUP_SCHEDULE_NAME",
     "DESCRIPTION_MAX_LENGTH",
     "HISTORY_TABLES",
     "JITTER_MAX",
     "NAME_MAX_LENGTH",
     "AlertNotFound",
+    "BackfillNotFound",
+    "BackfillPlan",
     "CreatedSuperuser",
     "DeadLetterBatch",
     "DeadLetterNotFound",
@@ -113,6 +127,12 @@ __all__ = [
     "User",
     "ValidatedTask",
     "alert_target_register",
+    "backfill_as_dict",
+    "backfill_get",
+    "backfill_plan",
+    "backfill_publish",
+    "backfill_run_id",
+    "backfill_start",
     "channel_delete",
     "channel_save",
     "dead_letter_discard",

@@ -19,6 +19,7 @@ from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.observability.health import full_health_report
 from scheduler.protocol import FLAKY_TURNS_KEY
 from scheduler.schedules.policies import OverlapPolicy
+from scheduler.services.backfills import backfill_as_dict, backfill_publish
 from scheduler.services.retention import MAX_BATCH_SIZE, retention_cleanup
 from scheduler.system.alerting import notification_deliver
 from scheduler.system.allowed_commands import (
@@ -254,6 +255,20 @@ class DeliveryParams(Params):
 )
 def deliver_notification(self: Any, delivery_id: int) -> dict[str, Any]:
     return notification_deliver(self, delivery_id)
+
+
+class BackfillParams(Params):
+    backfill_id: int = Field(gt=0, description="The backfill whose runs to publish (its row).")
+
+
+@catalog_task(
+    name="scheduler.backfill",
+    description="Publish the runs of a backfill (a schedule's times over a range), a chunk at a "
+    "time, with its progress; staff start one with 'Backfill…', `scheduler backfill` or the API.",
+    params=BackfillParams,
+)
+def backfill(backfill_id: int) -> dict[str, Any]:
+    return backfill_as_dict(backfill_publish(backfill_id=backfill_id))
 
 
 def _allowed_names_in_schema(schema: dict[str, Any]) -> None:

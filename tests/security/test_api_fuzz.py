@@ -48,7 +48,7 @@ from agents.models import Agent
 from agents.services import agent_create, session_open
 from agents.signatures import HEADER, sign
 from scheduler.api import waiting
-from scheduler.models import AlertChannel, Source
+from scheduler.models import AlertChannel, Backfill, Source
 from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
 from scheduler.services import RuleInput, rule_save
 from scheduler.services.incidents import Match, incident_match
@@ -137,7 +137,16 @@ class World:
 
 @pytest.fixture
 def world() -> World:
-    schedule = make_schedule()
+    # Named as the rule and the channel are: the backfill route takes a schedule's name.
+    schedule = make_schedule(name="fuzz")
+    backfill = Backfill.objects.create(
+        periodic_task=schedule,
+        periodic_task_name=schedule.name,
+        start=timezone.now(),
+        end=timezone.now(),
+        overlap="buffer_all",
+        source=Source.API,
+    )
     agent = agent_create(name="Fuzzy trader", slug="fuzzy", kind=Agent.Kind.TRADER)
     session = session_open(agent=agent)
     now = timezone.now()
@@ -163,6 +172,7 @@ def world() -> World:
             "incident_id": incident.pk,
             "id": schedule.pk,
             "dead_letter_id": dead_letter.pk,
+            "backfill_id": backfill.pk,
             "slug": agent.slug,
             "session_id": session.pk,
             "tournament_id": cup.pk,
@@ -179,6 +189,8 @@ def world() -> World:
             "type": "message",
             "conversation": "chat-1",
             "message_id": "m-1",
+            "from": "2025-01-01",
+            "to": "2025-01-02",
         },
     )
 

@@ -1,6 +1,6 @@
 """`manage.py scheduler <verb>`: the catalog, schedules, runs, history, logs and health; dead
-letters (scheduler/cli/dead_letters.py); alert rules, channels and incidents (their verbs:
-scheduler/cli/alerts.py and incidents.py).
+letters (scheduler/cli/dead_letters.py); backfills (scheduler/cli/backfills.py); alert rules,
+channels and incidents (their verbs: scheduler/cli/alerts.py and incidents.py).
 
 Reads go through `scheduler.selectors`, writes through `scheduler.services` (with
 source=cli), rendering through `scheduler.cli.output`. Every error is a CommandError: one line
@@ -35,6 +35,8 @@ from scheduler.catalog import load_catalog
 from scheduler.cli import Verbs
 from scheduler.cli import output as out
 from scheduler.cli.alerts import AlertVerbs, add_alert_verbs
+from scheduler.cli.backfills import REFUSALS as BACKFILL_REFUSALS
+from scheduler.cli.backfills import BackfillVerbs, add_backfill_verbs
 from scheduler.cli.dead_letters import REFUSALS as DEAD_LETTER_REFUSALS
 from scheduler.cli.dead_letters import DeadLetterVerbs, add_dead_letter_verbs
 from scheduler.cli.schedule_files import ScheduleFileError, schedules_document, schedules_read
@@ -88,7 +90,7 @@ _FILTER_MAX_CHARS = 1000
 _OLDER_THAN_MAX_DAYS = 36_500
 
 
-class Command(AlertVerbs, DeadLetterVerbs):
+class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs):
     help = (
         "Manage scheduled tasks: catalog, schedules, runs, history, logs and health; dead "
         "letters; alert rules, channels and incidents."
@@ -101,6 +103,7 @@ class Command(AlertVerbs, DeadLetterVerbs):
         _add_catalog_verbs(verbs)
         _add_create_verb(verbs)
         _add_schedule_verbs(verbs)
+        add_backfill_verbs(verbs)
         _add_history_verbs(verbs)
         add_dead_letter_verbs(verbs)
         _add_health_verbs(verbs)
@@ -109,7 +112,7 @@ class Command(AlertVerbs, DeadLetterVerbs):
     def refusal(self, exc: Exception) -> str | None:
         if isinstance(exc, ScheduleError | ScheduleNotFound | ScheduleParseError):
             return out.one_line(str(exc))
-        if isinstance(exc, DEAD_LETTER_REFUSALS):
+        if isinstance(exc, DEAD_LETTER_REFUSALS + BACKFILL_REFUSALS):
             return out.one_line(str(exc))
         if isinstance(exc, kombu.exceptions.OperationalError):
             return out.one_line(f"cannot reach the broker: {exc}")
