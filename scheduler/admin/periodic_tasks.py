@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, ClassVar, cast
 from urllib.parse import urlencode
 from zoneinfo import available_timezones
@@ -27,6 +27,7 @@ from django.core.validators import MaxLengthValidator
 from django.db import models, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, get_script_prefix, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -37,6 +38,7 @@ from django_celery_beat.admin import PeriodicTaskForm
 from django_celery_beat.models import PeriodicTask
 
 from config.queues import QUEUES
+from scheduler.admin.pauses import pause_step
 from scheduler.admin.run_now import RunNowMixin
 from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.core.json_input import MalformedJSON, read_json
@@ -44,18 +46,22 @@ from scheduler.core.masking import masked
 from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, Source
 from scheduler.schedules.declared import declared_in
 from scheduler.schedules.parsing import ScheduleParseError, zone_named
+from scheduler.schedules.pauses import pause_of
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.schedules.preview import Preview, format_run, periodic_task_preview
 from scheduler.selectors import schedule_next_run
 from scheduler.services import (
     DESCRIPTION_MAX_LENGTH,
+    PAUSE_AFTER_MAX,
     ScheduleError,
     params_from_json,
     schedule_delete,
     schedule_parse,
+    schedule_pause_on_failure,
     schedule_save,
     schedule_set_enabled_bulk,
     schedules_reset_to_code,
+    schedules_resume,
     task_validate,
 )
 
@@ -73,6 +79,14 @@ QUEUE_CHOICES = [
     ("", "The task's own queue"),
     *((name, f"{name}: {spec.purpose}") for name, spec in QUEUES.items()),
 ]
+
+
+def _zone_of(periodic_task: PeriodicTask) -> tzinfo | None:
+    options = options_of(periodic_task)
+    try:
+        return zone_named(options.timezone) if options is not None else None
+    except ScheduleParseError:
+        return None
 
 
 def options_of(periodic_task: PeriodicTask) -> ScheduleOptions | None:
@@ -187,6 +201,17 @@ class PeriodicTaskScheduleForm(PeriodicTaskForm):
         help_text="The task's default follows the catalog when its declared policy changes.",
     )
     misfire = forms.ChoiceField(label="Misfire policy", choices=MisfirePolicy.choices)
+    pause_after_failures = forms.IntegerField(
+        label="Pause after failures",
+        required=False,
+        min_value=1,
+        max_value=PAUSE_AFTER_MAX,
+        help_text=(
+            "Pause it by itself after this many failed runs in a row (a run's last failure, "
+            "after its retries); an incident opens on the rules that watch its failures. "
+            "Empty: never."
+        ),
+    )
     queue = forms.ChoiceField(label="Queue", required=False, choices=QUEUE_CHOICES)
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -202,6 +227,7 @@ class PeriodicTaskScheduleForm(PeriodicTaskForm):
             self.initial.setdefault("timezone", options.timezone)
             self.initial.setdefault("overlap", options.overlap)
             self.initial.setdefault("misfire", options.misfire)
+            self.initial.setdefault("pause_after_failures", options.pause_after_failures)
         else:
             crontab = instance.crontab if instance.crontab_id else None
             zone = str(crontab.timezone) if crontab is not None else settings.TIME_ZONE
@@ -370,6 +396,8 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
     )
     list_display_links: AdminOption = ("name_and_task",)
     actions: AdminOption = (
+        "pause_tasks",
+        "resume_tasks",
         "enable_tasks",
         "disable_tasks",
         "toggle_tasks",
@@ -380,7 +408,7 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
         (
             None,
             {
-                "fields": ("name", "task", "enabled", "description"),
+                "fields": ("name", "task", "enabled", "pause", "description"),
                 "classes": ("extrapretty", "wide"),
             },
         ),
@@ -404,7 +432,13 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
                 "classes": ("extrapretty", "wide"),
             },
         ),
-        ("Policies", {"fields": ("overlap", "misfire"), "classes": ("extrapretty", "wide")}),
+        (
+            "Policies",
+            {
+                "fields": ("overlap", "misfire", "pause_after_failures"),
+                "classes": ("extrapretty", "wide"),
+            },
+        ),
         (
             "Execution options",
             {
@@ -429,6 +463,7 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
         ),
     )
     readonly_fields: ClassVar[AdminOption] = (
+        "pause",
         "last_run_at",
         "crontab_translation",
         "next_runs",
@@ -447,7 +482,7 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
             fields = [
                 name
                 for name in options["fields"]
-                if name not in ("next_runs", "last_run_at", "crontab_translation")
+                if name not in ("next_runs", "last_run_at", "crontab_translation", "pause")
             ]
             if title != "History":
                 adding.append((title, {**options, "fields": fields}))
@@ -458,7 +493,7 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
         # results are stored): a primary-key lookup per row, never a search of the history.
         state = ScheduleState.objects.filter(periodic_task_name=OuterRef("name"))
         queryset: QuerySet[PeriodicTask] = super().get_queryset(request)
-        return queryset.select_related("options", "declared").annotate(
+        return queryset.select_related("options__paused_by", "declared").annotate(
             last_status=Subquery(state.values("status")[:1]),
             last_started=Subquery(state.values("started_at")[:1]),
             last_done=Subquery(state.values("done_at")[:1]),
@@ -534,6 +569,13 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
             actor=request.user,
             source=Source.ADMIN,
         )
+        if "pause_after_failures" in form.changed_data:
+            schedule_pause_on_failure(
+                name=obj.name,
+                after=data.get("pause_after_failures"),
+                actor=request.user,
+                source=Source.ADMIN,
+            )
 
     def delete_model(self, request: HttpRequest, obj: PeriodicTask) -> None:
         schedule_delete(name=obj.name, actor=request.user, source=Source.ADMIN)
@@ -558,6 +600,32 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
         unchanged = len(names) - changed
         note = f" ({unchanged} already {verb})" if unchanged else ""
         self.message_user(request, f"{_tasks(changed)} {verb}{note}.", messages.SUCCESS)
+
+    @admin.action(description="Pause selected tasks (why, until when)…", permissions=["change"])
+    def pause_tasks(
+        self, request: HttpRequest, queryset: QuerySet[PeriodicTask]
+    ) -> TemplateResponse | None:
+        rows = list(queryset.order_by("name").values_list("pk", "name"))
+        return pause_step(
+            self,
+            request,
+            names=[name for _, name in rows],
+            selected=rows,
+            action="pause_tasks",
+            title="Pause periodic tasks",
+        )
+
+    @admin.action(description="Resume selected tasks", permissions=["change"])
+    def resume_tasks(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        names = list(queryset.values_list("name", flat=True))
+        try:
+            resumed = schedules_resume(names=names, actor=request.user, source=Source.ADMIN)
+        except ScheduleError as exc:  # a task outside the catalog: none is resumed
+            self.message_user(request, f"Nothing was resumed: {exc}", messages.ERROR)
+            return
+        unchanged = len(names) - len(resumed)
+        note = f" ({unchanged} not paused)" if unchanged else ""
+        self.message_user(request, f"{_tasks(len(resumed))} resumed{note}.", messages.SUCCESS)
 
     @admin.action(description="Enable selected tasks", permissions=["change"])
     def enable_tasks(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
@@ -601,12 +669,33 @@ class PeriodicTaskAdmin(RunNowMixin, StockPeriodicTaskAdmin):
     def name_and_task(self, obj: PeriodicTask) -> str:
         outside = obj.task not in load_catalog()
         return format_html(
-            '{}<span class="scheduler-sub{}">{}{}</span>{}',
+            '{}<span class="scheduler-sub{}">{}{}</span>{}{}',
             obj.name,
             " scheduler-outside" if outside else "",
             obj.task,
             f" — {OUTSIDE_CATALOG}" if outside else "",
             self._declared_note(obj),
+            self._pause_note(obj),
+        )
+
+    def _pause_note(self, obj: PeriodicTask) -> str:
+        """ "paused by alice until 2027-03-01 09:00 CET: deploy freeze" (in the schedule's zone)."""
+        pause = pause_of(obj)
+        if pause is None:
+            return ""
+        return format_html(
+            '<span class="scheduler-sub scheduler-paused">{}</span>', pause.text(_zone_of(obj))
+        )
+
+    @admin.display(description="Paused")
+    def pause(self, obj: PeriodicTask) -> str:
+        pause = pause_of(obj)
+        if pause is None:
+            return "no" if obj.enabled or obj.pk is None else "no (disabled, without a note)"
+        return format_html(
+            '{}<br><span class="help">since {}</span>',
+            pause.text(_zone_of(obj)),
+            f"{localtime(pause.at, _zone_of(obj)):%Y-%m-%d %H:%M %Z}",
         )
 
     def _declared_note(self, obj: PeriodicTask) -> str:

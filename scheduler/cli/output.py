@@ -26,6 +26,7 @@ from scheduler.core.masking import masked, masked_text
 from scheduler.live.events import event_level
 from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
 from scheduler.schedules.declared import declared_in
+from scheduler.schedules.pauses import pause_dict, pause_of
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.services import ScheduleError, stored_kwargs
 
@@ -182,6 +183,9 @@ def periodic_task_as_dict(
             overlap_resolved(periodic_task.task, options.overlap if options else None).value
         ),
         "misfire": options.misfire if options is not None else str(MisfirePolicy.RUN_ONCE),
+        "pause": pause_dict(periodic_task),
+        "pause_after_failures": options.pause_after_failures if options is not None else None,
+        "failure_streak": options.failure_streak if options is not None else 0,
         **declared_as_dict(periodic_task),
         "one_off": periodic_task.one_off,
         "last_run_at": iso(periodic_task.last_run_at),
@@ -189,6 +193,22 @@ def periodic_task_as_dict(
         "date_changed": iso(periodic_task.date_changed),
         "next_runs": [run.isoformat() for run in next_runs],
     }
+
+
+def enabled_label(periodic_task: PeriodicTask) -> str:
+    """'yes', 'no', or 'paused' (disabled with who, why and until when)."""
+    if periodic_task.enabled:
+        return "yes"
+    return "paused" if pause_of(periodic_task) is not None else "no"
+
+
+def pause_label(periodic_task: PeriodicTask, tz: str | None = None) -> str:
+    """'by alice until 2027-03-01 09:00 CET: deploy freeze' (in `tz`), or '' when not paused."""
+    pause = pause_of(periodic_task)
+    if pause is None:
+        return ""
+    zone = ZoneInfo(tz) if tz else timezone.get_current_timezone()
+    return pause.text(zone).removeprefix("paused ")
 
 
 def declared_as_dict(periodic_task: PeriodicTask) -> dict[str, Any]:
