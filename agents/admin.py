@@ -3,7 +3,7 @@ with their messages, and read-only lists of posts and mentions.
 
 Writes to the agents' periodic tasks go through the scheduler: "Run now" is the periodic task
 admin's own run (`RunNowMixin`: `schedule_run_now`, audited), pausing and resuming is
-`agent_schedules_set_enabled`.
+the scheduler's pause step (why and until when; `pause_step`) and `agent_schedules_resume`.
 """
 
 from __future__ import annotations
@@ -14,12 +14,11 @@ from django import forms
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.db import transaction
 from django.db.models import Count, QuerySet
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import URLPattern, path, reverse
 from django.utils.html import format_html
-from django.utils.timezone import localtime
+from django.utils.timezone import get_current_timezone, localtime
 from django.views.decorators.http import require_POST
 
 from agents.brains import BrainConfigError, validate_brain_config
@@ -29,9 +28,10 @@ from agents.selectors import (
     periodic_task_last_result,
     session_latest_message_ids,
 )
-from agents.services import agent_schedules_set_enabled
-from scheduler.admin import ReadOnlyAdmin, RunNowMixin
-from scheduler.schedules import schedule_describe
+from agents.services import agent_schedules_resume, agents_schedule_names
+from scheduler.admin import ReadOnlyAdmin, RunNowMixin, pause_step
+from scheduler.schedules import pause_of, schedule_describe
+from scheduler.services import ScheduleError
 
 # Running or pausing a periodic task needs what the periodic task admin asks for it.
 SCHEDULE_PERMISSION = "django_celery_beat.change_periodictask"
@@ -113,8 +113,16 @@ class AgentScheduleInline(admin.TabularInline[AgentSchedule, Agent]):
     model = AgentSchedule
     verbose_name = "schedule"
     verbose_name_plural = "schedules (periodic tasks this agent owns)"
-    fields = ["periodic_task_link", "task", "schedule", "enabled", "last_run", "run_now"]
-    readonly_fields = ["periodic_task_link", "task", "schedule", "enabled", "last_run", "run_now"]
+    fields = ["periodic_task_link", "task", "schedule", "enabled", "paused", "last_run", "run_now"]
+    readonly_fields = [
+        "periodic_task_link",
+        "task",
+        "schedule",
+        "enabled",
+        "paused",
+        "last_run",
+        "run_now",
+    ]
     extra = 0
     can_delete = False
 
@@ -144,6 +152,7 @@ class AgentScheduleInline(admin.TabularInline[AgentSchedule, Agent]):
                 "periodic_task__crontab",
                 "periodic_task__clocked",
                 "periodic_task__solar",
+                "periodic_task__options__paused_by",
             )
         )
 
@@ -163,6 +172,12 @@ class AgentScheduleInline(admin.TabularInline[AgentSchedule, Agent]):
     @admin.display(description="Enabled", boolean=True)
     def enabled(self, obj: AgentSchedule) -> bool:
         return bool(obj.periodic_task.enabled)
+
+    @admin.display(description="Paused")
+    def paused(self, obj: AgentSchedule) -> str:
+        """Who paused it, why and until when (in the project's zone); empty when not paused."""
+        pause = pause_of(obj.periodic_task)
+        return pause.text(get_current_timezone()).removeprefix("paused ") if pause else ""
 
     @admin.display(description="Last run")
     def last_run(self, obj: AgentSchedule) -> str:
@@ -236,29 +251,32 @@ class AgentAdmin(RunNowMixin, admin.ModelAdmin[Agent]):
     def has_schedules_permission(self, request: HttpRequest) -> bool:
         return bool(request.user.has_perm(SCHEDULE_PERMISSION))
 
-    def _set_enabled(
-        self, request: HttpRequest, queryset: QuerySet[Agent], *, enabled: bool
-    ) -> None:
-        with transaction.atomic():  # all the agents or none
-            changed = sum(
-                agent_schedules_set_enabled(agent=agent, enabled=enabled, actor=request.user)
-                for agent in queryset
-            )
-        verb = "resumed" if enabled else "paused"
-        noun = "schedule" if changed == 1 else "schedules"
-        self.message_user(request, f"{changed} {noun} {verb}.", messages.SUCCESS)
-
     @admin.action(
-        description="Pause all schedules of the selected agents", permissions=["schedules"]
+        description="Pause all schedules of the selected agents (why, until when)…",
+        permissions=["schedules"],
     )
-    def pause_schedules(self, request: HttpRequest, queryset: QuerySet[Agent]) -> None:
-        self._set_enabled(request, queryset, enabled=False)
+    def pause_schedules(self, request: HttpRequest, queryset: QuerySet[Agent]) -> Any:
+        agents = list(queryset.order_by("name"))
+        return pause_step(
+            self,
+            request,
+            names=agents_schedule_names(agents=agents),
+            selected=[(agent.pk, f"{agent.name}: every schedule") for agent in agents],
+            action="pause_schedules",
+            title="Pause the schedules of agents",
+        )
 
     @admin.action(
         description="Resume all schedules of the selected agents", permissions=["schedules"]
     )
     def resume_schedules(self, request: HttpRequest, queryset: QuerySet[Agent]) -> None:
-        self._set_enabled(request, queryset, enabled=True)
+        try:
+            changed = agent_schedules_resume(agents=queryset, actor=request.user)
+        except ScheduleError as exc:  # a task outside the catalog: none is resumed
+            self.message_user(request, f"Nothing was resumed: {exc}", messages.ERROR)
+            return
+        noun = "schedule" if changed == 1 else "schedules"
+        self.message_user(request, f"{changed} {noun} resumed.", messages.SUCCESS)
 
     def get_urls(self) -> list[URLPattern]:
         urls: list[URLPattern] = [

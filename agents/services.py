@@ -27,7 +27,7 @@ from agents.models import Agent, AgentSchedule, Mention, Message, Post, Session
 from scheduler.live import event_record
 from scheduler.models import Source
 from scheduler.protocol import object_header
-from scheduler.services import schedule_create, schedule_set_enabled_bulk
+from scheduler.services import schedule_create, schedules_resume
 
 # Messages the brain sees after the session's summary.
 CONTEXT_MESSAGES = 20
@@ -131,12 +131,20 @@ def agent_schedule_create(
         return AgentSchedule.objects.create(agent=agent, periodic_task=periodic_task)
 
 
-def agent_schedules_set_enabled(*, agent: Agent, enabled: bool, actor: Any = None) -> int:
-    """Pause or resume every periodic task of `agent`; how many changed."""
-    names = list(
-        PeriodicTask.objects.filter(agent_schedule__agent=agent).values_list("name", flat=True)
+def agents_schedule_names(*, agents: Any) -> list[str]:
+    """The names of the periodic tasks of `agents` (a queryset or a list of agents)."""
+    return list(
+        PeriodicTask.objects.filter(agent_schedule__agent__in=agents)
+        .order_by("name")
+        .values_list("name", flat=True)
     )
-    return schedule_set_enabled_bulk(names=names, enabled=enabled, actor=actor, source=Source.ADMIN)
+
+
+def agent_schedules_resume(*, agents: Any, actor: Any = None) -> int:
+    """Resume every paused periodic task of `agents`; how many were resumed. (Pausing them, with
+    why and until when, is the scheduler's `schedules_pause` on `agents_schedule_names`.)"""
+    names = agents_schedule_names(agents=agents)
+    return len(schedules_resume(names=names, actor=actor, source=Source.ADMIN))
 
 
 # --- Sessions and messages -----------------------------------------------------------------------

@@ -86,6 +86,10 @@ class EventType(StrEnum):
     SCHEDULE_DISABLED = "schedule.disabled"
     SCHEDULE_DELETED = "schedule.deleted"
     SCHEDULE_RUN_NOW = "schedule.run_now"
+    # Paused with a note (by staff, or by itself after failed runs) and resumed (by staff, or by
+    # itself when its "until" passed).
+    SCHEDULE_PAUSED = "schedule.paused"
+    SCHEDULE_RESUMED = "schedule.resumed"
     # Alerts: an incident opened (its first notification) and recovered; a dead letter kept.
     INCIDENT_OPENED = "incident.opened"
     INCIDENT_RESOLVED = "incident.resolved"
@@ -104,6 +108,8 @@ EVENT_ALIASES: dict[str, tuple[str, ...]] = {
         EventType.SCHEDULE_UPDATED,
         EventType.SCHEDULE_ENABLED,
         EventType.SCHEDULE_DISABLED,
+        EventType.SCHEDULE_PAUSED,
+        EventType.SCHEDULE_RESUMED,
     ),
 }
 
@@ -239,6 +245,7 @@ ALERT_SINCE_KEY = "scheduler:alerts:since"  # hash: "<rule>|<subject>" -> when i
 ALERT_LAST_SUCCESS_KEY = "scheduler:alerts:last_success"  # hash: periodic task -> last success
 ALERT_WATCH_LOCK_KEY = "scheduler:alerts:watch"  # the watcher's lock: one check per interval
 ALERT_NO_SUCCESS_CHECKED_KEY = "scheduler:alerts:no_success_checked"  # at most once a minute
+PAUSES_RESUME_LOCK_KEY = "scheduler:pauses:resume"  # one look for ended pauses per interval
 FLAKY_TURNS_KEY = "scheduler:flaky"  # + ":<schedule or key>": `scheduler.flaky`'s turn counter
 METRICS_EVENTS_KEY = "scheduler:metrics:events"  # "published|failed\t<type>" -> count
 METRICS_TASKS_KEY = "scheduler:metrics:tasks"  # "<state>\t<task name>" -> count

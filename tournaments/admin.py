@@ -12,8 +12,9 @@ of kind trader that is active and not in the tournament yet, with its default st
 is changed in the entries inline before the tournament starts).
 
 Writes to the tournament's periodic task go through the scheduler: "Run now" is the periodic
-task admin's own run (`RunNowMixin`: `schedule_run_now`, audited), pausing and resuming is
-`schedule_set_enabled_bulk`; both need what the periodic task admin asks for them.
+task admin's own run (`RunNowMixin`: `schedule_run_now`, audited), pausing is the scheduler's
+pause step (why and until when: `pause_step`) and resuming `schedules_resume`; each needs what
+the periodic task admin asks for it.
 """
 
 from __future__ import annotations
@@ -32,10 +33,11 @@ from django.utils import timezone
 from django.utils.html import format_html
 from kombu.exceptions import OperationalError
 
-from scheduler.admin import ReadOnlyAdmin, RunNowMixin, broker_down_message, queue_each
+from scheduler.admin import ReadOnlyAdmin, RunNowMixin, broker_down_message, pause_step, queue_each
 from scheduler.models import Source
 from scheduler.permissions import CHANGE_SCHEDULE, RUN_TASKS
-from scheduler.services import ScheduleError, schedule_set_enabled_bulk, task_enqueue
+from scheduler.schedules import pause_of
+from scheduler.services import ScheduleError, schedules_resume, task_enqueue
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
 from tournaments.selectors import agents_not_entered
 from tournaments.services import (
@@ -224,7 +226,7 @@ class TournamentAdmin(RunNowMixin, admin.ModelAdmin[Tournament]):
         return (
             super()
             .get_queryset(request)
-            .select_related("periodic_task")
+            .select_related("periodic_task__options__paused_by")
             .annotate(entry_total=Count("entries"))
         )
 
@@ -334,6 +336,8 @@ class TournamentAdmin(RunNowMixin, admin.ModelAdmin[Tournament]):
             return "none yet (made when it starts)" if obj.pk else ""
         url = reverse("admin:django_celery_beat_periodictask_change", args=[obj.periodic_task.pk])
         state = "" if obj.periodic_task.enabled else " (paused)"
+        if (pause := pause_of(obj.periodic_task)) is not None:
+            state = f" ({pause.text(timezone.get_current_timezone())})"
         return format_html('<a href="{}">{}</a>{}', url, obj.periodic_task.name, state)
 
     @admin.display(description="Live page")
@@ -465,10 +469,12 @@ class TournamentAdmin(RunNowMixin, admin.ModelAdmin[Tournament]):
                 request, f"Queued to run now: the agents of {tournament.name} (task id {task_id})."
             )
 
-    def _set_enabled(
-        self, request: HttpRequest, queryset: QuerySet[Tournament], *, enabled: bool
-    ) -> None:
-        names = []
+    def _with_tasks(
+        self, request: HttpRequest, queryset: QuerySet[Tournament], *, resuming: bool
+    ) -> list[Tournament]:
+        """The selected tournaments whose periodic task may be paused (resumed: only a live
+        one's), each other one said in a message."""
+        chosen = []
         for tournament in queryset.select_related("periodic_task").order_by("pk"):
             if tournament.periodic_task is None:
                 self.message_user(
@@ -476,7 +482,7 @@ class TournamentAdmin(RunNowMixin, admin.ModelAdmin[Tournament]):
                     f"{tournament.name} has no periodic task: it is made when it starts.",
                     messages.WARNING,
                 )
-            elif enabled and tournament.status != Tournament.Status.LIVE:
+            elif resuming and tournament.status != Tournament.Status.LIVE:
                 self.message_user(
                     request,
                     f"{tournament.name} was not resumed: it is {tournament.status}, and only a "
@@ -484,29 +490,52 @@ class TournamentAdmin(RunNowMixin, admin.ModelAdmin[Tournament]):
                     messages.WARNING,
                 )
             else:
-                names.append(tournament.periodic_task.name)
-        if not names:
-            return
-        changed = schedule_set_enabled_bulk(
-            names=names, enabled=enabled, actor=request.user, source=Source.ADMIN
-        )
-        verb = "resumed" if enabled else "paused"
-        noun = "schedule" if changed == 1 else "schedules"
-        self.message_user(request, f"{changed} {noun} {verb}.", messages.SUCCESS)
+                chosen.append(tournament)
+        return chosen
 
     @admin.action(
-        description="Pause the schedules of the selected tournaments (their periodic tasks)",
+        description="Pause the schedules of the selected tournaments (why, until when)…",
         permissions=["schedules"],
     )
-    def pause_schedules(self, request: HttpRequest, queryset: QuerySet[Tournament]) -> None:
-        self._set_enabled(request, queryset, enabled=False)
+    def pause_schedules(self, request: HttpRequest, queryset: QuerySet[Tournament]) -> Any:
+        if request.POST.get("post") == "yes":  # the second step: warned on the first one
+            tournaments = [
+                t
+                for t in queryset.select_related("periodic_task").order_by("pk")
+                if t.periodic_task is not None
+            ]
+        else:
+            tournaments = self._with_tasks(request, queryset, resuming=False)
+        if not tournaments:
+            return None
+        return pause_step(
+            self,
+            request,
+            names=[t.periodic_task.name for t in tournaments if t.periodic_task is not None],
+            selected=[(t.pk, f"{t.name}: its periodic task") for t in tournaments],
+            action="pause_schedules",
+            title="Pause the schedules of tournaments",
+        )
 
     @admin.action(
         description="Resume the schedules of the selected live tournaments",
         permissions=["schedules"],
     )
     def resume_schedules(self, request: HttpRequest, queryset: QuerySet[Tournament]) -> None:
-        self._set_enabled(request, queryset, enabled=True)
+        names = [
+            tournament.periodic_task.name
+            for tournament in self._with_tasks(request, queryset, resuming=True)
+            if tournament.periodic_task is not None
+        ]
+        if not names:
+            return
+        try:
+            changed = len(schedules_resume(names=names, actor=request.user, source=Source.ADMIN))
+        except ScheduleError as exc:
+            self.message_user(request, f"Nothing was resumed: {refusal(exc)}", messages.ERROR)
+            return
+        noun = "schedule" if changed == 1 else "schedules"
+        self.message_user(request, f"{changed} {noun} resumed.", messages.SUCCESS)
 
 
 # --- Entries -------------------------------------------------------------------------------------

@@ -17,7 +17,8 @@ LEADERBOARD_EVENT = "tournament.leaderboard"
 
 def tournaments_listed(*, status: str | None = None) -> QuerySet[Tournament]:
     """Tournaments, latest start first, each with `entry_count`; no status: all of them."""
-    tournaments = Tournament.objects.select_related("periodic_task").annotate(
+    # The periodic task's pause (who, why, until when) is shown with it.
+    tournaments = Tournament.objects.select_related("periodic_task__options__paused_by").annotate(
         entry_count=Count("entries")
     )
     if status:

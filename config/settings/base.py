@@ -325,6 +325,9 @@ ALERTS_WEBHOOK_SECRET = env.str("ALERTS_WEBHOOK_SECRET", default="")
 # How often (seconds) the watcher in workers and beat checks the state triggers (beat without a
 # leader, no worker on a queue, queue depth, long runs, no success) and owed notifications.
 ALERTS_WATCH_INTERVAL = env.float("ALERTS_WATCH_INTERVAL", default=10.0)
+# How often (seconds) the same watcher looks for paused schedules whose "until" has passed and
+# resumes them: a pause ends within about this of its time (0: never by itself).
+SCHEDULE_RESUME_INTERVAL = env.float("SCHEDULE_RESUME_INTERVAL", default=1.0)
 # A notification that fails is tried this many more times, ALERTS_RETRY_DELAY seconds after the
 # first failure, doubling each time (a 4xx answer is not tried again).
 ALERTS_DELIVERY_RETRIES = env.int("ALERTS_DELIVERY_RETRIES", default=4)

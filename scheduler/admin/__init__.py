@@ -5,7 +5,8 @@ alerting's channels, rules, incidents and notification log (alerts.py).
 
 Django's admin autodiscovery imports this package: importing it registers every admin. The
 names other apps' admins use are re-exported here (`run_now.py`): the run-now mixin, the loop
-that queues each selected row and reports it, the broker-down message, the read-only admin.
+that queues each selected row and reports it, the broker-down message, the read-only admin; and
+the pause action's second step (`pauses.py`: why and until when).
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from scheduler.admin.alerts import (
 )
 from scheduler.admin.backfills import BackfillAdmin
 from scheduler.admin.dead_letters import DeadLetterAdmin
+from scheduler.admin.pauses import pause_step
 from scheduler.admin.periodic_tasks import PeriodicTaskAdmin
 from scheduler.admin.run_now import ReadOnlyAdmin, RunNowMixin, broker_down_message, queue_each
 from scheduler.admin.task_results import TaskResultAdmin
@@ -34,5 +36,6 @@ __all__ = [
     "RunNowMixin",
     "TaskResultAdmin",
     "broker_down_message",
+    "pause_step",
     "queue_each",
 ]

@@ -13,7 +13,7 @@ from __future__ import annotations
 import functools
 import json
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import datetime, tzinfo
 from typing import Any, ClassVar, cast
 from urllib.parse import urlencode
 from zoneinfo import available_timezones
@@ -27,6 +27,7 @@ from django.core.validators import MaxLengthValidator
 from django.db import models, transaction
 from django.db.models import OuterRef, QuerySet, Subquery
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
+from django.template.response import TemplateResponse
 from django.urls import URLPattern, get_script_prefix, path, reverse
 from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString
@@ -40,6 +41,7 @@ from django_celery_beat.models import PeriodicTask
 
 from config.queues import QUEUES
 from scheduler.admin.backfills import BackfillActionMixin
+from scheduler.admin.pauses import pause_step
 from scheduler.admin.run_now import RunNowMixin
 from scheduler.admin.schedule_preview import (
     STOCK_SCHEDULE_FIELDS,
@@ -53,6 +55,7 @@ from scheduler.core.masking import masked
 from scheduler.models import AuditEntry, ScheduleOptions, ScheduleState, Source
 from scheduler.schedules.declared import declared_in
 from scheduler.schedules.parsing import ScheduleParseError, zone_named
+from scheduler.schedules.pauses import pause_of
 from scheduler.schedules.policies import (
     CatchUp,
     OverlapPolicy,
@@ -72,6 +75,7 @@ from scheduler.services import (
     schedule_save,
     schedule_set_enabled_bulk,
     schedules_reset_to_code,
+    schedules_resume,
     task_validate,
 )
 
@@ -99,6 +103,14 @@ QUEUE_CHOICES = [
     ("", "The task's own queue"),
     *((name, f"{name}: {spec.purpose}") for name, spec in QUEUES.items()),
 ]
+
+
+def _zone_of(periodic_task: PeriodicTask) -> tzinfo | None:
+    options = options_of(periodic_task)
+    try:
+        return zone_named(options.timezone) if options is not None else None
+    except ScheduleParseError:
+        return None
 
 
 def options_of(periodic_task: PeriodicTask) -> ScheduleOptions | None:
@@ -488,6 +500,8 @@ class PeriodicTaskAdmin(RunNowMixin, BackfillActionMixin, StockPeriodicTaskAdmin
     )
     list_display_links: AdminOption = ("name_and_task",)
     actions: AdminOption = (
+        "pause_tasks",
+        "resume_tasks",
         "enable_tasks",
         "disable_tasks",
         "toggle_tasks",
@@ -499,7 +513,7 @@ class PeriodicTaskAdmin(RunNowMixin, BackfillActionMixin, StockPeriodicTaskAdmin
         (
             None,
             {
-                "fields": ("name", "task", "enabled", "description"),
+                "fields": ("name", "task", "enabled", "pause", "description"),
                 "classes": ("extrapretty", "wide"),
             },
         ),
@@ -562,6 +576,7 @@ class PeriodicTaskAdmin(RunNowMixin, BackfillActionMixin, StockPeriodicTaskAdmin
         ),
     )
     readonly_fields: ClassVar[AdminOption] = (
+        "pause",
         "last_run_at",
         "crontab_translation",
         "next_runs",
@@ -581,7 +596,7 @@ class PeriodicTaskAdmin(RunNowMixin, BackfillActionMixin, StockPeriodicTaskAdmin
             fields = [
                 name
                 for name in options["fields"]
-                if name not in ("last_run_at", "crontab_translation", "runs_left")
+                if name not in ("last_run_at", "crontab_translation", "runs_left", "pause")
             ]
             if title != "History":
                 adding.append((title, {**options, "fields": fields}))
@@ -592,7 +607,7 @@ class PeriodicTaskAdmin(RunNowMixin, BackfillActionMixin, StockPeriodicTaskAdmin
         # results are stored): a primary-key lookup per row, never a search of the history.
         state = ScheduleState.objects.filter(periodic_task_name=OuterRef("name"))
         queryset: QuerySet[PeriodicTask] = super().get_queryset(request)
-        return queryset.select_related("options", "declared").annotate(
+        return queryset.select_related("options__paused_by", "declared").annotate(
             last_status=Subquery(state.values("status")[:1]),
             last_started=Subquery(state.values("started_at")[:1]),
             last_done=Subquery(state.values("done_at")[:1]),
@@ -782,6 +797,32 @@ class PeriodicTaskAdmin(RunNowMixin, BackfillActionMixin, StockPeriodicTaskAdmin
         note = f" ({unchanged} already {verb})" if unchanged else ""
         self.message_user(request, f"{_tasks(changed)} {verb}{note}.", messages.SUCCESS)
 
+    @admin.action(description="Pause selected tasks (why, until when)…", permissions=["change"])
+    def pause_tasks(
+        self, request: HttpRequest, queryset: QuerySet[PeriodicTask]
+    ) -> TemplateResponse | None:
+        rows = list(queryset.order_by("name").values_list("pk", "name"))
+        return pause_step(
+            self,
+            request,
+            names=[name for _, name in rows],
+            selected=rows,
+            action="pause_tasks",
+            title="Pause periodic tasks",
+        )
+
+    @admin.action(description="Resume selected tasks", permissions=["change"])
+    def resume_tasks(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
+        names = list(queryset.values_list("name", flat=True))
+        try:
+            resumed = schedules_resume(names=names, actor=request.user, source=Source.ADMIN)
+        except ScheduleError as exc:  # a task outside the catalog: none is resumed
+            self.message_user(request, f"Nothing was resumed: {exc}", messages.ERROR)
+            return
+        unchanged = len(names) - len(resumed)
+        note = f" ({unchanged} not paused)" if unchanged else ""
+        self.message_user(request, f"{_tasks(len(resumed))} resumed{note}.", messages.SUCCESS)
+
     @admin.action(description="Enable selected tasks", permissions=["change"])
     def enable_tasks(self, request: HttpRequest, queryset: QuerySet[PeriodicTask]) -> None:
         self._set_enabled(request, queryset, enabled=True)
@@ -824,12 +865,33 @@ class PeriodicTaskAdmin(RunNowMixin, BackfillActionMixin, StockPeriodicTaskAdmin
     def name_and_task(self, obj: PeriodicTask) -> str:
         outside = obj.task not in load_catalog()
         return format_html(
-            '{}<span class="scheduler-sub{}">{}{}</span>{}',
+            '{}<span class="scheduler-sub{}">{}{}</span>{}{}',
             obj.name,
             " scheduler-outside" if outside else "",
             obj.task,
             f" — {OUTSIDE_CATALOG}" if outside else "",
             self._declared_note(obj),
+            self._pause_note(obj),
+        )
+
+    def _pause_note(self, obj: PeriodicTask) -> str:
+        """ "paused by alice until 2027-03-01 09:00 CET: deploy freeze" (in the schedule's zone)."""
+        pause = pause_of(obj)
+        if pause is None:
+            return ""
+        return format_html(
+            '<span class="scheduler-sub scheduler-paused">{}</span>', pause.text(_zone_of(obj))
+        )
+
+    @admin.display(description="Paused")
+    def pause(self, obj: PeriodicTask) -> str:
+        pause = pause_of(obj)
+        if pause is None:
+            return "no" if obj.enabled or obj.pk is None else "no (disabled, without a note)"
+        return format_html(
+            '{}<br><span class="help">since {}</span>',
+            pause.text(_zone_of(obj)),
+            f"{localtime(pause.at, _zone_of(obj)):%Y-%m-%d %H:%M %Z}",
         )
 
     def _declared_note(self, obj: PeriodicTask) -> str:

@@ -24,6 +24,7 @@ from scheduler.catalog import CatalogEntry, load_catalog, overlap_resolved
 from scheduler.core.formatting import result_duration
 from scheduler.schedules.declared import declared_in
 from scheduler.schedules.parsing import zone_named
+from scheduler.schedules.pauses import UNTIL_HELP, pause_dict
 from scheduler.schedules.policies import (
     CatchUp,
     MisfirePolicy,
@@ -33,6 +34,7 @@ from scheduler.schedules.policies import (
 )
 from scheduler.schedules.rows import schedule_describe
 from scheduler.selectors import result_status_named, schedule_next_run
+from scheduler.services import PAUSE_AFTER_MAX
 
 # How long `GET /api/tasks/{id}/?wait=` may hold a request open.
 MAX_WAIT_SECONDS = 30
@@ -271,6 +273,43 @@ class ScheduleInputSerializer(StrictSerializer):
     enabled = serializers.BooleanField(required=False)
 
 
+class SchedulePauseSerializer(StrictSerializer):
+    """A pause: why, and until when; values are checked by the pause service."""
+
+    note = serializers.CharField(
+        required=False, default="", allow_blank=True, help_text="why it is paused"
+    )
+    until = serializers.CharField(
+        required=False,
+        allow_null=True,
+        allow_blank=True,
+        default=None,
+        help_text=f"{UNTIL_HELP} (one without an offset is read in the server's TIME_ZONE)",
+    )
+
+
+class SchedulePauseOnFailureSerializer(StrictSerializer):
+    after = serializers.IntegerField(
+        allow_null=True,
+        help_text=(
+            f"pause the schedule by itself after this many failed runs in a row (1 to "
+            f"{PAUSE_AFTER_MAX}); null: never"
+        ),
+    )
+
+
+class PauseSerializer(serializers.Serializer[Any]):
+    paused_at = serializers.DateTimeField()
+    paused_by = serializers.CharField(
+        allow_null=True,
+        help_text="who paused it; null: no signed-in user (the system after failed runs, the CLI)",
+    )
+    note = serializers.CharField(help_text="why")
+    until = serializers.DateTimeField(
+        allow_null=True, help_text="when it resumes by itself; null: until resumed"
+    )
+
+
 class ScheduleListQuerySerializer(serializers.Serializer[Any]):
     enabled = serializers.BooleanField(
         required=False, allow_null=True, default=None, help_text="only enabled or disabled ones"
@@ -326,13 +365,19 @@ class ScheduleSerializer(serializers.Serializer[Any]):
     runs_left = serializers.SerializerMethodField(
         help_text="'3 of 5 runs left'; null: no limit on runs"
     )
-    pause_after_failures = serializers.SerializerMethodField()
     declared_in = serializers.SerializerMethodField(
         help_text="the file that declares it in code (`scheduler sync` keeps it), or null"
     )
     drift = serializers.SerializerMethodField(
         help_text="field -> {database, code}: what staff changed since the last sync"
     )
+    pause = serializers.SerializerMethodField(
+        help_text="who paused it, why and until when; null when it is not paused"
+    )
+    pause_after_failures = serializers.SerializerMethodField(
+        help_text="it pauses itself after this many failed runs in a row; null: never"
+    )
+    failure_streak = serializers.SerializerMethodField(help_text="its failed runs in a row")
     next_run = serializers.SerializerMethodField()
     last_run_at = serializers.DateTimeField(allow_null=True)
     total_run_count = serializers.IntegerField()
@@ -418,6 +463,14 @@ class ScheduleSerializer(serializers.Serializer[Any]):
         declared = declared_in(periodic_task)
         drift = declared.drift if declared is not None else {}
         return {name: {"database": have, "code": want} for name, (have, want) in drift.items()}
+
+    @extend_schema_field(PauseSerializer(allow_null=True))
+    def get_pause(self, periodic_task: PeriodicTask) -> dict[str, Any] | None:
+        return pause_dict(periodic_task)
+
+    def get_failure_streak(self, periodic_task: PeriodicTask) -> int:
+        options = getattr(periodic_task, "options", None)
+        return options.failure_streak if options is not None else 0
 
     def get_next_run(self, periodic_task: PeriodicTask) -> datetime | None:
         return schedule_next_run(periodic_task, now=self.context.get("now"))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from django.conf import settings
 from django.urls import reverse
 from django.utils import timezone
 from django_celery_beat.models import PeriodicTask
@@ -38,6 +39,8 @@ from scheduler.api.serializers import (
     CatalogEntrySerializer,
     ScheduleInputSerializer,
     ScheduleListQuerySerializer,
+    SchedulePauseOnFailureSerializer,
+    SchedulePauseSerializer,
     ScheduleSerializer,
     TaskHistoryQuerySerializer,
     TaskResultSerializer,
@@ -80,7 +83,7 @@ API_PARTS: tuple[tuple[str, str, str], ...] = (
     ("health", "api-health", "database, Redis and worker health (no authentication)"),
     ("catalog", "api-catalog", "the tasks that can be run and scheduled, with their parameters"),
     ("tasks", "api-tasks", "run a catalog task (POST); stored results (GET)"),
-    ("schedules", "api-schedule-list", "periodic tasks: list, create, update, run, enable, ..."),
+    ("schedules", "api-schedule-list", "periodic tasks: list, create, update, run, pause, ..."),
     ("backfills", "api-backfills", "a schedule's runs of a range made now, and their progress"),
     ("dead_letters", "api-dead-letters", "runs that failed their last retry: requeue, discard"),
     ("alerts", "api-alert-rules", "alert rules; channels and deliveries beside them"),
@@ -329,6 +332,9 @@ class ScheduleViewSet(viewsets.ViewSet):
         "run": CHANGE_SCHEDULE,
         "enable": CHANGE_SCHEDULE,
         "disable": CHANGE_SCHEDULE,
+        "pause": CHANGE_SCHEDULE,
+        "resume": CHANGE_SCHEDULE,
+        "pause_on_failure": CHANGE_SCHEDULE,
     }
     # Digits only, and no more than a database integer holds: anything else is a 404.
     lookup_value_regex = "[0-9]{1,18}"
@@ -426,4 +432,61 @@ class ScheduleViewSet(viewsets.ViewSet):
     def disable(self, request: Request, pk: str) -> Response:
         periodic_task = self._schedule(pk)
         services.schedule_disable(name=periodic_task.name, actor=request.user, source=Source.API)
+        return self._answer(periodic_task.pk)
+
+    @extend_schema(
+        parameters=[_schedule_id],
+        request=SchedulePauseSerializer,
+        responses={200: ScheduleSerializer, 400: ERRORS_RESPONSE, 404: NOT_FOUND_RESPONSE},
+        description=(
+            "Pause it (disabled) with a note and, optionally, when it resumes by itself: "
+            '{"note": "deploy freeze", "until": "2h"}. An `until` in the past is refused. '
+            "Pausing a paused schedule changes its note and end. Needs `change_periodictask`."
+        ),
+    )
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str) -> Response:
+        periodic_task = self._schedule(pk)
+        body = validated(SchedulePauseSerializer, request.data)
+        services.schedule_pause(
+            name=periodic_task.name,
+            note=body["note"],
+            until=body["until"],
+            tz=settings.TIME_ZONE,
+            actor=request.user,
+            source=Source.API,
+        )
+        return self._answer(periodic_task.pk)
+
+    @extend_schema(
+        parameters=[_schedule_id],
+        request=None,
+        responses={200: ScheduleSerializer, 400: ERRORS_RESPONSE, 404: NOT_FOUND_RESPONSE},
+        description=(
+            "Resume it: enabled, its pause forgotten; the runs it missed while paused are not "
+            "made. Needs `change_periodictask`."
+        ),
+    )
+    @action(detail=True, methods=["post"])
+    def resume(self, request: Request, pk: str) -> Response:
+        periodic_task = self._schedule(pk)
+        services.schedule_resume(name=periodic_task.name, actor=request.user, source=Source.API)
+        return self._answer(periodic_task.pk)
+
+    @extend_schema(
+        parameters=[_schedule_id],
+        request=SchedulePauseOnFailureSerializer,
+        responses={200: ScheduleSerializer, 400: ERRORS_RESPONSE, 404: NOT_FOUND_RESPONSE},
+        description=(
+            'Pause it by itself after N failed runs in a row: {"after": 3}; {"after": null}: '
+            "never. Needs `change_periodictask`."
+        ),
+    )
+    @action(detail=True, methods=["post"], url_path="pause-on-failure")
+    def pause_on_failure(self, request: Request, pk: str) -> Response:
+        periodic_task = self._schedule(pk)
+        body = validated(SchedulePauseOnFailureSerializer, request.data)
+        services.schedule_pause_on_failure(
+            name=periodic_task.name, after=body["after"], actor=request.user, source=Source.API
+        )
         return self._answer(periodic_task.pk)

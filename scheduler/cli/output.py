@@ -27,6 +27,7 @@ from scheduler.core.masking import masked, masked_text
 from scheduler.live.events import event_level
 from scheduler.models import AuditEntry, ScheduleOptions, TaskEvent
 from scheduler.schedules.declared import declared_in
+from scheduler.schedules.pauses import pause_dict, pause_of
 from scheduler.schedules.policies import (
     CatchUp,
     MisfirePolicy,
@@ -189,6 +190,8 @@ def periodic_task_as_dict(
             overlap_resolved(periodic_task.task, options.overlap if options else None).value
         ),
         **policies_as_dict(periodic_task),
+        "pause": pause_dict(periodic_task),
+        "failure_streak": options.failure_streak if options is not None else 0,
         **declared_as_dict(periodic_task),
         "one_off": periodic_task.one_off,
         "last_run_at": iso(periodic_task.last_run_at),
@@ -230,6 +233,22 @@ def pause_after_label(failures: int | None) -> str:
     if failures is None:
         return "never"
     return f"after {failures} failed {'run' if failures == 1 else 'runs'} in a row"
+
+
+def enabled_label(periodic_task: PeriodicTask) -> str:
+    """'yes', 'no', or 'paused' (disabled with who, why and until when)."""
+    if periodic_task.enabled:
+        return "yes"
+    return "paused" if pause_of(periodic_task) is not None else "no"
+
+
+def pause_label(periodic_task: PeriodicTask, tz: str | None = None) -> str:
+    """'by alice until 2027-03-01 09:00 CET: deploy freeze' (in `tz`), or '' when not paused."""
+    pause = pause_of(periodic_task)
+    if pause is None:
+        return ""
+    zone = ZoneInfo(tz) if tz else timezone.get_current_timezone()
+    return pause.text(zone).removeprefix("paused ")
 
 
 def declared_as_dict(periodic_task: PeriodicTask) -> dict[str, Any]:

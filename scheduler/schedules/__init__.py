@@ -31,6 +31,7 @@ from scheduler.schedules.parsing import (
     parse_schedule,
     zone_named,
 )
+from scheduler.schedules.pauses import Pause, pause_dict, pause_of
 from scheduler.schedules.policies import MisfirePolicy, OverlapPolicy
 from scheduler.schedules.preview import Preview, format_run, periodic_task_preview
 from scheduler.schedules.rows import (
@@ -51,6 +52,7 @@ __all__ = [
     "MisfirePolicy",
     "OverlapPolicy",
     "ParsedSchedule",
+    "Pause",
     "Period",
     "Preview",
     "ScheduleParseError",
@@ -62,6 +64,8 @@ __all__ = [
     "describe_interval",
     "format_run",
     "parse_schedule",
+    "pause_dict",
+    "pause_of",
     "periodic_task_next_runs",
     "periodic_task_preview",
     "periodic_task_schedule",

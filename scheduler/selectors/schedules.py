@@ -21,6 +21,7 @@ from scheduler.core.formatting import percentile
 from scheduler.models import AuditEntry, DeclaredState
 from scheduler.protocol import FINISHED_STATES
 from scheduler.schedules.declared import drifted_fields
+from scheduler.schedules.pauses import pause_dict
 from scheduler.schedules.rows import periodic_task_next_runs, schedule_describe
 
 # --- Periodic tasks ------------------------------------------------------------------------------
@@ -30,8 +31,9 @@ logger = logging.getLogger(__name__)
 
 def periodic_tasks_listed(*, enabled: bool | None = None) -> QuerySet[PeriodicTask]:
     """Periodic tasks by name with what listing them needs; all, or only enabled/disabled."""
+    # options__paused_by: who paused it, shown with the pause (a join, not a query per row).
     queryset = PeriodicTask.objects.select_related(
-        "interval", "crontab", "clocked", "solar", "options", "declared"
+        "interval", "crontab", "clocked", "solar", "options__paused_by", "declared"
     ).order_by("name")
     if enabled is not None:
         queryset = queryset.filter(enabled=enabled)
@@ -213,6 +215,8 @@ def periodic_tasks_dashboard(
                 "in_catalog": task.task in catalog,
                 "schedule": schedule_describe(task),
                 "enabled": task.enabled,
+                # Who paused it, why, until when (None: running, or disabled without a note).
+                "pause": pause_dict(task),
                 "next_run": next_runs[0] if next_runs else None,
                 # The time of the run whose status is shown: beat's `last_run_at` is not set
                 # by Run now, and django-celery-beat clears it when a task is paused.

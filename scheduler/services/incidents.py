@@ -68,6 +68,11 @@ STREAKS_KEY = ALERT_STREAKS_KEY
 SINCE_KEY = ALERT_SINCE_KEY
 LAST_SUCCESS_KEY = ALERT_LAST_SUCCESS_KEY
 
+# A schedule that paused itself after failed runs: its incident's subject is "paused:<name>",
+# opened by the rules that watch its failures and recovered when it is resumed.
+PAUSED = "paused"
+_PAUSE_TRIGGERS = (Trigger.FAILED, Trigger.CONSECUTIVE_FAILURES)
+
 _RECOVERED_BY_SUCCESS = (
     Trigger.FAILED,
     Trigger.CONSECUTIVE_FAILURES,
@@ -233,7 +238,7 @@ def _incident_event(incident: Incident, type: str, message: str) -> None:
     kind, _, name = incident.subject.partition(":")
     event_record(
         type=type,
-        periodic_task_name=name if kind == "schedule" else "",
+        periodic_task_name=name if kind in ("schedule", PAUSED) else "",
         task_name=name if kind == "task" else "",
         state=RunState.SUCCESS if type == EventType.INCIDENT_RESOLVED else RunState.FAILURE,
         message=message,
@@ -530,3 +535,51 @@ def _streaks_add(rules: list[AlertRule], subject: str) -> dict[int, int]:
 def _streaks_clear(rules: list[AlertRule], subject: str) -> None:
     if rules:
         get_redis().hdel(redis_key(STREAKS_KEY), *(_streak_field(r, subject) for r in rules))
+
+
+# --- schedules paused by themselves -----------------------------------------------------------
+
+
+def schedule_paused_alert(event: EventPayload, *, what: str) -> list[Incident]:
+    """The schedule of `event` (its last failed run) paused itself: an incident on each rule
+    that watches its failures ("a run failed", "N consecutive failures", whatever its N: the
+    schedule makes no more runs to reach it), titled "schedule '<name>' <what>".
+
+    Its own subject ("paused:<name>"), not the failures' one: told as an incident of its own
+    ("down"), not as one more match of an incident already open about the failures.
+    """
+    rules = [
+        rule
+        for rule in rules_active()
+        if rule.trigger in _PAUSE_TRIGGERS and _rule_watches_run(rule, event)
+    ]
+    name = event["periodic_task_name"]
+    owner = event["object"]
+    opened = []
+    for rule in rules:
+        match = Match(
+            rule=rule,
+            subject=f"{PAUSED}:{name}",
+            title=f"schedule {name!r} {what}",
+            details={
+                "task_id": event["task_id"],
+                "task_name": event["task_name"],
+                "error": event["message"][:2000],
+                "worker": event["worker"],
+                "paused": True,
+            },
+            object=(owner["type"], owner["id"]) if owner else None,
+        )
+        opened.append(incident_match(match))
+    return opened
+
+
+def schedule_paused_recover(names: Iterable[str], *, why: str) -> list[Incident]:
+    """Close the incidents of schedules that paused themselves, now resumed."""
+    rules = [rule for rule in rules_active() if rule.trigger in _PAUSE_TRIGGERS]
+    closed: list[Incident] = []
+    if not rules:
+        return closed
+    for name in names:
+        closed += incident_recover(rules, f"{PAUSED}:{name}", why=why)
+    return closed

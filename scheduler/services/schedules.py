@@ -13,6 +13,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 from django.utils import timezone
 from django_celery_beat.models import (
     ClockedSchedule,
@@ -402,6 +403,7 @@ def schedule_update(
         phrase=phrase,
         policies=changes,
     )
+    _pause_end_if_enabled(periodic_task, options)
     change_record_update(
         periodic_task,
         changes_between(before, schedule_snapshot(periodic_task, options)),
@@ -541,6 +543,7 @@ def schedule_save(
         tz=tz,
         policies=changes,
     )
+    _pause_end_if_enabled(periodic_task, options)
     _save_record(
         periodic_task,
         options,
@@ -682,6 +685,41 @@ def _save_record(
         )
 
 
+# --- Enable and disable (a pause with a note and an end: services/pauses.py) ---------------------
+
+# What an enable or a disable leaves of a pause: nothing. A plain disable ends a pause too, so
+# that its "until" never enables a schedule somebody switched off since.
+PAUSE_CLEARED: dict[str, Any] = {
+    "paused_at": None,
+    "paused_by": None,
+    "pause_note": "",
+    "paused_until": None,
+    "failure_streak": 0,
+}
+
+
+def pause_clear(pks: list[int], *, streak: bool = True) -> None:
+    """Forget the pauses (and with `streak` the failure streaks) of these periodic tasks: one
+    UPDATE that matches no row when there is nothing to forget."""
+    has = Q(paused_at__isnull=False) | Q(paused_until__isnull=False)
+    cleared = dict(PAUSE_CLEARED)
+    if streak:
+        has |= Q(failure_streak__gt=0)
+    else:
+        cleared.pop("failure_streak")
+    ScheduleOptions.objects.filter(periodic_task_id__in=pks).filter(has).update(**cleared)
+
+
+def _pause_end_if_enabled(periodic_task: PeriodicTask, options: ScheduleOptions) -> None:
+    """An edit that enabled a paused row (the admin's checkbox, the API's "enabled") ends its
+    pause: after the options are saved, which write back the pause they were read with."""
+    if periodic_task.enabled and (options.paused_at or options.paused_until):
+        for field, value in PAUSE_CLEARED.items():
+            if field != "failure_streak":
+                setattr(options, field, value)
+        pause_clear([periodic_task.pk], streak=False)
+
+
 def _set_enabled(name: str, *, enabled: bool, actor: User, source: str) -> PeriodicTask:
     # Locked as the edits lock it: save() writes every column, so an unlocked read could
     # write back the columns of an edit that committed in between.
@@ -692,6 +730,7 @@ def _set_enabled(name: str, *, enabled: bool, actor: User, source: str) -> Perio
         schedule_require_catalog(periodic_task, "enabled")
     periodic_task.enabled = enabled
     periodic_task.save()  # save(): beat's change counter moves with it
+    pause_clear([periodic_task.pk])
     action = AuditEntry.Action.ENABLED if enabled else AuditEntry.Action.DISABLED
     change_record(
         periodic_task, action, {"enabled": [not enabled, enabled]}, actor=actor, source=source
@@ -729,14 +768,16 @@ def schedule_set_enabled_bulk(
                 "deleted, not enabled; nothing was enabled. To keep them, bring the tasks into "
                 f"the catalog with catalog_existing(...) ({CATALOG_EXISTING_DOCS}).",
             )
+    pks = [row.pk for row in rows]
     update: dict[str, Any] = {"enabled": enabled}
     if not enabled:
         update["last_run_at"] = None  # as PeriodicTask.save() does for a disabled task
-    PeriodicTask.objects.filter(pk__in=[row.pk for row in rows]).update(**update)
+    PeriodicTask.objects.filter(pk__in=pks).update(**update)
+    pause_clear(pks)
     # A queryset update bypasses save() and its signals: tell beat which rows changed (and
     # move django-celery-beat's marker, for any other scheduler reading these tables).
     PeriodicTasks.update_changed()
-    notify_beat(tasks=[row.pk for row in rows])
+    notify_beat(tasks=pks)
     action = AuditEntry.Action.ENABLED if enabled else AuditEntry.Action.DISABLED
     for row in rows:
         change_record(row, action, {"enabled": [not enabled, enabled]}, actor=actor, source=source)

@@ -1,5 +1,6 @@
-"""Alerting connected to the rest: run events to the engine, the watcher started and stopped
-with worker and beat processes, cached rules dropped when a rule or channel is saved here."""
+"""Alerting connected to the rest: run events to the engine and to pause on failure, the watcher
+(alert checks, and the resume of pauses that ended) started and stopped with worker and beat
+processes, cached rules dropped when a rule or channel is saved here."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from django.db.models.signals import m2m_changed, post_delete, post_save
 from scheduler.live.subscriptions import subscribe
 from scheduler.models import AlertChannel, AlertRule
 from scheduler.services.incidents import DELIVERY_TASK, alert_event, rules_reload
+from scheduler.services.pauses import schedule_run_ended
 from scheduler.system.alerting import watcher_start, watcher_stop
 
 _connected = False
@@ -32,6 +34,10 @@ def connect() -> None:
         return
     _connected = True
     subscribe("task.*", _run_event)
+    # After the engine's own handler: a schedule pausing itself opens its incident after the
+    # incident of the failure that paused it.
+    subscribe("task.failed", schedule_run_ended)
+    subscribe("task.succeeded", schedule_run_ended)
     worker_ready.connect(watcher_start, weak=False)
     beat_init.connect(watcher_start, weak=False)
     worker_shutdown.connect(watcher_stop, weak=False)

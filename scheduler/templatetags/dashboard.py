@@ -134,6 +134,7 @@ def periodic_rows(
         head, _, tail = change_url.rpartition("/0/")
         url = f"{head}/{pk}/{tail}"
         paused = "" if task["enabled"] else ' <span class="tag">paused</span>'
+        paused += _pause_line(task.get("pause"), zone)
         actions = _actions_cell(pk, enabled=task["enabled"]) if can_change else ""
         html.append(
             f'<tr data-schedule-id="{pk}" data-enabled="{"true" if task["enabled"] else "false"}">'
@@ -152,6 +153,20 @@ def periodic_rows(
             f"{actions}</tr>"
         )
     return mark_safe("".join(html))  # noqa: S308 (every text value is escaped)
+
+
+def _pause_line(pause: dict[str, Any] | None, zone: tzinfo) -> str:
+    """ "paused by alice until Wed 13:04: deploy freeze", under the name (periodic.js: the same);
+    no "by" when no signed-in user paused it (the system, whose note says so, or the CLI)."""
+    if not pause:
+        return ""
+    by = f" by {escape(pause['paused_by'])}" if pause["paused_by"] else ""
+    until = "until resumed"
+    if pause["until"]:
+        at = localtime(datetime.fromisoformat(pause["until"]), zone)
+        until = f'until <time datetime="{at.isoformat()}">{at.strftime("%a %H:%M")}</time>'
+    note = f": {escape(pause['note'])}" if pause["note"] else ""
+    return f'<div class="muted pause-line">paused{by} {until}{note}</div>'
 
 
 def _next_run_cell(next_run: datetime | None, zone: tzinfo) -> str:
@@ -182,9 +197,9 @@ def _last_run_cell(task: dict[str, Any], zone: tzinfo) -> str:
 def _actions_cell(pk: int, *, enabled: bool) -> str:
     """Run now, and Pause or Resume: for staff who can change schedules."""
     toggle = (
-        f'<button type="button" class="btn" data-action="disable" data-id="{pk}">Pause</button>'
+        f'<button type="button" class="btn" data-action="pause" data-id="{pk}">Pause</button>'
         if enabled
-        else f'<button type="button" class="btn" data-action="enable" data-id="{pk}">'
+        else f'<button type="button" class="btn" data-action="resume" data-id="{pk}">'
         "Resume</button>"
     )
     return (

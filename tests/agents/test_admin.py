@@ -195,16 +195,30 @@ def test_it_pauses_and_resumes_all_schedules_of_the_selected_agents(admin):
     def enabled() -> dict[str, bool]:
         return dict(PeriodicTask.objects.values_list("name", "enabled"))
 
+    asked = admin.post(CHANGELIST, {"action": "pause_schedules", "_selected_action": [agent.pk]})
+    before = enabled()
     paused = admin.post(
-        CHANGELIST, {"action": "pause_schedules", "_selected_action": [agent.pk]}, follow=True
+        CHANGELIST,
+        {
+            "action": "pause_schedules",
+            "_selected_action": [agent.pk],
+            "post": "yes",
+            "note": "new prompts",
+            "until": "",
+        },
+        follow=True,
     )
     after_pause = enabled()
+    listed = admin.get(reverse("admin:agents_agent_change", args=[agent.pk])).content.decode()
     resumed = admin.post(
         CHANGELIST, {"action": "resume_schedules", "_selected_action": [agent.pk]}, follow=True
     )
 
+    assert "Why" in asked.content.decode()
+    assert all(before.values())  # the first step asks why and until when, and pauses nothing
     assert after_pause == {"poster morning": False, "poster evening": False, "other morning": True}
     assert "2 schedules paused." in paused.content.decode()
+    assert listed.count("until resumed: new prompts") == 2
     assert all(enabled().values())
     assert "2 schedules resumed." in resumed.content.decode()
     assert AuditEntry.objects.filter(action="disabled").count() == len(mine)

@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 import time_machine
+from django.contrib.auth import get_user_model
 from django.test import Client
 from django.urls import reverse
 from django_celery_beat.models import PeriodicTask
@@ -289,14 +290,32 @@ def test_it_pauses_and_resumes_a_tournaments_periodic_task(admin):
     def enabled() -> dict[str, bool]:
         return dict(Tournament.objects.values_list("name", "periodic_task__enabled"))
 
-    paused = _page(_act(admin, CHANGELIST, "pause_schedules", tournament.pk))
+    asked = _page(_act(admin, CHANGELIST, "pause_schedules", tournament.pk))
+    before = enabled()
+    paused = _page(
+        admin.post(
+            CHANGELIST,
+            {
+                "action": "pause_schedules",
+                "_selected_action": [tournament.pk],
+                "post": "yes",
+                "note": "market data late",
+                "until": "2h",
+            },
+            follow=True,
+        )
+    )
     after_pause = enabled()
     listed = _page(admin.get(CHANGELIST))
     resumed = _page(_act(admin, CHANGELIST, "resume_schedules", tournament.pk))
 
+    assert "Mine: its periodic task" in asked
+    assert before == {"Mine": True, "Other": True}
     assert after_pause == {"Mine": False, "Other": True}
     assert "1 schedule paused." in paused
-    assert listed.count("(paused)") == 1
+    who = get_user_model().objects.get(is_superuser=True).get_username()
+    assert listed.count(f"(paused by {who} until ") == 1
+    assert listed.count(": market data late)") == 1
     assert enabled() == {"Mine": True, "Other": True}
     assert "1 schedule resumed." in resumed
     assert AuditEntry.objects.filter(action="disabled", source="admin").count() == 1

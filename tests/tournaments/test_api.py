@@ -15,6 +15,7 @@ import time_machine
 from django_celery_beat.models import PeriodicTask
 from rest_framework.test import APIClient
 
+from scheduler.services import schedule_pause
 from tests.clients import api_client, response_json
 from tests.factories import TOURNAMENT_START, make_entries, make_tournament, user_with
 from tournaments import services
@@ -116,6 +117,18 @@ def test_it_names_a_bad_status_filter(api_admin):
     assert list(response_json(response)) == ["status"]
 
 
+def test_it_shows_who_paused_its_periodic_task_and_why(api_admin):
+    tournament, _ = _live("Cup", "Alpha")
+    assert tournament.periodic_task is not None
+    schedule_pause(name=tournament.periodic_task.name, note="market data late", until="1h")
+
+    body = response_json(api_admin.get(f"/api/tournaments/{tournament.pk}/"))
+
+    assert body["periodic_task"]["enabled"] is False
+    assert body["periodic_task"]["pause"]["note"] == "market data late"
+    assert body["periodic_task"]["pause"]["until"] is not None
+
+
 def test_it_shows_a_tournament_with_its_periodic_task(api_admin):
     tournament, _ = _live("Cup", "Alpha")
     assert tournament.periodic_task is not None
@@ -131,6 +144,7 @@ def test_it_shows_a_tournament_with_its_periodic_task(api_admin):
         "id": tournament.periodic_task.pk,
         "name": tournament.periodic_task.name,
         "enabled": True,
+        "pause": None,
     }
 
 

@@ -17,6 +17,7 @@ from django_celery_beat.models import PeriodicTask
 from agents.models import Agent
 from agents.services import agent_create
 from scheduler.models import AuditEntry
+from scheduler.services import schedule_pause
 from tests.processes import child_env, run_manage
 from tournaments import services
 from tournaments.models import Entry, EquitySnapshot, Tournament
@@ -346,6 +347,20 @@ def test_status_shows_times_entries_and_the_periodic_task():
     assert report["periodic_task"]["name"] == PeriodicTask.objects.get(tournament=cup).name
     assert report["periodic_task"]["enabled"] is True
     assert (report["decisions"], report["trades"], report["tick"]) == (0, 0, 0)
+
+
+@pytest.mark.django_db
+def test_status_shows_who_paused_its_periodic_task_and_why():
+    cup = create("Cup", "--interval", "60")
+    tournament("start", "Cup")
+    name = PeriodicTask.objects.get(tournament=cup).name
+    schedule_pause(name=name, note="market data late")
+
+    text = tournament("status", "Cup")
+    report = tournament_json("status", str(cup.pk), "--json")
+
+    assert f"periodic task  {name!r}: paused until resumed: market data late, " in text
+    assert report["periodic_task"]["pause"]["note"] == "market data late"
 
 
 @pytest.mark.django_db

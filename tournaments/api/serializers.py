@@ -8,6 +8,7 @@ from typing import Any
 from rest_framework import serializers
 
 from scheduler.api import StrictSerializer, absolute
+from scheduler.schedules import pause_dict
 from tournaments.models import Entry, Tournament
 
 
@@ -46,6 +47,13 @@ class PeriodicTaskRefSerializer(serializers.Serializer[Any]):
     id = serializers.IntegerField()
     name = serializers.CharField()
     enabled = serializers.BooleanField()
+    pause = serializers.SerializerMethodField(
+        help_text="who paused it, why and until when (as /api/schedules/ shows it); null when "
+        "it is not paused"
+    )
+
+    def get_pause(self, periodic_task: Any) -> dict[str, Any] | None:
+        return pause_dict(periodic_task)
 
 
 class TournamentSerializer(serializers.Serializer[Any]):

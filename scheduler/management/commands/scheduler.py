@@ -55,11 +55,13 @@ from scheduler.schedules import schedule_describe
 from scheduler.schedules.declared import DeclarationError, declared_schedules
 from scheduler.schedules.declared_alerts import declared_alerts
 from scheduler.schedules.parsing import ScheduleParseError, parse_schedule, zone_named
+from scheduler.schedules.pauses import UNTIL_HELP
 from scheduler.schedules.policies import CatchUp, MisfirePolicy, OverlapPolicy
 from scheduler.schedules.preview import parsed_warnings
 from scheduler.schedules.rows import periodic_task_next_runs
 from scheduler.selectors.exports import alerts_exported, schedules_exported
 from scheduler.services import (
+    PAUSE_AFTER_MAX,
     ScheduleError,
     ScheduleNotFound,
     history_clear,
@@ -69,6 +71,9 @@ from scheduler.services import (
     schedule_disable,
     schedule_enable,
     schedule_get,
+    schedule_pause,
+    schedule_pause_on_failure,
+    schedule_resume,
     schedule_run_now,
     task_enqueue,
 )
@@ -232,11 +237,12 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs):
                     "CATCH-UP",
                     "RUNS LEFT",
                     "IN CODE",
+                    "PAUSED",
                 ),
                 (
                     (
                         task.name,
-                        "yes" if task.enabled else "no",
+                        out.enabled_label(task),
                         out.task_label(task),
                         description,
                         out.when(runs[0], _zone_of(task)) if runs else None,
@@ -245,6 +251,7 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs):
                         (policies := out.policies_as_dict(task))["catchup_summary"],
                         policies["runs_left"],
                         out.declared_label(task),
+                        out.pause_label(task, _zone_of(task)),
                     )
                     for task, description, runs in rows
                 ),
@@ -268,7 +275,9 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs):
         for label, value in (
             ("name", periodic_task.name),
             ("task", out.task_label(periodic_task)),
-            ("enabled", "yes" if periodic_task.enabled else "no"),
+            ("enabled", out.enabled_label(periodic_task)),
+            ("paused", out.pause_label(periodic_task, tz)),
+            ("pause after", _pause_after_label(data)),
             ("schedule", f"{written}({description})"),
             ("time zone", tz),
             ("params", out.json_document(data["params"]).replace("\n", " ")),
@@ -320,6 +329,36 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs):
         change = schedule_enable if enabled else schedule_disable
         change(name=name, source=Source.CLI)
         self._print(f"{word.capitalize()} {name!r}.")
+
+    def _pause(self, options: dict[str, Any]) -> None:
+        name = options["name"]
+        periodic_task = schedule_pause(
+            name=name,
+            note=options["note"],
+            until=options["until"],
+            tz=timezone.get_current_timezone_name(),
+            source=Source.CLI,
+        )
+        self._print(f"Paused {name!r}: {out.pause_label(periodic_task, _zone_of(periodic_task))}.")
+
+    def _resume(self, options: dict[str, Any]) -> None:
+        name = options["name"]
+        if schedule_get(name).enabled:
+            self._print(f"{name!r} is not paused.")
+            return
+        periodic_task = schedule_resume(name=name, source=Source.CLI)
+        runs = periodic_task_next_runs(periodic_task, count=1)
+        after = f" Next run: {out.when(runs[0], _zone_of(periodic_task))}." if runs else ""
+        self._print(f"Resumed {name!r}.{after}")
+
+    def _pause_on_failure(self, options: dict[str, Any]) -> None:
+        name, count = options["name"], options["count"]
+        after = None if count.strip().lower() in ("off", "never", "0") else _failures(count)
+        schedule_pause_on_failure(name=name, after=after, source=Source.CLI)
+        if after is None:
+            self._print(f"{name!r} no longer pauses itself after failed runs.")
+        else:
+            self._print(f"{name!r} pauses itself after {after} failed runs in a row.")
 
     def _delete(self, options: dict[str, Any]) -> None:
         schedule_delete(name=options["name"], source=Source.CLI)
@@ -767,7 +806,8 @@ def _add_create_verb(verbs: Verbs) -> None:
 
 
 def _add_schedule_verbs(verbs: Verbs) -> None:
-    """`list`, `show`, `enable`, `disable`, `delete` and `run`."""
+    """`list`, `show`, `enable`, `disable`, `pause`, `resume`, `pause-on-failure`, `delete`
+    and `run`."""
     listing = verbs.add_parser("list", help="list periodic tasks")
     which = listing.add_mutually_exclusive_group()
     which.add_argument("--enabled", dest="only", action="store_const", const=True)
@@ -784,6 +824,26 @@ def _add_schedule_verbs(verbs: Verbs) -> None:
         ("delete", "delete"),
     ):
         verbs.add_parser(verb, help=f"{what} a periodic task").add_argument("name")
+
+    pause = verbs.add_parser(
+        "pause", help="pause a periodic task, saying why and until when (shown wherever it is)"
+    )
+    pause.add_argument("name")
+    pause.add_argument("--note", default="", help="why it is paused")
+    pause.add_argument(
+        "--until",
+        help=f"{UNTIL_HELP} (a time without an offset is read in --tz)",
+    )
+    resume = verbs.add_parser(
+        "resume", help="resume a paused periodic task (the runs it missed are not made)"
+    )
+    resume.add_argument("name")
+    on_failure = verbs.add_parser(
+        "pause-on-failure",
+        help="pause a periodic task by itself after N failed runs in a row ('off': never)",
+    )
+    on_failure.add_argument("name")
+    on_failure.add_argument("count", help=f"1 to {PAUSE_AFTER_MAX}, or off")
 
     sync = verbs.add_parser(
         "sync",
@@ -891,6 +951,22 @@ def _moment(text: str | None, *, flag: str, tz: str) -> datetime | None:
             f"{flag} {text!r} is outside the calendar once in UTC (years 1 to 9999)"
         ) from None
     return moment
+
+
+def _failures(text: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise CommandError(
+            f"count {text!r} is not a number of failed runs (1 to {PAUSE_AFTER_MAX}) nor off"
+        ) from None
+
+
+def _pause_after_label(data: dict[str, Any]) -> str:
+    after = data["pause_after_failures"]
+    if after is None:
+        return ""
+    return f"{after} failed runs in a row ({data['failure_streak']} so far)"
 
 
 def _bounded(value: int, *, flag: str, low: int, high: int) -> int:

@@ -85,7 +85,7 @@ function dashboard(config, initial) {
 
   installActions(config, (action, body, button) => {
     if (action === "requeue" || action === "discard") deadLetters.remove(button.dataset.id);
-    if (action === "enable" || action === "disable") summary.refresh();
+    if (["enable", "disable", "pause", "resume"].includes(action)) summary.refresh();
     else summary.refreshSoon();
   });
   liveConnection({

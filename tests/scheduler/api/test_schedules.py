@@ -50,6 +50,8 @@ SCHEDULE_FIELDS = {
     "pause_after_failures",
     "declared_in",
     "drift",
+    "pause",
+    "failure_streak",
     "next_run",
     "last_run_at",
     "total_run_count",

@@ -144,7 +144,7 @@ def test_it_renders_every_panel_with_the_servers_data(queue_depth):
     assert "At 00:00" in periodic
     assert "100%" in periodic
     assert 'data-action="run"' in periodic
-    assert 'data-action="disable"' in periodic
+    assert 'data-action="pause"' in periodic
     # Upcoming
     upcoming = html[html.index('id="upcoming"') : html.index('id="failures-title"')]
     assert "All schedules" in upcoming

@@ -30,7 +30,7 @@ from django.utils import timezone
 from agents.models import Agent
 from scheduler.cli import VerbCommand, Verbs
 from scheduler.cli import output as out
-from scheduler.schedules import app_declarations, schedule_describe
+from scheduler.schedules import app_declarations, pause_dict, schedule_describe
 from scheduler.services import schedules_sync
 from tournaments import selectors, services
 from tournaments.models import Decision, Entry, Tournament, Trade
@@ -535,11 +535,21 @@ def _status_of(tournament: Tournament) -> dict[str, Any]:
     data["periodic_task"] = task and {
         "name": task.name,
         "enabled": task.enabled,
+        "pause": pause_dict(task),
         "schedule": schedule_describe(task),
         "last_run_at": out.iso(task.last_run_at),
         "total_run_count": task.total_run_count,
     }
     return data
+
+
+def _pause_text(pause: dict[str, Any]) -> str:
+    """'paused by alice until 2027-03-01 09:00 CET: deploy freeze' (`pause_dict`'s JSON)."""
+    until = pause["until"]
+    end = f"until {out.when(datetime.fromisoformat(until))}" if until else "until resumed"
+    note = f": {pause['note']}" if pause["note"] else ""
+    by = f" by {pause['paused_by']}" if pause["paused_by"] else ""
+    return f"paused{by} {end}{note}"
 
 
 def _status_text(report: dict[str, Any]) -> str:
@@ -559,8 +569,11 @@ def _status_text(report: dict[str, Any]) -> str:
         lines.append("  periodic task  none yet (made when it goes live)")
     else:
         last = datetime.fromisoformat(task["last_run_at"]) if task["last_run_at"] else None
+        state = "enabled" if task["enabled"] else "disabled"
+        if task["pause"]:
+            state = _pause_text(task["pause"])
         lines.append(
-            f"  periodic task  {task['name']!r}: {'enabled' if task['enabled'] else 'disabled'}, "
+            f"  periodic task  {task['name']!r}: {state}, "
             f"{task['schedule']}, {task['total_run_count']} runs, last {out.when(last)}"
         )
     return "\n".join(lines)

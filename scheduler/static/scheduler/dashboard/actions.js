@@ -10,6 +10,8 @@ const WHAT = {
   run: "run it",
   enable: "resume it",
   disable: "pause it",
+  resume: "resume it",
+  pause: "pause it",
   retry: "retry it",
   requeue: "requeue it",
   discard: "discard it",
@@ -32,7 +34,8 @@ function done(config, action, body) {
   } else if (action === "discard") {
     notify(`Discarded the dead letter of ${body.task_name}.`);
   } else {
-    notify(action === "enable" ? `Resumed ${body.name}.` : `Paused ${body.name}.`);
+    const resumed = action === "enable" || action === "resume";
+    notify(resumed ? `Resumed ${body.name}.` : `Paused ${body.name}.`);
   }
 }
 

@@ -23,10 +23,24 @@ function runsSparkline(runs, format) {
   return sparkline(values, { ...SPARK, label: `last ${runs.length} runs` });
 }
 
-function nameCell(task) {
+/** "paused by alice until Wed 13:04: deploy freeze" (the server's _pause_line). */
+function pauseLine(pause, format) {
+  const by = pause.paused_by ? ` by ${pause.paused_by}` : "";
+  const line = el("div", { class: "muted pause-line" }, `paused${by} `);
+  if (pause.until) {
+    line.append("until ", el("time", { datetime: pause.until, text: format.format(Date.parse(pause.until)) }));
+  } else {
+    line.append("until resumed");
+  }
+  if (pause.note) line.append(`: ${pause.note}`);
+  return line;
+}
+
+function nameCell(task, format) {
   const href = `/admin/django_celery_beat/periodictask/${encodeURIComponent(task.id)}/change/`;
   const name = el("td", {}, el("a", { href, text: task.name }));
   if (!task.enabled) name.append(" ", el("span", { class: "tag", text: "paused" }));
+  if (task.pause) name.append(pauseLine(task.pause, format));
   const outside = task.in_catalog === false ? " — outside the catalog" : "";
   name.append(el("div", { class: "muted mono", text: `${task.task}${outside}` }));
   return name;
@@ -52,14 +66,14 @@ function nextCell(task, format) {
 
 function actionsCell(task) {
   const toggle = task.enabled
-    ? button("disable", task.id, "Pause")
-    : button("enable", task.id, "Resume");
+    ? button("pause", task.id, "Pause")
+    : button("resume", task.id, "Resume");
   return el("td", {}, el("div", { class: "actions" }, button("run", task.id, "Run now"), toggle));
 }
 
 function periodicRow(task, { canChange, format }) {
   const cells = [
-    nameCell(task),
+    nameCell(task, format),
     el("td", { text: task.schedule }),
     nextCell(task, format),
     lastCell(task, format),
