@@ -4,8 +4,10 @@ DatabaseScheduler.
 Both run in this process, on the same database, against the same Redis broker, for each size
 of --rows (default 10k and 50k PeriodicTask rows; half interval schedules, half crontabs with
 hour="*", sharing a few dozen schedule rows as an admin's tasks do; each with its
-ScheduleOptions row, as the services write them). Every row ran at creation (last_run_at =
-now) and its next run is at least 30 minutes away, so nothing is due unless made due here.
+ScheduleOptions row, as the services write them, with the schedule semantics on: a run limit
+beat counts down, a catch-up window, and jitter on the crontabs). Every row ran at creation
+(last_run_at = now) and its next run is at least 30 minutes away, so nothing is due unless
+made due here.
 The process is set up as `celery beat` sets one up (the `beat_init` signal: task events are
 written in batches by the publisher thread). Per size:
 
@@ -91,6 +93,12 @@ RSS_TIMEOUT = 900.0
 MB = 1024 * 1024
 # The interval rows the burst's rows are moved to (one they are not on yet).
 BURST_INTERVAL_DAYS = (7, 14)
+# The schedule semantics every row has (none changes what comes due while measuring: the limit
+# is far, the window longer than the burst rows are overdue, the jitter well inside the
+# crontabs' 30 minutes ahead).
+FEATURES_MAX_RUNS = 1_000_000
+FEATURES_WINDOW = 90 * 86400
+FEATURES_JITTER = 300
 
 
 # --- Rows --------------------------------------------------------------------------------------
@@ -156,7 +164,18 @@ def grow_to(total: int) -> float:
         assert all(task.pk for task in tasks), "bulk_create did not return primary keys"
         ScheduleOptions.objects.bulk_create(
             [
-                ScheduleOptions(periodic_task=task, phrase=phrase, timezone="UTC")
+                ScheduleOptions(
+                    periodic_task=task,
+                    phrase=phrase,
+                    timezone="UTC",
+                    # The schedule semantics on (issue 19): beat counts every run down, checks
+                    # the catch-up window, and waits for each crontab run's jitter.
+                    catchup="latest",
+                    catchup_window=FEATURES_WINDOW,
+                    max_runs=FEATURES_MAX_RUNS,
+                    remaining_runs=FEATURES_MAX_RUNS,
+                    jitter=FEATURES_JITTER if task.crontab is not None else 0,
+                )
                 for task, phrase in zip(tasks, phrases, strict=True)
             ],
             batch_size=2000,
