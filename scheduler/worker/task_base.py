@@ -43,6 +43,7 @@ from django_celery_results.models import TaskResult
 from config.queues import QUEUES, queue_for
 from scheduler.core.redis_connection import redis_key
 from scheduler.live.events import event_record_safely
+from scheduler.live.publisher import publisher
 from scheduler.protocol import (
     BUFFERED,
     OVERLAP_POLICY_HEADER,
@@ -392,6 +393,9 @@ class CatalogTask(Task):
             message=reason,
             payload={"by": me, "policy": policy.value},
         )
+        # Written now, not with the process's next batch: the next overlapping run may stop
+        # this one (terminate_other kills its process) before the batch goes out.
+        publisher().flush(timeout=2.0)
 
     def _wait_for_turn(self, periodic_task_name: str, decision: Decision) -> None:
         """cancel_other: wait for the cancelled run to let the lock go, then take it."""

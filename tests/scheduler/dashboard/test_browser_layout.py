@@ -272,7 +272,7 @@ def test_the_last_run_keeps_its_time_after_pause_and_resume(browser, web_server)
     assert "success" in shown
     assert ":" in shown, shown
 
-    for action, enabled in (("disable", "false"), ("enable", "true")):
+    for action, enabled in (("pause", "false"), ("resume", "true")):
         row.locator(f'button[data-action="{action}"]').click()
         page.locator(
             f'#periodic-body tr[data-schedule-id="{pk}"][data-enabled="{enabled}"]'
