@@ -16,16 +16,10 @@ from typing import Any
 from django import forms
 from django.http import JsonResponse, QueryDict
 from django.utils.html import format_html, format_html_join
-from django_celery_beat.models import (
-    ClockedSchedule,
-    CrontabSchedule,
-    IntervalSchedule,
-    PeriodicTask,
-)
+from django_celery_beat.models import PeriodicTask
 
 from scheduler.catalog import overlap_resolved
 from scheduler.models import ScheduleOptions
-from scheduler.schedules.parsing import ParsedSchedule
 from scheduler.schedules.policies import CATCHUP_PRESETS, CatchUp, MisfirePolicy, OverlapPolicy
 from scheduler.schedules.preview import (
     SchedulePreview,
@@ -34,7 +28,12 @@ from scheduler.schedules.preview import (
     schedule_preview,
 )
 from scheduler.schedules.rows import options_of
-from scheduler.services import ScheduleError, policies_check, schedule_parse
+from scheduler.services import (
+    ScheduleError,
+    policies_check,
+    schedule_fields_unsaved,
+    schedule_parse,
+)
 
 STOCK_SCHEDULE_FIELDS = ("interval", "crontab", "solar", "clocked")
 # The form fields a preview reads: an error on one of them is the preview's answer. Errors
@@ -139,7 +138,7 @@ def _set_unsaved_options(
     phrase: str | None = getattr(form, "schedule_phrase", None)
     if phrase is not None:
         parsed = schedule_parse(schedule=phrase, tz=tz, now=now)
-        for name, value in _unsaved_schedule_fields(parsed).items():
+        for name, value in schedule_fields_unsaved(parsed).items():
             setattr(periodic_task, name, value)
     elif stored_options is not None and not any(
         name in form.changed_data for name in STOCK_SCHEDULE_FIELDS
@@ -185,37 +184,6 @@ def _set_unsaved_options(
         paused_at=stored_options.paused_at if stored_options is not None else None,
         paused_until=stored_options.paused_until if stored_options is not None else None,
     )
-
-
-def _unsaved_schedule_fields(parsed: ParsedSchedule) -> dict[str, Any]:
-    """The schedule columns saving `parsed` gives a periodic task (as the services resolve a
-    phrase), with rows built but not stored: a preview must not write schedule rows."""
-    fields: dict[str, Any] = {
-        "interval": None,
-        "crontab": None,
-        "clocked": None,
-        "solar": None,
-        "one_off": False,
-    }
-    if parsed.interval is not None:
-        fields["interval"] = IntervalSchedule(
-            every=parsed.interval.every, period=parsed.interval.period
-        )
-    elif parsed.crontab is not None:
-        spec = parsed.crontab
-        fields["crontab"] = CrontabSchedule(
-            minute=spec.minute,
-            hour=spec.hour,
-            day_of_week=spec.day_of_week,
-            day_of_month=spec.day_of_month,
-            month_of_year=spec.month_of_year,
-            timezone=parsed.timezone,
-        )
-    else:
-        assert parsed.clocked is not None
-        fields["clocked"] = ClockedSchedule(clocked_time=parsed.clocked)
-        fields["one_off"] = True
-    return fields
 
 
 # --- The preview as the page first shows it ------------------------------------------------------

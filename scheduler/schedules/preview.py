@@ -601,6 +601,6 @@ def _schedule_runs(
                 f"The list stops at the end time, {format_run(end.astimezone(zone))}: "
                 "no run after it."
             )
-    if not runs and not cutoff:
+    if not runs and not cutoff and count:  # none asked for (`scheduler parse --count 0`)
         notes.append("No run is due.")
     return {"runs": runs, "warnings": warnings, "cutoff": cutoff, "notes": notes}

@@ -95,6 +95,7 @@ from scheduler.services.schedule_policies import (
     JITTER_MAX,
     policies_check,
 )
+from scheduler.services.schedule_previews import ScheduleDryRun, schedule_dry_run
 from scheduler.services.schedules import (
     DESCRIPTION_MAX_LENGTH,
     NAME_MAX_LENGTH,
@@ -102,6 +103,7 @@ from scheduler.services.schedules import (
     schedule_delete,
     schedule_disable,
     schedule_enable,
+    schedule_fields_unsaved,
     schedule_get,
     schedule_parse,
     schedule_require_catalog,
@@ -131,6 +133,7 @@ __all__ = [
     "RetentionRow",
     "RetryPolicy",
     "RuleInput",
+    "ScheduleDryRun",
     "ScheduleError",
     "ScheduleNotFound",
     "SyncChange",
@@ -165,7 +168,9 @@ __all__ = [
     "schedule_create",
     "schedule_delete",
     "schedule_disable",
+    "schedule_dry_run",
     "schedule_enable",
+    "schedule_fields_unsaved",
     "schedule_get",
     "schedule_parse",
     "schedule_pause",

@@ -95,8 +95,12 @@ def _validate_name(name: str, *, exclude_pk: int | None = None) -> str:
 # --- Schedule rows -------------------------------------------------------------------------------
 
 
-def _schedule_fields(parsed: ParsedSchedule) -> dict[str, Any]:
-    """django-celery-beat schedule columns for `parsed`, reusing existing schedule rows."""
+def _schedule_fields(
+    parsed: ParsedSchedule, *, row: Callable[..., Any] | None = None
+) -> dict[str, Any]:
+    """django-celery-beat schedule columns for `parsed`, reusing existing schedule rows (`row`:
+    how a row is found or made; `schedule_fields_unsaved` builds them without storing)."""
+    row = row or _schedule_row
     fields: dict[str, Any] = {
         "interval": None,
         "crontab": None,
@@ -105,12 +109,12 @@ def _schedule_fields(parsed: ParsedSchedule) -> dict[str, Any]:
         "one_off": False,
     }
     if parsed.interval is not None:
-        fields["interval"] = _schedule_row(
+        fields["interval"] = row(
             IntervalSchedule, every=parsed.interval.every, period=parsed.interval.period
         )
     elif parsed.crontab is not None:
         spec = parsed.crontab
-        fields["crontab"] = _schedule_row(
+        fields["crontab"] = row(
             CrontabSchedule,
             minute=spec.minute,
             hour=spec.hour,
@@ -121,7 +125,7 @@ def _schedule_fields(parsed: ParsedSchedule) -> dict[str, Any]:
         )
     else:
         assert parsed.clocked is not None
-        fields["clocked"] = _schedule_row(ClockedSchedule, clocked_time=parsed.clocked)
+        fields["clocked"] = row(ClockedSchedule, clocked_time=parsed.clocked)
         fields["one_off"] = True
     return fields
 
@@ -131,6 +135,16 @@ def _schedule_row(model: type[_Row], **lookup: Any) -> _Row:
     # get_or_create could raise MultipleObjectsReturned: take the oldest match.
     rows = model._default_manager.filter(**lookup).order_by("pk")
     return rows.first() or model._default_manager.create(**lookup)
+
+
+def schedule_fields_unsaved(parsed: ParsedSchedule) -> dict[str, Any]:
+    """The schedule columns saving `parsed` gives a periodic task, with rows built but not
+    stored: a preview must not write schedule rows."""
+    return _schedule_fields(parsed, row=_unsaved_row)
+
+
+def _unsaved_row(model: type[_Row], **columns: Any) -> _Row:
+    return model(**columns)
 
 
 def schedule_require_catalog(periodic_task: PeriodicTask, action: str) -> None:

@@ -54,10 +54,9 @@ from scheduler.observability.worker_heartbeats import workers_seen_within
 from scheduler.schedules import schedule_describe
 from scheduler.schedules.declared import DeclarationError, declared_schedules
 from scheduler.schedules.declared_alerts import declared_alerts
-from scheduler.schedules.parsing import ScheduleParseError, parse_schedule, zone_named
+from scheduler.schedules.parsing import ScheduleParseError, zone_named
 from scheduler.schedules.pauses import UNTIL_HELP
 from scheduler.schedules.policies import CatchUp, MisfirePolicy, OverlapPolicy
-from scheduler.schedules.preview import parsed_warnings
 from scheduler.schedules.rows import periodic_task_next_runs
 from scheduler.selectors.exports import alerts_exported, schedules_exported
 from scheduler.services import (
@@ -69,6 +68,7 @@ from scheduler.services import (
     schedule_create,
     schedule_delete,
     schedule_disable,
+    schedule_dry_run,
     schedule_enable,
     schedule_get,
     schedule_pause,
@@ -93,6 +93,20 @@ _LATE_COMMIT_IDS = 200
 _FILTER_MAX_CHARS = 1000
 # `clear-history --older-than`: a century back is still inside the calendar.
 _OLDER_THAN_MAX_DAYS = 36_500
+# The options of `parse` by the services' names of the fields they set.
+_PARSE_OPTION_OF = {
+    "schedule": "phrase",
+    "timezone": "--tz",
+    "task": "--task",
+    "overlap": "--overlap",
+    "misfire": "--misfire",
+    "catchup": "--catchup",
+    "catchup_window": "--catchup-window",
+    "jitter": "--jitter",
+    "start_time": "--start",
+    "end_time": "--end",
+    "max_runs": "--max-runs",
+}
 
 
 class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs):
@@ -149,11 +163,42 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs):
         zone_named(tz)
         now = _moment(options["now"], flag="--now", tz=tz) or timezone.now()
         count = _bounded(options["count"], flag="--count", low=0, high=1000)
-        parsed = parse_schedule(" ".join(options["phrase"]), tz=tz, now=now)
-        runs = parsed.next_runs(count, now=now)
-        warnings = parsed_warnings(parsed, now=now, runs=runs)
+        try:
+            dry_run = schedule_dry_run(
+                schedule=" ".join(options["phrase"]),
+                tz=tz,
+                now=now,
+                count=count,
+                task=options["task"],
+                overlap=options["overlap"],
+                misfire=options["misfire"],
+                catchup=options["catchup"],
+                catchup_window=options["catchup_window"],
+                jitter=options["jitter"],
+                start_time=options["start"],
+                end_time=options["end"],
+                max_runs=options["max_runs"],
+            )
+        except ScheduleError as exc:
+            # The services name their fields; here the options staff typed are named.
+            raise CommandError(
+                "; ".join(
+                    f"{_PARSE_OPTION_OF.get(name, name)}: {' '.join(messages)}"
+                    for name, messages in exc.errors.items()
+                )
+            ) from None
+        parsed, preview = dry_run.parsed, dry_run.preview
         if options["json"]:
-            self._json({**parsed.as_dict(now=now, count=count), "warnings": warnings})
+            self._json(
+                {
+                    **parsed.as_dict(now=now, count=0),
+                    "next_runs": [run.isoformat() for run in preview.runs],
+                    "warnings": preview.warnings,
+                    "effects": preview.effects,
+                    "cutoff": preview.cutoff,
+                    "notes": preview.notes,
+                }
+            )
             return
         self._print(f"Schedule:   {parsed.description}")
         self._print(f"Kind:       {parsed.kind}")
@@ -166,10 +211,18 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs):
             self._print(f"At:         {out.when(parsed.clocked, tz)}")
         self._print(f"Time zone:  {parsed.timezone}")
         if count:
-            self._print(f"Next runs after {out.when(now, tz)}:" if runs else "No runs ahead.")
-        for run in runs:
+            ahead = f"Next runs after {out.when(now, tz)}:" if preview.runs else "No runs ahead."
+            self._print(ahead)
+        for run in preview.runs:
             self._print(f"  {out.when(run, tz)}  ({run:%a})")
-        for warning in warnings:
+        if preview.cutoff:
+            self._print(f"Cut-off:    {preview.cutoff}")
+        for number, effect in enumerate(preview.effects):
+            self._print(f"{'Policies:' if number == 0 else '':<12}{effect}")
+        for note in preview.notes:
+            self._print(f"Note:       {note}")
+        # Last, as before the policies were shown: scripts read the warnings at the end.
+        for warning in preview.warnings:
             self._print(f"Warning:    {warning}")
 
     # --- periodic tasks --------------------------------------------------------------------------
@@ -749,6 +802,55 @@ def _add_catalog_verbs(verbs: Verbs) -> None:
     parse.add_argument("--now", help="ISO 8601 time to count from (default: the clock)")
     parse.add_argument("--count", type=int, default=5, help="how many next runs (default 5)")
     parse.add_argument("--json", action="store_true", help="print JSON")
+    # The policies `create` takes, previewed: the runs listed honour them, and they are put in
+    # words. Read by the services, as `create` reads them.
+    parse.add_argument(
+        "--task", help="catalog task: its declared overlap policy is the one 'default' follows"
+    )
+    _add_policy_arguments(parse)
+
+
+def _add_policy_arguments(parser: argparse.ArgumentParser) -> None:
+    """The policy options of `create`, which `parse` previews."""
+    # No argparse choices or types: the service reads the values, so that a wrong one is
+    # refused with the message the admin and the API give.
+    parser.add_argument(
+        "--overlap",
+        help=(
+            f"when a run is due while the last one runs: {', '.join(OverlapPolicy.values)} "
+            "(default: default, the task's policy as the catalog declares it when each run "
+            "starts)"
+        ),
+    )
+    parser.add_argument(
+        "--catchup",
+        help=f"runs missed while beat was down: {', '.join(CatchUp.values)} (default: latest)",
+    )
+    parser.add_argument(
+        "--catchup-window",
+        metavar="DURATION",
+        help="catch up only runs missed by less than this (seconds, or 30m, 1h, 1d; "
+        "default: no limit)",
+    )
+    parser.add_argument(
+        "--misfire",
+        help=(
+            f"{' or '.join(MisfirePolicy.values)}: the presets of earlier versions, "
+            "skip = --catchup none, run_once = --catchup latest with no window"
+        ),
+    )
+    parser.add_argument(
+        "--jitter",
+        metavar="DURATION",
+        help="publish each run up to this long after its due time (0 to 1h; default 0)",
+    )
+    parser.add_argument(
+        "--start", metavar="TIME", help="ISO 8601; no run before it (no offset: in --tz)"
+    )
+    parser.add_argument(
+        "--end", metavar="TIME", help="ISO 8601; no run from then on (no offset: in --tz)"
+    )
+    parser.add_argument("--max-runs", metavar="N", help="stop after N runs (default: no limit)")
 
 
 def _add_create_verb(verbs: Verbs) -> None:
@@ -760,45 +862,7 @@ def _add_create_verb(verbs: Verbs) -> None:
     create.add_argument("--queue", help=f"one of: {', '.join(QUEUES)} (default: the task's)")
     create.add_argument("--tz", default=settings.TIME_ZONE, help=_zone_help())
     create.add_argument("--description", default="")
-    # No argparse choices or types: the service reads the values, so that a wrong one is
-    # refused with the message the admin and the API give.
-    create.add_argument(
-        "--overlap",
-        help=(
-            f"when a run is due while the last one runs: {', '.join(OverlapPolicy.values)} "
-            "(default: default, the task's policy as the catalog declares it when each run "
-            "starts)"
-        ),
-    )
-    create.add_argument(
-        "--catchup",
-        help=f"runs missed while beat was down: {', '.join(CatchUp.values)} (default: latest)",
-    )
-    create.add_argument(
-        "--catchup-window",
-        metavar="DURATION",
-        help="catch up only runs missed by less than this (seconds, or 30m, 1h, 1d; "
-        "default: no limit)",
-    )
-    create.add_argument(
-        "--misfire",
-        help=(
-            f"{' or '.join(MisfirePolicy.values)}: the presets of earlier versions, "
-            "skip = --catchup none, run_once = --catchup latest with no window"
-        ),
-    )
-    create.add_argument(
-        "--jitter",
-        metavar="DURATION",
-        help="publish each run up to this long after its due time (0 to 1h; default 0)",
-    )
-    create.add_argument(
-        "--start", metavar="TIME", help="ISO 8601; no run before it (no offset: in --tz)"
-    )
-    create.add_argument(
-        "--end", metavar="TIME", help="ISO 8601; no run from then on (no offset: in --tz)"
-    )
-    create.add_argument("--max-runs", metavar="N", help="stop after N runs (default: no limit)")
+    _add_policy_arguments(create)
     create.add_argument(
         "--pause-after-failures", metavar="N", help="pause after N failed runs in a row"
     )

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import pytest
 import time_machine
+from django.core.management.base import CommandError
+from django_celery_beat.models import PeriodicTask
 
 from tests.scheduler.cli.helpers import NOW, scheduler, scheduler_json
 
@@ -79,6 +81,9 @@ def test_it_parses_a_phrase_to_exactly_the_documented_json(argv, expected, first
         "description",
         "next_runs",
         "warnings",
+        "effects",
+        "cutoff",
+        "notes",
     }
     for key, value in expected.items():
         if isinstance(value, dict) and key == "crontab" and len(value) < 5:
@@ -142,3 +147,97 @@ def test_parse_says_nothing_more_on_an_ordinary_week():
     output = scheduler("parse", "30 2 * * *", "--now", "2027-06-01T00:00:00Z")
     assert "Warning" not in output
     assert scheduler_json("parse", "every minute", "--json")["warnings"] == []
+
+
+# --- parse previews the policies, as the admin's form and the API do -----------------------------
+
+HOURLY = ("parse", "every hour", "--tz", "UTC", "--now", NOW.isoformat())
+
+
+@pytest.mark.django_db
+def test_parse_with_max_runs_lists_that_many_runs_and_says_the_cut_off():
+    lines = scheduler(*HOURLY, "--max-runs", "3", "--count", "5").splitlines()
+    document = scheduler_json(*HOURLY, "--max-runs", "3", "--count", "5", "--json")
+
+    runs = [line for line in lines if line.startswith("  2025-")]
+    assert runs == [
+        "  2025-01-15 09:00:00 UTC  (Wed)",
+        "  2025-01-15 10:00:00 UTC  (Wed)",
+        "  2025-01-15 11:00:00 UTC  (Wed)",
+    ]
+    cutoff = "The list stops after 3 runs (max runs): beat disables the schedule then."
+    # After the runs: the cut-off, then the policies in words.
+    assert lines[lines.index(runs[-1]) + 1] == f"Cut-off:    {cutoff}"
+    assert "            ends after 3 runs (max runs)" in lines
+    assert document["next_runs"] == [
+        "2025-01-15T09:00:00+00:00",
+        "2025-01-15T10:00:00+00:00",
+        "2025-01-15T11:00:00+00:00",
+    ]
+    assert document["cutoff"] == cutoff
+    assert "ends after 3 runs (max runs)" in document["effects"]
+
+
+@pytest.mark.django_db
+def test_parse_with_an_end_time_cuts_the_list_there():
+    document = scheduler_json(*HOURLY, "--end", "2025-01-15T10:30", "--json")
+
+    assert document["next_runs"] == ["2025-01-15T09:00:00+00:00", "2025-01-15T10:00:00+00:00"]
+    assert document["cutoff"].startswith("The list stops at the end time, Wed 2025-01-15 10:30")
+    assert document["effects"][-1] == "ends on Wed 2025-01-15 10:30 UTC (UTC+00:00) (end time)"
+
+
+@pytest.mark.django_db
+def test_parse_with_jitter_shifts_the_runs_and_says_so():
+    plain = scheduler_json(*HOURLY, "--json")["next_runs"]
+    jittered = scheduler_json(*HOURLY, "--jitter", "5m", "--json")
+    text = scheduler(*HOURLY, "--jitter", "5m")
+
+    pairs = list(zip(plain, jittered["next_runs"], strict=True))
+    assert all(due <= sent < due[:14] + "05:01+00:00" for due, sent in pairs)
+    assert any(due != sent for due, sent in pairs)
+    worded = "jitter up to 5 minutes: each run goes out up to 5 minutes after its due time"
+    assert any(worded in effect for effect in jittered["effects"])
+    assert worded in text
+
+
+@pytest.mark.django_db
+def test_parse_puts_the_catch_up_and_the_tasks_overlap_in_words():
+    lines = scheduler(
+        *HOURLY, "--catchup", "all", "--catchup-window", "1h", "--task", "scheduler.backup_database"
+    ).splitlines()
+
+    assert (
+        "Policies:   overlap skip (the task's default): a run due while the previous one still "
+        "runs is skipped"
+    ) in lines
+    assert (
+        "            catch-up all within 1 hour: after beat was down, every missed run within "
+        "the last hour is made, in order"
+    ) in lines
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize(
+    ("flags", "says"),
+    [
+        (("--catchup-window", "-1"), "--catchup-window: -1 is less than 1"),
+        (("--catchup", "sometimes"), "--catchup: 'sometimes' is not one of none, latest, all"),
+        (("--overlap", "queue"), "--overlap: 'queue' is not one of allow, skip"),
+        (("--jitter", "2h"), "--jitter: 7200 seconds is more than the limit, 3600 seconds"),
+        (("--max-runs", "0"), "--max-runs: 0 would never let it run"),
+        (
+            ("--start", "2025-03-01T00:00Z", "--end", "2025-02-01T00:00Z"),
+            "--end: 2025-02-01T00:00:00+00:00 is not after start_time",
+        ),
+        (("--end", "2025-01-01"), "--end: 2025-01-01T00:00:00+00:00 is in the past"),
+        (("--task", "nope"), "--task: unknown task 'nope'"),
+    ],
+)
+def test_parse_refuses_a_bad_policy_naming_the_option(flags, says):
+    with pytest.raises(CommandError) as caught:
+        scheduler(*HOURLY, *flags)
+
+    assert says in str(caught.value)
+    assert "\n" not in str(caught.value)
+    assert not PeriodicTask.objects.exists()
