@@ -11,6 +11,7 @@ import itertools
 import random
 import signal
 import time
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -38,8 +39,14 @@ def _leader_pid() -> int | None:
 
 
 def _publishes(name: str) -> list[tuple[float, str]]:
+    """(due time, task id) of each publish of `name`'s runs: the run's `scheduled_for`, as beat
+    publishes by due times (a run published late is followed by the next on its due time, so
+    publish times alone can be close without a run going out twice)."""
     rows = TaskEvent.objects.filter(type="task.queued", periodic_task_name=name)
-    return sorted((row.created_at.timestamp(), row.task_id) for row in rows)
+    return sorted(
+        (datetime.fromisoformat(row.payload["scheduled_for"]).timestamp(), row.task_id)
+        for row in rows
+    )
 
 
 def _leads_one_of(pids: dict[int, RunningProcess]) -> bool:
@@ -108,9 +115,10 @@ def test_a_standby_beat_takes_over_and_no_run_is_published_twice(run_dir, fault_
         recorded, runs = _recorded(name), _runs(name)
         twice += max(0, runs - recorded)  # a run published twice runs twice
         lost += max(0, recorded - runs)  # recorded as run, never published
-        # Publish times as beat logged them (its last 0.2 s of rows die with a kill -9).
+        # Due times of the publishes beat logged (its last 0.2 s of rows die with a kill -9).
         # One publish per run id: a run published again under its id (a leader killed between
-        # publishing and recording) is the same run, dropped by the workers.
+        # publishing and recording) is the same run, dropped by the workers. Two ids for one
+        # due time, or due times closer than the interval, would be a run published twice.
         first_publish = {task_id: at for at, task_id in reversed(_publishes(name))}
         publishes = sorted((at, task_id) for task_id, at in first_publish.items())
         deltas = [later[0] - earlier[0] for earlier, later in itertools.pairwise(publishes)]
