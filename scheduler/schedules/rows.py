@@ -8,7 +8,7 @@ from __future__ import annotations
 import itertools
 from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any, cast
 
 from django.core.exceptions import ObjectDoesNotExist
@@ -140,20 +140,26 @@ def periodic_task_upcoming(
     most `count` and none going out after `until`: the one computation every display and beat
     share (scheduler/schedules/timing.py). Empty when disabled (unless paused until a time:
     then its runs from that time on), spent or unknown."""
+    return _upcoming(periodic_task, count=count, now=now, until=until)[1]
+
+
+def _upcoming(
+    periodic_task: PeriodicTask, *, count: int, now: datetime | None, until: datetime | None
+) -> tuple[Timing | None, list[Upcoming]]:
     now = now or timezone.now()
     timing = periodic_task_timing(periodic_task, now=now)
     if timing is None:
-        return []
+        return None, []
     if not periodic_task.enabled:
         options = options_of(periodic_task)
         paused_until = options.paused_until if options is not None else None
         if paused_until is None:
-            return []
+            return timing, []
         # Resumed by itself at `paused_until`, counting on from there (runs missed while it was
         # paused are not made): scheduler/services/pauses.py.
         timing = replace(timing, anchor=max(paused_until, timing.anchor), ran=True)
         now = max(now, paused_until)
-    return upcoming(timing, now, count=count, until=until)
+    return timing, upcoming(timing, now, count=count, until=until)
 
 
 def periodic_task_next_runs(
@@ -165,11 +171,10 @@ def periodic_task_next_runs(
 ) -> list[datetime]:
     """When beat will next publish runs of `periodic_task` (their jitter included), in the
     schedule's zone: see `periodic_task_upcoming`."""
-    runs = periodic_task_upcoming(periodic_task, count=count, now=now, until=until)
-    if not runs:
+    timing, runs = _upcoming(periodic_task, count=count, now=now, until=until)
+    if timing is None:
         return []
-    schedule = periodic_task_schedule(periodic_task, describe=False)
-    zone = schedule.zone if schedule is not None else UTC
+    zone = timing.schedule.zone
     return [run.at.astimezone(zone) for run in runs]
 
 
