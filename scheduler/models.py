@@ -21,6 +21,7 @@ class Source(models.TextChoices):
     DASHBOARD = "dashboard", "Dashboard"
     SYSTEM = "system", "System"
     CODE = "code", "Code (scheduler sync)"
+    PYTHON = "python", "Python API (scheduler.client)"
 
 
 class ScheduleOptions(models.Model):
@@ -160,6 +161,23 @@ class AuditEntry(models.Model):
         ACKNOWLEDGED = "acknowledged", "Acknowledged"
         SILENCED = "silenced", "Silenced"
         TESTED = "tested", "Test notification sent"
+        # Of a schedule's state (a pause, a backfill) and of runs (the entry's name is the
+        # run's periodic task, or its task name for an ad-hoc run).
+        PAUSED = "paused", "Paused"
+        RESUMED = "resumed", "Resumed"
+        BACKFILLED = "backfilled", "Backfilled"
+        TASK_RUN = "task_run", "Ran a catalog task"
+        RETRIED = "retried", "Retried"
+        REVOKED = "revoked", "Revoked"
+        TERMINATED = "terminated", "Terminated"
+        # Of a queue (the entry's name is "queue:NAME") or a worker ("worker:HOSTNAME").
+        QUEUE_PAUSED = "queue_paused", "Queue paused"
+        QUEUE_RESUMED = "queue_resumed", "Queue resumed"
+        QUEUE_PURGED = "queue_purged", "Queue purged"
+        POOL_GROWN = "pool_grown", "Worker pool grown"
+        POOL_SHRUNK = "pool_shrunk", "Worker pool shrunk"
+        AUTOSCALED = "autoscaled", "Worker autoscale set"
+        SHUT_DOWN = "shut_down", "Worker shut down"
 
     # The name is kept as text: the trail outlives a deleted periodic task.
     periodic_task_name = models.CharField(max_length=200, db_index=True)
@@ -174,6 +192,8 @@ class AuditEntry(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
     )
+    # Who acted when no Django user did: the OS user of a command-line run ("alice@host").
+    actor_name = models.CharField(max_length=150, blank=True)
     source = models.CharField(max_length=20, choices=Source.choices)
     # {"field": [old, new], ...}; for "created" every field has old None.
     changes = models.JSONField(default=dict, blank=True)
@@ -217,6 +237,7 @@ class TaskEvent(models.Model):
         permissions = [
             ("view_dashboard", "Can watch the live dashboard and its event stream"),
             ("run_tasks", "Can run catalog tasks and retry failed runs"),
+            ("control_workers", "Can pause, resume and purge queues, and resize and stop workers"),
         ]
 
     def __str__(self) -> str:
@@ -470,3 +491,23 @@ class DeadLetter(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_name} {self.task_id}"
+
+
+class QueuePause(models.Model):
+    """A queue no worker consumes from until it is resumed: every worker that starts (or
+    restarts) reads these rows and leaves their queues alone."""
+
+    queue = models.CharField(max_length=200, unique=True)
+    paused_at = models.DateTimeField(auto_now_add=True)
+    paused_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL
+    )
+    # Who paused it when no Django user did (the OS user of a command-line run).
+    paused_by_name = models.CharField(max_length=150, blank=True)
+    note = models.CharField(max_length=500, blank=True)
+
+    class Meta:
+        ordering = ["queue"]
+
+    def __str__(self) -> str:
+        return f"queue {self.queue} paused"

@@ -76,12 +76,15 @@ def audit_write(
     actor: User,
     source: str,
     changes: dict[str, Any],
+    actor_name: str = "",
 ) -> AuditEntry:
+    """`actor_name`: who acted when no Django user did (a command line's OS user)."""
     return AuditEntry.objects.create(
         periodic_task=periodic_task,
         periodic_task_name=name,
         action=action,
         actor=actor_of(actor),
+        actor_name=actor_name,
         source=source,
         changes=changes,
     )
