@@ -56,9 +56,15 @@ WAIT = RUNS * SECONDS + 30
 def two_workers(
     django_db_setup: None, django_db_blocker: object, run_dir: Path
 ) -> Iterator[list[RunningProcess]]:
-    """Two worker processes on the default queue (where `scheduler.sleep` runs), two pool
-    processes each, started side by side."""
-    workers = start_workers(count=2, log_dir=run_dir, queues=["default"], concurrency=2)
+    """Two worker processes on the default queue (where `scheduler.sleep` runs), three pool
+    processes each, started side by side.
+
+    Three, not two: a run decides its overlap when it starts in a pool process, and a pool
+    process killed by `terminate_other` is replaced by a fresh one only after it has set up
+    Django, seconds on a busy machine. With two, all four runs on one worker could leave run 4
+    waiting for a process until run 3 had finished (seen once in CI), and run 3 would then end
+    on its own instead of being terminated."""
+    workers = start_workers(count=2, log_dir=run_dir, queues=["default"], concurrency=3)
     try:
         yield workers
     finally:
