@@ -127,7 +127,7 @@ class AgentScheduleInline(admin.TabularInline[AgentSchedule, Agent]):
     can_delete = False
 
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False  # made by agent_schedule_create (the CLI, the API, code), never bare
+        return False  # made by agent_schedule_create, or linked by its `agent` parameter
 
     def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         # The rows are periodic tasks: who may see those may see them here.

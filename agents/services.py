@@ -24,10 +24,11 @@ from agents.brains import ChatMessage, get_brain, validate_brain_config
 from agents.brains.base import Brain, BrainConfigError, BrainReply
 from agents.errors import PermanentError
 from agents.models import Agent, AgentSchedule, Mention, Message, Post, Session
+from agents.owners import agent_schedule_link
 from scheduler.live import event_record
 from scheduler.models import Source
-from scheduler.protocol import object_header
-from scheduler.services import schedule_create, schedules_resume
+from scheduler.protocol import OBJECT_HEADER, object_header
+from scheduler.services import ScheduleError, schedule_create, schedules_resume
 
 # Messages the brain sees after the session's summary.
 CONTEXT_MESSAGES = 20
@@ -112,7 +113,16 @@ def agent_schedule_create(
     actor: Any = None,
     source: str | None = None,
 ) -> AgentSchedule:
-    """A periodic task owned by `agent`, made by the scheduler's own service (same checks)."""
+    """A periodic task owned by `agent`, made by the scheduler's own service (same checks).
+
+    An `agent` parameter, when given, must name `agent`; a task that takes none (a backup)
+    belongs to `agent` all the same.
+    """
+    if isinstance(params, dict) and params.get("agent", agent.slug) != agent.slug:
+        raise ScheduleError.on(
+            "params",
+            f"agent: the schedule belongs to agent {agent.slug!r}, not {params['agent']!r}",
+        )
     with transaction.atomic():
         periodic_task = schedule_create(
             name=name,
@@ -123,12 +133,15 @@ def agent_schedule_create(
             actor=actor,
             source=source or Source.SYSTEM,
         )
-        # Its runs belong to the agent: events of them reach the agent's group too.
+        # Its runs belong to the agent: events of them reach the agent's group too. (A task
+        # with an `agent` parameter is linked by the scheduler's service already: agents/owners.py.)
         headers = json.loads(periodic_task.headers or "{}")
-        headers.update(object_header("agent", agent.pk))
-        periodic_task.headers = json.dumps(headers)
-        periodic_task.save(update_fields=["headers"])
-        return AgentSchedule.objects.create(agent=agent, periodic_task=periodic_task)
+        if headers.get(OBJECT_HEADER) != object_header("agent", agent.pk)[OBJECT_HEADER]:
+            headers.update(object_header("agent", agent.pk))
+            periodic_task.headers = json.dumps(headers)
+            periodic_task.save(update_fields=["headers"])
+        agent_schedule_link(periodic_task, agent.pk)
+        return AgentSchedule.objects.get(periodic_task=periodic_task)
 
 
 def agents_schedule_names(*, agents: Any) -> list[str]:

@@ -30,7 +30,8 @@ from django.db.models import Count, F, QuerySet
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
-from django.utils.html import format_html
+from django.utils.html import format_html, format_html_join
+from django_celery_beat.models import PeriodicTask
 from kombu.exceptions import OperationalError
 
 from scheduler.admin import ReadOnlyAdmin, RunNowMixin, broker_down_message, pause_step, queue_each
@@ -39,7 +40,7 @@ from scheduler.permissions import CHANGE_SCHEDULE, RUN_TASKS
 from scheduler.schedules import pause_of
 from scheduler.services import ScheduleError, schedules_resume, task_enqueue
 from tournaments.models import Decision, Entry, EquitySnapshot, Tournament, Trade
-from tournaments.selectors import agents_not_entered
+from tournaments.selectors import agents_not_entered, tournament_schedule_names
 from tournaments.services import (
     TournamentError,
     entry_recover,
@@ -57,7 +58,13 @@ START_NOW = "_start_now"  # the change page's "Save and start now" button
 # The tournament page lists the top entries inline; the entries admin has all of them.
 ENTRIES_SHOWN = 200
 MARKET_FIELDS = ["symbols_list", "initial_cash", "decision_interval", "market_seed"]
-RECORD_FIELDS = ["periodic_task_link", "live_page_link", "created_at", "updated_at"]
+RECORD_FIELDS = [
+    "periodic_task_link",
+    "owned_schedules",
+    "live_page_link",
+    "created_at",
+    "updated_at",
+]
 BY_RANK = F("rank").asc(nulls_last=True)  # not ranked yet: last, on every database
 
 
@@ -65,6 +72,10 @@ def refusal(exc: TournamentError | ScheduleError) -> str:
     """A service's refusal as a sentence: its messages, without the field names."""
     messages_by_field = exc.errors.values()
     return "; ".join(m if isinstance(m, str) else " ".join(m) for m in messages_by_field)
+
+
+def _schedules_noun(names: list[str]) -> str:
+    return "its periodic task" if len(names) == 1 else f"its {len(names)} periodic tasks"
 
 
 # --- Forms ---------------------------------------------------------------------------------------
@@ -340,6 +351,32 @@ class TournamentAdmin(RunNowMixin, admin.ModelAdmin[Tournament]):
             state = f" ({pause.text(timezone.get_current_timezone())})"
         return format_html('<a href="{}">{}</a>{}', url, obj.periodic_task.name, state)
 
+    @admin.display(description="Other schedules")
+    def owned_schedules(self, obj: Tournament) -> str:
+        """The schedules whose task's parameters name the tournament (tournaments/owners.py),
+        its own periodic task aside."""
+        if obj.pk is None:
+            return ""
+        names = tournament_schedule_names(tournaments=[obj])[obj.pk]
+        own = obj.periodic_task.name if obj.periodic_task is not None else None
+        others = PeriodicTask.objects.filter(name__in=[n for n in names if n != own]).order_by(
+            "name"
+        )
+        if not others:
+            return "none"
+        return format_html_join(
+            ", ",
+            '<a href="{}">{}</a>{}',
+            (
+                (
+                    reverse("admin:django_celery_beat_periodictask_change", args=[task.pk]),
+                    task.name,
+                    "" if task.enabled else " (disabled)",
+                )
+                for task in others
+            ),
+        )
+
     @admin.display(description="Live page")
     def live_page_link(self, obj: Tournament) -> str:
         if obj.pk is None:
@@ -471,12 +508,15 @@ class TournamentAdmin(RunNowMixin, admin.ModelAdmin[Tournament]):
 
     def _with_tasks(
         self, request: HttpRequest, queryset: QuerySet[Tournament], *, resuming: bool
-    ) -> list[Tournament]:
-        """The selected tournaments whose periodic task may be paused (resumed: only a live
-        one's), each other one said in a message."""
-        chosen = []
-        for tournament in queryset.select_related("periodic_task").order_by("pk"):
-            if tournament.periodic_task is None:
+    ) -> dict[Tournament, list[str]]:
+        """The selected tournaments whose periodic tasks (its own and those whose parameters
+        name it) may be paused (resumed: only a live one's), with their names; each other one
+        said in a message."""
+        tournaments = list(queryset.select_related("periodic_task").order_by("pk"))
+        names = tournament_schedule_names(tournaments=tournaments)
+        chosen = {}
+        for tournament in tournaments:
+            if not names[tournament.pk]:
                 self.message_user(
                     request,
                     f"{tournament.name} has no periodic task: it is made when it starts.",
@@ -490,7 +530,7 @@ class TournamentAdmin(RunNowMixin, admin.ModelAdmin[Tournament]):
                     messages.WARNING,
                 )
             else:
-                chosen.append(tournament)
+                chosen[tournament] = names[tournament.pk]
         return chosen
 
     @admin.action(
@@ -499,11 +539,9 @@ class TournamentAdmin(RunNowMixin, admin.ModelAdmin[Tournament]):
     )
     def pause_schedules(self, request: HttpRequest, queryset: QuerySet[Tournament]) -> Any:
         if request.POST.get("post") == "yes":  # the second step: warned on the first one
-            tournaments = [
-                t
-                for t in queryset.select_related("periodic_task").order_by("pk")
-                if t.periodic_task is not None
-            ]
+            chosen = list(queryset.select_related("periodic_task").order_by("pk"))
+            owned = tournament_schedule_names(tournaments=chosen)
+            tournaments = {t: owned[t.pk] for t in chosen if owned[t.pk]}
         else:
             tournaments = self._with_tasks(request, queryset, resuming=False)
         if not tournaments:
@@ -511,8 +549,8 @@ class TournamentAdmin(RunNowMixin, admin.ModelAdmin[Tournament]):
         return pause_step(
             self,
             request,
-            names=[t.periodic_task.name for t in tournaments if t.periodic_task is not None],
-            selected=[(t.pk, f"{t.name}: its periodic task") for t in tournaments],
+            names=[name for names in tournaments.values() for name in names],
+            selected=[(t.pk, f"{t.name}: {_schedules_noun(n)}") for t, n in tournaments.items()],
             action="pause_schedules",
             title="Pause the schedules of tournaments",
         )
@@ -522,11 +560,8 @@ class TournamentAdmin(RunNowMixin, admin.ModelAdmin[Tournament]):
         permissions=["schedules"],
     )
     def resume_schedules(self, request: HttpRequest, queryset: QuerySet[Tournament]) -> None:
-        names = [
-            tournament.periodic_task.name
-            for tournament in self._with_tasks(request, queryset, resuming=True)
-            if tournament.periodic_task is not None
-        ]
+        chosen = self._with_tasks(request, queryset, resuming=True)
+        names = [name for names in chosen.values() for name in names]
         if not names:
             return
         try:
@@ -626,7 +661,11 @@ class EntryAdmin(admin.ModelAdmin[Entry]):
             self,
             request,
             live,
-            queue=lambda entry: task_enqueue(task=RUN_DECISION, params={"entry_id": entry.pk}),
+            queue=lambda entry: task_enqueue(
+                task=RUN_DECISION,
+                params={"entry_id": entry.pk},
+                owner=("tournament", entry.tournament_id),
+            ),
             named=str,
             queued_as=lambda entry, task_id: f"{entry.agent.name} (task id {task_id})",
             done="Queued a decision of",

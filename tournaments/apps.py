@@ -8,9 +8,10 @@ class TournamentsConfig(AppConfig):
     verbose_name = "Tournaments"
 
     def ready(self) -> None:
-        # Registers the retention of ended tournaments' decisions, trades and snapshots, and the
-        # tournament as a target of alert rules.
-        from tournaments import alerting, retention  # noqa: F401
+        # Registers the retention of ended tournaments' decisions, trades and snapshots, the
+        # tournament as a target of alert rules, and as the owner of the schedules whose task
+        # takes a `tournament_id` parameter.
+        from tournaments import alerting, owners, retention  # noqa: F401
 
     def seed_demo(self) -> list[str]:
         """The demo tournament `manage.py seed_demo` creates when it is missing (the periodic

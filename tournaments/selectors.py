@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 
 from django.db.models import Count, F, QuerySet
 
 from agents.models import Agent
 from scheduler.models import TaskEvent
+from scheduler.selectors import schedule_names_owned
 from tournaments.models import Entry, EquitySnapshot, Tournament, Trade
 
 LEADERBOARD_EVENT = "tournament.leaderboard"
@@ -24,6 +26,20 @@ def tournaments_listed(*, status: str | None = None) -> QuerySet[Tournament]:
     if status:
         tournaments = tournaments.filter(status=status)
     return tournaments.order_by("-starts_at", "-id")
+
+
+def tournament_schedule_names(*, tournaments: Iterable[Tournament]) -> dict[int, list[str]]:
+    """Each tournament's periodic tasks by name: its own (the live loop) first, then every
+    schedule whose task's parameters name it (tournaments/owners.py); for its page, and for its
+    pause and resume."""
+    chosen = list(tournaments)
+    owned = schedule_names_owned("tournament", [tournament.pk for tournament in chosen])
+    names: dict[int, list[str]] = {}
+    for tournament in chosen:
+        own = [tournament.periodic_task.name] if tournament.periodic_task is not None else []
+        others = [name for name in owned.get(str(tournament.pk), []) if name not in own]
+        names[tournament.pk] = own + others
+    return names
 
 
 def tournament_by_id(*, tournament_id: int) -> Tournament | None:

@@ -92,7 +92,9 @@ from scheduler.selectors.schedules import (
     periodic_tasks_listed,
     run_stats,
     schedule_by_id,
+    schedule_names_owned,
     schedule_next_run,
+    schedule_owner_of,
     upcoming_runs,
 )
 
@@ -153,7 +155,9 @@ __all__ = [
     "run_dispatch",
     "run_stats",
     "schedule_by_id",
+    "schedule_names_owned",
     "schedule_next_run",
+    "schedule_owner_of",
     "stored_arguments",
     "task_activity_since",
     "task_detail",

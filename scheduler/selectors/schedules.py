@@ -3,6 +3,7 @@ the dashboard's schedules table and its upcoming-runs heatmap."""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Iterable
 from datetime import UTC, datetime, timedelta
@@ -19,7 +20,7 @@ from django_celery_results.models import TaskResult
 from scheduler.catalog import load_catalog
 from scheduler.core.formatting import percentile
 from scheduler.models import AuditEntry, DeclaredState
-from scheduler.protocol import FINISHED_STATES
+from scheduler.protocol import FINISHED_STATES, object_of
 from scheduler.schedules.declared import drifted_fields
 from scheduler.schedules.pauses import pause_dict
 from scheduler.schedules.rows import periodic_task_next_runs, schedule_describe
@@ -38,6 +39,34 @@ def periodic_tasks_listed(*, enabled: bool | None = None) -> QuerySet[PeriodicTa
     if enabled is not None:
         queryset = queryset.filter(enabled=enabled)
     return queryset
+
+
+def schedule_owner_of(periodic_task: PeriodicTask) -> tuple[str, str] | None:
+    """The domain object (type, id) a periodic task belongs to: its object header, which the
+    schedule services keep (scheduler/services/owners.py)."""
+    try:
+        headers = json.loads(periodic_task.headers or "{}")
+    except json.JSONDecodeError:
+        return None
+    return object_of(headers)
+
+
+def schedule_names_owned(object_type: str, object_ids: Iterable[object]) -> dict[str, list[str]]:
+    """The names of the periodic tasks that belong to each of these `object_type` objects, by
+    the object's id (as text); an object that has none is left out."""
+    wanted = {str(object_id) for object_id in object_ids}
+    if not wanted:
+        return {}
+    # The headers are text: the rows that mention a wanted value, then read as JSON.
+    mentions = Q()
+    for object_id in wanted:
+        mentions |= Q(headers__contains=f'"{object_type}:{object_id}"')
+    owned: dict[str, list[str]] = {}
+    for row in PeriodicTask.objects.filter(mentions).only("name", "headers").order_by("name"):
+        owner = schedule_owner_of(row)
+        if owner is not None and owner[0] == object_type and owner[1] in wanted:
+            owned.setdefault(owner[1], []).append(row.name)
+    return owned
 
 
 def periodic_task_counts() -> dict[str, int]:

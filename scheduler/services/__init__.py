@@ -62,6 +62,10 @@ from scheduler.services.errors import (
 from scheduler.services.history import (
     history_clear,
 )
+from scheduler.services.owners import (
+    owner_of_params,
+    schedule_owner_register,
+)
 from scheduler.services.pauses import (
     NOTE_MAX_LENGTH,
     PAUSE_AFTER_MAX,
@@ -89,6 +93,7 @@ from scheduler.services.runs import (
     task_enqueue,
     task_result_retry,
     task_revoke,
+    task_run,
     task_validate,
 )
 from scheduler.services.schedule_policies import (
@@ -157,6 +162,7 @@ __all__ = [
     "history_clear",
     "incident_acknowledge",
     "incident_silence",
+    "owner_of_params",
     "params_from_json",
     "policies_check",
     "retention_clear",
@@ -172,6 +178,7 @@ __all__ = [
     "schedule_enable",
     "schedule_fields_unsaved",
     "schedule_get",
+    "schedule_owner_register",
     "schedule_parse",
     "schedule_pause",
     "schedule_pause_on_failure",
@@ -192,6 +199,7 @@ __all__ = [
     "task_queue",
     "task_result_retry",
     "task_revoke",
+    "task_run",
     "task_run_with_retries",
     "task_validate",
 ]

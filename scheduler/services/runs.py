@@ -1,5 +1,6 @@
 """Writes of runs: validating a catalog task and its parameters, queueing it (once, on commit,
-with its domain-object header), retrying a stored result, revoking a task."""
+with its domain-object header), running one by hand (audited), retrying a stored result,
+revoking a task."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django_celery_beat.models import PeriodicTask
 from django_celery_results.models import TaskResult
 
 from config.celery import app
@@ -24,8 +26,12 @@ from scheduler.catalog import (
 from scheduler.core.json_input import MalformedJSON, read_json
 from scheduler.core.masking import holds_mask, masked_text
 from scheduler.live.events import event_record
+from scheduler.models import AuditEntry, Source
+from scheduler.protocol import OBJECT_HEADER, PERIODIC_TASK_HEADER, object_header
 from scheduler.selectors import task_known, task_status
-from scheduler.services.errors import ScheduleError, TaskNotFound
+from scheduler.services.audit import audit_write
+from scheduler.services.errors import ScheduleError, TaskNotFound, User
+from scheduler.services.owners import header_owner, owner_of_params
 
 # --- Validation ----------------------------------------------------------------------------------
 
@@ -85,11 +91,17 @@ def task_enqueue(
     queue: str | None = None,
     periodic_task_name: str | None = None,
     countdown: float | None = None,
+    owner: tuple[str, object] | None = None,
 ) -> str:
-    """Queue catalog task `task` after the current transaction commits; returns its task id."""
+    """Queue catalog task `task` after the current transaction commits; returns its task id.
+
+    The run carries the object header of the domain object it belongs to, as beat's runs do:
+    `owner` (("tournament", 7)); else the periodic task's (a run of `periodic_task_name`); else
+    the object its parameters name (services/owners.py).
+    """
     checked = task_validate(task=task, params=params, queue=queue)
     task_id = str(uuid.uuid4())
-    headers = {"periodic_task_name": periodic_task_name} if periodic_task_name else None
+    headers = _run_headers(checked, periodic_task_name=periodic_task_name, owner=owner)
 
     def send() -> None:
         if not settings.CELERY_ENABLED:
@@ -121,6 +133,55 @@ def task_enqueue(
 
     transaction.on_commit(send)
     return task_id
+
+
+@transaction.atomic
+def task_run(
+    *,
+    task: str,
+    params: Any = None,
+    queue: str | None = None,
+    actor: User = None,
+    actor_name: str = "",
+    source: str = Source.SYSTEM,
+) -> str:
+    """Queue one run of catalog task `task` by hand, outside any schedule, and record who asked
+    (an audit entry "task_run" named after the task); returns the task id. A ScheduleError
+    naming `task`, `params` or `queue` when the catalog refuses it: nothing is queued or
+    recorded."""
+    checked = task_validate(task=task, params=params, queue=queue)
+    task_id = task_enqueue(task=checked.task, params=checked.params, queue=queue)
+    audit_write(
+        None,
+        name=checked.task,
+        action=AuditEntry.Action.TASK_RUN,
+        actor=actor,
+        actor_name=actor_name,
+        source=source,
+        changes={"task_id": [None, task_id], "params": [None, checked.params]},
+    )
+    return task_id
+
+
+def _run_headers(
+    checked: ValidatedTask, *, periodic_task_name: str | None, owner: tuple[str, object] | None
+) -> dict[str, str] | None:
+    headers: dict[str, str] = {}
+    if periodic_task_name:
+        headers[PERIODIC_TASK_HEADER] = periodic_task_name
+        if owner is None:
+            stored = (
+                PeriodicTask.objects.filter(name=periodic_task_name)
+                .values_list("headers", flat=True)
+                .first()
+            )
+            if (value := header_owner(stored)) is not None:
+                headers[OBJECT_HEADER] = value
+    if owner is None and OBJECT_HEADER not in headers:
+        owner = owner_of_params(checked.params)
+    if owner is not None:
+        headers.update(object_header(*owner))
+    return headers or None
 
 
 def stored_kwargs(result: TaskResult) -> dict[str, Any]:

@@ -47,6 +47,7 @@ from scheduler.services.audit import (
     schedule_snapshot,
 )
 from scheduler.services.errors import ScheduleError, ScheduleNotFound, User
+from scheduler.services.owners import headers_with_owner, owner_link, owner_of_params
 from scheduler.services.runs import ValidatedTask, params_from_json, task_enqueue, task_validate
 from scheduler.services.schedule_policies import PolicyChanges, policies_check, policies_given
 
@@ -227,10 +228,15 @@ def _row_save(
     policies: PolicyChanges | None = None,
 ) -> None:
     """Save the validated task, parameters and queue, the schedule columns of `parsed`, and
-    the start and end times of `policies`."""
+    the start and end times of `policies`; a task whose parameters name a domain object (an
+    agent) belongs to it (services/owners.py)."""
     periodic_task.task = checked.task
     periodic_task.kwargs = json.dumps(checked.params)
     periodic_task.queue = checked.queue
+    owner = owner_of_params(checked.params)
+    if owner is not None:
+        # In the headers beat publishes with: the runs' events reach the object's group.
+        periodic_task.headers = headers_with_owner(periodic_task.headers, owner)
     for column, value in (policies.task if policies is not None else {}).items():
         setattr(periodic_task, column, value)
     if parsed is not None:
@@ -250,6 +256,8 @@ def _row_save(
                 "name", f"a periodic task named {periodic_task.name!r} already exists"
             ) from exc
         raise
+    if owner is not None:
+        owner_link(periodic_task, owner)
 
 
 def _default_options(periodic_task: PeriodicTask) -> ScheduleOptions:

@@ -180,7 +180,7 @@ def object_of(headers: Any) -> dict[str, str]:
 
 def _request_fields(task: Any) -> dict[str, Any]:
     request = task.request
-    headers = {protocol.OBJECT_HEADER: getattr(request, protocol.OBJECT_HEADER, None)}
+    headers = {protocol.OBJECT_HEADER: _header(request, protocol.OBJECT_HEADER)}
     return {
         "task_id": request.id or "",
         "task_name": task.name,

@@ -174,5 +174,7 @@ class EntryRunView(APIView):
         params = {"entry_id": entry.pk, "recover_from_crash": body["recover_from_crash"]}
         if body["tick"] is not None:
             params["tick"] = body["tick"]
-        task_id = task_enqueue(task=RUN_DECISION, params=params)
+        task_id = task_enqueue(
+            task=RUN_DECISION, params=params, owner=("tournament", tournament.pk)
+        )
         return queued_response(request, task_id)
