@@ -12,12 +12,10 @@ import email.utils
 import json
 import math
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
-import openai
 from django.conf import settings
-from openai.types.chat import ChatCompletion, ChatCompletionMessageParam
 from pydantic import Field, field_validator
 
 from agents.brains.base import (
@@ -30,6 +28,13 @@ from agents.brains.base import (
     clamp_orders,
 )
 from agents.errors import AgentError, ExternalServiceError, PermanentError, RateLimitError
+
+if TYPE_CHECKING:
+    # `openai` is imported where a completion is asked for, not with the app: importing it
+    # takes about a second, which every process (web, worker, beat, each command) would pay at
+    # start although most never talk to a model.
+    import openai
+    from openai.types.chat import ChatCompletionMessageParam
 
 SERVICE = "llm"
 DEFAULT_BASE_URL = "http://127.0.0.1:11434/v1"
@@ -157,6 +162,8 @@ class OpenAIBrain(Brain):
         )
 
     def _complete(self, messages: list[ChatMessage]) -> BrainReply:
+        import openai
+
         try:
             # One client per call: nothing shared across forked workers, no pool left open.
             with openai.OpenAI(
@@ -178,6 +185,8 @@ class OpenAIBrain(Brain):
         return self._reply(completion)
 
     def _reply(self, completion: object) -> BrainReply:
+        from openai.types.chat import ChatCompletion
+
         if not isinstance(completion, ChatCompletion):
             raise self._malformed(f"body is not a chat completion: {str(completion)[:80]!r}")
         choices = getattr(completion, "choices", None)
@@ -196,6 +205,8 @@ class OpenAIBrain(Brain):
         )
 
     def _map_error(self, exc: openai.OpenAIError) -> AgentError:
+        import openai
+
         if isinstance(exc, openai.APITimeoutError):
             return ExternalServiceError(SERVICE, f"timed out after {self.timeout:g} s")
         if isinstance(exc, openai.APIConnectionError):
