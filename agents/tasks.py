@@ -10,14 +10,15 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from decimal import Decimal
 from typing import Any, Literal
 
 from django.conf import settings
 from django.db.models import Count, F, Q
 from django.utils import timezone
-from pydantic import Field, field_validator
+from pydantic import Field, ValidationError, field_validator
 
-from agents import memory, services
+from agents import crm, memory, services
 from agents.errors import RETRY_POLICY, ExternalServiceError, PermanentError, RetryableError
 from agents.models import Agent, Mention, Message, Post, Session
 from agents.signatures import HEADER, sign
@@ -132,6 +133,82 @@ def send_response(self: Any, message_id: int) -> dict[str, Any]:
         )
         services.message_mark_delivered(message=message)
         return {"message": message.pk, "delivered": True, "status": status}
+
+    return task_run_with_retries(self, work, policy=RETRY_POLICY)
+
+
+# --- Side effects: orders in the CRM (the MIRT seed's `create_crm_order`) -------------------------
+
+
+class OrderLine(Params):
+    sku: str = Field(min_length=1, max_length=100, description="The product's code.")
+    quantity: int = Field(ge=1, le=100_000, description="How many.")
+    unit_price: Decimal = Field(
+        ge=0, max_digits=12, decimal_places=2, description="Price of one, in the order's currency."
+    )
+
+    @field_validator("unit_price")
+    @classmethod
+    def _cents(cls, value: Decimal) -> Decimal:
+        # One way to write a price ("12.50", never "12.5"): the order's record compares contents.
+        return value.quantize(Decimal("0.01"))
+
+
+class Customer(Params):
+    name: str = Field(min_length=1, max_length=200)
+    email: str = Field("", max_length=254)
+    phone: str = Field("", max_length=40)
+
+
+class CrmOrder(Params):
+    order_id: str = Field(
+        min_length=1,
+        max_length=100,
+        pattern=r"^[A-Za-z0-9._:-]+$",
+        description="The agent's own id for the order: with the agent, its idempotency key.",
+    )
+    customer: Customer = Field(description="Who ordered.")
+    lines: list[OrderLine] = Field(min_length=1, max_length=500, description="What was ordered.")
+    currency: str = Field("USD", pattern=r"^[A-Z]{3}$", description="ISO 4217 code.")
+    note: str = Field("", max_length=2000, description="Anything the agent adds.")
+
+
+class CrmOrderParams(CrmOrder, AgentSlug):
+    pass
+
+
+@catalog_task(
+    name="agents.create_crm_order",
+    description="POST an order an agent produced to the CRM (signed, once per order id), "
+    "retried on failure.",
+    params=CrmOrderParams,
+    bind=True,
+)
+def create_crm_order(
+    self: Any,
+    agent: str,
+    order_id: str,
+    customer: dict[str, Any],
+    lines: list[dict[str, Any]],
+    currency: str = "USD",
+    note: str = "",
+) -> dict[str, Any]:
+    raw = {
+        "order_id": order_id,
+        "customer": customer,
+        "lines": lines,
+        "currency": currency,
+        "note": note,
+    }
+    # Checked again, in one form (prices as "12.50"), whoever queued it: the order's record
+    # compares its contents from run to run.
+    try:
+        order = CrmOrder.model_validate(raw).model_dump(mode="json")
+    except ValidationError as exc:
+        raise PermanentError("invalid_order", str(exc)) from exc
+
+    def work() -> dict[str, Any]:
+        return crm.crm_order_send(agent=_agent(agent), order=order, run_id=_task_id(self))
 
     return task_run_with_retries(self, work, policy=RETRY_POLICY)
 

@@ -12,20 +12,30 @@ from celery.app.amqp import AMQP
 from celery.utils.saferepr import saferepr
 from kombu import Queue
 
-from config.queues import QUEUES, queue_for, route_task
+from config.queues import QUEUES, queue_of, route_task
 from scheduler.core import MaskSecretsFilter, configured_keys, mask, mask_serialised
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.base")
 
 
-class QueueTimeLimits:
-    """Celery task annotation: a task gets its queue's limits unless it declares its own."""
+# Set on a task whose limits came from its queue, not from itself: a catalog entry that moves it
+# to another queue gives it that queue's limits.
+QUEUE_LIMITS_MARK = "limits_from_queue"
 
-    def annotate(self, task: Any) -> dict[str, int]:
+
+class QueueTimeLimits:
+    """Celery task annotation: a task gets its queue's limits (the queue it declares, else the
+    one its name is routed to) unless it declares its own."""
+
+    def annotate(self, task: Any) -> dict[str, Any]:
         if task.time_limit is not None or task.soft_time_limit is not None:
             return {}
-        spec = QUEUES[queue_for(task.name)]
-        return {"time_limit": spec.hard_limit, "soft_time_limit": spec.soft_limit}
+        spec = QUEUES[queue_of(task)]
+        return {
+            "time_limit": spec.hard_limit,
+            "soft_time_limit": spec.soft_limit,
+            QUEUE_LIMITS_MARK: True,
+        }
 
 
 class MaskingAMQP(AMQP):

@@ -29,11 +29,14 @@ QUEUES: dict[str, QueueSpec] = {
         QueueSpec("summarization", 120, 110, "summaries of long sessions"),
         QueueSpec("followups", 60, 55, "follow-up messages after silence"),
         QueueSpec("webhooks", 30, 25, "deliveries to external webhooks"),
+        QueueSpec("crm", 30, 25, "orders agents produced, posted to the CRM"),
         QueueSpec("maintenance", 900, 870, "backups, cleanups, allow-listed commands"),
     )
 }
 
-# Task name patterns -> queue, first match wins. Tasks not named here run on "default".
+# Task name patterns -> queue, first match wins. A catalog task named by none of them declares its
+# queue (`@catalog_task(queue=...)`, `catalog_existing(..., queue=...)`); any other task named by
+# none runs on "default".
 TASK_ROUTES: dict[str, str] = {
     "scheduler.backup_database": "maintenance",
     "scheduler.cleanup_results": "maintenance",
@@ -47,6 +50,7 @@ TASK_ROUTES: dict[str, str] = {
     "agents.summarize_session": "summarization",
     "agents.send_followup": "followups",
     "agents.send_response": "webhooks",
+    "agents.create_crm_order": "crm",
     "agents.close_stale_sessions": "followups",
     "agents.backup_memory": "maintenance",
     "agents.cleanup_memory": "maintenance",
@@ -60,14 +64,32 @@ TASK_ROUTES: dict[str, str] = {
 VISIBILITY_TIMEOUT = max(3600, 2 * max(spec.hard_limit for spec in QUEUES.values()))
 
 
-def queue_for(task_name: str) -> str:
+def routed_queue(task_name: str) -> str | None:
+    """The queue TASK_ROUTES sends `task_name` to; None when no pattern names it."""
     for pattern, queue in TASK_ROUTES.items():
         if fnmatchcase(task_name, pattern):
             return queue
-    return "default"
+    return None
+
+
+def queue_for(task_name: str) -> str:
+    return routed_queue(task_name) or "default"
+
+
+def queue_of(task: Any) -> str:
+    """The queue of a task object: the one it declares (one of QUEUES), else its name's."""
+    declared = getattr(task, "queue", None)
+    return declared if declared in QUEUES else queue_for(task.name)
+
+
+# The prefixes TASK_ROUTES covers by a wildcard ("agents.", ...): names a catalog task may take
+# without declaring its queue.
+ROUTED_PREFIXES: tuple[str, ...] = tuple(
+    pattern.removesuffix("*") for pattern in TASK_ROUTES if pattern.endswith(".*")
+)
 
 
 def route_task(
     name: str, args: Any, kwargs: Any, options: dict[str, Any], task: Any = None, **kw: Any
 ) -> dict[str, str]:
-    return {"queue": queue_for(name)}
+    return {"queue": queue_of(task) if task is not None else queue_for(name)}

@@ -13,11 +13,13 @@ from typing import Any
 
 class Receiver:
     """Records the headers and exact body of each POST, and answers `status` with `answer`
-    (after `delay` seconds: a receiver too slow for the sender's timeout)."""
+    (after `delay` seconds: a receiver too slow for the sender's timeout); `statuses`, while it
+    holds any, gives the next answers' statuses first (a 500, then the 200 of `status`)."""
 
     def __init__(self, tls: ssl.SSLContext | None = None) -> None:
         self.received: list[tuple[dict[str, str], bytes]] = []
         self.status = 200
+        self.statuses: list[int] = []
         self.answer = b""
         self.delay = 0.0
         receiver = self
@@ -28,8 +30,9 @@ class Receiver:
                 receiver.received.append((dict(self.headers), body))
                 if receiver.delay:
                     time.sleep(receiver.delay)
+                status = receiver.statuses.pop(0) if receiver.statuses else receiver.status
                 try:
-                    self.send_response(receiver.status)
+                    self.send_response(status)
                     self.send_header("Content-Length", str(len(receiver.answer)))
                     self.end_headers()
                     self.wfile.write(receiver.answer)

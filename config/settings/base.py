@@ -14,7 +14,7 @@ import environ
 from django.core.exceptions import ImproperlyConfigured
 
 from config.env import DEFAULT_SECRET_KEYS, parse_allowed_commands
-from config.queues import VISIBILITY_TIMEOUT
+from config.queues import QUEUES, VISIBILITY_TIMEOUT
 from config.redis_urls import redis_url_for_celery
 
 # Lets classes such as ModelAdmin[Agent] be subscripted at run time, as the type stubs allow.
@@ -261,6 +261,25 @@ AGENT_MESSAGE_MAX_LENGTH = env.int("AGENT_MESSAGE_MAX_LENGTH", default=10_000)
 AGENT_WEBHOOK_TIMEOUT = env.float("AGENT_WEBHOOK_TIMEOUT", default=10.0)
 # Seconds of the first retry of an agent task (then doubled, with jitter; at most 3 retries).
 AGENT_RETRY_BASE = env.float("AGENT_RETRY_BASE", default=2.0)
+# `agents.create_crm_order` (queue `crm`) POSTs an order an agent produced here, signed with
+# CRM_WEBHOOK_SECRET (X-Agent-Signature, the agents' webhook scheme), once per order
+# (Idempotency-Key). Unset: the task fails saying so.
+CRM_ENDPOINT_URL = env.str("CRM_ENDPOINT_URL", default="")
+CRM_WEBHOOK_SECRET = env.str("CRM_WEBHOOK_SECRET", default="")
+# Seconds to wait for the CRM: under the `crm` queue's soft limit, so a retry can be scheduled.
+CRM_TIMEOUT = env.float("CRM_TIMEOUT", default=10.0)
+if not 0 < CRM_TIMEOUT <= QUEUES["crm"].soft_limit - 5:
+    raise ImproperlyConfigured(
+        f"CRM_TIMEOUT must be above 0 and at most {QUEUES['crm'].soft_limit - 5} seconds (under "
+        f"the crm queue's soft time limit of {QUEUES['crm'].soft_limit} s), not {CRM_TIMEOUT:g}"
+    )
+# Days a sent order is remembered (a redelivered or repeated run does not post it again).
+CRM_IDEMPOTENCY_DAYS = env.int("CRM_IDEMPOTENCY_DAYS", default=30)
+if CRM_IDEMPOTENCY_DAYS < 1:
+    raise ImproperlyConfigured(
+        f"CRM_IDEMPOTENCY_DAYS must be 1 or more (days a sent order is remembered), "
+        f"not {CRM_IDEMPOTENCY_DAYS}"
+    )
 # Seconds the beat leader's lock lives unless renewed (every second): a standby beat takes over
 # within this long of the leader dying.
 BEAT_LEADER_TTL = env.float("BEAT_LEADER_TTL", default=10.0)

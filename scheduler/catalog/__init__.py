@@ -11,7 +11,13 @@ An app adds an entry where it defines the task:
 
 The decorator registers a Celery task (`shared_task`) and its entry: a stable name, a one-line
 description, the queue it is routed to, a pydantic model of its parameters (whose JSON Schema
-the admin, the CLI and the API show), and its default overlap policy.
+the admin, the CLI and the API show), and its default overlap policy. The body may be
+`async def` (run on the worker's event loop, within the time limits). A name outside the prefixes
+config/queues.py routes declares its queue, and its limits unless the queue's fit:
+
+    @catalog_task(name="reports.weekly", description="...", queue="maintenance",
+                  soft_time_limit=300, time_limit=330)
+    async def weekly_report() -> dict: ...
 
 A Celery task defined elsewhere (`@shared_task`, `@app.task`: a team's existing tasks and the
 django-celery-beat rows that run them) is brought into the catalog by its name, in one line:

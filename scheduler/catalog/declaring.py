@@ -1,6 +1,13 @@
 """Declaring catalog entries: `@catalog_task` (a new Celery task on the catalog's base class) and
 `catalog_existing` (an existing Celery task brought in), and `load_catalog`, which imports every
-app's tasks module so that all entries are registered."""
+app's tasks module so that all entries are registered.
+
+A task's body may be `async def`: the worker runs it on its event loop helper, within its time
+limits (scheduler/worker/event_loop.py). A task whose name is outside the prefixes
+config/queues.py routes ("scheduler.", "agents.", "tournaments.") declares its queue, and may
+declare its time limits (default: the queue's): declaring it without one is an error at import,
+that is at startup, rather than a task silently on `default` and its 10 s limit.
+"""
 
 from __future__ import annotations
 
@@ -11,8 +18,8 @@ from celery import shared_task
 from django.apps import apps
 from django.utils.module_loading import autodiscover_modules
 
-from config.celery import app
-from config.queues import QUEUES
+from config.celery import QUEUE_LIMITS_MARK, app
+from config.queues import QUEUES, ROUTED_PREFIXES, routed_queue
 from scheduler.catalog.entries import (
     Catalog,
     CatalogEntry,
@@ -43,13 +50,19 @@ def catalog_existing(
 
     From then on it is scheduled, run and validated like a `@catalog_task`: its `params` model
     checks the keyword arguments, runs go to `queue` (one of config/queues.py; default: the
-    queue its name is routed to) with the time limits given (default: the task's own, else the
-    queue's), and it gets the catalog's run guarantees (one execution per delivery, the overlap
-    policy) once the Celery app is finalised. Call it once at import time, e.g. in a `tasks`
-    module (each app's is imported by `load_catalog`) or the app's `ready()`.
+    queue its name is routed to, and required for a name no route covers) with the time limits
+    given (default: the task's own, else the queue's), and it gets the catalog's run guarantees
+    (one execution per delivery, the overlap policy) once the Celery app is finalised. Call it
+    once at import time, e.g. in a `tasks` module (each app's is imported by `load_catalog`) or
+    the app's `ready()`.
     """
-    if queue is not None and queue not in QUEUES:
-        raise ValueError(f"unknown queue {queue!r} for {name!r} (queues: {', '.join(QUEUES)})")
+    _check_declaration(
+        name,
+        queue=queue,
+        time_limit=time_limit,
+        soft_time_limit=soft_time_limit,
+        how=f"catalog_existing({name!r}, queue=..., time_limit=..., soft_time_limit=...)",
+    )
     entry = CatalogEntry(
         name=name,
         description=description or f"{name} (an existing Celery task)",
@@ -58,12 +71,44 @@ def catalog_existing(
         routed_to=queue,
     )
     catalog.register(entry)
-    _adopt_when_finalized(name, time_limit=time_limit, soft_time_limit=soft_time_limit)
+    _adopt_when_finalized(name, queue=queue, time_limit=time_limit, soft_time_limit=soft_time_limit)
     return entry
 
 
+def _check_declaration(
+    name: str,
+    *,
+    queue: str | None,
+    time_limit: float | None,
+    soft_time_limit: float | None,
+    how: str,
+) -> None:
+    """ValueError naming the task and what to write, for a queue or limits it cannot have."""
+    if queue is not None and queue not in QUEUES:
+        raise ValueError(f"unknown queue {queue!r} for {name!r} (queues: {', '.join(QUEUES)})")
+    if queue is None and routed_queue(name) is None:
+        raise ValueError(
+            f"catalog task {name!r} declares no queue, and its name is outside the routed "
+            f"prefixes ({', '.join(repr(prefix) for prefix in ROUTED_PREFIXES)}): it would run "
+            f"on 'default' with its {QUEUES['default'].hard_limit} s limit. Declare its queue "
+            f"and time limits: {how}, with a queue of config/queues.py ({', '.join(QUEUES)}); "
+            "or route the name there (TASK_ROUTES)."
+        )
+    for label, limit in (("time_limit", time_limit), ("soft_time_limit", soft_time_limit)):
+        if limit is not None and not limit > 0:
+            raise ValueError(
+                f"{label} of {name!r} must be a number of seconds above 0, not {limit!r}"
+            )
+    if time_limit is not None and soft_time_limit is not None and soft_time_limit >= time_limit:
+        raise ValueError(
+            f"soft_time_limit of {name!r} ({soft_time_limit:g} s) must be less than its "
+            f"time_limit ({time_limit:g} s): the soft limit lets the task clean up before the "
+            "hard one kills it"
+        )
+
+
 def _adopt_when_finalized(
-    name: str, *, time_limit: int | None, soft_time_limit: int | None
+    name: str, *, queue: str | None, time_limit: int | None, soft_time_limit: int | None
 ) -> None:
     def adopt(**_: Any) -> None:
         task = app.tasks.get(name)
@@ -75,6 +120,14 @@ def _adopt_when_finalized(
             # call: one execution per delivery, and the overlap policy.
             own: type = task.__class__
             task.__class__ = type(own.__name__, (base, own), {})
+        if queue is not None:
+            adopted: Any = task  # attributes Celery reads that the stubs lack
+            adopted.queue = queue
+            adopted._exec_options = None  # Celery's cache of the options it sends (the queue)
+            if getattr(task, QUEUE_LIMITS_MARK, False):
+                # Limits it had from the queue of its name, not its own: the new queue's.
+                spec = QUEUES[queue]
+                task.time_limit, task.soft_time_limit = spec.hard_limit, spec.soft_limit
         if time_limit is not None:
             task.time_limit = time_limit
         if soft_time_limit is not None:
@@ -115,12 +168,31 @@ def catalog_task(
     description: str,
     params: type[Params] = NoParams,
     overlap: OverlapPolicy | str = OverlapPolicy.ALLOW,
+    queue: str | None = None,
     **task_options: Any,
 ) -> Callable[[F], Any]:
-    """Register a Celery task and its catalog entry (module docstring)."""
-    entry = CatalogEntry(
-        name=name, description=description, params=params, overlap=_overlap_checked(overlap)
+    """Register a Celery task and its catalog entry (module docstring).
+
+    `queue` (one of config/queues.py) is required for a name outside the routed prefixes, and
+    wins over the route of one inside them; `time_limit` and `soft_time_limit` (seconds) default
+    to the queue's. Other keyword arguments are Celery's task options (`bind`, ...).
+    """
+    _check_declaration(
+        name,
+        queue=queue,
+        time_limit=task_options.get("time_limit"),
+        soft_time_limit=task_options.get("soft_time_limit"),
+        how=f"@catalog_task(name={name!r}, queue=..., time_limit=..., soft_time_limit=...)",
     )
+    entry = CatalogEntry(
+        name=name,
+        description=description,
+        params=params,
+        overlap=_overlap_checked(overlap),
+        routed_to=queue,
+    )
+    if queue is not None:
+        task_options["queue"] = queue
 
     def decorate(function: F) -> Any:
         task_options.setdefault("base", DeclaredTask)

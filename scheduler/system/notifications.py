@@ -17,7 +17,7 @@ import json
 import smtplib
 import urllib.error
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from django.conf import settings
@@ -117,17 +117,19 @@ def webhook_post(
     payload: dict[str, Any],
     timeout: float,
     sign: Callable[[bytes], dict[str, str]] | None = None,
+    headers: Mapping[str, str] | None = None,
 ) -> int:
     """POST `payload` as JSON; the response status (2xx), or an error saying what went wrong.
 
-    `sign` gives the headers that sign the body (computed over the exact bytes sent).
+    `sign` gives the headers that sign the body (computed over the exact bytes sent); `headers`
+    are more of them (an `Idempotency-Key`).
     """
     body = json.dumps(payload).encode()
-    headers = {"Content-Type": "application/json", "User-Agent": _USER_AGENT}
+    sent = {"Content-Type": "application/json", "User-Agent": _USER_AGENT, **(headers or {})}
     if sign is not None:
-        headers.update(sign(body))
+        sent.update(sign(body))
     request = urllib.request.Request(  # noqa: S310 (the params model allows http(s) only)
-        url, data=body, method="POST", headers=headers
+        url, data=body, method="POST", headers=sent
     )
     try:
         with _opener.open(request, timeout=timeout) as response:

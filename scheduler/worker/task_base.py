@@ -22,6 +22,9 @@ as an event:
 - `terminate_other`: this run takes the lock at once and the running run is killed (SIGKILL,
   no clean-up), stored REVOKED "terminated by run X" (`task.terminated`).
 
+A body written as `async def` runs on the worker's event loop helper, within its soft time limit
+(scheduler/worker/event_loop.py); the rest of this applies to it unchanged.
+
 A run also gets its intended time: the header `scheduled_for` is `self.request.scheduled_for` (an
 aware datetime) and the keyword argument `scheduled_for` of a task function that takes one.
 """
@@ -40,7 +43,7 @@ from celery.exceptions import Ignore, SoftTimeLimitExceeded
 from django.db import DatabaseError
 from django_celery_results.models import TaskResult
 
-from config.queues import QUEUES, queue_for
+from config.queues import QUEUES, queue_of
 from scheduler.core.redis_connection import redis_key
 from scheduler.live.events import event_record_safely
 from scheduler.live.publisher import publisher
@@ -57,6 +60,7 @@ from scheduler.protocol import (
 )
 from scheduler.schedules.policies import OverlapPolicy
 from scheduler.worker.deduplication import claim_run
+from scheduler.worker.event_loop import loop_run
 from scheduler.worker.overlap import (
     BUFFER_CAP,
     Decision,
@@ -177,7 +181,7 @@ class CatalogTask(Task):
             self._claim_delivery(periodic=bool(periodic_task_name))
         kwargs = self._with_scheduled_for(kwargs)
         if not periodic_task_name:
-            return super().__call__(*args, **kwargs)
+            return self._body(*args, **kwargs)
         policy = self._policy_of(periodic_task_name)
         # A buffered run published again holds the lock already: it hands it on at its end,
         # whatever the policy says now.
@@ -185,14 +189,25 @@ class CatalogTask(Task):
         if policy != OverlapPolicy.ALLOW:
             holds = self._take_turn(periodic_task_name, OverlapPolicy(policy))
         if not holds:
-            return super().__call__(*args, **kwargs)
+            return self._body(*args, **kwargs)
         try:
-            return super().__call__(*args, **kwargs)
+            return self._body(*args, **kwargs)
         except SoftTimeLimitExceeded:
             self._ignore_if_stopped()
             raise
         finally:
             self._hand_over(periodic_task_name)
+
+    def _body(self, *args: Any, **kwargs: Any) -> Any:
+        result = super().__call__(*args, **kwargs)
+        if inspect.iscoroutine(result):
+            # An `async def` body: run on the worker's loop, within its soft limit.
+            return loop_run(
+                result,
+                soft_limit=self._limits()[1],
+                close_connections=not self.request.is_eager,
+            )
+        return result
 
     def _with_scheduled_for(self, kwargs: dict[str, Any]) -> dict[str, Any]:
         request: Any = self.request  # Celery's Context takes any attribute
@@ -288,7 +303,7 @@ class CatalogTask(Task):
         """The run's hard and soft time limits: a limit given with the message
         (apply_async(time_limit=...)) wins over the task's, which wins over its queue's."""
         hard, soft = getattr(self.request, "timelimit", None) or (None, None)
-        spec = QUEUES[queue_for(self.name)]
+        spec = QUEUES[queue_of(self)]
         return (
             float(hard or self.time_limit or spec.hard_limit),
             float(soft or self.soft_time_limit or spec.soft_limit),

@@ -47,6 +47,7 @@ def test_it_declares_every_named_queue():
         "summarization",
         "followups",
         "webhooks",
+        "crm",
         "maintenance",
     }
 
@@ -63,6 +64,7 @@ def test_it_declares_every_named_queue():
         ("agents.summarize_session", "summarization"),
         ("agents.send_followup", "followups"),
         ("agents.send_response", "webhooks"),
+        ("agents.create_crm_order", "crm"),
         ("agents.post", "agents"),
         ("tournaments.run_agent_decision", "agents"),
         ("tournaments.recover_agent_state", "recovery"),
@@ -77,7 +79,14 @@ def test_it_routes_tasks_to_their_queue(task_name, queue):
 
 @pytest.mark.parametrize(
     ("queue", "hard"),
-    [("default", 10), ("llm", 60), ("summarization", 120), ("followups", 60), ("webhooks", 30)],
+    [
+        ("default", 10),
+        ("llm", 60),
+        ("summarization", 120),
+        ("followups", 60),
+        ("webhooks", 30),
+        ("crm", 30),
+    ],
 )
 def test_it_gives_each_queue_its_time_limit_with_a_soft_limit_a_few_seconds_under(queue, hard):
     spec = QUEUES[queue]

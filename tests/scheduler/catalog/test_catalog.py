@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
+
 import pytest
 from pydantic import Field
 
 from config.celery import app
+from config.queues import route_task
 from scheduler.catalog import (
     Catalog,
     CatalogEntry,
@@ -14,6 +18,7 @@ from scheduler.catalog import (
     UnknownTaskError,
     catalog,
     catalog_existing,
+    catalog_task,
     load_catalog,
 )
 from scheduler.checks import check_catalog
@@ -186,7 +191,7 @@ def test_a_schedule_outside_the_catalog_can_be_enabled_once_its_task_is_brought_
 
 @pytest.mark.parametrize("policy", [p.value for p in OverlapPolicy if p != OverlapPolicy.DEFAULT])
 def test_an_entry_may_declare_every_overlap_policy(policy):
-    entry = catalog_existing(f"demo.overlap_{policy}", overlap=policy)
+    entry = catalog_existing(f"demo.overlap_{policy}", queue="default", overlap=policy)
     try:
         assert entry.overlap == policy
     finally:
@@ -196,5 +201,114 @@ def test_an_entry_may_declare_every_overlap_policy(policy):
 def test_an_entry_cannot_declare_default_or_an_unknown_policy():
     for policy in ("default", "sometimes"):
         with pytest.raises(ValueError, match="allow, skip, buffer_one, buffer_all, cancel_other"):
-            catalog_existing("demo.overlap_wrong", overlap=policy)
+            catalog_existing("demo.overlap_wrong", queue="default", overlap=policy)
     assert "demo.overlap_wrong" not in catalog
+
+
+# --- Tasks outside the routed prefixes, and async bodies ------------------------------------------
+
+
+@pytest.fixture
+def forget():
+    """Names of tasks a test declares, taken out of the catalog and the app afterwards."""
+    names: list[str] = []
+    yield names
+    for name in names:
+        catalog.unregister(name)
+        app.tasks.pop(name, None)
+
+
+def test_a_task_outside_the_routed_prefixes_without_a_queue_is_refused(forget):
+    forget.append("reports.weekly")
+    with pytest.raises(ValueError, match=r"catalog task 'reports\.weekly' declares no queue") as e:
+
+        @catalog_task(name="reports.weekly", description="A weekly report.")
+        def weekly() -> None:
+            return None
+
+    message = str(e.value)
+    assert "it would run on 'default' with its 10 s limit" in message
+    declare = "@catalog_task(name='reports.weekly', queue=..., time_limit=..., soft_time_limit=...)"
+    assert declare in message
+    assert "maintenance" in message  # the queues to choose from
+    assert "reports.weekly" not in catalog
+
+
+def test_an_existing_task_outside_the_routed_prefixes_needs_a_queue_too(legacy_task):
+    with pytest.raises(
+        ValueError, match=r"catalog_existing\('tests\.billing\.send_invoices', queue="
+    ):
+        catalog_existing(LEGACY_TASK, params=_InvoiceParams)
+
+    assert LEGACY_TASK not in catalog
+
+
+def test_a_task_outside_the_routed_prefixes_runs_on_its_declared_queue_and_limits(forget):
+    forget.append("reports.monthly")
+
+    @catalog_task(
+        name="reports.monthly",
+        description="A monthly report.",
+        queue="maintenance",
+        soft_time_limit=100,
+        time_limit=120,
+    )
+    def monthly() -> str:
+        return "done"
+
+    assert catalog.get("reports.monthly").queue == "maintenance"
+    assert (monthly.time_limit, monthly.soft_time_limit) == (120, 100)
+    assert app.amqp.router.route({"queue": monthly.queue}, monthly.name)["queue"].name == (
+        "maintenance"
+    )
+    assert route_task(monthly.name, (), {}, {}, task=monthly) == {"queue": "maintenance"}
+
+
+def test_a_declared_queue_gives_its_limits_when_the_task_declares_none(forget):
+    forget.append("reports.daily")
+
+    @catalog_task(name="reports.daily", description="A daily report.", queue="webhooks")
+    def daily() -> None:
+        return None
+
+    assert (daily.time_limit, daily.soft_time_limit) == (30, 25)
+
+
+def test_an_existing_task_moved_to_a_queue_gets_that_queues_limits(legacy_task):
+    assert (legacy_task.time_limit, legacy_task.soft_time_limit) == (10, 8)  # default's
+
+    catalog_existing(LEGACY_TASK, queue="maintenance", params=_InvoiceParams)
+
+    assert (legacy_task.time_limit, legacy_task.soft_time_limit) == (900, 870)
+
+
+@pytest.mark.parametrize(
+    ("limits", "words"),
+    [
+        ({"time_limit": 0}, "time_limit of 'reports.x' must be a number of seconds above 0"),
+        ({"soft_time_limit": 60, "time_limit": 30}, "must be less than its time_limit (30 s)"),
+    ],
+)
+def test_limits_that_cannot_work_are_refused(forget, limits, words):
+    forget.append("reports.x")
+    with pytest.raises(ValueError, match=re.escape(words)):
+        catalog_task(name="reports.x", description="X.", queue="maintenance", **limits)
+
+    assert "reports.x" not in catalog
+
+
+@pytest.mark.django_db
+def test_an_async_def_body_runs_on_one_loop_and_returns_its_result(forget):
+    forget.append("reports.async_sum")
+
+    @catalog_task(name="reports.async_sum", description="Sum, awaited.", queue="default")
+    async def async_sum(a: int, b: int) -> dict[str, int]:
+        await asyncio.sleep(0)
+        return {"sum": a + b, "loop": id(asyncio.get_running_loop())}
+
+    first = async_sum.apply(kwargs={"a": 2, "b": 3}).get()
+    second = async_sum.apply(kwargs={"a": 4, "b": 5}).get()
+
+    assert (first["sum"], second["sum"]) == (5, 9)
+    assert first["loop"] == second["loop"]  # one loop per process, not one per run
+    assert async_sum(a=1, b=1)["sum"] == 2  # called directly, as tests call task bodies
