@@ -76,7 +76,7 @@ bench: $(VENV)/.installed-dev
 requirements: $(VENV)/.installed-dev
 	$(BIN)/uv pip compile pyproject.toml --python-version 3.11 --quiet \
 		--custom-compile-command "make requirements" -o requirements/base.txt
-	$(BIN)/uv pip compile pyproject.toml --extra dev --python-version 3.11 --quiet \
+	$(BIN)/uv pip compile pyproject.toml --extra dev --extra flower --python-version 3.11 --quiet \
 		--custom-compile-command "make requirements" -o requirements/dev.txt
 
 clean:

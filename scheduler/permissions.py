@@ -5,6 +5,7 @@ Staff only, and then by permission (superusers have them all):
 - running catalog tasks, retrying runs, revoking: `scheduler.run_tasks`;
 - editing schedules (create, update, delete, enable, disable, run now): django-celery-beat's
   `change_periodictask` (and `add_`/`delete_` for creating and deleting), as in the admin;
+- resizing, autoscaling and shutting down workers: `scheduler.control_workers`;
 - alert rules and channels: their model permissions, as in the admin; acknowledging, silencing
   and resolving incidents: `scheduler.manage_alerts`.
 """
@@ -19,6 +20,7 @@ ADD_SCHEDULE = "django_celery_beat.add_periodictask"
 CHANGE_SCHEDULE = "django_celery_beat.change_periodictask"
 DELETE_SCHEDULE = "django_celery_beat.delete_periodictask"
 MANAGE_ALERTS = "scheduler.manage_alerts"
+CONTROL_WORKERS = "scheduler.control_workers"
 ADD_ALERT_RULE = "scheduler.add_alertrule"
 CHANGE_ALERT_RULE = "scheduler.change_alertrule"
 DELETE_ALERT_RULE = "scheduler.delete_alertrule"

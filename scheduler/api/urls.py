@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from scheduler.api import alerts, backfills, dead_letters, incidents, previews, views
+from scheduler.api import alerts, backfills, dead_letters, incidents, previews, views, workers
 from scheduler.api.waiting import task_detail
 
 
@@ -74,4 +74,5 @@ urlpatterns: list[URLPattern | URLResolver] = [
     *router.urls,
     *alerts.urlpatterns,
     *incidents.urlpatterns,
+    *workers.urlpatterns,
 ]

@@ -3,6 +3,8 @@
 The stack is Redis (embedded, when `REDIS_URL` is unset), the web server, one worker consuming
 every queue, and beat; with `seed_demo`, the demo data is loaded once Redis answers and before
 the others start, and only after every precondition held (a refused port writes no demo row).
+With `--with flower`, Flower (the optional extra `flower`) watches the stack's broker too, behind
+the basic auth FLOWER_BASIC_AUTH gives.
 Its state lives in two files under `var/run/`: `stack.pid` (the supervisor) and `stack.json`
 (each child's pid and start time), so `stack status` and `stack down` work from any shell, for
 a foreground stack as well as a detached one.
@@ -12,12 +14,15 @@ from __future__ import annotations
 
 import contextlib
 import errno
+import importlib.util
 import io
 import json
 import os
 import signal
 import socket
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -38,6 +43,12 @@ from scheduler.core.redis_connection import describe_redis_url
 from scheduler.devstack.supervisor import ManagedProcess, ProcessSpec, Step
 
 PROCESS_NAMES = ("redis", "web", "worker", "beat")
+# Started alongside with `--with NAME`, never by default.
+OPTIONAL_PROCESSES = ("flower",)
+DEFAULT_FLOWER_PORT = 5555
+# Flower reads its basic auth from here ("user:password", comma-separated for more users): the
+# environment, never the command line, where `ps` would show it.
+FLOWER_AUTH_VARIABLE = "FLOWER_BASIC_AUTH"
 
 
 class StackError(Exception):
@@ -78,10 +89,16 @@ class StackOptions:
     port: int
     only: frozenset[str]
     seed_demo: bool = False
+    flower: bool = False
+    flower_port: int = DEFAULT_FLOWER_PORT
 
     @property
     def base_url(self) -> str:
         return f"http://{self.host}:{self.port}"
+
+    @property
+    def flower_url(self) -> str:
+        return f"http://{self.host}:{self.flower_port}"
 
 
 def parse_only(value: str | None) -> frozenset[str]:
@@ -90,13 +107,41 @@ def parse_only(value: str | None) -> frozenset[str]:
     names = {name.strip() for name in value.split(",") if name.strip()}
     unknown = sorted(names - set(PROCESS_NAMES))
     if unknown:
+        optional = [name for name in unknown if name in OPTIONAL_PROCESSES]
+        hint = f" (add {optional[0]} with --with {optional[0]})" if optional else ""
         raise StackError(
             f"unknown process {', '.join(map(repr, unknown))} in --only; "
-            f"choose from {', '.join(PROCESS_NAMES)}"
+            f"choose from {', '.join(PROCESS_NAMES)}{hint}"
         )
     if not names:
         raise StackError(f"--only names no process; choose from {', '.join(PROCESS_NAMES)}")
     return frozenset(names)
+
+
+def parse_with(values: Iterable[str] | None) -> frozenset[str]:
+    """`--with flower` (repeatable, or comma-separated): the optional processes to add."""
+    names = {name.strip() for value in values or () for name in value.split(",") if name.strip()}
+    unknown = sorted(names - set(OPTIONAL_PROCESSES))
+    if unknown:
+        raise StackError(
+            f"unknown process {', '.join(map(repr, unknown))} in --with; "
+            f"choose from {', '.join(OPTIONAL_PROCESSES)}"
+        )
+    return frozenset(names)
+
+
+def flower_port_from(value: str | None) -> int:
+    """The port Flower listens on: `--flower-port`, else FLOWER_PORT, else 5555."""
+    raw = value if value is not None else os.environ.get("FLOWER_PORT", "")
+    if not raw.strip():
+        return DEFAULT_FLOWER_PORT
+    try:
+        port = int(raw)
+    except ValueError:
+        port = 0
+    if not 0 < port < 65536:
+        raise StackError(f"Flower's port {raw!r} is not a port number (1-65535)")
+    return port
 
 
 # --- Redis -------------------------------------------------------------------------------------
@@ -246,6 +291,44 @@ def _check_port(options: StackOptions) -> None:
     ) from failure
 
 
+def basic_auth_problem(value: str) -> str | None:
+    """What is wrong with a FLOWER_BASIC_AUTH value, or None."""
+    if not value.strip():
+        return (
+            f"{FLOWER_AUTH_VARIABLE} is not set: Flower runs behind basic auth only; set it to "
+            "user:password (in .env or the environment)"
+        )
+    for entry in value.split(","):
+        user, colon, password = entry.partition(":")
+        if not colon or not user.strip() or not password:
+            return (
+                f"{FLOWER_AUTH_VARIABLE} must be user:password (comma-separated for more users), "
+                "each with a user name and a password"
+            )
+    return None
+
+
+def _check_flower(options: StackOptions) -> None:
+    if importlib.util.find_spec("flower") is None:
+        raise StackError(
+            "Flower is not installed: `pip install '.[flower]'` (requirements/dev.txt has it)"
+        )
+    problem = basic_auth_problem(os.environ.get(FLOWER_AUTH_VARIABLE, ""))
+    if problem:
+        raise StackError(problem)
+    if "web" in options.only and options.flower_port == options.port:
+        raise StackError(
+            f"Flower and the web server cannot both listen on port {options.port}: "
+            "choose another with --flower-port"
+        )
+    failure = _bind_error(options.host, options.flower_port)
+    if failure is not None:
+        raise StackError(
+            f"Flower cannot listen on {options.host}:{options.flower_port} ({failure.strerror}): "
+            "choose another port with --flower-port (or FLOWER_PORT)"
+        ) from failure
+
+
 def preflight(options: StackOptions, paths: StackPaths) -> None:
     """Refuse to start, with one line, anything that would fail after the children started.
 
@@ -260,6 +343,8 @@ def preflight(options: StackOptions, paths: StackPaths) -> None:
         _check_database()
     if "web" in options.only:
         _check_port(options)
+    if options.flower:
+        _check_flower(options)
     _check_redis(options)
 
 
@@ -277,6 +362,27 @@ def worker_argv(
         *("-Q", ",".join(queues), "-n", hostname),
         *extra,
     ]
+
+
+def flower_argv(*, python: str, host: str, port: int) -> list[str]:
+    """Flower on the project's Celery app, so on its broker (and key prefix); its basic auth
+    comes from FLOWER_BASIC_AUTH in the environment."""
+    return [
+        python,
+        *("-m", "celery", "-A", "config", "flower"),
+        f"--address={host}",
+        f"--port={port}",
+    ]
+
+
+def flower_answers(host: str, port: int) -> bool:
+    """Whether Flower serves HTTP (its health check needs no credentials)."""
+    url = f"http://{host}:{port}/healthcheck"
+    try:
+        with urllib.request.urlopen(url, timeout=1) as response:
+            return bool(response.status == 200)
+    except (urllib.error.URLError, OSError):
+        return False
 
 
 def beat_argv(*, python: str) -> list[str]:
@@ -363,6 +469,8 @@ def build_specs(options: StackOptions, paths: StackPaths) -> list[ProcessSpec | 
         specs.append(_web_spec(options, env=env, python=python))
     if "worker" in options.only:
         specs.append(_worker_spec(worker_hostname(), env=env, python=python))
+    if options.flower:
+        specs.append(flower_spec(options, env=env, python=python))
     if "beat" in options.only:
         specs.append(
             ProcessSpec(
@@ -419,6 +527,17 @@ def _worker_spec(hostname: str, *, env: dict[str, str], python: str) -> ProcessS
     )
 
 
+def flower_spec(options: StackOptions, *, env: dict[str, str], python: str) -> ProcessSpec:
+    """Flower on the stack's broker, ready once it serves HTTP."""
+    return ProcessSpec(
+        name="flower",
+        argv=flower_argv(python=python, host=options.host, port=options.flower_port),
+        env=env,
+        ready=lambda: flower_answers(options.host, options.flower_port),
+        ready_timeout=60,
+    )
+
+
 def _accepts_connections(host: str, port: int) -> bool:
     with socket.create_connection((host, port), timeout=0.5):
         return True
@@ -449,6 +568,7 @@ def write_state(
         "pid": os.getpid(),
         "status": status,
         "url": options.base_url if "web" in options.only else None,
+        "flower_url": options.flower_url if options.flower else None,
         "updated_at": datetime.now(UTC).isoformat(),
         "processes": [
             {

@@ -58,6 +58,8 @@ from scheduler.services.errors import (
     ScheduleNotFound,
     TaskNotFound,
     User,
+    WorkerNotFound,
+    WorkerRefused,
 )
 from scheduler.services.history import (
     history_clear,
@@ -117,6 +119,14 @@ from scheduler.services.schedules import (
     schedule_set_enabled_bulk,
     schedule_update,
 )
+from scheduler.services.workers import (
+    POOL_MAX,
+    WorkerChange,
+    worker_autoscale,
+    worker_pool_grow,
+    worker_pool_shrink,
+    worker_shutdown,
+)
 
 __all__ = [
     "BACKFILL_MAX_RUNS",
@@ -127,6 +137,7 @@ __all__ = [
     "NAME_MAX_LENGTH",
     "NOTE_MAX_LENGTH",
     "PAUSE_AFTER_MAX",
+    "POOL_MAX",
     "AlertNotFound",
     "BackfillNotFound",
     "BackfillPlan",
@@ -146,6 +157,9 @@ __all__ = [
     "TaskNotFound",
     "User",
     "ValidatedTask",
+    "WorkerChange",
+    "WorkerNotFound",
+    "WorkerRefused",
     "alert_target_register",
     "backfill_as_dict",
     "backfill_get",
@@ -202,4 +216,8 @@ __all__ = [
     "task_run",
     "task_run_with_retries",
     "task_validate",
+    "worker_autoscale",
+    "worker_pool_grow",
+    "worker_pool_shrink",
+    "worker_shutdown",
 ]

@@ -52,3 +52,20 @@ class DeadLetterResolved(ValueError):
         self.dead_letter_id = dead_letter_id
         self.status = status
         super().__init__(f"dead letter {dead_letter_id} was {status} already")
+
+
+class WorkerNotFound(LookupError):
+    """No worker by that hostname answered (unknown, stopped, or too busy): a 404, exit code 1."""
+
+    def __init__(self, hostname: str, message: str):
+        self.hostname = hostname
+        super().__init__(message)
+
+
+class WorkerRefused(ValueError):
+    """The worker answered, and refused the control (a 409, exit code 1): a pool that cannot be
+    resized, autoscale on a worker started without `--autoscale`, all processes busy."""
+
+    def __init__(self, hostname: str, message: str):
+        self.hostname = hostname
+        super().__init__(message)

@@ -49,6 +49,7 @@ from agents.services import agent_create, session_open
 from agents.signatures import HEADER, sign
 from scheduler.api import waiting
 from scheduler.models import AlertChannel, Backfill, Source
+from scheduler.observability import worker_pools
 from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
 from scheduler.services import RuleInput, rule_save
 from scheduler.services.incidents import Match, incident_match
@@ -178,6 +179,8 @@ def world() -> World:
             "tournament_id": cup.pk,
             "entry_id": entry.pk,
             "task_id": TASK_ID,
+            # Recorded as seen, never answering: the workers' controls answer 404 for it.
+            "hostname": WORKER,
         },
         agent=agent,
         good_values={
@@ -216,6 +219,8 @@ def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
         return await wait(self, min(timeout, 0.01))
 
     monkeypatch.setattr(waiting.TaskWaiter, "wait", shortened)
+    # No worker answers the workers' controls here: a short wait for the answer never coming.
+    monkeypatch.setattr(worker_pools, "REPLY_TIMEOUT", 0.01)
 
 
 @pytest.fixture

@@ -1,6 +1,7 @@
 """`manage.py scheduler <verb>`: the catalog, schedules, runs, history, logs and health; dead
-letters (scheduler/cli/dead_letters.py); backfills (scheduler/cli/backfills.py); alert rules,
-channels and incidents (their verbs: scheduler/cli/alerts.py and incidents.py).
+letters (scheduler/cli/dead_letters.py); backfills (scheduler/cli/backfills.py); workers
+(scheduler/cli/workers.py); alert rules, channels and incidents (their verbs:
+scheduler/cli/alerts.py and incidents.py).
 
 Reads go through `scheduler.selectors`, writes through `scheduler.services` (with
 source=cli), rendering through `scheduler.cli.output`. Every error is a CommandError: one line
@@ -41,6 +42,8 @@ from scheduler.cli.dead_letters import REFUSALS as DEAD_LETTER_REFUSALS
 from scheduler.cli.dead_letters import DeadLetterVerbs, add_dead_letter_verbs
 from scheduler.cli.schedule_files import ScheduleFileError, schedules_document, schedules_read
 from scheduler.cli.sync import sync_json, sync_lines
+from scheduler.cli.workers import REFUSALS as WORKER_REFUSALS
+from scheduler.cli.workers import WorkerVerbs, add_worker_verbs
 from scheduler.core.redis_connection import describe_redis_url
 from scheduler.models import Source, TaskEvent
 from scheduler.observability.health import (
@@ -109,10 +112,10 @@ _PARSE_OPTION_OF = {
 }
 
 
-class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs):
+class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, WorkerVerbs):
     help = (
         "Manage scheduled tasks: catalog, schedules, runs, history, logs and health; dead "
-        "letters; alert rules, channels and incidents."
+        "letters; workers; alert rules, channels and incidents."
     )
 
     # Waits sleep through this, so that tests can drive the clock of `logs --follow`.
@@ -126,12 +129,13 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs):
         _add_history_verbs(verbs)
         add_dead_letter_verbs(verbs)
         _add_health_verbs(verbs)
+        add_worker_verbs(verbs)
         add_alert_verbs(verbs)
 
     def refusal(self, exc: Exception) -> str | None:
         if isinstance(exc, ScheduleError | ScheduleNotFound | ScheduleParseError):
             return out.one_line(str(exc))
-        if isinstance(exc, DEAD_LETTER_REFUSALS + BACKFILL_REFUSALS):
+        if isinstance(exc, DEAD_LETTER_REFUSALS + BACKFILL_REFUSALS + WORKER_REFUSALS):
             return out.one_line(str(exc))
         if isinstance(exc, kombu.exceptions.OperationalError):
             return out.one_line(f"cannot reach the broker: {exc}")

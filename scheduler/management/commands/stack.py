@@ -1,4 +1,5 @@
-"""`manage.py stack up|status|down`: run the whole product (Redis, web, worker, beat)."""
+"""`manage.py stack up|status|down`: run the whole product (Redis, web, worker, beat), and
+Flower alongside with `--with flower`."""
 
 from __future__ import annotations
 
@@ -35,6 +36,22 @@ class Command(BaseCommand):
             help=f"comma-separated subset of: {', '.join(stack.PROCESS_NAMES)}",
         )
         up.add_argument(
+            "--with",
+            dest="with_processes",
+            action="append",
+            metavar="NAME",
+            help=(
+                f"also start an optional process: {', '.join(stack.OPTIONAL_PROCESSES)} (on the "
+                f"stack's broker, behind the basic auth {stack.FLOWER_AUTH_VARIABLE} gives)"
+            ),
+        )
+        up.add_argument(
+            "--flower-port",
+            default=None,
+            metavar="PORT",
+            help=f"Flower's port (default: FLOWER_PORT, else {stack.DEFAULT_FLOWER_PORT})",
+        )
+        up.add_argument(
             "--detach", action="store_true", help="run in the background (log in var/log/)"
         )
         up.add_argument(
@@ -63,11 +80,14 @@ class Command(BaseCommand):
     def _up(self, paths: stack.StackPaths, options: dict[str, Any]) -> None:
         if not 0 < options["port"] < 65536:
             raise CommandError(f"--port {options['port']} is not a port number (1-65535)")
+        optional = stack.parse_with(options["with_processes"])
         stack_options = stack.StackOptions(
             host=options["host"],
             port=options["port"],
             only=stack.parse_only(options["only"]),
             seed_demo=options["seed_demo"],
+            flower="flower" in optional,
+            flower_port=stack.flower_port_from(options["flower_port"]),
         )
         paths.create()
         stack.preflight(stack_options, paths)
@@ -97,7 +117,9 @@ class Command(BaseCommand):
 
     def _run_foreground(self, paths: stack.StackPaths, options: stack.StackOptions) -> None:
         lock = threading.Lock()
-        width = max(len(name) for name in (*stack.PROCESS_NAMES, "stack"))
+        width = max(
+            len(name) for name in (*stack.PROCESS_NAMES, *stack.OPTIONAL_PROCESSES, "stack")
+        )
 
         def sink(name: str, line: str) -> None:
             with lock:
@@ -114,6 +136,8 @@ class Command(BaseCommand):
                     ("health", "/healthz"),
                 ):
                     sink("stack", f"  {label:<10} {options.base_url}{path}")
+            if options.flower:
+                sink("stack", f"  {'Flower':<10} {options.flower_url}/")
             sink("stack", "press Ctrl-C to stop")
 
         stack.claim(paths)
@@ -147,6 +171,8 @@ class Command(BaseCommand):
             "--only",
             ",".join(sorted(options.only)),
             *(["--seed-demo"] if options.seed_demo else []),
+            *(["--with", "flower"] if options.flower else []),
+            *(["--flower-port", str(options.flower_port)] if options.flower else []),
         ]
         with open(paths.log_file, "ab") as log:
             child = subprocess.Popen(
@@ -172,6 +198,8 @@ class Command(BaseCommand):
                 if state.get("url"):
                     self.stdout.write(f"  admin      {state['url']}/admin/")
                     self.stdout.write(f"  dashboard  {state['url']}/dashboard/")
+                if state.get("flower_url"):
+                    self.stdout.write(f"  Flower     {state['flower_url']}/")
                 self.stdout.write(f"  log        {paths.log_file}")
                 self.stdout.write("  stop it with `python manage.py stack down`")
                 return

@@ -30,6 +30,7 @@ import { Incidents } from "./dashboard/incidents.js";
 import { renderPeriodic } from "./dashboard/periodic.js";
 import { summaryReader } from "./dashboard/summary.js";
 import { renderUpcoming } from "./dashboard/upcoming.js";
+import { WorkerControls } from "./dashboard/workers.js";
 
 function dashboard(config, initial) {
   // The states that end a run: the server's one list (scheduler/protocol.py), from the config.
@@ -42,6 +43,7 @@ function dashboard(config, initial) {
   const deadLetters = new DeadLetters(config, formats.daySeconds);
   const incidents = new Incidents(config, formats.dayTime);
   const alerts = alertToasts(config.alerts);
+  const workers = new WorkerControls(config);
   watchStale();
   // The chart slides by one bar every minute even when nothing happens.
   setInterval(() => counters.draw(), 10000);
@@ -58,6 +60,8 @@ function dashboard(config, initial) {
     failures.render(data.failures);
     deadLetters.render(data.dead_letters);
     renderCluster(data.cluster, formats.time);
+    workers.render();
+    workers.refresh();
     // Matches added and acknowledgements by others send no event: read with the rest.
     incidents.refresh();
     fitAllSoon();
@@ -102,6 +106,8 @@ function dashboard(config, initial) {
     },
   });
   counters.draw();
+  workers.render();
+  workers.refresh();
   fitAllSoon();
 }
 

@@ -59,6 +59,10 @@ CONTRACT = {
     "/api/incidents/{incident_id}/acknowledge/": {"post"},
     "/api/incidents/{incident_id}/silence/": {"post"},
     "/api/incidents/{incident_id}/resolve/": {"post"},
+    "/api/workers/": {"get"},
+    "/api/workers/{hostname}/pool/": {"post"},
+    "/api/workers/{hostname}/autoscale/": {"post"},
+    "/api/workers/{hostname}/shutdown/": {"post"},
     # agents/api
     "/api/sessions/": {"get", "post"},
     "/api/sessions/{session_id}/": {"get"},

@@ -326,3 +326,21 @@ def test_it_shows_the_beat_leader_standbys_and_missed_runs():
     assert "h:1:aa" in page
     assert "1 standby: h:2:bb" in page
     assert "Missed run: nightly &lt;b&gt;" in page
+
+
+@pytest.mark.parametrize(
+    ("codenames", "can_control"),
+    [(("view_dashboard",), False), (("view_dashboard", "control_workers"), True)],
+)
+def test_it_offers_the_worker_controls_only_to_who_may_control_workers(codenames, can_control):
+    record_worker_seen("w9@host")
+    try:
+        html = client_for(_user(*codenames)).get("/dashboard/").content.decode()
+    finally:
+        forget_worker("w9@host")
+
+    found = re.search(r'id="dashboard-config"[^>]*>(.*?)</script>', html)
+    assert found is not None
+    assert json.loads(found.group(1))["can_control_workers"] is can_control
+    # The script adds each worker's pool and buttons by its hostname.
+    assert '<li data-hostname="w9@host">' in html

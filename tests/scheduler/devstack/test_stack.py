@@ -306,6 +306,27 @@ def test_an_unknown_process_name_is_one_clear_line(stack_env):
     line = _one_line_error(run_manage("stack", "up", "--only", "web,flower", env=stack_env))
 
     assert "unknown process 'flower' in --only" in line
+    assert "add flower with --with flower" in line
+
+
+def test_flower_without_its_basic_auth_is_one_clear_line(stack_env):
+    stack_env.pop("FLOWER_BASIC_AUTH", None)
+
+    line = _one_line_error(
+        run_manage("stack", "up", "--only", "worker", "--with", "flower", env=stack_env)
+    )
+
+    assert "FLOWER_BASIC_AUTH is not set: Flower runs behind basic auth only" in line
+
+
+def test_a_flower_port_that_is_not_a_port_is_one_clear_line(stack_env):
+    stack_env["FLOWER_BASIC_AUTH"] = "admin:secret"
+
+    line = _one_line_error(
+        run_manage("stack", "up", "--with", "flower", "--flower-port", "http", env=stack_env)
+    )
+
+    assert "Flower's port 'http' is not a port number (1-65535)" in line
 
 
 def test_unapplied_migrations_are_one_clear_line(stack_env, var_dir):

@@ -17,7 +17,8 @@ export function watchStale() {
 function workerItem(worker, format) {
   return el(
     "li",
-    {},
+    // workers.js adds the pool and the buttons by hostname.
+    { "data-hostname": worker.name },
     el("span", { class: "mono" }, el("span", { class: "dot" }), worker.name),
     el("span", { class: "muted", text: `seen ${format.format(Date.parse(worker.last_seen))}` }),
   );
