@@ -8,8 +8,9 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
-        # Registers the messages' retention, and the agent as a target of alert rules.
-        from agents import alerting, retention  # noqa: F401
+        # Registers the messages' retention, and the agent as a target of alert rules and as
+        # the owner of its schedules (group controls).
+        from agents import alerting, ownership, retention  # noqa: F401
 
     def seed_demo(self) -> list[str]:
         """The agents' demo rows `manage.py seed_demo` creates, those that are missing."""

@@ -9,8 +9,8 @@ class TournamentsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the retention of ended tournaments' decisions, trades and snapshots, and the
-        # tournament as a target of alert rules.
-        from tournaments import alerting, retention  # noqa: F401
+        # tournament as a target of alert rules and as the owner of its periodic task.
+        from tournaments import alerting, ownership, retention  # noqa: F401
 
     def seed_demo(self) -> list[str]:
         """The demo tournament `manage.py seed_demo` creates when it is missing (the periodic

@@ -54,6 +54,7 @@ from scheduler.services.enqueue import (
 from scheduler.services.errors import (
     DeadLetterNotFound,
     DeadLetterResolved,
+    OwnerNotFound,
     ScheduleError,
     ScheduleNotFound,
     TaskNotFound,
@@ -61,6 +62,14 @@ from scheduler.services.errors import (
 )
 from scheduler.services.history import (
     history_clear,
+)
+from scheduler.services.owners import (
+    owner_kinds,
+    owner_schedule_names,
+    owner_schedules_pause,
+    owner_schedules_resume,
+    owner_schedules_run,
+    schedule_owner_register,
 )
 from scheduler.services.pauses import (
     NOTE_MAX_LENGTH,
@@ -89,6 +98,7 @@ from scheduler.services.runs import (
     task_enqueue,
     task_result_retry,
     task_revoke,
+    task_run,
     task_validate,
 )
 from scheduler.services.schedule_policies import (
@@ -111,6 +121,7 @@ from scheduler.services.schedules import (
     schedule_save,
     schedule_set_enabled_bulk,
     schedule_update,
+    schedules_delete,
 )
 
 __all__ = [
@@ -129,6 +140,7 @@ __all__ = [
     "DeadLetterBatch",
     "DeadLetterNotFound",
     "DeadLetterResolved",
+    "OwnerNotFound",
     "RetentionPolicy",
     "RetentionRow",
     "RetryPolicy",
@@ -157,6 +169,11 @@ __all__ = [
     "history_clear",
     "incident_acknowledge",
     "incident_silence",
+    "owner_kinds",
+    "owner_schedule_names",
+    "owner_schedules_pause",
+    "owner_schedules_resume",
+    "owner_schedules_run",
     "params_from_json",
     "policies_check",
     "retention_clear",
@@ -172,6 +189,7 @@ __all__ = [
     "schedule_enable",
     "schedule_fields_unsaved",
     "schedule_get",
+    "schedule_owner_register",
     "schedule_parse",
     "schedule_pause",
     "schedule_pause_on_failure",
@@ -181,6 +199,7 @@ __all__ = [
     "schedule_save",
     "schedule_set_enabled_bulk",
     "schedule_update",
+    "schedules_delete",
     "schedules_pause",
     "schedules_reset_to_code",
     "schedules_resume",
@@ -192,6 +211,7 @@ __all__ = [
     "task_queue",
     "task_result_retry",
     "task_revoke",
+    "task_run",
     "task_run_with_retries",
     "task_validate",
 ]
