@@ -8,9 +8,10 @@ class AgentsConfig(AppConfig):
     verbose_name = "Agents"
 
     def ready(self) -> None:
-        # Registers the messages' retention, the agent as a target of alert rules, and as the
-        # owner of the schedules whose task takes an `agent` parameter.
-        from agents import alerting, owners, retention  # noqa: F401
+        # Registers the messages' retention, the agent as a target of alert rules, as the
+        # owner of the schedules whose task takes an `agent` parameter, and how its schedules
+        # are found for the group controls.
+        from agents import alerting, owners, ownership, retention  # noqa: F401
 
     def seed_demo(self) -> list[str]:
         """The agents' demo rows `manage.py seed_demo` creates, those that are missing."""

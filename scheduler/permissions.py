@@ -1,4 +1,5 @@
-"""Who may do what outside the admin: the dashboard, its websocket, and the REST API.
+"""Who may do what outside the admin: the dashboard, its websocket, the REST API, and the
+command line acting as a Django user (`manage.py scheduler ... --as USER`).
 
 Staff only, and then by permission (superusers have them all):
 - watching: `scheduler.view_dashboard`;
@@ -7,7 +8,9 @@ Staff only, and then by permission (superusers have them all):
   `change_periodictask` (and `add_`/`delete_` for creating and deleting), as in the admin;
 - resizing, autoscaling and shutting down workers: `scheduler.control_workers`;
 - alert rules and channels: their model permissions, as in the admin; acknowledging, silencing
-  and resolving incidents: `scheduler.manage_alerts`.
+  and resolving incidents: `scheduler.manage_alerts`;
+- deleting stored results (`scheduler clear-history`): django-celery-results'
+  `delete_taskresult`, as in the admin.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ RUN_TASKS = "scheduler.run_tasks"
 ADD_SCHEDULE = "django_celery_beat.add_periodictask"
 CHANGE_SCHEDULE = "django_celery_beat.change_periodictask"
 DELETE_SCHEDULE = "django_celery_beat.delete_periodictask"
+DELETE_RESULTS = "django_celery_results.delete_taskresult"
 MANAGE_ALERTS = "scheduler.manage_alerts"
 CONTROL_WORKERS = "scheduler.control_workers"
 ADD_ALERT_RULE = "scheduler.add_alertrule"

@@ -9,9 +9,9 @@ class TournamentsConfig(AppConfig):
 
     def ready(self) -> None:
         # Registers the retention of ended tournaments' decisions, trades and snapshots, the
-        # tournament as a target of alert rules, and as the owner of the schedules whose task
-        # takes a `tournament_id` parameter.
-        from tournaments import alerting, owners, retention  # noqa: F401
+        # tournament as a target of alert rules, as the owner of the schedules whose task takes
+        # a `tournament_id` parameter, and how its schedules are found for the group controls.
+        from tournaments import alerting, owners, ownership, retention  # noqa: F401
 
     def seed_demo(self) -> list[str]:
         """The demo tournament `manage.py seed_demo` creates when it is missing (the periodic

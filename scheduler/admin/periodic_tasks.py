@@ -1044,7 +1044,7 @@ class PeriodicTaskAdmin(RunNowMixin, BackfillActionMixin, StockPeriodicTaskAdmin
                 (
                     f"{localtime(entry.created_at):%Y-%m-%d %H:%M:%S %Z}",
                     entry.get_action_display(),
-                    entry.actor or "",
+                    entry.actor or entry.actor_name,  # a command line's OS user
                     entry.get_source_display(),
                     _changes(entry.changes),
                 )

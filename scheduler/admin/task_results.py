@@ -22,6 +22,7 @@ from scheduler import selectors
 from scheduler.admin.changelists import choices_filter, prefix_match, with_probed_dates
 from scheduler.admin.periodic_tasks import RUN_PERMISSION, AdminOption, format_duration
 from scheduler.admin.run_now import queue_each
+from scheduler.models import Source
 from scheduler.observability.pagination import EstimatedCountPaginator
 from scheduler.selectors import stored_arguments
 from scheduler.services import ScheduleError, task_result_retry
@@ -150,7 +151,9 @@ class TaskResultAdmin(StockTaskResultAdmin):
             self,
             request,
             queryset,
-            queue=lambda result: task_result_retry(result=result),
+            queue=lambda result: task_result_retry(
+                result=result, actor=request.user, source=Source.ADMIN
+            ),
             named=_result_label,
             queued_as=lambda result, task_id: f"{_result_label(result)} as {task_id}",
             done="Queued again",

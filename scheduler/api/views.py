@@ -202,8 +202,12 @@ class TaskListView(APIView):
     )
     def post(self, request: Request) -> Response:
         body = validated(TaskRunSerializer, request.data)
-        task_id = services.task_enqueue(
-            task=body["task"], params=body["params"], queue=body.get("queue")
+        task_id = services.task_run(
+            task=body["task"],
+            params=body["params"],
+            queue=body.get("queue"),
+            actor=request.user,
+            source=Source.API,
         )
         return queued_response(request, task_id)
 
@@ -281,7 +285,10 @@ class TaskRetryView(APIView):
     )
     def post(self, request: Request, task_id: str) -> Response:
         result = found(selectors.task_result(task_id), f"no stored result for task {task_id}")
-        return queued_response(request, services.task_result_retry(result=result))
+        return queued_response(
+            request,
+            services.task_result_retry(result=result, actor=request.user, source=Source.API),
+        )
 
 
 _schedule_id = OpenApiParameter("id", OpenApiTypes.INT, OpenApiParameter.PATH)

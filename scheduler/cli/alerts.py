@@ -1,5 +1,6 @@
 """`manage.py scheduler alerts | channels | incidents`: alert rules, the channels they notify,
-and their incidents (incidents.py), written through the services with source cli.
+and their incidents (incidents.py), written through the services with source cli (as the OS
+user or `--as` USER).
 
 `scheduler alerts watch` runs the engine's periodic checks (`alert_watch`) from cron or systemd,
 instead of, or besides, the watcher thread of workers and beat. The scheduler command mixes in
@@ -29,7 +30,7 @@ from scheduler.cli.alert_parsing import (
     seconds_of,
 )
 from scheduler.cli.commands import Verbs
-from scheduler.cli.incidents import IncidentVerbs, add_incident_verbs
+from scheduler.cli.incidents import IncidentVerbs, add_incident_verbs, delivery_as_dict
 from scheduler.core.durations import duration_written
 from scheduler.core.json_input import MalformedJSON, read_json
 from scheduler.core.masking import masked
@@ -257,7 +258,16 @@ class AlertVerbs(IncidentVerbs):
             self._print("No alert rules.")
 
     def _rule_add(self, options: dict[str, Any]) -> None:
-        rule = rule_save(rule_input(options, None), source=Source.CLI, create=True)
+        rule = rule_save(
+            rule_input(options, None),
+            actor=self.actor.user,
+            actor_name=self.actor.name,
+            source=Source.CLI,
+            create=True,
+        )
+        if options.get("json"):
+            self._json(rule_as_dict(rule))
+            return
         channels = rule_snapshot(rule)["channels"]
         self._print(
             f"Added rule {rule.name!r} ({rule.trigger}, {_rule_target(rule)}"
@@ -271,8 +281,17 @@ class AlertVerbs(IncidentVerbs):
         if current is None:
             raise AlertNotFound("rule", options["name"])
         before = rule_snapshot(current)
-        rule = rule_save(rule_input(options, current), source=Source.CLI, create=False)
+        rule = rule_save(
+            rule_input(options, current),
+            actor=self.actor.user,
+            actor_name=self.actor.name,
+            source=Source.CLI,
+            create=False,
+        )
         changed = [field for field, value in rule_snapshot(rule).items() if before[field] != value]
+        if options.get("json"):
+            self._json({**rule_as_dict(rule), "changed": changed})
+            return
         self._print(
             f"Updated rule {rule.name!r}: {', '.join(changed)}."
             if changed
@@ -280,7 +299,15 @@ class AlertVerbs(IncidentVerbs):
         )
 
     def _rule_remove(self, options: dict[str, Any]) -> None:
-        rule_delete(name=options["name"], source=Source.CLI)
+        rule_delete(
+            name=options["name"],
+            actor=self.actor.user,
+            actor_name=self.actor.name,
+            source=Source.CLI,
+        )
+        if options.get("json"):
+            self._json({"name": options["name"], "removed": True})
+            return
         self._print(f"Removed rule {options['name']!r} and its incidents.")
 
     def _rules_watch(self, options: dict[str, Any]) -> None:
@@ -345,6 +372,8 @@ class AlertVerbs(IncidentVerbs):
                 enabled=(current.enabled if current is not None else True)
                 if enabled is None
                 else enabled,
+                actor=self.actor.user,
+                actor_name=self.actor.name,
                 source=Source.CLI,
                 create=current is None,
             )
@@ -355,6 +384,9 @@ class AlertVerbs(IncidentVerbs):
         if not options["kind"]:
             raise CommandError(f"--kind is required (one of: {', '.join(sorted(channel_kinds()))})")
         channel = self._channel_write(options, None)
+        if options.get("json"):
+            self._json(channel_as_dict(channel))
+            return
         state = "" if channel.enabled else ", disabled"
         self._print(f"Added channel {channel.name!r} ({channel.kind}{state}).")
 
@@ -363,22 +395,45 @@ class AlertVerbs(IncidentVerbs):
         if current is None:
             raise AlertNotFound("channel", options["name"])
         channel = self._channel_write(options, current)
+        if options.get("json"):
+            self._json(channel_as_dict(channel))
+            return
         self._print(f"Updated channel {channel.name!r} ({channel.kind}).")
 
     def _channel_remove(self, options: dict[str, Any]) -> None:
-        channel_delete(name=options["name"], source=Source.CLI)
+        channel_delete(
+            name=options["name"],
+            actor=self.actor.user,
+            actor_name=self.actor.name,
+            source=Source.CLI,
+        )
+        if options.get("json"):
+            self._json({"name": options["name"], "removed": True})
+            return
         self._print(f"Removed channel {options['name']!r}.")
 
     def _channel_test(self, options: dict[str, Any]) -> None:
-        delivery = channel_send_test(name=options["name"], source=Source.CLI)
-        self._print(f"Queued a test notification to {options['name']!r}: delivery {delivery.pk}.")
-        self.stdout.flush()
+        delivery = channel_send_test(
+            name=options["name"],
+            actor=self.actor.user,
+            actor_name=self.actor.name,
+            source=Source.CLI,
+        )
+        quiet = bool(options.get("json"))
+        if not quiet:
+            self._print(
+                f"Queued a test notification to {options['name']!r}: delivery {delivery.pk}."
+            )
+            self.stdout.flush()
         wait = max(float(options["wait"]), 0.0)
         deadline = time.monotonic() + wait
         row = delivery_get(delivery.pk)
         while row is not None and row.status == NotificationDelivery.Status.PENDING:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
+                if quiet:
+                    self._json(delivery_as_dict(row))
+                    return
                 self._print(
                     f"Still pending after {wait:g} s: a worker sends it (see `scheduler status`); "
                     "the delivery log in the admin shows how it ends."
@@ -395,6 +450,9 @@ class AlertVerbs(IncidentVerbs):
                     f"delivery {row.pk} failed after {row.attempts} attempt(s){code}: {row.error}"
                 )
             )
+        if quiet:
+            self._json(delivery_as_dict(row))
+            return
         code = f" (response {row.response_code})" if row.response_code else ""
         self._print(f"Sent{code}.")
 
@@ -480,7 +538,10 @@ def add_alert_verbs(verbs: Verbs) -> None:
         "ALERTS_WATCH_INTERVAL seconds until Ctrl-C (for cron or systemd)",
     )
     watch.add_argument("--once", action="store_true", help="check once, print the report, exit")
-    watch.add_argument("--json", action="store_true", help="print JSON (with --once)")
+    # Left out unless given: `alerts --json watch --once` keeps the verb's.
+    watch.add_argument(
+        "--json", action="store_true", default=argparse.SUPPRESS, help="print JSON (with --once)"
+    )
     # Bounds the loop for tests and scripts.
     watch.add_argument("--max-seconds", type=float, help=argparse.SUPPRESS)
     add_zone_options(actions)

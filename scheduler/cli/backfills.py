@@ -1,6 +1,6 @@
 """`manage.py scheduler backfill NAME --from ... --to ...` and `backfills`: a schedule's runs of a
 range of time made now, through the same services as the admin and the API (audited with source
-cli), and the latest backfills with their progress.
+cli, as the OS user or `--as`), and the latest backfills with their progress.
 
 Times without an offset are read in the schedule's zone ('2025-01-15', '2025-01-15 09:00'), as
 the admin's form and the API read them; with one ('2025-01-15T09:00:00+00:00') as written. A
@@ -18,7 +18,8 @@ from django.core.management.base import CommandError
 
 from scheduler import selectors
 from scheduler.cli import output as out
-from scheduler.cli.commands import VerbCommand, Verbs
+from scheduler.cli.actor import ActorCommand
+from scheduler.cli.commands import Verbs
 from scheduler.models import Backfill, Source
 from scheduler.schedules.policies import OverlapPolicy
 from scheduler.schedules.rows import periodic_task_schedule
@@ -94,7 +95,7 @@ def _progress(backfill: Backfill) -> str:
     return f"{backfill.published + backfill.existing}/{backfill.total} runs{made}"
 
 
-class BackfillVerbs(VerbCommand):
+class BackfillVerbs(ActorCommand):
     """The verbs' handlers, for the command to inherit."""
 
     # Waits sleep through this, so that tests can drive the clock.
@@ -111,7 +112,12 @@ class BackfillVerbs(VerbCommand):
             if options["dry_run"]:
                 self._show_plan(backfill_plan(**arguments), json=options["json"])
                 return
-            backfill = backfill_start(**arguments, source=Source.CLI)
+            backfill = backfill_start(
+                **arguments,
+                actor=self.actor.user,
+                actor_name=self.actor.name,
+                source=Source.CLI,
+            )
         except ScheduleError as exc:
             raise _refusal(exc) from exc
         if options["wait"]:

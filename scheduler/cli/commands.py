@@ -63,3 +63,30 @@ class VerbCommand(BaseCommand):
 
     def _json(self, value: Any) -> None:
         self.stdout.write(out.json_document(value))
+
+    def _done(self, options: dict[str, Any], text: str | list[str], document: Any) -> None:
+        """What a verb did: `document` with --json, else `text` (a line, or lines)."""
+        if options.get("json"):
+            self._json(document)
+            return
+        for line in [text] if isinstance(text, str) else text:
+            self._print(line)
+
+
+def add_to_every_verb(verbs: Verbs, *flags: str, **kwargs: Any) -> None:
+    """An option on every verb that has none of that name, and on every action of a verb
+    (`alerts add`). On an action it is left out of the options unless given, so that it never
+    hides the verb's own: `alerts --json add ...` and `alerts add ... --json` alike."""
+    for parser in verbs.choices.values():
+        _add_missing(parser, flags, kwargs)
+        for action in parser._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                for sub in action.choices.values():
+                    _add_missing(sub, flags, {**kwargs, "default": argparse.SUPPRESS})
+
+
+def _add_missing(
+    parser: argparse.ArgumentParser, flags: tuple[str, ...], kwargs: dict[str, Any]
+) -> None:
+    if not any(flag in action.option_strings for action in parser._actions for flag in flags):
+        parser.add_argument(*flags, **kwargs)

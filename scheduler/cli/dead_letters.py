@@ -1,6 +1,6 @@
 """`manage.py scheduler dead-letters | requeue ID | discard ID`: runs that failed their last
 retry, listed (arguments masked), requeued as a new run or discarded, through the same services
-as the admin, the dashboard and the API (audited with source cli; the command line has no user).
+as the admin, the dashboard and the API (audited with source cli, as the OS user or `--as`).
 
 The command (scheduler/management/commands/scheduler.py) adds these verbs with
 `add_dead_letter_verbs` and runs them through `DeadLetterVerbs`; an unknown id or a letter
@@ -15,7 +15,8 @@ from django.core.management.base import CommandError
 
 from scheduler import selectors
 from scheduler.cli import output as out
-from scheduler.cli.commands import VerbCommand, Verbs
+from scheduler.cli.actor import ActorCommand
+from scheduler.cli.commands import Verbs
 from scheduler.models import DeadLetter, Source
 from scheduler.services import (
     DeadLetterNotFound,
@@ -65,7 +66,7 @@ def _label(letter: DeadLetter) -> str:
     return f"dead letter {letter.pk} ({letter.task_name}, task {letter.task_id})"
 
 
-class DeadLetterVerbs(VerbCommand):
+class DeadLetterVerbs(ActorCommand):
     """The verbs' handlers, for the command to inherit."""
 
     def _dead_letters(self, options: dict[str, Any]) -> None:
@@ -100,11 +101,39 @@ class DeadLetterVerbs(VerbCommand):
         )
 
     def _requeue(self, options: dict[str, Any]) -> None:
-        task_id = dead_letter_requeue(dead_letter_id=options["id"], source=Source.CLI)
+        task_id = dead_letter_requeue(
+            dead_letter_id=options["id"],
+            actor=self.actor.user,
+            actor_name=self.actor.name,
+            source=Source.CLI,
+        )
         letter = selectors.dead_letter_by_id(options["id"])
+        if options["json"]:
+            self._json(_resolved_as_dict(options["id"], letter, requeued_as=task_id))
+            return
         what = _label(letter) if letter is not None else f"dead letter {options['id']}"
         self._print(f"Requeued {what} as task {task_id}.")
 
     def _discard(self, options: dict[str, Any]) -> None:
-        letter = dead_letter_discard(dead_letter_id=options["id"], source=Source.CLI)
+        letter = dead_letter_discard(
+            dead_letter_id=options["id"],
+            actor=self.actor.user,
+            actor_name=self.actor.name,
+            source=Source.CLI,
+        )
+        if options["json"]:
+            self._json(_resolved_as_dict(options["id"], letter, requeued_as=None))
+            return
         self._print(f"Discarded {_label(letter)}.")
+
+
+def _resolved_as_dict(
+    dead_letter_id: int, letter: DeadLetter | None, *, requeued_as: str | None
+) -> dict[str, Any]:
+    return {
+        "id": dead_letter_id,
+        "status": letter.status if letter is not None else None,
+        "task_name": letter.task_name if letter is not None else None,
+        "failed_task_id": letter.task_id if letter is not None else None,
+        "requeued_as": requeued_as,
+    }

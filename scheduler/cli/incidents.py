@@ -1,10 +1,12 @@
 """`manage.py scheduler incidents`: the incidents, open first, and what staff do to one
-(acknowledge, silence, resolve), each through its service with source cli; `show` gives an
-incident's details and the notifications it sent.
+(acknowledge, silence, resolve), each through its service with source cli, as the OS user or
+`--as` USER (who then acknowledges it); `show` gives an incident's details and the notifications
+it sent.
 """
 
 from __future__ import annotations
 
+import argparse
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -12,6 +14,7 @@ from django.core.management.base import CommandError
 from django.utils import timezone
 
 from scheduler.cli import output as out
+from scheduler.cli.actor import ActorCommand
 from scheduler.cli.alert_parsing import (
     actions_of,
     add_zone_options,
@@ -19,7 +22,7 @@ from scheduler.cli.alert_parsing import (
     refusals,
     seconds_of,
 )
-from scheduler.cli.commands import VerbCommand, Verbs
+from scheduler.cli.commands import Verbs
 from scheduler.core.formatting import duration_text
 from scheduler.core.masking import masked
 from scheduler.models import Incident, NotificationDelivery, Source
@@ -115,7 +118,7 @@ def _delivery_row(delivery: NotificationDelivery) -> tuple[object, ...]:
     )
 
 
-class IncidentVerbs(VerbCommand):
+class IncidentVerbs(ActorCommand):
     """`incidents` and its actions, for the scheduler command to mix in."""
 
     def _incidents(self, options: dict[str, Any]) -> None:
@@ -161,8 +164,15 @@ class IncidentVerbs(VerbCommand):
 
     def _incident_ack(self, options: dict[str, Any]) -> None:
         incident = incident_acknowledge(
-            incident_id=options["id"], actor=None, note=options["note"] or "", source=Source.CLI
+            incident_id=options["id"],
+            actor=self.actor.user,
+            actor_name=self.actor.name,
+            note=options["note"] or "",
+            source=Source.CLI,
         )
+        if options.get("json"):
+            self._json(incident_as_dict(incident, timezone.now()))
+            return
         self._print(f"Acknowledged incident {incident.pk}: {incident.title}.")
 
     def _incident_silence(self, options: dict[str, Any]) -> None:
@@ -173,15 +183,29 @@ class IncidentVerbs(VerbCommand):
             seconds = seconds_of(options["for"], flag="--for") or 0
             until = timezone.now() + timedelta(seconds=seconds)
         incident = incident_silence(
-            incident_id=options["id"], until=until, actor=None, source=Source.CLI
+            incident_id=options["id"],
+            until=until,
+            actor=self.actor.user,
+            actor_name=self.actor.name,
+            source=Source.CLI,
         )
-        if until is None:
+        if options.get("json"):
+            self._json(incident_as_dict(incident, timezone.now()))
+        elif until is None:
             self._print(f"Lifted the silence of incident {incident.pk}: {incident.title}.")
         else:
             self._print(f"Silenced incident {incident.pk} until {out.when(until)}.")
 
     def _incident_resolve(self, options: dict[str, Any]) -> None:
-        incident = incident_resolve(incident_id=options["id"], actor=None, source=Source.CLI)
+        incident = incident_resolve(
+            incident_id=options["id"],
+            actor=self.actor.user,
+            actor_name=self.actor.name,
+            source=Source.CLI,
+        )
+        if options.get("json"):
+            self._json(incident_as_dict(incident, timezone.now()))
+            return
         lasted = duration_text(incident_lasted(incident))
         self._print(f"Resolved incident {incident.pk} after {lasted}: {incident.title}.")
 
@@ -257,5 +281,6 @@ def add_incident_verbs(verbs: Verbs) -> None:
 
     show = actions.add_parser("show", help="an incident's details and notifications")
     show.add_argument("id", type=int)
-    show.add_argument("--json", action="store_true", help="print JSON")
+    # Left out unless given: `incidents --json show 3` keeps the verb's.
+    show.add_argument("--json", action="store_true", default=argparse.SUPPRESS, help="print JSON")
     add_zone_options(actions)

@@ -274,12 +274,21 @@ def declared_label(periodic_task: PeriodicTask) -> str:
     return f"{declared['declared_in']}{drift}"
 
 
+def audit_actor(entry: AuditEntry) -> str:
+    """Who: the Django user, else the OS user of a command line; '' for the system."""
+    if entry.actor is not None:
+        return entry.actor.get_username()
+    return entry.actor_name
+
+
 def audit_as_dict(entry: AuditEntry) -> dict[str, Any]:
     return {
         "at": iso(entry.created_at),
         "action": entry.action,
         "source": entry.source,
         "actor": entry.actor.get_username() if entry.actor is not None else None,
+        # The OS user of a command line (with or without --as).
+        "actor_name": entry.actor_name or None,
         "changes": masked(entry.changes),
     }
 
@@ -410,6 +419,26 @@ def result_detailed(result: TaskResult) -> str:
 
 
 # --- Event log -----------------------------------------------------------------------------------
+
+
+def event_as_dict(event: TaskEvent) -> dict[str, Any]:
+    return {
+        "id": event.pk,
+        "at": iso(event.created_at),
+        "level": event_level(event.type),
+        "type": event.type,
+        "task_id": event.task_id or None,
+        "task_name": event.task_name or None,
+        "periodic_task_name": event.periodic_task_name or None,
+        "state": event.state or None,
+        "worker": event.worker or None,
+        "duration_seconds": event.duration,
+        "message": event.message,
+        "payload": masked(event.payload),
+        "object": (
+            {"type": event.object_type, "id": event.object_id} if event.object_type else None
+        ),
+    }
 
 
 def event_line(event: TaskEvent) -> str:

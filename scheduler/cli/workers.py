@@ -10,14 +10,14 @@ bad numbers are one line on stderr with exit code 1, as every refusal of the com
 from __future__ import annotations
 
 import argparse
-import getpass
 from datetime import UTC, datetime
 from typing import Any
 
 from django.conf import settings
 
 from scheduler.cli import output as out
-from scheduler.cli.commands import VerbCommand, Verbs
+from scheduler.cli.actor import ActorCommand
+from scheduler.cli.commands import Verbs
 from scheduler.cli.parsing import CommandLineParser
 from scheduler.cli.time_zone import DISPLAY_TZ_HELP
 from scheduler.models import Source
@@ -41,7 +41,7 @@ def add_worker_verbs(verbs: Verbs) -> None:
     """`worker` and its own verbs."""
     worker = verbs.add_parser("worker", help="list workers; resize, autoscale or stop one")
     actions = worker.add_subparsers(
-        dest="worker_verb", required=True, metavar="ACTION", parser_class=CommandLineParser
+        dest="worker_action", required=True, metavar="ACTION", parser_class=CommandLineParser
     )
     listing = actions.add_parser("list", help="workers and their pools (`inspect stats`)")
     grow = actions.add_parser("grow", help="add N processes to a worker's pool")
@@ -74,23 +74,15 @@ def add_worker_verbs(verbs: Verbs) -> None:
         )
 
 
-def _actor_name() -> str:
-    # Until the command line names its Django user (`--as`), the OS user who ran it.
-    try:
-        return getpass.getuser()
-    except (KeyError, OSError):
-        return ""
-
-
 def _last_seen(row: WorkerRow) -> datetime | None:
     return datetime.fromtimestamp(row.last_seen, UTC) if row.last_seen is not None else None
 
 
-class WorkerVerbs(VerbCommand):
+class WorkerVerbs(ActorCommand):
     """The verb's handler, for the command to inherit."""
 
     def _worker(self, options: dict[str, Any]) -> None:
-        getattr(self, f"_worker_{options['worker_verb']}")(options)
+        getattr(self, f"_worker_{options['worker_action']}")(options)
 
     def _worker_list(self, options: dict[str, Any]) -> None:
         rows = worker_rows(window=settings.WORKER_HEALTH_WINDOW)
@@ -123,54 +115,54 @@ class WorkerVerbs(VerbCommand):
         )
 
     def _worker_grow(self, options: dict[str, Any]) -> None:
-        self._done(
+        self._worker_done(
             options,
             worker_pool_grow(
                 hostname=options["hostname"],
                 n=options["n"],
                 source=Source.CLI,
-                actor=None,
-                actor_name=_actor_name(),
+                actor=self.actor.user,
+                actor_name=self.actor.name,
             ),
         )
 
     def _worker_shrink(self, options: dict[str, Any]) -> None:
-        self._done(
+        self._worker_done(
             options,
             worker_pool_shrink(
                 hostname=options["hostname"],
                 n=options["n"],
                 source=Source.CLI,
-                actor=None,
-                actor_name=_actor_name(),
+                actor=self.actor.user,
+                actor_name=self.actor.name,
             ),
         )
 
     def _worker_autoscale(self, options: dict[str, Any]) -> None:
-        self._done(
+        self._worker_done(
             options,
             worker_autoscale(
                 hostname=options["hostname"],
                 max_processes=options["max"],
                 min_processes=options["min"],
                 source=Source.CLI,
-                actor=None,
-                actor_name=_actor_name(),
+                actor=self.actor.user,
+                actor_name=self.actor.name,
             ),
         )
 
     def _worker_shutdown(self, options: dict[str, Any]) -> None:
-        self._done(
+        self._worker_done(
             options,
             worker_shutdown(
                 hostname=options["hostname"],
                 source=Source.CLI,
-                actor=None,
-                actor_name=_actor_name(),
+                actor=self.actor.user,
+                actor_name=self.actor.name,
             ),
         )
 
-    def _done(self, options: dict[str, Any], change: WorkerChange) -> None:
+    def _worker_done(self, options: dict[str, Any], change: WorkerChange) -> None:
         if options["json"]:
             self._json(change.as_dict())
             return

@@ -69,6 +69,27 @@ def schedule_names_owned(object_type: str, object_ids: Iterable[object]) -> dict
     return owned
 
 
+def periodic_tasks_matching(
+    *,
+    task: str | None = None,
+    queue: str | None = None,
+    name_contains: str | None = None,
+    names: Iterable[str] | None = None,
+) -> QuerySet[PeriodicTask]:
+    """Periodic tasks by name that run `task`, on `queue`, named with `name_contains` (any
+    case), among `names`; a filter left None chooses all."""
+    queryset = periodic_tasks_listed()
+    if task is not None:
+        queryset = queryset.filter(task=task)
+    if queue is not None:
+        queryset = queryset.filter(queue=queue)
+    if name_contains:
+        queryset = queryset.filter(name__icontains=name_contains)
+    if names is not None:
+        queryset = queryset.filter(name__in=list(names))
+    return queryset
+
+
 def periodic_task_counts() -> dict[str, int]:
     counts = PeriodicTask.objects.aggregate(
         on=Count("pk", filter=Q(enabled=True)), off=Count("pk", filter=Q(enabled=False))

@@ -54,6 +54,7 @@ from scheduler.services.enqueue import (
 from scheduler.services.errors import (
     DeadLetterNotFound,
     DeadLetterResolved,
+    OwnerNotFound,
     ScheduleError,
     ScheduleNotFound,
     TaskNotFound,
@@ -63,6 +64,14 @@ from scheduler.services.errors import (
 )
 from scheduler.services.history import (
     history_clear,
+)
+from scheduler.services.owner_groups import (
+    owner_group_register,
+    owner_kinds,
+    owner_schedule_names,
+    owner_schedules_pause,
+    owner_schedules_resume,
+    owner_schedules_run,
 )
 from scheduler.services.owners import (
     owner_of_params,
@@ -118,6 +127,7 @@ from scheduler.services.schedules import (
     schedule_save,
     schedule_set_enabled_bulk,
     schedule_update,
+    schedules_delete,
 )
 from scheduler.services.workers import (
     POOL_MAX,
@@ -145,6 +155,7 @@ __all__ = [
     "DeadLetterBatch",
     "DeadLetterNotFound",
     "DeadLetterResolved",
+    "OwnerNotFound",
     "RetentionPolicy",
     "RetentionRow",
     "RetryPolicy",
@@ -176,7 +187,13 @@ __all__ = [
     "history_clear",
     "incident_acknowledge",
     "incident_silence",
+    "owner_group_register",
+    "owner_kinds",
     "owner_of_params",
+    "owner_schedule_names",
+    "owner_schedules_pause",
+    "owner_schedules_resume",
+    "owner_schedules_run",
     "params_from_json",
     "policies_check",
     "retention_clear",
@@ -202,6 +219,7 @@ __all__ = [
     "schedule_save",
     "schedule_set_enabled_bulk",
     "schedule_update",
+    "schedules_delete",
     "schedules_pause",
     "schedules_reset_to_code",
     "schedules_resume",

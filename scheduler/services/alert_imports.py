@@ -78,6 +78,7 @@ class _Import:
     source: str
     changes: list[AlertChange]
     errors: list[str]
+    actor_name: str = ""
 
     def fields_checked(
         self, entry: ImportEntry, types: dict[str, tuple[type, ...]], seen: dict[str, str]
@@ -136,7 +137,13 @@ class _Import:
                 if current is None or current[field] != wanted[field]
             )
             if changed:
-                channel_save(name=item.name, **wanted, actor=self.actor, source=self.source)
+                channel_save(
+                    name=item.name,
+                    **wanted,
+                    actor=self.actor,
+                    actor_name=self.actor_name,
+                    source=self.source,
+                )
         except ScheduleError as exc:
             self.failed(where, exc)
             return
@@ -160,7 +167,7 @@ class _Import:
                 field for field in RULE_FIELDS if current is None or current[field] != wanted[field]
             )
             if changed:
-                rule_save(data, actor=self.actor, source=self.source)
+                rule_save(data, actor=self.actor, actor_name=self.actor_name, source=self.source)
         except ScheduleError as exc:
             self.failed(where, exc)
             return
@@ -181,7 +188,7 @@ class _Import:
             if not row.enabled:
                 continue
             try:
-                alert_disable(row, actor=self.actor, source=self.source)
+                alert_disable(row, actor=self.actor, actor_name=self.actor_name, source=self.source)
             except (ScheduleError, AlertNotFound) as exc:
                 self.errors.append(f"{what} {row.name!r}: cannot be disabled: {exc}")
                 continue
@@ -195,10 +202,11 @@ def alerts_import(
     prune: bool,
     actor: User,
     source: str,
+    actor_name: str = "",
 ) -> tuple[list[AlertChange], list[str]]:
     """Apply the file's channels, then its rules (None: the file has no such section); the
     caller rolls everything back when errors come back. Returns (changes, errors)."""
-    work = _Import(actor=actor, source=source, changes=[], errors=[])
+    work = _Import(actor=actor, source=source, changes=[], errors=[], actor_name=actor_name)
     if channels is not None:
         seen: dict[str, str] = {}
         for entry in channels:

@@ -165,8 +165,24 @@ def _name(value: str, what: str) -> str:
     return name
 
 
-def _audit(name: str, action: str, *, actor: User, source: str, changes: dict[str, Any]) -> None:
-    audit_write(None, name=name[:200], action=action, actor=actor, source=source, changes=changes)
+def _audit(
+    name: str,
+    action: str,
+    *,
+    actor: User,
+    source: str,
+    changes: dict[str, Any],
+    actor_name: str = "",
+) -> None:
+    audit_write(
+        None,
+        name=name[:200],
+        action=action,
+        actor=actor,
+        actor_name=actor_name,
+        source=source,
+        changes=changes,
+    )
 
 
 def channel_save(
@@ -176,6 +192,7 @@ def channel_save(
     config: Any = None,
     enabled: bool = True,
     actor: User = None,
+    actor_name: str = "",
     source: str,
     create: bool | None = None,
 ) -> AlertChannel:
@@ -197,6 +214,7 @@ def channel_save(
             f"channel {name}",
             AuditEntry.Action.UPDATED if before else AuditEntry.Action.CREATED,
             actor=actor,
+            actor_name=actor_name,
             source=source,
             changes={k: [before.get(k), v] for k, v in after.items() if before.get(k) != v},
         )
@@ -207,12 +225,19 @@ def _channel_fields(channel: AlertChannel) -> dict[str, Any]:
     return {"kind": channel.kind, "config": channel.config, "enabled": channel.enabled}
 
 
-def channel_delete(*, name: str, actor: User = None, source: str) -> None:
+def channel_delete(*, name: str, actor: User = None, actor_name: str = "", source: str) -> None:
     with transaction.atomic():
         deleted, _ = AlertChannel.objects.filter(name=name).delete()
         if not deleted:
             raise AlertNotFound("channel", name)
-        _audit(f"channel {name}", AuditEntry.Action.DELETED, actor=actor, source=source, changes={})
+        _audit(
+            f"channel {name}",
+            AuditEntry.Action.DELETED,
+            actor=actor,
+            actor_name=actor_name,
+            source=source,
+            changes={},
+        )
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -315,7 +340,12 @@ def rule_clean(data: RuleInput) -> tuple[dict[str, Any], list[AlertChannel]]:
 
 
 def rule_save(
-    data: RuleInput, *, actor: User = None, source: str, create: bool | None = None
+    data: RuleInput,
+    *,
+    actor: User = None,
+    actor_name: str = "",
+    source: str,
+    create: bool | None = None,
 ) -> AlertRule:
     """Create or update the rule named `data.name`."""
     fields, channels = rule_clean(data)
@@ -336,6 +366,7 @@ def rule_save(
             f"rule {rule.name}",
             AuditEntry.Action.UPDATED if before else AuditEntry.Action.CREATED,
             actor=actor,
+            actor_name=actor_name,
             source=source,
             changes={k: [before.get(k), v] for k, v in after.items() if before.get(k) != v},
         )
@@ -361,12 +392,19 @@ def rule_snapshot(rule: AlertRule) -> dict[str, Any]:
     }
 
 
-def rule_delete(*, name: str, actor: User = None, source: str) -> None:
+def rule_delete(*, name: str, actor: User = None, actor_name: str = "", source: str) -> None:
     with transaction.atomic():
         deleted, _ = AlertRule.objects.filter(name=name).delete()
         if not deleted:
             raise AlertNotFound("rule", name)
-        _audit(f"rule {name}", AuditEntry.Action.DELETED, actor=actor, source=source, changes={})
+        _audit(
+            f"rule {name}",
+            AuditEntry.Action.DELETED,
+            actor=actor,
+            actor_name=actor_name,
+            source=source,
+            changes={},
+        )
 
 
 # --- incidents: what staff do --------------------------------------------------------------
@@ -379,7 +417,9 @@ def _incident(incident_id: int) -> Incident:
         raise AlertNotFound("incident", incident_id) from None
 
 
-def incident_acknowledge(*, incident_id: int, actor: User, note: str = "", source: str) -> Incident:
+def incident_acknowledge(
+    *, incident_id: int, actor: User, note: str = "", source: str, actor_name: str = ""
+) -> Incident:
     """Somebody is on it: no more repeats (the recovery is still told)."""
     with transaction.atomic():
         incident = _incident(incident_id)
@@ -393,6 +433,7 @@ def incident_acknowledge(*, incident_id: int, actor: User, note: str = "", sourc
             f"incident {incident.pk}",
             AuditEntry.Action.ACKNOWLEDGED,
             actor=actor,
+            actor_name=actor_name,
             source=source,
             changes={"note": [None, incident.acknowledge_note]},
         )
@@ -400,7 +441,12 @@ def incident_acknowledge(*, incident_id: int, actor: User, note: str = "", sourc
 
 
 def incident_silence(
-    *, incident_id: int, until: datetime | None, actor: User, source: str
+    *,
+    incident_id: int,
+    until: datetime | None,
+    actor: User,
+    source: str,
+    actor_name: str = "",
 ) -> Incident:
     """No notification of it at all until `until` (None lifts the silence)."""
     if until is not None and until <= timezone.now():
@@ -416,6 +462,7 @@ def incident_silence(
             f"incident {incident.pk}",
             AuditEntry.Action.SILENCED,
             actor=actor,
+            actor_name=actor_name,
             source=source,
             changes={
                 "silenced_until": [

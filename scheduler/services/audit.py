@@ -110,6 +110,7 @@ def change_record(
     *,
     actor: User,
     source: str,
+    actor_name: str = "",
     **event: Any,
 ) -> None:
     """The audit entry and the event of one write to `periodic_task` (`event`: its payload)."""
@@ -118,6 +119,7 @@ def change_record(
         name=periodic_task.name,
         action=action,
         actor=actor,
+        actor_name=actor_name,
         source=source,
         changes=changes,
     )
@@ -131,6 +133,7 @@ def change_record_update(
     old_name: str,
     actor: User,
     source: str,
+    actor_name: str = "",
 ) -> None:
     """Record an update, unless it changed nothing."""
     if periodic_task.name != old_name:
@@ -141,6 +144,7 @@ def change_record_update(
             AuditEntry.Action.UPDATED,
             changes,
             actor=actor,
+            actor_name=actor_name,
             source=source,
             changes=sorted(changes),
         )

@@ -203,6 +203,7 @@ def backfill_start(
     end: datetime | str | None,
     overlap: str | None = None,
     actor: User = None,
+    actor_name: str = "",
     source: str = Source.SYSTEM,
 ) -> Backfill:
     """Backfill periodic task `name` over [start, end]: the row, its audit entry, and the task
@@ -238,6 +239,7 @@ def backfill_start(
             AuditEntry.Action.RUN_NOW,
             {"backfill": [None, summary]},
             actor=actor,
+            actor_name=actor_name,
             source=source,
             backfill_id=backfill.pk,
             runs=plan.total,

@@ -62,7 +62,13 @@ def _claim(letter: DeadLetter, status: str, *, actor: User, at: datetime) -> Non
 
 
 def _record(
-    letter: DeadLetter, action: AuditEntry.Action, *, actor: User, source: str, **changes: Any
+    letter: DeadLetter,
+    action: AuditEntry.Action,
+    *,
+    actor: User,
+    source: str,
+    actor_name: str = "",
+    **changes: Any,
 ) -> None:
     # Under the name of its periodic task when it had one (that schedule's audit trail shows
     # it), else of its task.
@@ -77,6 +83,7 @@ def _record(
         name=name,
         action=action,
         actor=actor,
+        actor_name=actor_name,
         source=source,
         changes={
             "dead_letter": [None, letter.pk],
@@ -104,7 +111,11 @@ def _record(
 
 
 def dead_letter_requeue(
-    *, dead_letter_id: int, actor: User = None, source: str = Source.SYSTEM
+    *,
+    dead_letter_id: int,
+    actor: User = None,
+    actor_name: str = "",
+    source: str = Source.SYSTEM,
 ) -> str:
     """Queue the run of open dead letter `dead_letter_id` again, as a new task on its queue
     (the task's own when that queue is gone); returns the new task id.
@@ -140,6 +151,7 @@ def dead_letter_requeue(
             letter,
             AuditEntry.Action.REQUEUED,
             actor=actor,
+            actor_name=actor_name,
             source=source,
             requeued_as=[None, task_id],
         )
@@ -147,7 +159,11 @@ def dead_letter_requeue(
 
 
 def dead_letter_discard(
-    *, dead_letter_id: int, actor: User = None, source: str = Source.SYSTEM
+    *,
+    dead_letter_id: int,
+    actor: User = None,
+    actor_name: str = "",
+    source: str = Source.SYSTEM,
 ) -> DeadLetter:
     """Close open dead letter `dead_letter_id` without running it again; the letter.
 
@@ -156,7 +172,9 @@ def dead_letter_discard(
     letter = _open_letter(dead_letter_id)
     with transaction.atomic():
         _claim(letter, DeadLetter.Status.DISCARDED, actor=actor, at=timezone.now())
-        _record(letter, AuditEntry.Action.DISCARDED, actor=actor, source=source)
+        _record(
+            letter, AuditEntry.Action.DISCARDED, actor=actor, actor_name=actor_name, source=source
+        )
     return letter
 
 

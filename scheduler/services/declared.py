@@ -68,6 +68,7 @@ def schedules_sync(
     dry_run: bool = False,
     prune: bool = True,
     actor: User = None,
+    actor_name: str = "",
     source: str = Source.CODE,
 ) -> SyncReport:
     """Compare every declaration with its periodic task and, unless `dry_run`, apply the plan.
@@ -97,10 +98,14 @@ def schedules_sync(
             unchanged += 1
             continue
         if not dry_run:
-            _apply(change, item, actor=actor, source=source)
+            _apply(change, item, actor=actor, actor_name=actor_name, source=source)
         changes.append(change)
     if prune:
-        changes.extend(_removed({d.name for d in declared}, dry_run=dry_run, actor=actor))
+        changes.extend(
+            _removed(
+                {d.name for d in declared}, dry_run=dry_run, actor=actor, actor_name=actor_name
+            )
+        )
     if not dry_run:
         _remember(normalized, changes)
     return SyncReport(changes=changes, unchanged=unchanged)
@@ -174,22 +179,28 @@ def _drift_note(drift: dict[str, tuple[Any, Any]]) -> str:
     return f"changed by staff, kept (--force or reset to code applies the code): {', '.join(drift)}"
 
 
-def _apply(change: SyncChange, item: DeclaredSchedule, *, actor: User, source: str) -> None:
+def _apply(
+    change: SyncChange, item: DeclaredSchedule, *, actor: User, actor_name: str, source: str
+) -> None:
     if change.action == DRIFT:
         return
     try:
         with transaction.atomic():
             if change.action == CREATE:
-                declared_create(item, actor=actor, source=source)
+                declared_create(item, actor=actor, actor_name=actor_name, source=source)
             else:
-                declared_update(item, list(change.fields), actor=actor, source=source)
+                declared_update(
+                    item, list(change.fields), actor=actor, actor_name=actor_name, source=source
+                )
     except (ScheduleError, ScheduleNotFound) as exc:
         change.action, change.message = ERROR, str(exc)
         return
     change.applied = True
 
 
-def declared_create(item: DeclaredSchedule, *, actor: User, source: str) -> None:
+def declared_create(
+    item: DeclaredSchedule, *, actor: User, source: str, actor_name: str = ""
+) -> None:
     """Create the periodic task `item` declares (sync, import)."""
     schedule_create(
         name=item.name,
@@ -210,6 +221,7 @@ def declared_create(item: DeclaredSchedule, *, actor: User, source: str) -> None
         pause_after_failures=item.pause_after_failures,
         enabled=item.enabled,
         actor=actor,
+        actor_name=actor_name,
         source=source,
     )
 
@@ -218,17 +230,21 @@ def declared_create(item: DeclaredSchedule, *, actor: User, source: str) -> None
 _ARGUMENTS = {"timezone": "tz"}
 
 
-def declared_update(item: DeclaredSchedule, names: list[str], *, actor: User, source: str) -> None:
+def declared_update(
+    item: DeclaredSchedule, names: list[str], *, actor: User, source: str, actor_name: str = ""
+) -> None:
     """Set the fields `names` of periodic task `item.name` as `item` declares them."""
     values = item.fields()
     arguments = {_ARGUMENTS.get(name, name): values[name] for name in names}
     if "schedule" in arguments or "tz" in arguments:
         # A phrase is read in its zone: both go together.
         arguments.update(schedule=item.schedule, tz=item.timezone)
-    schedule_update(name=item.name, actor=actor, source=source, **arguments)
+    schedule_update(name=item.name, actor=actor, actor_name=actor_name, source=source, **arguments)
 
 
-def _removed(declared: set[str], *, dry_run: bool, actor: User) -> list[SyncChange]:
+def _removed(
+    declared: set[str], *, dry_run: bool, actor: User, actor_name: str
+) -> list[SyncChange]:
     """Periodic tasks declared before and no longer: disabled (never deleted), then forgotten
     as declarations, so staff may enable and keep them."""
     changes = []
@@ -244,7 +260,9 @@ def _removed(declared: set[str], *, dry_run: bool, actor: User) -> list[SyncChan
         if not dry_run:
             with transaction.atomic():
                 if row.enabled:
-                    schedule_disable(name=row.name, actor=actor, source=Source.CODE)
+                    schedule_disable(
+                        name=row.name, actor=actor, actor_name=actor_name, source=Source.CODE
+                    )
                 state.delete()
             change.applied = True
         changes.append(change)

@@ -220,6 +220,7 @@ def alerts_sync(
     dry_run: bool = False,
     prune: bool = True,
     actor: User = None,
+    actor_name: str = "",
     source: str = Source.CODE,
     schedules: Collection[str] = (),
 ) -> SyncReport:
@@ -231,7 +232,14 @@ def alerts_sync(
     but a rule may already target.
     """
     last = {(state.entity, state.name): dict(state.fields) for state in DeclaredAlert.objects.all()}
-    plan = _Plan(last=last, force=force, dry_run=dry_run, actor=actor, source=source)
+    plan = _Plan(
+        last=last,
+        force=force,
+        dry_run=dry_run,
+        actor=actor,
+        actor_name=actor_name,
+        source=source,
+    )
     channels = {
         row.name: row
         for row in AlertChannel.objects.filter(name__in=[item.name for item in declared.channels])
@@ -320,24 +328,37 @@ def _rule_wanted(
 
 def _channel_writer(
     name: str, wanted: dict[str, Any], row: AlertChannel | None
-) -> Callable[[SyncChange, User, str], object]:
-    def write(change: SyncChange, actor: User, source: str) -> object:
-        if row is None:
-            return channel_save(name=name, **wanted, actor=actor, source=source, create=True)
-        values = {**channel_row_fields(row), **{field: wanted[field] for field in change.fields}}
-        return channel_save(name=name, **values, actor=actor, source=source, create=False)
+) -> Callable[[SyncChange, User, str, str], object]:
+    def write(change: SyncChange, actor: User, source: str, actor_name: str) -> object:
+        values = wanted
+        if row is not None:
+            values = {**channel_row_fields(row), **{f: wanted[f] for f in change.fields}}
+        return channel_save(
+            name=name,
+            **values,
+            actor=actor,
+            actor_name=actor_name,
+            source=source,
+            create=row is None,
+        )
 
     return write
 
 
 def _rule_writer(
     name: str, wanted: dict[str, Any], row: AlertRule | None
-) -> Callable[[SyncChange, User, str], object]:
-    def write(change: SyncChange, actor: User, source: str) -> object:
-        if row is None:
-            return rule_save(rule_input(name, wanted), actor=actor, source=source, create=True)
-        values = {**rule_row_fields(row), **{field: wanted[field] for field in change.fields}}
-        return rule_save(rule_input(name, values), actor=actor, source=source, create=False)
+) -> Callable[[SyncChange, User, str, str], object]:
+    def write(change: SyncChange, actor: User, source: str, actor_name: str) -> object:
+        values = wanted
+        if row is not None:
+            values = {**rule_row_fields(row), **{f: wanted[f] for f in change.fields}}
+        return rule_save(
+            rule_input(name, values),
+            actor=actor,
+            actor_name=actor_name,
+            source=source,
+            create=row is None,
+        )
 
     return write
 
@@ -352,10 +373,11 @@ class _Plan:
         force: bool,
         dry_run: bool,
         actor: User,
+        actor_name: str,
         source: str,
     ) -> None:
         self.last, self.force, self.dry_run = last, force, dry_run
-        self.actor, self.source = actor, source
+        self.actor, self.actor_name, self.source = actor, actor_name, source
         self.changes: list[SyncChange] = []
         self.unchanged = 0
         self.synced: list[tuple[str, str, str, dict[str, Any]]] = []
@@ -371,14 +393,14 @@ class _Plan:
         wanted: dict[str, Any],
         current: dict[str, Any] | None,
         *,
-        write: Callable[[SyncChange, User, str], object],
+        write: Callable[[SyncChange, User, str, str], object],
     ) -> None:
         change = self._change(what, name, origin, wanted, current)
         if change is None:
             self.unchanged += 1
         else:
             if not self.dry_run and change.action != DRIFT:
-                self._apply(change, lambda: write(change, self.actor, self.source))
+                self._apply(change, lambda: write(change, self.actor, self.source, self.actor_name))
             self.changes.append(change)
         if change is None or change.action != ERROR:
             self.synced.append((what, name, origin, wanted))
@@ -436,7 +458,7 @@ class _Plan:
                 self._apply(change, functools.partial(self._forget, row, state))
 
     def _forget(self, row: AlertChannel | AlertRule, state: DeclaredAlert) -> None:
-        alert_disable(row, actor=self.actor, source=self.source)
+        alert_disable(row, actor=self.actor, actor_name=self.actor_name, source=self.source)
         state.delete()
 
     def remember(self) -> None:
@@ -460,7 +482,9 @@ def _row(entity: str, name: str) -> AlertChannel | AlertRule | None:
     return AlertRule.objects.filter(name=name).prefetch_related("channels").first()
 
 
-def alert_disable(row: AlertChannel | AlertRule, *, actor: User, source: str) -> None:
+def alert_disable(
+    row: AlertChannel | AlertRule, *, actor: User, source: str, actor_name: str = ""
+) -> None:
     """Disable a channel or rule through its service (validated and audited like any edit);
     nothing to do when it is disabled already."""
     if not row.enabled:
@@ -472,9 +496,16 @@ def alert_disable(row: AlertChannel | AlertRule, *, actor: User, source: str) ->
             config=row.config,
             enabled=False,
             actor=actor,
+            actor_name=actor_name,
             source=source,
             create=False,
         )
         return
     values = {**rule_row_fields(row), "enabled": False}
-    rule_save(rule_input(row.name, values), actor=actor, source=source, create=False)
+    rule_save(
+        rule_input(row.name, values),
+        actor=actor,
+        actor_name=actor_name,
+        source=source,
+        create=False,
+    )

@@ -33,6 +33,10 @@ class ScheduleNotFound(LookupError):
         super().__init__(f"no periodic task named {name!r}")
 
 
+class OwnerNotFound(LookupError):
+    """No object of another app with that key (`--agent nobody`), or no such kind of owner."""
+
+
 class TaskNotFound(LookupError):
     def __init__(self, task_id: str):
         self.task_id = task_id

@@ -78,6 +78,7 @@ def schedules_import(
     prune: bool = False,
     dry_run: bool = False,
     actor: User = None,
+    actor_name: str = "",
     source: str = Source.CLI,
     channels: Sequence[ImportEntry] | None = None,
     rules: Sequence[ImportEntry] | None = None,
@@ -91,14 +92,21 @@ def schedules_import(
             for entry in entries or ():
                 item = _checked(entry, seen, report)
                 if item is not None:
-                    _apply(item, entry.where, report, actor=actor, source=source)
+                    _apply(
+                        item, entry.where, report, actor=actor, actor_name=actor_name, source=source
+                    )
             if prune and entries is not None:
                 for periodic_task in PeriodicTask.objects.exclude(name__in=seen).order_by("name"):
-                    schedule_delete(name=periodic_task.name, actor=actor, source=source)
+                    schedule_delete(
+                        name=periodic_task.name,
+                        actor=actor,
+                        actor_name=actor_name,
+                        source=source,
+                    )
                     report.deleted.append(periodic_task.name)
             # After the schedules: a rule may watch one the file creates.
             report.alerts, errors = alerts_import(
-                channels, rules, prune=prune, actor=actor, source=source
+                channels, rules, prune=prune, actor=actor, actor_name=actor_name, source=source
             )
             report.errors.extend(errors)
             if report.errors or dry_run:
@@ -137,7 +145,13 @@ def _checked(entry: ImportEntry, seen: dict[str, str], report: ImportReport) -> 
 
 
 def _apply(
-    item: DeclaredSchedule, where: str, report: ImportReport, *, actor: User, source: str
+    item: DeclaredSchedule,
+    where: str,
+    report: ImportReport,
+    *,
+    actor: User,
+    actor_name: str,
+    source: str,
 ) -> None:
     row = (
         PeriodicTask.objects.select_related("options", "interval", "crontab", "clocked", "solar")
@@ -148,7 +162,7 @@ def _apply(
         item = declared_policies(item)
         with transaction.atomic():
             if row is None:
-                declared_create(item, actor=actor, source=source)
+                declared_create(item, actor=actor, actor_name=actor_name, source=source)
                 report.created.append(item.name)
                 return
             wanted, current = item.fields(), row_fields(row)
@@ -156,7 +170,7 @@ def _apply(
             if not changed:
                 report.unchanged.append(item.name)
                 return
-            declared_update(item, changed, actor=actor, source=source)
+            declared_update(item, changed, actor=actor, actor_name=actor_name, source=source)
             report.updated[item.name] = changed
     except ScheduleError as exc:
         report.errors.extend(

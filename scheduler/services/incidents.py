@@ -207,7 +207,9 @@ def incident_recover(
     return closed
 
 
-def incident_resolve(*, incident_id: int, actor: Any = None, source: str) -> Incident:
+def incident_resolve(
+    *, incident_id: int, actor: Any = None, actor_name: str = "", source: str
+) -> Incident:
     """Close an incident by hand (its recovery is told as any other), audited as `actor`'s.
 
     AlertNotFound for an unknown id; ScheduleError when it is resolved already (by hand, or by
@@ -228,6 +230,7 @@ def incident_resolve(*, incident_id: int, actor: Any = None, source: str) -> Inc
             name=f"incident {incident.pk}",
             action=AuditEntry.Action.UPDATED,
             actor=actor,
+            actor_name=actor_name,
             source=source,
             changes={"resolved_at": [None, resolved_at]},
         )
@@ -417,7 +420,9 @@ def channel_test(*, name: str) -> NotificationDelivery:
     return delivery_queue(channel, notification)
 
 
-def channel_send_test(*, name: str, actor: Any = None, source: str) -> NotificationDelivery:
+def channel_send_test(
+    *, name: str, actor: Any = None, actor_name: str = "", source: str
+) -> NotificationDelivery:
     """`channel_test`, audited as `actor`'s: who sent a test to which channel, and its delivery."""
     with transaction.atomic():
         if not AlertChannel.objects.filter(name=name).exists():
@@ -427,6 +432,7 @@ def channel_send_test(*, name: str, actor: Any = None, source: str) -> Notificat
             name=f"channel {name}"[:200],
             action=AuditEntry.Action.TESTED,
             actor=actor,
+            actor_name=actor_name,
             source=source,
             changes={},
         )

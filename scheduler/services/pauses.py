@@ -117,14 +117,16 @@ def schedules_pause(
     until: datetime | str | None = None,
     tz: str | None = None,
     actor: User = None,
+    actor_name: str = "",
     source: str = Source.SYSTEM,
     now: datetime | None = None,
 ) -> int:
-    """Pause the periodic tasks named: disabled, with who paused them (`actor`; None: the
-    system), `note` and when they resume by themselves (`until`: a moment, or text as staff
-    write it, a duration such as "2h" or a date and time read in `tz`, default the current
-    zone; None: until resumed). A paused one gets the new note and end. How many were paused
-    or changed; ScheduleError (naming `note` or `until`) and nothing paused on bad input."""
+    """Pause the periodic tasks named: disabled, with who paused them (`actor`, else
+    `actor_name`; neither: the system), `note` and when they resume by themselves (`until`: a
+    moment, or text as staff write it, a duration such as "2h" or a date and time read in `tz`,
+    default the current zone; None: until resumed). A paused one gets the new note and end.
+    How many were paused or changed; ScheduleError (naming `note` or `until`) and nothing
+    paused on bad input."""
     now = now or timezone.now()
     note, end = _checked_input(note, until, now=now, tz=tz)
     rows = _locked(names)
@@ -151,16 +153,20 @@ def schedules_pause(
     who = actor_of(actor)
     pause = Pause(
         at=now,
-        by=who.get_username() if who is not None else None,
+        # Only a Django user is kept with the pause (paused_by); a command line's OS user is
+        # told in its audit entry and event.
+        by=who.get_username() if who is not None else (actor_name or None),
         note=note,
         until=end,
     )
     for row in rows:
-        _pause_record(row, pause, actor=actor, source=source)
+        _pause_record(row, pause, actor=actor, actor_name=actor_name, source=source)
     return len(rows)
 
 
-def _pause_record(row: PeriodicTask, pause: Pause, *, actor: User, source: str) -> None:
+def _pause_record(
+    row: PeriodicTask, pause: Pause, *, actor: User, actor_name: str, source: str
+) -> None:
     options = options_of(row)
     was = pause_of(row) if options is not None else None
     before = {
@@ -183,6 +189,7 @@ def _pause_record(row: PeriodicTask, pause: Pause, *, actor: User, source: str) 
         # disable with a note, and a new note or end of a pause an update.
         action=AuditEntry.Action.DISABLED if row.enabled else AuditEntry.Action.UPDATED,
         actor=actor,
+        actor_name=actor_name,
         source=source,
         changes=changes,
     )
@@ -204,13 +211,21 @@ def schedule_pause(
     until: datetime | str | None = None,
     tz: str | None = None,
     actor: User = None,
+    actor_name: str = "",
     source: str = Source.SYSTEM,
     now: datetime | None = None,
 ) -> PeriodicTask:
     """Pause periodic task `name` (see `schedules_pause`); ScheduleNotFound when there is none."""
     schedule_get(name)
     schedules_pause(
-        names=[name], note=note, until=until, tz=tz, actor=actor, source=source, now=now
+        names=[name],
+        note=note,
+        until=until,
+        tz=tz,
+        actor=actor,
+        actor_name=actor_name,
+        source=source,
+        now=now,
     )
     return schedule_get(name)
 
@@ -241,6 +256,7 @@ def schedules_resume(
     *,
     names: Iterable[str],
     actor: User = None,
+    actor_name: str = "",
     source: str = Source.SYSTEM,
     now: datetime | None = None,
     ended_by: datetime | None = None,
@@ -288,17 +304,19 @@ def schedules_resume(
     who = actor_of(actor)
     if ended_by is not None:
         why = "resumed by itself: its pause ended"
-    elif who is not None:
-        why = f"resumed by {who.get_username()}"
+    elif who is not None or actor_name:
+        why = f"resumed by {who.get_username() if who is not None else actor_name}"
     else:
         why = f"resumed via {source}"
     for row in rows:
-        _resume_record(row, why=why, actor=actor, source=source)
+        _resume_record(row, why=why, actor=actor, actor_name=actor_name, source=source)
     schedule_paused_recover([row.name for row in rows], why=why)
     return [row.name for row in rows]
 
 
-def _resume_record(row: PeriodicTask, *, why: str, actor: User, source: str) -> None:
+def _resume_record(
+    row: PeriodicTask, *, why: str, actor: User, actor_name: str, source: str
+) -> None:
     options = options_of(row)
     changes: dict[str, Any] = {"enabled": [False, True]}
     if options is not None and options.pause_note:
@@ -310,6 +328,7 @@ def _resume_record(row: PeriodicTask, *, why: str, actor: User, source: str) -> 
         name=row.name,
         action=AuditEntry.Action.ENABLED,
         actor=actor,
+        actor_name=actor_name,
         source=source,
         changes=changes,
     )
@@ -317,12 +336,17 @@ def _resume_record(row: PeriodicTask, *, why: str, actor: User, source: str) -> 
 
 
 def schedule_resume(
-    *, name: str, actor: User = None, source: str = Source.SYSTEM, now: datetime | None = None
+    *,
+    name: str,
+    actor: User = None,
+    actor_name: str = "",
+    source: str = Source.SYSTEM,
+    now: datetime | None = None,
 ) -> PeriodicTask:
     """Resume periodic task `name` (see `schedules_resume`); ScheduleNotFound when there is
     none. Resuming one that runs is nothing."""
     schedule_get(name)
-    schedules_resume(names=[name], actor=actor, source=source, now=now)
+    schedules_resume(names=[name], actor=actor, actor_name=actor_name, source=source, now=now)
     return schedule_get(name)
 
 
@@ -354,7 +378,12 @@ def schedules_resume_due(*, now: datetime | None = None, limit: int = RESUME_BAT
 
 @transaction.atomic
 def schedule_pause_on_failure(
-    *, name: str, after: int | None, actor: User = None, source: str = Source.SYSTEM
+    *,
+    name: str,
+    after: int | None,
+    actor: User = None,
+    actor_name: str = "",
+    source: str = Source.SYSTEM,
 ) -> PeriodicTask:
     """Set how many failed runs in a row pause periodic task `name` by itself (None: never).
     ScheduleError on `pause_after_failures` for a count out of 1..PAUSE_AFTER_MAX."""
@@ -382,6 +411,7 @@ def schedule_pause_on_failure(
             name=row.name,
             action=AuditEntry.Action.UPDATED,
             actor=actor,
+            actor_name=actor_name,
             source=source,
             changes=changes,
         )

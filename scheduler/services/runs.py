@@ -1,6 +1,6 @@
 """Writes of runs: validating a catalog task and its parameters, queueing it (once, on commit,
-with its domain-object header), running one by hand (audited), retrying a stored result,
-revoking a task."""
+with its domain-object header), running one somebody asked for and retrying a stored result
+(both audited), revoking a task."""
 
 from __future__ import annotations
 
@@ -135,34 +135,6 @@ def task_enqueue(
     return task_id
 
 
-@transaction.atomic
-def task_run(
-    *,
-    task: str,
-    params: Any = None,
-    queue: str | None = None,
-    actor: User = None,
-    actor_name: str = "",
-    source: str = Source.SYSTEM,
-) -> str:
-    """Queue one run of catalog task `task` by hand, outside any schedule, and record who asked
-    (an audit entry "task_run" named after the task); returns the task id. A ScheduleError
-    naming `task`, `params` or `queue` when the catalog refuses it: nothing is queued or
-    recorded."""
-    checked = task_validate(task=task, params=params, queue=queue)
-    task_id = task_enqueue(task=checked.task, params=checked.params, queue=queue)
-    audit_write(
-        None,
-        name=checked.task,
-        action=AuditEntry.Action.TASK_RUN,
-        actor=actor,
-        actor_name=actor_name,
-        source=source,
-        changes={"task_id": [None, task_id], "params": [None, checked.params]},
-    )
-    return task_id
-
-
 def _run_headers(
     checked: ValidatedTask, *, periodic_task_name: str | None, owner: tuple[str, object] | None
 ) -> dict[str, str] | None:
@@ -212,8 +184,68 @@ def stored_kwargs(result: TaskResult) -> dict[str, Any]:
     )
 
 
-def task_result_retry(*, result: TaskResult) -> str:
-    """Queue the task of a stored result again with the same arguments (catalog tasks only)."""
+@transaction.atomic
+def task_run(
+    *,
+    task: str,
+    params: Any = None,
+    queue: str | None = None,
+    actor: User = None,
+    actor_name: str = "",
+    source: str = Source.SYSTEM,
+) -> str:
+    """Queue catalog task `task` now, as somebody asked (an ad-hoc run, outside any schedule),
+    audited under the task's name; its task id. ScheduleError naming `task`, `params` or
+    `queue`, and nothing queued, on bad input."""
+    checked = task_validate(task=task, params=params, queue=queue)
+    task_id = task_enqueue(task=checked.task, params=checked.params, queue=checked.queue)
+    _run_record(
+        checked.task,
+        AuditEntry.Action.TASK_RUN,
+        {
+            "task_id": [None, task_id],
+            "params": [None, checked.params],
+            "queue": [None, checked.queue],
+        },
+        actor=actor,
+        actor_name=actor_name,
+        source=source,
+    )
+    return task_id
+
+
+def _run_record(
+    name: str,
+    action: AuditEntry.Action,
+    changes: dict[str, Any],
+    *,
+    actor: User,
+    actor_name: str,
+    source: str,
+) -> None:
+    """The audit entry of a run somebody asked for: under its periodic task's name (linked
+    while it exists), or its task's name for an ad-hoc run."""
+    audit_write(
+        PeriodicTask.objects.filter(name=name).first(),
+        name=name[:200],
+        action=action,
+        actor=actor,
+        actor_name=actor_name,
+        source=source,
+        changes=changes,
+    )
+
+
+@transaction.atomic
+def task_result_retry(
+    *,
+    result: TaskResult,
+    actor: User = None,
+    actor_name: str = "",
+    source: str = Source.SYSTEM,
+) -> str:
+    """Queue the task of a stored result again with the same arguments (catalog tasks only),
+    audited; the new task id."""
     params = stored_kwargs(result)
     if holds_mask(params):
         # Secrets are stored masked (scheduler/core/masking.py): running with the mask would be
@@ -223,11 +255,19 @@ def task_result_retry(*, result: TaskResult) -> str:
             f"the stored arguments of task {result.task_id} hold masked secrets: run the task "
             "again with its parameters instead",
         )
-    return task_enqueue(
-        task=result.task_name or "",
-        params=params,
-        periodic_task_name=result.periodic_task_name,  # type: ignore[attr-defined]
+    periodic_task_name: str | None = result.periodic_task_name  # type: ignore[attr-defined]
+    task_id = task_enqueue(
+        task=result.task_name or "", params=params, periodic_task_name=periodic_task_name
     )
+    _run_record(
+        periodic_task_name or result.task_name or "",
+        AuditEntry.Action.RETRIED,
+        {"task_id": [result.task_id, task_id]},
+        actor=actor,
+        actor_name=actor_name,
+        source=source,
+    )
+    return task_id
 
 
 def task_revoke(*, task_id: str, terminate: bool = False) -> None:

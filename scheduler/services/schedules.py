@@ -305,6 +305,7 @@ def schedule_create(
     pause_after_failures: Any = None,
     enabled: bool = True,
     actor: User = None,
+    actor_name: str = "",
     source: str = Source.SYSTEM,
 ) -> PeriodicTask:
     """Create a periodic task running catalog task `task` on `schedule` (English or cron).
@@ -346,6 +347,7 @@ def schedule_create(
         AuditEntry.Action.CREATED,
         changes_between({}, schedule_snapshot(periodic_task, options)),
         actor=actor,
+        actor_name=actor_name,
         source=source,
         message=parsed.description,
     )
@@ -374,6 +376,7 @@ def schedule_update(
     pause_after_failures: Any = _UNSET,
     enabled: bool | None = None,
     actor: User = None,
+    actor_name: str = "",
     source: str = Source.SYSTEM,
 ) -> PeriodicTask:
     """Change the given fields of periodic task `name`; the others stay as they are (None
@@ -431,6 +434,7 @@ def schedule_update(
         changes_between(before, schedule_snapshot(periodic_task, options)),
         old_name=name,
         actor=actor,
+        actor_name=actor_name,
         source=source,
     )
     return periodic_task
@@ -742,7 +746,9 @@ def _pause_end_if_enabled(periodic_task: PeriodicTask, options: ScheduleOptions)
         pause_clear([periodic_task.pk], streak=False)
 
 
-def _set_enabled(name: str, *, enabled: bool, actor: User, source: str) -> PeriodicTask:
+def _set_enabled(
+    name: str, *, enabled: bool, actor: User, source: str, actor_name: str = ""
+) -> PeriodicTask:
     # Locked as the edits lock it: save() writes every column, so an unlocked read could
     # write back the columns of an edit that committed in between.
     periodic_task = PeriodicTask.objects.select_for_update().get(pk=schedule_get(name).pk)
@@ -755,24 +761,38 @@ def _set_enabled(name: str, *, enabled: bool, actor: User, source: str) -> Perio
     pause_clear([periodic_task.pk])
     action = AuditEntry.Action.ENABLED if enabled else AuditEntry.Action.DISABLED
     change_record(
-        periodic_task, action, {"enabled": [not enabled, enabled]}, actor=actor, source=source
+        periodic_task,
+        action,
+        {"enabled": [not enabled, enabled]},
+        actor=actor,
+        actor_name=actor_name,
+        source=source,
     )
     return periodic_task
 
 
 @transaction.atomic
-def schedule_enable(*, name: str, actor: User = None, source: str = Source.SYSTEM) -> PeriodicTask:
-    return _set_enabled(name, enabled=True, actor=actor, source=source)
+def schedule_enable(
+    *, name: str, actor: User = None, actor_name: str = "", source: str = Source.SYSTEM
+) -> PeriodicTask:
+    return _set_enabled(name, enabled=True, actor=actor, actor_name=actor_name, source=source)
 
 
 @transaction.atomic
-def schedule_disable(*, name: str, actor: User = None, source: str = Source.SYSTEM) -> PeriodicTask:
-    return _set_enabled(name, enabled=False, actor=actor, source=source)
+def schedule_disable(
+    *, name: str, actor: User = None, actor_name: str = "", source: str = Source.SYSTEM
+) -> PeriodicTask:
+    return _set_enabled(name, enabled=False, actor=actor, actor_name=actor_name, source=source)
 
 
 @transaction.atomic
 def schedule_set_enabled_bulk(
-    *, names: list[str], enabled: bool, actor: User = None, source: str = Source.SYSTEM
+    *,
+    names: list[str],
+    enabled: bool,
+    actor: User = None,
+    actor_name: str = "",
+    source: str = Source.SYSTEM,
 ) -> int:
     """Enable or disable many periodic tasks in one update; returns how many changed."""
     rows = list(PeriodicTask.objects.filter(name__in=names).exclude(enabled=enabled))
@@ -802,12 +822,21 @@ def schedule_set_enabled_bulk(
     notify_beat(tasks=pks)
     action = AuditEntry.Action.ENABLED if enabled else AuditEntry.Action.DISABLED
     for row in rows:
-        change_record(row, action, {"enabled": [not enabled, enabled]}, actor=actor, source=source)
+        change_record(
+            row,
+            action,
+            {"enabled": [not enabled, enabled]},
+            actor=actor,
+            actor_name=actor_name,
+            source=source,
+        )
     return len(rows)
 
 
 @transaction.atomic
-def schedule_delete(*, name: str, actor: User = None, source: str = Source.SYSTEM) -> None:
+def schedule_delete(
+    *, name: str, actor: User = None, actor_name: str = "", source: str = Source.SYSTEM
+) -> None:
     periodic_task = schedule_get(name)
     before = schedule_snapshot(periodic_task, options_of(periodic_task))
     schedule_event("deleted", periodic_task, source=source)
@@ -817,13 +846,27 @@ def schedule_delete(*, name: str, actor: User = None, source: str = Source.SYSTE
         name=name,
         action=AuditEntry.Action.DELETED,
         actor=actor,
+        actor_name=actor_name,
         source=source,
         changes={key: [value, None] for key, value in before.items()},
     )
 
 
 @transaction.atomic
-def schedule_run_now(*, name: str, actor: User = None, source: str = Source.SYSTEM) -> str:
+def schedules_delete(
+    *, names: list[str], actor: User = None, actor_name: str = "", source: str = Source.SYSTEM
+) -> list[str]:
+    """Delete the periodic tasks named, all or none (ScheduleNotFound when one is gone); the
+    names deleted."""
+    for name in names:
+        schedule_delete(name=name, actor=actor, actor_name=actor_name, source=source)
+    return list(names)
+
+
+@transaction.atomic
+def schedule_run_now(
+    *, name: str, actor: User = None, actor_name: str = "", source: str = Source.SYSTEM
+) -> str:
     """Queue one run of periodic task `name` now, outside its schedule; returns the task id."""
     periodic_task = schedule_get(name)
     schedule_require_catalog(periodic_task, "run")
@@ -842,6 +885,7 @@ def schedule_run_now(*, name: str, actor: User = None, source: str = Source.SYST
         AuditEntry.Action.RUN_NOW,
         {"task_id": [None, task_id]},
         actor=actor,
+        actor_name=actor_name,
         source=source,
         task_id=task_id,
     )

@@ -1,21 +1,24 @@
-"""`manage.py scheduler <verb>`: the catalog, schedules, runs, history, logs and health; dead
+"""`manage.py scheduler <verb>`: the catalog, schedules, runs, history, logs and health; the
+schedules of an agent or a tournament as a group (`pause|resume|run --agent SLUG`); dead
 letters (scheduler/cli/dead_letters.py); backfills (scheduler/cli/backfills.py); workers
 (scheduler/cli/workers.py); alert rules, channels and incidents (their verbs:
 scheduler/cli/alerts.py and incidents.py).
 
 Reads go through `scheduler.selectors`, writes through `scheduler.services` (with
-source=cli), rendering through `scheduler.cli.output`. Every error is a CommandError: one line
-on stderr and exit status 1, never a traceback; `--json` prints exactly one JSON document.
-Times are shown in `--tz` (every verb takes it), else the `TZ` environment variable, else
-TIME_ZONE; `parse` and `create` read the schedule in their `--tz` (default: TIME_ZONE).
+source=cli, audited as the OS user or `--as USER`: scheduler/cli/actor.py), rendering through
+`scheduler.cli.output`. Every error is a CommandError: one line on stderr and exit status 1,
+never a traceback; `--json` (on every verb) prints exactly one JSON document. Times are shown in
+`--tz` (every verb takes it), else the `TZ` environment variable, else TIME_ZONE; `parse` and
+`create` read the schedule in their `--tz` (default: TIME_ZONE), `update` in its `--tz`
+(default: the schedule's own zone).
 """
 
 from __future__ import annotations
 
 import argparse
-import math
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -23,23 +26,25 @@ from zoneinfo import ZoneInfo
 
 import kombu.exceptions
 import redis
-from celery import states
-from celery.result import AsyncResult
 from django.conf import settings
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from config.celery import app
 from config.queues import QUEUES
 from scheduler import selectors
 from scheduler.catalog import load_catalog
 from scheduler.cli import Verbs
 from scheduler.cli import output as out
+from scheduler.cli.actor import add_actor_option
+from scheduler.cli.alert_parsing import said_with_flags
 from scheduler.cli.alerts import AlertVerbs, add_alert_verbs
 from scheduler.cli.backfills import REFUSALS as BACKFILL_REFUSALS
 from scheduler.cli.backfills import BackfillVerbs, add_backfill_verbs
+from scheduler.cli.commands import add_to_every_verb
 from scheduler.cli.dead_letters import REFUSALS as DEAD_LETTER_REFUSALS
 from scheduler.cli.dead_letters import DeadLetterVerbs, add_dead_letter_verbs
+from scheduler.cli.groups import GroupVerbs, add_clear_verb, add_owner_arguments, owner_given
+from scheduler.cli.runs import RunVerbs, add_run_verbs, positive_seconds
 from scheduler.cli.schedule_files import ScheduleFileError, schedules_document, schedules_read
 from scheduler.cli.sync import sync_json, sync_lines
 from scheduler.cli.workers import REFUSALS as WORKER_REFUSALS
@@ -54,6 +59,21 @@ from scheduler.observability.health import (
 )
 from scheduler.observability.queues import queue_depths
 from scheduler.observability.worker_heartbeats import workers_seen_within
+from scheduler.permissions import (
+    ADD_ALERT_CHANNEL,
+    ADD_ALERT_RULE,
+    ADD_SCHEDULE,
+    CHANGE_ALERT_CHANNEL,
+    CHANGE_ALERT_RULE,
+    CHANGE_SCHEDULE,
+    CONTROL_WORKERS,
+    DELETE_ALERT_CHANNEL,
+    DELETE_ALERT_RULE,
+    DELETE_RESULTS,
+    DELETE_SCHEDULE,
+    MANAGE_ALERTS,
+    RUN_TASKS,
+)
 from scheduler.schedules import schedule_describe
 from scheduler.schedules.declared import DeclarationError, declared_schedules
 from scheduler.schedules.declared_alerts import declared_alerts
@@ -64,6 +84,7 @@ from scheduler.schedules.rows import periodic_task_next_runs
 from scheduler.selectors.exports import alerts_exported, schedules_exported
 from scheduler.services import (
     PAUSE_AFTER_MAX,
+    OwnerNotFound,
     ScheduleError,
     ScheduleNotFound,
     history_clear,
@@ -78,16 +99,16 @@ from scheduler.services import (
     schedule_pause_on_failure,
     schedule_resume,
     schedule_run_now,
+    schedule_update,
     task_enqueue,
 )
+from scheduler.services.audit import changes_between, schedule_snapshot
 from scheduler.services.declared import schedules_sync
 from scheduler.services.declared_alerts import alerts_sync
 from scheduler.services.imports import schedules_import
 from scheduler.services.retention import RetentionRow, retention_overview
-from scheduler.worker.task_base import SKIPPED
 
-# How often waits poll the result backend and `logs --follow` polls the event table.
-_POLL_SECONDS = 0.2
+# How often `logs --follow` polls the event table.
 _FOLLOW_SECONDS = 1.0
 # Under PostgreSQL ids are handed out before commit, so an event can appear below the highest
 # id already shown; `logs --follow` looks back this many ids for such late commits.
@@ -110,12 +131,82 @@ _PARSE_OPTION_OF = {
     "end_time": "--end",
     "max_runs": "--max-runs",
 }
+# The options of `update` by the services' names of the fields they set.
+_UPDATE_OPTION_OF = {
+    **_PARSE_OPTION_OF,
+    "schedule": "--schedule",
+    "name": "--rename",
+    "params": "--params",
+    "queue": "--queue",
+    "description": "--description",
+    "pause_after_failures": "--pause-after-failures",
+}
+
+# What each writing verb needs of an `--as` user: the permissions the API asks for the same
+# action (scheduler/permissions.py). Reads and dry runs need none (the user must still be staff).
+_DECLARE = (
+    ADD_SCHEDULE,
+    CHANGE_SCHEDULE,
+    ADD_ALERT_RULE,
+    CHANGE_ALERT_RULE,
+    ADD_ALERT_CHANNEL,
+    CHANGE_ALERT_CHANNEL,
+)
+_NEEDS: dict[str, tuple[str, ...]] = {
+    "create": (ADD_SCHEDULE,),
+    "update": (CHANGE_SCHEDULE,),
+    "enable": (CHANGE_SCHEDULE,),
+    "disable": (CHANGE_SCHEDULE,),
+    "pause": (CHANGE_SCHEDULE,),
+    "resume": (CHANGE_SCHEDULE,),
+    "pause-on-failure": (CHANGE_SCHEDULE,),
+    "run": (CHANGE_SCHEDULE,),
+    "delete": (DELETE_SCHEDULE,),
+    "sync": _DECLARE,
+    "import": _DECLARE,
+    "backfill": (RUN_TASKS,),
+    "retry": (RUN_TASKS,),
+    "run-task": (RUN_TASKS,),
+    "requeue": (RUN_TASKS,),
+    "discard": (RUN_TASKS,),
+    "clear-history": (DELETE_RESULTS,),
+    "alerts add": (ADD_ALERT_RULE,),
+    "alerts update": (CHANGE_ALERT_RULE,),
+    "alerts remove": (DELETE_ALERT_RULE,),
+    "channels add": (ADD_ALERT_CHANNEL,),
+    "channels update": (CHANGE_ALERT_CHANNEL,),
+    "channels remove": (DELETE_ALERT_CHANNEL,),
+    "channels test": (CHANGE_ALERT_CHANNEL,),
+    "incidents ack": (MANAGE_ALERTS,),
+    "incidents silence": (MANAGE_ALERTS,),
+    "incidents resolve": (MANAGE_ALERTS,),
+    "worker grow": (CONTROL_WORKERS,),
+    "worker shrink": (CONTROL_WORKERS,),
+    "worker autoscale": (CONTROL_WORKERS,),
+    "worker shutdown": (CONTROL_WORKERS,),
+}
 
 
-class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, WorkerVerbs):
+def permissions_needed(options: Mapping[str, Any]) -> tuple[str, ...]:
+    """The permissions the verb (and its action) of `options` needs of an `--as` user."""
+    verb = options["verb"]
+    if options.get("dry_run"):
+        return ()
+    if verb == "clear":
+        if not options.get("confirm"):
+            return ()  # it only lists what would change
+        return (DELETE_SCHEDULE,) if options.get("delete") else (CHANGE_SCHEDULE,)
+    if verb == "import" and options.get("prune"):
+        return (*_DECLARE, DELETE_SCHEDULE)
+    action = options.get(f"{verb}_action")
+    return _NEEDS.get(f"{verb} {action}" if action else verb, ())
+
+
+class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, GroupVerbs, RunVerbs, WorkerVerbs):
     help = (
-        "Manage scheduled tasks: catalog, schedules, runs, history, logs and health; dead "
-        "letters; workers; alert rules, channels and incidents."
+        "Manage scheduled tasks: catalog, schedules, runs, history, logs and health; the "
+        "schedules of an agent or a tournament; dead letters; workers; alert rules, channels "
+        "and incidents. Audited as the OS user, or --as USER."
     )
 
     # Waits sleep through this, so that tests can drive the clock of `logs --follow`.
@@ -124,16 +215,24 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, WorkerVerbs):
     def add_verbs(self, verbs: Verbs) -> None:
         _add_catalog_verbs(verbs)
         _add_create_verb(verbs)
+        _add_update_verb(verbs)
         _add_schedule_verbs(verbs)
+        add_clear_verb(verbs)
         add_backfill_verbs(verbs)
+        add_run_verbs(verbs)
         _add_history_verbs(verbs)
         add_dead_letter_verbs(verbs)
         _add_health_verbs(verbs)
         add_worker_verbs(verbs)
         add_alert_verbs(verbs)
+        add_to_every_verb(verbs, "--json", action="store_true", help="print JSON")
+        add_actor_option(verbs)
+
+    def permissions_needed(self, options: Mapping[str, Any]) -> tuple[str, ...]:
+        return permissions_needed(options)
 
     def refusal(self, exc: Exception) -> str | None:
-        if isinstance(exc, ScheduleError | ScheduleNotFound | ScheduleParseError):
+        if isinstance(exc, ScheduleError | ScheduleNotFound | ScheduleParseError | OwnerNotFound):
             return out.one_line(str(exc))
         if isinstance(exc, DEAD_LETTER_REFUSALS + BACKFILL_REFUSALS + WORKER_REFUSALS):
             return out.one_line(str(exc))
@@ -252,9 +351,14 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, WorkerVerbs):
             max_runs=options["max_runs"],
             pause_after_failures=options["pause_after_failures"],
             enabled=not options["disabled"],
+            actor=self.actor.user,
+            actor_name=self.actor.name,
             source=Source.CLI,
         )
         periodic_task = schedule_get(periodic_task.name)
+        if options["json"]:
+            self._json(_schedule_document(periodic_task))
+            return
         state = "enabled" if periodic_task.enabled else "disabled"
         self._print(
             f"Created {periodic_task.name!r} ({state}): {schedule_describe(periodic_task)}; "
@@ -366,60 +470,144 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, WorkerVerbs):
         self._print()
         self._print("Audit trail:" if trail else "Audit trail: none")
         for entry in trail:
-            who = entry.actor.get_username() if entry.actor is not None else out.NONE
+            who = out.audit_actor(entry) or out.NONE
             self._print(
                 f"  {out.when(entry.created_at, tz)}  {entry.action:<8} via {entry.source:<9} "
                 f"by {who}  {out.changes_summary(entry.changes)}"
             )
 
+    def _update(self, options: dict[str, Any]) -> None:
+        name = options["name"]
+        arguments = _update_arguments(options)
+        if not arguments:
+            raise CommandError(
+                "nothing to change: give --schedule, --params, --queue, --enable or --disable, "
+                "--tz, --description, --task, --rename or a policy (see `update --help`)"
+            )
+        before = schedule_get(name)
+        snapshot = {"name": before.name, **schedule_snapshot(before, out.options_of(before))}
+        try:
+            periodic_task = schedule_update(
+                name=name,
+                **arguments,
+                actor=self.actor.user,
+                actor_name=self.actor.name,
+                source=Source.CLI,
+            )
+        except ScheduleError as exc:
+            # The services name their fields; here the options staff typed are named.
+            raise CommandError(said_with_flags(exc, _UPDATE_OPTION_OF)) from None
+        periodic_task = schedule_get(periodic_task.name)
+        after = {
+            "name": periodic_task.name,
+            **schedule_snapshot(periodic_task, out.options_of(periodic_task)),
+        }
+        changed = sorted(changes_between(snapshot, after))
+        if options["json"]:
+            self._json({**_schedule_document(periodic_task), "changed": changed})
+            return
+        if not changed:
+            self._print(f"{periodic_task.name!r} is unchanged.")
+            return
+        self._print(f"Updated {periodic_task.name!r}: {', '.join(changed)}.")
+        self._print(
+            f"Now: {schedule_describe(periodic_task)}; task {periodic_task.task} on queue "
+            f"{periodic_task.queue}, {'enabled' if periodic_task.enabled else 'disabled'}."
+        )
+        runs = periodic_task_next_runs(periodic_task, count=1)
+        if runs:
+            self._print(f"Next run: {out.when(runs[0], _zone_of(periodic_task))}")
+
     def _enable(self, options: dict[str, Any]) -> None:
-        self._set_enabled(options["name"], enabled=True)
+        self._set_enabled(options, enabled=True)
 
     def _disable(self, options: dict[str, Any]) -> None:
-        self._set_enabled(options["name"], enabled=False)
+        self._set_enabled(options, enabled=False)
 
-    def _set_enabled(self, name: str, *, enabled: bool) -> None:
+    def _set_enabled(self, options: dict[str, Any], *, enabled: bool) -> None:
+        name = options["name"]
         word = "enabled" if enabled else "disabled"
-        if schedule_get(name).enabled == enabled:
-            self._print(f"{name!r} is already {word}.")
-            return
-        change = schedule_enable if enabled else schedule_disable
-        change(name=name, source=Source.CLI)
-        self._print(f"{word.capitalize()} {name!r}.")
+        changed = schedule_get(name).enabled != enabled
+        if changed:
+            change = schedule_enable if enabled else schedule_disable
+            change(name=name, actor=self.actor.user, actor_name=self.actor.name, source=Source.CLI)
+        self._done(
+            options,
+            f"{word.capitalize()} {name!r}." if changed else f"{name!r} is already {word}.",
+            {**_schedule_document(schedule_get(name)), "changed": changed},
+        )
 
     def _pause(self, options: dict[str, Any]) -> None:
+        owner = owner_given(options)
+        if owner is not None:
+            self._pause_group(options, owner)
+            return
         name = options["name"]
         periodic_task = schedule_pause(
             name=name,
             note=options["note"],
             until=options["until"],
             tz=timezone.get_current_timezone_name(),
+            actor=self.actor.user,
+            actor_name=self.actor.name,
             source=Source.CLI,
         )
-        self._print(f"Paused {name!r}: {out.pause_label(periodic_task, _zone_of(periodic_task))}.")
+        self._done(
+            options,
+            f"Paused {name!r}: {out.pause_label(periodic_task, _zone_of(periodic_task))}.",
+            _schedule_document(periodic_task),
+        )
 
     def _resume(self, options: dict[str, Any]) -> None:
+        owner = owner_given(options)
+        if owner is not None:
+            self._resume_group(options, owner)
+            return
         name = options["name"]
         if schedule_get(name).enabled:
-            self._print(f"{name!r} is not paused.")
+            self._done(
+                options,
+                f"{name!r} is not paused.",
+                {**_schedule_document(schedule_get(name)), "changed": False},
+            )
             return
-        periodic_task = schedule_resume(name=name, source=Source.CLI)
+        periodic_task = schedule_resume(
+            name=name, actor=self.actor.user, actor_name=self.actor.name, source=Source.CLI
+        )
         runs = periodic_task_next_runs(periodic_task, count=1)
         after = f" Next run: {out.when(runs[0], _zone_of(periodic_task))}." if runs else ""
-        self._print(f"Resumed {name!r}.{after}")
+        self._done(
+            options,
+            f"Resumed {name!r}.{after}",
+            {**_schedule_document(periodic_task), "changed": True},
+        )
 
     def _pause_on_failure(self, options: dict[str, Any]) -> None:
         name, count = options["name"], options["count"]
         after = None if count.strip().lower() in ("off", "never", "0") else _failures(count)
-        schedule_pause_on_failure(name=name, after=after, source=Source.CLI)
+        periodic_task = schedule_pause_on_failure(
+            name=name,
+            after=after,
+            actor=self.actor.user,
+            actor_name=self.actor.name,
+            source=Source.CLI,
+        )
         if after is None:
-            self._print(f"{name!r} no longer pauses itself after failed runs.")
+            text = f"{name!r} no longer pauses itself after failed runs."
         else:
-            self._print(f"{name!r} pauses itself after {after} failed runs in a row.")
+            text = f"{name!r} pauses itself after {after} failed runs in a row."
+        self._done(options, text, _schedule_document(periodic_task))
 
     def _delete(self, options: dict[str, Any]) -> None:
-        schedule_delete(name=options["name"], source=Source.CLI)
-        self._print(f"Deleted {options['name']!r}.")
+        schedule_delete(
+            name=options["name"],
+            actor=self.actor.user,
+            actor_name=self.actor.name,
+            source=Source.CLI,
+        )
+        self._done(
+            options, f"Deleted {options['name']!r}.", {"name": options["name"], "deleted": True}
+        )
 
     # --- declared schedules ----------------------------------------------------------------------
 
@@ -430,13 +618,21 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, WorkerVerbs):
             alert_declarations = declared_alerts()
         except DeclarationError as exc:
             raise CommandError(str(exc), returncode=2) from exc
-        report = schedules_sync(declarations, force=force, dry_run=dry_run)
+        report = schedules_sync(
+            declarations,
+            force=force,
+            dry_run=dry_run,
+            actor=self.actor.user,
+            actor_name=self.actor.name,
+        )
         # After the schedules: a rule may watch one this sync created.
         alerts = alerts_sync(
             alert_declarations,
             force=force,
             dry_run=dry_run,
             schedules={item.name for item in declarations},
+            actor=self.actor.user,
+            actor_name=self.actor.name,
         )
         if options["json"]:
             self._json(sync_json(report, dry_run=dry_run, alerts=alerts))
@@ -454,7 +650,10 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, WorkerVerbs):
         schedules, left_out = schedules_exported(match=options["match"])
         channels, rules = alerts_exported(match=options["match"])
         document = schedules_document(
-            schedules, format=options["format"], channels=channels, rules=rules
+            schedules,
+            format="json" if options["json"] else options["format"],
+            channels=channels,
+            rules=rules,
         )
         self.stdout.write(document, ending="")
         for note in left_out:
@@ -471,14 +670,20 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, WorkerVerbs):
             read.schedules,
             prune=options["prune"],
             dry_run=options["dry_run"],
+            actor=self.actor.user,
+            actor_name=self.actor.name,
             source=Source.CLI,
             channels=read.channels,
             rules=read.rules,
         )
+        if options["json"]:
+            self._json(_import_document(report, dry_run=options["dry_run"]))
         for error in report.errors:
             self.stderr.write(error)
         if report.errors:
             raise CommandError(f"{len(report.errors)} error(s): nothing was applied", returncode=2)
+        if options["json"]:
+            return
         verb = "would be " if options["dry_run"] else ""
         for name in report.created:
             self._print(f"+ {verb}created {name!r}")
@@ -501,55 +706,49 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, WorkerVerbs):
     # --- runs ------------------------------------------------------------------------------------
 
     def _run(self, options: dict[str, Any]) -> None:
-        timeout = _positive(options["timeout"], flag="--timeout")
-        periodic_task = schedule_get(options["name"])
-        task_id = schedule_run_now(name=periodic_task.name, source=Source.CLI)
-        self._print(
-            f"Queued {periodic_task.name!r} ({periodic_task.task} on queue "
-            f"{periodic_task.queue or 'default'}) as task {task_id}."
-        )
-        if not options["wait"]:
+        timeout = positive_seconds(options["timeout"], flag="--timeout")
+        owner = owner_given(options)
+        if owner is not None:
+            self._run_group(options, owner)
             return
-        result = self._wait(task_id, timeout=timeout, queue=periodic_task.queue or "default")
-        row = selectors.task_result(task_id)
-        took = out.seconds(out.result_duration(row)) if row is not None else out.NONE
-        worker = (out.extended(row).worker if row is not None else None) or "a worker"
-        self._print(f"{result.state} in {took} on {worker}:")
-        self._json(result.result)
+        periodic_task = schedule_get(options["name"])
+        task_id = schedule_run_now(
+            name=periodic_task.name,
+            actor=self.actor.user,
+            actor_name=self.actor.name,
+            source=Source.CLI,
+        )
+        queue = periodic_task.queue or "default"
+        queued = {
+            "task_id": task_id,
+            "name": periodic_task.name,
+            "task": periodic_task.task,
+            "queue": queue,
+        }
+        if not options["json"]:
+            self._print(
+                f"Queued {periodic_task.name!r} ({periodic_task.task} on queue {queue}) as "
+                f"task {task_id}."
+            )
+        if not options["wait"]:
+            if options["json"]:
+                self._json(queued)
+            return
+        self._show_result(options, queued, self._wait(task_id, timeout=timeout, queue=queue))
 
     def _test(self, options: dict[str, Any]) -> None:
-        timeout = _positive(options["timeout"], flag="--timeout")
+        timeout = positive_seconds(options["timeout"], flag="--timeout")
         started = time.perf_counter()
         task_id = task_enqueue(task="scheduler.ping")
         self._wait(task_id, timeout=timeout, queue=load_catalog().get("scheduler.ping").queue)
         round_trip_ms = (time.perf_counter() - started) * 1000
         row = selectors.task_result(task_id)
         worker = (out.extended(row).worker if row is not None else None) or "a worker"
-        self._print(f"pong from {worker} in {round_trip_ms:.0f} ms (task {task_id})")
-
-    def _wait(self, task_id: str, *, timeout: float, queue: str) -> AsyncResult[Any]:
-        """The finished result of `task_id`; CommandError if it failed, was skipped or is late."""
-        result: AsyncResult[Any] = AsyncResult(task_id, app=app)
-        deadline = time.monotonic() + timeout
-        while True:
-            state = result.state
-            if state in states.READY_STATES or state == SKIPPED:
-                break
-            remaining = deadline - time.monotonic()
-            if remaining <= 0:
-                raise CommandError(
-                    f"timed out after {timeout:g} s waiting for task {task_id} (state {state}): "
-                    f"is a worker consuming queue {queue!r}? See `manage.py scheduler status`."
-                )
-            self.sleep(min(_POLL_SECONDS, remaining))
-        if state == states.SUCCESS:
-            return result
-        if state == SKIPPED:
-            info = result.info if isinstance(result.info, dict) else {}
-            raise CommandError(out.one_line(f"task {task_id} {info.get('reason', 'was skipped')}"))
-        error = result.result
-        why = f"{type(error).__name__}: {error}" if isinstance(error, BaseException) else state
-        raise CommandError(out.one_line(f"task {task_id} ended in {state}: {why}"))
+        self._done(
+            options,
+            f"pong from {worker} in {round_trip_ms:.0f} ms (task {task_id})",
+            {"task_id": task_id, "worker": worker, "round_trip_ms": round(round_trip_ms, 1)},
+        )
 
     # --- history and logs ------------------------------------------------------------------------
 
@@ -569,7 +768,7 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, WorkerVerbs):
                 limit=_bounded(options["limit"], flag="--limit", low=1, high=10_000),
             )
         )
-        if options["fmt"] == "json":
+        if options["fmt"] == "json" or options["json"]:
             self._json([out.result_as_dict(result) for result in results])
         elif not results:
             self._print("No task results.")
@@ -589,7 +788,11 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, WorkerVerbs):
             _bounded(days, flag="--older-than", low=0, high=_OLDER_THAN_MAX_DAYS)
         deleted = history_clear(older_than_days=days)
         scope = f" older than {days} days" if days is not None else ""
-        self._print(f"Deleted {deleted} stored results and events{scope}.")
+        self._done(
+            options,
+            f"Deleted {deleted} stored results and events{scope}.",
+            {"deleted": deleted, "older_than_days": days},
+        )
 
     def _logs(self, options: dict[str, Any]) -> None:
         text, level = options["filter"], options["level"]
@@ -601,17 +804,21 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, WorkerVerbs):
             except ValueError as exc:
                 raise CommandError(f"--level: {exc}") from exc
         lines = _bounded(options["lines"], flag="--lines", low=0, high=100_000)
+        if options["json"] and options["follow"]:
+            raise CommandError("--json prints one document: not with --follow")
         last_id = selectors.task_event_last_id()
-        for event in selectors.task_events_tail(
-            lines=lines, text=text, level=level, up_to_id=last_id
-        ):
+        events = selectors.task_events_tail(lines=lines, text=text, level=level, up_to_id=last_id)
+        if options["json"]:
+            self._json([out.event_as_dict(event) for event in events])
+            return
+        for event in events:
             self._print(out.event_line(event))
         if options["follow"]:
             self._follow(
                 after_id=last_id,
                 text=text,
                 level=level,
-                interval=_positive(options["interval"], flag="--interval"),
+                interval=positive_seconds(options["interval"], flag="--interval"),
                 max_seconds=options["max_seconds"],
             )
 
@@ -873,6 +1080,38 @@ def _add_create_verb(verbs: Verbs) -> None:
     create.add_argument("--disabled", action="store_true", help="create it disabled")
 
 
+def _add_update_verb(verbs: Verbs) -> None:
+    update = verbs.add_parser(
+        "update",
+        help="change the options given of a periodic task (the others stay as they are), "
+        "checked as the admin and the API check them",
+        description="Only the options given change (the defaults below are create's). An empty "
+        "value ('') clears a limit: --catchup-window, --start, --end, --max-runs, "
+        "--pause-after-failures. A bad value exits 1 naming the option; nothing changes.",
+    )
+    update.add_argument("name")
+    update.add_argument("--schedule", metavar="PHRASE", help="phrase or cron, as `parse` reads it")
+    update.add_argument(
+        "--tz",
+        help="IANA time zone the schedule is read in (default: its own; given alone, its "
+        "schedule is read again in it)",
+    )
+    update.add_argument("--task", help="another catalog task (give its --params too)")
+    update.add_argument("--params", help="parameters as a JSON object (replace the old ones)")
+    update.add_argument("--queue", help=f"one of: {', '.join(QUEUES)}")
+    update.add_argument("--description")
+    update.add_argument("--rename", metavar="NEW_NAME", help="a new name")
+    state = update.add_mutually_exclusive_group()
+    state.add_argument("--enable", dest="enabled", action="store_const", const=True)
+    state.add_argument("--disable", dest="enabled", action="store_const", const=False)
+    _add_policy_arguments(update)
+    update.add_argument(
+        "--pause-after-failures",
+        metavar="N",
+        help="pause after N failed runs in a row ('' for never)",
+    )
+
+
 def _add_schedule_verbs(verbs: Verbs) -> None:
     """`list`, `show`, `enable`, `disable`, `pause`, `resume`, `pause-on-failure`, `delete`
     and `run`."""
@@ -894,18 +1133,24 @@ def _add_schedule_verbs(verbs: Verbs) -> None:
         verbs.add_parser(verb, help=f"{what} a periodic task").add_argument("name")
 
     pause = verbs.add_parser(
-        "pause", help="pause a periodic task, saying why and until when (shown wherever it is)"
+        "pause",
+        help="pause a periodic task, or all of an agent's or a tournament's, saying why and "
+        "until when (shown wherever it is)",
     )
-    pause.add_argument("name")
+    pause.add_argument("name", nargs="?", help="the periodic task (or --agent, --tournament)")
+    add_owner_arguments(pause, what="pause all")
     pause.add_argument("--note", default="", help="why it is paused")
     pause.add_argument(
         "--until",
         help=f"{UNTIL_HELP} (a time without an offset is read in --tz)",
     )
     resume = verbs.add_parser(
-        "resume", help="resume a paused periodic task (the runs it missed are not made)"
+        "resume",
+        help="resume a paused periodic task, or all of an agent's or a tournament's (the runs "
+        "they missed are not made)",
     )
-    resume.add_argument("name")
+    resume.add_argument("name", nargs="?", help="the periodic task (or --agent, --tournament)")
+    add_owner_arguments(resume, what="resume all")
     on_failure = verbs.add_parser(
         "pause-on-failure",
         help="pause a periodic task by itself after N failed runs in a row ('off': never)",
@@ -931,6 +1176,7 @@ def _add_schedule_verbs(verbs: Verbs) -> None:
         "declaration) to stdout",
     )
     export.add_argument("--format", choices=("yaml", "json"), default="yaml")
+    export.add_argument("--json", action="store_true", help="as --format json")
     export.add_argument("--match", metavar="PATTERN", help="only names matching ('agents: *')")
     load = verbs.add_parser(
         "import",
@@ -947,8 +1193,13 @@ def _add_schedule_verbs(verbs: Verbs) -> None:
         "does not name (a section the file does not have is left alone)",
     )
 
-    run = verbs.add_parser("run", help="run a periodic task now, outside its schedule")
-    run.add_argument("name")
+    run = verbs.add_parser(
+        "run",
+        help="run a periodic task now, outside its schedule, or all of an agent's or a "
+        "tournament's",
+    )
+    run.add_argument("name", nargs="?", help="the periodic task (or --agent, --tournament)")
+    add_owner_arguments(run, what="run all")
     run.add_argument("--wait", action="store_true", help="wait for the result and print it")
     run.add_argument("--timeout", type=float, default=30.0, help="seconds to wait (30)")
 
@@ -964,6 +1215,7 @@ def _add_history_verbs(verbs: Verbs) -> None:
     history.add_argument(
         "--format", choices=("table", "detailed", "json"), default="table", dest="fmt"
     )
+    history.add_argument("--json", action="store_true", help="as --format json")
 
     clear = verbs.add_parser("clear-history", help="delete stored results and events")
     clear.add_argument("--confirm", action="store_true", help="required: yes, delete")
@@ -1043,12 +1295,70 @@ def _bounded(value: int, *, flag: str, low: int, high: int) -> int:
     return value
 
 
-def _positive(value: float, *, flag: str) -> float:
-    if not value > 0:
-        raise CommandError(f"{flag} must be more than 0 seconds, not {value:g}")
-    if not math.isfinite(value):
-        raise CommandError(f"{flag} must be a finite number of seconds, not {value:g}")
-    return value
+def _schedule_document(periodic_task: Any, *, count: int = 5) -> dict[str, Any]:
+    """A periodic task as `show --json` gives it (without its runs and audit trail)."""
+    return out.periodic_task_as_dict(
+        periodic_task,
+        description=schedule_describe(periodic_task),
+        next_runs=periodic_task_next_runs(periodic_task, count=count),
+    )
+
+
+# `update`'s options whose value None means "not given", by schedule_update's argument.
+_UPDATE_ARGUMENTS = {
+    "schedule": "schedule",
+    "tz": "tz",
+    "task": "task",
+    "description": "description",
+    "rename": "new_name",
+    "queue": "queue",
+    "enabled": "enabled",
+    "overlap": "overlap",
+    "misfire": "misfire",
+    "catchup": "catchup",
+    "catchup_window": "catchup_window",
+    "jitter": "jitter",
+    "start": "start_time",
+    "end": "end_time",
+    "max_runs": "max_runs",
+    "pause_after_failures": "pause_after_failures",
+}
+
+
+def _update_arguments(options: Mapping[str, Any]) -> dict[str, Any]:
+    """schedule_update's arguments for the options given ('' clears a limit, as in the API)."""
+    arguments = {
+        argument: options[option]
+        for option, argument in _UPDATE_ARGUMENTS.items()
+        if options[option] is not None
+    }
+    if options["params"] is not None:
+        try:
+            arguments["params"] = params_from_json(options["params"])
+        except ScheduleError as exc:
+            raise CommandError(said_with_flags(exc, _UPDATE_OPTION_OF)) from None
+    return arguments
+
+
+def _import_document(report: Any, *, dry_run: bool) -> dict[str, Any]:
+    return {
+        "dry_run": dry_run,
+        "applied": report.applied,
+        "created": report.created,
+        "updated": report.updated,
+        "deleted": report.deleted,
+        "unchanged": report.unchanged,
+        "alerts": [
+            {
+                "what": change.what,
+                "name": change.name,
+                "action": change.action,
+                "fields": list(change.fields),
+            }
+            for change in report.alerts
+        ],
+        "errors": report.errors,
+    }
 
 
 def _zone_of(periodic_task: Any) -> str:

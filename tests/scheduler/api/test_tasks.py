@@ -17,7 +17,7 @@ from kombu.exceptions import OperationalError
 from config.celery import app as celery_app
 from scheduler import services
 from scheduler.catalog import load_catalog
-from scheduler.models import TaskEvent
+from scheduler.models import AuditEntry, TaskEvent
 from tests.clients import response_json
 from tests.factories import TaskResultFactory
 from tests.queues import take_queued
@@ -120,7 +120,7 @@ def test_it_answers_503_json_when_the_broker_is_down(api_admin, monkeypatch):
     def broker_down(*args: Any, **kwargs: Any) -> str:
         raise OperationalError("Error 111 connecting to redis. Connection refused.")
 
-    monkeypatch.setattr(services, "task_enqueue", broker_down)
+    monkeypatch.setattr(services, "task_run", broker_down)
 
     response = api_admin.post("/api/tasks/", {"task": "scheduler.ping"}, format="json")
 
@@ -361,6 +361,22 @@ def test_it_retries_a_stored_run_as_a_new_task(api_admin, django_capture_on_comm
     message = take_queued(load_catalog().get("scheduler.sleep").queue, new_id)
     assert message is not None
     assert json.loads(message["headers"]["kwargsrepr"]) == {"seconds": 0.25}
+
+
+def test_a_run_and_a_retry_are_audited_as_the_user_who_asked(api_admin):
+    _result(task_id=TASK_ID, task_name="scheduler.sleep", task_kwargs="\"{'seconds': 0.25}\"")
+
+    ran = api_admin.post("/api/tasks/", {"task": "scheduler.ping"}, format="json")
+    retried = api_admin.post(f"/api/tasks/{TASK_ID}/retry/")
+
+    entries = list(AuditEntry.objects.order_by("id"))
+    assert [(entry.action, entry.source, entry.periodic_task_name) for entry in entries] == [
+        ("task_run", "api", "scheduler.ping"),
+        ("retried", "api", "scheduler.sleep"),
+    ]
+    assert entries[0].changes["task_id"] == [None, response_json(ran)["task_id"]]
+    assert entries[1].changes["task_id"] == [TASK_ID, response_json(retried)["task_id"]]
+    assert all(entry.actor is not None and entry.actor.is_superuser for entry in entries)
 
 
 def test_it_answers_404_to_retrying_a_task_with_no_stored_result(api_admin):
