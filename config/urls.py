@@ -41,6 +41,11 @@ urlpatterns = [
     path("metrics", metrics_views.metrics, name="metrics"),
     path("dashboard/", scheduler_views.dashboard, name="dashboard"),
     path("dashboard/summary.json", scheduler_views.dashboard_summary, name="dashboard-summary"),
+    path(
+        "dashboard/schedules.json",
+        scheduler_views.dashboard_schedules,
+        name="dashboard-schedules",
+    ),
     path("dashboard/incidents/", incident_views.incidents, name="dashboard-incidents"),
     # path: a task id is whatever its sender chose, slashes included.
     path("dashboard/tasks/<path:task_id>/", scheduler_views.task_detail, name="dashboard-task"),

@@ -240,6 +240,9 @@ DJANGO_CELERY_BEAT_TZ_AWARE = True
 
 # How recently a worker must have sent a heartbeat for /healthz to call the workers healthy.
 WORKER_HEALTH_WINDOW = env.int("WORKER_HEALTH_WINDOW", default=30)
+# Seconds one reading of the dashboard's upcoming-runs heatmap (every enabled schedule: a second
+# for thousands) serves every open dashboard of a process; a schedule's change reads it again.
+DASHBOARD_UPCOMING_REUSE = env.float("DASHBOARD_UPCOMING_REUSE", default=60.0)
 # How recently beat must have recorded its heartbeat for `scheduler.health_check` to call it
 # alive. /healthz leaves beat out: web and workers stay useful while beat restarts.
 BEAT_HEALTH_WINDOW = env.int("BEAT_HEALTH_WINDOW", default=60)

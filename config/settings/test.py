@@ -45,3 +45,6 @@ STATIC_ROOT.mkdir(exist_ok=True)
 # Threads the tests start (async tests, the browser test's helpers) must not leave connections
 # open past their use: PostgreSQL refuses to drop a test database with sessions left on it.
 DATABASES["default"]["CONN_MAX_AGE"] = 0
+# Each test reads the heatmap afresh: tests write schedules in bulk (no change marker moves) and
+# under a frozen clock (the marker stays put), and one process runs them all.
+DASHBOARD_UPCOMING_REUSE = 0.0

@@ -25,6 +25,12 @@ from django.views.decorators.http import require_GET
 from scheduler import selectors
 from scheduler.catalog import load_catalog
 from scheduler.dashboard.alerts import alerts_config, incidents_panel
+from scheduler.dashboard.schedules import (
+    ScheduleQuery,
+    bad_params,
+    schedule_query,
+    schedules_table,
+)
 from scheduler.live.consumers import EventFilter, FilterError
 from scheduler.observability.health import check_beat, health_report
 from scheduler.permissions import (
@@ -121,6 +127,7 @@ def heat_level(count: int, peak: int) -> int:
 
 
 def _heatmap(upcoming: dict[str, Any]) -> dict[str, Any]:
+    """The heatmap's cells, shaded; its rows may each hold many schedules (upcoming_runs)."""
     peak = max(upcoming["totals"], default=0)
     row_peak = max(
         (max(row["counts"]) for row in upcoming["rows"] if not row["frequent"]), default=0
@@ -162,6 +169,11 @@ def _config(request: HttpRequest, **extra: Any) -> dict[str, Any]:
         **_permissions(request),
         **extra,
     }
+
+
+def _summary(query: ScheduleQuery) -> dict[str, Any]:
+    """The slower panels, and the page of the periodic tasks table `query` asks for."""
+    return {**selectors.dashboard_summary(), "periodic": schedules_table(query)}
 
 
 def _summary_json(summary: dict[str, Any]) -> dict[str, Any]:
@@ -214,7 +226,10 @@ def _filter_json(where: selectors.FeedFilter) -> dict[str, str]:
 @never_cache
 @dashboard_access()
 def dashboard(request: HttpRequest) -> HttpResponse:
-    summary = selectors.dashboard_summary()
+    # The periodic tasks table's search, filters and page, from the URL: bad values are said
+    # and left out (summary.json and schedules.json refuse them).
+    schedules, schedule_problems = schedule_query(request.GET)
+    summary = _summary(schedules)
     where, filter_problems = feed_filter(request.GET)
     feed = selectors.task_feed(where=where)
     for row in summary["periodic"]["rows"]:
@@ -235,9 +250,20 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         "spark_height": SPARK_HEIGHT,
         "spark_bar": SPARK_BAR,
         "heatmap": _heatmap(summary["upcoming"]),
+        "schedule_problems": list(schedule_problems.values()),
+        "schedule_flags": [
+            {"name": name, "label": label, "value": summary["periodic"]["query"][name]}
+            for name, label in (
+                ("enabled", "Enabled"),
+                ("paused", "Paused"),
+                ("failing", "Failing"),
+            )
+        ],
+        "owner_types": selectors.OWNER_TYPES,
         "config": _config(
             request,
             summary_url=reverse("dashboard-summary"),
+            schedules_url=reverse("dashboard-schedules"),
             # Failed runs that arrive live may be retried only when their task is a catalog one.
             catalog=load_catalog().names(),
             filter=_filter_json(where),
@@ -256,8 +282,24 @@ def dashboard(request: HttpRequest) -> HttpResponse:
 @never_cache
 @dashboard_access(json=True)
 def dashboard_summary(request: HttpRequest) -> JsonResponse:
-    """The slower panels' data, re-read by the dashboard's script every half minute."""
-    return JsonResponse(_summary_json(selectors.dashboard_summary()))
+    """The slower panels' data, re-read by the dashboard's script every half minute, with the
+    page of the periodic tasks table the query string asks for (schedules.json's)."""
+    query, problems = schedule_query(request.GET)
+    if problems:
+        return bad_params(problems)
+    return JsonResponse(_summary_json(_summary(query)))
+
+
+@require_GET
+@never_cache
+@dashboard_access(json=True)
+def dashboard_schedules(request: HttpRequest) -> JsonResponse:
+    """A page of the periodic tasks table, searched and filtered (scheduler/dashboard/
+    schedules.py): what the dashboard's script draws as staff type and page."""
+    query, problems = schedule_query(request.GET)
+    if problems:
+        return bad_params(problems)
+    return JsonResponse(schedules_table(query))
 
 
 @require_GET

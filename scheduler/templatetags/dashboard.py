@@ -105,6 +105,17 @@ def heat_cells(cells: list[dict[str, Any]], label: str = "", counts: bool = Fals
     )
 
 
+@register.simple_tag
+def heat_row_title(row: dict[str, Any]) -> str:
+    """A heatmap row's title: "nightly (scheduler.cleanup)" for one schedule; for a row of many,
+    how many and the first names ("1200 schedules of agents.post: a, b, c, …")."""
+    if row.get("schedules", 1) == 1:
+        return f"{row['name']} ({row['task']})"
+    names = ", ".join(row["names"])
+    more = ", …" if row["schedules"] > len(row["names"]) else ""
+    return f"{row['name']}: {names}{more}"
+
+
 @functools.lru_cache(maxsize=1024)
 def _slot_label(at: datetime, zone: tzinfo) -> str:
     # Every row of the heatmap has the same slots: each label is made once.
@@ -134,12 +145,17 @@ def periodic_rows(
         head, _, tail = change_url.rpartition("/0/")
         url = f"{head}/{pk}/{tail}"
         paused = "" if task["enabled"] else ' <span class="tag">paused</span>'
+        streak = task.get("failure_streak") or 0
+        if streak:
+            paused += f' <span class="tag tag-failing">{int(streak)} failed in a row</span>'
         paused += _pause_line(task.get("pause"), zone)
+        owner = task.get("owner")
+        owned = f" · {escape(owner['type'])} {escape(owner['id'])}" if owner else ""
         actions = _actions_cell(pk, enabled=task["enabled"]) if can_change else ""
         html.append(
             f'<tr data-schedule-id="{pk}" data-enabled="{"true" if task["enabled"] else "false"}">'
             f'<td><a href="{escape(url)}">{escape(task["name"])}</a>{paused}'
-            f'<div class="muted mono">{escape(task["task"])}</div></td>'
+            f'<div class="muted mono">{escape(task["task"])}{owned}</div></td>'
             f"<td>{escape(task['schedule'])}</td>"
             f'<td class="nowrap">{_next_run_cell(task["next_run"], zone)}</td>'
             f'<td class="nowrap">{_last_run_cell(task, zone)}</td>'

@@ -7,7 +7,8 @@
  * live), folds task events into the feed's rows in place by task id, counts them into the
  * last-hour counters and the throughput chart, lists custom events and alerts in the events
  * panel, and re-reads `/dashboard/summary.json` every half minute (sooner after a schedule
- * change) for the slower panels. Incidents opening and closing redraw the "Open incidents"
+ * change) for the slower panels. The periodic tasks table is searched, filtered and paged on
+ * the server (`/dashboard/schedules.json`), its search kept in the URL. Incidents opening and closing redraw the "Open incidents"
  * panel, and failures and new incidents raise toasts (lib/alerts.js). When the socket drops
  * it reconnects with exponential back-off and says so in the header (lib/live.js).
  *
@@ -27,7 +28,7 @@ import { Failures } from "./dashboard/failures.js";
 import { Feed } from "./dashboard/feed.js";
 import { fitAllSoon } from "./dashboard/fit.js";
 import { Incidents } from "./dashboard/incidents.js";
-import { renderPeriodic } from "./dashboard/periodic.js";
+import { SchedulesTable } from "./dashboard/periodic.js";
 import { summaryReader } from "./dashboard/summary.js";
 import { renderUpcoming } from "./dashboard/upcoming.js";
 import { WorkerControls } from "./dashboard/workers.js";
@@ -44,17 +45,16 @@ function dashboard(config, initial) {
   const incidents = new Incidents(config, formats.dayTime);
   const alerts = alertToasts(config.alerts);
   const workers = new WorkerControls(config);
+  const schedules = new SchedulesTable(config, initial.periodic, { format: formats.dayTime });
   watchStale();
   // The chart slides by one bar every minute even when nothing happens.
   setInterval(() => counters.draw(), 10000);
 
-  const summary = summaryReader(config.summary_url, (data) => {
+  // The summary brings the page of the periodic tasks table the search shows.
+  const summaryUrl = () => `${config.summary_url}?${schedules.queryString()}`;
+  const summary = summaryReader(summaryUrl, (data) => {
     counters.load(data);
-    renderPeriodic(data.periodic, {
-      canChange: config.can_change,
-      format: formats.dayTime,
-      declaredDrift: data.declared_drift,
-    });
+    schedules.fromSummary(data.periodic, data.declared_drift);
     renderUpcoming(data.upcoming, formats);
     renderDispatchLag(data.dispatch_lag);
     failures.render(data.failures);

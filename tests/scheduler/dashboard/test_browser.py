@@ -153,6 +153,15 @@ def test_it_shows_a_task_queued_through_the_api_turn_to_success_without_a_reload
         print(f"README screenshot: {DOCS_SCREENSHOT} ({DOCS_SCREENSHOT.stat().st_size} bytes)")
     assert path.stat().st_size > 0
 
+    # The periodic tasks are searched on the server as one types; the URL keeps the search.
+    page.fill("#schedule-search", "digest")
+    page.wait_for_function(
+        "() => document.querySelectorAll('#periodic-body tr').length === 1", timeout=TASK_TIMEOUT
+    )
+    assert "morning digest" in page.locator("#periodic-body").inner_text()
+    assert "q=digest" in page.url
+    assert errors == []
+
     # The row opens the task's own page: its timeline, its result.
     row.locator(".c-task a").click()
     page.wait_for_url(f"**/dashboard/tasks/{task_id}/")

@@ -7,7 +7,8 @@ import { getJson } from "../lib/http.js";
 const REFRESH_EVERY = 30000;
 const REFRESH_AT_MOST_EVERY = 5000;
 
-/** Reads `url` every half minute and hands the summary to `apply`: {refresh, refreshSoon}. */
+/** Reads `url` (or the URL a function of it gives at each read) every half minute and hands the
+ * summary to `apply`: {refresh, refreshSoon}. */
 export function summaryReader(url, apply) {
   let refreshing = false;
   let lastRefresh = 0;
@@ -18,7 +19,7 @@ export function summaryReader(url, apply) {
     refreshing = true;
     lastRefresh = Date.now();
     try {
-      const summary = await getJson(url);
+      const summary = await getJson(typeof url === "function" ? url() : url);
       if (summary) apply(summary);
     } catch (error) {
       // The server is restarting: the websocket's indicator already says so.

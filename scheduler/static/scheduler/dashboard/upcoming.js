@@ -1,6 +1,7 @@
 /*
- * The upcoming-runs heatmap: runs of enabled schedules in the next 24 hours, per slot, in the
- * same shades as the server's (views.heat_level).
+ * The upcoming-runs heatmap: runs of every enabled schedule in the next 24 hours, per slot, in
+ * the same shades as the server's (views.heat_level). Past what fits, a row holds many
+ * schedules and says how many (selectors.upcoming_runs).
  */
 import { $, el } from "../lib/dom.js";
 import { plural } from "../lib/format.js";
@@ -17,10 +18,20 @@ function noteText(upcoming, format) {
     const tie = more > 0 ? ` (and ${plural(more, "more slot")} as busy)` : "";
     text += `Busiest: ${format.format(Date.parse(busiest.at))}, ${runs(busiest.runs)}${tie}. `;
   }
-  if (upcoming.schedules_read < upcoming.schedules_enabled) {
-    text += `Showing the first ${upcoming.schedules_read} of ${upcoming.schedules_enabled} enabled schedules. `;
+  if (upcoming.schedules_enabled) {
+    const rows = plural(upcoming.rows.length, "row");
+    const idle = upcoming.idle ? `, ${upcoming.idle} with no run in the next 24 hours` : "";
+    const grouped = upcoming.grouped ? ": a row of many schedules says how many" : "";
+    text += `${plural(upcoming.schedules_enabled, "enabled schedule")} in ${rows}${idle}${grouped}. `;
   }
   return text;
+}
+
+/** The server's heat_row_title: "name (task)", or how many and the first names. */
+function rowTitle(row) {
+  if ((row.schedules || 1) === 1) return `${row.name} (${row.task})`;
+  const more = row.schedules > row.names.length ? ", …" : "";
+  return `${row.name}: ${row.names.join(", ")}${more}`;
 }
 
 function headRow(slots, format) {
@@ -47,19 +58,20 @@ function totalRow(upcoming, slots, format) {
 
 function frequentRow(row, upcoming, slots) {
   const more = `more than ${upcoming.per_schedule} runs`;
+  const runs = row.schedules > 1 ? "each runs" : "runs";
   return el(
     "tr",
-    { class: "frequent" },
-    el("td", { class: "label", title: `${row.name} (${row.task}): ${more} in 24 hours`, text: row.name }),
-    el("td", { class: "cell band", colspan: slots.length, text: `runs all day: ${more}, left out of the totals` }),
+    { class: "frequent", "data-schedules": row.schedules },
+    el("td", { class: "label", title: `${rowTitle(row)}: ${more} in 24 hours`, text: row.name }),
+    el("td", { class: "cell band", colspan: slots.length, text: `${runs} all day: ${more}, left out of the totals` }),
   );
 }
 
 function scheduleRow(row, slots, rowPeak, format) {
   return el(
     "tr",
-    {},
-    el("td", { class: "label", title: `${row.name} (${row.task})`, text: row.name }),
+    { "data-schedules": row.schedules },
+    el("td", { class: "label", title: rowTitle(row), text: row.name }),
     ...row.counts.map((count, k) =>
       el("td", {
         class: `cell h${heatLevel(count, rowPeak)}`,
