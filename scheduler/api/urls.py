@@ -5,7 +5,7 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from scheduler.api import alerts, backfills, dead_letters, incidents, previews, views
+from scheduler.api import alerts, backfills, dead_letters, incidents, previews, queues, views
 from scheduler.api.waiting import task_detail
 
 
@@ -72,6 +72,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="api-dead-letter-discard",
     ),
     *router.urls,
+    *queues.urlpatterns,
     *alerts.urlpatterns,
     *incidents.urlpatterns,
 ]

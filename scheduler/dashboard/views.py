@@ -27,7 +27,13 @@ from scheduler.catalog import load_catalog
 from scheduler.dashboard.alerts import alerts_config, incidents_panel
 from scheduler.live.consumers import EventFilter, FilterError
 from scheduler.observability.health import check_beat, health_report
-from scheduler.permissions import CHANGE_SCHEDULE, RUN_TASKS, can_view_dashboard, staff_has
+from scheduler.permissions import (
+    CHANGE_SCHEDULE,
+    CONTROL_WORKERS,
+    RUN_TASKS,
+    can_view_dashboard,
+    staff_has,
+)
 from scheduler.protocol import FINISHED_STATES
 
 View = Callable[..., HttpResponse]
@@ -141,6 +147,7 @@ def _permissions(request: HttpRequest) -> dict[str, bool]:
     return {
         "can_change": staff_has(request.user, CHANGE_SCHEDULE),
         "can_run": staff_has(request.user, RUN_TASKS),
+        "can_control_workers": staff_has(request.user, CONTROL_WORKERS),
     }
 
 

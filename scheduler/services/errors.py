@@ -52,3 +52,11 @@ class DeadLetterResolved(ValueError):
         self.dead_letter_id = dead_letter_id
         self.status = status
         super().__init__(f"dead letter {dead_letter_id} was {status} already")
+
+
+class QueueNotFound(LookupError):
+    """A queue name that is not one of ours (config/queues.py)."""
+
+    def __init__(self, queue: str, known: list[str]):
+        self.queue = queue
+        super().__init__(f"no queue named {queue!r} (queues: {', '.join(known)})")

@@ -1,6 +1,7 @@
 """`manage.py scheduler <verb>`: the catalog, schedules, runs, history, logs and health; dead
-letters (scheduler/cli/dead_letters.py); backfills (scheduler/cli/backfills.py); alert rules,
-channels and incidents (their verbs: scheduler/cli/alerts.py and incidents.py).
+letters (scheduler/cli/dead_letters.py); backfills (scheduler/cli/backfills.py); revoking runs
+and pausing, resuming and purging queues (scheduler/cli/control.py); alert rules, channels and
+incidents (their verbs: scheduler/cli/alerts.py and incidents.py).
 
 Reads go through `scheduler.selectors`, writes through `scheduler.services` (with
 source=cli), rendering through `scheduler.cli.output`. Every error is a CommandError: one line
@@ -37,6 +38,8 @@ from scheduler.cli import output as out
 from scheduler.cli.alerts import AlertVerbs, add_alert_verbs
 from scheduler.cli.backfills import REFUSALS as BACKFILL_REFUSALS
 from scheduler.cli.backfills import BackfillVerbs, add_backfill_verbs
+from scheduler.cli.control import REFUSALS as CONTROL_REFUSALS
+from scheduler.cli.control import ControlVerbs, add_control_verbs
 from scheduler.cli.dead_letters import REFUSALS as DEAD_LETTER_REFUSALS
 from scheduler.cli.dead_letters import DeadLetterVerbs, add_dead_letter_verbs
 from scheduler.cli.schedule_files import ScheduleFileError, schedules_document, schedules_read
@@ -49,7 +52,7 @@ from scheduler.observability.health import (
     full_health_report,
     missed_runs,
 )
-from scheduler.observability.queues import queue_depths
+from scheduler.observability.queues import paused_queues, queue_depths
 from scheduler.observability.worker_heartbeats import workers_seen_within
 from scheduler.schedules import schedule_describe
 from scheduler.schedules.declared import DeclarationError, declared_schedules
@@ -109,7 +112,7 @@ _PARSE_OPTION_OF = {
 }
 
 
-class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs):
+class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, ControlVerbs):
     help = (
         "Manage scheduled tasks: catalog, schedules, runs, history, logs and health; dead "
         "letters; alert rules, channels and incidents."
@@ -125,13 +128,14 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs):
         add_backfill_verbs(verbs)
         _add_history_verbs(verbs)
         add_dead_letter_verbs(verbs)
+        add_control_verbs(verbs)
         _add_health_verbs(verbs)
         add_alert_verbs(verbs)
 
     def refusal(self, exc: Exception) -> str | None:
         if isinstance(exc, ScheduleError | ScheduleNotFound | ScheduleParseError):
             return out.one_line(str(exc))
-        if isinstance(exc, DEAD_LETTER_REFUSALS + BACKFILL_REFUSALS):
+        if isinstance(exc, DEAD_LETTER_REFUSALS + BACKFILL_REFUSALS + CONTROL_REFUSALS):
             return out.one_line(str(exc))
         if isinstance(exc, kombu.exceptions.OperationalError):
             return out.one_line(f"cannot reach the broker: {exc}")
@@ -676,11 +680,22 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs):
         summary = ", ".join(f"{status} {count}" for status, count in results.items())
         self._print(f"Last hour:       {summary or 'no results'}")
         self._retention_lines(retention)
+        paused = report["paused_queues"]
         if "error" in queues:
             self._print(f"Queues:          unknown ({queues['error']})")
+            if paused:
+                self._print(f"Paused queues:   {', '.join(sorted(paused))}")
             return
         self._print("Queues:")
-        self._print(out.table(("QUEUE", "WAITING"), queues.items()))
+        self._print(
+            out.table(
+                ("QUEUE", "WAITING", "STATE"),
+                (
+                    (name, depth, _paused_label(paused[name]) if name in paused else "consuming")
+                    for name, depth in queues.items()
+                ),
+            )
+        )
 
     def _beat_lines(self, beat: dict[str, Any] | None) -> None:
         if beat is None:
@@ -757,7 +772,23 @@ def _status_report(*, window: int) -> tuple[dict[str, Any], list[RetentionRow]]:
         report["queues"] = queue_depths()
     except redis.exceptions.RedisError as exc:
         report["queues"] = {"error": out.one_line(str(exc))}
+    # Queue name -> its pause: no worker consumes these until they are resumed.
+    report["paused_queues"] = {
+        name: {
+            "paused_at": out.iso(pause.paused_at),
+            "paused_by": shown["paused_by"],
+            "note": pause.note,
+        }
+        for name, pause in paused_queues().items()
+        for shown in (selectors.queue_pause_shown(pause),)
+    }
     return report, retention
+
+
+def _paused_label(pause: dict[str, Any]) -> str:
+    by = f" by {pause['paused_by']}" if pause["paused_by"] else ""
+    note = f": {pause['note']}" if pause["note"] else ""
+    return f"paused{by}{note}"
 
 
 def _beat_report() -> dict[str, Any]:
