@@ -3,7 +3,9 @@ command line acting as a Django user (`manage.py scheduler ... --as USER`).
 
 Staff only, and then by permission (superusers have them all):
 - watching: `scheduler.view_dashboard`;
-- running catalog tasks, retrying runs, revoking: `scheduler.run_tasks`;
+- running catalog tasks, retrying runs, revoking and terminating them: `scheduler.run_tasks`;
+- pausing, resuming and purging queues (and resizing and stopping workers):
+  `scheduler.control_workers`;
 - editing schedules (create, update, delete, enable, disable, run now): django-celery-beat's
   `change_periodictask` (and `add_`/`delete_` for creating and deleting), as in the admin;
 - resizing, autoscaling and shutting down workers: `scheduler.control_workers`;
@@ -19,6 +21,7 @@ from typing import Any
 
 VIEW_DASHBOARD = "scheduler.view_dashboard"
 RUN_TASKS = "scheduler.run_tasks"
+CONTROL_WORKERS = "scheduler.control_workers"
 ADD_SCHEDULE = "django_celery_beat.add_periodictask"
 CHANGE_SCHEDULE = "django_celery_beat.change_periodictask"
 DELETE_SCHEDULE = "django_celery_beat.delete_periodictask"

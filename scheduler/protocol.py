@@ -97,6 +97,11 @@ class EventType(StrEnum):
     # Staff resolved a dead letter (its run's task id; the letter's id in the data).
     DEAD_LETTER_REQUEUED = "dead_letter.requeued"
     DEAD_LETTER_DISCARDED = "dead_letter.discarded"
+    # Staff stopped consuming a queue on every worker, started again, or emptied it (the
+    # queue's name in the data).
+    QUEUE_PAUSED = "queue.paused"
+    QUEUE_RESUMED = "queue.resumed"
+    QUEUE_PURGED = "queue.purged"
 
 
 # The seeds' event names (seed 002), accepted wherever an event type or pattern is: in
@@ -130,6 +135,7 @@ RUN_EVENTS: tuple[str, ...] = (
 SCHEDULE_EVENTS: tuple[str, ...] = tuple(
     event for event in EventType if event.startswith("schedule.")
 )
+QUEUE_EVENTS: tuple[str, ...] = tuple(event for event in EventType if event.startswith("queue."))
 
 # The message header naming the domain object a run belongs to ("tournament:7"): its events go
 # to that object's group too (a tournament page, a chat session).

@@ -1,6 +1,8 @@
 """django-celery-results' admin, extended: the history of runs, at the size it has in
 production (estimated counts, indexed prefix search, probed date filters), with secret arguments
-masked and a retry that goes through `scheduler.services` like every other write.
+masked, and a retry, a revoke (of runs not started) and a terminate (of running runs) that go
+through `scheduler.services` like every other write (the revoke and the terminate audited as the
+user's, source admin).
 """
 
 from __future__ import annotations
@@ -24,8 +26,9 @@ from scheduler.admin.periodic_tasks import RUN_PERMISSION, AdminOption, format_d
 from scheduler.admin.run_now import queue_each
 from scheduler.models import Source
 from scheduler.observability.pagination import EstimatedCountPaginator
+from scheduler.permissions import RUN_TASKS
 from scheduler.selectors import stored_arguments
-from scheduler.services import ScheduleError, task_result_retry
+from scheduler.services import ScheduleError, TaskNotFound, task_result_retry, task_revoke
 
 admin.site.unregister(TaskResult)
 
@@ -41,7 +44,7 @@ class TaskResultAdmin(StockTaskResultAdmin):
         "duration",
         "worker",
     )
-    actions: AdminOption = ("retry_selected",)
+    actions: AdminOption = ("retry_selected", "revoke_selected", "terminate_selected")
     # A table of millions of rows: each of these is the stock admin's, minus its scans
     # (scheduler/admin/changelists.py, scheduler/observability/pagination.py).
     paginator: ClassVar[AdminOption] = EstimatedCountPaginator
@@ -118,6 +121,10 @@ class TaskResultAdmin(StockTaskResultAdmin):
         # A retry runs a task: the permission that runs periodic tasks now.
         return bool(request.user.has_perm(RUN_PERMISSION))
 
+    def has_revoke_permission(self, request: HttpRequest) -> bool:
+        # As the API's and the dashboard's revoke: the permission that runs catalog tasks.
+        return bool(request.user.has_perm(RUN_TASKS))
+
     @admin.display(description="Periodic task", ordering="periodic_task_name")
     def periodic_task_link(self, obj: TaskResult) -> str:
         name = getattr(obj, "periodic_task_name", "")  # a column mypy's view of the model lacks
@@ -159,6 +166,36 @@ class TaskResultAdmin(StockTaskResultAdmin):
             done="Queued again",
             not_done="was not retried",
             refused=(ScheduleError,),
+        )
+
+    @admin.action(description="Revoke selected (drop runs not started yet)", permissions=["revoke"])
+    def revoke_selected(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:
+        self._revoke(request, queryset, terminate=False)
+
+    @admin.action(description="Terminate selected (stop running runs)", permissions=["revoke"])
+    def terminate_selected(self, request: HttpRequest, queryset: QuerySet[TaskResult]) -> None:
+        self._revoke(request, queryset, terminate=True)
+
+    def _revoke(
+        self, request: HttpRequest, queryset: QuerySet[TaskResult], *, terminate: bool
+    ) -> None:
+        queue_each(
+            self,
+            request,
+            queryset,
+            queue=lambda result: (
+                task_revoke(
+                    task_id=result.task_id,
+                    terminate=terminate,
+                    actor=request.user,
+                    source=Source.ADMIN,
+                ).task_id
+            ),
+            named=_result_label,
+            queued_as=lambda result, task_id: _result_label(result),
+            done="Asked the workers to stop" if terminate else "Asked the workers to drop",
+            not_done="was not terminated" if terminate else "was not revoked",
+            refused=(ScheduleError, TaskNotFound),
         )
 
 

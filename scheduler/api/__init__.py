@@ -1,5 +1,5 @@
 """The REST API under `/api/`: catalog, tasks (run, follow, wait, revoke, retry), schedules,
-dead letters (`dead_letters.py`).
+dead letters (`dead_letters.py`), queues (`queues.py`: pause, resume, purge).
 
 Views are thin: reads go through `scheduler.selectors`, writes through `scheduler.services`,
 whose `ScheduleError` becomes `400 {"field": ["message"]}` (see `errors.py`). Routes are in

@@ -16,12 +16,14 @@ from typing import Any, TypeVar
 from django.urls import reverse
 from drf_spectacular.utils import OpenApiResponse
 from rest_framework import serializers, status
+from rest_framework.authentication import SessionAuthentication
 from rest_framework.exceptions import NotFound
 from rest_framework.pagination import BasePagination, PageNumberPagination
 from rest_framework.permissions import BasePermission
 from rest_framework.request import Request
 from rest_framework.response import Response
 
+from scheduler.models import Source
 from scheduler.permissions import is_staff
 
 T = TypeVar("T")
@@ -59,6 +61,21 @@ class StaffPermission(BasePermission):
         # A fresh instance per request (DRF's get_permissions), so the message is this call's.
         self.message = f"permission required: {permission}"
         return False
+
+
+# The dashboard's buttons call the API with this header, so that the audit trail says where the
+# click was made (scheduler/static/scheduler/dashboard/actions.js).
+SOURCE_HEADER = "X-Scheduler-Source"
+
+
+def request_source(request: Request) -> str:
+    """Source.DASHBOARD for a request of the dashboard's own pages (signed in by its session
+    and saying so in SOURCE_HEADER), else Source.API."""
+    said = request.headers.get(SOURCE_HEADER, "").strip().lower()
+    by_session = isinstance(
+        getattr(request, "successful_authenticator", None), SessionAuthentication
+    )
+    return Source.DASHBOARD if said == Source.DASHBOARD and by_session else Source.API
 
 
 # --- Input ---------------------------------------------------------------------------------------

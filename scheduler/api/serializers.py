@@ -76,7 +76,10 @@ class TaskRevokeSerializer(StrictSerializer):
 
 class TaskRevokedSerializer(serializers.Serializer[Any]):
     task_id = serializers.CharField()
-    status = serializers.CharField(default="revoke requested")
+    status = serializers.CharField(help_text='"revoke requested" or "terminate requested"')
+    state = serializers.CharField(help_text="the run's state when asked (PENDING: queued)")
+    task_name = serializers.CharField()
+    periodic_task_name = serializers.CharField(help_text="empty for a run on demand")
 
 
 @extend_schema_field(

@@ -5,7 +5,16 @@ from __future__ import annotations
 from django.urls import URLPattern, URLResolver, path, register_converter
 from rest_framework.routers import SimpleRouter
 
-from scheduler.api import alerts, backfills, dead_letters, incidents, previews, views, workers
+from scheduler.api import (
+    alerts,
+    backfills,
+    dead_letters,
+    incidents,
+    previews,
+    queues,
+    views,
+    workers,
+)
 from scheduler.api.waiting import task_detail
 
 
@@ -72,6 +81,7 @@ urlpatterns: list[URLPattern | URLResolver] = [
         name="api-dead-letter-discard",
     ),
     *router.urls,
+    *queues.urlpatterns,
     *alerts.urlpatterns,
     *incidents.urlpatterns,
     *workers.urlpatterns,

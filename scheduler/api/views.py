@@ -33,6 +33,7 @@ from scheduler.api.base import (
     found,
     paginated,
     queued_response,
+    request_source,
     validated,
 )
 from scheduler.api.serializers import (
@@ -86,6 +87,7 @@ API_PARTS: tuple[tuple[str, str, str], ...] = (
     ("schedules", "api-schedule-list", "periodic tasks: list, create, update, run, pause, ..."),
     ("backfills", "api-backfills", "a schedule's runs of a range made now, and their progress"),
     ("dead_letters", "api-dead-letters", "runs that failed their last retry: requeue, discard"),
+    ("queues", "api-queues", "queues and their depth: pause, resume and purge one"),
     ("alerts", "api-alert-rules", "alert rules; channels and deliveries beside them"),
     ("incidents", "api-incidents", "incidents: open and past; acknowledge, silence, resolve"),
     ("sessions", "api-session-list", "agents' conversation sessions and their messages"),
@@ -254,19 +256,33 @@ class TaskRevokeView(APIView):
         request=TaskRevokeSerializer,
         responses={202: TaskRevokedSerializer, 400: ERRORS_RESPONSE, 404: NOT_FOUND_RESPONSE},
         description=(
-            "Ask the workers to drop the task (and stop it if it runs, with terminate). "
-            "400 when it has finished already, 404 when no such task was queued or stored. "
-            "Needs `scheduler.run_tasks`."
+            "Ask the workers to drop the run if it has not started, or to stop it (SIGTERM) "
+            "with terminate; audited (revoked or terminated), and shown live as a "
+            "`task.revoked` event. 400 when it has finished already (`task_id`) or runs and "
+            "terminate was not asked (`terminate`), 404 when no such task was queued or "
+            "stored. Needs `scheduler.run_tasks`."
         ),
     )
     def post(self, request: Request, task_id: str) -> Response:
         body = validated(TaskRevokeSerializer, request.data)
         try:
-            services.task_revoke(task_id=task_id, terminate=body["terminate"])
+            outcome = services.task_revoke(
+                task_id=task_id,
+                terminate=body["terminate"],
+                actor=request.user,
+                source=request_source(request),
+            )
         except services.TaskNotFound as exc:
             raise NotFound(str(exc)) from exc
         return Response(
-            {"task_id": task_id, "status": "revoke requested"}, status=status.HTTP_202_ACCEPTED
+            {
+                "task_id": task_id,
+                "status": outcome.status,
+                "state": outcome.state,
+                "task_name": outcome.task_name,
+                "periodic_task_name": outcome.periodic_task_name,
+            },
+            status=status.HTTP_202_ACCEPTED,
         )
 
 

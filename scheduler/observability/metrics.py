@@ -16,8 +16,8 @@ memory (prometheus_client's default). Two shared sources instead:
   and p95 of its sample; only the METRICS_DISPATCH_LAG_SCHEDULES schedules sampled most lately,
   so that 10,000 schedules do not make 60,000 series), the rows and the oldest row of each
   history table (an estimate and an index probe each: a table of millions of rows is never
-  grouped or counted per scrape), queue depths (one pipelined LLEN per queue), beat's heartbeat
-  age, and the workers seen lately.
+  grouped or counted per scrape), queue depths (one pipelined LLEN per queue), which queues
+  staff paused (a handful of rows), beat's heartbeat age, and the workers seen lately.
 
 A source that cannot be read is left out of that scrape and reported by
 `scheduler_metrics_source_up{source=...} 0`: a scrape never fails because Redis or the database
@@ -44,6 +44,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector, CollectorRegistry
 
+from config.queues import QUEUES
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.observability.dispatch_lag import (
     QUANTILES,
@@ -54,7 +55,7 @@ from scheduler.observability.dispatch_lag import (
     write_samples,
 )
 from scheduler.observability.health import beat_heartbeat
-from scheduler.observability.queues import queue_depths
+from scheduler.observability.queues import paused_queues, queue_depths
 from scheduler.observability.worker_heartbeats import workers_seen_within
 from scheduler.protocol import METRICS_DURATIONS_KEY as DURATIONS_KEY
 from scheduler.protocol import METRICS_EVENTS_KEY as EVENTS_KEY
@@ -333,6 +334,15 @@ class SchedulerCollector(Collector):
         return gauge
 
     def _from_database(self) -> Iterator[Metric]:
+        paused = GaugeMetricFamily(
+            "scheduler_queue_paused",
+            "1 while staff have a queue paused (no worker consumes it), else 0; by queue.",
+            labels=["queue"],
+        )
+        stopped = paused_queues()
+        for queue in QUEUES:
+            paused.add_metric([queue], 1 if queue in stopped else 0)
+        yield paused
         if self._history is None:
             return
         rows = GaugeMetricFamily(

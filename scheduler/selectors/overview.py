@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from config.queues import QUEUES
 from scheduler.observability.health import beat_heartbeat, beat_standbys, missed_runs
-from scheduler.observability.queues import queue_depths
+from scheduler.observability.queues import paused_queues, queue_depths
 from scheduler.observability.worker_heartbeats import workers_seen_within
 from scheduler.selectors.dead_letters import dead_letters_overview
 from scheduler.selectors.dispatch import dispatch_lag_overview
@@ -21,19 +21,22 @@ from scheduler.selectors.events import (
     task_throughput,
     tasks_in_flight_since,
 )
+from scheduler.selectors.queues import queue_pause_shown
 from scheduler.selectors.results import task_failures
 from scheduler.selectors.schedules import declared_drift_count, upcoming_runs_shared
 
 
 def workers_and_queues(*, window: float | None = None) -> dict[str, Any]:
-    """Workers heard from in the last `window` seconds and each queue's depth; a broker that
-    cannot be read is reported in `error`, not raised (the dashboard must still render)."""
+    """Workers heard from in the last `window` seconds and each queue's depth and pause; a
+    broker that cannot be read is reported in `error`, not raised (the dashboard must still
+    render)."""
     window = settings.WORKER_HEALTH_WINDOW if window is None else window
     try:
         seen = workers_seen_within(window)
         depths = queue_depths()
     except Exception as exc:
         return {"workers": [], "queues": [], "window": window, "error": str(exc), "beat": None}
+    paused = paused_queues()
     return {
         "beat": beat_overview(),
         "workers": [
@@ -41,7 +44,12 @@ def workers_and_queues(*, window: float | None = None) -> dict[str, Any]:
             for name, at in sorted(seen.items())
         ],
         "queues": [
-            {"name": name, "depth": depths.get(name, 0), "purpose": spec.purpose}
+            {
+                "name": name,
+                "depth": depths.get(name, 0),
+                "purpose": spec.purpose,
+                **queue_pause_shown(paused.get(name)),
+            }
             for name, spec in QUEUES.items()
         ],
         "window": window,

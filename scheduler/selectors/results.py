@@ -134,6 +134,43 @@ def task_known(task_id: str) -> bool:
     )
 
 
+@dataclass(frozen=True)
+class RunIdentity:
+    """What a run is called: its task, its periodic task ("" for an ad-hoc run) and the domain
+    object it belongs to ("" when none), from its stored result or else its latest events."""
+
+    task_id: str
+    task_name: str
+    periodic_task_name: str
+    object_type: str = ""
+    object_id: str = ""
+
+    @property
+    def name(self) -> str:
+        """The name an audit entry of the run goes under: its periodic task's, else its task's."""
+        return self.periodic_task_name or self.task_name or self.task_id
+
+
+def run_identity(task_id: str) -> RunIdentity:
+    result: Any = TaskResult.objects.filter(task_id=task_id).first()
+    task_name = (result.task_name or "") if result is not None else ""
+    periodic = (getattr(result, "periodic_task_name", "") or "") if result is not None else ""
+    object_type = object_id = ""
+    events = TaskEvent.objects.filter(task_id=task_id).order_by("-created_at", "-id")
+    for event in events.only("task_name", "periodic_task_name", "object_type", "object_id")[:20]:
+        task_name = task_name or event.task_name
+        periodic = periodic or event.periodic_task_name
+        if not object_type and event.object_type:
+            object_type, object_id = event.object_type, event.object_id
+    return RunIdentity(
+        task_id=task_id,
+        task_name=task_name,
+        periodic_task_name=periodic,
+        object_type=object_type,
+        object_id=object_id,
+    )
+
+
 def task_result(task_id: str) -> TaskResult | None:
     return TaskResult.objects.filter(task_id=task_id).first()
 
@@ -246,11 +283,19 @@ def error_summary(text: str, *, length: int = ERROR_SUMMARY_LENGTH) -> str:
 
 
 def task_failures(*, limit: int = 20) -> list[dict[str, Any]]:
-    """The latest failed runs, newest first, with their error and whether they can be retried
-    (catalog tasks only: a retry goes through the same validation as a new run)."""
-    known = load_catalog()
+    """The latest failed runs, and runs failing now (an attempt failed, a retry is due: they can
+    be revoked), newest first, with their error; whether a failed run can be retried (catalog
+    tasks only: a retry goes through the same validation as a new run).
+
+    Two reads by the status index, each of `limit` rows: runs wait in RETRY briefly, so those
+    rows are few whatever the size of the history."""
+    known = set(load_catalog().names())
     # Any: mypy misses some of django-celery-results' columns (periodic_task_name, worker).
-    results: Any = TaskResult.objects.filter(status=states.FAILURE).order_by("-date_done", "-id")
+    rows: list[Any] = []
+    for status in (states.FAILURE, states.RETRY):
+        results: Any = TaskResult.objects.filter(status=status).order_by("-date_done", "-id")
+        rows.extend(results[:limit])
+    rows.sort(key=lambda result: (result.date_done, result.pk), reverse=True)
     return [
         {
             "task_id": result.task_id,
@@ -259,9 +304,11 @@ def task_failures(*, limit: int = 20) -> list[dict[str, Any]]:
             "worker": result.worker or "",
             "date_done": result.date_done,
             "error": error_summary(result_error(result)),
-            "retryable": (result.task_name or "") in known,
+            "state": result.status,
+            "retryable": result.status == states.FAILURE and (result.task_name or "") in known,
+            "revocable": result.status == states.RETRY,
         }
-        for result in results[:limit]
+        for result in rows[:limit]
     ]
 
 

@@ -1,5 +1,5 @@
-"""Writes of the scheduler app, by entity (schedules, runs, backfills, dead letters, audit,
-history, retention, accounts). Every create/update/delete goes through a function here: the
+"""Writes of the scheduler app, by entity (schedules, runs, queues, backfills, dead letters,
+audit, history, retention, accounts). Every create/update/delete goes through a function here: the
 admin, the CLI, the API and the other apps call these, and import them from here
 (`from scheduler.services import ...`).
 The queueing and retrying that every app's task bodies share is here too (`enqueue.py`).
@@ -55,6 +55,7 @@ from scheduler.services.errors import (
     DeadLetterNotFound,
     DeadLetterResolved,
     OwnerNotFound,
+    QueueNotFound,
     ScheduleError,
     ScheduleNotFound,
     TaskNotFound,
@@ -87,6 +88,14 @@ from scheduler.services.pauses import (
     schedules_resume,
     schedules_resume_due,
 )
+from scheduler.services.queues import (
+    QUEUE_NOTE_MAX_LENGTH,
+    QueueControl,
+    queue_check,
+    queue_pause,
+    queue_purge,
+    queue_resume,
+)
 from scheduler.services.retention import (
     CLEANUP_SCHEDULE_NAME,
     HISTORY_TABLES,
@@ -98,6 +107,7 @@ from scheduler.services.retention import (
     retention_run,
 )
 from scheduler.services.runs import (
+    RevokeOutcome,
     ValidatedTask,
     params_from_json,
     stored_kwargs,
@@ -148,6 +158,7 @@ __all__ = [
     "NOTE_MAX_LENGTH",
     "PAUSE_AFTER_MAX",
     "POOL_MAX",
+    "QUEUE_NOTE_MAX_LENGTH",
     "AlertNotFound",
     "BackfillNotFound",
     "BackfillPlan",
@@ -156,9 +167,12 @@ __all__ = [
     "DeadLetterNotFound",
     "DeadLetterResolved",
     "OwnerNotFound",
+    "QueueControl",
+    "QueueNotFound",
     "RetentionPolicy",
     "RetentionRow",
     "RetryPolicy",
+    "RevokeOutcome",
     "RuleInput",
     "ScheduleDryRun",
     "ScheduleError",
@@ -196,6 +210,10 @@ __all__ = [
     "owner_schedules_run",
     "params_from_json",
     "policies_check",
+    "queue_check",
+    "queue_pause",
+    "queue_purge",
+    "queue_resume",
     "retention_clear",
     "retention_overview",
     "retention_register",

@@ -68,6 +68,14 @@ def actor_of(user: User) -> Any:
     return user
 
 
+def actor_label(actor: User, actor_name: str = "") -> str:
+    """Who acted, as messages and events name them: the user, else the command line's OS user."""
+    user = actor_of(actor)
+    if user is not None:
+        return str(user.get_username())
+    return actor_name or "system"
+
+
 def audit_write(
     periodic_task: PeriodicTask | None,
     *,

@@ -73,3 +73,11 @@ class WorkerRefused(ValueError):
     def __init__(self, hostname: str, message: str):
         self.hostname = hostname
         super().__init__(message)
+
+
+class QueueNotFound(LookupError):
+    """A queue name that is not one of ours (config/queues.py)."""
+
+    def __init__(self, queue: str, known: list[str]):
+        self.queue = queue
+        super().__init__(f"no queue named {queue!r} (queues: {', '.join(known)})")

@@ -1,6 +1,6 @@
 """Writes of runs: validating a catalog task and its parameters, queueing it (once, on commit,
 with its domain-object header), running one somebody asked for and retrying a stored result
-(both audited), revoking a task."""
+(both audited), revoking or terminating a run (audited)."""
 
 from __future__ import annotations
 
@@ -27,9 +27,15 @@ from scheduler.core.json_input import MalformedJSON, read_json
 from scheduler.core.masking import holds_mask, masked_text
 from scheduler.live.events import event_record
 from scheduler.models import AuditEntry, Source
-from scheduler.protocol import OBJECT_HEADER, PERIODIC_TASK_HEADER, object_header
-from scheduler.selectors import task_known, task_status
-from scheduler.services.audit import audit_write
+from scheduler.protocol import (
+    OBJECT_HEADER,
+    PERIODIC_TASK_HEADER,
+    EventType,
+    RunState,
+    object_header,
+)
+from scheduler.selectors import run_identity, task_known, task_status
+from scheduler.services.audit import actor_label, audit_write
 from scheduler.services.errors import ScheduleError, TaskNotFound, User
 from scheduler.services.owners import header_owner, owner_of_params
 
@@ -270,13 +276,39 @@ def task_result_retry(
     return task_id
 
 
-def task_revoke(*, task_id: str, terminate: bool = False) -> None:
-    """Ask every worker to drop task `task_id`, and to stop it if it runs when `terminate`.
+@dataclass(frozen=True)
+class RevokeOutcome:
+    """What `task_revoke` asked of the workers, for the interfaces to say."""
+
+    task_id: str
+    task_name: str
+    periodic_task_name: str
+    state: str  # the run's state when asked (PENDING: queued, STARTED: running, ...)
+    terminate: bool
+
+    @property
+    def status(self) -> str:
+        return "terminate requested" if self.terminate else "revoke requested"
+
+
+def task_revoke(
+    *,
+    task_id: str,
+    terminate: bool = False,
+    actor: User = None,
+    actor_name: str = "",
+    source: str = Source.SYSTEM,
+) -> RevokeOutcome:
+    """Ask every worker to drop run `task_id` if it has not started, and to stop it (SIGTERM)
+    if it runs when `terminate`; audited (REVOKED or TERMINATED, under the run's periodic task
+    or else its task name), with a `task.revoked` event so that the live pages show it at once.
 
     TaskNotFound when nothing is known of `task_id` (no stored result, no event: a revoke
     would only leave workers holding an id nobody queued). A ScheduleError naming `task_id`
-    when the task has finished already. Workers keep revoked ids in memory: a revoke reaches
-    the task if a worker receives it before its restart.
+    when the run has finished already, or `terminate` when it runs and `terminate` was not
+    asked (a revoke does not stop a running run: it would go on while the page said revoked).
+    Nothing is recorded when the broker cannot be reached. Workers keep revoked ids in memory:
+    a revoke reaches a queued run if a worker receives the run before its restart.
     """
     if not task_known(task_id):
         raise TaskNotFound(task_id)
@@ -286,4 +318,48 @@ def task_revoke(*, task_id: str, terminate: bool = False) -> None:
         raise ScheduleError.on(
             "task_id", f"task {task_id} has finished already ({status.state}): nothing to revoke"
         )
+    if status.state == RunState.STARTED and not terminate:
+        raise ScheduleError.on(
+            "terminate",
+            f"task {task_id} is running: a revoke only drops a run that has not started; "
+            "terminate it to stop it",
+        )
+    run = run_identity(task_id)
+    # First: when the broker is down nothing is audited as done.
     app.control.revoke(task_id, terminate=terminate, signal="SIGTERM")
+    action = AuditEntry.Action.TERMINATED if terminate else AuditEntry.Action.REVOKED
+    who = actor_label(actor, actor_name)
+    with transaction.atomic():
+        audit_write(
+            PeriodicTask.objects.filter(name=run.periodic_task_name).first()
+            if run.periodic_task_name
+            else None,
+            name=run.name,
+            action=action,
+            actor=actor,
+            actor_name=actor_name,
+            source=source,
+            changes={"task_id": [None, task_id], "state": [status.state, RunState.REVOKED]},
+        )
+        # REVOKED at once: a queued run is dropped by the worker that receives it (maybe much
+        # later, from a paused queue), a terminated one as soon as its worker hears of it; each
+        # worker's own `task.revoked` follows. Should the run end otherwise first, its later
+        # event wins on every page (by time).
+        event_record(
+            type=EventType.TASK_REVOKED,
+            task_id=task_id,
+            task_name=run.task_name,
+            periodic_task_name=run.periodic_task_name,
+            state=RunState.REVOKED,
+            message=f"{'terminated' if terminate else 'revoked'} by {who} ({source})",
+            payload={"requested_by": who, "source": source, "terminate": terminate},
+            object_type=run.object_type,
+            object_id=run.object_id,
+        )
+    return RevokeOutcome(
+        task_id=task_id,
+        task_name=run.task_name,
+        periodic_task_name=run.periodic_task_name,
+        state=status.state,
+        terminate=terminate,
+    )

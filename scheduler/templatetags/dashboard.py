@@ -13,6 +13,7 @@ from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import get_current_timezone, localtime
 
 from scheduler.core.formatting import duration_text
+from scheduler.protocol import FINISHED_STATES, RunState
 from scheduler.selectors import error_summary
 
 register = template.Library()
@@ -52,6 +53,15 @@ STATE_LABELS = {
 def error_line(text: str) -> str:
     """A stored error as one line of plain text (selectors.error_summary)."""
     return error_summary(text or "")
+
+
+@register.filter
+def run_control(state: str) -> str:
+    """The stop a run in `state` offers: "terminate" while it runs, "revoke" before it has
+    started, "" once it has finished (static/scheduler/dashboard/states.js says the same)."""
+    if not state or state in FINISHED_STATES:
+        return ""
+    return "terminate" if state == RunState.STARTED else "revoke"
 
 
 @register.filter

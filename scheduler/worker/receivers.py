@@ -36,6 +36,7 @@ from scheduler.observability.worker_heartbeats import (
 )
 from scheduler.worker.dead_letters import dead_letter_keep
 from scheduler.worker.overlap import overlap_rescue, stop_reason_or_none
+from scheduler.worker.queue_pauses import queues_started_for
 from scheduler.worker.result_backend import defer_started
 
 logger = logging.getLogger(__name__)
@@ -103,7 +104,14 @@ def _recycle_database_connections(task: Any = None, **kwargs: Any) -> None:
 def _worker_ready(sender: Any = None, **kwargs: Any) -> None:
     _record(sender.hostname)
     try:
-        queues = [queue.name for queue in sender.app.amqp.queues.consume_from.values()]
+        # As started (-Q), paused queues included: a resume takes them up again
+        # (scheduler/worker/queue_pauses.py).
+        started_for = queues_started_for()
+        queues = (
+            sorted(started_for)
+            if started_for is not None
+            else [queue.name for queue in sender.app.amqp.queues.consume_from.values()]
+        )
         record_worker_queues(sender.hostname, queues)
     except Exception:
         logger.warning("could not record the queues of worker %s", sender.hostname, exc_info=True)

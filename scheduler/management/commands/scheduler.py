@@ -1,6 +1,7 @@
 """`manage.py scheduler <verb>`: the catalog, schedules, runs, history, logs and health; the
 schedules of an agent or a tournament as a group (`pause|resume|run --agent SLUG`); dead
-letters (scheduler/cli/dead_letters.py); backfills (scheduler/cli/backfills.py); workers
+letters (scheduler/cli/dead_letters.py); backfills (scheduler/cli/backfills.py); revoking runs
+and pausing, resuming and purging queues (scheduler/cli/control.py); workers
 (scheduler/cli/workers.py); alert rules, channels and incidents (their verbs:
 scheduler/cli/alerts.py and incidents.py).
 
@@ -41,6 +42,8 @@ from scheduler.cli.alerts import AlertVerbs, add_alert_verbs
 from scheduler.cli.backfills import REFUSALS as BACKFILL_REFUSALS
 from scheduler.cli.backfills import BackfillVerbs, add_backfill_verbs
 from scheduler.cli.commands import add_to_every_verb
+from scheduler.cli.control import REFUSALS as CONTROL_REFUSALS
+from scheduler.cli.control import ControlVerbs, add_control_verbs
 from scheduler.cli.dead_letters import REFUSALS as DEAD_LETTER_REFUSALS
 from scheduler.cli.dead_letters import DeadLetterVerbs, add_dead_letter_verbs
 from scheduler.cli.groups import GroupVerbs, add_clear_verb, add_owner_arguments, owner_given
@@ -57,7 +60,7 @@ from scheduler.observability.health import (
     full_health_report,
     missed_runs,
 )
-from scheduler.observability.queues import queue_depths
+from scheduler.observability.queues import paused_queues, queue_depths
 from scheduler.observability.worker_heartbeats import workers_seen_within
 from scheduler.permissions import (
     ADD_ALERT_CHANNEL,
@@ -180,6 +183,10 @@ _NEEDS: dict[str, tuple[str, ...]] = {
     "incidents ack": (MANAGE_ALERTS,),
     "incidents silence": (MANAGE_ALERTS,),
     "incidents resolve": (MANAGE_ALERTS,),
+    "revoke": (RUN_TASKS,),
+    "queue pause": (CONTROL_WORKERS,),
+    "queue resume": (CONTROL_WORKERS,),
+    "queue purge": (CONTROL_WORKERS,),
     "worker grow": (CONTROL_WORKERS,),
     "worker shrink": (CONTROL_WORKERS,),
     "worker autoscale": (CONTROL_WORKERS,),
@@ -202,7 +209,9 @@ def permissions_needed(options: Mapping[str, Any]) -> tuple[str, ...]:
     return _NEEDS.get(f"{verb} {action}" if action else verb, ())
 
 
-class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, GroupVerbs, RunVerbs, WorkerVerbs):
+class Command(
+    AlertVerbs, DeadLetterVerbs, BackfillVerbs, ControlVerbs, GroupVerbs, RunVerbs, WorkerVerbs
+):
     help = (
         "Manage scheduled tasks: catalog, schedules, runs, history, logs and health; the "
         "schedules of an agent or a tournament; dead letters; workers; alert rules, channels "
@@ -222,6 +231,7 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, GroupVerbs, RunVerbs, 
         add_run_verbs(verbs)
         _add_history_verbs(verbs)
         add_dead_letter_verbs(verbs)
+        add_control_verbs(verbs)
         _add_health_verbs(verbs)
         add_worker_verbs(verbs)
         add_alert_verbs(verbs)
@@ -234,7 +244,9 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, GroupVerbs, RunVerbs, 
     def refusal(self, exc: Exception) -> str | None:
         if isinstance(exc, ScheduleError | ScheduleNotFound | ScheduleParseError | OwnerNotFound):
             return out.one_line(str(exc))
-        if isinstance(exc, DEAD_LETTER_REFUSALS + BACKFILL_REFUSALS + WORKER_REFUSALS):
+        if isinstance(
+            exc, DEAD_LETTER_REFUSALS + BACKFILL_REFUSALS + WORKER_REFUSALS + CONTROL_REFUSALS
+        ):
             return out.one_line(str(exc))
         if isinstance(exc, kombu.exceptions.OperationalError):
             return out.one_line(f"cannot reach the broker: {exc}")
@@ -887,11 +899,22 @@ class Command(AlertVerbs, DeadLetterVerbs, BackfillVerbs, GroupVerbs, RunVerbs, 
         summary = ", ".join(f"{status} {count}" for status, count in results.items())
         self._print(f"Last hour:       {summary or 'no results'}")
         self._retention_lines(retention)
+        paused = report["paused_queues"]
         if "error" in queues:
             self._print(f"Queues:          unknown ({queues['error']})")
+            if paused:
+                self._print(f"Paused queues:   {', '.join(sorted(paused))}")
             return
         self._print("Queues:")
-        self._print(out.table(("QUEUE", "WAITING"), queues.items()))
+        self._print(
+            out.table(
+                ("QUEUE", "WAITING", "STATE"),
+                (
+                    (name, depth, _paused_label(paused[name]) if name in paused else "consuming")
+                    for name, depth in queues.items()
+                ),
+            )
+        )
 
     def _beat_lines(self, beat: dict[str, Any] | None) -> None:
         if beat is None:
@@ -968,7 +991,23 @@ def _status_report(*, window: int) -> tuple[dict[str, Any], list[RetentionRow]]:
         report["queues"] = queue_depths()
     except redis.exceptions.RedisError as exc:
         report["queues"] = {"error": out.one_line(str(exc))}
+    # Queue name -> its pause: no worker consumes these until they are resumed.
+    report["paused_queues"] = {
+        name: {
+            "paused_at": out.iso(pause.paused_at),
+            "paused_by": shown["paused_by"],
+            "note": pause.note,
+        }
+        for name, pause in paused_queues().items()
+        for shown in (selectors.queue_pause_shown(pause),)
+    }
     return report, retention
+
+
+def _paused_label(pause: dict[str, Any]) -> str:
+    by = f" by {pause['paused_by']}" if pause["paused_by"] else ""
+    note = f": {pause['note']}" if pause["note"] else ""
+    return f"paused{by}{note}"
 
 
 def _beat_report() -> dict[str, Any]:

@@ -8,8 +8,10 @@
  * last-hour counters and the throughput chart, lists custom events and alerts in the events
  * panel, and re-reads `/dashboard/summary.json` every half minute (sooner after a schedule
  * change) for the slower panels. The periodic tasks table is searched, filtered and paged on
- * the server (`/dashboard/schedules.json`), its search kept in the URL. Incidents opening and closing redraw the "Open incidents"
- * panel, and failures and new incidents raise toasts (lib/alerts.js). When the socket drops
+ * the server (`/dashboard/schedules.json`), its search kept in the URL. Incidents opening and
+ * closing redraw the "Open incidents" panel, and failures and new incidents raise toasts
+ * (lib/alerts.js). A queue paused, resumed or purged redraws the queues panel at once. When
+ * the socket drops
  * it reconnects with exponential back-off and says so in the header (lib/live.js).
  *
  * Each panel is a module of dashboard/; data only ever reaches the DOM as text.
@@ -59,7 +61,7 @@ function dashboard(config, initial) {
     renderDispatchLag(data.dispatch_lag);
     failures.render(data.failures);
     deadLetters.render(data.dead_letters);
-    renderCluster(data.cluster, formats.time);
+    renderCluster(data.cluster, formats.time, config.can_control_workers);
     workers.render();
     workers.refresh();
     // Matches added and acknowledgements by others send no event: read with the rest.
@@ -77,19 +79,27 @@ function dashboard(config, initial) {
     if (event.type.startsWith("task.") && event.task_id) {
       if (feed.wants(event)) feed.event(event, live);
       counters.count(event);
-      if (event.type === "task.failed") failures.event(event, counters.snapshot);
+      if (event.type === "task.failed" || event.type === "task.retried") {
+        failures.event(event, counters.snapshot);
+      } else {
+        failures.settle(event, counters.snapshot);
+      }
       if (event.type === "task.dead_letter") deadLetters.event(event, counters.snapshot);
       if (event.periodic_task_name && finished.has(event.state)) summary.refreshSoon();
     } else if (event.type.startsWith("schedule.")) {
       summary.refreshSoon();
     } else if (event.type.startsWith("dead_letter.")) {
       deadLetters.remove((event.data || {}).dead_letter_id);
+    } else if (event.type.startsWith("queue.") && live) {
+      // A queue paused, resumed or purged (here or elsewhere): the queues panel says so now.
+      summary.refresh();
     }
   }
 
   installActions(config, (action, body, button) => {
     if (action === "requeue" || action === "discard") deadLetters.remove(button.dataset.id);
-    if (["enable", "disable", "pause", "resume"].includes(action)) summary.refresh();
+    const now = ["enable", "disable", "pause", "resume"].includes(action) || action.startsWith("queue-");
+    if (now) summary.refresh();
     else summary.refreshSoon();
   });
   liveConnection({

@@ -1,6 +1,7 @@
 /*
  * A task's page (templates/scheduler/task_detail.html): its timeline and state badge kept
- * current from the `/ws/events/` websocket, and its Retry button.
+ * current from the `/ws/events/` websocket, its Retry button, and its Revoke (queued) or
+ * Terminate (running) button, which follows the run's state.
  *
  * Data only ever reaches the DOM as text (textContent, attributes): never as HTML.
  */
@@ -8,7 +9,7 @@ import { $, el, readJson } from "./lib/dom.js";
 import { duration, oneLine, timeFormats } from "./lib/format.js";
 import { liveConnection } from "./lib/live.js";
 import { installActions } from "./dashboard/actions.js";
-import { setBadge } from "./dashboard/states.js";
+import { runControl, runControlButton, setBadge } from "./dashboard/states.js";
 
 function timelineItem(event, key, at, format) {
   const item = el(
@@ -50,7 +51,17 @@ function taskPage(config) {
     latest = { at, state: event.state };
     stateBadge.dataset.state = event.state;
     setBadge(stateBadge, event.state);
+    showControl(event.state);
     if (finished.has(event.state)) $("#task-finished").hidden = false;
+  }
+
+  const control = $("#task-control");
+  function showControl(state) {
+    if (!control) return;
+    const shown = $("button[data-action]", control);
+    if ((shown ? shown.dataset.action : "") === runControl(state, finished)) return;
+    const button = runControlButton(config.task_id, state, finished);
+    control.replaceChildren(...(button ? [button] : []));
   }
 
   installActions(config, () => {});

@@ -13,7 +13,8 @@ import time_machine
 from django.urls import reverse
 from django_celery_results.models import TaskResult
 
-from scheduler.models import TaskEvent
+from config.celery import app as celery_app
+from scheduler.models import AuditEntry, TaskEvent
 from tests.forms import ECHO
 from tests.queues import take_queued
 from tests.scheduler.admin.helpers import (
@@ -99,6 +100,56 @@ def test_it_forbids_retry_without_permission_to_run(viewer_client):
 
     assert response.status_code == 200
     assert "retry_selected" not in response.content.decode()
+
+
+@pytest.fixture
+def revoked(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, bool]]:
+    """The revokes the actions sent (task id, terminate), none reaching a broker."""
+    sent: list[tuple[str, bool]] = []
+    monkeypatch.setattr(
+        celery_app.control,
+        "revoke",
+        lambda task_id, terminate=False, **options: sent.append((task_id, terminate)),
+    )
+    return sent
+
+
+def test_it_terminates_running_runs_and_refuses_to_revoke_them(admin_client, revoked):
+    task = make_schedule(name="echoer")
+    results_for(task, "STARTED")
+    done = TaskResult.objects.create(task_id="done-1", task_name=ECHO, status="SUCCESS")
+    running = TaskResult.objects.get(status="STARTED")
+    pks = [running.pk, done.pk]
+
+    revoke = admin_client.post(
+        RESULTS_URL, {"action": "revoke_selected", "_selected_action": pks}, follow=True
+    )
+    terminate = admin_client.post(
+        RESULTS_URL, {"action": "terminate_selected", "_selected_action": pks}, follow=True
+    )
+
+    assert revoked == [(running.task_id, True)]
+    assert any("was not revoked" in text and "is running" in text for text in page_messages(revoke))
+    texts = page_messages(terminate)
+    assert any("was not terminated" in text and "finished already" in text for text in texts)
+    assert any("Asked the workers to stop" in text for text in texts)
+    entry = AuditEntry.objects.exclude(action="created").get()
+    assert (entry.action, entry.periodic_task_name, entry.source) == (
+        "terminated",
+        "echoer",
+        "admin",
+    )
+    assert entry.changes["task_id"] == [None, running.task_id]
+
+
+def test_it_forbids_revoke_and_terminate_without_permission_to_run_tasks(viewer_client):
+    task = make_schedule(name="echoer")
+    results_for(task, "STARTED")
+
+    content = viewer_client.get(RESULTS_URL).content.decode()
+
+    assert "revoke_selected" not in content
+    assert "terminate_selected" not in content
 
 
 # At noon: runs of the last hour fall on one day, as the date hierarchy's query count assumes.

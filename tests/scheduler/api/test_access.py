@@ -48,6 +48,10 @@ def _endpoints(schedule_id: int) -> list[tuple[str, str, Any]]:
         ("get", "/api/dead-letters/1/", None),
         ("post", "/api/dead-letters/1/requeue/", None),
         ("post", "/api/dead-letters/1/discard/", None),
+        ("get", "/api/queues/", None),
+        ("post", "/api/queues/default/pause/", {"note": "x"}),
+        ("post", "/api/queues/default/resume/", None),
+        ("post", "/api/queues/default/purge/", {"confirm": "default"}),
         ("get", "/api/schema/", None),
     ]
 
@@ -115,6 +119,9 @@ def test_it_answers_403_json_to_users_who_are_not_staff():
         ),
         ("post", "/api/dead-letters/1/requeue/", None, "scheduler.run_tasks"),
         ("post", "/api/dead-letters/1/discard/", None, "scheduler.run_tasks"),
+        ("post", "/api/queues/default/pause/", {"note": "x"}, "scheduler.control_workers"),
+        ("post", "/api/queues/default/resume/", None, "scheduler.control_workers"),
+        ("post", "/api/queues/default/purge/", {"confirm": "default"}, "scheduler.control_workers"),
     ],
 )
 def test_it_answers_403_to_staff_without_the_permission_a_write_needs(

@@ -310,11 +310,27 @@ def test_it_asks_the_workers_to_revoke_a_task(api_admin, monkeypatch):
     terminate = api_admin.post(f"/api/tasks/{TASK_ID}/revoke/", {"terminate": True}, format="json")
 
     assert plain.status_code == terminate.status_code == 202
-    assert response_json(plain) == {"task_id": TASK_ID, "status": "revoke requested"}
+    assert response_json(plain) == {
+        "task_id": TASK_ID,
+        "status": "revoke requested",
+        "state": "PENDING",
+        "task_name": "",
+        "periodic_task_name": "",
+    }
+    assert response_json(terminate)["status"] == "terminate requested"
     assert revoked == [
         (TASK_ID, {"terminate": False, "signal": "SIGTERM"}),
         (TASK_ID, {"terminate": True, "signal": "SIGTERM"}),
     ]
+    audit = AuditEntry.objects.order_by("id")
+    assert [(entry.action, entry.source, entry.periodic_task_name) for entry in audit] == [
+        ("revoked", "api", TASK_ID),
+        ("terminated", "api", TASK_ID),
+    ]
+    assert all(entry.actor is not None and entry.actor.is_superuser for entry in audit)
+    shown = TaskEvent.objects.filter(type="task.revoked", task_id=TASK_ID).order_by("id")
+    assert [event.state for event in shown] == ["REVOKED", "REVOKED"]
+    assert shown[0].message.startswith("revoked by ")
 
 
 def test_it_answers_404_to_a_revoke_of_a_task_nobody_queued_and_stores_nothing(

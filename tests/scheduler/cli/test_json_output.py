@@ -114,6 +114,11 @@ CASES: dict[str, tuple[Callable[[World], list[str]], bool]] = {
     "status": (lambda w: ["status"], False),
     "health": (lambda w: ["health"], True),  # no worker, no beat: unhealthy
     "test": (lambda w: ["test", "--timeout", "5"], False),
+    "queue": (lambda w: ["queue", "list"], False),
+    "queue list": (lambda w: ["queue", "list"], False),
+    "queue pause": (lambda w: ["queue", "pause", "webhooks", "--note", "partner down"], False),
+    "queue resume": (lambda w: ["queue", "resume", "webhooks"], False),
+    "queue purge": (lambda w: ["queue", "purge", "webhooks", "--confirm", "webhooks"], False),
     "worker": (lambda w: ["worker", "list"], False),  # no worker answers: an empty list
     "worker list": (lambda w: ["worker", "list"], False),
     "alerts": (lambda w: ["alerts"], False),
@@ -134,8 +139,15 @@ CASES: dict[str, tuple[Callable[[World], list[str]], bool]] = {
 }
 
 
-# The controls of one worker need a worker that answers: test_workers.py gives them one.
-ON_A_REAL_WORKER = {"worker grow", "worker shrink", "worker autoscale", "worker shutdown"}
+# They need a worker that answers (or a run that runs): test_workers.py and test_control.py
+# give them one.
+ON_A_REAL_WORKER = {
+    "revoke",
+    "worker grow",
+    "worker shrink",
+    "worker autoscale",
+    "worker shutdown",
+}
 
 
 def test_the_table_names_every_verb_of_the_command():

@@ -20,6 +20,7 @@ from django.test import Client
 
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.live.events import event_record
+from scheduler.models import QueuePause
 from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
 from tests.clients import client_for
 from tests.factories import TaskResultFactory, UserFactory, make_schedule
@@ -182,6 +183,63 @@ def test_it_shows_the_buttons_only_to_who_may_use_them(codenames, run_buttons, r
     config = json.loads(found.group(1))
     assert config["can_change"] is run_buttons
     assert config["can_run"] is retry_buttons
+
+
+@pytest.mark.parametrize(
+    ("codenames", "stops", "queue_controls"),
+    [
+        (("view_dashboard",), False, False),
+        (("view_dashboard", "run_tasks"), True, False),
+        (("view_dashboard", "control_workers"), False, True),
+    ],
+)
+def test_it_offers_revoke_terminate_and_queue_controls_only_to_who_may_use_them(
+    codenames, stops, queue_controls
+):
+    now = datetime.now(tz=UTC)
+    record_run("run-queued", at=now, end="")
+    event_record(type="task.queued", task_id="run-waiting", state="PENDING", task_name="x.y")
+    record_run("run-done", at=now)
+    TaskResultFactory.create(task_id="run-retrying", status="RETRY", result=FAILED_RESULT)
+    QueuePause.objects.create(queue="llm", paused_by_name="alice", note="model down")
+
+    html = client_for(_user(*codenames)).get("/dashboard/").content.decode()
+
+    feed = html[html.index('id="feed-body"') : html.index('id="feed-empty"')]
+    failures = html[html.index('id="failures-body"') :]
+    queues = html[html.index('id="queues"') : html.index('id="events-card"')]
+    assert ('data-action="terminate" data-task-id="run-queued"' in feed) is stops
+    assert ('data-action="revoke" data-task-id="run-waiting"' in feed) is stops
+    done_row = re.search(r'<tr data-task-id="run-done".*?</tr>', feed, re.S)
+    assert done_row is not None
+    assert "data-action" not in done_row.group(0)
+    assert ('data-action="revoke" data-task-id="run-retrying"' in failures) is stops
+    assert "retrying" in failures
+    assert re.search(r'data-queue="llm" data-paused>.*?badge-paused', queues, re.S)
+    assert 'title="paused by alice: model down"' in queues
+    assert ('data-action="queue-resume" data-queue="llm"' in queues) is queue_controls
+    assert ('data-action="queue-pause" data-queue="default"' in queues) is queue_controls
+    assert ('data-action="queue-purge" data-queue="default"' in queues) is queue_controls
+    found = re.search(r'id="dashboard-config"[^>]*>(.*?)</script>', html)
+    assert found is not None
+    assert json.loads(found.group(1))["can_control_workers"] is queue_controls
+
+
+@pytest.mark.parametrize(
+    ("end", "control"),
+    [("", "terminate"), ("succeeded", None)],
+)
+def test_its_task_page_offers_the_stop_its_state_allows(end, control):
+    record_run("run-1", at=datetime.now(tz=UTC), end=end)
+
+    html = client_for(_user(superuser=True)).get("/dashboard/tasks/run-1/").content.decode()
+
+    shown = re.search(r'<span id="task-control">(.*?)</span>', html, re.S)
+    assert shown is not None
+    if control:
+        assert f'data-action="{control}" data-task-id="run-1"' in shown.group(1)
+    else:
+        assert shown.group(1).strip() == ""
 
 
 def test_it_escapes_what_tasks_report():

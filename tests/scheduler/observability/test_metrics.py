@@ -17,8 +17,10 @@ from django.test.utils import CaptureQueriesContext
 from django_celery_results.models import TaskResult
 from prometheus_client.parser import text_string_to_metric_families
 
+from config.queues import QUEUES
 from scheduler.core.redis_connection import get_redis, redis_key
 from scheduler.live.publisher import Publisher
+from scheduler.models import QueuePause
 from scheduler.observability import metrics as metrics_module
 from scheduler.observability.health import BEAT_HEARTBEAT_KEY
 from scheduler.observability.metrics import DURATIONS_KEY, EVENTS_KEY, TASKS_KEY, MetricsBuffer
@@ -350,3 +352,14 @@ def test_the_readme_lists_every_metric_with_the_labels_it_has():
     }
 
     assert listed == exposed
+
+
+@pytest.mark.django_db
+def test_it_says_which_queues_are_paused(viewer_client):
+    QueuePause.objects.create(queue="webhooks", note="partner down")
+
+    paused = _samples(_families(viewer_client.get("/metrics"))["scheduler_queue_paused"])
+
+    assert paused[(("queue", "webhooks"),)] == 1
+    assert paused[(("queue", "default"),)] == 0
+    assert len(paused) == len(QUEUES)

@@ -1,6 +1,8 @@
 /*
- * The workers and queues panel: workers online, beat's leader and standbys, queue depths;
- * marked stale while the live connection is down (the workers shown may be long gone).
+ * The workers and queues panel: workers online, beat's leader and standbys, queue depths and
+ * pauses (with Pause, Resume and Purge for staff who may control workers: dashboard/actions.js
+ * posts them); marked stale while the live connection is down (the workers shown may be long
+ * gone).
  */
 import { $, el } from "../lib/dom.js";
 import { plural } from "../lib/format.js";
@@ -47,8 +49,38 @@ function renderBeat(beat) {
   );
 }
 
-/** `format`: when a worker was last seen ("13:04:05"). */
-export function renderCluster(cluster, format) {
+function pausedBadge(queue) {
+  const by = queue.paused_by ? ` by ${queue.paused_by}` : "";
+  const note = queue.note ? `: ${queue.note}` : "";
+  return el("span", { class: "badge badge-paused", title: `paused${by}${note}`, text: "paused" });
+}
+
+function queueButtons(queue) {
+  const toggle = queue.paused ? ["queue-resume", "Resume"] : ["queue-pause", "Pause"];
+  return el(
+    "td",
+    { class: "num nowrap" },
+    el("button", { type: "button", class: "btn", "data-action": toggle[0], "data-queue": queue.name, text: toggle[1] }),
+    " ",
+    el("button", { type: "button", class: "btn btn-stop", "data-action": "queue-purge", "data-queue": queue.name, text: "Purge" }),
+  );
+}
+
+function queueRow(queue, canControl) {
+  const name = el("td", { title: queue.purpose }, queue.name);
+  if (queue.paused) name.append(" ", pausedBadge(queue));
+  return el(
+    "tr",
+    { "data-queue": queue.name, "data-paused": Boolean(queue.paused) },
+    name,
+    el("td", { class: "num", text: String(queue.depth) }),
+    canControl ? queueButtons(queue) : null,
+  );
+}
+
+/** `format`: when a worker was last seen ("13:04:05"); `canControl`: the user may pause, resume
+ * and purge queues. */
+export function renderCluster(cluster, format, canControl = false) {
   const error = $("#cluster-error");
   error.hidden = !cluster.error;
   error.textContent = cluster.error ? `Cannot read the broker: ${cluster.error}` : "";
@@ -58,9 +90,5 @@ export function renderCluster(cluster, format) {
       : [el("li", { class: "muted", text: "No worker online." })]),
   );
   renderBeat(cluster.beat);
-  $("#queues").replaceChildren(
-    ...cluster.queues.map((queue) =>
-      el("tr", {}, el("td", { title: queue.purpose, text: queue.name }), el("td", { class: "num", text: String(queue.depth) })),
-    ),
-  );
+  $("#queues").replaceChildren(...cluster.queues.map((queue) => queueRow(queue, canControl)));
 }

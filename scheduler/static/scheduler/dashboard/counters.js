@@ -58,6 +58,7 @@ export class Counters {
       if (old === "queued" || old === "running") {
         this.counts[old] = Math.max(0, this.counts[old] - 1);
         this.known.set(event.task_id, "ended");
+        this.draw();
       }
       return;
     }

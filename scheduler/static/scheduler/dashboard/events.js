@@ -1,6 +1,6 @@
 /*
  * The events panel: events apps publish (`scheduler.live.publish`: a custom type, its source and
- * priority) and alerts, newest first, from the backfill and live, at most EVENT_ROWS of them.
+ * priority), alerts and queue controls, newest first, from the backfill and live, at most EVENT_ROWS of them.
  * Runs and schedule changes have panels of their own; chat messages and leaderboards their pages.
  */
 import { $, el } from "../lib/dom.js";
@@ -11,6 +11,10 @@ const ALERT_LABELS = {
   "incident.opened": "incident opened",
   "incident.resolved": "incident resolved",
   "task.dead_letter": "dead letter",
+  // Staff's controls of a queue (the message says who, and why).
+  "queue.paused": "queue paused",
+  "queue.resumed": "queue resumed",
+  "queue.purged": "queue purged",
 };
 const PRIORITIES = new Set(["low", "normal", "high", "critical"]);
 

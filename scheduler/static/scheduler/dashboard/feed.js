@@ -1,16 +1,19 @@
 /*
  * The live task feed: a row per run, newest first, folded in place by task id as the run's
- * events arrive (rows are updated, never re-created), at most FEED_ROWS of them.
+ * events arrive (rows are updated, never re-created), at most FEED_ROWS of them. A run not
+ * finished has its stop button (Revoke before it starts, Terminate while it runs) for staff who
+ * may run tasks; dashboard/actions.js posts it.
  */
 import { $, el } from "../lib/dom.js";
 import { duration, oneLine } from "../lib/format.js";
 import { fillId } from "../lib/http.js";
 import { fitAllSoon } from "./fit.js";
-import { setBadge } from "./states.js";
+import { runControl, runControlButton, setBadge } from "./states.js";
 
 const FEED_ROWS = 50;
 
-function makeRow() {
+/** `canRun`: the user may revoke and terminate runs (a Stop cell). */
+function makeRow(canRun) {
   return el(
     "tr",
     {},
@@ -20,6 +23,7 @@ function makeRow() {
     el("td", { class: "c-duration num" }),
     el("td", { class: "c-worker mono" }),
     el("td", { class: "c-time nowrap" }, el("time", {})),
+    canRun ? el("td", { class: "c-actions num" }) : null,
   );
 }
 
@@ -43,6 +47,7 @@ export class Feed {
     this.taskUrl = (id) => fillId(config.task_url, id);
     this.finished = finished;
     this.format = format;
+    this.canRun = Boolean(config.can_run);
     // The filter, from the page's query string: see `query` and `wants`.
     this.filter = config.filter || {};
     // Task id -> {data, tr}.
@@ -60,7 +65,7 @@ export class Feed {
     const serverRows = new Map([...this.body.children].map((tr) => [tr.dataset.taskId, tr]));
     for (const row of rows) {
       const data = { ...row, queued_at: Date.parse(row.queued_at), at: row.at ? Date.parse(row.at) : null };
-      const tr = serverRows.get(row.task_id) || makeRow();
+      const tr = serverRows.get(row.task_id) || makeRow(this.canRun);
       if (!tr.isConnected) this.body.append(tr);
       this.entries.set(row.task_id, { data, tr });
       this.render(this.entries.get(row.task_id));
@@ -107,6 +112,15 @@ export class Feed {
     const time = $(".c-time time", tr);
     time.dateTime = new Date(data.queued_at).toISOString();
     time.textContent = this.format.format(data.queued_at);
+    const actions = $(".c-actions", tr);
+    if (actions) {
+      const shown = $("button[data-action]", actions);
+      const wanted = runControl(data.state, this.finished);
+      if ((shown ? shown.dataset.action : "") !== wanted) {
+        const button = runControlButton(data.task_id, data.state, this.finished);
+        actions.replaceChildren(...(button ? [button] : []));
+      }
+    }
   }
 
   /** Same rule as selectors.task_feed: by time, but nothing undoes the end of a run. */
@@ -119,7 +133,7 @@ export class Feed {
   event(event, live) {
     const at = Date.parse(event.at);
     const known = this.entries.get(event.task_id);
-    const entry = known || { data: blank(event.task_id, at), tr: makeRow() };
+    const entry = known || { data: blank(event.task_id, at), tr: makeRow(this.canRun) };
     const data = entry.data;
     data.queued_at = Math.min(data.queued_at, at);
     for (const key of ["task_name", "periodic_task_name", "worker"]) {

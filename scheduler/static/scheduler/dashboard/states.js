@@ -39,3 +39,26 @@ export function setBadge(node, state) {
   node.className = `badge badge-${state.toLowerCase()}`;
   node.textContent = stateLabel(state);
 }
+
+/** The stop a run in `state` offers: "terminate" while it runs, "revoke" before it has started,
+ * "" once it has finished (`finished`: the page's finished states). As the templates'
+ * `run_control` filter. */
+export function runControl(state, finished) {
+  if (!state || finished.has(state)) return "";
+  return state === "STARTED" ? "terminate" : "revoke";
+}
+
+/** The button of `runControl`, or null when there is none. */
+export function runControlButton(taskId, state, finished) {
+  const control = runControl(state, finished);
+  if (!control) return null;
+  const terminate = control === "terminate";
+  return el("button", {
+    type: "button",
+    class: "btn btn-stop",
+    "data-action": control,
+    "data-task-id": taskId,
+    title: terminate ? "stop the running run (SIGTERM)" : "drop the run before it starts",
+    text: terminate ? "Terminate" : "Revoke",
+  });
+}

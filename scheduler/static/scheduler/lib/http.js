@@ -20,8 +20,9 @@ export function errorText(body) {
     .join("; ");
 }
 
-/** POSTs `data` as JSON; the answer's JSON (null if none), or an Error with what was refused. */
-export async function postJson(url, data = {}, token = csrfToken()) {
+/** POSTs `data` as JSON; the answer's JSON (null if none), or an Error with what was refused.
+ * `headers`: more request headers. */
+export async function postJson(url, data = {}, token = csrfToken(), headers = {}) {
   const response = await fetch(url, {
     method: "POST",
     credentials: "same-origin",
@@ -29,6 +30,7 @@ export async function postJson(url, data = {}, token = csrfToken()) {
       Accept: "application/json",
       "Content-Type": "application/json",
       "X-CSRFToken": token,
+      ...headers,
     },
     body: JSON.stringify(data),
   });
