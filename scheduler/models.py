@@ -53,6 +53,8 @@ class ScheduleOptions(models.Model):
     paused_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
+    # Who paused it when no Django user did (the OS user of a command-line run).
+    paused_by_name = models.CharField(max_length=150, blank=True)
     pause_note = models.TextField(blank=True)
     paused_until = models.DateTimeField(null=True, blank=True, db_index=True)
     # Paused by itself after this many failed runs in a row (None: never).

@@ -86,6 +86,8 @@ class EventType(StrEnum):
     SCHEDULE_DISABLED = "schedule.disabled"
     SCHEDULE_DELETED = "schedule.deleted"
     SCHEDULE_RUN_NOW = "schedule.run_now"
+    # Its due times in a range made now (one event per backfill; its progress: backfill.*).
+    SCHEDULE_BACKFILLED = "schedule.backfilled"
     # Paused with a note (by staff, or by itself after failed runs) and resumed (by staff, or by
     # itself when its "until" passed).
     SCHEDULE_PAUSED = "schedule.paused"

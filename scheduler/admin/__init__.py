@@ -21,6 +21,7 @@ from scheduler.admin.backfills import BackfillAdmin
 from scheduler.admin.dead_letters import DeadLetterAdmin
 from scheduler.admin.pauses import pause_step
 from scheduler.admin.periodic_tasks import PeriodicTaskAdmin
+from scheduler.admin.queue_pauses import QueuePauseAdmin
 from scheduler.admin.run_now import ReadOnlyAdmin, RunNowMixin, broker_down_message, queue_each
 from scheduler.admin.task_results import TaskResultAdmin
 
@@ -32,6 +33,7 @@ __all__ = [
     "IncidentAdmin",
     "NotificationDeliveryAdmin",
     "PeriodicTaskAdmin",
+    "QueuePauseAdmin",
     "ReadOnlyAdmin",
     "RunNowMixin",
     "TaskResultAdmin",

@@ -126,7 +126,7 @@ def pause_of(periodic_task: PeriodicTask) -> Pause | None:
     user = options.paused_by if options.paused_by_id is not None else None
     return Pause(
         at=options.paused_at,
-        by=user.get_username() if user is not None else None,
+        by=user.get_username() if user is not None else (options.paused_by_name or None),
         note=options.pause_note,
         until=options.paused_until,
     )

@@ -232,11 +232,9 @@ def backfill_start(
             f"backfill {backfill.pk}: {plan.total} runs from {plan.start.isoformat()} to "
             f"{plan.end.isoformat()} (overlap {plan.overlap})"
         )
-        # A run-now of many runs at once: the audit trail's actions are a migrated choice, and
-        # its `changes` say which backfill it was.
         change_record(
             periodic_task,
-            AuditEntry.Action.RUN_NOW,
+            AuditEntry.Action.BACKFILLED,
             {"backfill": [None, summary]},
             actor=actor,
             actor_name=actor_name,

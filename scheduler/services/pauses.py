@@ -147,14 +147,17 @@ def schedules_pause(
     # last_run_at emptied as PeriodicTask.save() does for a disabled task.
     PeriodicTask.objects.filter(pk__in=pks).update(enabled=False, last_run_at=None)
     ScheduleOptions.objects.filter(periodic_task_id__in=pks).update(
-        paused_at=now, paused_by=actor_of(actor), pause_note=note, paused_until=end
+        paused_at=now,
+        paused_by=actor_of(actor),
+        paused_by_name="" if actor_of(actor) is not None else actor_name,
+        pause_note=note,
+        paused_until=end,
     )
     _changed_beat(pks)
     who = actor_of(actor)
     pause = Pause(
         at=now,
-        # Only a Django user is kept with the pause (paused_by); a command line's OS user is
-        # told in its audit entry and event.
+        # A Django user (paused_by), else a command line's OS user (paused_by_name).
         by=who.get_username() if who is not None else (actor_name or None),
         note=note,
         until=end,
@@ -185,9 +188,8 @@ def _pause_record(
     audit_write(
         row,
         name=row.name,
-        # No "paused" action: AuditEntry's choices would need a migration. A pause is a
-        # disable with a note, and a new note or end of a pause an update.
-        action=AuditEntry.Action.DISABLED if row.enabled else AuditEntry.Action.UPDATED,
+        # A new pause, or a new note or end of the pause it is in.
+        action=AuditEntry.Action.PAUSED,
         actor=actor,
         actor_name=actor_name,
         source=source,
@@ -326,7 +328,7 @@ def _resume_record(
     audit_write(
         row,
         name=row.name,
-        action=AuditEntry.Action.ENABLED,
+        action=AuditEntry.Action.RESUMED,
         actor=actor,
         actor_name=actor_name,
         source=source,

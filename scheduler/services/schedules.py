@@ -718,6 +718,7 @@ def _save_record(
 PAUSE_CLEARED: dict[str, Any] = {
     "paused_at": None,
     "paused_by": None,
+    "paused_by_name": "",
     "pause_note": "",
     "paused_until": None,
     "failure_streak": 0,

@@ -221,10 +221,8 @@ def test_it_pauses_and_resumes_all_schedules_of_the_selected_agents(admin):
     assert listed.count("until resumed: new prompts") == 2
     assert all(enabled().values())
     assert "2 schedules resumed." in resumed.content.decode()
-    assert AuditEntry.objects.filter(action="disabled").count() == len(mine)
-    assert not AuditEntry.objects.filter(
-        periodic_task_id=theirs.periodic_task_id, action="disabled"
-    )
+    assert AuditEntry.objects.filter(action="paused").count() == len(mine)
+    assert not AuditEntry.objects.filter(periodic_task_id=theirs.periodic_task_id, action="paused")
 
 
 def test_it_offers_pause_and_resume_only_with_the_periodic_task_permission():

@@ -318,7 +318,7 @@ def test_it_pauses_and_resumes_a_tournaments_periodic_task(admin):
     assert listed.count(": market data late)") == 1
     assert enabled() == {"Mine": True, "Other": True}
     assert "1 schedule resumed." in resumed
-    assert AuditEntry.objects.filter(action="disabled", source="admin").count() == 1
+    assert AuditEntry.objects.filter(action="paused", source="admin").count() == 1
 
 
 def test_it_resumes_no_schedule_of_a_tournament_that_is_over(admin):

@@ -64,7 +64,7 @@ def test_it_pauses_with_a_note_and_an_end_shown_in_the_list_and_the_change_page(
     assert pause.until is not None
     assert pause.until.isoformat() == "2099-06-01T09:00:00+00:00"  # the admin's zone: UTC
     assert schedule_get("other").enabled
-    entry = AuditEntry.objects.get(action="disabled")
+    entry = AuditEntry.objects.get(action="paused")
     assert (entry.actor, entry.source) == (admin_user, "admin")
     listing = admin_client.get(CHANGELIST_URL).content.decode()
     # In the schedule's own zone.

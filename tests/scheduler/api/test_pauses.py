@@ -39,7 +39,7 @@ def test_it_pauses_with_a_note_and_an_end_shown_in_the_schedules_json():
     assert before + timedelta(hours=2) <= until <= timezone.now() + timedelta(hours=2)
     [listed] = response_json(client.get("/api/schedules/"))["results"]
     assert listed["pause"] == pause
-    entry = AuditEntry.objects.get(action="disabled")
+    entry = AuditEntry.objects.get(action="paused")
     assert (entry.source, entry.actor) == ("api", user)
     assert entry.changes["pause_note"] == ["", "deploy freeze"]
 

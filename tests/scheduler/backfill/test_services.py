@@ -190,7 +190,7 @@ def test_it_writes_the_row_and_the_audit_entry_and_queues_the_publisher_after_co
     assert row.requested_by == user
     assert row.periodic_task_name == "nightly report"
     entry = AuditEntry.objects.get(changes__has_key="backfill")
-    assert (entry.action, entry.actor, entry.source) == ("run_now", user, "api")
+    assert (entry.action, entry.actor, entry.source) == ("backfilled", user, "api")
     assert entry.changes["backfill"][1].startswith(f"backfill {row.pk}: 3 runs from 2025-01-01")
     assert [(message.name, message.options["queue"]) for message in sent] == [
         ("scheduler.backfill", "maintenance")

@@ -65,7 +65,7 @@ def test_a_pause_from_the_command_line_says_who_paused_it():
 
     scheduler("pause", "job", "--note", "deploy")
 
-    entry = AuditEntry.objects.get(action="disabled")
+    entry = AuditEntry.objects.get(action="paused")
     assert entry.actor_name == "alice"
     assert entry.changes["paused_by"] == [None, "alice"]
 

@@ -8,6 +8,7 @@ from datetime import datetime
 import pytest
 from django.core.management.base import CommandError
 
+from scheduler.cli.actor import os_user
 from scheduler.models import AuditEntry
 from scheduler.schedules import pause_of
 from scheduler.services import schedule_get
@@ -21,7 +22,8 @@ def test_it_pauses_with_a_note_and_an_end_shown_by_list_and_show():
 
     said = scheduler("pause", "nightly", "--note", "deploy freeze", "--until", "2h")
 
-    assert said.startswith("Paused 'nightly': until ")
+    # Paused by the OS user who ran the command (no Django user: --as was not given).
+    assert said.startswith(f"Paused 'nightly': by {os_user()} until ")
     assert said.rstrip().endswith(": deploy freeze.")
     listing = scheduler("list")
     row = next(line for line in listing.splitlines() if line.startswith("nightly"))
@@ -29,16 +31,16 @@ def test_it_pauses_with_a_note_and_an_end_shown_by_list_and_show():
     assert " until " in row
     shown = scheduler("show", "nightly")
     assert "enabled:     paused" in shown
-    assert "paused:      until " in shown
+    assert f"paused:      by {os_user()} until " in shown
     assert shown.split("paused:")[1].splitlines()[0].endswith(": deploy freeze")
     [listed] = scheduler_json("list", "--json")
     assert listed["enabled"] is False
     assert listed["pause"]["note"] == "deploy freeze"
-    assert listed["pause"]["paused_by"] is None
+    assert listed["pause"]["paused_by"] == os_user()
     until = datetime.fromisoformat(listed["pause"]["until"])
     assert until == pause_of(schedule_get("nightly")).until  # type: ignore[union-attr]
     assert scheduler_json("show", "nightly", "--json")["pause"] == listed["pause"]
-    assert AuditEntry.objects.get(action="disabled").changes["pause_note"] == ["", "deploy freeze"]
+    assert AuditEntry.objects.get(action="paused").changes["pause_note"] == ["", "deploy freeze"]
 
 
 def test_it_reads_an_end_without_an_offset_in_the_tz_given():

@@ -55,7 +55,7 @@ def test_the_worker_resumes_a_pause_when_its_end_passes(worker: RunningProcess) 
     )
 
     assert pause_of(schedule_get("brief pause")) is None
-    entry = AuditEntry.objects.get(action="enabled")
+    entry = AuditEntry.objects.get(action="resumed")
     assert (entry.source, entry.actor) == ("system", None)
     assert TaskEvent.objects.filter(
         type="schedule.resumed", periodic_task_name="brief pause"

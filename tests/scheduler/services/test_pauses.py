@@ -79,7 +79,7 @@ def test_it_pauses_with_who_why_and_until_when_audited_with_the_note():
         "deploy freeze",
         now + timedelta(hours=2),
     )
-    entry = AuditEntry.objects.get(action="disabled")
+    entry = AuditEntry.objects.get(action="paused")
     assert (entry.actor, entry.source) == (alice, "cli")
     assert entry.changes["pause_note"] == ["", "deploy freeze"]
     assert entry.changes["paused_until"] == [None, (now + timedelta(hours=2)).isoformat()]
@@ -98,7 +98,7 @@ def test_pausing_a_paused_schedule_changes_its_note_and_end():
     pause = pause_of(row)
     assert pause is not None
     assert (pause.note, pause.until) == ("second", None)
-    assert AuditEntry.objects.filter(action="updated").get().changes["pause_note"] == [
+    assert AuditEntry.objects.filter(action="paused").last().changes["pause_note"] == [
         "first",
         "second",
     ]
@@ -172,7 +172,7 @@ def test_resume_forgets_the_pause_and_makes_none_of_the_runs_missed():
     )
     # Beat counts the next run from the resume (not from before the pause): nothing is due now.
     assert row.last_run_at == later
-    entry = AuditEntry.objects.get(action="enabled")
+    entry = AuditEntry.objects.get(action="resumed")
     assert entry.changes["pause_note"] == ["maintenance", ""]
     assert events("schedule.resumed")[0].payload["source"] == "api"
 
@@ -249,7 +249,7 @@ def test_the_watchers_step_resumes_a_pause_that_ended_as_the_system():
     assert done
     assert schedule_get("soon").enabled
     assert not schedule_get("later").enabled
-    entry = AuditEntry.objects.get(action="enabled")
+    entry = AuditEntry.objects.get(action="resumed")
     assert (entry.periodic_task_name, entry.source, entry.actor) == ("soon", "system", None)
     [event] = events("schedule.resumed")
     assert (event.periodic_task_name, event.message) == (
