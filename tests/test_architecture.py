@@ -22,7 +22,7 @@ PRODUCT = ("scheduler", "agents", "tournaments", "config")
 # The imports inside functions in product code (migrations aside), each with its reason. The
 # number may go down; it goes up only with a reason that holds (an optional dependency, Django's
 # app registry, a module that must not load in every process), never to dodge an import cycle.
-FUNCTION_LEVEL_IMPORTS_AT_MOST = 9
+FUNCTION_LEVEL_IMPORTS_AT_MOST = 10
 
 
 def _function_level_imports() -> Iterator[tuple[str, int, bool]]:

@@ -12,6 +12,7 @@ import email.utils
 import json
 import math
 import time
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -30,9 +31,7 @@ from agents.brains.base import (
 from agents.errors import AgentError, ExternalServiceError, PermanentError, RateLimitError
 
 if TYPE_CHECKING:
-    # `openai` is imported where a completion is asked for, not with the app: importing it
-    # takes about a second, which every process (web, worker, beat, each command) would pay at
-    # start although most never talk to a model.
+    # For annotations only: the package itself is imported on first use (`_openai`).
     import openai
     from openai.types.chat import ChatCompletionMessageParam
 
@@ -162,8 +161,7 @@ class OpenAIBrain(Brain):
         )
 
     def _complete(self, messages: list[ChatMessage]) -> BrainReply:
-        import openai
-
+        openai = _openai()
         try:
             # One client per call: nothing shared across forked workers, no pool left open.
             with openai.OpenAI(
@@ -185,9 +183,7 @@ class OpenAIBrain(Brain):
         return self._reply(completion)
 
     def _reply(self, completion: object) -> BrainReply:
-        from openai.types.chat import ChatCompletion
-
-        if not isinstance(completion, ChatCompletion):
+        if not isinstance(completion, _openai().types.chat.ChatCompletion):
             raise self._malformed(f"body is not a chat completion: {str(completion)[:80]!r}")
         choices = getattr(completion, "choices", None)
         if not choices:
@@ -205,8 +201,7 @@ class OpenAIBrain(Brain):
         )
 
     def _map_error(self, exc: openai.OpenAIError) -> AgentError:
-        import openai
-
+        openai = _openai()
         if isinstance(exc, openai.APITimeoutError):
             return ExternalServiceError(SERVICE, f"timed out after {self.timeout:g} s")
         if isinstance(exc, openai.APIConnectionError):
@@ -241,6 +236,15 @@ class OpenAIBrain(Brain):
         if self._api_key:
             text = text.replace(self._api_key, "***")
         return text
+
+
+def _openai() -> ModuleType:
+    """The `openai` package, imported on first use."""
+    # Not with the app: importing it takes about a second, which every process (web, worker,
+    # beat, each command) would pay at start although most never talk to a model.
+    import openai
+
+    return openai
 
 
 def _message_param(message: ChatMessage) -> ChatCompletionMessageParam:

@@ -34,7 +34,15 @@ from scheduler.protocol import OBJECT_ID_MAX, OBJECT_TYPE_MAX
 # The seed's EventPriority, lower-cased.
 PRIORITIES = ("low", "normal", "high", "critical")
 # Ours (EventType): a custom event never reads as a run, a schedule change or an alert.
-RESERVED_PREFIXES = ("task.", "schedule.", "incident.", "dead_letter.")
+RESERVED_PREFIXES = (
+    "task.",
+    "schedule.",
+    "incident.",
+    "dead_letter.",
+    "queue.",
+    "worker.",
+    "backfill.",
+)
 # Data travels in one channel message with the rest of the event, and stays in the event log.
 DATA_MAX_BYTES = 64 * 1024
 SOURCE_MAX = 100

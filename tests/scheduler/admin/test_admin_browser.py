@@ -3,6 +3,7 @@ useful columns fit a 1,280 px screen."""
 
 from __future__ import annotations
 
+import uuid
 from datetime import timedelta
 from typing import Any
 
@@ -33,7 +34,8 @@ def _schedules_with_runs() -> None:
         name = f"tournament spring cup round robin decision loop {index}"
         make_schedule(name=name, task=task, schedule=phrase, tz="America/Argentina/Buenos_Aires")
         stored_run(
-            f"run-{index}",
+            # Unique: a row another test left behind in a shared database never collides.
+            f"admin-browser-run-{index}-{uuid.uuid4().hex[:8]}",
             status=status,
             started=done - timedelta(seconds=754),
             done=done,

@@ -99,6 +99,7 @@ def test_pause_revoke_purge_and_resume_from_the_dashboard(
     )
     assert audit == [
         ("queue_paused", "dashboard"),
+        ("task_run", "api"),  # the run the test queued through the API (`_queue`)
         ("revoked", "dashboard"),
         ("queue_purged", "dashboard"),
         ("queue_resumed", "dashboard"),
