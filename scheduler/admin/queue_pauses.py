@@ -4,13 +4,12 @@ dashboard, the API or the command line, where the queue is chosen from those tha
 
 from __future__ import annotations
 
-from typing import ClassVar
-
 from django.contrib import admin, messages
 from django.db.models import QuerySet
 from django.http import HttpRequest
 from kombu.exceptions import OperationalError
 
+from scheduler.admin.periodic_tasks import AdminOption
 from scheduler.admin.run_now import ReadOnlyAdmin
 from scheduler.models import QueuePause, Source
 from scheduler.permissions import CONTROL_WORKERS, staff_has
@@ -21,7 +20,7 @@ from scheduler.services import QueueNotFound, queue_resume
 class QueuePauseAdmin(ReadOnlyAdmin):
     list_display = ("queue", "paused_at", "who", "note")
     ordering = ("queue",)
-    actions: ClassVar = ["resume"]
+    actions: AdminOption = ("resume",)
 
     @admin.display(description="paused by")
     def who(self, pause: QueuePause) -> str:

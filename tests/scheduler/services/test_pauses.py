@@ -98,7 +98,7 @@ def test_pausing_a_paused_schedule_changes_its_note_and_end():
     pause = pause_of(row)
     assert pause is not None
     assert (pause.note, pause.until) == ("second", None)
-    assert AuditEntry.objects.filter(action="paused").last().changes["pause_note"] == [
+    assert AuditEntry.objects.filter(action="paused").latest("id").changes["pause_note"] == [
         "first",
         "second",
     ]
