@@ -128,6 +128,9 @@ class MetricsBuffer:
                     continue
                 if event_type == EventType.DEAD_LETTER:
                     continue  # the run's task.failed counted it already
+                data = payload.get("data")
+                if isinstance(data, dict) and "requested_by" in data:
+                    continue  # staff's revoke, shown at once; the worker's own event counts it
                 self._tasks[f"{state}{_SEP}{task_name}"] += 1
                 duration = payload.get("duration")
                 if state in TIMED_STATES and isinstance(duration, int | float):

@@ -106,6 +106,25 @@ def test_it_exposes_task_counts_and_the_duration_histogram_by_task(viewer_client
 
 
 @pytest.mark.django_db
+def test_a_revoke_staff_asked_for_is_counted_once_by_the_workers_event(viewer_client):
+    name = _task_name()
+    buffer = MetricsBuffer()
+    requested = event_payload_of(
+        type="task.revoked",
+        task_name=name,
+        state="REVOKED",
+        data={"requested_by": "ops", "source": "dashboard", "terminate": False},
+    )
+    buffer.add([requested, _event(name, "task.revoked", "REVOKED")], delivered=True)
+    buffer.flush()
+
+    tasks = _samples(
+        _families(viewer_client.get("/metrics"))["scheduler_tasks"], "scheduler_tasks_total"
+    )
+    assert tasks[(("state", "REVOKED"), ("task_name", name))] == 1
+
+
+@pytest.mark.django_db
 def test_it_counts_events_published_and_failed_by_type(viewer_client):
     before = _families(viewer_client.get("/metrics"))
     published_before = _samples(before["scheduler_events_published"]).get((("type", "x.a"),), 0)
