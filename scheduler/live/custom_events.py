@@ -33,16 +33,10 @@ from scheduler.protocol import OBJECT_ID_MAX, OBJECT_TYPE_MAX
 
 # The seed's EventPriority, lower-cased.
 PRIORITIES = ("low", "normal", "high", "critical")
-# Ours (EventType): a custom event never reads as a run, a schedule change or an alert.
-RESERVED_PREFIXES = (
-    "task.",
-    "schedule.",
-    "incident.",
-    "dead_letter.",
-    "queue.",
-    "worker.",
-    "backfill.",
-)
+# Ours (EventType): a custom event never reads as a run, a schedule change, an alert or a
+# control of a queue or a worker. (A backfill's progress, `backfill.*`, is sent through this
+# module's own `publish`.)
+RESERVED_PREFIXES = ("task.", "schedule.", "incident.", "dead_letter.", "queue.", "worker.")
 # Data travels in one channel message with the rest of the event, and stays in the event log.
 DATA_MAX_BYTES = 64 * 1024
 SOURCE_MAX = 100
