@@ -28,9 +28,9 @@ from scheduler.api.base import (
     NOT_FOUND_RESPONSE,
     StaffPermission,
     StrictSerializer,
+    request_source,
     validated,
 )
-from scheduler.models import Source
 from scheduler.observability.worker_pools import worker_rows
 from scheduler.permissions import CONTROL_WORKERS
 from scheduler.services.workers import HOSTNAME_PATTERN
@@ -171,7 +171,7 @@ class WorkerPoolView(APIView):
     )
     def post(self, request: Request, hostname: str) -> Response:
         body = validated(PoolChangeSerializer, request.data)
-        who = {"hostname": hostname, "actor": request.user, "source": Source.API}
+        who = {"hostname": hostname, "actor": request.user, "source": request_source(request)}
         if "grow" in body:
             return _controlled(services.worker_pool_grow, n=body["grow"], **who)
         return _controlled(services.worker_pool_shrink, n=body["shrink"], **who)
@@ -204,7 +204,7 @@ class WorkerAutoscaleView(APIView):
             max_processes=body["max"],
             min_processes=body.get("min"),
             actor=request.user,
-            source=Source.API,
+            source=request_source(request),
         )
 
 
@@ -224,7 +224,10 @@ class WorkerShutdownView(APIView):
     )
     def post(self, request: Request, hostname: str) -> Response:
         response = _controlled(
-            services.worker_shutdown, hostname=hostname, actor=request.user, source=Source.API
+            services.worker_shutdown,
+            hostname=hostname,
+            actor=request.user,
+            source=request_source(request),
         )
         response.status_code = status.HTTP_202_ACCEPTED
         return response

@@ -65,9 +65,14 @@ def test_plus_and_minus_resize_the_pool_and_autoscale_is_refused_saying_why(
     refusal = page.locator("#notice .toast[data-kind=error]")
     refusal.filter(has_text="was not started with --autoscale").wait_for(timeout=TASK_TIMEOUT)
     actions = off_the_loop(
-        lambda: list(AuditEntry.objects.order_by("id").values_list("action", "actor__username"))
+        lambda: list(
+            AuditEntry.objects.order_by("id").values_list("action", "actor__username", "source")
+        )
     )
-    assert actions == [("pool_grown", "operator"), ("pool_shrunk", "operator")]
+    assert actions == [
+        ("pool_grown", "operator", "dashboard"),
+        ("pool_shrunk", "operator", "dashboard"),
+    ]
     assert errors == []
 
 

@@ -9,7 +9,7 @@
  * Data only ever reaches the DOM as text.
  */
 import { $, el } from "../lib/dom.js";
-import { getJson, postJson } from "../lib/http.js";
+import { csrfToken, getJson, postJson } from "../lib/http.js";
 import { notify } from "../lib/toasts.js";
 
 // After a control, the pools are read again this many ms later (the worker takes a moment).
@@ -111,7 +111,8 @@ export class WorkerControls {
     }
     target.disabled = true;
     try {
-      const done = await postJson(url, body);
+      // Audited as the dashboard's (scheduler/api/base.py `request_source`).
+      const done = await postJson(url, body, csrfToken(), { "X-Scheduler-Source": "dashboard" });
       notify(`${hostname}: ${done.detail}.`);
       for (const wait of READ_AGAIN_AFTER) setTimeout(() => this.refresh(), wait);
     } catch (error) {
