@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Tools that load settings without serving anything (mypy's Django plugin) need some key.
 TOOL_ENV := SECRET_KEY=$${SECRET_KEY:-not-a-secret-tools-only}
 
-.PHONY: run test test-suite faults lint format bench clean requirements browser
+.PHONY: run test test-suite faults cluster lint format bench clean requirements browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -34,12 +34,13 @@ run: $(VENV)/.installed-base .env
 	$(BIN)/python manage.py collectstatic --noinput --verbosity 0
 	$(BIN)/python manage.py stack up --seed-demo --host $(HOST) --port $(PORT)
 
-## test: the whole test suite: unit, integration and security tests, then the fault suite
-test: test-suite faults
+## test: the whole test suite: unit, integration and security tests, then the fault suite and
+## the cluster suite
+test: test-suite faults cluster
 
 ## test-suite: every test but the fault suite, on DATABASE_URL and REDIS_URL (default: embedded)
 test-suite: $(VENV)/.installed-dev browser
-	$(BIN)/python -m pytest -m "not faults" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m "not faults and not cluster" $(PYTEST_ARGS)
 
 ## faults: the fault suite alone (tests/faults/): real processes, with Redis and PostgreSQL
 ## servers of its own that it restarts; figures in benchmarks/results/faults.json
@@ -47,6 +48,13 @@ faults: $(VENV)/.installed-dev browser
 	env -u REDIS_URL -u CELERY_BROKER_URL -u CHANNEL_LAYER_URL TEST_EMBEDDED_REDIS=1 \
 		$(BIN)/python -m tests.faults.postgres -- \
 		$(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
+
+## cluster: the cluster suite alone (tests/cluster/): hosts made as Linux network namespaces
+## (root; skipped elsewhere, saying why), a data host with PostgreSQL and Redis of their own
+cluster: $(VENV)/.installed-dev
+	env -u REDIS_URL -u CELERY_BROKER_URL -u CHANNEL_LAYER_URL -u DATABASE_URL \
+		$(BIN)/python -m tests.cluster.run -- \
+		$(BIN)/python -m pytest -m cluster tests/cluster $(PYTEST_ARGS)
 
 ## browser: Debian's Chromium for the dashboard's browser test (never a downloaded browser)
 browser:

@@ -1,0 +1,66 @@
+"""The cluster suite's hosts (tests/cluster/run.py made them and named them in CLUSTER_HOSTS),
+and processes started on them: each stopped, process group and all, by the fixture that started
+it. Outside `make cluster` the suite skips, saying how to run it."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+
+from scheduler.devstack.stack import worker_argv
+from tests.cluster.network import Host, Network
+from tests.processes import RunningProcess, child_env, start_process
+
+HOSTS_VARIABLE = "CLUSTER_HOSTS"
+
+
+class Cluster(Network):
+    """The hosts of this run (made by tests/cluster/run.py, not by the tests)."""
+
+    def down(self) -> None:  # run.py removes them
+        raise AssertionError("the cluster's hosts are removed by tests/cluster/run.py")
+
+
+@pytest.fixture(scope="session")
+def cluster() -> Cluster:
+    described = os.environ.get(HOSTS_VARIABLE)
+    if not described:
+        pytest.skip("the cluster suite runs on hosts of its own: `make cluster` (root)")
+    found = json.loads(described)
+    hosts = {host["name"]: Host(**host) for host in found["hosts"]}
+    return Cluster(hosts=hosts, client_address=found["client"], _prefix=found["switch"][:-7])
+
+
+StartOn = Callable[..., RunningProcess]
+
+
+@pytest.fixture
+def start_on(run_dir: Path) -> Iterator[StartOn]:
+    """`start_on(host, name, argv, **env)`: a process on `host`, stopped after the test."""
+    started: list[RunningProcess] = []
+
+    def start(host: Host, name: str, argv: Sequence[str], **env: str) -> RunningProcess:
+        running = start_process(
+            f"{name}-{host.name}", host.wrap(argv), env=child_env(**env), log_dir=run_dir
+        )
+        started.append(running)
+        return running
+
+    yield start
+    for running in reversed(started):
+        running.stop()
+
+
+def host_worker_argv(*, queues: Sequence[str], concurrency: int = 2) -> list[str]:
+    """A worker named after the host it runs on (`worker@<hostname>`)."""
+    return worker_argv(
+        python=sys.executable,
+        hostname="worker@%h",
+        queues=queues,
+        extra=("-c", str(concurrency), "--without-mingle", "--without-gossip"),
+    )
