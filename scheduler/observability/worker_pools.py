@@ -11,9 +11,11 @@ from typing import Any
 from config.celery import app
 from scheduler.observability.worker_heartbeats import worker_queues, workers_seen_within
 
-# Seconds a broadcast waits for replies; it returns sooner once every worker asked answered.
-# Read at each call (`reply_timeout`): tests that expect no answer shorten it.
-REPLY_TIMEOUT = 2.0
+# Seconds a broadcast waits for replies; it returns sooner once every worker asked answered, so
+# the wait is this long only for a worker that is gone. A busy worker can take seconds to answer
+# (2 s was missed on a loaded machine). Read at each call (`reply_timeout`): tests that expect no
+# answer shorten it.
+REPLY_TIMEOUT = 5.0
 
 
 def reply_timeout(timeout: float | None = None) -> float:

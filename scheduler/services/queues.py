@@ -33,7 +33,7 @@ from scheduler.services.errors import QueueNotFound, ScheduleError, User
 
 QUEUE_NOTE_MAX_LENGTH = QueuePause._meta.get_field("note").max_length or 500
 # Seconds the broadcast waits for the live workers' answers (it stops as soon as all answered).
-REPLY_TIMEOUT = 1.0
+REPLY_TIMEOUT = 3.0
 
 
 @dataclass(frozen=True)

@@ -52,6 +52,7 @@ from scheduler.models import AlertChannel, Backfill, Source
 from scheduler.observability import worker_pools
 from scheduler.observability.worker_heartbeats import forget_worker, record_worker_seen
 from scheduler.services import RuleInput, rule_save
+from scheduler.services import queues as queue_services
 from scheduler.services.incidents import Match, incident_match
 from tests.factories import TaskResultFactory, make_dead_letter, make_schedule, user_with
 from tournaments import services as tournament_services
@@ -219,8 +220,10 @@ def short_waits(monkeypatch: pytest.MonkeyPatch) -> None:
         return await wait(self, min(timeout, 0.01))
 
     monkeypatch.setattr(waiting.TaskWaiter, "wait", shortened)
-    # No worker answers the workers' controls here: a short wait for the answer never coming.
+    # No worker answers the workers' or the queues' controls here: a short wait for the answer
+    # never coming.
     monkeypatch.setattr(worker_pools, "REPLY_TIMEOUT", 0.01)
+    monkeypatch.setattr(queue_services, "REPLY_TIMEOUT", 0.01)
 
 
 @pytest.fixture
