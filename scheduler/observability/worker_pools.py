@@ -3,7 +3,8 @@ its kind, its size, its autoscale range. Every ask waits a bounded time for the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -90,10 +91,27 @@ def pool_of(hostname: str, stats: Mapping[str, Any]) -> WorkerPool:
     )
 
 
+@contextmanager
+def own_connection() -> Iterator[Any]:
+    """A broker connection of this broadcast's own, closed after it.
+
+    Not one of the app's pooled connections: a broadcast that fails half-way (Redis gone while
+    it waits for replies) would hand its connection back to the pool in a state the next
+    `send_task` of the process fails on (an AttributeError inside kombu, a 500 where the API
+    says 503). The dashboard's workers panel asks every few seconds, outage or not.
+    """
+    with app.connection_for_write() as connection:
+        yield connection
+
+
 def worker_pool(hostname: str, *, timeout: float | None = None) -> WorkerPool | None:
     """`hostname`'s pool, or None when it did not answer within `timeout` seconds."""
     wait = reply_timeout(timeout)
-    replies = app.control.inspect(destination=[hostname], timeout=wait, limit=1).stats() or {}
+    with own_connection() as connection:
+        inspect = app.control.inspect(
+            destination=[hostname], timeout=wait, limit=1, connection=connection
+        )
+        replies = inspect.stats() or {}
     stats = replies.get(hostname)
     return pool_of(hostname, stats) if isinstance(stats, dict) else None
 
@@ -127,7 +145,9 @@ def worker_rows(*, window: float, timeout: float | None = None) -> list[WorkerRo
     seen = workers_seen_within(window)
     # Known workers bound the wait: it ends when all of them answered, else at `timeout`.
     wait = reply_timeout(timeout)
-    replies = app.control.inspect(timeout=wait, limit=len(seen) or None).stats() or {}
+    with own_connection() as connection:
+        inspect = app.control.inspect(timeout=wait, limit=len(seen) or None, connection=connection)
+        replies = inspect.stats() or {}
     queues = worker_queues()
     return [
         WorkerRow(
@@ -145,5 +165,9 @@ def worker_rows(*, window: float, timeout: float | None = None) -> list[WorkerRo
 def worker_answers(hostname: str, *, timeout: float | None = None) -> bool:
     """Whether `hostname` answers a ping within `timeout` seconds."""
     wait = reply_timeout(timeout)
-    replies = app.control.ping(destination=[hostname], timeout=wait, limit=1) or []
+    with own_connection() as connection:
+        replies = (
+            app.control.ping(destination=[hostname], timeout=wait, limit=1, connection=connection)
+            or []
+        )
     return any(hostname in reply for reply in replies)

@@ -114,7 +114,8 @@ def task_enqueue(
             # No broker in this deployment: the caller runs the task itself (MIRT's dispatcher).
             app.tasks[checked.task].apply(kwargs=checked.params, task_id=task_id, headers=headers)
             return
-        try:
+
+        def publish(connection: Any = None) -> None:
             app.send_task(
                 checked.task,
                 kwargs=checked.params,
@@ -123,7 +124,18 @@ def task_enqueue(
                 headers=headers,
                 kwargsrepr=json.dumps(checked.params),
                 countdown=countdown,
+                connection=connection,
             )
+
+        try:
+            try:
+                publish()
+            except AttributeError:
+                # kombu's pooled producer whose channel was closed under it (Redis went away
+                # and came back, or is still away): once more on a connection of its own, which
+                # either publishes or raises the broker's own error (the API's 503).
+                with app.connection_for_write() as connection:
+                    publish(connection)
         except Exception as exc:
             # The transaction that asked for this run has committed (its audit entry too): the
             # event log must say the run never left, and the caller gets the error.

@@ -15,7 +15,6 @@ from django_celery_results.models import TaskResult
 from kombu.exceptions import OperationalError
 
 from config.celery import app as celery_app
-from scheduler import services
 from scheduler.catalog import load_catalog
 from scheduler.models import AuditEntry, TaskEvent
 from tests.clients import response_json
@@ -116,11 +115,13 @@ def test_it_answers_415_json_to_a_body_that_is_not_json(api_admin):
     assert "Unsupported media type" in response_json(response)["detail"]
 
 
+@pytest.mark.django_db(transaction=True)
 def test_it_answers_503_json_when_the_broker_is_down(api_admin, monkeypatch):
     def broker_down(*args: Any, **kwargs: Any) -> str:
         raise OperationalError("Error 111 connecting to redis. Connection refused.")
 
-    monkeypatch.setattr(services, "task_run", broker_down)
+    # The send itself fails (after the audited transaction committed), as with Redis down.
+    monkeypatch.setattr(celery_app, "send_task", broker_down)
 
     response = api_admin.post("/api/tasks/", {"task": "scheduler.ping"}, format="json")
 
