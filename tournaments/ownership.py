@@ -1,4 +1,5 @@
-"""A tournament owns its periodic task (its agents' rounds): `manage.py scheduler
+"""A tournament owns its periodic task (its agents' rounds) and the schedules whose parameters
+name it: `manage.py scheduler
 pause|resume|run --tournament ID` (and `clear --tournament`) act on it as the tournament admin's
 actions do: paused whatever its status, resumed or run only while it is live."""
 
@@ -6,6 +7,7 @@ from __future__ import annotations
 
 from scheduler.services import owner_group_register
 from tournaments.models import Tournament
+from tournaments.selectors import tournament_schedule_names
 
 
 def tournament_schedules(key: str, action: str) -> list[str]:
@@ -22,8 +24,8 @@ def tournament_schedules(key: str, action: str) -> list[str]:
             f"{found.name} is {found.status}: only a live tournament's agents run; "
             f"nothing was {'resumed' if action == 'resume' else 'run'}"
         )
-    periodic_task = found.periodic_task
-    return [periodic_task.name] if periodic_task is not None else []
+    # Its own periodic task and every schedule whose parameters name it, as its admin's.
+    return tournament_schedule_names(tournaments=[found])[found.pk]
 
 
 owner_group_register("tournament", "Tournament", tournament_schedules)

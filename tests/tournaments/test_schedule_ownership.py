@@ -48,6 +48,23 @@ def test_a_schedule_made_on_the_command_line_belongs_to_the_tournament_its_param
     assert names == {tournament.pk: ["extra round"], other.pk: []}
 
 
+def test_the_command_lines_group_pause_covers_it():
+    tournament = make_tournament("Mine")
+    scheduler(
+        "create",
+        "extra round",
+        "every hour",
+        "--task",
+        RUN_AGENTS,
+        "--params",
+        json.dumps({"tournament_id": tournament.pk}),
+    )
+
+    scheduler("pause", "--tournament", str(tournament.pk))
+
+    assert _enabled("extra round") == [False]
+
+
 def test_the_tournaments_page_lists_it_and_its_pause_and_resume_cover_it(admin):
     tournament = make_tournament()
     make_entries(tournament, "Alpha")
