@@ -24,6 +24,7 @@ from config.queues import QUEUES
 from scheduler.devstack.stack import beat_argv, embedded_redis_argv, redis_answers, worker_argv
 from scheduler.devstack.supervisor import ManagedProcess, ProcessSpec
 from scheduler.observability.worker_heartbeats import workers_seen_within
+from scheduler.observability.worker_pools import worker_answers
 
 BASE_DIR = Path(settings.BASE_DIR)
 MANAGE = str(BASE_DIR / "manage.py")
@@ -126,6 +127,10 @@ def _ready_or_gone(worker: RunningProcess, within: float) -> bool:
     return worker.hostname in workers_seen_within(within) or worker.process.poll() is not None
 
 
+def _answers_or_gone(worker: RunningProcess) -> bool:
+    return worker.process.poll() is not None or worker_answers(worker.hostname, timeout=2)
+
+
 def start_workers(
     *,
     count: int,
@@ -156,6 +161,14 @@ def start_workers(
                 partial(_ready_or_gone, running, timeout),
                 timeout=timeout,
                 what=f"worker {running.hostname} to become ready",
+            )
+            # Ready (its heartbeat is written) is not yet answering: a worker just started on a
+            # loaded machine can take seconds to answer its first broadcast, which a test of the
+            # worker controls would read as "did not answer".
+            wait_for(
+                partial(_answers_or_gone, running),
+                timeout=timeout,
+                what=f"worker {running.hostname} to answer a ping",
             )
             if running.process.poll() is not None:
                 raise AssertionError(f"worker exited while starting:\n{running.log()}")
