@@ -50,9 +50,11 @@ faults: $(VENV)/.installed-dev browser
 		$(BIN)/python -m pytest -m faults tests/faults $(PYTEST_ARGS)
 
 ## cluster: the cluster suite alone (tests/cluster/): hosts made as Linux network namespaces
-## (root; skipped elsewhere, saying why), a data host with PostgreSQL and Redis of their own
+## (root; skipped elsewhere, saying why), a data host with PostgreSQL and Redis of their own;
+## the figures it measures go to benchmarks/results/cluster.json
 cluster: $(VENV)/.installed-dev
 	env -u REDIS_URL -u CELERY_BROKER_URL -u CHANNEL_LAYER_URL -u DATABASE_URL \
+		CLUSTER_FIGURES=$(CURDIR)/benchmarks/results/cluster.json \
 		$(BIN)/python -m tests.cluster.run -- \
 		$(BIN)/python -m pytest -m cluster tests/cluster $(PYTEST_ARGS)
 

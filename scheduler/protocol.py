@@ -152,6 +152,9 @@ PUBLISHED_AT_HEADER = "published_at"
 OVERLAP_POLICY_HEADER = "overlap_policy"
 BACKFILL_HEADER = "backfill_id"
 OVERLAP_TURN_HEADER = "overlap_turn"
+# The header of a copy published again to run once the claim of another host's worker has
+# ended (scheduler/worker/deduplication.py): that worker's node.
+CLAIM_DEFERRED_HEADER = "claim_deferred_from"
 
 # As long as TaskEvent's columns.
 OBJECT_TYPE_MAX, OBJECT_ID_MAX = 40, 64

@@ -131,6 +131,22 @@ def _database(url: str) -> dict[str, Any]:
         if not config.get("NAME"):
             raise ImproperlyConfigured("DATABASE_URL names no database")
         config.setdefault("CONN_HEALTH_CHECKS", True)
+        # A server that vanished without closing the connection (its host cut off the network)
+        # is given up on after about DB_NETWORK_TIMEOUT seconds, not after the kernel's 15
+        # minutes of retransmissions: below the shortest hard time limit of a run (10 s), so a
+        # worker cut off from the database ends its runs within their limits. Unsent data
+        # (tcp_user_timeout) and silence (keepalives) both count. The URL's own query
+        # parameters (?connect_timeout=...) win.
+        seconds = env.int("DB_NETWORK_TIMEOUT", default=5)
+        config["OPTIONS"] = {
+            "connect_timeout": seconds,
+            "tcp_user_timeout": seconds * 1000,
+            "keepalives": 1,
+            "keepalives_idle": max(1, seconds // 2),
+            "keepalives_interval": 1,
+            "keepalives_count": max(1, seconds - seconds // 2),
+            **config.get("OPTIONS", {}),
+        }
     # Kept open between requests and tasks: a worker reconnecting for every task spent more on
     # connecting (and, on SQLite, on the checkpoint when the last connection closes) than on
     # the task (benchmarks/pipeline.py).
@@ -199,6 +215,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Look for such messages every 10 s (kombu's default looks every 100 s: 10 s x throttle 10).
     "unacked_restore_interval": 10,
     "unacked_restore_throttle": 1,
+    # A broker that vanished without closing the connection (a partition, a failover) fails a
+    # command after this many seconds instead of never: the worker's main process, which
+    # publishes events and acknowledgements, is never stuck for longer.
+    "socket_timeout": 5,
+    "socket_connect_timeout": 5,
+    "socket_keepalive": True,
+    "health_check_interval": 10,
     "global_keyprefix": REDIS_KEY_PREFIX,
 }
 # django-celery-results' table, written with one upsert per state

@@ -1,8 +1,8 @@
 """At most one execution of a task's attempt, however often the broker delivers it.
 
 Redis hands a message out again when
-- the worker holding it died (kill -9, out of memory, machine lost): its unacknowledged
-  messages come back after the visibility timeout;
+- the worker holding it died (kill -9, out of memory, machine lost) or was cut off the network:
+  its unacknowledged messages come back after the visibility timeout;
 - a pool child died mid-run: the run is requeued at once (`task_reject_on_worker_lost`);
 - its ETA or countdown lies further ahead than the visibility timeout: the message is restored
   while a worker still holds it, so two workers (or one, twice) hold it and both run it at its
@@ -10,13 +10,20 @@ Redis hands a message out again when
 
 So before a run's body starts, the worker claims the attempt (task id and retry count) in Redis
 with `SET NX`, naming itself: host, pid, the process's start time, the worker node and a token
-of this delivery. A copy that finds the claim taken looks at its holder: still running it, the
-copy is dropped (acknowledged); dead, the copy takes the claim over and runs. On this host a
-holder is alive while its pid is (and is the same process); on another host, while its worker
-node answers that it has the task active (a remote-control query, only on this rare path). The
-claim lives as long as the run may (its hard time limit and a margin) and is not released at
-the end: a redelivered, ETA or periodic copy first reads the stored state, and a SUCCESS there
-is final.
+of this delivery. The claim is a lease: it lasts the run's hard time limit and a margin, and no
+execution of the attempt can still be going when it ends (the pool kills a run at its hard
+limit, and the run's own watchdog does if the pool cannot: scheduler/worker/watchdog.py). It is
+not released at the end: a redelivered, ETA or periodic copy first reads the stored state, and a
+SUCCESS there is final.
+
+A copy that finds the claim taken looks at its holder:
+- on this host, the holder is alive while its pid is (and is the same process): alive, the copy
+  is dropped (acknowledged); dead, the copy takes the claim over and runs at once;
+- on another host, nothing is asked of it: a host cut off the network answers nobody, and
+  asking would spend the run's own time budget. The copy is published again to run when the
+  lease ends (`Claim.lease_left`, header CLAIM_DEFERRED_HEADER) and acknowledged; then a stored
+  SUCCESS drops it, and otherwise it claims the ended lease and runs, recorded as a possible
+  second execution (the agents' side effects still happen once, through their idempotency keys).
 """
 
 from __future__ import annotations
@@ -30,7 +37,6 @@ from typing import Any
 
 import psutil
 
-from config.celery import app
 from scheduler import protocol
 from scheduler.core.redis_connection import get_redis, redis_key
 
@@ -75,6 +81,8 @@ class Claim:
     acquired: bool
     took_over: bool = False
     holder: Holder | None = None  # who runs it, when not acquired
+    # Seconds the claim of a holder on another host still lasts: the copy runs after them.
+    lease_left: float = 0.0
 
 
 def claim_key(task_id: str, retries: int, turn: int = 0) -> str:
@@ -93,34 +101,18 @@ def this_holder(node: str, token: str = "") -> Holder:
     return Holder(host=socket.gethostname(), pid=pid, started=started, node=node, token=token)
 
 
-# Seconds a remote worker node has to say whether it runs a task.
-NODE_QUERY_TIMEOUT = 2.0
-
-
-def holder_alive(holder: Holder, task_id: str) -> bool:
-    """Whether the process that claimed a run may still be running it."""
-    if holder.host == socket.gethostname():
-        try:
-            process = psutil.Process(holder.pid)
-            # A second of slack: the start time is derived from the boot time, which moves
-            # when the wall clock is stepped.
-            return abs(process.create_time() - holder.started) < 1.0 and (
-                process.status() != psutil.STATUS_ZOMBIE
-            )
-        except (psutil.NoSuchProcess, psutil.AccessDenied):
-            return False
-    return _node_runs(holder.node, task_id)
-
-
-def _node_runs(node: str, task_id: str) -> bool:
-    # A heartbeat says the node lives, not that the child which claimed the run does (one
-    # killed by the OOM killer leaves its node alive): ask the node about the task itself.
-    replies = app.control.inspect([node], timeout=NODE_QUERY_TIMEOUT).query_task(task_id) or {}
-    for answer in replies.values():
-        for state, _ in (answer or {}).values():
-            if state == "active":
-                return True
-    return False
+def holder_alive(holder: Holder) -> bool:
+    """Whether the process on this host that claimed a run is still alive (same pid, same
+    process). A holder on another host is not asked (module docstring): its lease decides."""
+    try:
+        process = psutil.Process(holder.pid)
+        # A second of slack: the start time is derived from the boot time, which moves when the
+        # wall clock is stepped.
+        return abs(process.create_time() - holder.started) < 1.0 and (
+            process.status() != psutil.STATUS_ZOMBIE
+        )
+    except (psutil.NoSuchProcess, psutil.AccessDenied):
+        return False
 
 
 def claim_run(*, task_id: str, retries: int, node: str, ttl_seconds: float, turn: int = 0) -> Claim:
@@ -136,7 +128,14 @@ def claim_run(*, task_id: str, retries: int, node: str, ttl_seconds: float, turn
     if raw is None:  # expired between the two calls
         return Claim(acquired=bool(redis.set(key, me, nx=True, px=ttl_ms)))
     holder = Holder.decode(raw)
-    if holder is not None and holder_alive(holder, task_id):
+    if holder is not None and holder.host != socket.gethostname():
+        left_ms = int(redis.pttl(key))
+        if left_ms == -2:  # expired since it was read
+            return Claim(acquired=bool(redis.set(key, me, nx=True, px=ttl_ms)))
+        # -1: a claim without an expiry (never written so): a whole lease from now.
+        left = left_ms / 1000 if left_ms > 0 else ttl_seconds
+        return Claim(acquired=False, holder=holder, lease_left=left)
+    if holder is not None and holder_alive(holder):
         return Claim(acquired=False, holder=holder)
     if redis.eval(_TAKE_OVER, 1, key, raw, me, ttl_ms):
         return Claim(acquired=True, took_over=True, holder=holder)

@@ -34,6 +34,7 @@ from scheduler.observability.worker_heartbeats import (
     record_worker_queues,
     record_worker_seen,
 )
+from scheduler.worker import watchdog
 from scheduler.worker.dead_letters import dead_letter_keep
 from scheduler.worker.overlap import overlap_rescue, stop_reason_or_none
 from scheduler.worker.queue_pauses import queues_started_for
@@ -72,6 +73,30 @@ def _deliver_events_inline(**kwargs: Any) -> None:
     # with its end, once (scheduler/worker/result_backend.py).
     publisher().deliver_inline()
     defer_started()
+
+
+@worker_process_init.connect
+def _enable_watchdog(**kwargs: Any) -> None:
+    watchdog.enable()
+
+
+def _hard_limit(task: Any) -> float | None:
+    limits = getattr(task, "_limits", None)
+    if limits is not None:
+        return float(limits()[0])
+    given = (getattr(task.request, "timelimit", None) or (None, None))[0]
+    hard = given or task.time_limit or task.app.conf.task_time_limit
+    return float(hard) if hard else None
+
+
+@task_prerun.connect
+def _arm_watchdog(task_id: str | None = None, task: Any = None, **kwargs: Any) -> None:
+    # Before the other receivers of the run's start: they write to the database.
+    if task is None or getattr(task.request, "is_eager", False):
+        return
+    hard = _hard_limit(task)
+    if hard is not None:
+        watchdog.arm(task_id or "", hard)
 
 
 @worker_process_shutdown.connect
@@ -332,3 +357,9 @@ def _task_revoked(
         worker=getattr(request, "hostname", "") or "",
         message=why,
     )
+
+
+@task_postrun.connect
+def _disarm_watchdog(**kwargs: Any) -> None:
+    # After the other receivers of the run's end: its result and events are written by now.
+    watchdog.disarm()

@@ -3,6 +3,9 @@
 A run delivered by the broker first claims its attempt (scheduler/worker/deduplication.py): a second
 copy of a run that succeeded or still runs elsewhere is dropped: acknowledged, its STARTED row
 discarded, and recorded as a `task.duplicate` event carrying the state of the copy that counts.
+A copy whose claim another host holds is published again for when that claim's lease ends, and
+acknowledged; it then runs only if no SUCCESS was stored meanwhile, recorded as a `task.duplicate`
+event too (a possible second execution).
 
 A run sent by beat (or by "Run now", or a backfill) carries its periodic task's name in the message
 headers, and follows that periodic task's overlap policy (a header `overlap_policy` wins over it:
@@ -39,7 +42,7 @@ from typing import Any
 
 import redis
 from celery import Task, states
-from celery.exceptions import Ignore, SoftTimeLimitExceeded
+from celery.exceptions import Ignore, Reject, SoftTimeLimitExceeded
 from django.db import DatabaseError
 from django_celery_results.models import TaskResult
 
@@ -49,6 +52,7 @@ from scheduler.live.events import event_record_safely
 from scheduler.live.publisher import publisher
 from scheduler.protocol import (
     BUFFERED,
+    CLAIM_DEFERRED_HEADER,
     OVERLAP_POLICY_HEADER,
     OVERLAP_TURN_HEADER,
     PERIODIC_TASK_HEADER,
@@ -78,6 +82,11 @@ logger = logging.getLogger(__name__)
 
 # The lock outlives the longest the run may take, so a killed worker cannot hold it for ever.
 _LOCK_MARGIN = 60
+# A claim's lease: the run's hard limit and this margin (more than the watchdog's grace,
+# scheduler/worker/watchdog.py), after which no execution of the run can still be going.
+CLAIM_MARGIN = 10
+# A copy deferred until a lease ends is published for this long after it (seconds).
+_DEFER_SLACK = 1.0
 # cancel_other: how often the waiting run looks whether the other let go, and how long after
 # the other's hard limit it takes the lock anyway (the worker kills a run at its hard limit).
 _WAIT_INTERVAL = 0.05
@@ -246,12 +255,13 @@ class CatalogTask(Task):
         # the first copy may have finished already.
         if (request.delivery_info or {}).get("redelivered") or request.eta or periodic:
             self._drop_if_succeeded(task_id)
+        deferred_from = str(_header(request, CLAIM_DEFERRED_HEADER) or "")
         try:
             claim = claim_run(
                 task_id=task_id,
                 retries=request.retries or 0,
                 node=request.hostname or "",
-                ttl_seconds=self._lock_ttl(),
+                ttl_seconds=self._claim_ttl(),
                 turn=_turn(request),
             )
         except (redis.exceptions.RedisError, OSError) as exc:
@@ -268,6 +278,8 @@ class CatalogTask(Task):
                 claim.holder.pid,
             )
             self._drop_if_succeeded(task_id)  # it may have died after storing its result
+        if not claim.acquired and claim.lease_left > 0 and claim.holder is not None:
+            self._defer(claim.holder.node or claim.holder.host, claim.lease_left)
         if not claim.acquired:
             holder = claim.holder
             where = f"{holder.node or holder.host} (pid {holder.pid})" if holder else "elsewhere"
@@ -275,6 +287,79 @@ class CatalogTask(Task):
             if stored in states.READY_STATES:
                 self._drop_duplicate(f"duplicate delivery dropped: the run ended {stored}", stored)
             self._drop_duplicate(f"duplicate delivery dropped: running in {where}", "STARTED")
+
+        if claim.acquired and deferred_from:
+            self._record_executed_again(deferred_from)
+
+    def _defer(self, holder: str, lease_left: float) -> None:
+        """Publish this copy again to run once the lease of `holder` (on another host) has
+        ended, and acknowledge this one: asking that host whether it still runs the run would
+        spend this run's time budget, and a host cut off the network never answers."""
+        request = self.request
+        run = run_message(request, task_name=self.name)
+        headers = dict(run["headers"])
+        headers[CLAIM_DEFERRED_HEADER] = holder
+        hard, soft = run.get("timelimit") or (None, None)
+        countdown = round(lease_left + _DEFER_SLACK, 3)
+        try:
+            self.app.send_task(
+                self.name,
+                args=run["args"],
+                kwargs=run["kwargs"],
+                task_id=request.id,
+                headers=headers,
+                queue=run["queue"],
+                countdown=countdown,
+                retries=request.retries or 0,
+                time_limit=hard,
+                soft_time_limit=soft,
+            )
+        except Exception as exc:
+            # Given back to the broker instead: a worker gets it again and decides again.
+            logger.warning(
+                "%s[%s]: could not defer the copy (%s): given back", self.name, request.id, exc
+            )
+            discard_started(request.id or "")
+            raise Reject(str(exc), requeue=True) from exc
+        reason = (
+            f"claimed by {holder} on another host: published again to run in {countdown:g} s, "
+            "once that claim's lease has ended, unless the run has succeeded by then"
+        )
+        logger.warning("%s[%s]: %s", self.name, request.id, reason)
+        discard_started(request.id or "")
+        event_record_safely(
+            type="task.duplicate",
+            task_id=request.id or "",
+            task_name=self.name,
+            periodic_task_name=getattr(request, "periodic_task_name", None) or "",
+            state="STARTED",
+            worker=request.hostname or "",
+            message=f"copy deferred: {reason}",
+            payload={"deferred": True, "first": holder, "in_seconds": countdown},
+        )
+        raise Ignore(reason)
+
+    def _record_executed_again(self, first: str) -> None:
+        """This copy runs after the lease of `first`'s claim ended with no SUCCESS stored: the
+        first may have run all or part of the body (a host cut off, then killed by its watchdog),
+        so this is counted and shown as a possible second execution."""
+        request = self.request
+        message = (
+            f"executed again: the claim of {first} ended with no success stored (its host was "
+            "cut off or died); any part of the run it did happens twice, except side effects "
+            "made once through their idempotency keys"
+        )
+        logger.warning("%s[%s]: %s", self.name, request.id, message)
+        event_record_safely(
+            type="task.duplicate",
+            task_id=request.id or "",
+            task_name=self.name,
+            periodic_task_name=getattr(request, "periodic_task_name", None) or "",
+            state="STARTED",
+            worker=request.hostname or "",
+            message=message,
+            payload={"executed_again": True, "first": first},
+        )
 
     def _drop_if_succeeded(self, task_id: str) -> None:
         state = _stored_state_or_none(task_id)
@@ -311,6 +396,9 @@ class CatalogTask(Task):
 
     def _lock_ttl(self) -> int:
         return int(self._limits()[0]) + _LOCK_MARGIN
+
+    def _claim_ttl(self) -> float:
+        return self._limits()[0] + CLAIM_MARGIN
 
     # --- the overlap policy (module docstring) -------------------------------------------------
 

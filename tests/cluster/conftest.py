@@ -64,3 +64,26 @@ def host_worker_argv(*, queues: Sequence[str], concurrency: int = 2) -> list[str
         queues=queues,
         extra=("-c", str(concurrency), "--without-mingle", "--without-gossip"),
     )
+
+
+FIGURES_VARIABLE = "CLUSTER_FIGURES"
+RecordFigures = Callable[..., None]
+
+
+@pytest.fixture(scope="session")
+def record_figures() -> RecordFigures:
+    """`record_figures(name, **figures)`: a test's measured figures, printed, and kept in the
+    JSON file CLUSTER_FIGURES names (`make cluster`: benchmarks/results/cluster.json)."""
+
+    def record(name: str, **figures: object) -> None:
+        print(f"\ncluster: {name}: {json.dumps(figures)}")
+        target = os.environ.get(FIGURES_VARIABLE)
+        if not target:
+            return
+        path = Path(target)
+        kept = json.loads(path.read_text()) if path.exists() else {}
+        kept[name] = figures
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(kept, indent=2, sort_keys=True) + "\n")
+
+    return record

@@ -50,6 +50,11 @@ def _start_postgres(data: Host, root: Path) -> Path:
     with open(pgdata / "postgresql.conf", "a") as conf:
         # The later lines win: bound to the data host's own address, on its own port 5432.
         conf.write(f"\nlisten_addresses = '{data.address}'\nport = {PG_PORT}\n")
+        # A client whose host was cut off and whose process ended meanwhile leaves its session
+        # open on the server until the server asks: after 5 s of silence, as production should.
+        conf.write(
+            "tcp_keepalives_idle = 5\ntcp_keepalives_interval = 1\ntcp_keepalives_count = 3\n"
+        )
     with open(pgdata / "pg_hba.conf", "a") as hba:
         # Every host of the cluster's network, trusted as the machine's own server trusts
         # 127.0.0.1 (a test server).

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 import uuid
 from dataclasses import replace
 from typing import Any
@@ -16,7 +17,8 @@ from django_celery_results.models import TaskResult
 
 from scheduler.core.redis_connection import get_redis
 from scheduler.models import TaskEvent
-from scheduler.system.tasks import ping, sleep
+from scheduler.protocol import CLAIM_DEFERRED_HEADER
+from scheduler.system.tasks import ping
 from scheduler.worker.deduplication import Holder, claim_key, claim_run, holder_alive, this_holder
 from tests.factories import TaskResultFactory
 from tests.processes import wait_for
@@ -87,33 +89,86 @@ def test_each_retry_is_an_attempt_of_its_own():
 
 
 def test_a_holder_on_this_host_is_dead_once_its_pid_is_gone():
-    assert not holder_alive(_dead_holder(), "any")
+    assert not holder_alive(_dead_holder())
     me = this_holder("w1@host")
-    assert holder_alive(me, "any")
-    assert not holder_alive(replace(me, started=me.started - 3600), "any")  # a reused pid
+    assert holder_alive(me)
+    assert not holder_alive(replace(me, started=me.started - 3600))  # a reused pid
 
 
-def test_a_holder_on_another_host_whose_node_does_not_answer_is_dead():
+def test_a_claim_held_on_another_host_is_left_to_its_lease_without_asking_that_host():
+    task_id = str(uuid.uuid4())
+    # A node nobody runs: asking it would wait for an answer that never comes.
     far = Holder(host="far-away-host", pid=123, started=1.0, node=f"w-{uuid.uuid4().hex}@far")
-    assert not holder_alive(far, str(uuid.uuid4()))
+    _redis().set(claim_key(task_id, 0), far.encode(), px=30_000)
+
+    started = time.monotonic()
+    claim = claim_run(task_id=task_id, retries=0, node="w1@host", ttl_seconds=30)
+
+    assert time.monotonic() - started < 0.5
+    assert (claim.acquired, claim.took_over, claim.holder) == (False, False, far)
+    assert 29 < claim.lease_left <= 30
+
+
+def test_a_claim_on_another_host_whose_lease_ended_is_free():
+    task_id = str(uuid.uuid4())
+    far = Holder(host="far-away-host", pid=123, started=1.0, node="w@far")
+    _redis().set(claim_key(task_id, 0), far.encode(), px=1)
+    time.sleep(0.01)
+
+    assert claim_run(task_id=task_id, retries=0, node="w1@host", ttl_seconds=30).acquired
 
 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
-def test_a_holder_on_another_host_is_alive_while_its_node_runs_the_task(celery_worker):
-    result = sleep.apply_async(kwargs={"seconds": 3})
-    wait_for(
-        lambda: _redis().get(claim_key(result.id, 0)) is not None,
-        timeout=15,
-        what="the worker to claim the run",
-    )
-    holder = Holder.decode(_redis().get(claim_key(result.id, 0)))
-    assert holder is not None
-    seen_from_afar = replace(holder, host="another-host")  # asked of its node, not its pid
+def test_a_copy_claimed_on_another_host_runs_once_the_lease_ends_counted_as_executed_again(
+    celery_worker,
+):
+    task_id = str(uuid.uuid4())
+    # Another host claimed the run (and was cut off): its lease has 3 s left.
+    far = Holder(host="far-away-host", pid=123, started=1.0, node="worker@far")
+    _redis().set(claim_key(task_id, 0), far.encode(), px=3_000)
+    sent = time.monotonic()
 
-    assert holder_alive(seen_from_afar, result.id)
-    result.get(timeout=15)
-    assert not holder_alive(seen_from_afar, result.id)
+    ping.apply_async(task_id=task_id).get(timeout=30)
+
+    # Not before the lease ended, and not by spending the run's own time: it was published
+    # again for then.
+    assert time.monotonic() - sent >= 3
+    assert TaskResult.objects.get(task_id=task_id).status == states.SUCCESS
+    events = TaskEvent.objects.filter(task_id=task_id)
+    # The worker writes its events a moment after the result (its publisher's next flush).
+    wait_for(
+        lambda: events.filter(type="task.succeeded").exists(), timeout=15, what="task.succeeded"
+    )
+    deferred = events.get(type="task.duplicate", payload__deferred=True)
+    assert deferred.message.startswith("copy deferred: claimed by worker@far on another host")
+    again = events.get(type="task.duplicate", payload__executed_again=True)
+    assert again.state == "STARTED"
+    assert "executed again: the claim of worker@far ended" in again.message
+    assert again.payload == {"executed_again": True, "first": "worker@far"}
+    assert events.filter(type="task.succeeded").count() == 1
+
+
+@pytest.mark.django_db
+def test_a_deferred_copy_of_a_run_that_succeeded_meanwhile_is_dropped():
+    result = TaskResultFactory.create(status=states.SUCCESS)
+    ping.push_request(
+        id=result.task_id,
+        hostname="w1@test",
+        delivery_info={"exchange": "", "routing_key": "default", "redelivered": False},
+        eta="2026-12-03T10:00:00+00:00",
+        headers={CLAIM_DEFERRED_HEADER: "worker@far"},
+        retries=0,
+        is_eager=False,
+    )
+    try:
+        with pytest.raises(Ignore, match="the run ended SUCCESS"):
+            ping()
+    finally:
+        ping.pop_request()
+    assert not TaskEvent.objects.filter(
+        task_id=result.task_id, type="task.duplicate", message__startswith="executed again"
+    ).exists()
 
 
 def test_a_holder_that_cannot_be_read_counts_as_dead():
