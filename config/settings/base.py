@@ -217,9 +217,10 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "unacked_restore_throttle": 1,
     # A broker that vanished without closing the connection (a partition, a failover) fails a
     # command after this many seconds instead of never: the worker's main process, which
-    # publishes events and acknowledgements, is never stuck for longer.
-    "socket_timeout": 5,
-    "socket_connect_timeout": 5,
+    # publishes events and acknowledgements, is never stuck for longer, and a publish of beat
+    # ends well inside its leadership's fencing window (scheduler/beat/scheduler.py).
+    "socket_timeout": 2,
+    "socket_connect_timeout": 2,
     "socket_keepalive": True,
     "health_check_interval": 10,
     "global_keyprefix": REDIS_KEY_PREFIX,

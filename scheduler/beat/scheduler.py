@@ -414,8 +414,29 @@ return 0
 """
 
 
+def publish_bound() -> float:
+    """The longest one publish to the broker can take (seconds): a connection and a command,
+    each cut short by the broker transport's socket timeouts, tried once (beat publishes with
+    Celery's retries off: a run not published is tried again a second later, fenced again)."""
+    options = settings.CELERY_BROKER_TRANSPORT_OPTIONS
+    connect = float(options.get("socket_connect_timeout") or options.get("socket_timeout") or 0)
+    command = float(options.get("socket_timeout") or 0)
+    if not connect or not command:
+        return math.inf  # no timeouts: a publish may take for ever, so every one is fenced
+    return connect + command + 0.5
+
+
 class Leadership:
-    """The Redis lock that makes one beat of many the one that publishes."""
+    """The Redis lock that makes one beat of many the one that publishes.
+
+    Fencing: a leader renews the lock (PEXPIRE of its TTL) right before a batch of publishes,
+    so no other beat can take it until that renewal's start plus the TTL. A publish may start
+    only while it will surely end before then (`fenced_until`: the renewal's start, plus the
+    TTL, less the longest a publish can take); past it, the lock is renewed again first. A
+    leader cut off from Redis therefore never publishes once another could lead: after a
+    partition heals, the old leader's publishes that were held up have failed, and it finds
+    the lock taken.
+    """
 
     def __init__(self, identity: str, ttl: float) -> None:
         self.identity = identity
@@ -423,6 +444,9 @@ class Leadership:
         self.held = False
         self.since: float | None = None
         self._unreachable = False
+        # time.monotonic() until which a publish may start (see the class docstring).
+        self.fenced_until = -math.inf
+        self._bound = publish_bound()
 
     @property
     def key(self) -> str:
@@ -430,6 +454,8 @@ class Leadership:
 
     def hold(self) -> bool:
         """Renew the lock if held, else try to take it; whether this beat leads now."""
+        asked_at = time.monotonic()
+        self.fenced_until = -math.inf
         try:
             redis: Any = get_redis()
             if self.held:
@@ -453,13 +479,23 @@ class Leadership:
             self._unreachable = True
             self.held = False
             self.since = None
+        if self.held:
+            self.fenced_until = asked_at + self.ttl_ms / 1000 - self._bound
         return self.held
 
     def confirm(self) -> bool:
-        """The fencing check before a publish: still ours (renewed), or not any more."""
+        """The fencing check before a batch of publishes: still ours (renewed), or not any
+        more."""
         if not self.held:
             return False
         return self.hold()
+
+    def may_publish(self) -> bool:
+        """The fencing check before each publish: within the window of the last renewal, or
+        renewed now."""
+        if self.held and time.monotonic() < self.fenced_until:
+            return True
+        return self.confirm()
 
     def leader(self) -> str | None:
         try:
@@ -685,13 +721,22 @@ class DatabaseScheduler(Scheduler):
         # a second time (dropped by the workers, but published).
         done: list[tuple[Entry, datetime, int]] = []  # published or refused for good: recorded
         failed: list[Entry] = []  # not published this time: tried again, under the same id
+        broker_away = lost_lead = False
         with _signals_held():
             with self.app.producer_or_acquire() as producer:
-                for entry, decision in batch:
+                for index, (entry, decision) in enumerate(batch):
+                    if broker_away or not self.leadership.may_publish():
+                        # The broker failed a publish (the rest would wait for it too), or
+                        # another beat may lead by now: the rest go out later, fenced again.
+                        failed.extend(entry for entry, _ in batch[index:])
+                        lost_lead = lost_lead or not self.leadership.held
+                        break
                     dues = decision.dues or (moment,)
                     made = 0
                     try:
                         for due in dues:
+                            if made and not self.leadership.may_publish():
+                                raise NotPublished("the leadership could not be confirmed")
                             task_id = self._send(entry, producer, due)
                             made += 1
                             if task_id is not None:
@@ -699,6 +744,7 @@ class DatabaseScheduler(Scheduler):
                                 self.stats.published_ids.append(task_id)
                                 self.stats.published += 1
                     except NotPublished:
+                        broker_away = True
                         if not made:
                             failed.append(entry)
                             continue
@@ -717,7 +763,7 @@ class DatabaseScheduler(Scheduler):
             self._push(entry, moment.timestamp() + max(after.next_check, 0.0))
         for entry in failed:
             self._push(entry, moment.timestamp() + PUBLISH_RETRY_AFTER)
-        return True
+        return not lost_lead
 
     def _record_runs(self, batch: list[tuple[Entry, datetime, int]]) -> None:
         """Record the runs just published: each entry's last run is the due time of the last
@@ -772,7 +818,14 @@ class DatabaseScheduler(Scheduler):
         # (request.scheduled_for), the dispatch lag is measured from both.
         headers["scheduled_for"] = due.astimezone(UTC).isoformat()
         headers["published_at"] = published_at.isoformat()
-        options = {**entry.options, "headers": headers, "task_id": run_task_id(entry, due)}
+        # Celery's publish retries off: each publish is bounded (`publish_bound`), so that the
+        # fencing window holds; a run not published is tried again a second later.
+        options = {
+            **entry.options,
+            "headers": headers,
+            "task_id": run_task_id(entry, due),
+            "retry": False,
+        }
         try:
             if task is not None:
                 result = task.apply_async(args, kwargs, producer=producer, **options)

@@ -9,10 +9,12 @@ from __future__ import annotations
 import time
 from collections import deque
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 from django_celery_beat.models import PeriodicTask
 
+from config.celery import app
 from scheduler.beat import scheduler as beat
 from scheduler.beat.scheduler import Leadership, flag_missed_runs
 from scheduler.core.redis_connection import redis_key
@@ -25,6 +27,7 @@ from scheduler.observability.health import (
 )
 from tests.factories import TaskResultFactory, make_schedule
 from tests.scheduler.beat.helpers import (
+    Recording,
     later,
     recording_scheduler,
     redis_client,
@@ -90,6 +93,84 @@ def test_the_lock_is_renewed_and_fenced_atomically():
     assert redis_client().get(redis_key(beat.LEADER_KEY)) == b"you"
     lock.release()
     assert redis_client().get(redis_key(beat.LEADER_KEY)) == b"you"
+
+
+def test_a_publish_may_start_only_while_it_surely_ends_inside_the_lock_it_renewed():
+    lock = Leadership("me", ttl=10)
+    before = time.monotonic()
+    assert lock.hold()
+
+    # Broker timeouts 2 s + 2 s (settings), tried once, and half a second of margin.
+    assert beat.publish_bound() == 4.5
+    assert before + 10 - 4.5 <= lock.fenced_until <= time.monotonic() + 10 - 4.5
+    assert lock.may_publish()
+    redis_client().set(redis_key(beat.LEADER_KEY), "you")
+    lock.fenced_until = time.monotonic() - 1  # the window has passed: renewed first, and refused
+    assert not lock.may_publish()
+    assert lock.fenced_until == -float("inf")
+
+
+class _SlowThenUsurped(Recording):
+    """Its first publish takes longer than the fencing window, and meanwhile another beat
+    takes the lock (this beat's host was cut off, say)."""
+
+    def _send(self, entry: Any, producer: Any, due: datetime | None = None) -> str | None:
+        sent = super()._send(entry, producer, due)
+        if len(self.sent) == 1:
+            time.sleep(0.6)
+            redis_client().set(redis_key(beat.LEADER_KEY), "the other beat")
+        return sent
+
+
+def test_a_leader_whose_fencing_window_passed_mid_batch_publishes_no_more(settings):
+    # TTL 5 s: the window is 5 - 4.5 = 0.5 s after each renewal.
+    settings.BEAT_LEADER_TTL = 5.0
+    for name in ("one", "two", "three"):
+        make_schedule(name=name, schedule="every 5 minutes")
+        set_last_run(name, datetime.now(UTC) - timedelta(minutes=6))
+    scheduler = _SlowThenUsurped(app=app, lazy=True)
+
+    scheduler.tick_once()
+
+    assert len(scheduler.sent) == 1
+    assert scheduler.entries == {}  # not the leader: it forgot what it held
+    assert (
+        sum(
+            PeriodicTask.objects.filter(name__in=["one", "two", "three"]).values_list(
+                "total_run_count", flat=True
+            )
+        )
+        == 1
+    )
+
+
+class _BrokerAway(Recording):
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        self.tries = 0
+        self.away = True
+        super().__init__(*args, **kwargs)
+
+    def _send(self, entry: Any, producer: Any, due: datetime | None = None) -> str | None:
+        self.tries += 1
+        if self.away:
+            raise beat.NotPublished("the broker is away")
+        return super()._send(entry, producer, due)
+
+
+def test_a_batch_stops_at_the_first_publish_the_broker_fails_and_goes_out_later():
+    for name in ("one", "two", "three"):
+        make_schedule(name=name, schedule="every 5 minutes")
+        set_last_run(name, datetime.now(UTC) - timedelta(minutes=6))
+    scheduler = _BrokerAway(app=app, lazy=True)
+
+    scheduler.tick_once()
+    assert scheduler.tries == 1  # not three waits for a broker that is away
+    assert scheduler.sent == []
+
+    scheduler.away = False
+    with later(2):
+        scheduler.tick_once()
+    assert sorted(sent_names(scheduler)) == ["one", "three", "two"]
 
 
 # --- Heartbeat and watchdog ------------------------------------------------------------------
