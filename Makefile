@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Tools that load settings without serving anything (mypy's Django plugin) need some key.
 TOOL_ENV := SECRET_KEY=$${SECRET_KEY:-not-a-secret-tools-only}
 
-.PHONY: run test test-suite faults cluster lint format bench clean requirements browser
+.PHONY: run test test-suite faults cluster lint format bench bench-cluster clean requirements browser
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -76,11 +76,18 @@ format: $(VENV)/.installed-dev
 	$(BIN)/ruff check --fix .
 	$(BIN)/ruff format .
 
-## bench: every benchmark in benchmarks/, each printing its figures and writing JSON
+## bench: every benchmark in benchmarks/, each printing its figures and writing JSON (the
+## cluster's own, which needs the cluster suite's hosts and root, with bench-cluster)
 bench: $(VENV)/.installed-dev
 	@set -e; for script in benchmarks/[!_]*.py; do \
+		[ "$$script" = benchmarks/cluster_throughput.py ] && continue; \
 		echo "== $$script"; $(BIN)/python $$script; \
 	done
+
+## bench-cluster: throughput with one worker host, then two (benchmarks/cluster_throughput.py)
+bench-cluster: $(VENV)/.installed-dev
+	env -u REDIS_URL -u CELERY_BROKER_URL -u CHANNEL_LAYER_URL -u DATABASE_URL \
+		$(BIN)/python -m tests.cluster.run -- $(BIN)/python benchmarks/cluster_throughput.py
 
 ## requirements: regenerate the locked files from pyproject.toml
 requirements: $(VENV)/.installed-dev
