@@ -71,19 +71,28 @@ def _answers(url: str) -> bool:
 class LiveServer:
     """daphne serving config.asgi on one port, stopped and started again on the same port."""
 
-    def __init__(self, *, log_dir: Path) -> None:
+    def __init__(self, *, log_dir: Path, host: Any = None) -> None:
+        """`host`: a cluster suite's host (tests/cluster/network.py) to serve from, on its
+        address; by default this machine's loopback."""
         self.port = _free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
+        self.host = host
+        address = host.address if host is not None else "127.0.0.1"
+        self.url = f"http://{address}:{self.port}"
         self.log_dir = log_dir
         self.running: RunningProcess | None = None
 
     def start(self) -> None:
-        argv = [sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(self.port)]
+        address = self.host.address if self.host is not None else "127.0.0.1"
+        argv = [sys.executable, "-m", "daphne", "-b", address, "-p", str(self.port)]
+        argv += ["config.asgi:application"]
+        if self.host is not None:
+            argv = self.host.wrap(argv)
         # Test settings: static files served from the app folders, no collectstatic.
-        env = child_env(DJANGO_SETTINGS_MODULE="config.settings.test")
-        running = start_process(
-            "web", [*argv, "config.asgi:application"], env=env, log_dir=self.log_dir
+        env = child_env(
+            DJANGO_SETTINGS_MODULE="config.settings.test",
+            ALLOWED_HOSTS=f"{address},127.0.0.1,localhost",
         )
+        running = start_process("web", argv, env=env, log_dir=self.log_dir)
         self.running = running
         try:
             wait_for(

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import ast
 import json
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -90,6 +91,25 @@ def task_validate(
     return ValidatedTask(task=task, params=checked, queue=queue or entry.queue)
 
 
+# Seconds a publish keeps trying to reach the broker before the caller gets the error (the
+# API's 503): long enough for a Redis restart (fault 2: 3 s down), short enough that a caller
+# cut off from Redis is answered, not left waiting (each try is bounded by the broker's socket
+# timeouts: a silent partition costs 2 s a try, so Celery's retry count alone bounds nothing).
+PUBLISH_BUDGET = 5.0
+
+
+def publish_retry_policy(budget: float = PUBLISH_BUDGET) -> dict[str, Any]:
+    """The publish retry policy of the settings, ended once `budget` seconds have passed: kombu
+    calls the errback on each failed try, and an errback that raises ends the retries."""
+    deadline = time.monotonic() + budget
+
+    def give_up_past_the_budget(exc: BaseException, interval: float) -> None:
+        if time.monotonic() + interval > deadline:
+            raise exc
+
+    return {**settings.CELERY_TASK_PUBLISH_RETRY_POLICY, "errback": give_up_past_the_budget}
+
+
 def task_enqueue(
     *,
     task: str,
@@ -115,6 +135,8 @@ def task_enqueue(
             app.tasks[checked.task].apply(kwargs=checked.params, task_id=task_id, headers=headers)
             return
 
+        policy = publish_retry_policy()
+
         def publish(connection: Any = None) -> None:
             app.send_task(
                 checked.task,
@@ -125,6 +147,7 @@ def task_enqueue(
                 kwargsrepr=json.dumps(checked.params),
                 countdown=countdown,
                 connection=connection,
+                retry_policy=policy,
             )
 
         try:

@@ -8,6 +8,7 @@ import json
 import os
 import sys
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -19,8 +20,12 @@ from tests.processes import RunningProcess, child_env, start_process
 HOSTS_VARIABLE = "CLUSTER_HOSTS"
 
 
+@dataclass
 class Cluster(Network):
     """The hosts of this run (made by tests/cluster/run.py, not by the tests)."""
+
+    # Redis's own address on the data host (run.py's `redis_address`).
+    redis_address: str = ""
 
     def down(self) -> None:  # run.py removes them
         raise AssertionError("the cluster's hosts are removed by tests/cluster/run.py")
@@ -33,7 +38,12 @@ def cluster() -> Cluster:
         pytest.skip("the cluster suite runs on hosts of its own: `make cluster` (root)")
     found = json.loads(described)
     hosts = {host["name"]: Host(**host) for host in found["hosts"]}
-    return Cluster(hosts=hosts, client_address=found["client"], _prefix=found["switch"][:-7])
+    return Cluster(
+        hosts=hosts,
+        client_address=found["client"],
+        redis_address=found["redis"],
+        _prefix=found["switch"][:-7],
+    )
 
 
 StartOn = Callable[..., RunningProcess]

@@ -141,6 +141,34 @@ class Network:
     def heal(self, host: Host) -> None:
         ip("-n", self.switch, "link", "set", host.port, "up")
 
+    def cut_route(self, host: Host, address: str) -> None:
+        """Every packet from `host` to `address` lost (one server of a host with several
+        addresses), until `heal_route`; the rest of the network still answers it. The route
+        leads into a link whose other end is down: nothing answers, nothing says so."""
+        dead_end = "deadend0"
+        if dead_end not in ip("-n", host.namespace, "-o", "link", "show"):
+            ip(
+                "-n",
+                host.namespace,
+                "link",
+                "add",
+                dead_end,
+                "type",
+                "veth",
+                "peer",
+                "name",
+                "deadend1",
+            )
+            ip("-n", host.namespace, "link", "set", dead_end, "up")
+        ip("-n", host.namespace, "route", "add", f"{address}/32", "dev", dead_end)
+        # Its link-layer address known: packets leave and vanish, as in a partition (not an
+        # address that fails to resolve, which the kernel reports after 3 s).
+        neighbour = ("neigh", "replace", address, "lladdr", "02:00:00:00:00:01")
+        ip("-n", host.namespace, *neighbour, "dev", dead_end, "nud", "permanent")
+
+    def heal_route(self, host: Host, address: str) -> None:
+        ip("-n", host.namespace, "route", "del", f"{address}/32")
+
     def down(self) -> None:
         """Remove the namespaces (their links go with them) and the test run's own link."""
         if self._client_link:

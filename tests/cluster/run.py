@@ -22,7 +22,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.cluster.network import Host, Network, missing_requirements
+from tests.cluster.network import Host, Network, ip, missing_requirements
 from tests.faults.postgres import _as_server_user, create_cluster, server_bin
 
 # The hosts every cluster test may use: the data host first (tests/cluster/conftest.py).
@@ -87,15 +87,23 @@ def _stop_postgres(pgdata: Path) -> None:
     )
 
 
+def redis_address(data: Host) -> str:
+    """Redis's own address on the data host (a second one: a test can cut a host off Redis
+    alone, `Network.cut_route`, and leave it PostgreSQL)."""
+    return f"{data.address.rsplit('.', 1)[0]}.20"
+
+
 def _start_redis(data: Host, root: Path) -> subprocess.Popen[bytes]:
-    argv = ["redis-server", "--bind", data.address, "--port", str(REDIS_PORT)]
+    ip("-n", data.namespace, "addr", "add", f"{redis_address(data)}/24", "dev", "eth0")
+    argv = ["redis-server", "--bind", data.address, redis_address(data)]
+    argv += ["--port", str(REDIS_PORT)]
     argv += ["--save", "", "--appendonly", "no", "--protected-mode", "no", "--dir", str(root)]
     log = open(root / "redis.log", "wb")  # noqa: SIM115  (the server writes to it)
     server = subprocess.Popen(data.wrap(argv), stdout=log, stderr=subprocess.STDOUT)
 
     def answers() -> bool:
         done = subprocess.run(
-            ["redis-cli", "-h", data.address, "-p", str(REDIS_PORT), "ping"],
+            ["redis-cli", "-h", redis_address(data), "-p", str(REDIS_PORT), "ping"],
             capture_output=True,
             text=True,
             timeout=5,
@@ -131,18 +139,19 @@ def main(argv: list[str]) -> int:
         pgdata = _start_postgres(data, root / "pg")
         env = {
             "DATABASE_URL": f"postgres://postgres@{data.address}:{PG_PORT}/cluster",
-            "REDIS_URL": f"redis://{data.address}:{REDIS_PORT}/0",
+            "REDIS_URL": f"redis://{redis_address(data)}:{REDIS_PORT}/0",
             "CLUSTER_HOSTS": json.dumps(
                 {
                     "switch": network.switch,
                     "client": network.client_address,
+                    "redis": redis_address(data),
                     "hosts": [vars(host) for host in network.hosts.values()],
                 }
             ),
         }
         print(
             f"cluster: hosts {', '.join(f'{h.name} {h.address}' for h in network.hosts.values())};"
-            f" PostgreSQL and Redis on {data.address}"
+            f" PostgreSQL on {data.address}, Redis on {redis_address(data)}"
         )
         return subprocess.call(argv, env={**os.environ, **env})
     finally:
