@@ -9,11 +9,16 @@ while the first could still be running, and the cut-off host's own runs end with
 limit (every network call on the task path has a timeout below it, and the pool process's own
 watchdog ends a run its cut-off main process cannot). A run the cut-off host had started is
 executed again after its lease, recorded as such (a `task.duplicate` event, executed_again).
+`scheduler status` and the health check (/healthz) show the cut-off host gone meanwhile, and
+back once healed.
 """
 
 from __future__ import annotations
 
+import json
 import re
+import subprocess
+import sys
 import time
 from collections import Counter
 from datetime import UTC, datetime
@@ -22,11 +27,12 @@ import pytest
 from django_celery_results.models import TaskResult
 
 from scheduler.models import TaskEvent
+from scheduler.observability.health import check_workers
 from scheduler.observability.worker_heartbeats import workers_seen_within
 from scheduler.services import task_enqueue
 from scheduler.worker import watchdog
 from tests.cluster.conftest import Cluster, RecordFigures, StartOn, host_worker_argv
-from tests.processes import wait_for
+from tests.processes import MANAGE, child_env, wait_for
 
 pytestmark = [pytest.mark.cluster, pytest.mark.django_db(transaction=True)]
 
@@ -35,6 +41,9 @@ SECONDS = 6.0
 CUT_AFTER = 2.0
 CUT_FOR = 30.0
 VISIBILITY_TIMEOUT = "8"
+# Seconds of silence after which status and /healthz no longer show a worker (a short
+# WORKER_HEALTH_WINDOW, so that the 30 s cut shows it).
+SHOWN_WINDOW = 10
 
 
 HARD_LIMIT = 10.0  # the default queue's
@@ -42,6 +51,20 @@ HARD_LIMIT = 10.0  # the default queue's
 LOG_LINE = re.compile(r"^\[(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d,\d{3}): [^]]*\] (.*)$")
 RECEIVED = re.compile(r"Task scheduler\.sleep\[([0-9a-f-]+)\] received")
 WATCHDOG = re.compile(r"\[watchdog\] run ([0-9a-f-]+) outlived")
+
+
+def _status_workers() -> list[str]:
+    """The workers `scheduler status --json` shows (run as an operator would, from this
+    machine's own address), seen within SHOWN_WINDOW seconds."""
+    status = subprocess.run(
+        [sys.executable, MANAGE, "scheduler", "status", "--json"],
+        env=child_env(WORKER_HEALTH_WINDOW=str(SHOWN_WINDOW)),
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    return list(json.loads(status.stdout)["workers"])
 
 
 def _received_to_watchdog(log: str) -> dict[str, float]:
@@ -84,9 +107,21 @@ def test_a_worker_host_cut_off_mid_run_loses_none_and_fails_none(
     cluster.cut(cut_off)
     cut_at = time.monotonic()
     try:
-        time.sleep(CUT_FOR)
+        # What an operator sees meanwhile: the cut-off host gone, the other one there.
+        time.sleep(SHOWN_WINDOW + 5)
+        assert _status_workers() == [other_node]
+        assert check_workers(window=SHOWN_WINDOW).data["workers"] == [other_node]
+        time.sleep(max(0.0, CUT_FOR - (time.monotonic() - cut_at)))
     finally:
         cluster.heal(cut_off)
+    healed_at = time.monotonic()
+    wait_for(
+        lambda: {cut_off_node, other_node} <= set(workers_seen_within(SHOWN_WINDOW)),
+        timeout=30,
+        what="the healed host's worker to be seen again",
+    )
+    shown_again_after = time.monotonic() - healed_at
+    assert _status_workers() == sorted([cut_off_node, other_node])
 
     def ended() -> dict[str, str]:
         return dict(
@@ -154,4 +189,5 @@ def test_a_worker_host_cut_off_mid_run_loses_none_and_fails_none(
         executed_again_after_lease=len(again),
         second_execution_after_first_start_seconds_min=round(min(gaps), 1),
         all_succeeded_after_cut_seconds=round(done_in, 1),
+        healed_host_shown_again_after_seconds=round(shown_again_after, 1),
     )
