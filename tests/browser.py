@@ -71,11 +71,14 @@ def _answers(url: str) -> bool:
 class LiveServer:
     """daphne serving config.asgi on one port, stopped and started again on the same port."""
 
-    def __init__(self, *, log_dir: Path, host: Any = None) -> None:
+    def __init__(
+        self, *, log_dir: Path, host: Any = None, env: dict[str, str | None] | None = None
+    ) -> None:
         """`host`: a cluster suite's host (tests/cluster/network.py) to serve from, on its
-        address; by default this machine's loopback."""
+        address; by default this machine's loopback. `env`: more of the server's environment."""
         self.port = _free_port()
         self.host = host
+        self.env = env or {}
         address = host.address if host is not None else "127.0.0.1"
         self.url = f"http://{address}:{self.port}"
         self.log_dir = log_dir
@@ -91,6 +94,7 @@ class LiveServer:
         env = child_env(
             DJANGO_SETTINGS_MODULE="config.settings.test",
             ALLOWED_HOSTS=f"{address},127.0.0.1,localhost",
+            **self.env,
         )
         running = start_process("web", argv, env=env, log_dir=self.log_dir)
         self.running = running

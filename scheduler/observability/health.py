@@ -15,7 +15,7 @@ from typing import Any, cast
 from django.conf import settings
 from django.db import connection
 
-from scheduler.core.redis_connection import describe_redis_url, get_redis, redis_key
+from scheduler.core.redis_connection import describe_redis, get_redis, redis_key
 from scheduler.observability.worker_heartbeats import ping_workers, workers_seen_within
 from scheduler.protocol import BEAT_HEARTBEAT_KEY, BEAT_STANDBY_KEY, MISSED_RUNS_KEY
 
@@ -64,9 +64,7 @@ def check_redis() -> Check:
     try:
         get_redis().ping()
     except Exception as exc:
-        return Check(
-            ok=False, detail=f"Redis at {describe_redis_url(settings.REDIS_URL)} unreachable: {exc}"
-        )
+        return Check(ok=False, detail=f"Redis at {describe_redis()} unreachable: {exc}")
     latency_ms = round((time.perf_counter() - started) * 1000, 2)
     return Check(ok=True, detail="ping answered", data={"latency_ms": latency_ms})
 

@@ -24,7 +24,14 @@ print(json.dumps({
     "options": db.get("OPTIONS", {}),
     "redis_url": settings.REDIS_URL,
     "broker_url": settings.CELERY_BROKER_URL,
-    "channel_layer_url": settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0]["address"],
+    "channel_layer_url": settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0].get("address"),
+    "channel_layer_host": settings.CHANNEL_LAYERS["default"]["CONFIG"]["hosts"][0],
+    "transport_options": {
+        key: value for key, value in settings.CELERY_BROKER_TRANSPORT_OPTIONS.items()
+        if key in ("master_name", "sentinel_kwargs")
+    },
+    "embedded_redis": settings.EMBEDDED_REDIS,
+    "broker_transport": getattr(settings, "CELERY_BROKER_TRANSPORT", None),
     "result_backend": settings.CELERY_RESULT_BACKEND,
     "celery_enabled": settings.CELERY_ENABLED,
     "eager": settings.CELERY_TASK_ALWAYS_EAGER,
@@ -40,7 +47,7 @@ _SETTINGS_VARIABLES = {
     "SECRET_KEY", "DEBUG", "ALLOWED_HOSTS", "DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL",
     "CHANNEL_LAYER_URL", "CELERY_RESULT_BACKEND", "CELERY_ENABLED", "CELERY_EAGER",
     "CELERY_CONCURRENCY", "CELERY_MAX_TASKS_PER_CHILD", "TIME_ZONE", "REDIS_KEY_PREFIX",
-    "DJANGO_SETTINGS_MODULE", "ENV_FILE", "VAR_DIR",
+    "DJANGO_SETTINGS_MODULE", "ENV_FILE", "VAR_DIR", "REDIS_SENTINELS", "REDIS_SENTINEL_MASTER",
 }  # fmt: skip
 
 
@@ -92,6 +99,57 @@ def test_it_derives_broker_and_channel_layer_from_redis_url(tmp_path):
 
     assert values["broker_url"] == "redis://10.0.0.5:6380/3"
     assert values["channel_layer_url"] == "redis://10.0.0.5:6380/3"
+
+
+def test_sentinels_give_every_redis_use_the_master_they_name(tmp_path):
+    values = _settings(
+        _env(
+            tmp_path,
+            SECRET_KEY="s",
+            REDIS_SENTINELS="10.0.0.7:26379, 10.0.0.8:26379,10.0.0.9:26380",
+            REDIS_SENTINEL_MASTER="scheduler",
+            REDIS_URL="redis://:pw@ignored/2",
+        )
+    )
+
+    assert values["embedded_redis"] is False
+    assert values["broker_url"] == (
+        "sentinel://:pw@10.0.0.7:26379/2;sentinel://:pw@10.0.0.8:26379/2;"
+        "sentinel://:pw@10.0.0.9:26380/2"
+    )
+    # Kombu's sentinel transport with its failover defect mended (scheduler/core).
+    assert values["broker_transport"] == "scheduler.core.sentinel_transport:SentinelTransport"
+    assert values["transport_options"] == {
+        "master_name": "scheduler",
+        "sentinel_kwargs": {"socket_timeout": 2},
+    }
+    host = values["channel_layer_host"]
+    assert host["sentinels"] == [["10.0.0.7", 26379], ["10.0.0.8", 26379], ["10.0.0.9", 26380]]
+    assert (host["master_name"], host["db"], host["password"]) == ("scheduler", 2, "pw")
+
+
+@pytest.mark.parametrize(
+    ("variables", "message"),
+    [
+        (
+            {"REDIS_SENTINELS": "10.0.0.7:26379"},
+            "REDIS_SENTINELS is set but REDIS_SENTINEL_MASTER is not",
+        ),
+        (
+            {"REDIS_SENTINELS": "10.0.0.7", "REDIS_SENTINEL_MASTER": "m"},
+            "REDIS_SENTINELS: '10.0.0.7' is not host:port",
+        ),
+        (
+            {"REDIS_SENTINELS": "10.0.0.7:sentinel", "REDIS_SENTINEL_MASTER": "m"},
+            "REDIS_SENTINELS: '10.0.0.7:sentinel' has no port number",
+        ),
+    ],
+)
+def test_a_wrong_sentinel_setting_is_refused_naming_it(tmp_path, variables, message):
+    result = _load(_env(tmp_path, SECRET_KEY="s", **variables))
+
+    assert result.returncode != 0
+    assert message in result.stderr
 
 
 def test_it_lets_each_url_be_set_on_its_own(tmp_path):

@@ -52,7 +52,7 @@ from scheduler.cli.schedule_files import ScheduleFileError, schedules_document, 
 from scheduler.cli.sync import sync_json, sync_lines
 from scheduler.cli.workers import REFUSALS as WORKER_REFUSALS
 from scheduler.cli.workers import WorkerVerbs, add_worker_verbs
-from scheduler.core.redis_connection import describe_redis_url
+from scheduler.core.redis_connection import describe_redis
 from scheduler.models import Source, TaskEvent
 from scheduler.observability.health import (
     beat_heartbeat,
@@ -251,7 +251,7 @@ class Command(
         if isinstance(exc, kombu.exceptions.OperationalError):
             return out.one_line(f"cannot reach the broker: {exc}")
         if isinstance(exc, redis.exceptions.ConnectionError):
-            where = describe_redis_url(settings.REDIS_URL)
+            where = describe_redis()
             return out.one_line(f"cannot reach Redis at {where}: {exc}")
         return None
 
