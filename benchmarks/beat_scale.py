@@ -26,12 +26,13 @@ burst         1,000 interval rows made due at once (last_run_at a month ago), th
               reload never moves back the last run of an entry whose schedule is the same, so
               that a stale save cannot repeat a run), then `tick_once()` until 1,000 are
               published: as when they come due by the clock, each is popped off the heap,
-              found due, recorded and published, in batches (median of --burst-rounds).
-              Stock: a new scheduler that read the rows and built its heap (what its first
-              tick does), then `tick()` (one due entry per call) until 1,000 are published or
-              --stock-burst-seconds pass (its rate is steady: published / time). Messages
-              counted by a `before_task_publish` receiver and checked against what the queues
-              hold (purged after). Goal: ours / stock >= 10 (celery-redbeat: about 800/s).
+              found due, recorded and published, in batches whose messages go to Redis in
+              one pipeline (median of --burst-rounds). Stock: a new scheduler that read the
+              rows and built its heap (what its first tick does), then `tick()` (one due entry
+              per call) until 1,000 are published or --stock-burst-seconds pass (its rate is
+              steady: published / time). Messages counted by a `before_task_publish` receiver
+              and checked against what the queues hold (purged after). Goals: ours / stock >=
+              10, and ours >= 2,000/s (2.5x celery-redbeat's about 800/s).
 edit -> used  our beat ticking in a thread (`tick()`, which waits on the change notices);
               --edits times a row's schedule is changed through `schedule_update`, and the
               time from its commit until the beat's in-memory entry has the new schedule is
@@ -43,13 +44,18 @@ memory        resident memory of a fresh process that set Django up and loaded e
               ("RSS of rows"), and its peak.
 
 "Keeps up" (printed for each size, asked of 100k): ours' tick p90 under 100 ms (a tenth of
-its one-second tick) and its burst rate at least celery-redbeat's 800/s; a NOTE is printed
-when a tick of its comparison of every row takes longer than 100 ms.
+its one-second tick) and its burst rate at least 2,000/s (GOAL_BURST_RATE: 2.5x
+celery-redbeat's 800/s, by pipelining the publishes); a NOTE is printed when a tick of its
+comparison of every row takes longer than 100 ms.
+
+--only burst measures the bursts alone (ours' and stock's, on --rows loaded rows): a quicker
+loop while working on publishing; it prints the burst figures and writes no JSON.
 
 Writes benchmarks/results/beat_scale.json (beat_scale-postgresql.json on PostgreSQL).
 
     .venv/bin/python benchmarks/beat_scale.py [--rows 10000,50000] [--ticks 50] [--edits 50]
     .venv/bin/python benchmarks/beat_scale.py --rows 10000,50000,100000
+    .venv/bin/python benchmarks/beat_scale.py --rows 10000 --only burst
     BENCH_POSTGRES=postgres://postgres@127.0.0.1:5432 .venv/bin/python benchmarks/beat_scale.py
 """
 
@@ -77,6 +83,8 @@ TASK = "scheduler.ping"
 GOAL_TICK_RATIO = 20.0
 GOAL_BURST_RATIO = 10.0
 REDBEAT_RATE = 800.0
+# The burst rate "keeps up" asks of ours: 2.5x celery-redbeat's (publishes pipelined).
+GOAL_BURST_RATE = 2000.0
 GOAL_EDIT_P99_MS = 1000.0
 GOAL_RELOAD_MS = 10.0
 KEEP_UP_TICK_MS = 100.0
@@ -423,6 +431,18 @@ def burst_round(scheduler: Any, ids: list[int], counter: PublishCounter) -> dict
     }
 
 
+def ours_bursts(
+    scheduler: Any, ids: list[int], args: argparse.Namespace, counter: PublishCounter
+) -> dict[str, Any]:
+    """--burst-rounds bursts: the median round, and every round's rate."""
+    rounds = [burst_round(scheduler, ids, counter) for _ in range(args.burst_rounds)]
+    flush_events()
+    return {
+        **sorted(rounds, key=lambda r: r["tasks_per_second"])[len(rounds) // 2],
+        "rounds": [r["tasks_per_second"] for r in rounds],
+    }
+
+
 def run_ours(rows: int, ids: list[int], args: argparse.Namespace, counter: PublishCounter) -> Any:
     from django_celery_beat.models import PeriodicTasks
 
@@ -439,6 +459,9 @@ def run_ours(rows: int, ids: list[int], args: argparse.Namespace, counter: Publi
             raise SystemExit(
                 f"ours: leader={scheduler.stats.leader}, {len(scheduler.entries)} of {rows} loaded"
             )
+        if args.only == "burst":
+            figures["burst"] = ours_bursts(scheduler, ids, args, counter)
+            return figures
         published = scheduler.stats.published
         ticks: list[float] = []
         for _ in range(args.ticks):
@@ -483,12 +506,7 @@ def run_ours(rows: int, ids: list[int], args: argparse.Namespace, counter: Publi
             "ticks": int(statistics.median(tick_counts)),
         }
 
-        rounds = [burst_round(scheduler, ids, counter) for _ in range(args.burst_rounds)]
-        figures["burst"] = {
-            **sorted(rounds, key=lambda r: r["tasks_per_second"])[len(rounds) // 2],
-            "rounds": [r["tasks_per_second"] for r in rounds],
-        }
-        flush_events()
+        figures["burst"] = ours_bursts(scheduler, ids, args, counter)
 
         figures["edit"] = measure_edits(scheduler, args.edits)
         figures["reload"] = measure_reloads(scheduler, args.edits)
@@ -516,16 +534,18 @@ def _stock_close(scheduler: Any) -> None:
         scheduler.producer.connection.release()
 
 
-def run_stock(rows: int, ids: list[int], args: argparse.Namespace, counter: PublishCounter) -> Any:
+def stock_ticks(
+    rows: int, args: argparse.Namespace, counter: PublishCounter
+) -> tuple[float, dict[str, Any]]:
+    """Stock's load (seconds) and its steady ticks."""
     from config.celery import app
 
-    figures: dict[str, Any] = {}
     scheduler = _stock(app)
     try:
         counted = counter.count
         started = time.perf_counter()
         scheduler.tick()  # the initial read of every row, and the heap
-        figures["load_seconds"] = round(time.perf_counter() - started, 3)
+        load_seconds = round(time.perf_counter() - started, 3)
         if len(scheduler.schedule) != rows:
             raise SystemExit(f"stock: {len(scheduler.schedule)} of {rows} loaded")
         ticks: list[float] = []
@@ -536,12 +556,19 @@ def run_stock(rows: int, ids: list[int], args: argparse.Namespace, counter: Publ
             ticks.append(time.perf_counter() - started)
         if counter.count != counted:
             raise SystemExit(f"stock published {counter.count - counted} while nothing was due")
-        figures["tick"] = summary_ms(ticks)
     finally:
         _stock_close(scheduler)
     del scheduler
     gc.collect()
+    return load_seconds, summary_ms(ticks)
 
+
+def run_stock(rows: int, ids: list[int], args: argparse.Namespace, counter: PublishCounter) -> Any:
+    from config.celery import app
+
+    figures: dict[str, Any] = {}
+    if args.only != "burst":
+        figures["load_seconds"], figures["tick"] = stock_ticks(rows, args, counter)
     make_due(ids)
     scheduler = _stock(app)
     try:
@@ -669,7 +696,7 @@ def goals(size: dict[str, Any]) -> dict[str, Any]:
     reload_p99 = ours["reload"]["p99_ms"]
     keeps_up = (
         ours["tick"]["p90_ms"] <= KEEP_UP_TICK_MS
-        and ours["burst"]["tasks_per_second"] >= REDBEAT_RATE
+        and ours["burst"]["tasks_per_second"] >= GOAL_BURST_RATE
     )
     return {
         "tick_ratio": tick_ratio,
@@ -677,6 +704,7 @@ def goals(size: dict[str, Any]) -> dict[str, Any]:
         "burst_ratio": burst_ratio,
         "burst_met": burst_ratio is not None and burst_ratio >= GOAL_BURST_RATIO,
         "above_redbeat": ours["burst"]["tasks_per_second"] >= REDBEAT_RATE,
+        "burst_rate_met": ours["burst"]["tasks_per_second"] >= GOAL_BURST_RATE,
         "edit_met": edit_p99 <= GOAL_EDIT_P99_MS,
         "reload_met": reload_p99 <= GOAL_RELOAD_MS,
         "keeps_up": keeps_up,
@@ -741,12 +769,15 @@ def report(vendor: str, sizes: dict[int, dict[str, Any]]) -> None:
             f"{_met(goal['tick_met'])}; burst ours/stock {goal['burst_ratio']}x "
             f"(goal >= {GOAL_BURST_RATIO:g}x): {_met(goal['burst_met'])}, "
             f"{'above' if goal['above_redbeat'] else 'NOT above'} redbeat's "
-            f"~{REDBEAT_RATE:g}/s; edit p99 {ours['edit']['latency']['p99_ms']:.1f} ms "
+            f"~{REDBEAT_RATE:g}/s, {ours['burst']['tasks_per_second']:g}/s (goal >= "
+            f"{GOAL_BURST_RATE:g}/s): {_met(goal['burst_rate_met'])}; "
+            f"edit p99 {ours['edit']['latency']['p99_ms']:.1f} ms "
             f"(goal <= {GOAL_EDIT_P99_MS:g}): {_met(goal['edit_met'])}; reload p99 "
             f"{ours['reload']['p99_ms']:.3f} ms (goal <= {GOAL_RELOAD_MS:g}): "
             f"{_met(goal['reload_met'])}; keeps up: {'yes' if goal['keeps_up'] else 'NO'} "
             f"(tick p90 {ours['tick']['p90_ms']:.2f} ms of a 1000 ms tick, "
-            f"burst {ours['burst']['tasks_per_second']:g}/s; comparing every row, every 300 s: "
+            f"burst {ours['burst']['tasks_per_second']:g}/s of the {GOAL_BURST_RATE:g}/s "
+            f"asked; comparing every row, every 300 s: "
             f"{ours['reconcile']['whole_comparison']['median_ms']:.0f} ms over "
             f"{ours['reconcile']['ticks']} ticks of at most {ours['reconcile']['max_ms']:.0f} ms)"
         )
@@ -755,6 +786,23 @@ def report(vendor: str, sizes: dict[int, dict[str, Any]]) -> None:
                 f"  NOTE {rows} rows: a comparison tick held beat up for "
                 f"{ours['reconcile']['max_ms']:.0f} ms: runs due meanwhile waited that long"
             )
+
+
+def report_burst(vendor: str, sizes: dict[int, dict[str, Any]]) -> None:
+    """--only burst: the burst figures alone (the rest of "keeps up" was not measured)."""
+    print(f"beat burst: ours vs stock django-celery-beat, database {vendor}, {os.cpu_count()} CPUs")
+    for rows, size in sizes.items():
+        ours, stock = size["ours"]["burst"], size["stock"]["burst"]
+        rate = ours["tasks_per_second"]
+        ratio = _ratio(rate, stock["tasks_per_second"])
+        print(
+            f"{rows} rows: ours {rate:g}/s (rounds {ours['rounds']}, {ours['ticks']} ticks), "
+            f"stock {stock['tasks_per_second']:g}/s, ours/stock {ratio}x "
+            f"(goal >= {GOAL_BURST_RATIO:g}x); burst {rate:g}/s "
+            f"{'meets' if rate >= GOAL_BURST_RATE else 'does NOT meet'} the goal of "
+            f"{GOAL_BURST_RATE:g}/s ({GOAL_BURST_RATE / REDBEAT_RATE:g}x redbeat's "
+            f"~{REDBEAT_RATE:g}/s)"
+        )
 
 
 # --- Main --------------------------------------------------------------------------------------
@@ -778,6 +826,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--burst-rounds", type=int, default=3, help="ours' bursts (the median is reported)"
+    )
+    parser.add_argument(
+        "--only",
+        choices=["burst"],
+        help="measure only this part (the rows are still loaded; nothing is written)",
     )
     parser.add_argument("--measure-rss", choices=["ours", "stock"], help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -810,12 +863,16 @@ def main() -> None:
                 size: dict[str, Any] = {"rows": rows, "create_seconds": round(created, 1)}
                 size["ours"] = run_ours(rows, ids, args, counter)
                 size["stock"] = run_stock(rows, ids, args, counter)
-                size["rss"] = {which: measure_rss(which) for which in ("stock", "ours")}
-                size["goals"] = goals(size)
+                if args.only != "burst":
+                    size["rss"] = {which: measure_rss(which) for which in ("stock", "ours")}
+                    size["goals"] = goals(size)
                 sizes[rows] = size
         finally:
             before_task_publish.disconnect(counter)
             publisher().stop()
+    if args.only == "burst":
+        report_burst(vendor, sizes)
+        return
     report(vendor, sizes)
     name = "beat_scale" if vendor == "sqlite" else f"beat_scale-{vendor}"
     path = write_result(
@@ -826,6 +883,7 @@ def main() -> None:
                 "tick_ratio": GOAL_TICK_RATIO,
                 "burst_ratio": GOAL_BURST_RATIO,
                 "redbeat_tasks_per_second": REDBEAT_RATE,
+                "burst_tasks_per_second": GOAL_BURST_RATE,
                 "edit_p99_ms": GOAL_EDIT_P99_MS,
                 "reload_p99_ms": GOAL_RELOAD_MS,
                 "keep_up_tick_p90_ms": KEEP_UP_TICK_MS,

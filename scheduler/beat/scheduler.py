@@ -73,6 +73,14 @@ RECONCILE_INTERVAL = 300.0
 COMPARE_BUDGET = 0.025
 # Most runs recorded and published per fencing check.
 BATCH = 500
+# Messages buffered before the batch's pipeline goes to the broker (one round trip), looked at
+# after each entry: a batch of BATCH entries with one run each is one round trip, and at most
+# this many plus one entry's catch-up (MAX_CATCHUP_RUNS) wait in memory.
+PIPELINE_MESSAGES = 1000
+# kombu's own flush of a producer batch once it holds this many Redis commands (a message is an
+# LPUSH and the PUBLISH of its task-sent event): never, so that beat sends each pipeline itself,
+# between entries, knows which entries a failed one carried, and stops the batch there.
+_KOMBU_BATCH_COMMANDS = 1_000_000_000
 _HEARTBEAT_EVERY = 5.0
 _WATCHDOG_EVERY = 30.0
 # Rows read per query when loading or comparing.
@@ -176,6 +184,14 @@ PUBLISH_RETRY_AFTER = 1.0
 
 class NotPublished(Exception):
     """A run the broker did not take this time."""
+
+
+class _PipelineFailed(Exception):
+    """The batch's pipeline did not go through: which of its messages Redis took is unknown."""
+
+
+class _LeadershipLost(Exception):
+    """The leadership could not be confirmed before a publish: nothing more goes out."""
 
 
 # Namespace of the task ids of periodic runs (run_task_id).
@@ -719,39 +735,9 @@ class DatabaseScheduler(Scheduler):
         # SIGTERM/SIGINT wait until the batch is recorded: Celery's handler raises SystemExit
         # wherever it lands, and between publishing and recording that would publish the runs
         # a second time (dropped by the workers, but published).
-        done: list[tuple[Entry, datetime, int]] = []  # published or refused for good: recorded
-        failed: list[Entry] = []  # not published this time: tried again, under the same id
-        broker_away = lost_lead = False
         with _signals_held():
             with self.app.producer_or_acquire() as producer:
-                for index, (entry, decision) in enumerate(batch):
-                    if broker_away or not self.leadership.may_publish():
-                        # The broker failed a publish (the rest would wait for it too), or
-                        # another beat may lead by now: the rest go out later, fenced again.
-                        failed.extend(entry for entry, _ in batch[index:])
-                        lost_lead = lost_lead or not self.leadership.held
-                        break
-                    dues = decision.dues or (moment,)
-                    made = 0
-                    try:
-                        for due in dues:
-                            if made and not self.leadership.may_publish():
-                                raise NotPublished("the leadership could not be confirmed")
-                            task_id = self._send(entry, producer, due)
-                            made += 1
-                            if task_id is not None:
-                                self._published.append((moment.timestamp(), task_id, entry.name))
-                                self.stats.published_ids.append(task_id)
-                                self.stats.published += 1
-                    except NotPublished:
-                        broker_away = True
-                        if not made:
-                            failed.append(entry)
-                            continue
-                        # Some of a catch-up went out: recorded up to there, the rest missed.
-                        dues = dues[:made]
-                    anchor = dues[-1] if entry.parsed is not None else moment
-                    done.append((entry, anchor, made))
+                done, failed, lost_lead = self._send_batch(batch, moment, producer)
             if done:
                 self._record_runs(done)
         tz = self.app.timezone
@@ -764,6 +750,125 @@ class DatabaseScheduler(Scheduler):
         for entry in failed:
             self._push(entry, moment.timestamp() + PUBLISH_RETRY_AFTER)
         return not lost_lead
+
+    def _send_batch(
+        self, batch: list[tuple[Entry, Decision]], moment: datetime, producer: Any
+    ) -> tuple[list[tuple[Entry, datetime, int]], list[Entry], bool]:
+        """Publish the runs of `batch` in one Redis pipeline (one round trip per
+        PIPELINE_MESSAGES): what went out or was refused for good (recorded), the entries to
+        try again under the same task ids (not recorded), and whether the leadership was lost.
+
+        Fenced (`Leadership`): before each entry and before each pipeline is sent, the
+        leadership's window is checked (renewed past it); outside it nothing more goes out.
+
+        Each message is made by Celery as `apply_async` makes it (routing, headers, signals, the
+        task-sent event); kombu's producer batch holds its LPUSH and PUBLISH back until the
+        pipeline is sent, at an entry's end, so an entry's runs share one fate. A broker kombu
+        cannot batch for (the memory transport) gets each message at once, as before.
+        """
+        done: list[tuple[Entry, datetime, int]] = []  # published or refused for good: recorded
+        failed: list[Entry] = []  # not published this time: tried again, under the same id
+        # Entries whose messages wait in the pipeline, with their task ids.
+        pending: list[tuple[Entry, datetime, int, list[str]]] = []
+        buffered = 0
+        tried = 0
+        try:
+            with _producer_batch(producer) as pipeline:
+                publish = self._pipeline_options(producer)
+                for entry, decision in batch:
+                    if not self.leadership.may_publish():
+                        raise _LeadershipLost
+                    tried += 1
+                    dues = decision.dues or (moment,)
+                    made = 0
+                    ids: list[str] = []
+                    try:
+                        for due in dues:
+                            task_id = self._send(entry, producer, due, **publish)
+                            made += 1
+                            if task_id is not None:
+                                ids.append(task_id)
+                    except NotPublished:
+                        if not made:
+                            # The broker failed a message sent at once (no pipeline): the rest
+                            # would wait for it too, and go out a second later instead.
+                            failed.append(entry)
+                            raise _PipelineFailed("a publish failed") from None
+                        # Some of a catch-up went out: recorded up to there, the rest missed.
+                        dues = dues[:made]
+                    anchor = dues[-1] if entry.parsed is not None else moment
+                    pending.append((entry, anchor, made, ids))
+                    buffered += len(ids)
+                    if buffered >= PIPELINE_MESSAGES:
+                        self._flush(pipeline, pending, moment, done, failed)
+                        buffered = 0
+                self._flush(pipeline, pending, moment, done, failed)
+        except _PipelineFailed:
+            # The broker is away: the rest of the batch is not tried now (a second later).
+            failed.extend(entry for entry, _ in batch[tried:])
+        except _LeadershipLost:
+            # Another beat may lead by now: what waits in the pipeline is dropped unsent and
+            # nothing more goes out; the new leader publishes these runs under the same ids.
+            failed.extend(entry for entry, _, _, _ in pending)
+            pending.clear()
+            failed.extend(entry for entry, _ in batch[tried:])
+            return done, failed, not self.leadership.held
+        return done, failed, False
+
+    def _pipeline_options(self, producer: Any) -> dict[str, Any]:
+        """What `apply_async` is given besides the run's options when its message goes out in
+        the batch's pipeline (none when the broker takes each message at once).
+
+        No retry: a publish only buffers the message, and a pipeline that failed is not sent
+        again (which of its commands Redis took is unknown): its runs are published again a
+        second later. No declaring of the message's queue with each message: every queue is
+        declared once here, as the first publish to it on a connection does (cached by kombu).
+        """
+        if not hasattr(producer, "batch") or not getattr(producer, "supports_batch_publish", False):
+            return {}
+        try:
+            for queue in self.app.amqp.queues.values():
+                producer.maybe_declare(queue)
+        except Exception:
+            # Declared with each message then: a failure is the run's, as without a pipeline.
+            return {"retry": False}
+        return {"retry": False, "declare": []}
+
+    def _flush(
+        self,
+        pipeline: Any,
+        pending: list[tuple[Entry, datetime, int, list[str]]],
+        moment: datetime,
+        done: list[tuple[Entry, datetime, int]],
+        failed: list[Entry],
+    ) -> None:
+        """Send the pipeline: its entries go to `done`, or all to `failed` when it failed.
+        Not sent at all outside the leadership's window (_LeadershipLost)."""
+        if pending and not self.leadership.may_publish():
+            raise _LeadershipLost
+        try:
+            pipeline.flush()
+        except Exception as exc:
+            # Not recorded, so published again under the same ids: a message Redis took before
+            # the connection broke is then a second copy, which the workers drop (as after a
+            # leader died between publishing and recording).
+            cause = exc.__cause__ or exc
+            for entry, _, _, _ in pending:
+                self._refuse(
+                    entry,
+                    f"could not be published: {type(cause).__name__}: {cause} "
+                    f"(trying again in {PUBLISH_RETRY_AFTER:g} s)",
+                )
+                failed.append(entry)
+            pending.clear()
+            raise _PipelineFailed(str(cause)) from exc
+        for entry, anchor, made, ids in pending:
+            for task_id in ids:
+                self._published.append((moment.timestamp(), task_id, entry.name))
+                self.stats.published_ids.append(task_id)
+            self.stats.published += len(ids)
+            done.append((entry, anchor, made))
+        pending.clear()
 
     def _record_runs(self, batch: list[tuple[Entry, datetime, int]]) -> None:
         """Record the runs just published: each entry's last run is the due time of the last
@@ -795,9 +900,11 @@ class DatabaseScheduler(Scheduler):
             if entry.remaining is not None:
                 entry.remaining = max(entry.remaining - made, 0)
 
-    def _send(self, entry: Entry, producer: Any, due: datetime | None = None) -> str | None:
-        """Publish the run of `entry` due at `due`; its task id, or None when it could not be
-        published."""
+    def _send(
+        self, entry: Entry, producer: Any, due: datetime | None = None, **publish: Any
+    ) -> str | None:
+        """Publish the run of `entry` due at `due` (`publish`: _pipeline_options); its task id,
+        or None when it could not be published."""
         try:
             args = json.loads(entry.args or "[]")
             kwargs = json.loads(entry.kwargs or "{}")
@@ -819,9 +926,11 @@ class DatabaseScheduler(Scheduler):
         headers["scheduled_for"] = due.astimezone(UTC).isoformat()
         headers["published_at"] = published_at.isoformat()
         # Celery's publish retries off: each publish is bounded (`publish_bound`), so that the
-        # fencing window holds; a run not published is tried again a second later.
+        # fencing window holds; a run not published is tried again a second later. `publish`:
+        # what the batch's pipeline asks besides (_pipeline_options).
         options = {
             **entry.options,
+            **publish,
             "headers": headers,
             "task_id": run_task_id(entry, due),
             "retry": False,
@@ -1241,6 +1350,28 @@ class DatabaseScheduler(Scheduler):
             return
         self._next_watchdog = now + _WATCHDOG_EVERY
         flag_missed_runs(self._published, now=now, grace=settings.BEAT_MISSED_RUN_GRACE)
+
+
+class _EachAtOnce:
+    """A producer batch that holds nothing back: each message goes out as it is published."""
+
+    def __enter__(self) -> _EachAtOnce:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        return None
+
+    def flush(self) -> None:
+        pass
+
+
+def _producer_batch(producer: Any) -> Any:
+    """kombu's producer batch (kombu 5.7 and later; it publishes at once itself to a broker it
+    cannot batch for), or one that publishes at once with an older kombu."""
+    batch = getattr(producer, "batch", None)
+    if batch is None:
+        return _EachAtOnce()
+    return batch(max_size=_KOMBU_BATCH_COMMANDS)
 
 
 @contextlib.contextmanager

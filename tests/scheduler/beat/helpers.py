@@ -53,7 +53,9 @@ class Recording(DatabaseScheduler):
         self.dues: list[datetime | None] = []
         super().__init__(*args, **kwargs)
 
-    def _send(self, entry: Entry, producer: Any, due: datetime | None = None) -> str | None:
+    def _send(
+        self, entry: Entry, producer: Any, due: datetime | None = None, **publish: Any
+    ) -> str | None:
         self.sent.append((entry.name, entry.task, json.loads(entry.args), json.loads(entry.kwargs)))
         self.dues.append(due)
         return f"task-{len(self.sent)}"

@@ -114,8 +114,10 @@ class _SlowThenUsurped(Recording):
     """Its first publish takes longer than the fencing window, and meanwhile another beat
     takes the lock (this beat's host was cut off, say)."""
 
-    def _send(self, entry: Any, producer: Any, due: datetime | None = None) -> str | None:
-        sent = super()._send(entry, producer, due)
+    def _send(
+        self, entry: Any, producer: Any, due: datetime | None = None, **publish: Any
+    ) -> str | None:
+        sent = super()._send(entry, producer, due, **publish)
         if len(self.sent) == 1:
             time.sleep(0.6)
             redis_client().set(redis_key(beat.LEADER_KEY), "the other beat")
@@ -132,16 +134,14 @@ def test_a_leader_whose_fencing_window_passed_mid_batch_publishes_no_more(settin
 
     scheduler.tick_once()
 
+    # The first run was made and waited in the batch's pipeline: dropped unsent and unrecorded
+    # (the new leader publishes it under the same id); none after it was made.
     assert len(scheduler.sent) == 1
     assert scheduler.entries == {}  # not the leader: it forgot what it held
-    assert (
-        sum(
-            PeriodicTask.objects.filter(name__in=["one", "two", "three"]).values_list(
-                "total_run_count", flat=True
-            )
-        )
-        == 1
+    counts = PeriodicTask.objects.filter(name__in=["one", "two", "three"]).values_list(
+        "total_run_count", flat=True
     )
+    assert sum(counts) == 0
 
 
 class _BrokerAway(Recording):
@@ -150,11 +150,13 @@ class _BrokerAway(Recording):
         self.away = True
         super().__init__(*args, **kwargs)
 
-    def _send(self, entry: Any, producer: Any, due: datetime | None = None) -> str | None:
+    def _send(
+        self, entry: Any, producer: Any, due: datetime | None = None, **publish: Any
+    ) -> str | None:
         self.tries += 1
         if self.away:
             raise beat.NotPublished("the broker is away")
-        return super()._send(entry, producer, due)
+        return super()._send(entry, producer, due, **publish)
 
 
 def test_a_batch_stops_at_the_first_publish_the_broker_fails_and_goes_out_later():

@@ -94,7 +94,9 @@ def test_a_run_the_broker_did_not_take_is_not_recorded_and_goes_out_a_second_lat
     real_send = scheduler._send
     ids: list[str] = []
 
-    def broker_down(entry: Entry, producer: Any, due: datetime | None = None) -> str | None:
+    def broker_down(
+        entry: Entry, producer: Any, due: datetime | None = None, **publish: Any
+    ) -> str | None:
         ids.append(beat.run_task_id(entry))
         raise beat.NotPublished("Redis is restarting")
 
