@@ -173,11 +173,20 @@ def _latest_due(timing: Timing, first: datetime, until: datetime) -> tuple[datet
     return latest, max(count, 1)
 
 
+def _jittered_past_end(timing: Timing, now: datetime) -> bool:
+    """Whether a run due before the end time goes out after it (its jitter) and is not late
+    yet: it is made, as every display shows it (a run due at or after the end is not)."""
+    if timing.end is None or timing.jitter <= 0:
+        return False
+    due = first_due(timing)
+    return due is not None and due < timing.end and now - fire_time(timing, due) <= GRACE
+
+
 def plan(timing: Timing, now: datetime) -> Plan:
     """What beat does with the schedule at `now` (module docstring)."""
     if timing.remaining is not None and timing.remaining <= 0:
         return Plan(finished="it made its last run (max runs)")
-    if timing.end is not None and now >= timing.end:
+    if timing.end is not None and now >= timing.end and not _jittered_past_end(timing, now):
         return Plan(finished=f"its end time passed ({timing.end.isoformat()})")
     due = first_due(timing)
     if due is None:

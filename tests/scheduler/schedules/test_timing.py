@@ -173,6 +173,26 @@ def test_jitter_is_a_function_of_the_run_within_its_bounds():
     assert plan(timing, fire_time(timing, due)).runs == (due,)
 
 
+def test_a_run_due_before_the_end_whose_jitter_takes_it_past_the_end_is_still_made():
+    due = T0 + hours(1)
+    # Its end a second after the run's due time; the run's jitter sends it out later than that.
+    timing = next(
+        candidate
+        for key in range(100)
+        if jitter_offset(candidate := hourly(key=key, jitter=45), due) > 1
+    )
+    timing = replace(timing, end=due + timedelta(seconds=1))
+    fire = fire_time(timing, due)
+
+    shown = upcoming(timing, T0 + hours(0.5), count=5)
+    assert [(run.due, run.at) for run in shown] == [(due, fire)]
+    assert plan(timing, T0 + hours(0.5)).wait_until == fire
+    assert plan(timing, fire) == Plan(runs=(due,), anchor=due)  # made, as shown
+    # Late past its grace (beat was down), or once made: the end time has passed.
+    assert plan(timing, fire + GRACE + timedelta(seconds=1)).finished
+    assert plan(replace(timing, anchor=due, ran=True), fire).finished
+
+
 def test_the_runs_to_come_honour_the_limit_and_the_end():
     shown = upcoming(hourly(remaining=3), T0, count=10)
     assert [run.due for run in shown] == [T0 + hours(k) for k in (1, 2, 3)]
