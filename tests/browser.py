@@ -11,9 +11,11 @@ Screenshots are written to var/test-artifacts/ (ignored by git).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 import sys
+import urllib.error
 import urllib.request
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -160,3 +162,23 @@ def screenshot(page: Any, name: str) -> Path:
     page.screenshot(path=str(path), full_page=True)
     print(f"screenshot: {path}")
     return path
+
+
+def post_task(server: LiveServer, token: str, task: str = "scheduler.ping") -> tuple[int, Any]:
+    """`POST /api/tasks/` on `server` with an API token: the status and the JSON body (the text
+    when it is not JSON)."""
+    request = urllib.request.Request(  # noqa: S310 (our own server)
+        f"{server.url}/api/tasks/",
+        data=json.dumps({"task": task, "params": {}}).encode(),
+        headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as error:
+        body = error.read()
+        try:
+            return error.code, json.loads(body)
+        except ValueError:
+            return error.code, body.decode(errors="replace")

@@ -327,6 +327,15 @@ class CatalogTask(Task):
         )
         logger.warning("%s[%s]: %s", self.name, request.id, reason)
         discard_started(request.id or "")
+        self._record_copy(
+            f"copy deferred: {reason}",
+            {"deferred": True, "first": holder, "in_seconds": countdown},
+        )
+        raise Ignore(reason)
+
+    def _record_copy(self, message: str, payload: dict[str, Any]) -> None:
+        """A `task.duplicate` event of this copy, which runs (STARTED) or will."""
+        request = self.request
         event_record_safely(
             type="task.duplicate",
             task_id=request.id or "",
@@ -334,10 +343,9 @@ class CatalogTask(Task):
             periodic_task_name=getattr(request, "periodic_task_name", None) or "",
             state="STARTED",
             worker=request.hostname or "",
-            message=f"copy deferred: {reason}",
-            payload={"deferred": True, "first": holder, "in_seconds": countdown},
+            message=message,
+            payload=payload,
         )
-        raise Ignore(reason)
 
     def _record_executed_again(self, first: str) -> None:
         """This copy runs after the lease of `first`'s claim ended with no SUCCESS stored: the
@@ -350,16 +358,7 @@ class CatalogTask(Task):
             "made once through their idempotency keys"
         )
         logger.warning("%s[%s]: %s", self.name, request.id, message)
-        event_record_safely(
-            type="task.duplicate",
-            task_id=request.id or "",
-            task_name=self.name,
-            periodic_task_name=getattr(request, "periodic_task_name", None) or "",
-            state="STARTED",
-            worker=request.hostname or "",
-            message=message,
-            payload={"executed_again": True, "first": first},
-        )
+        self._record_copy(message, {"executed_again": True, "first": first})
 
     def _drop_if_succeeded(self, task_id: str) -> None:
         state = _stored_state_or_none(task_id)

@@ -13,13 +13,10 @@ as it is); only the processes it starts use the sentinels.
 
 from __future__ import annotations
 
-import json
 import signal
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -33,7 +30,7 @@ from rest_framework.authtoken.models import Token
 from scheduler.devstack.stack import beat_argv
 from scheduler.models import TaskEvent
 from scheduler.services import schedule_create
-from tests.browser import LiveServer
+from tests.browser import LiveServer, post_task
 from tests.cluster.conftest import Cluster, RecordFigures, StartOn, host_worker_argv
 from tests.cluster.network import Host
 from tests.processes import RunningProcess, wait_for
@@ -81,24 +78,6 @@ def _ask(host: Host, port: int, *command: str) -> str:
     return done.stdout.strip()
 
 
-def _post_task(server: LiveServer, token: str) -> tuple[int, Any]:
-    request = urllib.request.Request(  # noqa: S310 (our own server)
-        f"{server.url}/api/tasks/",
-        data=json.dumps({"task": "scheduler.ping", "params": {}}).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        body = error.read()
-        try:
-            return error.code, json.loads(body)
-        except ValueError:
-            return error.code, body.decode(errors="replace")
-
-
 class Load:
     """API calls, one after another, from a thread of their own, until stopped."""
 
@@ -110,7 +89,7 @@ class Load:
 
     def _run(self) -> None:
         while not self._stop.is_set():
-            status, body = _post_task(self.server, self.token)
+            status, body = post_task(self.server, self.token)
             self.answers.append((time.monotonic(), status, body))
             time.sleep(0.1)
 
@@ -190,7 +169,7 @@ def test_the_primary_killed_under_load_fails_over_and_nothing_is_lost_or_run_twi
     load = Load(server, token)
     try:
         # Working through the sentinels: a run the API queued ends SUCCESS.
-        status, body = _post_task(server, token)
+        status, body = post_task(server, token)
         assert status == 202, body
         wait_for(
             lambda: TaskResult.objects.filter(task_id=body["task_id"], status="SUCCESS").exists(),

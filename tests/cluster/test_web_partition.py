@@ -9,10 +9,7 @@ live, without a reload.
 
 from __future__ import annotations
 
-import json
 import time
-import urllib.error
-import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -21,7 +18,13 @@ from django.contrib.auth import get_user_model
 from rest_framework.authtoken.models import Token
 
 from scheduler.observability.worker_heartbeats import workers_seen_within
-from tests.browser import RECONNECT_TIMEOUT, LiveServer, off_the_loop, signed_in_page
+from tests.browser import (
+    RECONNECT_TIMEOUT,
+    LiveServer,
+    off_the_loop,
+    post_task,
+    signed_in_page,
+)
 from tests.cluster.conftest import Cluster, RecordFigures, StartOn, host_worker_argv
 from tests.processes import wait_for
 
@@ -35,22 +38,9 @@ ANSWER_WITHIN = 10.0
 
 
 def _post_task(server: LiveServer, token: str) -> tuple[int, Any, float]:
-    request = urllib.request.Request(  # noqa: S310 (our own server)
-        f"{server.url}/api/tasks/",
-        data=json.dumps({"task": "scheduler.ping", "params": {}}).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
-        method="POST",
-    )
     started = time.monotonic()
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:  # noqa: S310
-            return response.status, json.loads(response.read()), time.monotonic() - started
-    except urllib.error.HTTPError as error:
-        body = error.read()
-        try:
-            return error.code, json.loads(body), time.monotonic() - started
-        except ValueError:
-            return error.code, body.decode(errors="replace"), time.monotonic() - started
+    status, body = post_task(server, token)
+    return status, body, time.monotonic() - started
 
 
 @pytest.fixture

@@ -8,11 +8,8 @@ runs live again.
 
 from __future__ import annotations
 
-import json
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 import pytest
@@ -22,7 +19,7 @@ from rest_framework.authtoken.models import Token
 
 from scheduler.models import TaskEvent
 from scheduler.services import schedule_create
-from tests.browser import RECONNECT_TIMEOUT, LiveServer, off_the_loop, signed_in_page
+from tests.browser import RECONNECT_TIMEOUT, LiveServer, off_the_loop, post_task, signed_in_page
 from tests.faults.conftest import states_of
 from tests.processes import RedisServer, RunningProcess, start_beat, start_worker, wait_for
 
@@ -31,24 +28,6 @@ pytestmark = [pytest.mark.faults, pytest.mark.integration, pytest.mark.django_db
 PASSWORD = "a fault's password"
 DOWN_FOR = 3.0  # seconds Redis stays down
 CALLS = 12  # API calls made while it is down, one every DOWN_FOR / CALLS seconds
-
-
-def _post_task(server: LiveServer, token: str) -> tuple[int, Any]:
-    request = urllib.request.Request(  # noqa: S310 (our own server)
-        f"{server.url}/api/tasks/",
-        data=json.dumps({"task": "scheduler.ping", "params": {}}).encode(),
-        headers={"Content-Type": "application/json", "Authorization": f"Token {token}"},
-        method="POST",
-    )
-    try:
-        with urllib.request.urlopen(request, timeout=30) as response:  # noqa: S310
-            return response.status, json.loads(response.read())
-    except urllib.error.HTTPError as error:
-        body = error.read()
-        try:
-            return error.code, json.loads(body)
-        except ValueError:
-            return error.code, body.decode(errors="replace")
 
 
 @pytest.fixture
@@ -90,7 +69,7 @@ def test_web_workers_beat_and_dashboard_come_back_after_redis_restarts(
 
     def call_during_outage() -> None:
         for _ in range(CALLS):
-            answers.append(_post_task(server, token))
+            answers.append(post_task(server, token))
             time.sleep(DOWN_FOR / CALLS)
 
     outage_started = time.time()
@@ -125,7 +104,7 @@ def test_web_workers_beat_and_dashboard_come_back_after_redis_restarts(
 
     # The dashboard: live again, and a run queued now shows up on it without a reload.
     page.wait_for_selector("#connection[data-state=live]", timeout=RECONNECT_TIMEOUT)
-    status, body = _post_task(server, token)
+    status, body = post_task(server, token)
     assert status == 202, body
     row = page.locator(f'#feed-body tr[data-task-id="{body["task_id"]}"][data-state="SUCCESS"]')
     row.wait_for(state="attached", timeout=RECONNECT_TIMEOUT)
