@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
+from functools import lru_cache
 from typing import Any
 
 
@@ -64,8 +65,11 @@ TASK_ROUTES: dict[str, str] = {
 VISIBILITY_TIMEOUT = max(3600, 2 * max(spec.hard_limit for spec in QUEUES.values()))
 
 
+@lru_cache(maxsize=1024)
 def routed_queue(task_name: str) -> str | None:
-    """The queue TASK_ROUTES sends `task_name` to; None when no pattern names it."""
+    """The queue TASK_ROUTES sends `task_name` to; None when no pattern names it.
+
+    Asked several times per run (its limits, its watchdog) of a fixed table: kept per name."""
     for pattern, queue in TASK_ROUTES.items():
         if fnmatchcase(task_name, pattern):
             return queue

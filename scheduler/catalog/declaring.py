@@ -29,6 +29,7 @@ from scheduler.catalog.entries import (
     catalog,
     overlap_resolved,
 )
+from scheduler.core.compiled_reads import FirstValue
 from scheduler.models import ScheduleOptions
 from scheduler.schedules.policies import OverlapPolicy
 from scheduler.worker.task_base import CatalogTask
@@ -142,12 +143,17 @@ def _adopt_when_finalized(
 def overlap_policy_of(periodic_task_name: str, task_name: str) -> str:
     """The policy a run follows: the schedule's own, or its task's declared one as the catalog
     says now (no options row, or `default`): resolved as the run starts."""
-    policy = (
-        ScheduleOptions.objects.filter(periodic_task__name=periodic_task_name)
-        .values_list("overlap", flat=True)
-        .first()
-    )
+    policy = _schedule_overlap(periodic_task_name)
     return str(overlap_resolved(task_name, policy))
+
+
+# Read as every periodic run starts: compiled once (scheduler/core/compiled_reads.py).
+_schedule_overlap = FirstValue(
+    ScheduleOptions,
+    lambda name: ScheduleOptions.objects.filter(periodic_task__name=name).values_list(
+        "overlap", flat=True
+    ),
+)
 
 
 class DeclaredTask(CatalogTask):

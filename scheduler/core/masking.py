@@ -37,23 +37,43 @@ def _normal(key: str) -> str:
 
 def is_secret_key(key: object, keys: Iterable[str]) -> bool:
     """Whether `key` names a secret: it contains one of `keys` (any case, '-' as '_')."""
-    return _is_secret(key, tuple(_normal(word) for word in keys if word))
+    return _is_secret(key, _words(tuple(keys)))
 
 
-def _is_secret(key: object, words: tuple[str, ...]) -> bool:
-    if not isinstance(key, str):
-        return False
+# Every run's events are masked in the worker (scheduler/live/events.py), with the same few keys
+# and the same dozen words each time: the words are normalised once per set of keys, and each
+# key's verdict is kept (a bounded cache: payloads may carry keys of any name).
+@lru_cache(maxsize=16)
+def _words(keys: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(_normal(word) for word in keys if word)
+
+
+@lru_cache(maxsize=4096)
+def _secret_name(key: str, words: tuple[str, ...]) -> bool:
     name = _normal(key)
     return any(word in name for word in words)
 
 
+def _is_secret(key: object, words: tuple[str, ...]) -> bool:
+    return isinstance(key, str) and _secret_name(key, words)
+
+
 def mask(value: Any, keys: Iterable[str]) -> Any:
     """`value` with the strings under secret keys replaced by MASK; the input is not changed."""
-    return _mask(value, tuple(_normal(word) for word in keys if word), secret=False)
+    return _mask(value, _words(tuple(keys)), secret=False)
+
+
+# Values that are never masked, by exact type: most of a payload, told apart without the
+# slower isinstance checks against abstract classes below.
+_PLAIN = frozenset({int, float, bool, type(None)})
 
 
 def _mask(value: Any, words: tuple[str, ...], *, secret: bool) -> Any:
-    if isinstance(value, Mapping):
+    if type(value) in _PLAIN:
+        return value
+    if type(value) is str:
+        return MASK if secret and value else value
+    if type(value) is dict or isinstance(value, Mapping):
         return {
             name: _mask(item, words, secret=secret or _is_secret(name, words))
             for name, item in value.items()

@@ -142,18 +142,19 @@ class Publisher:
         self._rows: list[Any] = []
         self._rows_since = 0.0
         # Work for this thread at a given time (monotonic), see call_later.
-        self._calls: list[tuple[float, Callable[[], None]]] = []
+        self._calls: list[tuple[float, Callable[[], object]]] = []
         # When the thread will look again (monotonic; inf: when woken): a caller wakes it only
         # for something due earlier than that.
         self._wake_at = 0.0
         # Counts for /metrics, written to Redis by the thread about once a second.
         self.metrics = MetricsBuffer()
 
-    def call_later(self, delay: float, callback: Callable[[], None]) -> None:
+    def call_later(self, delay: float, callback: Callable[[], object]) -> None:
         """Run `callback` on the publisher thread in `delay` seconds, or sooner on flush/stop.
 
         For writes that may wait, and may turn out unnecessary by then (the result backend's
-        STARTED rows). A callback must not raise; if it does, it is logged.
+        STARTED rows). A callback returns whether it used the database (then the thread looks
+        after its connection, as after a request). It must not raise; if it does, it is logged.
         """
         self._ensure_thread()
         due = time.monotonic() + delay
@@ -331,19 +332,23 @@ class Publisher:
         self.metrics.add((item.payload for item in batch), delivered=delivered)
 
     def _run_calls(self, *, force: bool = False) -> bool:
-        """Run the calls that are due; whether there were any."""
+        """Run the calls that are due; whether any of them used the database."""
         now = time.monotonic()
         with self._lock:
             due = [call for call in self._calls if force or call[0] <= now]
             if not due:
                 return False
             self._calls = [call for call in self._calls if not (force or call[0] <= now)]
+        wrote = False
         for _, callback in due:
             try:
-                callback()
+                # Most find nothing to do (a STARTED row whose run has ended): looking after
+                # the connection for those cost more than the calls.
+                wrote = bool(callback()) or wrote
             except Exception:
+                wrote = True  # maybe half-way through a write: the connection is checked
                 logger.warning("a deferred call failed", exc_info=True)
-        return True
+        return wrote
 
     def _write_rows(self, *, force: bool = False) -> bool:
         """Store the held rows if they are due; whether any were."""

@@ -37,6 +37,11 @@ class Subscription:
 
 _lock = threading.Lock()
 _subscriptions: tuple[Subscription, ...] = ()
+# event type -> the subscriptions matching it, for the current `_subscriptions`: every run's
+# events are dispatched in the worker, and matching globs and aliases each time cost more than
+# the handlers that turn most of them down. Bounded: custom event types are anyone's.
+_matching: dict[str, tuple[Subscription, ...]] = {}
+_MATCHING_MAX = 1024
 
 
 def subscribe(pattern: str, handler: Handler) -> Callable[[], None]:
@@ -48,11 +53,13 @@ def subscribe(pattern: str, handler: Handler) -> Callable[[], None]:
     subscription = Subscription(pattern_valid(pattern), handler)
     with _lock:
         _subscriptions = (*_subscriptions, subscription)
+        _matching.clear()
 
     def unsubscribe() -> None:
         global _subscriptions
         with _lock:
             _subscriptions = tuple(s for s in _subscriptions if s is not subscription)
+            _matching.clear()
 
     return unsubscribe
 
@@ -64,9 +71,7 @@ def subscriptions() -> tuple[Subscription, ...]:
 def dispatch(event: EventPayload) -> int:
     """Hand `event` to every matching handler; how many ran without raising."""
     ran = 0
-    for subscription in _subscriptions:
-        if not subscription.matches(event["type"]):
-            continue
+    for subscription in _matching_subscriptions(event["type"]):
         try:
             subscription.handler(event)
         except Exception:
@@ -79,3 +84,14 @@ def dispatch(event: EventPayload) -> int:
         else:
             ran += 1
     return ran
+
+
+def _matching_subscriptions(event_type: str) -> tuple[Subscription, ...]:
+    found = _matching.get(event_type)
+    if found is None:
+        with _lock:
+            found = tuple(s for s in _subscriptions if s.matches(event_type))
+            if len(_matching) >= _MATCHING_MAX:
+                _matching.clear()
+            _matching[event_type] = found
+    return found

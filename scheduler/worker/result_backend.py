@@ -7,16 +7,18 @@ statements per run, on the hot path of every task. Here each write is one
 compiled once per process, which also cannot race with another writer of the same task id the
 way get-then-insert can.
 
-In worker processes (`defer_started`), STARTED is not written at once: it waits
-STARTED_DELAY on the publisher thread, and a run that ends before then is stored once, its
-final state and its start time together. A run that takes longer gets its STARTED row as
-before, just STARTED_DELAY later (a reader sees PENDING until then, as it would see STARTED
-until the end). The rows are the stock backend's, column for column: the same fields on each
-state, `date_created` kept from the first write, `date_done` set on every write (auto_now, the
-worker's clock), `date_started` when the run started, from the worker's clock too (the stock
-backend takes the database's). Reads, groups, chords and cleanup are the stock backend's.
-Unlike `save()` the upsert sends no pre_save/post_save signals for TaskResult: nothing here
-listens to them.
+In worker processes (`defer_started`), STARTED is not written at once: it waits STARTED_DELAY on
+the publisher thread, and a run that ends before then is stored once, its final state and its start
+time together; its STARTED row is not even built (encoded). A run that takes longer gets its
+STARTED row as before, just STARTED_DELAY later (a reader sees PENDING until then, as it would see
+STARTED until the end). Every write's parameters are taken from the row's values without a
+TaskResult instance (`_Prepared`): on the hot path of every run, Django's per-field preparation
+cost more than the statement. The rows are the stock backend's, column for column: the same fields
+on each state, `date_created` kept from the first write, `date_done` set on every write (auto_now,
+the worker's clock), `date_started` when the run started, from the worker's clock too (the stock
+backend takes the database's). Reads, groups, chords and cleanup are the stock backend's. Unlike
+`save()` the upsert sends no pre_save/post_save signals for TaskResult: nothing here listens to
+them.
 
 Configured with CELERY_RESULT_BACKEND=scheduler.result_backend.DatabaseBackend.
 """
@@ -25,10 +27,13 @@ from __future__ import annotations
 
 import binascii
 import threading
-from typing import Any, cast
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, NamedTuple, cast
 
 from celery import states
 from django.db import InterfaceError, OperationalError, connections, router, transaction
+from django.db.models import CharField, DateTimeField, TextField
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
@@ -66,10 +71,49 @@ class DatabaseBackend(StockDatabaseBackend):
         request: Any = None,
         using: str | None = None,
     ) -> Any:
+        using = using or router.db_for_write(TaskResult)
+        if status == states.STARTED and _deferring:
+            # Most runs end within STARTED_DELAY and never write this row: it is only built
+            # (encoded) if it does get written. Its children are taken now, as they are now.
+            children = self.current_task_children(request)
+            if request is None:  # the current task's, read on this thread
+                values = self._row_values(task_id, result, status, traceback, request, children)
+                build: Callable[[], dict[str, Any]] = values.copy
+            else:
+
+                def build() -> dict[str, Any]:
+                    return self._row_values(task_id, result, status, traceback, request, children)
+
+            with _pending_lock:
+                _pending[task_id] = _Started(build, timezone.now(), using)
+            publisher().call_later(STARTED_DELAY, lambda: _write_pending(task_id))
+            return result
+        values = self._row_values(task_id, result, status, traceback, request)
+        if status == states.STARTED:
+            values["date_started"] = timezone.now()
+        else:
+            with _pending_lock:
+                pending = _pending.pop(task_id, None)
+            if pending is not None:
+                values["date_started"] = pending.date_started
+        _upsert(values, using=using)
+        return result
+
+    def _row_values(
+        self,
+        task_id: str,
+        result: Any,
+        status: str,
+        traceback: str | None,
+        request: Any,
+        children: list[Any] | None = None,
+    ) -> dict[str, Any]:
+        """The columns of the row of one state, as the stock backend's `_store_result` sets
+        them (attribute names; the dates are the writer's)."""
         content_type, content_encoding, encoded = self.encode_content(result)
         meta = {
             **self._get_meta_from_request(request),
-            "children": self.current_task_children(request),
+            "children": self.current_task_children(request) if children is None else children,
         }
         _, _, encoded_meta = self.encode_content(meta)
         fields: dict[str, Any] = {
@@ -81,22 +125,7 @@ class DatabaseBackend(StockDatabaseBackend):
             "content_type": content_type,
             **self._get_extended_properties(request, traceback),
         }
-        row = TaskResult(task_id=task_id, **{name: fields[name] for name in _STATE_FIELDS})
-        using = using or router.db_for_write(TaskResult)
-        if status == states.STARTED:
-            cast(Any, row).date_started = timezone.now()
-            if _deferring:
-                with _pending_lock:
-                    _pending[task_id] = (row, using)
-                publisher().call_later(STARTED_DELAY, lambda: _write_pending(task_id))
-                return encoded
-        else:
-            with _pending_lock:
-                pending = _pending.pop(task_id, None)
-            if pending is not None:
-                cast(Any, row).date_started = getattr(pending[0], "date_started", None)
-        _upsert(row, using=using)
-        return encoded
+        return {"task_id": task_id, **{name: fields[name] for name in _STATE_FIELDS}}
 
     def mark_as_revoked(
         self,
@@ -153,9 +182,19 @@ class DatabaseBackend(StockDatabaseBackend):
 
 # Seconds a STARTED row waits for the run's end, to be written with it (module docstring).
 STARTED_DELAY = 0.05
+
+
+class _Started(NamedTuple):
+    """A STARTED row not written yet: what builds it, should it be written after all."""
+
+    build: Callable[[], dict[str, Any]]
+    date_started: datetime
+    using: str
+
+
 # task id -> the STARTED row not written yet; a writer holds the lock while it writes one, so
 # that a run's end can never be overwritten by its start.
-_pending: dict[str, tuple[TaskResult, str]] = {}
+_pending: dict[str, _Started] = {}
 _pending_lock = threading.Lock()
 _deferring = False
 
@@ -172,12 +211,15 @@ def discard_started(task_id: str) -> None:
         _pending.pop(task_id, None)
 
 
-def _write_pending(task_id: str) -> None:
+def _write_pending(task_id: str) -> bool:
+    """Write the STARTED row of a run still going; whether there was one (the publisher thread
+    then looks after its database connection)."""
     with _pending_lock:
         pending = _pending.pop(task_id, None)
-        if pending is not None:
-            row, using = pending
-            _upsert(row, using=using)
+        if pending is None:
+            return False
+        _upsert({**pending.build(), "date_started": pending.date_started}, using=pending.using)
+    return True
 
 
 # A stored SUCCESS is final, as Celery's key-value backends have it: a redelivered copy of a
@@ -197,44 +239,30 @@ _KEEP_SUCCESS = (
 _statements: dict[tuple[str, bool, bool], str] = {}
 
 
-def _upsert(row: TaskResult, *, using: str) -> None:
-    """Store `row`; a run of a periodic task moves its `ScheduleState` on with it.
+def _upsert(values: dict[str, Any], *, using: str) -> None:
+    """Store the row of `values` (attribute names); a run of a periodic task moves its
+    `ScheduleState` on with it.
 
     PostgreSQL: one statement (the state's upsert reads the result's through a CTE). SQLite:
     the result's upsert returns the row it wrote, if it wrote one, and the state's follows in
     the same transaction.
     """
-    opts = TaskResult._meta
-    fields = [field for field in opts.concrete_fields if not field.primary_key]
     connection = connections[using]
-    started = getattr(row, "date_started", None) is not None
-    periodic = bool(getattr(row, "periodic_task_name", None))
+    started = values.get("date_started") is not None
+    periodic = bool(values.get("periodic_task_name"))
     cte = periodic and connection.vendor == "postgresql"
     key = (using, started, periodic)
     sql = _statements.get(key)
+    prepared = _prepared(using, connection)
+    params = prepared.parameters(values, timezone.now())
     if sql is None:
-        update_fields = [*_STATE_FIELDS, "date_done", *(["date_started"] if started else [])]
-        # What `bulk_create(update_conflicts=True)` runs, without the transaction it opens
-        # around its batches (BEGIN and COMMIT would be two more round trips).
-        query = InsertQuery(
-            TaskResult,
-            on_conflict=OnConflict.UPDATE,
-            update_fields=[opts.get_field(name) for name in update_fields],
-            unique_fields=[opts.get_field("task_id")],
-        )
-        query.insert_values(fields, [row])
-        [(sql, compiled)] = query.get_compiler(using=using).as_sql()
-        sql += _KEEP_SUCCESS.format(table=connection.ops.quote_name(opts.db_table))
-        if cte:
-            sql = schedule_state.state_upsert_cte_sql(sql, connection)
-        elif periodic:
-            sql += schedule_state.returning_clause(connection)
-        params = _parameters(row, fields, connection)
+        sql = _compiled(values, using=using, started=started, periodic=periodic, cte=cte)
         # Kept only when our parameters are the compiler's: otherwise every call compiles.
-        if _same_parameters(list(compiled), params, row, fields):
+        compiled = _compiler_parameters(values, using=using)
+        if _same_parameters(compiled, params, prepared.fields):
             _statements[key] = sql
-    else:
-        params = _parameters(row, fields, connection)
+        else:
+            params = compiled
     try:
         if periodic and not cte:
             with transaction.atomic(using=using), connection.cursor() as cursor:
@@ -248,6 +276,94 @@ def _upsert(row: TaskResult, *, using: str) -> None:
     except (OperationalError, InterfaceError):
         _close_if_broken(using)
         raise
+
+
+def _compiled(
+    values: dict[str, Any], *, using: str, started: bool, periodic: bool, cte: bool
+) -> str:
+    opts = TaskResult._meta
+    connection = connections[using]
+    update_fields = [*_STATE_FIELDS, "date_done", *(["date_started"] if started else [])]
+    # What `bulk_create(update_conflicts=True)` runs, without the transaction it opens around
+    # its batches (BEGIN and COMMIT would be two more round trips).
+    query = InsertQuery(
+        TaskResult,
+        on_conflict=OnConflict.UPDATE,
+        update_fields=[opts.get_field(name) for name in update_fields],
+        unique_fields=[opts.get_field("task_id")],
+    )
+    query.insert_values(_insert_fields(), [TaskResult(**values)])
+    [(sql, _)] = query.get_compiler(using=using).as_sql()
+    sql += _KEEP_SUCCESS.format(table=connection.ops.quote_name(opts.db_table))
+    if cte:
+        return schedule_state.state_upsert_cte_sql(sql, connection)
+    if periodic:
+        sql += schedule_state.returning_clause(connection)
+    return sql
+
+
+def _compiler_parameters(values: dict[str, Any], *, using: str) -> list[Any]:
+    """The parameters Django's compiler gives the INSERT of `values`: what ours must equal."""
+    query = InsertQuery(TaskResult)
+    query.insert_values(_insert_fields(), [TaskResult(**values)])
+    [(_, compiled)] = query.get_compiler(using=using).as_sql()
+    return list(compiled)
+
+
+def _insert_fields() -> list[Any]:
+    return [field for field in TaskResult._meta.concrete_fields if not field.primary_key]
+
+
+class _Prepared:
+    """The INSERT's parameters from a row's values without a model instance, for one database.
+
+    Django's path (a TaskResult, then `pre_save` and `get_db_prep_save` per field) cost more
+    than the statement on this hot path. Text columns take their values as they are (what
+    CharField and TextField give for a str or None), the dates go through the database's
+    adapter, and anything else through the field (the check in `_upsert` makes sure that this
+    is what the compiler gives).
+    """
+
+    def __init__(self, connection: Any) -> None:
+        self.fields = _insert_fields()
+        self._adapt_date = connection.ops.adapt_datetimefield_value
+        self._connection = connection
+        self._steps: list[tuple[str, str]] = []
+        for field in self.fields:
+            if getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False):
+                how = "now"
+            elif isinstance(field, DateTimeField):
+                how = "date"
+            elif type(field) in (CharField, TextField):
+                how = "text"
+            else:
+                how = "field"
+            self._steps.append((field.attname, how))
+
+    def parameters(self, values: dict[str, Any], now: datetime) -> list[Any]:
+        params = []
+        for (name, how), field in zip(self._steps, self.fields, strict=True):
+            if how == "now":
+                params.append(self._adapt_date(now))
+                continue
+            value = values.get(name)
+            if how == "text" and (value is None or type(value) is str):
+                params.append(value)
+            elif how == "date" and (value is None or timezone.is_aware(value)):
+                params.append(self._adapt_date(value))
+            else:
+                params.append(field.get_db_prep_save(value, connection=self._connection))
+        return params
+
+
+_prepared_by_alias: dict[str, _Prepared] = {}
+
+
+def _prepared(using: str, connection: Any) -> _Prepared:
+    prepared = _prepared_by_alias.get(using)
+    if prepared is None:
+        prepared = _prepared_by_alias[using] = _Prepared(connection)
+    return prepared
 
 
 def _state_statement(using: str) -> str:
@@ -271,23 +387,9 @@ def _close_if_broken(using: str) -> None:
         connection.close()
 
 
-def _same_parameters(
-    compiled: list[Any], ours: list[Any], row: TaskResult, fields: list[Any]
-) -> bool:
+def _same_parameters(compiled: list[Any], ours: list[Any], fields: list[Any]) -> bool:
     # The clocks of auto_now fields moved on between the two: those only have to line up.
-    in_params = [f for f in fields if not hasattr(getattr(row, f.attname), "resolve_expression")]
-    return len(compiled) == len(ours) == len(in_params) and all(
+    return len(compiled) == len(ours) == len(fields) and all(
         a == b or getattr(field, "auto_now", False) or getattr(field, "auto_now_add", False)
-        for a, b, field in zip(compiled, ours, in_params, strict=True)
+        for a, b, field in zip(compiled, ours, fields, strict=True)
     )
-
-
-def _parameters(row: TaskResult, fields: list[Any], connection: Any) -> list[Any]:
-    """The values of an INSERT of `row`, as SQLInsertCompiler prepares them."""
-    values = []
-    for field in fields:
-        value = field.pre_save(row, add=True)  # sets date_created and date_done (auto_now)
-        if hasattr(value, "resolve_expression"):
-            continue  # compiled into the statement: date_started's Now()
-        values.append(field.get_db_prep_save(value, connection=connection))
-    return values

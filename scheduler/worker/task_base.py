@@ -47,6 +47,7 @@ from django.db import DatabaseError
 from django_celery_results.models import TaskResult
 
 from config.queues import QUEUES, queue_of
+from scheduler.core.compiled_reads import FirstValue
 from scheduler.core.redis_connection import redis_key
 from scheduler.live.events import event_record_safely
 from scheduler.live.publisher import publisher
@@ -104,8 +105,16 @@ def overlap_lock_key(periodic_task_name: str) -> str:
     return redis_key(running_key(periodic_task_name))
 
 
+# Read as every periodic, redelivered or deferred copy starts: compiled once (scheduler/core).
+_stored_state = FirstValue(
+    TaskResult,
+    lambda task_id: TaskResult.objects.filter(task_id=task_id).values_list("status", flat=True),
+)
+
+
 def stored_state(task_id: str) -> str | None:
-    return TaskResult.objects.filter(task_id=task_id).values_list("status", flat=True).first()
+    state = _stored_state(task_id)
+    return None if state is None else str(state)
 
 
 def _stored_state_or_none(task_id: str) -> str | None:

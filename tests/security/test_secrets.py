@@ -49,6 +49,7 @@ from scheduler.core.masking import (
     is_secret_key,
     mask,
     mask_text,
+    masked,
 )
 from scheduler.live.consumers import EventsConsumer
 from scheduler.live.events import event_record
@@ -523,3 +524,12 @@ def test_the_agent_admin_shows_the_webhook_secret_masked_on_every_page(superuser
         assert page.status_code == 200
         assert WEBHOOK_SECRET not in page.content.decode()
     assert masked_secret(WEBHOOK_SECRET) in pages[1].content.decode()
+
+
+def test_masking_follows_the_configured_keys_when_they_change(settings):
+    value = {"pin": "1234", "nested": [{"PIN-code": "5678"}], "count": 3}
+    assert masked(value) == value  # not a secret by default
+
+    settings.SECRET_ARGUMENT_KEYS = ["pin"]
+    assert masked(value) == {"pin": MASK, "nested": [{"PIN-code": MASK}], "count": 3}
+    assert value["pin"] == "1234"  # the input is not changed

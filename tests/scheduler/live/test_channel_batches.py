@@ -9,7 +9,12 @@ import pytest
 from channels import DEFAULT_CHANNEL_LAYER
 from channels.layers import InMemoryChannelLayer, channel_layers
 
-from scheduler.live.channel_batches import batchable, group_send_many
+from scheduler.live.channel_batches import (
+    SyncClients,
+    batchable,
+    group_send_many,
+    group_send_many_sync,
+)
 
 TIMEOUT = 5
 
@@ -109,3 +114,30 @@ async def test_other_layers_get_plain_group_sends():
     await group_send_many(layer, [("g", {"type": "e", "n": 1}), ("g", {"type": "e", "n": 2})])
 
     assert [(await layer.receive(channel))["n"] for _ in range(2)] == [1, 2]
+
+
+@pytest.mark.asyncio
+async def test_the_blocking_version_delivers_the_same_and_drops_expired_members_too():
+    layer = _layer()
+    clients = SyncClients(layer)
+    staff, task, gone = _group(), _group(), _group()
+    a, b = await layer.new_channel(), await layer.new_channel()
+    await layer.group_add(staff, a)
+    await layer.group_add(task, b)
+    await layer.group_add(gone, b)
+    messages = [(staff, {"type": "e", "n": n}) for n in range(3)] + [(task, {"type": "e", "n": 9})]
+    try:
+        # The member reads are one script per server: groups nobody is in cost nothing.
+        await asyncio.to_thread(group_send_many_sync, layer, [*messages, (_group(), {})], clients)
+        assert [m["n"] for m in await _received(layer, a, 3)] == [0, 1, 2]
+        assert [m["n"] for m in await _received(layer, b, 1)] == [9]
+
+        # A member older than the group expiry is dropped, as group_send drops it.
+        expired = _layer(group_expiry=-10)
+        await asyncio.to_thread(group_send_many_sync, expired, [(gone, {"n": 1})], clients)
+        assert clients(0).zcard(layer._group_key(gone)) == 0
+        with pytest.raises(asyncio.TimeoutError):
+            await asyncio.wait_for(layer.receive(b), 0.3)
+    finally:
+        clients.close()
+        await layer.flush()

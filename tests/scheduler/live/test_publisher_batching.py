@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 import uuid
 
@@ -136,3 +137,19 @@ def test_stopping_sends_and_stores_what_is_held(events, listener):
 
     assert events.sent == 1
     assert listener(1)[0]["task_id"] == task_id
+
+
+def test_only_calls_that_used_the_database_have_the_thread_look_after_its_connection(monkeypatch):
+    module = sys.modules[Publisher.__module__]
+    checks = []
+    monkeypatch.setattr(module, "close_old_connections", lambda: checks.append(1))
+    publisher = Publisher()
+    try:
+        publisher.call_later(0, lambda: False)  # a STARTED row whose run had ended: nothing
+        assert publisher.flush(timeout=TIMEOUT)
+        assert checks == []
+        publisher.call_later(0, lambda: True)
+        assert publisher.flush(timeout=TIMEOUT)
+        assert checks
+    finally:
+        publisher.stop()

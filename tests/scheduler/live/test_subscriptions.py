@@ -216,3 +216,20 @@ def test_deferred_writes_of_a_worker_dispatch_at_once_and_store_the_row_later(su
     assert got[0]["id"] is None  # handed over before the publisher thread stored it
     assert publisher().flush(timeout=5)
     assert TaskEvent.objects.filter(task_id="deferred-1", type="task.succeeded").exists()
+
+
+def test_a_subscription_made_or_cancelled_later_counts_for_the_next_event() -> None:
+    seen: list[str] = []
+    event = event_payload_of(type="tests.later.thing", task_id="t")
+    dispatch(event)  # dispatched once before anyone subscribed
+
+    cancel = subscribe("tests.later.*", lambda e: seen.append("first"))
+    dispatch(event)
+    cancel_second = subscribe("tests.*.thing", lambda e: seen.append("second"))
+    dispatch(event)
+    cancel()
+    dispatch(event)
+    cancel_second()
+    dispatch(event)
+
+    assert seen == ["first", "first", "second", "second"]

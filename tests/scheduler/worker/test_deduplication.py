@@ -228,3 +228,19 @@ def test_a_first_delivery_runs_and_claims_its_attempt():
     finally:
         ping.pop_request()
     assert _redis().exists(claim_key(task_id, 0))
+
+
+def test_a_claim_names_this_process_and_its_delivery():
+    task_id = str(uuid.uuid4())
+    assert claim_run(task_id=task_id, retries=0, node="w@claims", ttl_seconds=5).acquired
+
+    holder = Holder.decode(_redis().get(claim_key(task_id, 0)))
+    assert holder is not None
+    assert holder == replace(this_holder("w@claims"), token=holder.token)
+    assert len(holder.token) == 32
+    # Another delivery's claim, in the same process, carries another token.
+    other = str(uuid.uuid4())
+    claim_run(task_id=other, retries=0, node="w@claims", ttl_seconds=5)
+    second = Holder.decode(_redis().get(claim_key(other, 0)))
+    assert second is not None
+    assert second.token != holder.token

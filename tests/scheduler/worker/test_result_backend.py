@@ -288,3 +288,41 @@ def test_a_late_started_never_lands_on_a_run_that_ended(ended):
     # A run that goes on to end is stored, as a retry of the task would be.
     backend.store_result(task_id, {"slept": 0}, states.SUCCESS, request=request)
     assert TaskResult.objects.get(task_id=task_id).status == states.SUCCESS
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_started_row_that_is_not_written_is_not_built_either(deferring, monkeypatch):
+    backend = DatabaseBackend(app=app)
+    task_id = str(uuid.uuid4())
+    built = []
+    real = backend._row_values
+
+    def row_values(*args, **kwargs):
+        built.append(args[2])
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "_row_values", row_values)
+
+    backend.store_result(task_id, {"pid": 1}, states.STARTED, request=_request(task_id))
+    backend.store_result(task_id, {"slept": 0}, states.SUCCESS, request=_request(task_id))
+    assert deferring.flush(timeout=5)
+
+    assert built == [states.SUCCESS]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_deferred_started_row_is_the_stock_backends_row(deferring):
+    task_id = str(uuid.uuid4())
+    DatabaseBackend(app=app).store_result(
+        task_id, {"pid": 1, "hostname": "worker@test"}, states.STARTED, request=_request(task_id)
+    )
+    assert deferring.flush(timeout=5)  # written once its delay has passed
+    ours = TaskResult.objects.get(task_id=task_id)
+
+    stock_id = str(uuid.uuid4())
+    StockBackend(app=app).store_result(
+        stock_id, {"pid": 1, "hostname": "worker@test"}, states.STARTED, request=_request(stock_id)
+    )
+    stock = TaskResult.objects.get(task_id=stock_id)
+    assert _columns(ours) == _columns(stock)
+    assert ours.date_started is not None
