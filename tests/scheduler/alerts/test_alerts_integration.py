@@ -19,7 +19,7 @@ from scheduler.core.signing import signature_check
 from scheduler.models import Incident, NotificationDelivery
 from scheduler.protocol import BEAT_LEADER_KEY
 from scheduler.services import schedule_create, schedule_disable
-from scheduler.services.incidents import channel_test, rules_reload
+from scheduler.services.incidents import RULES_TTL, channel_test, rules_reload
 from tests.alert_receivers import MailReceiver
 from tests.factories import make_channel, make_rule
 from tests.processes import RunningProcess, start_beat, start_worker, wait_for
@@ -88,6 +88,10 @@ def test_two_failures_then_a_success_tell_down_once_and_recovered_once(
         target="flaky report",
         channels=("mail", "hook"),
     )
+    # A worker's processes read the rules again every RULES_TTL seconds: one that read them
+    # before the rule was made (the worker's alert watch, run before its pool was forked) sees
+    # it by then. The first two runs fail: they must meet the rule.
+    time.sleep(RULES_TTL + 0.5)
     beat = start_beat(log_dir=run_dir, env={"BEAT_LEADER_TTL": "3"})
     try:
         wait_for(
