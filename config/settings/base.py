@@ -261,8 +261,8 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     # command after this many seconds instead of never: the worker's main process, which
     # publishes events and acknowledgements, is never stuck for longer, and a publish of beat
     # ends well inside its leadership's fencing window (scheduler/beat/scheduler.py).
-    "socket_timeout": 2,
-    "socket_connect_timeout": 2,
+    "socket_timeout": REDIS_SOCKET_TIMEOUT,
+    "socket_connect_timeout": REDIS_SOCKET_TIMEOUT,
     "socket_keepalive": True,
     "health_check_interval": 10,
     "global_keyprefix": REDIS_KEY_PREFIX,

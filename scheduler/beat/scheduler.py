@@ -812,17 +812,16 @@ class DatabaseScheduler(Scheduler):
             failed.extend(entry for entry, _, _, _ in pending)
             pending.clear()
             failed.extend(entry for entry, _ in batch[tried:])
-            return done, failed, not self.leadership.held
+            return done, failed, True
         return done, failed, False
 
     def _pipeline_options(self, producer: Any) -> dict[str, Any]:
         """What `apply_async` is given besides the run's options when its message goes out in
         the batch's pipeline (none when the broker takes each message at once).
 
-        No retry: a publish only buffers the message, and a pipeline that failed is not sent
-        again (which of its commands Redis took is unknown): its runs are published again a
-        second later. No declaring of the message's queue with each message: every queue is
-        declared once here, as the first publish to it on a connection does (cached by kombu).
+        No declaring of the message's queue with each message: every queue is declared once
+        here, as the first publish to it on a connection does (cached by kombu). (No retry
+        either, as for every publish of beat: `_send`.)
         """
         if not hasattr(producer, "batch") or not getattr(producer, "supports_batch_publish", False):
             return {}
@@ -831,8 +830,8 @@ class DatabaseScheduler(Scheduler):
                 producer.maybe_declare(queue)
         except Exception:
             # Declared with each message then: a failure is the run's, as without a pipeline.
-            return {"retry": False}
-        return {"retry": False, "declare": []}
+            return {}
+        return {"declare": []}
 
     def _flush(
         self,
@@ -926,8 +925,9 @@ class DatabaseScheduler(Scheduler):
         headers["scheduled_for"] = due.astimezone(UTC).isoformat()
         headers["published_at"] = published_at.isoformat()
         # Celery's publish retries off: each publish is bounded (`publish_bound`), so that the
-        # fencing window holds; a run not published is tried again a second later. `publish`:
-        # what the batch's pipeline asks besides (_pipeline_options).
+        # fencing window holds, and a pipeline that failed is not sent again (which of its
+        # commands Redis took is unknown); a run not published is tried again a second later.
+        # `publish`: what the batch's pipeline asks besides (_pipeline_options).
         options = {
             **entry.options,
             **publish,

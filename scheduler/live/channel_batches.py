@@ -97,16 +97,25 @@ class _Commands:
         return pipe
 
 
-def _member_reads(layer: Any, groups: list[str]) -> dict[int, tuple[list[str], _Commands]]:
+def _groups_by_server(layer: Any, messages: Messages) -> dict[int, list[str]]:
+    """The groups `messages` go to, each once, by the index of the server that holds it."""
+    by_server: dict[int, list[str]] = {}
+    for group in dict.fromkeys(group for group, _ in messages):
+        assert layer.require_valid_group_name(group), "Group name not valid"
+        by_server.setdefault(layer.consistent_hash(group), []).append(group)
+    return by_server
+
+
+def _member_reads(layer: Any, messages: Messages) -> dict[int, tuple[list[str], _Commands]]:
     reads: dict[int, tuple[list[str], _Commands]] = {}
     expired_before = int(time.time()) - layer.group_expiry
-    for group in groups:
-        assert layer.require_valid_group_name(group), "Group name not valid"
-        names, commands = reads.setdefault(layer.consistent_hash(group), ([], _Commands()))
-        key = layer._group_key(group)
-        names.append(group)
-        commands.add("zremrangebyscore", key, 0, expired_before)
-        commands.add("zrange", key, 0, -1)
+    for index, names in _groups_by_server(layer, messages).items():
+        commands = _Commands()
+        for group in names:
+            key = layer._group_key(group)
+            commands.add("zremrangebyscore", key, 0, expired_before)
+            commands.add("zrange", key, 0, -1)
+        reads[index] = (names, commands)
     return reads
 
 
@@ -170,7 +179,7 @@ async def group_send_many(layer: Any, messages: Messages) -> None:
         for group, message in messages:
             await layer.group_send(group, message)
         return
-    reads = _member_reads(layer, list(dict.fromkeys(group for group, _ in messages)))
+    reads = _member_reads(layer, messages)
 
     async def read(index: int, names: list[str], commands: _Commands) -> dict[str, list[str]]:
         pipe = commands.queue_on(layer.connection(index).pipeline(transaction=False))
@@ -237,12 +246,8 @@ def group_send_many_sync(layer: Any, messages: Messages, clients: SyncClients) -
     if not messages:
         return
     expired_before = int(time.time()) - layer.group_expiry
-    by_server: dict[int, list[str]] = {}
-    for group in dict.fromkeys(group for group, _ in messages):
-        assert layer.require_valid_group_name(group), "Group name not valid"
-        by_server.setdefault(layer.consistent_hash(group), []).append(group)
     members: dict[str, list[str]] = {}
-    for index, names in by_server.items():
+    for index, names in _groups_by_server(layer, messages).items():
         keys = [layer._group_key(group) for group in names]
         replies = clients.members_script(index)(keys=keys, args=[expired_before])
         for group, channels in zip(names, replies, strict=True):

@@ -289,6 +289,30 @@ def run_message(request: Any, *, task_name: str) -> dict[str, Any]:
     }
 
 
+def run_publish(
+    run: dict[str, Any],
+    *,
+    headers: dict[str, Any],
+    countdown: float | None = None,
+    retries: int = 0,
+) -> None:
+    """Publish the run `run_message` described again, under its own task id, with `headers`
+    (its custom ones, changed as the caller needs)."""
+    hard, soft = run.get("timelimit") or (None, None)
+    app.send_task(
+        run["task"],
+        args=run.get("args") or [],
+        kwargs=run.get("kwargs") or {},
+        task_id=run["id"],
+        headers=headers,
+        queue=run.get("queue"),
+        countdown=countdown,
+        retries=retries,
+        time_limit=hard,
+        soft_time_limit=soft,
+    )
+
+
 def overlap_publish(run: dict[str, Any]) -> None:
     """Publish a buffered run again, under its own task id, now that it holds the lock.
 
@@ -299,19 +323,9 @@ def overlap_publish(run: dict[str, Any]) -> None:
     headers[protocol.OVERLAP_TURN_HEADER] = str(
         int(headers.get(protocol.OVERLAP_TURN_HEADER) or 0) + 1
     )
-    hard, soft = run.get("timelimit") or (None, None)
     name = str(headers.get(protocol.PERIODIC_TASK_HEADER) or "")
     try:
-        app.send_task(
-            run["task"],
-            args=run.get("args") or [],
-            kwargs=run.get("kwargs") or {},
-            task_id=run["id"],
-            headers=headers,
-            queue=run.get("queue"),
-            time_limit=hard,
-            soft_time_limit=soft,
-        )
+        run_publish(run, headers=headers)
     except Exception:
         # The broker is away: the run goes back to the front of the buffer and the lock is let
         # go, so the next run or a worker's heartbeat hands it over again.

@@ -74,6 +74,7 @@ from scheduler.worker.overlap import (
     overlap_publish,
     overlap_take_over,
     run_message,
+    run_publish,
     stop_mark,
     stop_reason_or_none,
 )
@@ -306,22 +307,13 @@ class CatalogTask(Task):
         spend this run's time budget, and a host cut off the network never answers."""
         request = self.request
         run = run_message(request, task_name=self.name)
-        headers = dict(run["headers"])
-        headers[CLAIM_DEFERRED_HEADER] = holder
-        hard, soft = run.get("timelimit") or (None, None)
         countdown = round(lease_left + _DEFER_SLACK, 3)
         try:
-            self.app.send_task(
-                self.name,
-                args=run["args"],
-                kwargs=run["kwargs"],
-                task_id=request.id,
-                headers=headers,
-                queue=run["queue"],
+            run_publish(
+                run,
+                headers={**run["headers"], CLAIM_DEFERRED_HEADER: holder},
                 countdown=countdown,
                 retries=request.retries or 0,
-                time_limit=hard,
-                soft_time_limit=soft,
             )
         except Exception as exc:
             # Given back to the broker instead: a worker gets it again and decides again.

@@ -25,13 +25,8 @@ RUN_AGENTS = "tournaments.run_live_tournament_agents"
 CHANGELIST = reverse("admin:tournaments_tournament_changelist")
 
 
-def _enabled(*names: str) -> list[bool]:
-    return [PeriodicTask.objects.get(name=name).enabled for name in names]
-
-
-def test_a_schedule_made_on_the_command_line_belongs_to_the_tournament_its_params_name():
-    tournament, other = make_tournament("Mine"), make_tournament("Other")
-
+def _create_extra_round(tournament: Any) -> None:
+    """`scheduler create` of a schedule whose parameters name `tournament`."""
     scheduler(
         "create",
         "extra round",
@@ -41,6 +36,16 @@ def test_a_schedule_made_on_the_command_line_belongs_to_the_tournament_its_param
         "--params",
         json.dumps({"tournament_id": tournament.pk}),
     )
+
+
+def _enabled(*names: str) -> list[bool]:
+    return [PeriodicTask.objects.get(name=name).enabled for name in names]
+
+
+def test_a_schedule_made_on_the_command_line_belongs_to_the_tournament_its_params_name():
+    tournament, other = make_tournament("Mine"), make_tournament("Other")
+
+    _create_extra_round(tournament)
 
     headers = json.loads(PeriodicTask.objects.get(name="extra round").headers)
     assert headers[OBJECT_HEADER] == f"tournament:{tournament.pk}"
@@ -50,15 +55,7 @@ def test_a_schedule_made_on_the_command_line_belongs_to_the_tournament_its_param
 
 def test_the_command_lines_group_pause_covers_it():
     tournament = make_tournament("Mine")
-    scheduler(
-        "create",
-        "extra round",
-        "every hour",
-        "--task",
-        RUN_AGENTS,
-        "--params",
-        json.dumps({"tournament_id": tournament.pk}),
-    )
+    _create_extra_round(tournament)
 
     scheduler("pause", "--tournament", str(tournament.pk))
 

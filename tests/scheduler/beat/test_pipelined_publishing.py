@@ -294,8 +294,18 @@ def test_a_pipeline_whose_answer_was_lost_is_published_again_under_the_same_ids(
     assert _counts(names) == {1}
 
 
-def test_a_broker_kombu_does_not_batch_for_gets_each_message_at_once(monkeypatch, commands):
-    monkeypatch.setattr(RedisChannel, "supports_batch_publish", False)
+@pytest.mark.parametrize(
+    "no_batching",
+    [
+        # A broker kombu does not batch for.
+        lambda monkeypatch: monkeypatch.setattr(RedisChannel, "supports_batch_publish", False),
+        # A kombu that cannot batch (before 5.7).
+        lambda monkeypatch: monkeypatch.delattr(Producer, "batch"),
+    ],
+    ids=["broker", "kombu"],
+)
+def test_without_batching_each_message_goes_out_at_once(monkeypatch, commands, no_batching):
+    no_batching(monkeypatch)
     names = _due(4)
     scheduler = DatabaseScheduler(app=app, lazy=True)
 
@@ -305,19 +315,6 @@ def test_a_broker_kombu_does_not_batch_for_gets_each_message_at_once(monkeypatch
     assert commands.published_directly().count("LPUSH") == 4
     assert scheduler.stats.published == 4
     assert len(_queued()) == 4
-    assert _counts(names) == {1}
-
-
-def test_with_a_kombu_that_cannot_batch_each_message_goes_out_at_once(monkeypatch, commands):
-    monkeypatch.delattr(Producer, "batch")  # kombu before 5.7
-    names = _due(3)
-    scheduler = DatabaseScheduler(app=app, lazy=True)
-
-    scheduler.tick_once()
-
-    assert commands.pipelines == []
-    assert commands.published_directly().count("LPUSH") == 3
-    assert scheduler.stats.published == 3
     assert _counts(names) == {1}
 
 
