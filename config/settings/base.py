@@ -267,9 +267,13 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "health_check_interval": 10,
     "global_keyprefix": REDIS_KEY_PREFIX,
 }
+# Kombu's Redis transports, mended (scheduler/core/broker_transport.py says how): one client per
+# channel instead of one per command, and a Sentinel worker that survives a failover. A unix
+# socket URL (redis+socket://) names kombu's own transport and keeps it.
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CELERY_BROKER_TRANSPORT = "scheduler.core.broker_transport:RedisTransport"
 if CELERY_BROKER_URL.startswith("sentinel://"):
-    # Kombu's sentinel transport with its failover defect mended (its module says which).
-    CELERY_BROKER_TRANSPORT = "scheduler.core.sentinel_transport:SentinelTransport"
+    CELERY_BROKER_TRANSPORT = "scheduler.core.broker_transport:SentinelTransport"
     CELERY_BROKER_TRANSPORT_OPTIONS["master_name"] = REDIS_SENTINEL_MASTER
     CELERY_BROKER_TRANSPORT_OPTIONS["sentinel_kwargs"] = {"socket_timeout": REDIS_SOCKET_TIMEOUT}
 # django-celery-results' table, written with one upsert per state

@@ -87,6 +87,7 @@ def test_it_defaults_to_sqlite_under_var_and_redis_everywhere(tmp_path):
     socket = tmp_path / "var" / "run" / "redis.sock"
     assert values["redis_url"] == f"unix://{socket}"
     assert values["broker_url"] == f"redis+socket://{socket}?virtual_host=0"
+    assert values["broker_transport"] is None  # the URL names kombu's (broker_transport.py)
     assert values["channel_layer_url"] == f"unix://{socket}"
     assert values["result_backend"] == "scheduler.result_backend.DatabaseBackend"
     assert values["celery_enabled"] is True
@@ -98,6 +99,8 @@ def test_it_derives_broker_and_channel_layer_from_redis_url(tmp_path):
     values = _settings(_env(tmp_path, SECRET_KEY="s", REDIS_URL="redis://10.0.0.5:6380/3"))
 
     assert values["broker_url"] == "redis://10.0.0.5:6380/3"
+    # Kombu's Redis transport with one client per channel (scheduler/core/broker_transport.py).
+    assert values["broker_transport"] == "scheduler.core.broker_transport:RedisTransport"
     assert values["channel_layer_url"] == "redis://10.0.0.5:6380/3"
 
 
@@ -117,8 +120,8 @@ def test_sentinels_give_every_redis_use_the_master_they_name(tmp_path):
         "sentinel://:pw@10.0.0.7:26379/2;sentinel://:pw@10.0.0.8:26379/2;"
         "sentinel://:pw@10.0.0.9:26380/2"
     )
-    # Kombu's sentinel transport with its failover defect mended (scheduler/core).
-    assert values["broker_transport"] == "scheduler.core.sentinel_transport:SentinelTransport"
+    # Kombu's sentinel transport, mended (scheduler/core/broker_transport.py).
+    assert values["broker_transport"] == "scheduler.core.broker_transport:SentinelTransport"
     assert values["transport_options"] == {
         "master_name": "scheduler",
         "sentinel_kwargs": {"socket_timeout": 2},
