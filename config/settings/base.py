@@ -161,6 +161,11 @@ def _database(url: str) -> dict[str, Any]:
 
 DATABASE_URL = env.str("DATABASE_URL", default=f"sqlite:///{VAR_DIR / 'db.sqlite3'}")
 DATABASES = {"default": _database(DATABASE_URL)}
+# PostgreSQL: a worker's result writes, one per run, are prepared statements with parameters
+# bound by the server (scheduler/worker/result_backend.py). Off behind a pooler that cannot
+# carry prepared statements across its server connections (PgBouncer in transaction mode
+# before 1.21, or without max_prepared_statements).
+DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_PASSWORD_VALIDATORS = [

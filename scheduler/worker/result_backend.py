@@ -5,7 +5,10 @@ INSERT in a savepoint (STARTED) or an UPDATE of every column (SUCCESS), so four 
 statements per run, on the hot path of every task. Here each write is one
 `INSERT ... ON CONFLICT (task_id) DO UPDATE` statement (SQLite and PostgreSQL both have it),
 compiled once per process, which also cannot race with another writer of the same task id the
-way get-then-insert can.
+way get-then-insert can. On PostgreSQL the statement is prepared once per connection and its
+parameters bound by the server (`DB_PREPARED_STATEMENTS`, on by default): Django's client-side
+binding quoted every value into the text in Python, and the server parsed and planned it again,
+on every write.
 
 In worker processes (`defer_started`), STARTED is not written at once: it waits STARTED_DELAY on
 the publisher thread, and a run that ends before then is stored once, its final state and its start
@@ -32,6 +35,7 @@ from datetime import datetime
 from typing import Any, NamedTuple, cast
 
 from celery import states
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connections, router, transaction
 from django.db.models import CharField, DateTimeField, TextField
 from django.db.models.constants import OnConflict
@@ -271,11 +275,61 @@ def _upsert(values: dict[str, Any], *, using: str) -> None:
                 if written is not None:
                     cursor.execute(_state_statement(using), list(written))
         else:
-            with connection.cursor() as cursor:
+            with _cursor(connection) as cursor:
                 cursor.execute(sql, params)
     except (OperationalError, InterfaceError):
         _close_if_broken(using)
         raise
+
+
+def _cursor(connection: Any) -> Any:
+    """A cursor for one statement of this module: on PostgreSQL (psycopg 3) with
+    DB_PREPARED_STATEMENTS, one that binds its parameters on the server and prepares the
+    statement (once per connection: psycopg keeps them), else the connection's own.
+
+    Built as Django builds its own (`BaseDatabaseWrapper._cursor`): the health check, the
+    connection and its error translation. Not while Django logs the queries (DEBUG, a test
+    counting them): its log reads a query's text where a prepared execution leaves none.
+    """
+    if connection.queries_logged or not _prepares(connection):
+        return connection.cursor()
+    connection.close_if_health_check_failed()
+    connection.ensure_connection()
+    raw = connection.connection
+    if raw.prepare_threshold is None:
+        # Django turns psycopg's preparing off (None); a threshold no statement reaches lets
+        # psycopg prepare only what asks for it, and leaves every other statement as it was.
+        raw.prepare_threshold = _ONLY_WHEN_ASKED
+    with connection.wrap_database_errors:
+        return connection._prepare_cursor(_PreparingCursor(raw))
+
+
+def _prepares(connection: Any) -> bool:
+    return bool(
+        connection.vendor == "postgresql"
+        and _PreparingCursor is not None
+        and getattr(settings, "DB_PREPARED_STATEMENTS", False)
+    )
+
+
+def _preparing_cursor_class() -> Any:
+    try:
+        import psycopg
+    except ImportError:  # no psycopg 3 (psycopg2 binds on the client only)
+        return None
+
+    class PreparingCursor(psycopg.Cursor[Any]):
+        """Binds on the server (Django's own cursors bind on the client) and prepares every
+        statement: the server parses and plans it once per connection."""
+
+        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+            return super().execute(query, params, **{**kwargs, "prepare": True})
+
+    return PreparingCursor
+
+
+_PreparingCursor: Any = _preparing_cursor_class()
+_ONLY_WHEN_ASKED = 2**62
 
 
 def _compiled(

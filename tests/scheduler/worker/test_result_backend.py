@@ -326,3 +326,37 @@ def test_a_deferred_started_row_is_the_stock_backends_row(deferring):
     stock = TaskResult.objects.get(task_id=stock_id)
     assert _columns(ours) == _columns(stock)
     assert ours.date_started is not None
+
+
+def _prepared_result_writes() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT statement FROM pg_prepared_statements WHERE statement LIKE %s",
+            ['%INSERT INTO "django_celery_results_taskresult"%'],
+        )
+        return [statement for (statement,) in cursor.fetchall()]
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("prepared", [True, False])
+def test_on_postgresql_result_writes_are_prepared_once_per_connection(settings, prepared):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's (SQLite's driver caches its own)")
+    settings.DB_PREPARED_STATEMENTS = prepared
+    connection.close()  # a new session: nothing prepared yet
+    backend = DatabaseBackend(app=app)
+    ids = [str(uuid.uuid4()) for _ in range(3)]
+
+    for task_id in ids:
+        backend.store_result(task_id, {"n": 1}, states.SUCCESS, request=_request(task_id))
+
+    written = _prepared_result_writes()
+    if prepared:
+        # One statement (the result's upsert with the state's) however many runs it wrote.
+        assert len(written) == 1
+        assert "scheduler_schedulestate" in written[0]
+    else:
+        assert written == []
+    rows = TaskResult.objects.filter(task_id__in=ids)
+    assert sorted(row.status for row in rows) == [states.SUCCESS] * 3
+    assert all(row.result == '{"n": 1}' for row in rows)
