@@ -54,7 +54,10 @@ return 0
 class Holder:
     host: str
     pid: int
-    started: float  # the process's start time: a pid reused by another process is not it
+    # When the process started, in seconds since the host booted (a clock change does not move
+    # it; a worker before that wrote seconds since the epoch): a pid reused by another process
+    # is not it.
+    started: float
     node: str  # the Celery worker node, asked from another host whether it runs the task
     token: str = ""  # this delivery: a holder with another token is another copy
 
@@ -97,7 +100,7 @@ def this_holder(node: str, token: str = "") -> Holder:
     pid = os.getpid()
     started = _start_times.get(pid)
     if started is None:
-        started = _start_times[pid] = psutil.Process(pid).create_time()
+        started = _start_times[pid] = _since_boot(psutil.Process(pid))
     return Holder(host=socket.gethostname(), pid=pid, started=started, node=node, token=token)
 
 
@@ -122,13 +125,27 @@ def holder_alive(holder: Holder) -> bool:
     process). A holder on another host is not asked (module docstring): its lease decides."""
     try:
         process = psutil.Process(holder.pid)
-        # A second of slack: the start time is derived from the boot time, which moves when the
-        # wall clock is stepped.
-        return abs(process.create_time() - holder.started) < 1.0 and (
-            process.status() != psutil.STATUS_ZOMBIE
-        )
+        # A holder written by a worker from before boot-relative times holds an epoch time.
+        epoch = holder.started > _EPOCH_TIMES
+        started = process.create_time() if epoch else _since_boot(process)
+        return abs(started - holder.started) < 1.0 and (process.status() != psutil.STATUS_ZOMBIE)
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
+
+
+# Seconds since the epoch on any clock since 2001, and more seconds since boot than any host has.
+_EPOCH_TIMES = 1e9
+
+
+def _since_boot(process: psutil.Process) -> float:
+    """When `process` started, in seconds since the host booted.
+
+    psutil's epoch time of it is the boot time plus the ticks since boot, and the boot time is
+    worked out from the wall clock each time it is read, so it moves whenever the clock is
+    stepped, and by a whole second whenever its rounding flips (a live holder was taken for a
+    dead one: tests/scheduler/worker/test_deduplication.py). The ticks do not move.
+    """
+    return process.create_time() - psutil.boot_time()
 
 
 def claim_run(*, task_id: str, retries: int, node: str, ttl_seconds: float, turn: int = 0) -> Claim:

@@ -95,6 +95,19 @@ def test_a_holder_on_this_host_is_dead_once_its_pid_is_gone():
     assert not holder_alive(replace(me, started=me.started - 3600))  # a reused pid
 
 
+@pytest.mark.parametrize("step", [1.0, -1.0, 3600.0])
+def test_a_live_holder_stays_alive_when_the_wall_clock_is_stepped(monkeypatch, step):
+    me = this_holder("w1@host")
+    # What psutil reads as the boot time moves with the wall clock (and by a whole second when
+    # its rounding flips); a process's start as an epoch time moves with it.
+    platform = psutil._psplatform  # type: ignore[attr-defined]  # psutil's own module for it
+    booted = platform.boot_time()
+    monkeypatch.setattr(platform, "boot_time", lambda: booted + step)
+
+    assert holder_alive(me)
+    assert not holder_alive(replace(me, started=me.started - 3600))
+
+
 def test_a_claim_held_on_another_host_is_left_to_its_lease_without_asking_that_host():
     task_id = str(uuid.uuid4())
     # A node nobody runs: asking it would wait for an answer that never comes.
