@@ -54,12 +54,12 @@ return 0
 class Holder:
     host: str
     pid: int
-    # When the process started, in seconds since the host booted (a clock change does not move
-    # it; a worker before that wrote seconds since the epoch): a pid reused by another process
-    # is not it.
-    started: float
+    started: float  # the process's start time (epoch): a pid reused by another process is not it
     node: str  # the Celery worker node, asked from another host whether it runs the task
-    token: str = ""  # this delivery: a holder with another token is another copy
+    # The same start in seconds since the host booted, which no clock change moves; None from a
+    # worker before it (whose readers compare `started`, and ignore this).
+    booted: float | None = None
+    token: str = ""  # this delivery: a holder with another token is another copy (kept last)
 
     def encode(self) -> str:
         return json.dumps(asdict(self), separators=(",", ":"))
@@ -73,6 +73,7 @@ class Holder:
                 pid=int(fields["pid"]),
                 started=float(fields["started"]),
                 node=str(fields["node"]),
+                booted=None if fields.get("booted") is None else float(fields["booted"]),
                 token=str(fields.get("token", "")),
             )
         except (ValueError, TypeError, KeyError):
@@ -92,16 +93,24 @@ def claim_key(task_id: str, retries: int, turn: int = 0) -> str:
     return redis_key(protocol.claim_key(task_id, retries, turn))
 
 
-# pid -> that process's start time; a forked pool child looks its own up.
-_start_times: dict[int, float] = {}
+# pid -> that process's start time (epoch, since boot); a forked pool child looks its own up.
+_start_times: dict[int, tuple[float, float]] = {}
 
 
 def this_holder(node: str, token: str = "") -> Holder:
     pid = os.getpid()
-    started = _start_times.get(pid)
-    if started is None:
-        started = _start_times[pid] = _since_boot(psutil.Process(pid))
-    return Holder(host=socket.gethostname(), pid=pid, started=started, node=node, token=token)
+    times = _start_times.get(pid)
+    if times is None:
+        process = psutil.Process(pid)
+        times = _start_times[pid] = (process.create_time(), _since_boot(process))
+    return Holder(
+        host=socket.gethostname(),
+        pid=pid,
+        started=times[0],
+        node=node,
+        booted=times[1],
+        token=token,
+    )
 
 
 # (pid, node) -> the encoded claim of this process up to its token: encoded once, since every
@@ -125,16 +134,13 @@ def holder_alive(holder: Holder) -> bool:
     process). A holder on another host is not asked (module docstring): its lease decides."""
     try:
         process = psutil.Process(holder.pid)
-        # A holder written by a worker from before boot-relative times holds an epoch time.
-        epoch = holder.started > _EPOCH_TIMES
-        started = process.create_time() if epoch else _since_boot(process)
-        return abs(started - holder.started) < 1.0 and (process.status() != psutil.STATUS_ZOMBIE)
+        if holder.booted is None:  # a holder from a worker before boot-relative times
+            same = abs(process.create_time() - holder.started) < 1.0
+        else:
+            same = abs(_since_boot(process) - holder.booted) < 1.0
+        return same and process.status() != psutil.STATUS_ZOMBIE
     except (psutil.NoSuchProcess, psutil.AccessDenied):
         return False
-
-
-# Seconds since the epoch on any clock since 2001, and more seconds since boot than any host has.
-_EPOCH_TIMES = 1e9
 
 
 def _since_boot(process: psutil.Process) -> float:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import time
@@ -92,7 +93,8 @@ def test_a_holder_on_this_host_is_dead_once_its_pid_is_gone():
     assert not holder_alive(_dead_holder())
     me = this_holder("w1@host")
     assert holder_alive(me)
-    assert not holder_alive(replace(me, started=me.started - 3600))  # a reused pid
+    assert me.booted is not None
+    assert not holder_alive(replace(me, booted=me.booted - 3600))  # a reused pid
 
 
 @pytest.mark.parametrize("step", [1.0, -1.0, 3600.0])
@@ -105,7 +107,22 @@ def test_a_live_holder_stays_alive_when_the_wall_clock_is_stepped(monkeypatch, s
     monkeypatch.setattr(platform, "boot_time", lambda: booted + step)
 
     assert holder_alive(me)
-    assert not holder_alive(replace(me, started=me.started - 3600))
+    assert me.booted is not None
+    assert not holder_alive(replace(me, booted=me.booted - 3600))
+
+
+def test_a_holder_written_by_an_older_worker_is_read_and_compared_as_before():
+    me = this_holder("w1@host")
+    older = json.loads(me.encode())
+    del older["booted"]  # what a worker before boot-relative times wrote
+    holder = Holder.decode(json.dumps(older))
+
+    assert holder is not None
+    assert holder.booted is None
+    assert holder_alive(holder)
+    assert not holder_alive(replace(holder, started=holder.started - 3600))
+    # ... and what such a worker reads of ours: the fields it knows, unchanged.
+    assert {key: json.loads(me.encode())[key] for key in older} == older
 
 
 def test_a_claim_held_on_another_host_is_left_to_its_lease_without_asking_that_host():
