@@ -164,7 +164,8 @@ DATABASES = {"default": _database(DATABASE_URL)}
 # PostgreSQL: a worker's result writes, one per run, are prepared statements with parameters
 # bound by the server (scheduler/worker/result_backend.py). Off behind a pooler that cannot
 # carry prepared statements across its server connections (PgBouncer in transaction mode
-# before 1.21, or without max_prepared_statements).
+# before 1.22, or without max_prepared_statements); a process that finds a statement lost
+# turns them off by itself and logs a warning that says so.
 DB_PREPARED_STATEMENTS = env.bool("DB_PREPARED_STATEMENTS", default=True)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
@@ -274,8 +275,9 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
 }
 # Kombu's Redis transports, mended (scheduler/core/broker_transport.py says how): one client per
 # channel instead of one per command, and a Sentinel worker that survives a failover. A unix
-# socket URL (redis+socket://) names kombu's own transport and keeps it.
-if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+# socket URL (redis+socket://) names kombu's own transport and keeps it; so does rediss://,
+# whose TLS kombu turns on by the transport's name.
+if CELERY_BROKER_URL.startswith("redis://"):
     CELERY_BROKER_TRANSPORT = "scheduler.core.broker_transport:RedisTransport"
 if CELERY_BROKER_URL.startswith("sentinel://"):
     CELERY_BROKER_TRANSPORT = "scheduler.core.broker_transport:SentinelTransport"

@@ -21,9 +21,10 @@ channel remembers the connection's client it was made with (its URLs name the se
 builds the pool from it when the connection no longer has one; the messages it gives back then
 go to the master the sentinels name now.
 
-Settings select them (`CELERY_BROKER_TRANSPORT`) for `redis://`, `rediss://` and `sentinel://`
-brokers. A unix socket broker (`redis+socket://`, the embedded default) keeps kombu's own
-transport: kombu picks the transport of such a URL by its prefix, whatever the setting says.
+Settings select them (`CELERY_BROKER_TRANSPORT`) for `redis://` and `sentinel://` brokers. A
+unix socket broker (`redis+socket://`, the embedded default) keeps kombu's own transport (kombu
+picks the transport of such a URL by its prefix, whatever the setting says), and so does
+`rediss://`: kombu turns TLS on by the transport's name.
 """
 
 from __future__ import annotations

@@ -104,6 +104,13 @@ def test_it_derives_broker_and_channel_layer_from_redis_url(tmp_path):
     assert values["channel_layer_url"] == "redis://10.0.0.5:6380/3"
 
 
+def test_a_tls_broker_keeps_kombus_transport_which_turns_tls_on(tmp_path):
+    values = _settings(_env(tmp_path, SECRET_KEY="s", REDIS_URL="rediss://10.0.0.5:6380/3"))
+
+    assert values["broker_url"] == "rediss://10.0.0.5:6380/3"
+    assert values["broker_transport"] is None
+
+
 def test_sentinels_give_every_redis_use_the_master_they_name(tmp_path):
     values = _settings(
         _env(
