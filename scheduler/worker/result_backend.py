@@ -8,7 +8,8 @@ compiled once per process, which also cannot race with another writer of the sam
 way get-then-insert can. On PostgreSQL the statement is prepared once per connection and its
 parameters bound by the server (`DB_PREPARED_STATEMENTS`, on by default): Django's client-side
 binding quoted every value into the text in Python, and the server parsed and planned it again,
-on every write.
+on every write. A server that loses a prepared statement (a pooler that cannot keep them) turns
+preparing off in that process, and the write is made again unprepared.
 
 In worker processes (`defer_started`), STARTED is not written at once: it waits STARTED_DELAY on
 the publisher thread, and a run that ends before then is stored once, its final state and its start
@@ -29,6 +30,7 @@ Configured with CELERY_RESULT_BACKEND=scheduler.result_backend.DatabaseBackend.
 from __future__ import annotations
 
 import binascii
+import logging
 import threading
 from collections.abc import Callable
 from datetime import datetime
@@ -36,7 +38,14 @@ from typing import Any, NamedTuple, cast
 
 from celery import states
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connections, router, transaction
+from django.db import (
+    InterfaceError,
+    OperationalError,
+    ProgrammingError,
+    connections,
+    router,
+    transaction,
+)
 from django.db.models import CharField, DateTimeField, TextField
 from django.db.models.constants import OnConflict
 from django.db.models.sql import InsertQuery
@@ -48,6 +57,8 @@ from kombu.exceptions import DecodeError
 from scheduler.live.publisher import publisher
 from scheduler.worker import schedule_state
 from scheduler.worker.overlap import stop_reason_or_none
+
+logger = logging.getLogger(__name__)
 
 # Written on every state, as the stock backend's `TaskResultManager.store_result` does.
 _STATE_FIELDS = (
@@ -275,11 +286,41 @@ def _upsert(values: dict[str, Any], *, using: str) -> None:
                 if written is not None:
                     cursor.execute(_state_statement(using), list(written))
         else:
-            with _cursor(connection) as cursor:
-                cursor.execute(sql, params)
+            _execute_prepared(connection, sql, params)
     except (OperationalError, InterfaceError):
         _close_if_broken(using)
         raise
+
+
+def _execute_prepared(connection: Any, sql: str, params: list[Any]) -> None:
+    """Run `sql` prepared where it may be (`_cursor`). A server that lost or never had the
+    statement (a pooler that hands the session's statements to another server connection) turns
+    preparing off for this database in this process, and the write is made again unprepared."""
+    try:
+        with _cursor(connection) as cursor:
+            cursor.execute(sql, params)
+    except ProgrammingError as exc:
+        if getattr(exc.__cause__, "sqlstate", None) not in _PREPARED_STATEMENT_LOST:
+            raise
+        if connection.in_atomic_block:  # the caller's transaction failed: theirs to end
+            raise
+        _not_prepared.add(connection.alias)
+        logger.warning(
+            "database %s lost a prepared statement (%s): result writes are no longer prepared "
+            "in this process; behind a pooler that cannot keep them, set "
+            "DB_PREPARED_STATEMENTS=false",
+            connection.alias,
+            exc,
+        )
+        connection.close()  # psycopg's own record of what is prepared is wrong now
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+
+
+# invalid_sql_statement_name (the statement is not there), duplicate_prepared_statement.
+_PREPARED_STATEMENT_LOST = frozenset({"26000", "42P05"})
+# Database aliases whose result writes stopped being prepared in this process.
+_not_prepared: set[str] = set()
 
 
 def _cursor(connection: Any) -> Any:
@@ -309,6 +350,7 @@ def _prepares(connection: Any) -> bool:
         connection.vendor == "postgresql"
         and _PreparingCursor is not None
         and getattr(settings, "DB_PREPARED_STATEMENTS", False)
+        and connection.alias not in _not_prepared
     )
 
 

@@ -360,3 +360,31 @@ def test_on_postgresql_result_writes_are_prepared_once_per_connection(settings, 
     rows = TaskResult.objects.filter(task_id__in=ids)
     assert sorted(row.status for row in rows) == [states.SUCCESS] * 3
     assert all(row.result == '{"n": 1}' for row in rows)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_lost_prepared_statement_turns_preparing_off_and_the_write_still_lands(
+    settings, caplog, monkeypatch
+):
+    if connection.vendor != "postgresql":
+        pytest.skip("prepared statements are PostgreSQL's")
+    from scheduler.worker import result_backend
+
+    settings.DB_PREPARED_STATEMENTS = True
+    monkeypatch.setattr(result_backend, "_not_prepared", set())
+    connection.close()
+    backend = DatabaseBackend(app=app)
+    first, second, third = (str(uuid.uuid4()) for _ in range(3))
+    backend.store_result(first, 1, states.SUCCESS, request=_request(first))
+    assert len(_prepared_result_writes()) == 1
+    # What a pooler in transaction mode does: the next write reaches a server connection that
+    # never saw the statement, while psycopg believes it prepared.
+    connection.connection.pgconn.exec_(b"DEALLOCATE ALL")
+
+    backend.store_result(second, 2, states.SUCCESS, request=_request(second))
+    backend.store_result(third, 3, states.SUCCESS, request=_request(third))
+
+    assert "DB_PREPARED_STATEMENTS=false" in caplog.text
+    assert _prepared_result_writes() == []  # no longer prepared in this process
+    stored = dict(TaskResult.objects.values_list("task_id", "result"))
+    assert (stored[first], stored[second], stored[third]) == ("1", "2", "3")
