@@ -36,6 +36,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any, NamedTuple, cast
 
+import psycopg
 from celery import states
 from django.conf import settings
 from django.db import (
@@ -348,29 +349,19 @@ def _cursor(connection: Any) -> Any:
 def _prepares(connection: Any) -> bool:
     return bool(
         connection.vendor == "postgresql"
-        and _PreparingCursor is not None
         and getattr(settings, "DB_PREPARED_STATEMENTS", False)
         and connection.alias not in _not_prepared
     )
 
 
-def _preparing_cursor_class() -> Any:
-    try:
-        import psycopg
-    except ImportError:  # no psycopg 3 (psycopg2 binds on the client only)
-        return None
+class _PreparingCursor(psycopg.Cursor[Any]):
+    """Binds on the server (Django's own cursors bind on the client) and prepares every
+    statement: the server parses and plans it once per connection."""
 
-    class PreparingCursor(psycopg.Cursor[Any]):
-        """Binds on the server (Django's own cursors bind on the client) and prepares every
-        statement: the server parses and plans it once per connection."""
-
-        def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-            return super().execute(query, params, **{**kwargs, "prepare": True})
-
-    return PreparingCursor
+    def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
+        return super().execute(query, params, **{**kwargs, "prepare": True})
 
 
-_PreparingCursor: Any = _preparing_cursor_class()
 _ONLY_WHEN_ASKED = 2**62
 
 
